@@ -1,0 +1,311 @@
+//! Pricing: what the reseller charges. Pure functions over ledger totals.
+//!
+//! client cost = raw OpenRouter cost x markup rate (exact, unrounded); profit = client
+//! cost - raw. A markup rate has an effective-from day, so a change mid-month applies
+//! from that day on and the month splits into segments.
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::money::round_half_up;
+use crate::time::YearMonth;
+use crate::usage::Totals;
+
+/// The product default: OpenRouter cost plus 30%.
+pub const DEFAULT_MARKUP: Decimal = Decimal::from_parts(13, 0, 0, false, 1);
+
+/// Client cost of a raw cost at a markup rate. Exact: rounding is for invoices.
+pub fn client_cost(raw: Decimal, rate: Decimal) -> Decimal {
+    (raw * rate).normalize()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PricingError {
+    #[error("markup rate `{0}` is invalid: it must be a positive decimal such as 1.3")]
+    BadMarkup(String),
+}
+
+/// Checks a markup rate (positive, at most 100x — anything above is a typo).
+pub fn validate_markup(rate: Decimal) -> Result<Decimal, PricingError> {
+    if rate <= Decimal::ZERO || rate > Decimal::from(100) {
+        return Err(PricingError::BadMarkup(rate.to_string()));
+    }
+    Ok(rate)
+}
+
+/// Markup rates of one org over time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkupSchedule {
+    /// Applies before the first entry.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub default_rate: Decimal,
+    /// (effective from, rate), sorted by day, at most one per day.
+    pub entries: Vec<MarkupEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkupEntry {
+    pub effective_from: NaiveDate,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub rate: Decimal,
+}
+
+impl Default for MarkupSchedule {
+    fn default() -> Self {
+        MarkupSchedule {
+            default_rate: DEFAULT_MARKUP,
+            entries: Vec::new(),
+        }
+    }
+}
+
+/// A stretch of days with one markup rate, with the usage in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkupSegment {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub rate: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub raw_cost_usd: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub client_cost_usd: Decimal,
+    pub requests: u64,
+}
+
+impl MarkupSchedule {
+    pub fn flat(rate: Decimal) -> Self {
+        MarkupSchedule {
+            default_rate: rate,
+            entries: Vec::new(),
+        }
+    }
+
+    /// Sets the rate from `from` on (replacing an entry on the same day).
+    pub fn set(&mut self, from: NaiveDate, rate: Decimal) {
+        self.entries.retain(|e| e.effective_from != from);
+        self.entries.push(MarkupEntry {
+            effective_from: from,
+            rate,
+        });
+        self.entries.sort_by_key(|e| e.effective_from);
+    }
+
+    pub fn rate_on(&self, day: NaiveDate) -> Decimal {
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| e.effective_from <= day)
+            .map_or(self.default_rate, |e| e.rate)
+    }
+
+    /// Splits `daily` (one entry per day, sorted) into runs of equal rate and prices them.
+    pub fn price_days(&self, daily: &[(NaiveDate, Totals)]) -> Vec<MarkupSegment> {
+        let mut out: Vec<MarkupSegment> = Vec::new();
+        for (day, t) in daily {
+            let rate = self.rate_on(*day);
+            match out.last_mut() {
+                Some(seg) if seg.rate == rate && seg.to.succ_opt() == Some(*day) => {
+                    seg.to = *day;
+                    seg.raw_cost_usd += t.cost_usd;
+                    seg.requests += t.requests;
+                }
+                _ => out.push(MarkupSegment {
+                    from: *day,
+                    to: *day,
+                    rate,
+                    raw_cost_usd: t.cost_usd,
+                    client_cost_usd: Decimal::ZERO,
+                    requests: t.requests,
+                }),
+            }
+        }
+        for seg in &mut out {
+            seg.client_cost_usd = client_cost(seg.raw_cost_usd, seg.rate);
+            seg.raw_cost_usd = seg.raw_cost_usd.normalize();
+        }
+        out
+    }
+}
+
+/// A month of one org, priced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonthSummary {
+    pub org_id: String,
+    pub month: YearMonth,
+    /// The month has not ended yet (Warsaw time): numbers still move.
+    pub provisional: bool,
+    pub days_elapsed: u32,
+    pub totals: Totals,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub client_cost_usd: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub profit_usd: Decimal,
+    /// Client cost per elapsed day (12 decimal places).
+    #[serde(with = "rust_decimal::serde::str")]
+    pub daily_average_client_cost_usd: Decimal,
+    pub segments: Vec<MarkupSegment>,
+}
+
+/// Prices a month from its daily totals. `today` is the Warsaw day used to tell how
+/// much of the month has elapsed.
+pub fn month_summary(
+    org_id: &str,
+    month: YearMonth,
+    daily: &[(NaiveDate, Totals)],
+    schedule: &MarkupSchedule,
+    today: NaiveDate,
+) -> MonthSummary {
+    let mut totals = Totals::default();
+    for (_, t) in daily {
+        totals.add(t);
+    }
+    totals.cost_usd = totals.cost_usd.normalize();
+    let segments = schedule.price_days(daily);
+    let client: Decimal = segments.iter().map(|s| s.client_cost_usd).sum();
+    let days_elapsed = if today > month.last_day() {
+        month.days()
+    } else if today < month.first_day() {
+        0
+    } else {
+        chrono::Datelike::day(&today)
+    };
+    let avg = if days_elapsed == 0 {
+        Decimal::ZERO
+    } else {
+        round_half_up(client / Decimal::from(days_elapsed), 12).normalize()
+    };
+    MonthSummary {
+        org_id: org_id.to_string(),
+        month,
+        provisional: today <= month.last_day(),
+        days_elapsed,
+        totals,
+        client_cost_usd: client.normalize(),
+        profit_usd: (client - totals.cost_usd).normalize(),
+        daily_average_client_cost_usd: avg,
+        segments,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitLevel {
+    Ok,
+    Warning,
+    Reached,
+}
+
+/// A monthly spending limit (on the client cost) and how much of it is used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitState {
+    #[serde(with = "rust_decimal::serde::str")]
+    pub monthly_limit_usd: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub used_usd: Decimal,
+    /// Percent used, two decimal places (half-up).
+    #[serde(with = "rust_decimal::serde::str")]
+    pub percent_used: Decimal,
+    pub level: LimitLevel,
+}
+
+/// Warning at 80%, reached at 100%. A zero limit is reached at once.
+pub fn limit_state(limit: Decimal, used: Decimal) -> LimitState {
+    let exact_pct = if limit.is_zero() {
+        Decimal::from(100)
+    } else {
+        used * Decimal::from(100) / limit
+    };
+    let level = if exact_pct >= Decimal::from(100) {
+        LimitLevel::Reached
+    } else if exact_pct >= Decimal::from(80) {
+        LimitLevel::Warning
+    } else {
+        LimitLevel::Ok
+    };
+    LimitState {
+        monthly_limit_usd: limit,
+        used_usd: used.normalize(),
+        percent_used: crate::money::round_minor(exact_pct),
+        level,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn mid_month_markup_change_splits_the_month() {
+        let mut s = MarkupSchedule::default();
+        s.set(d("2026-11-15"), dec!(1.5));
+        let month: YearMonth = "2026-11".parse().unwrap();
+        let daily: Vec<_> = (1..=30)
+            .map(|i| {
+                let day = NaiveDate::from_ymd_opt(2026, 11, i).unwrap();
+                (
+                    day,
+                    Totals {
+                        requests: 1,
+                        cost_usd: dec!(1),
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect();
+        let m = month_summary("acme", month, &daily, &s, d("2026-12-01"));
+        assert_eq!(m.segments.len(), 2);
+        assert_eq!(m.segments[0].to, d("2026-11-14"));
+        assert_eq!(m.segments[0].client_cost_usd, dec!(18.2)); // 14 x 1.3
+        assert_eq!(m.segments[1].client_cost_usd, dec!(24)); // 16 x 1.5
+        assert_eq!(m.client_cost_usd, dec!(42.2));
+        assert_eq!(m.profit_usd, dec!(12.2));
+        assert!(!m.provisional);
+        assert_eq!(m.days_elapsed, 30);
+    }
+
+    #[test]
+    fn open_month_is_provisional_with_elapsed_days() {
+        let month: YearMonth = "2026-11".parse().unwrap();
+        let daily = vec![(
+            d("2026-11-01"),
+            Totals {
+                requests: 2,
+                cost_usd: dec!(3),
+                ..Default::default()
+            },
+        )];
+        let m = month_summary(
+            "acme",
+            month,
+            &daily,
+            &MarkupSchedule::default(),
+            d("2026-11-23"),
+        );
+        assert!(m.provisional);
+        assert_eq!(m.days_elapsed, 23);
+        assert_eq!(m.client_cost_usd, dec!(3.9));
+        assert_eq!(m.daily_average_client_cost_usd, dec!(0.169565217391));
+    }
+
+    #[test]
+    fn limit_levels() {
+        assert_eq!(limit_state(dec!(100), dec!(79.99)).level, LimitLevel::Ok);
+        assert_eq!(limit_state(dec!(100), dec!(80)).level, LimitLevel::Warning);
+        assert_eq!(limit_state(dec!(100), dec!(100)).level, LimitLevel::Reached);
+        assert_eq!(limit_state(dec!(3), dec!(1)).percent_used, dec!(33.33));
+    }
+
+    #[test]
+    fn default_markup_is_1_3() {
+        assert_eq!(DEFAULT_MARKUP, dec!(1.3));
+        assert_eq!(client_cost(dec!(0.00066), DEFAULT_MARKUP), dec!(0.000858));
+        assert!(validate_markup(dec!(0)).is_err());
+    }
+}

@@ -1,0 +1,334 @@
+//! Usage events: one per generation (one upstream OpenRouter call), the unit the
+//! ledger counts, the tracker records and the console pulls.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// Longest generation id we accept. OpenRouter's are ~30 bytes; the cap keeps a
+/// hostile webhook from filling the ledger with megabyte keys.
+pub const MAX_GENERATION_ID_BYTES: usize = 256;
+/// Longest org/model/user field we accept.
+pub const MAX_FIELD_BYTES: usize = 512;
+
+/// Token counts as OpenRouter reports them (native tokenizer). `prompt` includes
+/// `cached`, `completion` includes `reasoning`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Tokens {
+    pub prompt: u64,
+    pub completion: u64,
+    pub reasoning: u64,
+    pub cached: u64,
+}
+
+impl Tokens {
+    pub fn total(&self) -> u64 {
+        self.prompt + self.completion
+    }
+    pub fn add(&mut self, o: &Tokens) {
+        self.prompt += o.prompt;
+        self.completion += o.completion;
+        self.reasoning += o.reasoning;
+        self.cached += o.cached;
+    }
+}
+
+/// Aggregated usage over some set of events (a day, a user, a model, a range).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub requests: u64,
+    pub tokens: Tokens,
+    /// Raw OpenRouter cost, USD, exact.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub cost_usd: Decimal,
+}
+
+impl Totals {
+    pub fn add(&mut self, o: &Totals) {
+        self.requests += o.requests;
+        self.tokens.add(&o.tokens);
+        self.cost_usd += o.cost_usd;
+    }
+}
+
+/// Who made the request, as far as the chat app told us (Open WebUI's forwarded
+/// headers or the request's `user` field). Any part may be unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct UserRef {
+    pub id: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+impl UserRef {
+    pub fn is_unknown(&self) -> bool {
+        self.id.is_none() && self.email.is_none() && self.name.is_none()
+    }
+    /// Fills what `self` lacks from `older`: a reconciliation record knows only
+    /// OpenRouter's `external_user`, the proxy knew the e-mail and name.
+    pub fn or(self, older: &UserRef) -> UserRef {
+        UserRef {
+            id: self.id.or_else(|| older.id.clone()),
+            email: self.email.or_else(|| older.email.clone()),
+            name: self.name.or_else(|| older.name.clone()),
+        }
+    }
+    /// The key rollups group users by: the id, else the e-mail, else "" (unknown).
+    pub fn key(&self) -> &str {
+        self.id.as_deref().or(self.email.as_deref()).unwrap_or("")
+    }
+}
+
+/// Where a record came from. Also its authority when two records of one generation
+/// disagree: see [`UsageEvent::authority`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Proxy,
+    Webhook,
+    Manual,
+    Reconciliation,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Proxy => "proxy",
+            Source::Webhook => "webhook",
+            Source::Manual => "manual",
+            Source::Reconciliation => "reconciliation",
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Source {
+    type Err = UsageError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "proxy" => Source::Proxy,
+            "webhook" => Source::Webhook,
+            "manual" => Source::Manual,
+            "reconciliation" => Source::Reconciliation,
+            _ => {
+                return Err(UsageError::Invalid {
+                    field: "source",
+                    value: s.into(),
+                    reason: "expected proxy, webhook, manual or reconciliation",
+                })
+            }
+        })
+    }
+}
+
+/// Provisional: cost not yet confirmed against OpenRouter's generation record (the
+/// proxy's stream usage, or nothing at all when the stream was cut). Confirmed: equals
+/// the generation record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventState {
+    Provisional,
+    Confirmed,
+}
+
+impl EventState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventState::Provisional => "provisional",
+            EventState::Confirmed => "confirmed",
+        }
+    }
+}
+
+impl FromStr for EventState {
+    type Err = UsageError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "provisional" => Ok(EventState::Provisional),
+            "confirmed" => Ok(EventState::Confirmed),
+            _ => Err(UsageError::Invalid {
+                field: "state",
+                value: s.into(),
+                reason: "expected provisional or confirmed",
+            }),
+        }
+    }
+}
+
+/// One generation's usage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageEvent {
+    /// OpenRouter's `gen-...` id, or our own (`man-...`) for manual records.
+    pub generation_id: String,
+    pub org_id: String,
+    pub user: UserRef,
+    pub model: String,
+    pub provider: Option<String>,
+    pub tokens: Tokens,
+    /// What OpenRouter charged, USD, exact.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub cost_usd: Decimal,
+    pub source: Source,
+    pub state: EventState,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Bad usage data. Names the field and the value; nothing is stored when it occurs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    #[error("invalid usage event field `{field}` = `{value}`: {reason}")]
+    Invalid {
+        field: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+}
+
+fn invalid(field: &'static str, value: impl ToString, reason: &'static str) -> UsageError {
+    UsageError::Invalid {
+        field,
+        value: value.to_string(),
+        reason,
+    }
+}
+
+impl UsageEvent {
+    /// Checks what the ledger relies on. Token counts are unsigned by type; a negative
+    /// count in JSON fails at deserialization with serde's message naming the field.
+    pub fn validate(&self) -> Result<(), UsageError> {
+        if self.generation_id.trim().is_empty() {
+            return Err(invalid(
+                "generation_id",
+                &self.generation_id,
+                "must not be empty",
+            ));
+        }
+        if self.generation_id.len() > MAX_GENERATION_ID_BYTES {
+            let shown: String = self.generation_id.chars().take(40).collect();
+            return Err(invalid(
+                "generation_id",
+                format!("{shown}… ({} bytes)", self.generation_id.len()),
+                "longer than 256 bytes",
+            ));
+        }
+        if self.org_id.trim().is_empty() || self.org_id.len() > MAX_FIELD_BYTES {
+            return Err(invalid("org_id", &self.org_id, "must be 1 to 512 bytes"));
+        }
+        if self.model.trim().is_empty() || self.model.len() > MAX_FIELD_BYTES {
+            return Err(invalid("model", &self.model, "must be 1 to 512 bytes"));
+        }
+        for (field, v) in [
+            ("user.id", &self.user.id),
+            ("user.email", &self.user.email),
+            ("user.name", &self.user.name),
+            ("provider", &self.provider),
+        ] {
+            if v.as_ref().is_some_and(|v| v.len() > MAX_FIELD_BYTES) {
+                return Err(invalid(
+                    field,
+                    v.as_deref().unwrap_or_default(),
+                    "longer than 512 bytes",
+                ));
+            }
+        }
+        if self.cost_usd.is_sign_negative() && !self.cost_usd.is_zero() {
+            return Err(invalid("cost_usd", self.cost_usd, "must not be negative"));
+        }
+        // i64 is what SQLite stores; anything above is corrupt data, not usage.
+        for (field, v) in [
+            ("tokens.prompt", self.tokens.prompt),
+            ("tokens.completion", self.tokens.completion),
+            ("tokens.reasoning", self.tokens.reasoning),
+            ("tokens.cached", self.tokens.cached),
+        ] {
+            if v > i64::MAX as u64 / 4 {
+                return Err(invalid(field, v, "implausibly large token count"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Authority of a record: a confirmed record beats a provisional one; among equals,
+    /// reconciliation (OpenRouter's own record) beats what the proxy or a webhook saw.
+    /// A record replaces the stored one only when its authority is strictly higher, so
+    /// redelivery (same authority) is a no-op.
+    pub fn authority(&self) -> u8 {
+        let state = match self.state {
+            EventState::Provisional => 0,
+            EventState::Confirmed => 10,
+        };
+        let source = match self.source {
+            Source::Manual | Source::Proxy | Source::Webhook => 1,
+            Source::Reconciliation => 2,
+        };
+        state + source
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    fn ev() -> UsageEvent {
+        UsageEvent {
+            generation_id: "gen-1".into(),
+            org_id: "acme".into(),
+            user: UserRef::default(),
+            model: "openai/gpt-4o-mini".into(),
+            provider: None,
+            tokens: Tokens::default(),
+            cost_usd: dec!(0.001),
+            source: Source::Proxy,
+            state: EventState::Provisional,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn rejects_bad_input_naming_field_and_value() {
+        let mut e = ev();
+        e.cost_usd = dec!(-0.5);
+        let err = e.validate().unwrap_err().to_string();
+        assert!(err.contains("cost_usd") && err.contains("-0.5"), "{err}");
+        let mut e = ev();
+        e.generation_id = "g".repeat(257);
+        assert!(e
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("generation_id"));
+        let mut e = ev();
+        e.model = " ".into();
+        assert!(e.validate().unwrap_err().to_string().contains("model"));
+        assert!(ev().validate().is_ok());
+    }
+
+    #[test]
+    fn negative_tokens_fail_to_deserialize_with_the_field_name() {
+        let json = r#"{"prompt":-1,"completion":0,"reasoning":0,"cached":0}"#;
+        let err = serde_json::from_str::<Tokens>(json)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("-1"), "{err}");
+    }
+
+    #[test]
+    fn authority_orders_records() {
+        let mut a = ev();
+        let mut b = ev();
+        b.state = EventState::Confirmed;
+        b.source = Source::Reconciliation;
+        assert!(b.authority() > a.authority());
+        a.source = Source::Webhook;
+        assert_eq!(a.authority(), ev().authority());
+    }
+}

@@ -1,0 +1,741 @@
+//! The usage ledger: every generation once, with daily rollups kept in step.
+//!
+//! One SQLite file (WAL, foreign keys on, versioned migrations). The tracker keeps one
+//! per client; the console keeps one cache holding all clients' events pulled from the
+//! trackers. Invariants (checked by the property tests in `tests/ledger_props.rs`):
+//!
+//! 1. A generation id is stored at most once. Recording it again with the same or
+//!    lower authority changes nothing; with higher authority (see
+//!    [`UsageEvent::authority`]) it corrects the stored event in place.
+//! 2. Every rollup row (org/day, org/user/day, org/model/day) equals the sum over the
+//!    events it covers, at every commit: event and rollup deltas are written in one
+//!    transaction.
+//! 3. Hence totals do not depend on the order in which records arrive.
+//! 4. `seq` is a change sequence: each insert or correction gets a new, higher `seq`,
+//!    so a reader pulling "events since cursor" sees corrections too.
+//!
+//! All methods are synchronous; async callers use a dedicated writer thread or
+//! `spawn_blocking`.
+
+mod query;
+mod schema;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+pub use query::{EventPage, ModelTotals, UserTotals};
+pub use schema::SCHEMA_VERSION;
+
+use crate::pricing::{MarkupSchedule, MonthSummary};
+use crate::time::{warsaw_day, YearMonth};
+use crate::usage::{EventState, Source, Tokens, UsageError, UsageEvent, UserRef};
+
+/// Ledger failures. Each says which file or record and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("{path}: not a usable SQLite ledger ({detail}); restore it from a backup or move it away to start a new one")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("{path}: ledger schema version {found} is newer than this program supports ({supported}); upgrade mAI Fleet before opening it")]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error(transparent)]
+    Invalid(#[from] UsageError),
+    #[error("ledger row for generation `{id}` is unreadable: {detail}")]
+    BadRow { id: String, detail: String },
+    #[error("invalid query: {0}")]
+    BadQuery(String),
+    #[error("SQLite error on {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+/// What recording an event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordOutcome {
+    /// A generation not seen before.
+    Inserted,
+    /// A more authoritative record replaced the stored one; rollups moved by the delta.
+    Corrected,
+    /// Already stored with the same or higher authority; nothing changed.
+    Unchanged,
+}
+
+/// An event as stored, with its change sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub seq: i64,
+    #[serde(flatten)]
+    pub event: UsageEvent,
+}
+
+/// Durability of each commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync on every commit: a committed event survives power loss (default).
+    Full,
+    /// fsync at WAL checkpoints only: survives a process crash (kill -9), not power
+    /// loss. For caches that can be re-pulled.
+    Normal,
+}
+
+/// The ledger. Owns one SQLite connection.
+pub struct Ledger {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger").field("path", &self.path).finish()
+    }
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the ledger at `path` with [`Durability::Full`].
+    pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        Self::open_with(path, Durability::Full)
+    }
+
+    pub fn open_with(path: &Path, durability: Durability) -> Result<Ledger, LedgerError> {
+        let conn = Connection::open(path).map_err(|e| LedgerError::Sqlite {
+            path: path.into(),
+            source: e,
+        })?;
+        Self::init(conn, path.to_path_buf(), durability)
+    }
+
+    /// A throwaway in-memory ledger (tests, benchmarks).
+    pub fn open_in_memory() -> Result<Ledger, LedgerError> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|e| LedgerError::Sqlite {
+            path: path.clone(),
+            source: e,
+        })?;
+        Self::init(conn, path, Durability::Normal)
+    }
+
+    fn init(
+        conn: Connection,
+        path: PathBuf,
+        durability: Durability,
+    ) -> Result<Ledger, LedgerError> {
+        let corrupt = |e: rusqlite::Error| LedgerError::Corrupt {
+            path: path.clone(),
+            detail: e.to_string(),
+        };
+        // Read the version before writing anything: a corrupt or newer file must be
+        // left exactly as it was.
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(corrupt)?;
+        if found > SCHEMA_VERSION {
+            return Err(LedgerError::NewerSchema {
+                path,
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let integrity: String = conn
+            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+            .map_err(corrupt)?;
+        if integrity != "ok" {
+            return Err(LedgerError::Corrupt {
+                path,
+                detail: integrity,
+            });
+        }
+        let sync = match durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;"
+        ))
+        .map_err(corrupt)?;
+        let mut ledger = Ledger { conn, path };
+        ledger.migrate(found)?;
+        Ok(ledger)
+    }
+
+    fn migrate(&mut self, from: i64) -> Result<(), LedgerError> {
+        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(from as usize) {
+            let version = i as i64 + 1;
+            let path = self.path.clone();
+            let tx = self
+                .conn
+                .transaction()
+                .map_err(|e| LedgerError::Sqlite { path, source: e })?;
+            tx.execute_batch(sql).map_err(|e| LedgerError::Sqlite {
+                path: self.path.clone(),
+                source: e,
+            })?;
+            tx.pragma_update(None, "user_version", version)
+                .map_err(|e| LedgerError::Sqlite {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
+            tx.commit().map_err(|e| LedgerError::Sqlite {
+                path: self.path.clone(),
+                source: e,
+            })?;
+            tracing::info!(path = %self.path.display(), version, "ledger schema migrated");
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn sql(&self, e: rusqlite::Error) -> LedgerError {
+        LedgerError::Sqlite {
+            path: self.path.clone(),
+            source: e,
+        }
+    }
+
+    /// Records one event in its own transaction.
+    pub fn record(&mut self, ev: &UsageEvent) -> Result<RecordOutcome, LedgerError> {
+        Ok(self.record_batch(std::slice::from_ref(ev))?[0])
+    }
+
+    /// Records many events in one transaction (all or nothing). Every event is
+    /// validated first, so one bad event rejects the batch before anything is written.
+    pub fn record_batch(
+        &mut self,
+        events: &[UsageEvent],
+    ) -> Result<Vec<RecordOutcome>, LedgerError> {
+        for ev in events {
+            ev.validate()?;
+        }
+        let path = self.path.clone();
+        let sql = |e| LedgerError::Sqlite {
+            path: path.clone(),
+            source: e,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let outcomes = write_batch(&tx, events).map_err(|e| match e {
+            WriteError::Sql(e) => sql(e),
+            WriteError::Row(id, detail) => LedgerError::BadRow { id, detail },
+        })?;
+        tx.commit().map_err(sql)?;
+        Ok(outcomes)
+    }
+
+    /// Records a manual correction together with an audit entry saying who and why.
+    pub fn record_audited(
+        &mut self,
+        ev: &UsageEvent,
+        actor: &str,
+        note: &str,
+    ) -> Result<RecordOutcome, LedgerError> {
+        ev.validate()?;
+        let path = self.path.clone();
+        let sql = |e| LedgerError::Sqlite {
+            path: path.clone(),
+            source: e,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let out = write_batch(&tx, std::slice::from_ref(ev)).map_err(|e| match e {
+            WriteError::Sql(e) => sql(e),
+            WriteError::Row(id, detail) => LedgerError::BadRow { id, detail },
+        })?[0];
+        let detail = serde_json::json!({
+            "note": note, "outcome": out, "model": ev.model,
+            "cost_usd": ev.cost_usd.to_string(), "tokens": ev.tokens,
+        });
+        tx.execute(
+            "INSERT INTO audit (at, actor, action, generation_id, detail) VALUES (?1, ?2, 'record', ?3, ?4)",
+            params![Utc::now().to_rfc3339(), actor, ev.generation_id, detail.to_string()],
+        )
+        .map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(out)
+    }
+
+    /// The stored event of a generation.
+    pub fn get(&self, generation_id: &str) -> Result<Option<StoredEvent>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE generation_id = ?1"
+            ))
+            .map_err(|e| self.sql(e))?;
+        let row = st
+            .query_row([generation_id], read_event_row)
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        row.map(|r| r.into_stored()).transpose()
+    }
+
+    /// Provisional events of `org` created at or after `since`, oldest first: what the
+    /// reconciliation must confirm.
+    pub fn ids_needing_confirmation(
+        &self,
+        org: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<String>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT generation_id FROM events WHERE org_id = ?1 AND state = 'provisional' AND created_at >= ?2 ORDER BY created_at",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(params![org, ts(since)], |r| r.get::<_, String>(0))
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// Number of provisional events of `org`.
+    pub fn provisional_count(&self, org: &str) -> Result<u64, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM events WHERE org_id = ?1 AND state = 'provisional'",
+                [org],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Sets `org`'s markup rate from `effective_from` on.
+    pub fn set_markup(
+        &mut self,
+        org: &str,
+        effective_from: NaiveDate,
+        rate: Decimal,
+    ) -> Result<(), LedgerError> {
+        crate::pricing::validate_markup(rate).map_err(|e| LedgerError::BadQuery(e.to_string()))?;
+        self.conn
+            .execute(
+                "INSERT INTO markup (org_id, effective_from, rate) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (org_id, effective_from) DO UPDATE SET rate = excluded.rate",
+                params![
+                    org,
+                    effective_from.to_string(),
+                    rate.normalize().to_string()
+                ],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// `org`'s markup schedule (default 1.3 before the first entry).
+    pub fn markup_schedule(&self, org: &str) -> Result<MarkupSchedule, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT effective_from, rate FROM markup WHERE org_id = ?1 ORDER BY effective_from",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map([org], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(|e| self.sql(e))?;
+        let mut s = MarkupSchedule::default();
+        for row in rows {
+            let (day, rate) = row.map_err(|e| self.sql(e))?;
+            let day = NaiveDate::from_str(&day).map_err(|e| LedgerError::BadRow {
+                id: format!("markup {org} {day}"),
+                detail: e.to_string(),
+            })?;
+            let rate = Decimal::from_str(&rate).map_err(|e| LedgerError::BadRow {
+                id: format!("markup {org} {day}"),
+                detail: e.to_string(),
+            })?;
+            s.set(day, rate);
+        }
+        Ok(s)
+    }
+
+    /// A month of `org`, priced with its markup schedule.
+    pub fn month_summary(
+        &self,
+        org: &str,
+        month: YearMonth,
+        today: NaiveDate,
+    ) -> Result<MonthSummary, LedgerError> {
+        let daily = self.daily(org, month.first_day(), month.last_day())?;
+        let schedule = self.markup_schedule(org)?;
+        Ok(crate::pricing::month_summary(
+            org, month, &daily, &schedule, today,
+        ))
+    }
+
+    /// Small persistent key/value store (cursors, settings of the ledger's owner).
+    pub fn get_meta(&self, key: &str) -> Result<Option<String>, LedgerError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Forces a WAL checkpoint (before a backup or at shutdown).
+    pub fn checkpoint(&self) -> Result<(), LedgerError> {
+        self.conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .map_err(|e| self.sql(e))
+    }
+}
+
+fn ts(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+const EVENT_COLUMNS: &str = "seq, generation_id, org_id, user_id, user_email, user_name, model, provider, \
+     prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost_usd, source, state, created_at";
+
+/// A row as read, before validation of its text fields.
+pub(crate) struct EventRow {
+    seq: i64,
+    id: String,
+    org: String,
+    user: UserRef,
+    model: String,
+    provider: Option<String>,
+    tokens: [i64; 4],
+    cost: String,
+    source: String,
+    state: String,
+    created_at: String,
+}
+
+pub(crate) fn read_event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        org: r.get(2)?,
+        user: UserRef {
+            id: r.get(3)?,
+            email: r.get(4)?,
+            name: r.get(5)?,
+        },
+        model: r.get(6)?,
+        provider: r.get(7)?,
+        tokens: [r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?],
+        cost: r.get(12)?,
+        source: r.get(13)?,
+        state: r.get(14)?,
+        created_at: r.get(15)?,
+    })
+}
+
+impl EventRow {
+    pub(crate) fn into_stored(self) -> Result<StoredEvent, LedgerError> {
+        let bad = |d: String| LedgerError::BadRow {
+            id: self.id.clone(),
+            detail: d,
+        };
+        let cost =
+            Decimal::from_str(&self.cost).map_err(|e| bad(format!("cost `{}`: {e}", self.cost)))?;
+        let source = Source::from_str(&self.source).map_err(|e| bad(e.to_string()))?;
+        let state = EventState::from_str(&self.state).map_err(|e| bad(e.to_string()))?;
+        let created_at = DateTime::parse_from_rfc3339(&self.created_at)
+            .map_err(|e| bad(format!("created_at `{}`: {e}", self.created_at)))?
+            .with_timezone(&Utc);
+        let [p, c, r, k] = self.tokens;
+        Ok(StoredEvent {
+            seq: self.seq,
+            event: UsageEvent {
+                generation_id: self.id,
+                org_id: self.org,
+                user: self.user,
+                model: self.model,
+                provider: self.provider,
+                tokens: Tokens {
+                    prompt: p as u64,
+                    completion: c as u64,
+                    reasoning: r as u64,
+                    cached: k as u64,
+                },
+                cost_usd: cost,
+                source,
+                state,
+                created_at,
+            },
+        })
+    }
+}
+
+enum WriteError {
+    Sql(rusqlite::Error),
+    Row(String, String),
+}
+
+impl From<rusqlite::Error> for WriteError {
+    fn from(e: rusqlite::Error) -> Self {
+        WriteError::Sql(e)
+    }
+}
+
+/// Signed change of one rollup row.
+#[derive(Default)]
+struct Delta {
+    requests: i64,
+    tokens: [i64; 4],
+    cost: Decimal,
+    user: Option<UserRef>,
+}
+
+impl Delta {
+    fn apply(&mut self, ev: &UsageEvent, sign: i64) {
+        self.requests += sign;
+        let t = &ev.tokens;
+        for (slot, v) in self
+            .tokens
+            .iter_mut()
+            .zip([t.prompt, t.completion, t.reasoning, t.cached])
+        {
+            *slot += sign * v as i64;
+        }
+        if sign > 0 {
+            self.cost += ev.cost_usd;
+        } else {
+            self.cost -= ev.cost_usd;
+        }
+    }
+}
+
+#[derive(Hash, PartialEq, Eq)]
+enum RollupKey {
+    Org(String, String),
+    User(String, String, String),
+    Model(String, String, String),
+}
+
+fn contribute(deltas: &mut HashMap<RollupKey, Delta>, ev: &UsageEvent, sign: i64) {
+    let day = warsaw_day(ev.created_at).to_string();
+    deltas
+        .entry(RollupKey::Org(ev.org_id.clone(), day.clone()))
+        .or_default()
+        .apply(ev, sign);
+    let user = deltas
+        .entry(RollupKey::User(
+            ev.org_id.clone(),
+            day.clone(),
+            ev.user.key().to_string(),
+        ))
+        .or_default();
+    user.apply(ev, sign);
+    if sign > 0 {
+        user.user = Some(ev.user.clone());
+    }
+    deltas
+        .entry(RollupKey::Model(ev.org_id.clone(), day, ev.model.clone()))
+        .or_default()
+        .apply(ev, sign);
+}
+
+fn write_batch(
+    tx: &Transaction<'_>,
+    events: &[UsageEvent],
+) -> Result<Vec<RecordOutcome>, WriteError> {
+    let mut next_seq: i64 =
+        tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| {
+            r.get(0)
+        })?;
+    let mut deltas: HashMap<RollupKey, Delta> = HashMap::new();
+    let mut outcomes = Vec::with_capacity(events.len());
+    let now = ts(Utc::now());
+    let mut select = tx.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE generation_id = ?1"
+    ))?;
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO events (generation_id, seq, org_id, day, user_key, user_id, user_email, user_name, model, provider,
+             prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost_usd, source, state, created_at, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+         ON CONFLICT (generation_id) DO UPDATE SET seq = excluded.seq, org_id = excluded.org_id, day = excluded.day,
+             user_key = excluded.user_key, user_id = excluded.user_id, user_email = excluded.user_email,
+             user_name = excluded.user_name, model = excluded.model, provider = excluded.provider,
+             prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
+             reasoning_tokens = excluded.reasoning_tokens, cached_tokens = excluded.cached_tokens,
+             cost_usd = excluded.cost_usd, source = excluded.source, state = excluded.state,
+             created_at = excluded.created_at, recorded_at = excluded.recorded_at",
+    )?;
+    // Events of this batch not yet visible through `select` are tracked here, so a
+    // generation twice in one batch behaves as if recorded one after the other.
+    let mut pending: HashMap<&str, UsageEvent> = HashMap::new();
+    for ev in events {
+        let old: Option<UsageEvent> = match pending.get(ev.generation_id.as_str()) {
+            Some(e) => Some(e.clone()),
+            None => match select
+                .query_row([&ev.generation_id], read_event_row)
+                .optional()?
+            {
+                Some(row) => Some(
+                    row.into_stored()
+                        .map_err(|e| WriteError::Row(ev.generation_id.clone(), e.to_string()))?
+                        .event,
+                ),
+                None => None,
+            },
+        };
+        let (outcome, new) = match old {
+            None => (RecordOutcome::Inserted, ev.clone()),
+            Some(old) if ev.authority() > old.authority() => {
+                let mut merged = ev.clone();
+                // The org is fixed by the first record; user details the new record
+                // lacks are kept from the old one.
+                merged.org_id = old.org_id.clone();
+                merged.user = ev.user.clone().or(&old.user);
+                if merged.provider.is_none() {
+                    merged.provider = old.provider.clone();
+                }
+                contribute(&mut deltas, &old, -1);
+                (RecordOutcome::Corrected, merged)
+            }
+            Some(_) => {
+                outcomes.push(RecordOutcome::Unchanged);
+                continue;
+            }
+        };
+        contribute(&mut deltas, &new, 1);
+        let t = &new.tokens;
+        upsert.execute(params![
+            new.generation_id,
+            next_seq,
+            new.org_id,
+            warsaw_day(new.created_at).to_string(),
+            new.user.key(),
+            new.user.id,
+            new.user.email,
+            new.user.name,
+            new.model,
+            new.provider,
+            t.prompt as i64,
+            t.completion as i64,
+            t.reasoning as i64,
+            t.cached as i64,
+            new.cost_usd.normalize().to_string(),
+            new.source.as_str(),
+            new.state.as_str(),
+            ts(new.created_at),
+            now,
+        ])?;
+        next_seq += 1;
+        pending.insert(ev.generation_id.as_str(), new);
+        outcomes.push(outcome);
+    }
+    apply_deltas(tx, deltas)?;
+    Ok(outcomes)
+}
+
+fn apply_deltas(tx: &Transaction<'_>, deltas: HashMap<RollupKey, Delta>) -> Result<(), WriteError> {
+    for (key, d) in deltas {
+        if d.requests == 0 && d.tokens == [0; 4] && d.cost.is_zero() && d.user.is_none() {
+            continue;
+        }
+        let (table, where_sql, args): (&str, &str, Vec<String>) = match &key {
+            RollupKey::Org(o, day) => (
+                "rollup_org_day",
+                "org_id = ?1 AND day = ?2",
+                vec![o.clone(), day.clone()],
+            ),
+            RollupKey::User(o, day, u) => (
+                "rollup_user_day",
+                "org_id = ?1 AND day = ?2 AND user_key = ?3",
+                vec![o.clone(), day.clone(), u.clone()],
+            ),
+            RollupKey::Model(o, day, m) => (
+                "rollup_model_day",
+                "org_id = ?1 AND day = ?2 AND model = ?3",
+                vec![o.clone(), day.clone(), m.clone()],
+            ),
+        };
+        let mut st = tx.prepare_cached(&format!(
+            "SELECT requests, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost_usd FROM {table} WHERE {where_sql}"
+        ))?;
+        let cur = st
+            .query_row(rusqlite::params_from_iter(args.iter()), |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    [r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?, r.get(4)?],
+                    r.get::<_, String>(5)?,
+                ))
+            })
+            .optional()?;
+        let (mut req, mut tok, mut cost) = match cur {
+            Some((r, t, c)) => (
+                r,
+                t,
+                Decimal::from_str(&c).map_err(|e| {
+                    WriteError::Row(format!("{table} {}", args.join("/")), e.to_string())
+                })?,
+            ),
+            None => (0, [0; 4], Decimal::ZERO),
+        };
+        req += d.requests;
+        for (a, b) in tok.iter_mut().zip(d.tokens) {
+            *a += b;
+        }
+        cost += d.cost;
+        if req == 0 && tok == [0; 4] && cost.is_zero() {
+            tx.prepare_cached(&format!("DELETE FROM {table} WHERE {where_sql}"))?
+                .execute(rusqlite::params_from_iter(args.iter()))?;
+            continue;
+        }
+        let cost = cost.normalize().to_string();
+        match key {
+            RollupKey::Org(o, day) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO rollup_org_day (org_id, day, requests, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost_usd)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?
+                .execute(params![o, day, req, tok[0], tok[1], tok[2], tok[3], cost])?;
+            }
+            RollupKey::Model(o, day, m) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO rollup_model_day (org_id, day, model, requests, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost_usd)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?
+                .execute(params![o, day, m, req, tok[0], tok[1], tok[2], tok[3], cost])?;
+            }
+            RollupKey::User(o, day, u) => {
+                // Display fields: the latest record's, falling back to what the row had.
+                let user = d.user.unwrap_or_default();
+                tx.prepare_cached(
+                    "INSERT INTO rollup_user_day (org_id, day, user_key, user_id, user_email, user_name, requests, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost_usd)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                     ON CONFLICT (org_id, day, user_key) DO UPDATE SET
+                        user_id = COALESCE(excluded.user_id, user_id), user_email = COALESCE(excluded.user_email, user_email),
+                        user_name = COALESCE(excluded.user_name, user_name), requests = excluded.requests,
+                        prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
+                        reasoning_tokens = excluded.reasoning_tokens, cached_tokens = excluded.cached_tokens, cost_usd = excluded.cost_usd",
+                )?
+                .execute(params![o, day, u, user.id, user.email, user.name, req, tok[0], tok[1], tok[2], tok[3], cost])?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,268 @@
+//! Read side of the ledger: what dashboards and invoices ask. Everything reads the
+//! daily rollups (at most one row per org/day/user or model), never scans events,
+//! except the raw "events since cursor" feed.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use rusqlite::params;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::{read_event_row, Ledger, LedgerError, StoredEvent, EVENT_COLUMNS};
+use crate::usage::{Tokens, Totals, UserRef};
+
+/// Longest range a query may span (a bit more than a year, for year-over-year views).
+pub const MAX_RANGE_DAYS: i64 = 400;
+
+/// One user's usage over a range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserTotals {
+    pub user: UserRef,
+    pub totals: Totals,
+}
+
+/// One model's usage over a range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelTotals {
+    pub model: String,
+    pub totals: Totals,
+}
+
+/// A page of the raw event feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventPage {
+    pub events: Vec<StoredEvent>,
+    /// Pass back as `cursor` to continue; equals the input cursor when empty.
+    pub next_cursor: i64,
+    pub has_more: bool,
+}
+
+fn check_range(from: NaiveDate, to: NaiveDate) -> Result<(), LedgerError> {
+    if from > to {
+        return Err(LedgerError::BadQuery(format!(
+            "range {from}..{to} is inverted: `from` must not be after `to`"
+        )));
+    }
+    if (to - from).num_days() >= MAX_RANGE_DAYS {
+        return Err(LedgerError::BadQuery(format!(
+            "range {from}..{to} spans more than {MAX_RANGE_DAYS} days; query it in parts"
+        )));
+    }
+    Ok(())
+}
+
+const TOTALS_COLS: &str =
+    "requests, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost_usd";
+
+fn read_totals(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<(Totals, String)> {
+    let cost: String = r.get(at + 5)?;
+    Ok((
+        Totals {
+            requests: r.get::<_, i64>(at)? as u64,
+            tokens: Tokens {
+                prompt: r.get::<_, i64>(at + 1)? as u64,
+                completion: r.get::<_, i64>(at + 2)? as u64,
+                reasoning: r.get::<_, i64>(at + 3)? as u64,
+                cached: r.get::<_, i64>(at + 4)? as u64,
+            },
+            cost_usd: Decimal::ZERO,
+        },
+        cost,
+    ))
+}
+
+fn with_cost(t: (Totals, String), what: &str) -> Result<Totals, LedgerError> {
+    let (mut t, c) = t;
+    t.cost_usd = Decimal::from_str(&c).map_err(|e| LedgerError::BadRow {
+        id: what.to_string(),
+        detail: format!("cost `{c}`: {e}"),
+    })?;
+    Ok(t)
+}
+
+impl Ledger {
+    /// One Warsaw day of `org`.
+    pub fn day(&self, org: &str, day: NaiveDate) -> Result<Totals, LedgerError> {
+        self.range(org, day, day)
+    }
+
+    /// Every day of `from..=to` (zeros included), oldest first.
+    pub fn daily(
+        &self,
+        org: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(NaiveDate, Totals)>, LedgerError> {
+        check_range(from, to)?;
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT day, {TOTALS_COLS} FROM rollup_org_day WHERE org_id = ?1 AND day BETWEEN ?2 AND ?3"
+            ))
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(params![org, from.to_string(), to.to_string()], |r| {
+                Ok((r.get::<_, String>(0)?, read_totals(r, 1)?))
+            })
+            .map_err(|e| self.sql(e))?;
+        let mut found = BTreeMap::new();
+        for row in rows {
+            let (day, t) = row.map_err(|e| self.sql(e))?;
+            let what = format!("rollup_org_day {org}/{day}");
+            let d = NaiveDate::from_str(&day).map_err(|e| LedgerError::BadRow {
+                id: what.clone(),
+                detail: e.to_string(),
+            })?;
+            found.insert(d, with_cost(t, &what)?);
+        }
+        Ok(from
+            .iter_days()
+            .take_while(|d| *d <= to)
+            .map(|d| (d, found.get(&d).copied().unwrap_or_default()))
+            .collect())
+    }
+
+    /// Sum over `from..=to`.
+    pub fn range(&self, org: &str, from: NaiveDate, to: NaiveDate) -> Result<Totals, LedgerError> {
+        let mut total = Totals::default();
+        for (_, t) in self.daily(org, from, to)? {
+            total.add(&t);
+        }
+        total.cost_usd = total.cost_usd.normalize();
+        Ok(total)
+    }
+
+    /// Per user over `from..=to`, highest raw cost first.
+    pub fn by_user(
+        &self,
+        org: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<UserTotals>, LedgerError> {
+        check_range(from, to)?;
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT user_key, user_id, user_email, user_name, {TOTALS_COLS} FROM rollup_user_day
+                 WHERE org_id = ?1 AND day BETWEEN ?2 AND ?3 ORDER BY day"
+            ))
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(params![org, from.to_string(), to.to_string()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    UserRef {
+                        id: r.get(1)?,
+                        email: r.get(2)?,
+                        name: r.get(3)?,
+                    },
+                    read_totals(r, 4)?,
+                ))
+            })
+            .map_err(|e| self.sql(e))?;
+        let mut acc: BTreeMap<String, UserTotals> = BTreeMap::new();
+        for row in rows {
+            let (key, user, t) = row.map_err(|e| self.sql(e))?;
+            let t = with_cost(t, &format!("rollup_user_day {org}/{key}"))?;
+            let entry = acc.entry(key).or_insert_with(|| UserTotals {
+                user: UserRef::default(),
+                totals: Totals::default(),
+            });
+            // Rows come oldest first: later days' display fields win.
+            entry.user = user.or(&entry.user);
+            entry.totals.add(&t);
+        }
+        let mut out: Vec<UserTotals> = acc.into_values().collect();
+        for u in &mut out {
+            u.totals.cost_usd = u.totals.cost_usd.normalize();
+        }
+        out.sort_by(|a, b| {
+            b.totals
+                .cost_usd
+                .cmp(&a.totals.cost_usd)
+                .then_with(|| a.user.key().cmp(b.user.key()))
+        });
+        Ok(out)
+    }
+
+    /// Per model over `from..=to`, highest raw cost first.
+    pub fn by_model(
+        &self,
+        org: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<ModelTotals>, LedgerError> {
+        check_range(from, to)?;
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT model, {TOTALS_COLS} FROM rollup_model_day WHERE org_id = ?1 AND day BETWEEN ?2 AND ?3"
+            ))
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(params![org, from.to_string(), to.to_string()], |r| {
+                Ok((r.get::<_, String>(0)?, read_totals(r, 1)?))
+            })
+            .map_err(|e| self.sql(e))?;
+        let mut acc: BTreeMap<String, Totals> = BTreeMap::new();
+        for row in rows {
+            let (model, t) = row.map_err(|e| self.sql(e))?;
+            let t = with_cost(t, &format!("rollup_model_day {org}/{model}"))?;
+            acc.entry(model).or_default().add(&t);
+        }
+        let mut out: Vec<ModelTotals> = acc
+            .into_iter()
+            .map(|(model, mut totals)| {
+                totals.cost_usd = totals.cost_usd.normalize();
+                ModelTotals { model, totals }
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.totals
+                .cost_usd
+                .cmp(&a.totals.cost_usd)
+                .then_with(|| a.model.cmp(&b.model))
+        });
+        Ok(out)
+    }
+
+    /// Orgs with any usage.
+    pub fn orgs(&self) -> Result<Vec<String>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT DISTINCT org_id FROM rollup_org_day ORDER BY org_id")
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// Raw events changed after `cursor` (a previous `next_cursor`, or 0), in change order.
+    pub fn events_since(&self, cursor: i64, limit: usize) -> Result<EventPage, LedgerError> {
+        let limit = limit.clamp(1, 10_000);
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+            ))
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(params![cursor, (limit + 1) as i64], read_event_row)
+            .map_err(|e| self.sql(e))?;
+        let mut events = Vec::with_capacity(limit);
+        for row in rows {
+            events.push(row.map_err(|e| self.sql(e))?.into_stored()?);
+        }
+        let has_more = events.len() > limit;
+        events.truncate(limit);
+        let next_cursor = events.last().map_or(cursor, |e| e.seq);
+        Ok(EventPage {
+            events,
+            next_cursor,
+            has_more,
+        })
+    }
+}

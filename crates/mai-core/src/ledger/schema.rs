@@ -1,0 +1,74 @@
+//! The ledger's SQL schema, as an append-only list of migrations.
+//!
+//! `PRAGMA user_version` holds the number of migrations applied. Opening a database
+//! runs the missing ones, each in its own transaction, so an upgrade either completes
+//! or leaves the file as it was. Migrations only ever add: never edit a released one,
+//! append a new one.
+
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: events, three daily rollups, markup schedule, key/value metadata, audit trail.
+    r#"
+    CREATE TABLE events (
+        generation_id     TEXT PRIMARY KEY,
+        seq               INTEGER NOT NULL UNIQUE,
+        org_id            TEXT NOT NULL,
+        day               TEXT NOT NULL,
+        user_key          TEXT NOT NULL,
+        user_id           TEXT,
+        user_email        TEXT,
+        user_name         TEXT,
+        model             TEXT NOT NULL,
+        provider          TEXT,
+        prompt_tokens     INTEGER NOT NULL CHECK (prompt_tokens >= 0),
+        completion_tokens INTEGER NOT NULL CHECK (completion_tokens >= 0),
+        reasoning_tokens  INTEGER NOT NULL CHECK (reasoning_tokens >= 0),
+        cached_tokens     INTEGER NOT NULL CHECK (cached_tokens >= 0),
+        cost_usd          TEXT NOT NULL,
+        source            TEXT NOT NULL,
+        state             TEXT NOT NULL,
+        created_at        TEXT NOT NULL,
+        recorded_at       TEXT NOT NULL
+    );
+    CREATE INDEX events_provisional ON events (org_id, created_at) WHERE state = 'provisional';
+    CREATE INDEX events_org_created ON events (org_id, created_at);
+
+    CREATE TABLE rollup_org_day (
+        org_id TEXT NOT NULL, day TEXT NOT NULL,
+        requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+        reasoning_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL, cost_usd TEXT NOT NULL,
+        PRIMARY KEY (org_id, day)
+    ) WITHOUT ROWID;
+    CREATE TABLE rollup_user_day (
+        org_id TEXT NOT NULL, day TEXT NOT NULL, user_key TEXT NOT NULL,
+        user_id TEXT, user_email TEXT, user_name TEXT,
+        requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+        reasoning_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL, cost_usd TEXT NOT NULL,
+        PRIMARY KEY (org_id, day, user_key)
+    ) WITHOUT ROWID;
+    CREATE TABLE rollup_model_day (
+        org_id TEXT NOT NULL, day TEXT NOT NULL, model TEXT NOT NULL,
+        requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+        reasoning_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL, cost_usd TEXT NOT NULL,
+        PRIMARY KEY (org_id, day, model)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE markup (
+        org_id TEXT NOT NULL, effective_from TEXT NOT NULL, rate TEXT NOT NULL,
+        PRIMARY KEY (org_id, effective_from)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        generation_id TEXT,
+        detail TEXT NOT NULL
+    );
+    "#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

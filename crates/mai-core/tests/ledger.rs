@@ -1,0 +1,248 @@
+//! Behaviour of the SQLite ledger on real files.
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use mai_core::ledger::{Ledger, LedgerError, RecordOutcome};
+use mai_core::time::YearMonth;
+use mai_core::usage::{EventState, Source, Tokens, UsageEvent, UserRef};
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+
+fn ev(id: &str, at: DateTime<Utc>, cost: Decimal) -> UsageEvent {
+    UsageEvent {
+        generation_id: id.into(),
+        org_id: "acme".into(),
+        user: UserRef {
+            id: Some("u1".into()),
+            email: Some("anna@acme.pl".into()),
+            name: Some("Anna Żółć".into()),
+        },
+        model: "openai/gpt-4o-mini".into(),
+        provider: Some("OpenAI".into()),
+        tokens: Tokens {
+            prompt: 100,
+            completion: 20,
+            reasoning: 0,
+            cached: 10,
+        },
+        cost_usd: cost,
+        source: Source::Proxy,
+        state: EventState::Provisional,
+        created_at: at,
+    }
+}
+
+fn day(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+fn at(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
+}
+
+#[test]
+fn same_generation_twice_counts_once_and_correction_moves_rollups() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = Ledger::open(&dir.path().join("l.db")).unwrap();
+    let e = ev("gen-1", at(2026, 11, 23, 10, 0), dec!(0.001));
+    assert_eq!(l.record(&e).unwrap(), RecordOutcome::Inserted);
+    // Webhook delivers the same generation: same authority, ignored.
+    let mut w = e.clone();
+    w.source = Source::Webhook;
+    assert_eq!(l.record(&w).unwrap(), RecordOutcome::Unchanged);
+    assert_eq!(l.day("acme", day("2026-11-23")).unwrap().requests, 1);
+
+    // Reconciliation: OpenRouter's record has other tokens and cost, no user details.
+    let mut c = e.clone();
+    c.source = Source::Reconciliation;
+    c.state = EventState::Confirmed;
+    c.cost_usd = dec!(0.0015);
+    c.tokens.completion = 30;
+    c.user = UserRef {
+        id: Some("u1".into()),
+        email: None,
+        name: None,
+    };
+    assert_eq!(l.record(&c).unwrap(), RecordOutcome::Corrected);
+    let t = l.day("acme", day("2026-11-23")).unwrap();
+    assert_eq!(
+        (t.requests, t.tokens.completion, t.cost_usd),
+        (1, 30, dec!(0.0015))
+    );
+    let stored = l.get("gen-1").unwrap().unwrap();
+    assert_eq!(
+        stored.event.user.email.as_deref(),
+        Some("anna@acme.pl"),
+        "user details kept"
+    );
+    assert_eq!(stored.event.state, EventState::Confirmed);
+    // A late proxy copy cannot undo the confirmation.
+    assert_eq!(l.record(&e).unwrap(), RecordOutcome::Unchanged);
+    let users = l
+        .by_user("acme", day("2026-11-01"), day("2026-11-30"))
+        .unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].user.name.as_deref(), Some("Anna Żółć"));
+    assert_eq!(users[0].totals.cost_usd, dec!(0.0015));
+}
+
+#[test]
+fn correction_that_changes_model_moves_between_model_rollups() {
+    let mut l = Ledger::open_in_memory().unwrap();
+    let e = ev("gen-2", at(2026, 11, 23, 10, 0), dec!(0.5));
+    l.record(&e).unwrap();
+    let mut c = e.clone();
+    c.model = "openai/gpt-4o".into(); // the fallback model actually served
+    c.state = EventState::Confirmed;
+    c.source = Source::Reconciliation;
+    l.record(&c).unwrap();
+    let models = l
+        .by_model("acme", day("2026-11-23"), day("2026-11-23"))
+        .unwrap();
+    assert_eq!(models.len(), 1);
+    assert_eq!(models[0].model, "openai/gpt-4o");
+}
+
+#[test]
+fn events_land_on_warsaw_days_including_dst_nights() {
+    let mut l = Ledger::open_in_memory().unwrap();
+    // 00:30 CET on 2026-03-29 (spring forward) is 23:30 UTC on the 28th.
+    l.record(&ev("a", at(2026, 3, 28, 23, 30), dec!(1)))
+        .unwrap();
+    // 00:30 CEST on 2026-10-25 (fall back) is 22:30 UTC on the 24th.
+    l.record(&ev("b", at(2026, 10, 24, 22, 30), dec!(2)))
+        .unwrap();
+    assert_eq!(l.day("acme", day("2026-03-29")).unwrap().cost_usd, dec!(1));
+    assert_eq!(l.day("acme", day("2026-03-28")).unwrap().requests, 0);
+    assert_eq!(l.day("acme", day("2026-10-25")).unwrap().cost_usd, dec!(2));
+}
+
+#[test]
+fn month_summary_applies_markup_from_its_effective_day() {
+    let mut l = Ledger::open_in_memory().unwrap();
+    for d in 1..=30 {
+        l.record(&ev(&format!("g{d}"), at(2026, 11, d, 10, 0), dec!(0.1)))
+            .unwrap();
+    }
+    l.set_markup("acme", day("2026-11-16"), dec!(2)).unwrap();
+    let m = l
+        .month_summary(
+            "acme",
+            "2026-11".parse::<YearMonth>().unwrap(),
+            day("2026-12-05"),
+        )
+        .unwrap();
+    assert_eq!(m.totals.cost_usd, dec!(3));
+    assert_eq!(m.client_cost_usd, dec!(4.95)); // 15 x 0.1 x 1.3 + 15 x 0.1 x 2
+    assert!(!m.provisional);
+}
+
+#[test]
+fn events_since_cursor_pages_and_sees_corrections() {
+    let mut l = Ledger::open_in_memory().unwrap();
+    let evs: Vec<_> = (0..5)
+        .map(|i| ev(&format!("g{i}"), at(2026, 11, 1, 10, i), dec!(0.01)))
+        .collect();
+    l.record_batch(&evs).unwrap();
+    let p = l.events_since(0, 3).unwrap();
+    assert_eq!(p.events.len(), 3);
+    assert!(p.has_more);
+    let p2 = l.events_since(p.next_cursor, 3).unwrap();
+    assert_eq!(p2.events.len(), 2);
+    assert!(!p2.has_more);
+    let mut c = evs[0].clone();
+    c.state = EventState::Confirmed;
+    c.source = Source::Reconciliation;
+    l.record(&c).unwrap();
+    let p3 = l.events_since(p2.next_cursor, 10).unwrap();
+    assert_eq!(p3.events.len(), 1);
+    assert_eq!(p3.events[0].event.generation_id, "g0");
+    assert_eq!(p3.events[0].event.state, EventState::Confirmed);
+}
+
+#[test]
+fn bad_event_rejects_the_whole_batch_and_touches_nothing() {
+    let mut l = Ledger::open_in_memory().unwrap();
+    l.record(&ev("keep", at(2026, 11, 1, 10, 0), dec!(1)))
+        .unwrap();
+    let mut bad = ev("bad", at(2026, 11, 1, 10, 0), dec!(-1));
+    bad.cost_usd = dec!(-1);
+    let err = l
+        .record_batch(&[ev("ok", at(2026, 11, 1, 11, 0), dec!(1)), bad])
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("cost_usd") && err.to_string().contains("-1"),
+        "{err}"
+    );
+    assert!(l.get("ok").unwrap().is_none());
+    assert_eq!(l.day("acme", day("2026-11-01")).unwrap().cost_usd, dec!(1));
+    let long = ev(&"x".repeat(300), at(2026, 11, 1, 10, 0), dec!(1));
+    assert!(matches!(l.record(&long), Err(LedgerError::Invalid(_))));
+}
+
+#[test]
+fn corrupt_file_is_reported_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("corrupt.db");
+    let garbage =
+        b"this is not an SQLite database, it is a text file that lost a fight".repeat(100);
+    std::fs::write(&p, &garbage).unwrap();
+    let err = Ledger::open(&p).unwrap_err();
+    assert!(matches!(err, LedgerError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("corrupt.db"), "{err}");
+    assert_eq!(std::fs::read(&p).unwrap(), garbage);
+}
+
+#[test]
+fn newer_schema_is_refused_and_data_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("newer.db");
+    {
+        let mut l = Ledger::open(&p).unwrap();
+        l.record(&ev("g", at(2026, 11, 1, 10, 0), dec!(1))).unwrap();
+    }
+    {
+        let c = rusqlite::Connection::open(&p).unwrap();
+        c.pragma_update(None, "user_version", 999).unwrap();
+    }
+    let err = Ledger::open(&p).unwrap_err();
+    assert!(
+        matches!(err, LedgerError::NewerSchema { found: 999, .. }),
+        "{err}"
+    );
+    let c = rusqlite::Connection::open(&p).unwrap();
+    let n: i64 = c
+        .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn reopening_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("l.db");
+    {
+        let mut l = Ledger::open(&p).unwrap();
+        l.record(&ev("g", at(2026, 11, 1, 10, 0), dec!(0.000000001)))
+            .unwrap();
+        l.set_meta("cursor:acme", "42").unwrap();
+    }
+    let l = Ledger::open(&p).unwrap();
+    assert_eq!(
+        l.day("acme", day("2026-11-01")).unwrap().cost_usd,
+        dec!(0.000000001)
+    );
+    assert_eq!(l.get_meta("cursor:acme").unwrap().as_deref(), Some("42"));
+    assert_eq!(l.orgs().unwrap(), vec!["acme".to_string()]);
+}
+
+#[test]
+fn inverted_or_huge_ranges_are_refused_with_the_dates() {
+    let l = Ledger::open_in_memory().unwrap();
+    let e = l
+        .daily("acme", day("2026-11-02"), day("2026-11-01"))
+        .unwrap_err();
+    assert!(e.to_string().contains("2026-11-02"), "{e}");
+    assert!(l
+        .daily("acme", day("2020-01-01"), day("2026-01-01"))
+        .is_err());
+}
