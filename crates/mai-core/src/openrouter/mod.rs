@@ -26,22 +26,7 @@ use std::time::Duration;
 pub const DEFAULT_BASE_URL: &str = "https://openrouter.ai/api/v1";
 
 /// `sk-or-v1-…abcd`: the most of a key that may appear in a log, error or response.
-pub fn mask_key(key: &str) -> String {
-    let tail: String = {
-        let chars: Vec<char> = key.chars().collect();
-        if chars.len() >= 12 {
-            chars[chars.len() - 4..].iter().collect()
-        } else {
-            String::new()
-        }
-    };
-    let prefix = if key.starts_with("sk-or-v1-") {
-        "sk-or-v1-"
-    } else {
-        ""
-    };
-    format!("{prefix}…{tail}")
-}
+pub use crate::money::mask_key;
 
 /// Async client for one key (inference or management).
 #[derive(Clone)]
