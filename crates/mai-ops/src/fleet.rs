@@ -1,0 +1,589 @@
+//! The fleet file (`fleet.toml`): hosts (Docker endpoints) and clients.
+//!
+//! Parsing is pure: it turns text into a validated [`Fleet`] or a [`FleetError`] that
+//! names the line and column, so an operator can fix a typo without guessing.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+/// Markup used when a client does not set one (the reseller's standard rate).
+pub const DEFAULT_MARKUP: &str = "1.3";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("cannot read fleet file {path}: {source}; check the path given with --fleet")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+/// How the console authenticates to one tracker. The token itself never sits in the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "name", rename_all = "lowercase")]
+pub enum SecretRef {
+    /// OS keychain entry `tracker-token:<client id>` (set with `maictl keys set-token`).
+    Keychain,
+    /// Environment variable holding the token (CI, demo).
+    Env(String),
+    /// A file holding the token (mode 0600, e.g. a mounted secret).
+    File(PathBuf),
+}
+
+impl FromStr for SecretRef {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "keychain" {
+            Ok(SecretRef::Keychain)
+        } else if let Some(v) = s.strip_prefix("env:") {
+            if v.is_empty() {
+                return Err("`env:` needs a variable name, e.g. \"env:ACME_TRACKER_TOKEN\"".into());
+            }
+            Ok(SecretRef::Env(v.to_string()))
+        } else if let Some(p) = s.strip_prefix("file:") {
+            Ok(SecretRef::File(PathBuf::from(p)))
+        } else {
+            // The value is not echoed: it may be a pasted token.
+            Err("unknown token reference; use \"keychain\", \"env:VAR\" or \"file:/path\" (never the token itself)".into())
+        }
+    }
+}
+
+/// A Docker endpoint in DOCKER_HOST form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum DockerEndpoint {
+    Unix { path: String },
+    /// `ssh://user@host`; non-default ports belong in ~/.ssh/config (bollard keeps
+    /// `host:port` as a host name).
+    Ssh { url: String },
+    Tcp { url: String, tls: Option<TlsPaths> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsPaths {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Host {
+    pub name: String,
+    pub docker: DockerEndpoint,
+    /// Per-host Docker call timeout.
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Client {
+    pub id: String,
+    pub legal_name: String,
+    pub nip: String,
+    pub address: String,
+    pub host: String,
+    pub markup: Decimal,
+    pub monthly_limit_usd: Option<Decimal>,
+    pub invoice_currency: String,
+    #[serde(serialize_with = "ser_url")]
+    pub tracker_url: url::Url,
+    pub tracker_token: SecretRef,
+    pub tracker_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsoleSettings {
+    /// Where the console cache (SQLite) lives.
+    pub data_dir: PathBuf,
+    /// Most trackers/hosts contacted at once during a refresh.
+    pub concurrency: usize,
+    pub tracker_timeout_ms: u64,
+    pub docker_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenRouterSettings {
+    #[serde(serialize_with = "ser_url")]
+    pub base_url: url::Url,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdaterSettings {
+    pub endpoint: String,
+    pub pubkey: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Fleet {
+    pub path: PathBuf,
+    pub console: ConsoleSettings,
+    pub openrouter: OpenRouterSettings,
+    pub updater: Option<UpdaterSettings>,
+    pub hosts: Vec<Host>,
+    pub clients: Vec<Client>,
+}
+
+impl Fleet {
+    pub fn load(path: &Path) -> Result<Fleet, FleetError> {
+        let text = std::fs::read_to_string(path).map_err(|source| FleetError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Fleet::parse(&text, path)
+    }
+
+    pub fn client(&self, id: &str) -> Option<&Client> {
+        self.clients.iter().find(|c| c.id == id)
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// Parses and validates; `path` only labels errors and resolves relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Fleet, FleetError> {
+        let err_at = |span: std::ops::Range<usize>, message: String| {
+            let (line, column) = line_col(text, span.start);
+            FleetError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        };
+        let raw: RawFleet = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            err_at(span, e.message().to_string())
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let rc = raw.console.unwrap_or_default();
+        let console = ConsoleSettings {
+            data_dir: rc
+                .data_dir
+                .map(|p| resolve(&base, &p))
+                .unwrap_or_else(default_data_dir),
+            concurrency: rc.concurrency.unwrap_or(32).max(1),
+            tracker_timeout_ms: rc.tracker_timeout_ms.unwrap_or(3000),
+            docker_timeout_ms: rc.docker_timeout_ms.unwrap_or(3000),
+        };
+        let openrouter = match raw.openrouter {
+            Some(o) => OpenRouterSettings {
+                base_url: parse_url(o.base_url.get_ref())
+                    .map_err(|m| err_at(o.base_url.span(), m))?,
+            },
+            None => OpenRouterSettings {
+                base_url: url::Url::parse("https://openrouter.ai/api/v1").expect("static URL"),
+            },
+        };
+        let updater = raw.updater.map(|u| UpdaterSettings {
+            endpoint: u.endpoint,
+            pubkey: u.pubkey,
+        });
+
+        let mut hosts = Vec::new();
+        let mut names = HashSet::new();
+        for h in raw.hosts {
+            if !names.insert(h.name.get_ref().clone()) {
+                return Err(err_at(
+                    h.name.span(),
+                    format!("host {:?} is defined twice; host names must be unique", h.name.get_ref()),
+                ));
+            }
+            let docker = parse_docker(h.docker.get_ref(), h.tls.clone(), &base)
+                .map_err(|m| err_at(h.docker.span(), m))?;
+            hosts.push(Host {
+                name: h.name.into_inner(),
+                docker,
+                timeout_ms: h.timeout_ms.unwrap_or(console.docker_timeout_ms),
+            });
+        }
+
+        let mut clients = Vec::new();
+        let mut ids = HashSet::new();
+        for c in raw.clients {
+            let id = c.id.get_ref();
+            if id.is_empty()
+                || !id
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+            {
+                return Err(err_at(
+                    c.id.span(),
+                    format!("client id {id:?} must be non-empty ASCII letters, digits, '-' or '_' (it is used in Docker labels and keychain names)"),
+                ));
+            }
+            if !ids.insert(id.clone()) {
+                return Err(err_at(c.id.span(), format!("client {id:?} is defined twice; ids must be unique")));
+            }
+            if !names.contains(c.host.get_ref()) {
+                return Err(err_at(
+                    c.host.span(),
+                    format!(
+                        "client {id:?} names host {:?}, which no [[hosts]] entry defines; add it or fix the name",
+                        c.host.get_ref()
+                    ),
+                ));
+            }
+            let nip: String = c.nip.get_ref().chars().filter(|ch| ch.is_ascii_digit()).collect();
+            if !nip_valid(&nip) {
+                return Err(err_at(
+                    c.nip.span(),
+                    format!("NIP {:?} of client {id:?} is not a valid Polish NIP (10 digits with a check digit)", c.nip.get_ref()),
+                ));
+            }
+            let markup = match &c.markup {
+                Some(m) => {
+                    let v = decimal_value(m.get_ref()).map_err(|e| err_at(m.span(), format!("markup: {e}")))?;
+                    if v < Decimal::ONE {
+                        return Err(err_at(m.span(), format!("markup {v} is below 1, which would sell under cost; use e.g. \"1.3\"")));
+                    }
+                    v
+                }
+                None => Decimal::from_str(DEFAULT_MARKUP).expect("static"),
+            };
+            let monthly_limit_usd = match &c.monthly_limit_usd {
+                Some(m) => {
+                    let v = decimal_value(m.get_ref())
+                        .map_err(|e| err_at(m.span(), format!("monthly_limit_usd: {e}")))?;
+                    if v <= Decimal::ZERO {
+                        return Err(err_at(m.span(), "monthly_limit_usd must be positive; omit it for no limit".into()));
+                    }
+                    Some(v)
+                }
+                None => None,
+            };
+            let currency = c
+                .invoice_currency
+                .as_ref()
+                .map(|s| s.get_ref().to_ascii_uppercase())
+                .unwrap_or_else(|| "PLN".into());
+            if !["PLN", "USD", "EUR"].contains(&currency.as_str()) {
+                let span = c.invoice_currency.as_ref().map(|s| s.span()).unwrap_or(0..0);
+                return Err(err_at(span, format!("invoice_currency {currency:?} is not supported; use \"PLN\", \"USD\" or \"EUR\"")));
+            }
+            let tracker_url = parse_url(c.tracker_url.get_ref()).map_err(|m| err_at(c.tracker_url.span(), m))?;
+            let tracker_token = SecretRef::from_str(c.tracker_token.get_ref())
+                .map_err(|m| err_at(c.tracker_token.span(), m))?;
+            let tracker_token = match tracker_token {
+                SecretRef::File(p) => SecretRef::File(resolve(&base, &p)),
+                other => other,
+            };
+            clients.push(Client {
+                id: c.id.into_inner(),
+                legal_name: c.legal_name,
+                nip,
+                address: c.address,
+                host: c.host.into_inner(),
+                markup,
+                monthly_limit_usd,
+                invoice_currency: currency,
+                tracker_url,
+                tracker_token,
+                tracker_timeout_ms: c.tracker_timeout_ms.unwrap_or(console.tracker_timeout_ms),
+            });
+        }
+        Ok(Fleet {
+            path: path.to_path_buf(),
+            console,
+            openrouter,
+            updater,
+            hosts,
+            clients,
+        })
+    }
+}
+
+fn ser_url<S: serde::Serializer>(u: &url::Url, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(u.as_str())
+}
+
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    let s = p.to_string_lossy();
+    if let Some(rest) = s.strip_prefix("~/") {
+        if let Some(home) = std::env::var_os("HOME") {
+            return PathBuf::from(home).join(rest);
+        }
+    }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(x).join("mai-console");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/share/mai-console"),
+        None => PathBuf::from(".mai-console"),
+    }
+}
+
+fn parse_url(s: &str) -> Result<url::Url, String> {
+    let u = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL ({e}); write e.g. \"http://10.0.0.5:8080\""))?;
+    if u.scheme() != "http" && u.scheme() != "https" {
+        return Err(format!("{s:?} must be an http:// or https:// URL"));
+    }
+    Ok(u)
+}
+
+fn parse_docker(s: &str, tls: Option<TlsPaths>, base: &Path) -> Result<DockerEndpoint, String> {
+    if let Some(path) = s.strip_prefix("unix://") {
+        if tls.is_some() {
+            return Err("tls paths only apply to tcp:// endpoints".into());
+        }
+        return Ok(DockerEndpoint::Unix { path: path.to_string() });
+    }
+    if let Some(rest) = s.strip_prefix("ssh://") {
+        let hostpart = rest.rsplit('@').next().unwrap_or(rest);
+        if hostpart.contains(':') {
+            return Err(format!(
+                "{s:?}: a port in an ssh:// URL is not supported; put `Port` in a ~/.ssh/config Host entry and use ssh://user@alias"
+            ));
+        }
+        if hostpart.is_empty() {
+            return Err(format!("{s:?} has no host; write ssh://user@host"));
+        }
+        return Ok(DockerEndpoint::Ssh { url: s.to_string() });
+    }
+    if s.starts_with("tcp://") {
+        let tls = tls.map(|t| TlsPaths {
+            ca: resolve(base, &t.ca),
+            cert: resolve(base, &t.cert),
+            key: resolve(base, &t.key),
+        });
+        return Ok(DockerEndpoint::Tcp { url: s.to_string(), tls });
+    }
+    Err(format!(
+        "unsupported Docker endpoint {s:?}; use unix:///var/run/docker.sock, ssh://user@host or tcp://host:2376 (with tls = {{ ca, cert, key }})"
+    ))
+}
+
+/// TOML floats go through f64, so money must be a string (or an integer).
+fn decimal_value(v: &toml::Value) -> Result<Decimal, String> {
+    match v {
+        toml::Value::String(s) => {
+            Decimal::from_str(s.trim()).map_err(|_| format!("{s:?} is not a decimal number; write e.g. \"1.3\""))
+        }
+        toml::Value::Integer(i) => Ok(Decimal::from(*i)),
+        toml::Value::Float(f) => Err(format!(
+            "write decimals as strings to keep them exact, e.g. \"{f}\" instead of {f}"
+        )),
+        other => Err(format!("expected a decimal string such as \"1.3\", found {}", other.type_str())),
+    }
+}
+
+/// Polish NIP check digit (weights 6,5,7,2,3,4,5,6,7, mod 11).
+pub fn nip_valid(nip: &str) -> bool {
+    let d: Vec<u32> = nip.chars().filter_map(|c| c.to_digit(10)).collect();
+    if d.len() != 10 || nip.len() != 10 {
+        return false;
+    }
+    const W: [u32; 9] = [6, 5, 7, 2, 3, 4, 5, 6, 7];
+    let sum: u32 = W.iter().zip(&d).map(|(w, x)| w * x).sum();
+    let check = sum % 11;
+    check != 10 && check == d[9]
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, col)
+}
+
+impl fmt::Display for DockerEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DockerEndpoint::Unix { path } => write!(f, "unix://{path}"),
+            DockerEndpoint::Ssh { url } => f.write_str(url),
+            DockerEndpoint::Tcp { url, tls } => {
+                write!(f, "{url}{}", if tls.is_some() { " (TLS)" } else { "" })
+            }
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConsole {
+    data_dir: Option<PathBuf>,
+    concurrency: Option<usize>,
+    tracker_timeout_ms: Option<u64>,
+    docker_timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOpenRouter {
+    base_url: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpdater {
+    endpoint: String,
+    pubkey: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    name: Spanned<String>,
+    docker: Spanned<String>,
+    tls: Option<TlsPaths>,
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    id: Spanned<String>,
+    legal_name: String,
+    nip: Spanned<String>,
+    address: String,
+    host: Spanned<String>,
+    markup: Option<Spanned<toml::Value>>,
+    monthly_limit_usd: Option<Spanned<toml::Value>>,
+    invoice_currency: Option<Spanned<String>>,
+    tracker_url: Spanned<String>,
+    tracker_token: Spanned<String>,
+    tracker_timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFleet {
+    console: Option<RawConsole>,
+    openrouter: Option<RawOpenRouter>,
+    updater: Option<RawUpdater>,
+    #[serde(default)]
+    hosts: Vec<RawHost>,
+    #[serde(default)]
+    clients: Vec<RawClient>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[console]
+data_dir = "cache"
+concurrency = 8
+
+[[hosts]]
+name = "hel1"
+docker = "unix:///var/run/docker.sock"
+
+[[hosts]]
+name = "fsn1"
+docker = "ssh://deploy@fsn1"
+
+[[hosts]]
+name = "nbg1"
+docker = "tcp://nbg1:2376"
+tls = { ca = "certs/ca.pem", cert = "certs/cert.pem", key = "/abs/key.pem" }
+
+[[clients]]
+id = "acme"
+legal_name = "ACME Sp. z o.o."
+nip = "526-104-08-28"
+address = "ul. Prosta 1, 00-001 Warszawa"
+host = "hel1"
+markup = "1.25"
+monthly_limit_usd = 500
+tracker_url = "http://127.0.0.1:9001"
+tracker_token = "env:ACME_TOKEN"
+"#;
+
+    #[test]
+    fn parses_every_kind_of_host_and_a_client() {
+        let f = Fleet::parse(GOOD, Path::new("/etc/mai/fleet.toml")).unwrap();
+        assert_eq!(f.hosts.len(), 3);
+        assert_eq!(f.console.data_dir, PathBuf::from("/etc/mai/cache"));
+        assert_eq!(f.console.concurrency, 8);
+        match &f.hosts[2].docker {
+            DockerEndpoint::Tcp { tls: Some(t), .. } => {
+                assert_eq!(t.ca, PathBuf::from("/etc/mai/certs/ca.pem"));
+                assert_eq!(t.key, PathBuf::from("/abs/key.pem"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = f.client("acme").unwrap();
+        assert_eq!(c.nip, "5261040828");
+        assert_eq!(c.markup, Decimal::from_str("1.25").unwrap());
+        assert_eq!(c.monthly_limit_usd, Some(Decimal::from(500)));
+        assert_eq!(c.invoice_currency, "PLN");
+        assert_eq!(c.tracker_token, SecretRef::Env("ACME_TOKEN".into()));
+    }
+
+    fn err(text: &str) -> (usize, usize, String) {
+        match Fleet::parse(text, Path::new("f.toml")).unwrap_err() {
+            FleetError::Invalid { line, column, message, .. } => (line, column, message),
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn float_markup_is_rejected_with_position() {
+        let text = GOOD.replace("markup = \"1.25\"", "markup = 1.25");
+        let (line, col, msg) = err(&text);
+        assert_eq!(line, 25);
+        assert_eq!(col, 10);
+        assert!(msg.contains("\"1.25\""), "{msg}");
+    }
+
+    #[test]
+    fn unknown_host_and_bad_nip_and_typo_key() {
+        let (line, _, msg) = err(&GOOD.replace("host = \"hel1\"", "host = \"hel2\""));
+        assert_eq!(line, 24);
+        assert!(msg.contains("hel2") && msg.contains("[[hosts]]"), "{msg}");
+        let (_, _, msg) = err(&GOOD.replace("526-104-08-28", "5261040829"));
+        assert!(msg.contains("NIP"), "{msg}");
+        let (line, col, msg) = err(&GOOD.replace("legal_name", "legal_nam"));
+        assert_eq!((line, col), (21, 1));
+        assert!(msg.contains("legal_nam"), "{msg}");
+    }
+
+    #[test]
+    fn ssh_port_and_plain_token_are_refused() {
+        let (_, _, msg) = err(&GOOD.replace("ssh://deploy@fsn1", "ssh://deploy@fsn1:2222"));
+        assert!(msg.contains("~/.ssh/config"), "{msg}");
+        let (_, _, msg) = err(&GOOD.replace("env:ACME_TOKEN", "s3cr3t"));
+        assert!(msg.contains("never the token itself"), "{msg}");
+        assert!(!msg.contains("s3cr3t"), "{msg}");
+    }
+
+    #[test]
+    fn syntax_error_has_line_and_column() {
+        let (line, col, _) = err("[[hosts]]\nname = \"a\"\ndocker = \n");
+        assert_eq!(line, 3);
+        assert!(col >= 9, "{col}");
+    }
+
+    #[test]
+    fn nip_check_digit() {
+        assert!(nip_valid("5261040828"));
+        assert!(!nip_valid("5261040827"));
+        assert!(!nip_valid("123"));
+    }
+}
