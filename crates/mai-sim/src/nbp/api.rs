@@ -359,15 +359,30 @@ mod tests {
                 selector: Selector::Range(d("2025-01-02"), d("2025-01-31"))
             }
         );
-        assert_eq!(parse_path("/api/exchangerates/rates/a/usd/2025-1-02"), Err(NbpError::BadDate));
-        assert_eq!(parse_path("/api/exchangerates/rates/a/usd/last/256"), Err(NbpError::TooManyResults(255)));
-        assert_eq!(parse_path("/api/exchangerates/tables/a/last/68"), Err(NbpError::TooManyResults(67)));
-        assert_eq!(parse_path("/api/exchangerates/rates/a/usd//"), Err(NbpError::NotFound));
+        assert_eq!(
+            parse_path("/api/exchangerates/rates/a/usd/2025-1-02"),
+            Err(NbpError::BadDate)
+        );
+        assert_eq!(
+            parse_path("/api/exchangerates/rates/a/usd/last/256"),
+            Err(NbpError::TooManyResults(255))
+        );
+        assert_eq!(
+            parse_path("/api/exchangerates/tables/a/last/68"),
+            Err(NbpError::TooManyResults(67))
+        );
+        assert_eq!(
+            parse_path("/api/exchangerates/rates/a/usd//"),
+            Err(NbpError::NotFound)
+        );
     }
 
     #[test]
     fn reason_phrases() {
-        assert_eq!(NbpError::NotFound.reason_phrase(), "Not Found - Brak danych");
+        assert_eq!(
+            NbpError::NotFound.reason_phrase(),
+            "Not Found - Brak danych"
+        );
         assert_eq!(
             NbpError::RangeTooLong(367).reason_phrase(),
             "Przekroczony limit 367 dni / Limit of 367 days has been exceeded"

@@ -160,10 +160,22 @@ mod tests {
         assert!(is_publication_day(d(2024, 12, 24)));
         assert!(!is_publication_day(d(2025, 6, 19))); // Corpus Christi 2025
         assert!(!is_publication_day(d(2002, 1, 1)));
-        assert_eq!(table_number(Table::A, d(2002, 1, 2)).as_deref(), Some("001/A/NBP/2002"));
-        assert_eq!(table_number(Table::C, d(2025, 1, 7)).as_deref(), Some("003/C/NBP/2025"));
-        assert_eq!(table_number(Table::A, d(2025, 12, 31)).as_deref(), Some("251/A/NBP/2025"));
-        assert_eq!(previous_publication_day(d(2025, 12, 29)), Some(d(2025, 12, 23)));
+        assert_eq!(
+            table_number(Table::A, d(2002, 1, 2)).as_deref(),
+            Some("001/A/NBP/2002")
+        );
+        assert_eq!(
+            table_number(Table::C, d(2025, 1, 7)).as_deref(),
+            Some("003/C/NBP/2025")
+        );
+        assert_eq!(
+            table_number(Table::A, d(2025, 12, 31)).as_deref(),
+            Some("251/A/NBP/2025")
+        );
+        assert_eq!(
+            previous_publication_day(d(2025, 12, 29)),
+            Some(d(2025, 12, 23))
+        );
         assert_eq!(previous_publication_day(d(2002, 1, 2)), None);
     }
 }

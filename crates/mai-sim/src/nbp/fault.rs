@@ -91,8 +91,11 @@ impl Fault {
 
     /// `Retry-After` value to send, if any.
     pub fn retry_after(&self) -> Option<u64> {
-        self.retry_after_secs
-            .or(if self.status == Some(429) { Some(1) } else { None })
+        self.retry_after_secs.or(if self.status == Some(429) {
+            Some(1)
+        } else {
+            None
+        })
     }
 }
 
@@ -155,9 +158,18 @@ mod tests {
         assert_eq!(f.status, Some(429));
         assert_eq!(f.retry_after(), Some(7));
         assert_eq!(f.latency, Duration::from_millis(20));
-        assert_eq!("status=429".parse::<Fault>().unwrap().retry_after(), Some(1));
-        assert_eq!("timeout;times=2".parse::<Fault>().unwrap(), Fault::timeout().times(2));
-        assert_eq!("body=empty_rates".parse::<Fault>().unwrap(), Fault::empty_rates());
+        assert_eq!(
+            "status=429".parse::<Fault>().unwrap().retry_after(),
+            Some(1)
+        );
+        assert_eq!(
+            "timeout;times=2".parse::<Fault>().unwrap(),
+            Fault::timeout().times(2)
+        );
+        assert_eq!(
+            "body=empty_rates".parse::<Fault>().unwrap(),
+            Fault::empty_rates()
+        );
         assert!("status=200".parse::<Fault>().is_err());
         assert!("explode".parse::<Fault>().is_err());
     }

@@ -144,7 +144,10 @@ impl Fixture {
             };
             let key = (table, cur.code.to_string(), date);
             if fixture.rates.insert(key, known).is_some() {
-                return Err(entry(&what, "duplicate entry for that table, code and date"));
+                return Err(entry(
+                    &what,
+                    "duplicate entry for that table, code and date",
+                ));
             }
         }
         Ok(fixture)
@@ -173,7 +176,10 @@ fn exact(what: &str, cur: &Currency, text: &str) -> Result<Decimal, FixtureError
     if value.scale() > cur.scale {
         return Err(entry(
             what,
-            &format!("`{text}` has more than the {} decimals NBP publishes for {}", cur.scale, cur.code),
+            &format!(
+                "`{text}` has more than the {} decimals NBP publishes for {}",
+                cur.scale, cur.code
+            ),
         ));
     }
     value.rescale(cur.scale);
@@ -261,7 +267,9 @@ impl RateBook {
                 continue;
             }
             if let Some(KnownRate::Mid(mid)) =
-                self.fixture.rates.get(&(Table::A, cur.code.to_string(), day))
+                self.fixture
+                    .rates
+                    .get(&(Table::A, cur.code.to_string(), day))
             {
                 walk.state = *mid;
             } else if !walk.states.is_empty() {
@@ -286,7 +294,9 @@ impl RateBook {
             return None;
         }
         if let Some(KnownRate::Mid(mid)) =
-            self.fixture.rates.get(&(Table::A, cur.code.to_string(), date))
+            self.fixture
+                .rates
+                .get(&(Table::A, cur.code.to_string(), date))
         {
             return Some(*mid);
         }
@@ -301,7 +311,9 @@ impl RateBook {
             return None;
         }
         if let Some(KnownRate::BidAsk(bid, ask)) =
-            self.fixture.rates.get(&(Table::C, cur.code.to_string(), date))
+            self.fixture
+                .rates
+                .get(&(Table::C, cur.code.to_string(), date))
         {
             return Some((*bid, *ask));
         }
@@ -345,7 +357,12 @@ mod tests {
         assert_eq!(b.rate_a("USD", d(2025, 3, 3)).unwrap(), late);
         assert_eq!(late.scale(), 4);
         assert_eq!(a.rate_a("IDR", d(2025, 3, 3)).unwrap().scale(), 8);
-        assert_ne!(RateBook::new(8, Fixture::default()).rate_a("USD", d(2025, 3, 3)).unwrap(), late);
+        assert_ne!(
+            RateBook::new(8, Fixture::default())
+                .rate_a("USD", d(2025, 3, 3))
+                .unwrap(),
+            late
+        );
         assert_eq!(a.rate_a("USD", d(2025, 3, 1)), None);
     }
 
@@ -356,7 +373,10 @@ mod tests {
         )
         .unwrap();
         let book = RateBook::new(1, f);
-        assert_eq!(book.rate_a("USD", d(2025, 1, 31)).unwrap().to_string(), "4.0860");
+        assert_eq!(
+            book.rate_a("USD", d(2025, 1, 31)).unwrap().to_string(),
+            "4.0860"
+        );
         let err = Fixture::from_toml_str(
             "[[rate]]\ntable = \"A\"\ncode = \"USD\"\ndate = \"2025-12-24\"\nmid = \"4.0\"\n",
         )
@@ -375,7 +395,10 @@ mod tests {
         assert!(bid < ask);
         let mid = (bid + ask) / Decimal::TWO;
         let spread = (ask - bid) / mid;
-        assert!(spread > Decimal::new(19, 3) && spread < Decimal::new(21, 3), "{spread}");
+        assert!(
+            spread > Decimal::new(19, 3) && spread < Decimal::new(21, 3),
+            "{spread}"
+        );
         assert_eq!(book.rate_c("JPY", d(2025, 6, 2)).unwrap().0.scale(), 6);
         assert_eq!(book.rate_c("THB", d(2025, 6, 2)), None);
     }

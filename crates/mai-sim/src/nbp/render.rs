@@ -132,7 +132,11 @@ pub fn tables_json(tables: &[WholeTable]) -> String {
         if let Some(trading) = t.trading_date {
             let _ = write!(out, ",\"tradingDate\":\"{trading}\"");
         }
-        let _ = write!(out, ",\"effectiveDate\":\"{}\",\"rates\":[", t.effective_date);
+        let _ = write!(
+            out,
+            ",\"effectiveDate\":\"{}\",\"rates\":[",
+            t.effective_date
+        );
         for (j, r) in t.rates.iter().enumerate() {
             if j > 0 {
                 out.push(',');

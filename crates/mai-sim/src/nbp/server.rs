@@ -81,10 +81,12 @@ impl NbpSim {
 
     /// Starts on `addr` (use a loopback address; the simulator never calls out).
     pub async fn spawn_on(addr: SocketAddr, config: NbpConfig) -> anyhow::Result<NbpHandle> {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("NBP simulator cannot listen on {addr}; pick a free port or use 127.0.0.1:0"))?;
-        let local = listener.local_addr().context("NBP simulator: reading the bound address")?;
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("NBP simulator cannot listen on {addr}; pick a free port or use 127.0.0.1:0")
+        })?;
+        let local = listener
+            .local_addr()
+            .context("NBP simulator: reading the bound address")?;
         let (tx, rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             book: RateBook::new(config.seed, config.fixture),
@@ -232,7 +234,12 @@ pub fn negotiate(query: Option<&str>, headers: &HeaderMap) -> Format {
     for value in headers.get_all(header::ACCEPT) {
         let Ok(value) = value.to_str() else { continue };
         for media in value.split(',') {
-            let media = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let media = media
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             if media == "application/json" || media == "text/json" {
                 return Format::Json;
             }
@@ -251,21 +258,23 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Respon
     }
     shared.served.fetch_add(1, Ordering::SeqCst);
 
-    let header_fault = match req.headers().get(FAULT_HEADER).map(|v| v.to_str()) {
-        None => None,
-        Some(Ok(text)) => match text.parse::<Fault>() {
-            Ok(f) => Some(f),
-            Err(e) => return plain(StatusCode::BAD_REQUEST, None, format!("400 {e}")),
-        },
-        Some(Err(_)) => {
-            return plain(
+    let header_fault =
+        match req.headers().get(FAULT_HEADER).map(|v| v.to_str()) {
+            None => None,
+            Some(Ok(text)) => match text.parse::<Fault>() {
+                Ok(f) => Some(f),
+                Err(e) => return plain(StatusCode::BAD_REQUEST, None, format!("400 {e}")),
+            },
+            Some(Err(_)) => return plain(
                 StatusCode::BAD_REQUEST,
                 None,
-                "400 X-Sim-Fault header is not ASCII; see the fault grammar in mai_sim::nbp::fault".into(),
-            )
-        }
-    };
-    let fault = header_fault.or_else(|| shared.take_fault()).unwrap_or_default();
+                "400 X-Sim-Fault header is not ASCII; see the fault grammar in mai_sim::nbp::fault"
+                    .into(),
+            ),
+        };
+    let fault = header_fault
+        .or_else(|| shared.take_fault())
+        .unwrap_or_default();
 
     if !fault.latency.is_zero() {
         tokio::select! {
@@ -333,7 +342,10 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Respon
     };
     let mut resp = Response::new(Body::from(body));
     let headers = resp.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if let Ok(v) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, v);
@@ -347,7 +359,13 @@ async fn control(shared: &Shared, req: Request<Body>) -> Response<Body> {
     let path = req.uri().path().trim_end_matches('/').to_string();
     let body = match axum::body::to_bytes(req.into_body(), 64 * 1024).await {
         Ok(b) => String::from_utf8_lossy(&b).trim().to_string(),
-        Err(e) => return plain(StatusCode::BAD_REQUEST, None, format!("cannot read control body: {e}")),
+        Err(e) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                None,
+                format!("cannot read control body: {e}"),
+            )
+        }
     };
     match (method, path.as_str()) {
         (Method::POST, "/__sim/faults") => match body.parse::<Fault>() {
