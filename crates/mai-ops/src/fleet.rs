@@ -134,6 +134,8 @@ pub struct Fleet {
     pub console: ConsoleSettings,
     pub openrouter: OpenRouterSettings,
     pub updater: Option<UpdaterSettings>,
+    /// NBP API base (a simulator in tests); `None` uses NBP_BASE_URL or api.nbp.pl.
+    pub nbp_base_url: Option<String>,
     pub hosts: Vec<Host>,
     pub clients: Vec<Client>,
 }
@@ -302,6 +304,7 @@ impl Fleet {
             console,
             openrouter,
             updater,
+            nbp_base_url: raw.nbp.map(|n| n.base_url),
             hosts,
             clients,
         })
@@ -439,6 +442,12 @@ struct RawOpenRouter {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawNbp {
+    base_url: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawUpdater {
     endpoint: String,
     pubkey: String,
@@ -475,6 +484,7 @@ struct RawFleet {
     console: Option<RawConsole>,
     openrouter: Option<RawOpenRouter>,
     updater: Option<RawUpdater>,
+    nbp: Option<RawNbp>,
     #[serde(default)]
     hosts: Vec<RawHost>,
     #[serde(default)]

@@ -3,7 +3,14 @@
 //! Pure logic (fleet file, row assembly, formatting of alerts) is kept apart from the
 //! adapters (tracker HTTP, Docker, keychain, SQLite cache).
 
+pub mod cache;
 pub mod docker;
 pub mod fleet;
 pub mod keys;
+pub mod ops;
+pub mod refresh;
 pub mod tracker;
+
+pub use fleet::Fleet;
+pub use keys::{Keychain, SecretKind};
+pub use ops::{Ops, OpsError};

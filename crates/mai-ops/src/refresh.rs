@@ -1,0 +1,333 @@
+//! One row per client for the fleet table, built concurrently: all Docker hosts and all
+//! trackers are asked at once (bounded), each with its own timeout, so a refresh takes
+//! about one slow round trip and a dead host never blocks the rest.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use mai_core::pricing::{limit_state, LimitLevel};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+use crate::docker::{self, ContainerInfo};
+use crate::fleet::{Client, Fleet};
+use crate::tracker::{Month, Status, Today, TrackerClient};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertLevel {
+    Info,
+    Warning,
+    Critical,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    pub level: AlertLevel,
+    pub message: String,
+}
+
+/// What a tracker told us the last time it answered; kept so an unreachable tracker
+/// still shows numbers, with their age.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrackerSnapshot {
+    pub fetched_at: DateTime<Utc>,
+    pub status: Status,
+    pub today: Today,
+    pub month: Option<Month>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LimitView {
+    pub monthly_limit_usd: Decimal,
+    pub used_usd: Decimal,
+    pub percent_used: Decimal,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetRow {
+    pub client_id: String,
+    pub legal_name: String,
+    pub host: String,
+    pub markup: Decimal,
+    /// The chat container (role `chat`), if Docker answered and one exists.
+    pub container: Option<ContainerInfo>,
+    pub tracker_container: Option<ContainerInfo>,
+    pub docker_error: Option<String>,
+    pub uptime_seconds: Option<i64>,
+    pub tracker_reachable: bool,
+    pub tracker_error: Option<String>,
+    pub tracker_version: Option<String>,
+    /// `ok` | `error` | `running` | `unknown`.
+    pub last_sync_state: String,
+    pub last_sync_at: Option<DateTime<Utc>>,
+    pub last_sync_error: Option<String>,
+    pub today_requests: Option<u64>,
+    pub today_tokens: Option<u64>,
+    pub today_raw_cost_usd: Option<Decimal>,
+    pub today_client_cost_usd: Option<Decimal>,
+    pub month_client_cost_usd: Option<Decimal>,
+    pub limit: Option<LimitView>,
+    pub key_state: Option<String>,
+    pub key_label: Option<String>,
+    pub key_limit_remaining_usd: Option<Decimal>,
+    pub alerts: Vec<Alert>,
+    /// When the numbers shown were fetched; older than this refresh when the tracker is down.
+    pub data_fetched_at: Option<DateTime<Utc>>,
+    pub data_age_seconds: Option<i64>,
+    pub refreshed_at: DateTime<Utc>,
+}
+
+/// Inputs of [`build_row`]: everything gathered for one client.
+#[derive(Debug, Clone)]
+pub struct Gathered {
+    pub containers: Result<Vec<ContainerInfo>, String>,
+    pub tracker: Result<TrackerSnapshot, String>,
+    pub last_good: Option<TrackerSnapshot>,
+}
+
+/// Pure: turns what was gathered into the row and its alerts.
+pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
+    let mut alerts = Vec::new();
+    let (container, tracker_container, docker_error) = match &g.containers {
+        Ok(list) => {
+            let mine: Vec<&ContainerInfo> = list.iter().filter(|c| c.client == client.id).collect();
+            let chat = mine.iter().find(|c| c.role == "chat").map(|c| (*c).clone());
+            let tr = mine.iter().find(|c| c.role == "tracker").map(|c| (*c).clone());
+            (chat, tr, None)
+        }
+        Err(e) => (None, None, Some(e.clone())),
+    };
+    if let Some(e) = &docker_error {
+        alerts.push(Alert { level: AlertLevel::Warning, message: format!("Docker host {} unreachable: {e}", client.host) });
+    } else {
+        match &container {
+            None => alerts.push(Alert {
+                level: AlertLevel::Warning,
+                message: format!("no chat container labelled mai.client={} on {}", client.id, client.host),
+            }),
+            Some(c) if c.state != "running" => alerts.push(Alert {
+                level: AlertLevel::Critical,
+                message: format!("chat container {} is {}", c.name, c.state),
+            }),
+            Some(c) if c.health.as_deref() == Some("unhealthy") => alerts.push(Alert {
+                level: AlertLevel::Critical,
+                message: format!("chat container {} is unhealthy", c.name),
+            }),
+            _ => {}
+        }
+    }
+    let (snapshot, tracker_reachable, tracker_error) = match g.tracker {
+        Ok(s) => (Some(s), true, None),
+        Err(e) => {
+            alerts.push(Alert { level: AlertLevel::Critical, message: format!("tracker unreachable: {e}") });
+            (g.last_good, false, Some(e))
+        }
+    };
+    let mut row = FleetRow {
+        client_id: client.id.clone(),
+        legal_name: client.legal_name.clone(),
+        host: client.host.clone(),
+        markup: client.markup,
+        uptime_seconds: container
+            .as_ref()
+            .filter(|c| c.state == "running")
+            .and_then(|c| c.started_at)
+            .map(|s| (now - s).num_seconds().max(0)),
+        container,
+        tracker_container,
+        docker_error,
+        tracker_reachable,
+        tracker_error,
+        tracker_version: None,
+        last_sync_state: "unknown".into(),
+        last_sync_at: None,
+        last_sync_error: None,
+        today_requests: None,
+        today_tokens: None,
+        today_raw_cost_usd: None,
+        today_client_cost_usd: None,
+        month_client_cost_usd: None,
+        limit: None,
+        key_state: None,
+        key_label: None,
+        key_limit_remaining_usd: None,
+        alerts: Vec::new(),
+        data_fetched_at: None,
+        data_age_seconds: None,
+        refreshed_at: now,
+    };
+    if let Some(s) = snapshot {
+        row.data_fetched_at = Some(s.fetched_at);
+        row.data_age_seconds = Some((now - s.fetched_at).num_seconds().max(0));
+        row.tracker_version = s.status.version.clone();
+        if let Some(sync) = &s.status.sync {
+            row.last_sync_at = sync.last_run;
+            row.last_sync_error = sync.last_error.clone();
+            row.last_sync_state = if sync.running == Some(true) {
+                "running"
+            } else if sync.last_error.is_some() {
+                "error"
+            } else if sync.last_success.is_some() {
+                "ok"
+            } else {
+                "unknown"
+            }
+            .into();
+            if let Some(e) = &sync.last_error {
+                alerts.push(Alert { level: AlertLevel::Warning, message: format!("last sync failed: {e}") });
+            }
+            if let (Some(ok), Some(iv)) = (sync.last_success, sync.interval_seconds) {
+                if (now - ok).num_seconds() > 3 * iv as i64 && iv > 0 {
+                    alerts.push(Alert {
+                        level: AlertLevel::Warning,
+                        message: format!("no successful sync for {} min", (now - ok).num_minutes()),
+                    });
+                }
+            }
+            if let Some(d) = sync.drift.as_ref().and_then(|d| d.day_usd) {
+                if !d.is_zero() {
+                    alerts.push(Alert { level: AlertLevel::Info, message: format!("today's drift vs OpenRouter: ${d}") });
+                }
+            }
+        }
+        if let Some(k) = &s.status.key {
+            row.key_state = k.state.clone();
+            row.key_label = k.label.clone();
+            row.key_limit_remaining_usd = k.limit_remaining;
+            match k.state.as_deref() {
+                Some("limit_reached") => alerts.push(Alert { level: AlertLevel::Critical, message: "OpenRouter key limit reached".into() }),
+                Some("invalid") => alerts.push(Alert { level: AlertLevel::Critical, message: "OpenRouter key invalid or disabled; set or rotate it".into() }),
+                Some("error") => alerts.push(Alert {
+                    level: AlertLevel::Warning,
+                    message: format!("OpenRouter key check failed: {}", k.error.clone().unwrap_or_default()),
+                }),
+                _ => {}
+            }
+        }
+        row.today_requests = Some(s.today.requests);
+        row.today_tokens = Some(s.today.tokens.total);
+        row.today_raw_cost_usd = Some(s.today.raw_cost_usd);
+        // Price with the fleet's markup: the console is the commercial source of truth.
+        row.today_client_cost_usd = Some(mai_core::pricing::client_cost(s.today.raw_cost_usd, client.markup));
+        if let Some(m) = &s.month {
+            row.month_client_cost_usd = Some(m.client_cost_usd);
+            if let Some(limit) = client.monthly_limit_usd {
+                let st = limit_state(limit, m.client_cost_usd);
+                let level = match st.level {
+                    LimitLevel::Ok => "ok",
+                    LimitLevel::Warning => "warning",
+                    LimitLevel::Reached => "reached",
+                };
+                match st.level {
+                    LimitLevel::Warning => alerts.push(Alert {
+                        level: AlertLevel::Warning,
+                        message: format!("{}% of the monthly limit used", st.percent_used),
+                    }),
+                    LimitLevel::Reached => alerts.push(Alert {
+                        level: AlertLevel::Critical,
+                        message: format!("monthly limit ${limit} reached ({}%)", st.percent_used),
+                    }),
+                    LimitLevel::Ok => {}
+                }
+                row.limit = Some(LimitView {
+                    monthly_limit_usd: st.monthly_limit_usd,
+                    used_usd: st.used_usd,
+                    percent_used: st.percent_used,
+                    level: level.into(),
+                });
+            }
+        }
+    }
+    alerts.sort_by(|a, b| b.level.cmp(&a.level));
+    row.alerts = alerts;
+    row
+}
+
+/// Fetches status, today and month from one tracker, all three at once.
+pub async fn fetch_snapshot(t: &TrackerClient, now: DateTime<Utc>) -> Result<TrackerSnapshot, String> {
+    let month = mai_core::time::YearMonth::of(mai_core::time::warsaw_day(now));
+    let month = format!("{:04}-{:02}", month.year, month.month);
+    let (status, today, m) = tokio::join!(t.status(), t.today(), t.month(&month));
+    let status = status.map_err(|e| e.to_string())?;
+    let today = today.map_err(|e| e.to_string())?;
+    Ok(TrackerSnapshot { fetched_at: Utc::now(), status, today, month: m.ok() })
+}
+
+/// What a refresh needs besides the fleet: tracker clients and the last good snapshots.
+pub struct RefreshInput<'a> {
+    pub fleet: &'a Fleet,
+    pub trackers: &'a HashMap<String, Result<TrackerClient, String>>,
+    pub last_good: &'a HashMap<String, TrackerSnapshot>,
+    /// Skip Docker entirely (no engine, or a test of trackers only).
+    pub docker: bool,
+}
+
+/// Refreshes every client; rows are in fleet-file order, with the fresh snapshots
+/// (to remember as last-good data).
+pub async fn refresh_all(input: RefreshInput<'_>) -> (Vec<FleetRow>, HashMap<String, TrackerSnapshot>) {
+    let fleet = input.fleet;
+    let sem = Arc::new(Semaphore::new(fleet.console.concurrency));
+    // One container listing per host, all hosts at once.
+    let hosts = futures::future::join_all(fleet.hosts.iter().map(|h| {
+        let sem = sem.clone();
+        async move {
+            if !input.docker {
+                return (h.name.clone(), Err("Docker disabled".to_string()));
+            }
+            let _p = sem.acquire().await;
+            let fut = async {
+                let d = docker::connect(h).await.map_err(|e| e.to_string())?;
+                docker::list_client_containers(&d, &h.name).await.map_err(|e| e.to_string())
+            };
+            let r = match tokio::time::timeout(Duration::from_millis(h.timeout_ms), fut).await {
+                Ok(r) => r,
+                Err(_) => Err(format!("no answer within {} ms", h.timeout_ms)),
+            };
+            (h.name.clone(), r)
+        }
+    }));
+    let trackers = futures::stream::iter(fleet.clients.iter().map(|c| {
+        let sem = sem.clone();
+        async move {
+            let r = match input.trackers.get(&c.id) {
+                Some(Ok(t)) => {
+                    let _p = sem.acquire().await;
+                    fetch_snapshot(t, Utc::now()).await
+                }
+                Some(Err(e)) => Err(e.clone()),
+                None => Err("no tracker client".to_string()),
+            };
+            (c.id.clone(), r)
+        }
+    }))
+    .buffer_unordered(fleet.console.concurrency.max(1))
+    .collect::<Vec<_>>();
+    let (hosts, trackers) = tokio::join!(hosts, trackers);
+    let hosts: HashMap<_, _> = hosts.into_iter().collect();
+    let mut trackers: HashMap<_, _> = trackers.into_iter().collect();
+    let now = Utc::now();
+    let mut fresh = HashMap::new();
+    let rows = fleet
+        .clients
+        .iter()
+        .map(|c| {
+            let tracker = trackers.remove(&c.id).unwrap_or_else(|| Err("not fetched".into()));
+            if let Ok(s) = &tracker {
+                fresh.insert(c.id.clone(), s.clone());
+            }
+            let g = Gathered {
+                containers: hosts.get(&c.host).cloned().unwrap_or_else(|| Err("unknown host".into())),
+                tracker,
+                last_good: input.last_good.get(&c.id).cloned(),
+            };
+            build_row(c, g, now)
+        })
+        .collect();
+    (rows, fresh)
+}
