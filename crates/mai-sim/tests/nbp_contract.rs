@@ -738,6 +738,13 @@ async fn requests_served_counts_api_requests_only() {
     assert_eq!(resp.status(), 204);
     assert_eq!(sim.now(), at("2026-11-23T08:00:00"));
     assert_eq!(sim.requests_served(), 2);
+    assert_eq!(
+        sim.requests(),
+        [
+            "/api/exchangerates/rates/a/usd/",
+            "/api/exchangerates/rates/a/xxx/"
+        ]
+    );
     sim.shutdown().await.unwrap();
 }
 

@@ -27,6 +27,7 @@
 //! * [`NbpHandle`]: `base_url()`, `addr()`, `set_now()` (pins the Warsaw wall clock;
 //!   it does not advance), `use_system_clock()`, `set_fault()` / `clear_faults()`,
 //!   `requests_served()` (every `/api/…` request, errors and faults included),
+//!   `requests()` (their paths and queries, in order),
 //!   `rate_a()` / `rate_c()` (this instance's truth), `shutdown().await`.
 //! * Pure functions: [`is_publication_day`], [`table_number`], [`rate_a`] and
 //!   [`rate_c`] (the truth for `NbpConfig::default()`), [`previous_publication_day`].

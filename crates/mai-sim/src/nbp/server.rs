@@ -30,8 +30,13 @@ struct Shared {
     clock: RwLock<Option<NaiveDateTime>>,
     fault: Mutex<Option<Fault>>,
     served: AtomicU64,
+    /// Path and query of each API request, oldest first (capped).
+    log: Mutex<Vec<String>>,
     shutdown: watch::Receiver<bool>,
 }
+
+/// Most API requests remembered by [`NbpHandle::requests`].
+pub const REQUEST_LOG_CAP: usize = 100_000;
 
 impl Shared {
     fn now(&self) -> NaiveDateTime {
@@ -94,6 +99,7 @@ impl NbpSim {
             clock: RwLock::new(config.now),
             fault: Mutex::new(None),
             served: AtomicU64::new(0),
+            log: Mutex::new(Vec::new()),
             shutdown: rx.clone(),
         });
         let app = axum::Router::new()
@@ -165,6 +171,16 @@ impl NbpHandle {
     /// included; control endpoints excluded).
     pub fn requests_served(&self) -> u64 {
         self.shared.served.load(Ordering::SeqCst)
+    }
+
+    /// Path and query (e.g. `/api/exchangerates/rates/a/usd/today/?format=json`) of
+    /// every API request so far, oldest first; the first [`REQUEST_LOG_CAP`] are kept.
+    pub fn requests(&self) -> Vec<String> {
+        self.shared
+            .log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Table A mid this simulator publishes for `code` on `date` (clock ignored).
@@ -257,6 +273,14 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Respon
         return control(&shared, req).await;
     }
     shared.served.fetch_add(1, Ordering::SeqCst);
+    {
+        let mut log = shared.log.lock().unwrap_or_else(|e| e.into_inner());
+        if log.len() < REQUEST_LOG_CAP {
+            let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("");
+            log.push(pq.to_string());
+        }
+    }
+    tracing::debug!(uri = %req.uri(), "NBP simulator request");
 
     let header_fault =
         match req.headers().get(FAULT_HEADER).map(|v| v.to_str()) {
