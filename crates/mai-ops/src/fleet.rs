@@ -597,3 +597,16 @@ tracker_token = "env:ACME_TOKEN"
         assert!(!nip_valid("123"));
     }
 }
+
+#[cfg(test)]
+mod example_file {
+    #[test]
+    fn fleet_example_toml_parses() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fleet.example.toml");
+        let f = super::Fleet::load(&path).unwrap();
+        assert_eq!(f.hosts.len(), 3);
+        assert_eq!(f.clients.len(), 2);
+        assert!(f.updater.is_some());
+        assert_eq!(f.nbp_base_url.as_deref(), Some("https://api.nbp.pl/api"));
+    }
+}

@@ -1,1 +1,331 @@
-fn main() {}
+//! maictl: the operator library as a CLI for scripts and finance.
+//!
+//! Exit codes: 0 ok; 1 operation failed; 2 usage or fleet-file error;
+//! 3 partial (some clients failed, e.g. unreachable trackers); 4 keychain unavailable or locked.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use futures::StreamExt;
+use mai_ops::keys::{KeyError, SecretKind};
+use mai_ops::{Fleet, Keychain, Ops, OpsError};
+
+#[derive(Parser)]
+#[command(name = "maictl", version, about = "mAI Fleet operator CLI")]
+struct Cli {
+    /// Fleet file (hosts and clients).
+    #[arg(long, env = "MAI_FLEET", global = true, default_value = "fleet.toml")]
+    fleet: PathBuf,
+    /// Do not contact Docker (trackers only).
+    #[arg(long, global = true)]
+    no_docker: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// One row per client: containers, tracker, today's usage, month vs limit, key, alerts.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reconcile on the tracker(s) and pull new events into the console cache.
+    Sync {
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        client: Option<String>,
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Secrets in the OS keychain.
+    Keys {
+        #[command(subcommand)]
+        cmd: KeysCmd,
+    },
+    /// Print (and with --follow, stream) a client's container logs.
+    Logs {
+        client: String,
+        #[arg(long, default_value = "chat")]
+        role: String,
+        #[arg(long, default_value_t = 200)]
+        tail: u32,
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Restart a client's container.
+    Restart {
+        client: String,
+        #[arg(long, default_value = "chat")]
+        role: String,
+    },
+    /// Client usage dashboard data (today, month, 30 days, by user, by model).
+    Usage {
+        client: String,
+        #[arg(long)]
+        json: bool,
+    },
+    // ---- mai-billing subcommands (`nbp`, `billing`, `invoices`) are wired in here
+    // ---- when crate mai-billing provides `mai_billing::cli`.
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Store a client's OpenRouter key, read from stdin.
+    Set {
+        client: String,
+        /// Store the tracker admin token instead of the OpenRouter key.
+        #[arg(long)]
+        tracker_token: bool,
+    },
+    /// Store the OpenRouter management (provisioning) key, read from stdin.
+    SetManagement,
+    /// Delete a client's OpenRouter key (or tracker token) from the keychain.
+    Delete {
+        client: String,
+        #[arg(long)]
+        tracker_token: bool,
+    },
+    /// Masked listing of every client's secrets.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rotate a client's OpenRouter key through the management API.
+    Rotate {
+        client: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+const EXIT_FAIL: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+const EXIT_PARTIAL: u8 = 3;
+const EXIT_KEYCHAIN: u8 = 4;
+
+fn code_for(e: &OpsError) -> u8 {
+    match e {
+        OpsError::UnknownClient(_) => EXIT_USAGE,
+        OpsError::NoKeychain(_) | OpsError::Key(KeyError::Locked(_) | KeyError::Unavailable(_)) => EXIT_KEYCHAIN,
+        OpsError::Key(KeyError::Invalid(_)) => EXIT_USAGE,
+        _ => EXIT_FAIL,
+    }
+}
+
+fn read_stdin_secret() -> anyhow::Result<String> {
+    let mut s = String::new();
+    std::io::stdin().read_to_string(&mut s)?;
+    Ok(s.trim().to_string())
+}
+
+fn money(d: Option<rust_decimal::Decimal>) -> String {
+    d.map(|d| {
+        if d.abs() < rust_decimal::Decimal::new(1, 2) && !d.is_zero() {
+            format!("${:.6}", d)
+        } else {
+            format!("${:.2}", d)
+        }
+    })
+    .unwrap_or_else(|| "-".into())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MAI_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    let fleet = match Fleet::load(&cli.fleet) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("maictl: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let keychain = Keychain::secret_service();
+    let mut ops = match Ops::new(fleet, keychain) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("maictl: {e}");
+            return ExitCode::from(EXIT_FAIL);
+        }
+    };
+    ops.docker_enabled = !cli.no_docker;
+    match run(&ops, cli.cmd).await {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("maictl: {e}");
+            ExitCode::from(code_for(&e))
+        }
+    }
+}
+
+async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
+    match cmd {
+        Cmd::Status { json } => {
+            let rows = ops.refresh().await;
+            let unreachable = rows.iter().filter(|r| !r.tracker_reachable).count();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows).expect("rows serialize"));
+            } else {
+                println!(
+                    "{:<14} {:<8} {:<10} {:<8} {:>7} {:>10} {:>12} {:>12} {:>7} {:<13} ALERTS",
+                    "CLIENT", "HOST", "CONTAINER", "TRACKER", "REQS", "TOKENS", "TODAY", "MONTH", "LIMIT%", "KEY"
+                );
+                for r in &rows {
+                    let tracker = if r.tracker_reachable {
+                        "ok".to_string()
+                    } else {
+                        match r.data_age_seconds {
+                            Some(a) => format!("down({}m)", a / 60),
+                            None => "down".into(),
+                        }
+                    };
+                    println!(
+                        "{:<14} {:<8} {:<10} {:<8} {:>7} {:>10} {:>12} {:>12} {:>7} {:<13} {}",
+                        r.client_id,
+                        r.host,
+                        r.container.as_ref().map(|c| c.state.as_str()).unwrap_or(if r.docker_error.is_some() { "?" } else { "-" }),
+                        tracker,
+                        r.today_requests.map(|v| v.to_string()).unwrap_or("-".into()),
+                        r.today_tokens.map(|v| v.to_string()).unwrap_or("-".into()),
+                        money(r.today_client_cost_usd),
+                        money(r.month_client_cost_usd),
+                        r.limit.as_ref().map(|l| format!("{}", l.percent_used)).unwrap_or("-".into()),
+                        r.key_state.clone().unwrap_or("-".into()),
+                        r.alerts.iter().map(|a| a.message.as_str()).collect::<Vec<_>>().join("; ")
+                    );
+                }
+            }
+            Ok(if unreachable > 0 { EXIT_PARTIAL } else { 0 })
+        }
+        Cmd::Sync { client, all, json } => {
+            let ids: Vec<String> = if all {
+                ops.fleet.clients.iter().map(|c| c.id.clone()).collect()
+            } else {
+                let id = client.expect("clap enforces --client or --all");
+                ops.client(&id)?;
+                vec![id]
+            };
+            let outcomes = ops
+                .sync_many(&ids, |p| {
+                    if !json {
+                        let o = &p.outcome;
+                        eprintln!(
+                            "[{}/{}] {}: {}{}",
+                            p.done,
+                            p.total,
+                            o.client_id,
+                            o.status,
+                            o.error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
+                        );
+                    }
+                })
+                .await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&outcomes).expect("serialize"));
+            }
+            let failed = outcomes.iter().filter(|o| !o.ok).count();
+            Ok(match failed {
+                0 => 0,
+                n if n == outcomes.len() => EXIT_FAIL,
+                _ => EXIT_PARTIAL,
+            })
+        }
+        Cmd::Keys { cmd } => match cmd {
+            KeysCmd::Set { client, tracker_token } => {
+                let secret = read_stdin_secret().map_err(|e| OpsError::Token { client: client.clone(), message: e.to_string() })?;
+                let kind = if tracker_token { SecretKind::TrackerToken } else { SecretKind::OpenRouter };
+                let masked = ops.key_set(&client, kind, secret).await?;
+                println!("stored {} for {client}: {masked}", if tracker_token { "tracker token" } else { "OpenRouter key" });
+                Ok(0)
+            }
+            KeysCmd::SetManagement => {
+                let secret = read_stdin_secret().map_err(|e| OpsError::Token { client: "management".into(), message: e.to_string() })?;
+                let masked = ops.set_management_key(secret).await?;
+                println!("stored the management key: {masked}");
+                Ok(0)
+            }
+            KeysCmd::Delete { client, tracker_token } => {
+                let kind = if tracker_token { SecretKind::TrackerToken } else { SecretKind::OpenRouter };
+                ops.key_delete(&client, kind).await?;
+                println!("deleted");
+                Ok(0)
+            }
+            KeysCmd::List { json } => {
+                let list = ops.keys_list().await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&list).expect("serialize"));
+                } else {
+                    for k in list {
+                        println!(
+                            "{:<14} {:<14} {}",
+                            k.client,
+                            serde_json::to_value(k.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+                            k.masked.or(k.error).unwrap_or_else(|| "(not set)".into())
+                        );
+                    }
+                }
+                Ok(0)
+            }
+            KeysCmd::Rotate { client, json } => {
+                let r = ops.rotate(&client).await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&r).expect("serialize"));
+                } else {
+                    println!(
+                        "rotated {}: new {} (old {} {})",
+                        r.client_id,
+                        r.new_label,
+                        r.old_label.clone().unwrap_or("-".into()),
+                        if r.old_disabled { "disabled" } else { "NOT disabled" }
+                    );
+                    if let Some(w) = &r.warning {
+                        eprintln!("warning: {w}");
+                    }
+                }
+                Ok(if r.warning.is_some() { EXIT_PARTIAL } else { 0 })
+            }
+        },
+        Cmd::Logs { client, role, tail, follow } => {
+            let mut s = Box::pin(ops.logs(&client, &role, tail, follow).await?);
+            while let Some(line) = s.next().await {
+                match line {
+                    Ok(l) => print!("{l}"),
+                    Err(e) => {
+                        eprintln!("maictl: {e}");
+                        return Ok(EXIT_FAIL);
+                    }
+                }
+            }
+            Ok(0)
+        }
+        Cmd::Restart { client, role } => {
+            let c = ops.restart(&client, &role).await?;
+            println!("{} restarted: {}", c.name, c.state);
+            Ok(0)
+        }
+        Cmd::Usage { client, json } => {
+            let d = ops.dashboard(&client).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d).expect("serialize"));
+            } else {
+                println!("{} ({}){}", d.legal_name, d.client_id, if d.live { "" } else { " [cached]" });
+                println!("today: {} requests, {} tokens, {}", d.today.requests, d.today.tokens, money(Some(d.today.client_cost_usd)));
+                println!("month: {} requests, {}", d.month_requests, money(Some(d.month_client_cost_usd)));
+            }
+            Ok(if d.live { 0 } else { EXIT_PARTIAL })
+        }
+    }
+}
