@@ -138,8 +138,8 @@ pub struct CliArgs {
     /// chosen base URL is printed on stdout).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
-    /// TOML fixture with known rates ([[rate]] table/code/date/mid or bid+ask) and
-    /// optional [levels] for the random walk; see the mai_sim::nbp::rates docs.
+    /// TOML fixture with known rates (`[[rate]]` table/code/date/mid or bid+ask) and
+    /// optional `[levels]` for the random walk; see the mai_sim::nbp::rates docs.
     #[arg(long, value_name = "FILE")]
     pub rates: Option<PathBuf>,
     /// Pin the simulated Europe/Warsaw wall clock, e.g. 2026-11-23T10:00:00
