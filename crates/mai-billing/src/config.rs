@@ -1,0 +1,300 @@
+//! Billing configuration (TOML): the seller, invoice numbering, and per-client invoice
+//! data. Money values are TOML strings ("25.00") so they are read exactly.
+
+use std::path::{Path, PathBuf};
+
+use mai_core::money::Currency;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::nip::normalise_nip;
+use crate::numbering::NumberFormat;
+use crate::BillingError;
+
+/// Where the PDF font is read from unless the config says otherwise (Debian package
+/// `fonts-dejavu-core`; it has every Polish glyph).
+pub const DEFAULT_PDF_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+/// EU member states (for the reverse-charge variant "np II" and `KodUE`).
+pub const EU_COUNTRIES: &[&str] = &[
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "EL", "ES", "FI", "FR", "HR", "HU", "IE",
+    "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK", "XI",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillingConfig {
+    pub seller: Seller,
+    /// Invoice number template, e.g. `FV/{yyyy}/{mm}/{seq:04}`.
+    #[serde(default = "default_number_format")]
+    pub invoice_number_format: String,
+    /// Days from the issue date to the payment due date.
+    #[serde(default = "default_payment_days")]
+    pub payment_days: u32,
+    /// TTF font with Polish glyphs for PDF invoices.
+    #[serde(default)]
+    pub pdf_font: Option<PathBuf>,
+    /// Hosting cost per client per month (EUR) used for profit unless a client overrides it.
+    #[serde(default, with = "rust_decimal::serde::str_option")]
+    pub default_hosting_eur: Option<Decimal>,
+    #[serde(default)]
+    pub clients: Vec<ClientBilling>,
+}
+
+fn default_number_format() -> String {
+    "FV/{yyyy}/{mm}/{seq:04}".into()
+}
+fn default_payment_days() -> u32 {
+    14
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seller {
+    pub name: String,
+    pub nip: String,
+    /// Street and number.
+    pub address_line1: String,
+    /// Postal code and city.
+    #[serde(default)]
+    pub address_line2: Option<String>,
+    #[serde(default = "default_country")]
+    pub country: String,
+    /// IBAN or NRB of the account clients pay to.
+    pub bank_account: String,
+    #[serde(default)]
+    pub bank_name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+fn default_country() -> String {
+    "PL".into()
+}
+
+/// VAT treatment of a client's invoices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum VatTreatment {
+    /// Polish VAT at this rate in percent (23, 8 or 5).
+    Rate(u8),
+    /// Service outside Polish VAT ("np"): buyer accounts for VAT (reverse charge).
+    ReverseCharge,
+}
+
+impl Default for VatTreatment {
+    fn default() -> Self {
+        VatTreatment::Rate(23)
+    }
+}
+
+impl TryFrom<String> for VatTreatment {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "np" | "reverse-charge" | "reverse_charge" => Ok(VatTreatment::ReverseCharge),
+            "23" => Ok(VatTreatment::Rate(23)),
+            "8" => Ok(VatTreatment::Rate(8)),
+            "5" => Ok(VatTreatment::Rate(5)),
+            other => Err(format!(
+                "unsupported VAT setting `{other}`: use \"23\", \"8\", \"5\" or \"np\" (reverse charge)"
+            )),
+        }
+    }
+}
+
+impl From<VatTreatment> for String {
+    fn from(v: VatTreatment) -> String {
+        match v {
+            VatTreatment::Rate(r) => r.to_string(),
+            VatTreatment::ReverseCharge => "np".into(),
+        }
+    }
+}
+
+impl VatTreatment {
+    /// The rate as a fraction (0.23); zero for reverse charge.
+    pub fn fraction(self) -> Decimal {
+        match self {
+            VatTreatment::Rate(r) => Decimal::from(r) / Decimal::from(100),
+            VatTreatment::ReverseCharge => Decimal::ZERO,
+        }
+    }
+}
+
+/// Invoice lines: one per model (and markup segment), or one summary line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineMode {
+    #[default]
+    ByModel,
+    Summary,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientBilling {
+    /// The org id used in the ledger.
+    pub org_id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Polish NIP (required for Polish clients).
+    #[serde(default)]
+    pub nip: Option<String>,
+    /// VAT/tax id of a foreign client (without the country prefix for EU VAT numbers).
+    #[serde(default)]
+    pub vat_id: Option<String>,
+    #[serde(default)]
+    pub address_line1: Option<String>,
+    #[serde(default)]
+    pub address_line2: Option<String>,
+    #[serde(default = "default_country")]
+    pub country: String,
+    /// Invoice currency: PLN (default) or USD.
+    #[serde(default = "default_currency")]
+    pub currency: Currency,
+    #[serde(default)]
+    pub vat: VatTreatment,
+    #[serde(default)]
+    pub lines: LineMode,
+    #[serde(default, with = "rust_decimal::serde::str_option")]
+    pub hosting_eur: Option<Decimal>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+fn default_currency() -> Currency {
+    Currency::Pln
+}
+
+impl ClientBilling {
+    /// Defaults for an org that appears in the ledger but not in the config: numbers can
+    /// be shown, but no invoice can be issued (see [`ClientBilling::missing_invoice_data`]).
+    pub fn unconfigured(org_id: &str) -> Self {
+        ClientBilling {
+            org_id: org_id.into(),
+            name: None,
+            nip: None,
+            vat_id: None,
+            address_line1: None,
+            address_line2: None,
+            country: "PL".into(),
+            currency: Currency::Pln,
+            vat: VatTreatment::default(),
+            lines: LineMode::default(),
+            hosting_eur: None,
+            email: None,
+        }
+    }
+
+    pub fn is_domestic(&self) -> bool {
+        self.country.eq_ignore_ascii_case("PL")
+    }
+
+    pub fn is_eu(&self) -> bool {
+        EU_COUNTRIES
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(&self.country))
+    }
+
+    /// What an invoice for this client still lacks, in plain words (empty = complete).
+    pub fn missing_invoice_data(&self) -> Vec<String> {
+        let mut missing = Vec::new();
+        let blank = |v: &Option<String>| v.as_deref().is_none_or(|s| s.trim().is_empty());
+        if blank(&self.name) {
+            missing.push("buyer name (`name`)".to_string());
+        }
+        if blank(&self.address_line1) {
+            missing.push("buyer address (`address_line1`)".to_string());
+        }
+        if self.country.len() != 2 || !self.country.bytes().all(|b| b.is_ascii_alphabetic()) {
+            missing.push(format!(
+                "a 2-letter country code (`country`, got `{}`)",
+                self.country
+            ));
+        }
+        if self.is_domestic() {
+            match &self.nip {
+                None => missing.push("Polish NIP (`nip`)".to_string()),
+                Some(n) => {
+                    if let Err(e) = normalise_nip(n) {
+                        missing.push(format!("a valid NIP: {e}"));
+                    }
+                }
+            }
+            if self.vat == VatTreatment::ReverseCharge {
+                missing.push(
+                    "a VAT rate: reverse charge (\"np\") applies only to foreign business clients"
+                        .to_string(),
+                );
+            }
+        } else if blank(&self.vat_id) {
+            missing.push("foreign VAT/tax id (`vat_id`)".to_string());
+        }
+        if self.currency == Currency::Eur {
+            missing.push("an invoice currency of PLN or USD (`currency`, got EUR)".to_string());
+        }
+        missing
+    }
+}
+
+impl BillingConfig {
+    pub fn load(path: &Path) -> Result<Self, BillingError> {
+        let text = std::fs::read_to_string(path).map_err(|e| BillingError::Config {
+            path: path.to_path_buf(),
+            detail: format!("cannot read it ({e}); create it or pass --billing-config"),
+        })?;
+        Self::parse(&text).map_err(|detail| BillingError::Config {
+            path: path.to_path_buf(),
+            detail,
+        })
+    }
+
+    /// Parses and checks the config; the error text says which field is wrong.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let cfg: BillingConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    pub fn check(&self) -> Result<(), String> {
+        normalise_nip(&self.seller.nip).map_err(|e| format!("seller.nip: {e}"))?;
+        if self.seller.name.trim().is_empty() {
+            return Err("seller.name is empty".into());
+        }
+        if self.seller.address_line1.trim().is_empty() {
+            return Err("seller.address_line1 is empty".into());
+        }
+        let acct = bank_account_digits(&self.seller.bank_account);
+        if !(10..=34).contains(&acct.len()) {
+            return Err(format!(
+                "seller.bank_account `{}` must have 10 to 34 letters and digits",
+                self.seller.bank_account
+            ));
+        }
+        NumberFormat::parse(&self.invoice_number_format)
+            .map_err(|e| format!("invoice_number_format: {e}"))?;
+        let mut seen = std::collections::BTreeSet::new();
+        for c in &self.clients {
+            if !seen.insert(c.org_id.as_str()) {
+                return Err(format!("clients: org_id `{}` appears twice", c.org_id));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn client(&self, org_id: &str) -> Option<&ClientBilling> {
+        self.clients.iter().find(|c| c.org_id == org_id)
+    }
+
+    pub fn pdf_font_path(&self) -> PathBuf {
+        self.pdf_font
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_PDF_FONT))
+    }
+}
+
+/// An account number without spaces (FA(3) `NrRB` is 10–34 characters).
+pub fn bank_account_digits(s: &str) -> String {
+    s.chars().filter(|c| c.is_ascii_alphanumeric()).collect()
+}

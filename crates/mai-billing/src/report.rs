@@ -1,0 +1,456 @@
+//! A month's billing across clients, and issuing its invoices (sync: ledger + store).
+//!
+//! Open month → provisional numbers. Closed month → a client with an issued invoice shows
+//! the frozen invoice; usage that reached the ledger later is reported as `late_usage_usd`
+//! and billed as a carry-over line on the client's next invoice.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{Days, NaiveDate};
+use mai_core::ledger::Ledger;
+use mai_core::money::Currency;
+use mai_core::nbp::InvoiceRate;
+use mai_core::time::YearMonth;
+use mai_core::usage::Totals;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::compute::{price, CarryOver, ModelUsage, PriceInput, SegmentUsage, Statement};
+use crate::config::{BillingConfig, ClientBilling};
+use crate::numbering::NumberFormat;
+use crate::store::{BillingStore, IssuedInvoice, NewInvoice};
+use crate::BillingError;
+
+/// The NBP rates a month is converted at (both of the invoice kind: table A).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceRates {
+    pub usd: InvoiceRate,
+    pub eur: Option<InvoiceRate>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowStatus {
+    /// The month is still open: numbers move.
+    Provisional,
+    /// Closed, complete invoice data, not issued yet.
+    ReadyToIssue,
+    /// Issued: the numbers are frozen.
+    Issued,
+    /// Closed, but invoice data is missing (see `missing`).
+    MissingData,
+    /// Nothing to bill.
+    NoUsage,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRow {
+    pub org_id: String,
+    pub name: Option<String>,
+    pub configured: bool,
+    pub currency: Currency,
+    pub status: RowStatus,
+    pub invoice_number: Option<String>,
+    /// The month's usage as the ledger has it now.
+    pub usage: Totals,
+    /// The invoice (frozen if issued), or `None` when no NBP rate is available.
+    pub statement: Option<Statement>,
+    /// Ledger now minus what the issued invoices billed for this month (USD, exact).
+    /// Positive: goes onto the next invoice. Negative: needs a correction invoice.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub late_usage_usd: Decimal,
+    /// What an invoice still lacks.
+    pub missing: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrencyTotals {
+    pub currency: Option<Currency>,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub net: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub vat: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub gross: Decimal,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportTotals {
+    pub clients: usize,
+    pub requests: u64,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub raw_cost_usd: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub client_net_usd: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub profit_usd: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub net_pln: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub vat_pln: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub gross_pln: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub hosting_pln: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub profit_pln: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub late_usage_usd: Decimal,
+    pub by_currency: Vec<CurrencyTotals>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonthReport {
+    pub month: YearMonth,
+    pub today: NaiveDate,
+    /// The month has not ended (Warsaw): everything is provisional.
+    pub provisional: bool,
+    pub rates: Option<InvoiceRates>,
+    /// Why there are no PLN figures for rows that are not frozen.
+    pub rate_error: Option<String>,
+    pub clients: Vec<ClientRow>,
+    /// Sums over rows that have a statement.
+    pub totals: ReportTotals,
+}
+
+/// The date the invoice rate is taken for when looking at `month` on `today`: the
+/// month's last day, or today while the month is still running (provisional).
+pub fn rate_reference_for_report(month: YearMonth, today: NaiveDate) -> NaiveDate {
+    month.last_day().min(today)
+}
+
+/// Reads one org's month from the ledger, split by markup segment and model.
+pub fn read_month(
+    ledger: &Ledger,
+    org: &str,
+    month: YearMonth,
+) -> Result<Vec<SegmentUsage>, BillingError> {
+    let daily = ledger.daily(org, month.first_day(), month.last_day())?;
+    let schedule = ledger.markup_schedule(org)?;
+    let mut out = Vec::new();
+    for seg in schedule.price_days(&daily) {
+        let models = ledger
+            .by_model(org, seg.from, seg.to)?
+            .into_iter()
+            .map(|m| ModelUsage {
+                model: m.model,
+                totals: m.totals,
+            })
+            .collect();
+        out.push(SegmentUsage {
+            from: seg.from,
+            to: seg.to,
+            markup: seg.rate,
+            models,
+        });
+    }
+    Ok(out)
+}
+
+/// What the org's issued invoices billed per usage month: (raw USD, requests, numbers).
+fn billed_by_month(invoices: &[IssuedInvoice]) -> BTreeMap<YearMonth, (Decimal, u64, Vec<String>)> {
+    let mut out: BTreeMap<YearMonth, (Decimal, u64, Vec<String>)> = BTreeMap::new();
+    for inv in invoices {
+        // A month is "invoiced" once its own invoice exists, even if it had no lines.
+        out.entry(inv.statement.month)
+            .or_insert_with(|| (Decimal::ZERO, 0, Vec::new()));
+        for l in &inv.statement.lines {
+            let e = out
+                .entry(l.usage_month)
+                .or_insert_with(|| (Decimal::ZERO, 0, Vec::new()));
+            e.0 += l.raw_cost_usd;
+            e.1 += l.requests;
+            if !e.2.contains(&inv.number) {
+                e.2.push(inv.number.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Late usage of invoiced months before `before`, to bill on the next invoice.
+pub fn carry_overs(
+    ledger: &Ledger,
+    org: &str,
+    invoices: &[IssuedInvoice],
+    before: YearMonth,
+) -> Result<Vec<CarryOver>, BillingError> {
+    let schedule = ledger.markup_schedule(org)?;
+    let mut out = Vec::new();
+    for (m, (billed, billed_req, numbers)) in billed_by_month(invoices) {
+        if m >= before {
+            continue;
+        }
+        let now = ledger.range(org, m.first_day(), m.last_day())?;
+        let delta = now.cost_usd - billed;
+        if delta > Decimal::ZERO {
+            out.push(CarryOver {
+                month: m,
+                raw_cost_usd: delta.normalize(),
+                markup: schedule.rate_on(m.last_day()),
+                requests: now.requests.saturating_sub(billed_req),
+                after_invoices: numbers,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn hosting_for<'a>(
+    cfg: &BillingConfig,
+    client: &ClientBilling,
+    rates: &'a InvoiceRates,
+) -> Option<(Decimal, &'a InvoiceRate)> {
+    let eur = client.hosting_eur.or(cfg.default_hosting_eur)?;
+    rates.eur.as_ref().map(|r| (eur, r))
+}
+
+/// All orgs of the month: configured clients and orgs seen in the ledger.
+fn all_orgs(cfg: &BillingConfig, ledger: &Ledger) -> Result<Vec<String>, BillingError> {
+    let mut set: BTreeSet<String> = ledger.orgs()?.into_iter().collect();
+    set.extend(cfg.clients.iter().map(|c| c.org_id.clone()));
+    Ok(set.into_iter().collect())
+}
+
+/// Builds the month's report. `rates` may be `None` (NBP down): rows that are not
+/// frozen then have no statement, and `rate_error` says why.
+pub fn build_report(
+    cfg: &BillingConfig,
+    ledger: &Ledger,
+    store: &BillingStore,
+    month: YearMonth,
+    today: NaiveDate,
+    rates: Result<&InvoiceRates, String>,
+    only: Option<&str>,
+) -> Result<MonthReport, BillingError> {
+    let provisional = today <= month.last_day();
+    let issued_this_month = store.invoices_for_month(month)?;
+    let mut rows = Vec::new();
+    for org in all_orgs(cfg, ledger)? {
+        if only.is_some_and(|o| o != org) {
+            continue;
+        }
+        let client = cfg
+            .client(&org)
+            .cloned()
+            .unwrap_or_else(|| ClientBilling::unconfigured(&org));
+        let configured = cfg.client(&org).is_some();
+        let mut missing = client.missing_invoice_data();
+        if !configured {
+            missing.insert(0, "an entry in the billing config ([[clients]] org_id = …)".into());
+        }
+        let usage = ledger.range(&org, month.first_day(), month.last_day())?;
+        let org_invoices = store.invoices_for_org(&org)?;
+        let issued = issued_this_month
+            .iter()
+            .find(|i| i.statement.org_id == org && i.kind == "VAT");
+        let (statement, status, number, late) = if let Some(inv) = issued {
+            let billed = billed_by_month(&org_invoices)
+                .get(&month)
+                .map(|b| b.0)
+                .unwrap_or_default();
+            let late = (usage.cost_usd - billed).normalize();
+            (
+                Some(inv.statement.clone()),
+                RowStatus::Issued,
+                Some(inv.number.clone()),
+                late,
+            )
+        } else {
+            let st = match &rates {
+                Ok(r) => {
+                    let segments = read_month(ledger, &org, month)?;
+                    let carry = carry_overs(ledger, &org, &org_invoices, month)?;
+                    Some(price(&PriceInput {
+                        org_id: &org,
+                        month,
+                        segments,
+                        carry_over: carry,
+                        currency: client.currency,
+                        vat: client.vat,
+                        line_mode: client.lines,
+                        usd_rate: &r.usd,
+                        hosting: hosting_for(cfg, &client, r),
+                    }))
+                }
+                Err(_) => None,
+            };
+            let nothing = st
+                .as_ref()
+                .map(|s| s.lines.is_empty())
+                .unwrap_or(usage.requests == 0 && usage.cost_usd.is_zero());
+            let status = if provisional {
+                RowStatus::Provisional
+            } else if nothing {
+                RowStatus::NoUsage
+            } else if !missing.is_empty() {
+                RowStatus::MissingData
+            } else {
+                RowStatus::ReadyToIssue
+            };
+            (st, status, None, Decimal::ZERO)
+        };
+        if usage.requests == 0 && statement.is_none() && !configured {
+            continue;
+        }
+        rows.push(ClientRow {
+            org_id: org.clone(),
+            name: client.name.clone(),
+            configured,
+            currency: statement
+                .as_ref()
+                .map(|s| s.amounts.currency)
+                .unwrap_or(client.currency),
+            status,
+            invoice_number: number,
+            usage,
+            statement,
+            late_usage_usd: late,
+            missing,
+        });
+    }
+    let totals = totals(&rows);
+    Ok(MonthReport {
+        month,
+        today,
+        provisional,
+        rates: rates.as_ref().ok().map(|r| (*r).clone()),
+        rate_error: rates.err(),
+        clients: rows,
+        totals,
+    })
+}
+
+fn totals(rows: &[ClientRow]) -> ReportTotals {
+    let mut t = ReportTotals::default();
+    let mut by: BTreeMap<Currency, CurrencyTotals> = BTreeMap::new();
+    for r in rows {
+        t.late_usage_usd += r.late_usage_usd;
+        let Some(s) = &r.statement else { continue };
+        t.clients += 1;
+        t.requests += s.usage.requests;
+        t.raw_cost_usd += s.raw_cost_usd;
+        t.client_net_usd += s.client_net_usd;
+        t.profit_usd += s.profit_usd;
+        t.net_pln += s.amounts.net_pln;
+        t.vat_pln += s.amounts.vat_pln;
+        t.gross_pln += s.amounts.gross_pln;
+        t.hosting_pln += s.hosting_pln;
+        t.profit_pln += s.profit_pln;
+        let c = by.entry(s.amounts.currency).or_insert_with(|| CurrencyTotals {
+            currency: Some(s.amounts.currency),
+            ..CurrencyTotals::default()
+        });
+        c.net += s.amounts.net;
+        c.vat += s.amounts.vat;
+        c.gross += s.amounts.gross;
+    }
+    t.raw_cost_usd = t.raw_cost_usd.normalize();
+    t.client_net_usd = t.client_net_usd.normalize();
+    t.profit_usd = t.profit_usd.normalize();
+    t.late_usage_usd = t.late_usage_usd.normalize();
+    t.by_currency = by.into_values().collect();
+    t
+}
+
+/// A client that was not invoiced, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub org_id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueOutcome {
+    /// Issued by this call.
+    pub issued: Vec<IssuedInvoice>,
+    /// Issued earlier (unchanged).
+    pub existing: Vec<IssuedInvoice>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Issues the month's invoices that are not issued yet (all clients, or `only`).
+/// Clients with missing data are skipped with the reason; the rest are issued.
+#[allow(clippy::too_many_arguments)]
+pub fn issue_month(
+    cfg: &BillingConfig,
+    ledger: &Ledger,
+    store: &mut BillingStore,
+    month: YearMonth,
+    issue_date: NaiveDate,
+    today: NaiveDate,
+    rates: &InvoiceRates,
+    only: Option<&str>,
+) -> Result<IssueOutcome, BillingError> {
+    if today <= month.last_day() {
+        return Err(BillingError::MonthOpen {
+            month,
+            last_day: month.last_day(),
+            today,
+        });
+    }
+    if issue_date < month.last_day() || issue_date > today {
+        return Err(BillingError::InvalidData(format!(
+            "issue date {issue_date} for {month}: it must be between the month's last day ({}) and today ({today})",
+            month.last_day()
+        )));
+    }
+    let expected_ref = mai_core::nbp::invoice_reference_date(month.last_day(), issue_date);
+    if rates.usd.reference_date != expected_ref || rates.usd.code != "USD" {
+        return Err(BillingError::InvalidData(format!(
+            "the USD rate given is for reference date {} but invoices for {month} issued on {issue_date} need {expected_ref}",
+            rates.usd.reference_date
+        )));
+    }
+    let format = NumberFormat::parse(&cfg.invoice_number_format)
+        .map_err(|e| BillingError::InvalidData(format!("invoice_number_format: {e}")))?;
+    let report = build_report(cfg, ledger, store, month, today, Ok(rates), only)?;
+    let mut out = IssueOutcome::default();
+    for row in report.clients {
+        match row.status {
+            RowStatus::Issued => {
+                if let Some(n) = &row.invoice_number {
+                    if let Some(inv) = store.get(n)? {
+                        out.existing.push(inv);
+                    }
+                }
+            }
+            RowStatus::NoUsage => out.skipped.push(Skipped {
+                org_id: row.org_id,
+                reason: "no usage to bill this month".into(),
+            }),
+            RowStatus::MissingData => out.skipped.push(Skipped {
+                org_id: row.org_id,
+                reason: format!("missing invoice data: {}", row.missing.join("; ")),
+            }),
+            RowStatus::Provisional => unreachable_open(),
+            RowStatus::ReadyToIssue => {
+                let Some(statement) = row.statement else {
+                    continue;
+                };
+                let buyer = cfg
+                    .client(&row.org_id)
+                    .cloned()
+                    .ok_or_else(|| BillingError::InvalidData(format!("client {} vanished from the config", row.org_id)))?;
+                let inv = store.issue(
+                    &format,
+                    NewInvoice {
+                        issue_date,
+                        due_date: issue_date + Days::new(u64::from(cfg.payment_days)),
+                        seller: cfg.seller.clone(),
+                        buyer,
+                        statement,
+                    },
+                )?;
+                out.issued.push(inv);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `build_report` never marks a closed month provisional; kept as a function so the
+/// match above stays exhaustive without a panic path.
+fn unreachable_open() {
+    tracing::error!("a closed month produced a provisional row; skipped");
+}
