@@ -1,0 +1,309 @@
+//! In-process fakes for mai-ops tests and benches: a tracker speaking docs/tracker-api.md
+//! and the OpenRouter key-management endpoints. Real servers on 127.0.0.1, real HTTP.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post, put};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+
+#[derive(Clone, Debug)]
+pub struct FakeEvent {
+    pub seq: i64,
+    pub id: String,
+    pub user: &'static str,
+    pub model: &'static str,
+    pub cost: Decimal,
+    pub prompt: u64,
+    pub completion: u64,
+    pub state: &'static str,
+    pub source: &'static str,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Default)]
+pub struct TrackerState {
+    pub org: String,
+    pub token: String,
+    pub latency: Duration,
+    pub events: Vec<FakeEvent>,
+    pub next_seq: i64,
+    pub key_label: String,
+    pub received_keys: Vec<String>,
+    pub syncs: u32,
+    pub markup: Decimal,
+}
+
+pub type Shared = Arc<Mutex<TrackerState>>;
+
+impl TrackerState {
+    pub fn add(&mut self, id: &str, user: &'static str, model: &'static str, cost: &str, state: &'static str) {
+        self.next_seq += 1;
+        let e = FakeEvent {
+            seq: self.next_seq,
+            id: id.to_string(),
+            user,
+            model,
+            cost: cost.parse().unwrap(),
+            prompt: 100,
+            completion: 50,
+            state,
+            source: if state == "confirmed" { "reconciliation" } else { "proxy" },
+            at: Utc::now(),
+        };
+        // A correction re-emits the event with a higher seq.
+        self.events.retain(|x| x.id != id);
+        self.events.push(e);
+    }
+    fn today_cost(&self) -> Decimal {
+        let today = mai_core::time::warsaw_today();
+        self.events
+            .iter()
+            .filter(|e| mai_core::time::warsaw_day(e.at) == today)
+            .map(|e| e.cost)
+            .sum()
+    }
+}
+
+fn err(code: StatusCode, msg: &str) -> Response {
+    (code, Json(json!({"error": {"code": code.as_u16(), "message": msg}}))).into_response()
+}
+
+async fn auth(s: &Shared, h: &HeaderMap) -> Result<(), Response> {
+    let (token, latency) = {
+        let g = s.lock().unwrap();
+        (g.token.clone(), g.latency)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await; // simulated network/tracker latency
+    }
+    let ok = h
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bearer {token}"));
+    if ok { Ok(()) } else { Err(err(StatusCode::UNAUTHORIZED, "bad token")) }
+}
+
+fn tokens(p: u64, c: u64) -> Value {
+    json!({"prompt": p, "completion": c, "reasoning": 0, "cached": 0, "total": p + c})
+}
+
+async fn status(State(s): State<Shared>, h: HeaderMap) -> Response {
+    if let Err(r) = auth(&s, &h).await {
+        return r;
+    }
+    let g = s.lock().unwrap();
+    Json(json!({
+        "org_id": g.org, "org_name": "Fake", "version": "0.1.0", "uptime_seconds": 5,
+        "markup_rate": g.markup.to_string(),
+        "key": {"label": g.key_label, "state": "ok", "limit": "100", "limit_remaining": "90.5",
+                "usage_daily": "0", "usage_monthly": "9.5", "checked_at": Utc::now(), "error": null},
+        "sync": {"interval_seconds": 600, "days_back": 1, "running": false, "last_run": Utc::now(),
+                 "last_success": Utc::now(), "last_error": null, "next_run": null, "provisional_pending": 0,
+                 "drift": {"day_usd": "0", "month_usd": "0", "checked_at": null}}
+    }))
+    .into_response()
+}
+
+async fn today(State(s): State<Shared>, h: HeaderMap) -> Response {
+    if let Err(r) = auth(&s, &h).await {
+        return r;
+    }
+    let g = s.lock().unwrap();
+    let raw = g.today_cost();
+    let n = g.events.len() as u64;
+    Json(json!({
+        "org_id": g.org, "date": mai_core::time::warsaw_today().to_string(), "requests": n,
+        "tokens": tokens(100 * n, 50 * n), "raw_cost_usd": raw.to_string(),
+        "client_cost_usd": (raw * g.markup).to_string(), "markup_rate": g.markup.to_string(),
+        "last_updated": Utc::now()
+    }))
+    .into_response()
+}
+
+async fn month(State(s): State<Shared>, h: HeaderMap, Query(q): Query<std::collections::HashMap<String, String>>) -> Response {
+    if let Err(r) = auth(&s, &h).await {
+        return r;
+    }
+    let g = s.lock().unwrap();
+    let raw: Decimal = g.events.iter().map(|e| e.cost).sum();
+    let client = raw * g.markup;
+    Json(json!({
+        "org_id": g.org, "month": q.get("month").cloned().unwrap_or_default(), "provisional": true, "days_elapsed": 1,
+        "requests": g.events.len(), "tokens": tokens(0, 0), "raw_cost_usd": raw.to_string(),
+        "client_cost_usd": client.to_string(), "profit_usd": (client - raw).to_string(),
+        "daily_average_client_cost_usd": client.to_string(), "markup_segments": [], "limit": null
+    }))
+    .into_response()
+}
+
+async fn events(State(s): State<Shared>, h: HeaderMap, Query(q): Query<std::collections::HashMap<String, String>>) -> Response {
+    if let Err(r) = auth(&s, &h).await {
+        return r;
+    }
+    let after: i64 = q.get("after").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(500).min(5000);
+    let g = s.lock().unwrap();
+    let mut evs: Vec<&FakeEvent> = g.events.iter().filter(|e| e.seq > after).collect();
+    evs.sort_by_key(|e| e.seq);
+    let has_more = evs.len() > limit;
+    evs.truncate(limit);
+    let next = evs.last().map(|e| e.seq).unwrap_or(after);
+    let list: Vec<Value> = evs
+        .iter()
+        .map(|e| {
+            json!({"seq": e.seq, "generation_id": e.id, "org_id": g.org,
+                   "user": {"id": e.user, "email": format!("{}@example.pl", e.user), "name": e.user},
+                   "model": e.model, "provider": "OpenAI", "tokens": tokens(e.prompt, e.completion),
+                   "cost_usd": e.cost.to_string(), "source": e.source, "state": e.state, "created_at": e.at})
+        })
+        .collect();
+    Json(json!({"events": list, "next_cursor": next, "has_more": has_more})).into_response()
+}
+
+async fn sync(State(s): State<Shared>, h: HeaderMap) -> Response {
+    if let Err(r) = auth(&s, &h).await {
+        return r;
+    }
+    let mut g = s.lock().unwrap();
+    g.syncs += 1;
+    let n = g.events.len();
+    Json(json!({"status": "ok", "checked": n, "confirmed": n, "still_provisional": 0, "corrected": 0, "errors": [],
+                "drift": {"day_usd": "0", "month_usd": "0", "checked_at": Utc::now()}}))
+    .into_response()
+}
+
+async fn put_key(State(s): State<Shared>, h: HeaderMap, Json(body): Json<Value>) -> Response {
+    if let Err(r) = auth(&s, &h).await {
+        return r;
+    }
+    let key = body["key"].as_str().unwrap_or_default().to_string();
+    if !key.starts_with("sk-or-v1-") {
+        return err(StatusCode::UNPROCESSABLE_ENTITY, "OpenRouter refused the key");
+    }
+    let mut g = s.lock().unwrap();
+    g.key_label = mai_core::money::mask_key(&key);
+    g.received_keys.push(key);
+    Json(json!({"label": g.key_label})).into_response()
+}
+
+pub async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+pub async fn fake_tracker(org: &str, token: &str, latency: Duration) -> (SocketAddr, Shared) {
+    let st: Shared = Arc::new(Mutex::new(TrackerState {
+        org: org.into(),
+        token: token.into(),
+        latency,
+        key_label: "sk-or-v1-…0000".into(),
+        markup: "1.3".parse().unwrap(),
+        ..Default::default()
+    }));
+    let app = Router::new()
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/usage/today", get(today))
+        .route("/api/v1/usage/month", get(month))
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/sync", post(sync))
+        .route("/api/v1/admin/openrouter-key", put(put_key))
+        .with_state(st.clone());
+    (serve(app).await, st)
+}
+
+// ---- OpenRouter management API (subset used by rotation) ----
+
+#[derive(Default)]
+pub struct OrState {
+    pub mgmt: String,
+    pub keys: Vec<(String, String, bool, Option<String>)>, // (hash, plaintext, disabled, limit)
+}
+pub type OrShared = Arc<Mutex<OrState>>;
+
+fn key_obj(hash: &str, key: &str, disabled: bool, limit: &Option<String>) -> Value {
+    let label = format!("{}...{}", &key[..12], &key[key.len() - 3..]);
+    json!({"hash": hash, "name": "k", "label": label, "disabled": disabled,
+           "limit": limit.as_ref().map(|l| serde_json::from_str::<Value>(l).unwrap()), "usage": 0,
+           "created_at": "2026-01-02T08:00:00Z", "updated_at": null})
+}
+
+fn or_auth(s: &OrShared, h: &HeaderMap) -> bool {
+    let m = s.lock().unwrap().mgmt.clone();
+    h.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {m}"))
+}
+
+pub async fn fake_openrouter(mgmt: &str) -> (SocketAddr, OrShared) {
+    let st: OrShared = Arc::new(Mutex::new(OrState { mgmt: mgmt.into(), keys: vec![] }));
+    async fn list(State(s): State<OrShared>, h: HeaderMap) -> Response {
+        if !or_auth(&s, &h) {
+            return err(StatusCode::UNAUTHORIZED, "User not found.");
+        }
+        let g = s.lock().unwrap();
+        let data: Vec<Value> = g.keys.iter().filter(|k| !k.2).map(|k| key_obj(&k.0, &k.1, k.2, &k.3)).collect();
+        Json(json!({"data": data})).into_response()
+    }
+    async fn create(State(s): State<OrShared>, h: HeaderMap, body: String) -> Response {
+        if !or_auth(&s, &h) {
+            return err(StatusCode::FORBIDDEN, "Only management keys can perform this operation");
+        }
+        let v: Value = serde_json::from_str(&body).unwrap();
+        // keep the limit's JSON text exactly as sent
+        let limit = v.get("limit").filter(|l| !l.is_null()).map(|l| l.to_string());
+        let mut g = s.lock().unwrap();
+        let n = g.keys.len();
+        let key = format!("sk-or-v1-{:064x}", 0xabc000 + n);
+        let hash = format!("{:064x}", 0xfeed00 + n);
+        g.keys.push((hash.clone(), key.clone(), false, limit.clone()));
+        (StatusCode::CREATED, Json(json!({"data": key_obj(&hash, &key, false, &limit), "key": key}))).into_response()
+    }
+    async fn update(State(s): State<OrShared>, h: HeaderMap, Path(hash): Path<String>, Json(v): Json<Value>) -> Response {
+        if !or_auth(&s, &h) {
+            return err(StatusCode::UNAUTHORIZED, "User not found.");
+        }
+        let mut g = s.lock().unwrap();
+        let Some(k) = g.keys.iter_mut().find(|k| k.0 == hash) else {
+            return err(StatusCode::NOT_FOUND, "not found");
+        };
+        if let Some(d) = v["disabled"].as_bool() {
+            k.2 = d;
+        }
+        let o = key_obj(&k.0, &k.1, k.2, &k.3);
+        Json(json!({"data": o})).into_response()
+    }
+    let app = Router::new()
+        .route("/keys", get(list).post(create))
+        .route("/keys/{hash}", patch(update))
+        .with_state(st.clone());
+    (serve(app).await, st)
+}
+
+/// A fleet file text for `n` trackers at the given addresses (no Docker hosts needed:
+/// the host points at a socket that does not exist).
+pub fn fleet_text(data_dir: &std::path::Path, clients: &[(String, SocketAddr, &str)], or_base: Option<SocketAddr>) -> String {
+    let mut s = format!(
+        "[console]\ndata_dir = {:?}\nconcurrency = 64\ntracker_timeout_ms = 800\ndocker_timeout_ms = 300\n\n",
+        data_dir.to_string_lossy()
+    );
+    if let Some(a) = or_base {
+        s += &format!("[openrouter]\nbase_url = \"http://{a}\"\n\n");
+    }
+    s += "[nbp]\nbase_url = \"http://127.0.0.1:9\"\n\n";
+    s += "[[hosts]]\nname = \"h1\"\ndocker = \"unix:///nonexistent/docker.sock\"\n\n";
+    for (id, addr, markup) in clients {
+        s += &format!(
+            "[[clients]]\nid = \"{id}\"\nlegal_name = \"{id} Sp. z o.o.\"\nnip = \"5261040828\"\naddress = \"ul. Testowa 1\"\nhost = \"h1\"\nmarkup = \"{markup}\"\nmonthly_limit_usd = \"10\"\ntracker_url = \"http://{addr}\"\ntracker_token = \"env:FAKE_TRACKER_TOKEN\"\n\n"
+        );
+    }
+    s
+}

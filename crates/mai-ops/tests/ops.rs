@@ -1,0 +1,192 @@
+//! Ops against real HTTP fakes: refresh, last-good data, cache pulls, sync, rotation.
+
+mod common;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use common::*;
+use mai_ops::keys::SecretKind;
+use mai_ops::{Fleet, Keychain, Ops};
+use rust_decimal::Decimal;
+
+const TOKEN: &str = "t0ken-for-tests";
+
+fn setup_env() {
+    // Same value in every test, so parallel tests do not race on it.
+    unsafe { std::env::set_var("FAKE_TRACKER_TOKEN", TOKEN) };
+}
+
+fn mock_keychain() -> Keychain {
+    Keychain::with_store(keyring_core::mock::Store::new().unwrap())
+}
+
+fn ops(dir: &std::path::Path, text: &str, keychain: Keychain) -> Ops {
+    let fleet = Fleet::parse(text, &dir.join("fleet.toml")).unwrap();
+    let mut o = Ops::new(fleet, Ok(keychain)).unwrap();
+    o.docker_enabled = false;
+    o
+}
+
+fn d(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+#[tokio::test]
+async fn refresh_rows_costs_and_unreachable_tracker() {
+    setup_env();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, sa) = fake_tracker("acme", TOKEN, Duration::ZERO).await;
+    let (b, sb) = fake_tracker("beta", TOKEN, Duration::ZERO).await;
+    sa.lock().unwrap().add("gen-1", "anna", "openai/gpt-4o-mini", "0.00066", "provisional");
+    sa.lock().unwrap().add("gen-2", "jan", "anthropic/claude-3.5-haiku", "4.25e-6", "provisional");
+    sb.lock().unwrap().add("gen-3", "ola", "openai/gpt-4o-mini", "9", "confirmed");
+    // A port nothing listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let text = fleet_text(
+        dir.path(),
+        &[("acme".into(), a, "1.3"), ("beta".into(), b, "1.25"), ("gone".into(), dead, "1.3")],
+        None,
+    );
+    let o = ops(dir.path(), &text, mock_keychain());
+    let rows = o.refresh().await;
+    assert_eq!(rows.len(), 3);
+    let acme = &rows[0];
+    assert!(acme.tracker_reachable, "{:?}", acme.tracker_error);
+    // (0.00066 + 0.00000425) x 1.3, exact
+    assert_eq!(acme.today_raw_cost_usd, Some(d("0.00066425")));
+    assert_eq!(acme.today_client_cost_usd, Some(d("0.000863525")));
+    assert_eq!(acme.key_state.as_deref(), Some("ok"));
+    assert_eq!(acme.last_sync_state, "ok");
+    let beta = &rows[1];
+    assert_eq!(beta.today_client_cost_usd, Some(d("11.25")));
+    // 9 x 1.3 (tracker month) = 11.7 of a 10 limit -> reached
+    let lim = beta.limit.as_ref().unwrap();
+    assert_eq!(lim.level, "reached");
+    assert!(beta.alerts.iter().any(|a| a.message.contains("monthly limit")), "{:?}", beta.alerts);
+    let gone = &rows[2];
+    assert!(!gone.tracker_reachable);
+    assert!(gone.tracker_error.as_ref().unwrap().contains("unreachable"), "{:?}", gone.tracker_error);
+    assert_eq!(gone.today_client_cost_usd, None);
+    assert!(gone.alerts.iter().any(|a| a.message.starts_with("tracker unreachable")));
+    // Docker disabled: reported per row, never fatal.
+    assert!(acme.docker_error.is_some());
+}
+
+#[tokio::test]
+async fn last_good_data_survives_a_dead_tracker_and_a_restart() {
+    setup_env();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, sa) = fake_tracker("acme", TOKEN, Duration::ZERO).await;
+    sa.lock().unwrap().add("gen-1", "anna", "openai/gpt-4o-mini", "1", "provisional");
+    let text = fleet_text(dir.path(), &[("acme".into(), a, "1.3")], None);
+    {
+        let o = ops(dir.path(), &text, mock_keychain());
+        let rows = o.refresh().await;
+        assert!(rows[0].tracker_reachable);
+    }
+    // The tracker "moves away": same fleet but a dead port; a new console process.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let text2 = text.replace(&a.to_string(), &dead.to_string());
+    let o = ops(dir.path(), &text2, mock_keychain());
+    let rows = o.refresh().await;
+    let r = &rows[0];
+    assert!(!r.tracker_reachable);
+    assert_eq!(r.today_client_cost_usd, Some(d("1.3")), "last good numbers are shown");
+    assert!(r.data_age_seconds.is_some() && r.data_fetched_at.is_some());
+}
+
+#[tokio::test]
+async fn pull_upserts_by_generation_and_resumes_from_cursor() {
+    setup_env();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, sa) = fake_tracker("acme", TOKEN, Duration::ZERO).await;
+    for i in 0..7000 {
+        sa.lock().unwrap().add(&format!("gen-{i}"), "anna", "openai/gpt-4o-mini", "0.001", "provisional");
+    }
+    let text = fleet_text(dir.path(), &[("acme".into(), a, "1.3")], None);
+    let o = ops(dir.path(), &text, mock_keychain());
+    let p = o.pull("acme").await.unwrap();
+    assert_eq!((p.pulled, p.inserted, p.cursor), (7000, 7000, 7000));
+    // A reconciliation corrects one event: it comes again with a higher seq.
+    sa.lock().unwrap().add("gen-5", "anna", "openai/gpt-4o-mini", "0.002", "confirmed");
+    let p = o.pull("acme").await.unwrap();
+    assert_eq!((p.pulled, p.corrected, p.cursor), (1, 1, 7001));
+    let dash = o.dashboard("acme").await.unwrap();
+    assert!(dash.live);
+    assert_eq!(dash.today.requests, 7000);
+    assert_eq!(dash.today.raw_cost_usd, d("7.001"));
+    assert_eq!(dash.today.client_cost_usd, d("9.1013"));
+    assert_eq!(dash.by_user.len(), 1);
+    assert_eq!(dash.by_model[0].label, "openai/gpt-4o-mini");
+    assert_eq!(dash.days.len(), 30);
+    // PLN: the NBP base points at a closed port -> unavailable, with a reason.
+    assert!(!dash.pln.available && dash.pln.error.is_some());
+}
+
+#[tokio::test]
+async fn sync_all_reports_progress_and_per_client_results() {
+    setup_env();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, sa) = fake_tracker("acme", TOKEN, Duration::ZERO).await;
+    let (b, _) = fake_tracker("beta", "other-token", Duration::ZERO).await;
+    sa.lock().unwrap().add("gen-1", "anna", "m", "0.5", "confirmed");
+    let text = fleet_text(dir.path(), &[("acme".into(), a, "1.3"), ("beta".into(), b, "1.3")], None);
+    let o = ops(dir.path(), &text, mock_keychain());
+    let mut seen = vec![];
+    let ids = vec!["acme".to_string(), "beta".to_string()];
+    let out = o.sync_many(&ids, |p| seen.push((p.done, p.total))).await;
+    assert_eq!(seen.len(), 2);
+    assert!(seen.contains(&(2, 2)));
+    assert!(out[0].ok && out[0].pulled == Some(1), "{:?}", out[0]);
+    assert!(!out[1].ok);
+    assert!(out[1].error.as_ref().unwrap().contains("401"), "{:?}", out[1]);
+    assert_eq!(sa.lock().unwrap().syncs, 1);
+}
+
+#[tokio::test]
+async fn rotation_creates_delivers_stores_disables_and_records() {
+    setup_env();
+    let dir = tempfile::tempdir().unwrap();
+    let mgmt = "sk-or-v1-1111111111111111111111111111111111111111111111111111111111111111";
+    let (or_addr, or) = fake_openrouter(mgmt).await;
+    let (a, sa) = fake_tracker("acme", TOKEN, Duration::ZERO).await;
+    let text = fleet_text(dir.path(), &[("acme".into(), a, "1.3")], Some(or_addr));
+    let kc = mock_keychain();
+    // The current key exists on the account.
+    let old = format!("sk-or-v1-{:064x}", 0x5eed);
+    or.lock().unwrap().keys.push(("00aa".repeat(16), old.clone(), false, None));
+    kc.set(SecretKind::OpenRouter, "acme", &old).unwrap();
+    kc.set_management_key(mgmt).unwrap();
+    let o = ops(dir.path(), &text, kc.clone());
+    let r = o.rotate("acme").await.unwrap();
+    assert!(r.old_disabled, "{r:?}");
+    assert!(r.warning.is_none(), "{r:?}");
+    let new = kc.get(SecretKind::OpenRouter, "acme").unwrap();
+    assert_ne!(new, old);
+    assert_eq!(sa.lock().unwrap().received_keys, vec![new.clone()]);
+    let g = or.lock().unwrap();
+    assert!(g.keys[0].2, "old key disabled");
+    // limit: 10 USD client cost / 1.3 markup = 7.69 USD of OpenRouter spend
+    assert_eq!(g.keys[1].3.as_deref(), Some("7.69"));
+    drop(g);
+    let recs = o.rotations("acme").await.unwrap();
+    assert_eq!(recs.len(), 1);
+    let json = serde_json::to_string(&recs).unwrap();
+    assert!(!json.contains(&new[20..]) && !json.contains(&old[20..]), "rotation record leaks a key");
+}
+
+#[tokio::test]
+async fn key_actions_without_keychain_fail_clearly() {
+    setup_env();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, _) = fake_tracker("acme", TOKEN, Duration::ZERO).await;
+    let text = fleet_text(dir.path(), &[("acme".into(), a, "1.3")], None);
+    let fleet = Fleet::parse(&text, &dir.path().join("fleet.toml")).unwrap();
+    let o = Ops::new(fleet, Err(mai_ops::keys::KeyError::Unavailable("no D-Bus session".into()))).unwrap();
+    let e = o.key_set("acme", SecretKind::OpenRouter, "sk-or-v1-abc".into()).await.unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("keychain") && msg.contains("no D-Bus session"), "{msg}");
+    // status still works with env tokens
+    assert_eq!(o.refresh().await.len(), 1);
+}
