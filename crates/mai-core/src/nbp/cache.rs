@@ -219,5 +219,6 @@ impl RateCache {
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, NbpError> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|e| cache_err(&format!("cached date `{s}`"), e))
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|e| cache_err(&format!("cached date `{s}`"), e))
 }

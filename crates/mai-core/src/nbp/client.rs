@@ -157,9 +157,17 @@ impl NbpClient {
         reference: NaiveDate,
     ) -> Result<InvoiceRate, NbpError> {
         let code = normalise_code(code)?;
-        // Final only once the whole window [D-14, D-1] lies before today.
-        let final_answer = reference <= self.today();
-        if final_answer {
+        // The answer is final only once the whole window [D-14, D-1] lies before today;
+        // before that, D-1's table may still appear, so no answer is given at all.
+        let today = self.today();
+        if reference > today {
+            return Err(NbpError::NotFinal {
+                code,
+                reference,
+                today,
+            });
+        }
+        {
             if let Some(hit) = self.cache.get_invoice_rate(&code, reference)? {
                 tracing::debug!(%code, %reference, table_no = %hit.table_no, "NBP invoice rate from cache");
                 return Ok(hit);
@@ -171,7 +179,9 @@ impl NbpClient {
             code: &code,
             from,
             to,
-            needed: format!("the invoice rate (table A mid of the last working day before {reference})"),
+            needed: format!(
+                "the invoice rate (table A mid of the last working day before {reference})"
+            ),
         };
         let series = self.fetch_series(&q).await?;
         let row = series
@@ -198,9 +208,7 @@ impl NbpClient {
             effective_date: row.effective_date,
             reference_date: reference,
         };
-        if final_answer {
-            self.cache.put_invoice_rate(&rate)?;
-        }
+        self.cache.put_invoice_rate(&rate)?;
         tracing::info!(%code, %reference, table_no = %rate.table_no, effective = %rate.effective_date, mid = %rate.mid, "NBP invoice rate");
         Ok(rate)
     }
@@ -327,8 +335,7 @@ impl NbpClient {
                             Ok(s) => return Ok(Some(s)),
                             Err(e) => last_error = format!("unusable reply: {e}"),
                         }
-                    } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
-                    {
+                    } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
                         last_error = format!("HTTP {} {}", status.as_u16(), snippet(&body));
                         if let Some(ra) = retry_after {
                             wait = ra;

@@ -90,6 +90,16 @@ pub enum NbpError {
         to: NaiveDate,
     },
     #[error(
+        "the {code} invoice rate for reference date {reference} (table A mid of the last working \
+         day before it) is not final yet: today is {today} in Warsaw and that day's table may still \
+         be published. Ask again on or after {reference}"
+    )]
+    NotFinal {
+        code: String,
+        reference: NaiveDate,
+        today: NaiveDate,
+    },
+    #[error(
         "NBP unreachable: could not get table {table} {code} for {needed} (dates {from}..{to}) \
          from {url} after {attempts} attempt(s): {last_error}. Check the network or \
          NBP_BASE_URL and retry"

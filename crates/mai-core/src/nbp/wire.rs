@@ -185,7 +185,10 @@ mod tests {
  "rates":[{"no":"003/C/NBP/2030","effectiveDate":"2030-01-04","bid":4.158,"ask":4.2e0}]}"#;
         let s = parse_series(body).unwrap();
         assert_eq!(s.rows[0].bid.unwrap().to_string(), "4.158");
-        assert_eq!(s.rows[0].ask.unwrap(), Decimal::from(42) / Decimal::from(10));
+        assert_eq!(
+            s.rows[0].ask.unwrap(),
+            Decimal::from(42) / Decimal::from(10)
+        );
         check_series(&s, Table::C, "EUR").unwrap();
     }
 
