@@ -1,1 +1,193 @@
-//! Work in progress.
+//! mai-tracker: the per-client metering proxy daemon (issue 4).
+//!
+//! The chat app talks to this daemon as if it were OpenAI; the daemon forwards to
+//! OpenRouter with the client's key and meters every generation exactly once into the
+//! client's ledger. Hot path: [`proxy`] (forward, watch, hand the record to [`writer`]).
+//! Background: [`recon`] (confirm provisional records, measure drift). Read side:
+//! [`api`] (docs/tracker-api.md).
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod journal;
+pub mod metrics;
+pub mod otlp;
+pub mod proxy;
+pub mod recon;
+pub mod sse;
+pub mod state;
+mod utc_sums;
+pub mod writer;
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{any, get, post, put};
+use axum::Router;
+use config::Config;
+use mai_core::ledger::Ledger;
+use recon::tokio_util_shim::{self, Shutdown, Trigger};
+use state::AppState;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub fn router(st: Arc<AppState>) -> Router {
+    let limit = st.cfg.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .route("/metrics", get(api::metrics))
+        .route("/v1/{*rest}", any(proxy::handle))
+        .route("/api/v1/chat/completions", post(proxy::handle))
+        .route("/api/v1/status", get(api::status))
+        .route("/api/v1/usage/today", get(api::today))
+        .route("/api/v1/usage/daily", get(api::daily))
+        .route("/api/v1/usage/by-user", get(api::by_user))
+        .route("/api/v1/usage/by-model", get(api::by_model))
+        .route("/api/v1/usage/month", get(api::month))
+        .route("/api/v1/events", get(api::events))
+        .route("/api/v1/sync", post(api::sync))
+        .route("/api/v1/admin/openrouter-key", put(api::put_key))
+        .route(
+            "/api/v1/usage-tracking/sync/openrouter-usage",
+            post(api::seed_sync),
+        )
+        .route(
+            "/api/v1/usage-tracking/usage/real-time/{client_org_id}",
+            get(api::seed_real_time),
+        )
+        .route(
+            "/api/v1/usage-tracking/usage/manual-record",
+            post(api::seed_manual),
+        )
+        .route(
+            "/api/v1/usage-tracking/webhook/openrouter-usage",
+            post(api::seed_webhook),
+        )
+        .fallback(|uri: axum::http::Uri| async move {
+            api::error_response(
+                axum::http::StatusCode::NOT_FOUND,
+                &format!("no such endpoint {}; see docs/tracker-api.md", uri.path()),
+            )
+        })
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(st)
+}
+
+/// A running tracker (used by the binary and by in-process tests).
+pub struct Tracker {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    trigger: Trigger,
+    server: tokio::task::JoinHandle<()>,
+    writer_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Tracker {
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight streams finish (bounded by the drain timeout),
+    /// then flushes the ledger.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.trigger.fire();
+        let _ = (&mut self.server).await;
+        self.state
+            .writer
+            .flush()
+            .await
+            .context("flushing the ledger at shutdown")?;
+        tracing::info!("ledger flushed; tracker stopped");
+        let _ = self.writer_thread.take();
+        Ok(())
+    }
+
+    pub fn shutdown_signal(&self) -> Shutdown {
+        self.trigger_clone()
+    }
+
+    fn trigger_clone(&self) -> Shutdown {
+        // Shutdown handles are derived from the trigger's channel.
+        self.trigger.subscribe()
+    }
+}
+
+/// Opens the ledger, replays the crash journal, binds and serves.
+pub async fn start(cfg: Config) -> anyhow::Result<Tracker> {
+    if let Some(dir) = cfg.db_path.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!(
+                    "creating the ledger directory {} (MAI_TRACKER_DB)",
+                    dir.display()
+                )
+            })?;
+        }
+    }
+    let mut ledger = Ledger::open(&cfg.db_path).with_context(|| {
+        format!(
+            "opening the ledger {} (MAI_TRACKER_DB)",
+            cfg.db_path.display()
+        )
+    })?;
+    let today = mai_core::time::warsaw_today();
+    if ledger.markup_schedule(&cfg.org_id)?.rate_on(today) != cfg.markup_rate {
+        ledger.set_markup(&cfg.org_id, today, cfg.markup_rate)?;
+        tracing::info!(rate = %cfg.markup_rate, from = %today, "markup rate set from MAI_MARKUP_RATE");
+    }
+    let reader = Ledger::open(&cfg.db_path)?;
+    let journal = journal::Journal::open(&cfg.db_path).with_context(|| {
+        format!(
+            "opening the crash journal next to {}",
+            cfg.db_path.display()
+        )
+    })?;
+    let (writer, writer_thread) = writer::LedgerWriter::spawn(ledger);
+    let listen = cfg.listen;
+    let interval = cfg.sync_interval;
+    let drain = cfg.drain_timeout;
+    let st = AppState::new(cfg, writer, journal, reader)?;
+    recon::replay_journal(&st)
+        .await
+        .context("replaying the crash journal into the ledger")?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen} (MAI_TRACKER_LISTEN)"))?;
+    let addr = listener.local_addr()?;
+    let (trigger, shutdown) = tokio_util_shim::channel();
+    let app = router(st.clone());
+    let sd = shutdown.clone();
+    let server = tokio::spawn(async move {
+        let graceful = axum::serve(listener, app).with_graceful_shutdown({
+            let sd = sd.clone();
+            async move { sd.wait().await }
+        });
+        tokio::select! {
+            r = graceful => {
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "server error");
+                }
+            }
+            _ = async { sd.wait().await; tokio::time::sleep(drain).await } => {
+                tracing::warn!(drain_s = drain.as_secs(), "drain timeout: in-flight streams cut; their ids are in the crash journal and will be reconciled");
+            }
+        }
+    });
+    if let Some(i) = interval {
+        tokio::spawn(recon::run_loop(st.clone(), i, shutdown.clone()));
+    } else {
+        // Still learn the key state once for the status page.
+        let s = st.clone();
+        tokio::spawn(async move {
+            let _ = recon::check_key_and_drift(&s).await;
+        });
+    }
+    tracing::info!(%addr, org = %st.cfg.org_id, key = %st.key().label(), upstream = %st.cfg.openrouter_base_url, "mai-tracker listening");
+    Ok(Tracker {
+        addr,
+        state: st,
+        trigger,
+        server,
+        writer_thread: Some(writer_thread),
+    })
+}

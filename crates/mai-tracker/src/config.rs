@@ -1,0 +1,395 @@
+//! Configuration from the environment (12-factor), with the seed system's names.
+//!
+//! Every secret can also come from `<NAME>_FILE` (Docker secrets). Parsing is a pure
+//! function over a lookup so tests need no process environment.
+
+use mai_core::openrouter::{SecretKey, DEFAULT_BASE_URL};
+use rust_decimal::Decimal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("setting {name} is missing: {hint}")]
+    Missing {
+        name: &'static str,
+        hint: &'static str,
+    },
+    #[error("setting {name}={value:?} is invalid: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("setting {name}_FILE={path:?} cannot be read: {detail}; mount the secret file or set {name} directly")]
+    File {
+        name: &'static str,
+        path: String,
+        detail: String,
+    },
+}
+
+/// A token or secret that must not reach a log: `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<hidden>")
+    }
+}
+
+/// Log output shape (`MAI_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub openrouter_api_key: SecretKey,
+    pub openrouter_base_url: String,
+    pub provisioning_key: Option<SecretKey>,
+    pub org_id: String,
+    pub org_name: String,
+    pub markup_rate: Decimal,
+    pub listen: SocketAddr,
+    pub db_path: PathBuf,
+    pub proxy_token: Secret,
+    pub read_token: Secret,
+    pub admin_token: Secret,
+    pub webhook_secret: Option<Secret>,
+    /// `None` = periodic reconciliation disabled (interval 0); on-demand still works.
+    pub sync_interval: Option<Duration>,
+    pub sync_days_back: u32,
+    pub log_format: LogFormat,
+    /// Largest request body the proxy and API accept.
+    pub max_body_bytes: usize,
+    /// How long in-flight streams may run after SIGTERM.
+    pub drain_timeout: Duration,
+    /// Monthly client-cost limit shown in the month summary (optional).
+    pub monthly_limit_usd: Option<Decimal>,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let var = |name: &'static str| -> Option<String> {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let secret = |name: &'static str| -> Result<Option<String>, ConfigError> {
+            if let Some(v) = var(name) {
+                return Ok(Some(v));
+            }
+            let file_var = format!("{name}_FILE");
+            match get(&file_var)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+            {
+                None => Ok(None),
+                Some(path) => std::fs::read_to_string(&path)
+                    .map(|s| Some(s.trim().to_owned()).filter(|s| !s.is_empty()))
+                    .map_err(|e| ConfigError::File {
+                        name,
+                        path,
+                        detail: e.to_string(),
+                    }),
+            }
+        };
+        let required_secret = |name: &'static str, hint: &'static str| {
+            secret(name)?.ok_or(ConfigError::Missing { name, hint })
+        };
+        let invalid = |name: &'static str, value: &str, reason: String| ConfigError::Invalid {
+            name,
+            value: value.to_owned(),
+            reason,
+        };
+
+        let api_key = required_secret(
+            "OPENROUTER_API_KEY",
+            "set the client's OpenRouter key (sk-or-v1-…) or OPENROUTER_API_KEY_FILE",
+        )?;
+        if api_key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            // Never echo the key itself.
+            return Err(invalid(
+                "OPENROUTER_API_KEY",
+                &mai_core::money::mask_key(&api_key),
+                "contains whitespace or control characters".into(),
+            ));
+        }
+        let base = var("OPENROUTER_BASE_URL").unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+        match url_scheme(&base) {
+            Some("http") | Some("https") => {}
+            _ => {
+                return Err(invalid(
+                    "OPENROUTER_BASE_URL",
+                    &base,
+                    format!("must be an http(s) URL such as {DEFAULT_BASE_URL}"),
+                ))
+            }
+        }
+        let provisioning_key = secret("OPENROUTER_PROVISIONING_KEY")?.map(SecretKey::new);
+        let org_id = var("MAI_ORG_ID").ok_or(ConfigError::Missing {
+            name: "MAI_ORG_ID",
+            hint: "set the client's organisation id, e.g. acme",
+        })?;
+        if org_id.len() > 128
+            || !org_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(invalid(
+                "MAI_ORG_ID",
+                &org_id,
+                "use 1-128 characters from a-z, A-Z, 0-9, '-', '_', '.'".into(),
+            ));
+        }
+        let org_name = var("MAI_ORG_NAME").unwrap_or_else(|| org_id.clone());
+        let markup_rate = match var("MAI_MARKUP_RATE") {
+            None => mai_core::pricing::DEFAULT_MARKUP,
+            Some(v) => Decimal::from_str(&v)
+                .map_err(|e| e.to_string())
+                .and_then(|d| mai_core::pricing::validate_markup(d).map_err(|e| e.to_string()))
+                .map_err(|r| invalid("MAI_MARKUP_RATE", &v, r))?,
+        };
+        let listen = match var("MAI_TRACKER_LISTEN") {
+            None => SocketAddr::from(([0, 0, 0, 0], 8080)),
+            Some(v) => SocketAddr::from_str(&v).map_err(|e| {
+                invalid(
+                    "MAI_TRACKER_LISTEN",
+                    &v,
+                    format!("{e}; use host:port such as 0.0.0.0:8080"),
+                )
+            })?,
+        };
+        let db_path = PathBuf::from(
+            var("MAI_TRACKER_DB").unwrap_or_else(|| "/data/tracker.sqlite".to_owned()),
+        );
+        let token = |name: &'static str| -> Result<String, ConfigError> {
+            let t = required_secret(name, "set a random token of at least 16 characters")?;
+            if t.len() < 16 {
+                return Err(ConfigError::Invalid {
+                    name,
+                    value: "<hidden>".into(),
+                    reason: format!("is {} characters; use at least 16", t.len()),
+                });
+            }
+            Ok(t)
+        };
+        let proxy_token = token("MAI_TRACKER_PROXY_TOKEN")?;
+        let read_token = token("MAI_TRACKER_READ_TOKEN")?;
+        let admin_token = token("MAI_TRACKER_ADMIN_TOKEN")?;
+        if proxy_token == read_token || proxy_token == admin_token || read_token == admin_token {
+            return Err(ConfigError::Invalid {
+                name: "MAI_TRACKER_PROXY_TOKEN",
+                value: "<hidden>".into(),
+                reason: "the proxy, read and admin tokens must all differ".into(),
+            });
+        }
+        let webhook_secret = secret("MAI_WEBHOOK_SECRET")?;
+        let sync_interval = match var("OPENROUTER_USAGE_SYNC_INTERVAL") {
+            None => Some(Duration::from_secs(600)),
+            Some(v) => match v.parse::<u64>() {
+                Ok(0) => None,
+                Ok(n) => Some(Duration::from_secs(n)),
+                Err(_) => {
+                    return Err(invalid(
+                        "OPENROUTER_USAGE_SYNC_INTERVAL",
+                        &v,
+                        "must be whole seconds (0 disables)".into(),
+                    ))
+                }
+            },
+        };
+        let sync_days_back = match var("OPENROUTER_USAGE_SYNC_DAYS_BACK") {
+            None => 1,
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if (1..=30).contains(&n) => n,
+                _ => {
+                    return Err(invalid(
+                        "OPENROUTER_USAGE_SYNC_DAYS_BACK",
+                        &v,
+                        "must be a whole number of days from 1 to 30".into(),
+                    ))
+                }
+            },
+        };
+        let log_format = match var("MAI_LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(v) => return Err(invalid("MAI_LOG_FORMAT", v, "use text or json".into())),
+        };
+        let max_body_bytes = match var("MAI_TRACKER_MAX_BODY_BYTES") {
+            None => 16 * 1024 * 1024,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n >= 1024 => n,
+                _ => {
+                    return Err(invalid(
+                        "MAI_TRACKER_MAX_BODY_BYTES",
+                        &v,
+                        "must be a byte count of at least 1024".into(),
+                    ))
+                }
+            },
+        };
+        let drain_timeout = match var("MAI_TRACKER_DRAIN_SECONDS") {
+            None => Duration::from_secs(25),
+            Some(v) => Duration::from_secs(v.parse::<u64>().map_err(|_| {
+                invalid(
+                    "MAI_TRACKER_DRAIN_SECONDS",
+                    &v,
+                    "must be whole seconds".into(),
+                )
+            })?),
+        };
+        let monthly_limit_usd = match var("MAI_MONTHLY_LIMIT_USD") {
+            None => None,
+            Some(v) => Some(
+                Decimal::from_str(&v)
+                    .ok()
+                    .filter(|d| *d > Decimal::ZERO)
+                    .ok_or_else(|| {
+                        invalid(
+                            "MAI_MONTHLY_LIMIT_USD",
+                            &v,
+                            "must be a positive decimal in USD such as 100".into(),
+                        )
+                    })?,
+            ),
+        };
+        Ok(Config {
+            openrouter_api_key: SecretKey::new(api_key),
+            openrouter_base_url: base.trim_end_matches('/').to_owned(),
+            provisioning_key,
+            org_id,
+            org_name,
+            markup_rate,
+            listen,
+            db_path,
+            proxy_token: Secret(proxy_token),
+            read_token: Secret(read_token),
+            admin_token: Secret(admin_token),
+            webhook_secret: webhook_secret.map(Secret),
+            sync_interval,
+            sync_days_back,
+            log_format,
+            max_body_bytes,
+            drain_timeout,
+            monthly_limit_usd,
+        })
+    }
+}
+
+fn url_scheme(s: &str) -> Option<&str> {
+    let (scheme, rest) = s.split_once("://")?;
+    (!rest.is_empty()).then_some(scheme)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn base() -> HashMap<&'static str, String> {
+        HashMap::from([
+            (
+                "OPENROUTER_API_KEY",
+                "sk-or-v1-abcdef0123456789abcd".to_owned(),
+            ),
+            ("MAI_ORG_ID", "acme".to_owned()),
+            ("MAI_TRACKER_PROXY_TOKEN", "p".repeat(20)),
+            ("MAI_TRACKER_READ_TOKEN", "r".repeat(20)),
+            ("MAI_TRACKER_ADMIN_TOKEN", "a".repeat(20)),
+        ])
+    }
+
+    fn parse(m: &HashMap<&'static str, String>) -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(&base()).unwrap();
+        assert_eq!(c.openrouter_base_url, DEFAULT_BASE_URL);
+        assert_eq!(c.markup_rate.to_string(), "1.3");
+        assert_eq!(c.sync_interval, Some(Duration::from_secs(600)));
+        assert_eq!(c.sync_days_back, 1);
+        assert_eq!(c.org_name, "acme");
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn each_bad_setting_is_named() {
+        for (name, value) in [
+            ("MAI_MARKUP_RATE", "1,3"),
+            ("MAI_MARKUP_RATE", "-1"),
+            ("MAI_TRACKER_LISTEN", "localhost"),
+            ("OPENROUTER_USAGE_SYNC_INTERVAL", "10m"),
+            ("OPENROUTER_USAGE_SYNC_DAYS_BACK", "0"),
+            ("OPENROUTER_BASE_URL", "openrouter.ai"),
+            ("MAI_ORG_ID", "a b"),
+            ("MAI_LOG_FORMAT", "xml"),
+        ] {
+            let mut m = base();
+            m.insert(name, value.to_owned());
+            let e = parse(&m).unwrap_err().to_string();
+            assert!(e.contains(name), "{name}: {e}");
+        }
+        for name in [
+            "OPENROUTER_API_KEY",
+            "MAI_ORG_ID",
+            "MAI_TRACKER_ADMIN_TOKEN",
+        ] {
+            let mut m = base();
+            m.remove(name);
+            let e = parse(&m).unwrap_err().to_string();
+            assert!(e.contains(name) && e.contains("missing"), "{e}");
+        }
+    }
+
+    #[test]
+    fn secrets_from_files_and_never_echoed() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("key");
+        std::fs::write(&f, "sk-or-v1-fromfile000000000000wxyz\n").unwrap();
+        let mut m = base();
+        m.remove("OPENROUTER_API_KEY");
+        m.insert("OPENROUTER_API_KEY_FILE", f.display().to_string());
+        m.insert("OPENROUTER_USAGE_SYNC_INTERVAL", "0".into());
+        let c = parse(&m).unwrap();
+        assert_eq!(
+            c.openrouter_api_key.expose(),
+            "sk-or-v1-fromfile000000000000wxyz"
+        );
+        assert_eq!(c.sync_interval, None);
+        assert!(!format!("{c:?}").contains("fromfile"));
+        m.insert("OPENROUTER_API_KEY_FILE", "/nonexistent/key".into());
+        let e = parse(&m).unwrap_err().to_string();
+        assert!(e.contains("OPENROUTER_API_KEY_FILE"), "{e}");
+        let mut m = base();
+        m.insert("MAI_TRACKER_READ_TOKEN", "short".into());
+        let e = parse(&m).unwrap_err().to_string();
+        assert!(
+            e.contains("MAI_TRACKER_READ_TOKEN") && !e.contains("short"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,192 @@
+//! Prometheus metrics, kept as plain atomics (no registry crate needed for a dozen series).
+
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the proxy latency histogram buckets.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Default)]
+pub struct Metrics {
+    pub proxy_requests: Mutex<BTreeMap<u16, u64>>,
+    pub upstream_errors: Mutex<BTreeMap<String, u64>>,
+    pub metered_confirmed: AtomicU64,
+    pub metered_provisional: AtomicU64,
+    pub tokens_prompt: AtomicU64,
+    pub tokens_completion: AtomicU64,
+    pub cost_usd: Mutex<Decimal>,
+    latency_buckets: [AtomicU64; BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+    pub inflight: AtomicU64,
+    pub sync_runs: Mutex<BTreeMap<&'static str, u64>>,
+    pub webhook_rejected: AtomicU64,
+}
+
+impl Metrics {
+    pub fn observe_latency(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if s <= *b {
+                self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn count_status(&self, status: u16) {
+        *self
+            .proxy_requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(status)
+            .or_default() += 1;
+    }
+
+    pub fn count_upstream_error(&self, what: String) {
+        *self
+            .upstream_errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(what)
+            .or_default() += 1;
+    }
+
+    pub fn count_sync(&self, outcome: &'static str) {
+        *self
+            .sync_runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(outcome)
+            .or_default() += 1;
+    }
+
+    pub fn add_cost(&self, c: Decimal) {
+        *self.cost_usd.lock().unwrap_or_else(|p| p.into_inner()) += c;
+    }
+
+    /// Renders the text exposition format. `extra` lines (gauges owned elsewhere) are
+    /// appended as given.
+    pub fn render(&self, org: &str, extra: &[(&str, &str, String)]) -> String {
+        let mut o = String::with_capacity(4096);
+        let org = org.replace('"', "");
+        let _ = writeln!(o, "# HELP mai_proxy_requests_total Proxied requests by upstream HTTP status.\n# TYPE mai_proxy_requests_total counter");
+        for (s, n) in self
+            .proxy_requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                o,
+                "mai_proxy_requests_total{{org=\"{org}\",status=\"{s}\"}} {n}"
+            );
+        }
+        let _ = writeln!(o, "# HELP mai_upstream_errors_total Upstream failures by status (or transport).\n# TYPE mai_upstream_errors_total counter");
+        for (s, n) in self
+            .upstream_errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                o,
+                "mai_upstream_errors_total{{org=\"{org}\",status=\"{s}\"}} {n}"
+            );
+        }
+        let _ = writeln!(o, "# HELP mai_metered_generations_total Generations metered by the proxy, by state.\n# TYPE mai_metered_generations_total counter");
+        let _ = writeln!(
+            o,
+            "mai_metered_generations_total{{org=\"{org}\",state=\"confirmed\"}} {}",
+            self.metered_confirmed.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "mai_metered_generations_total{{org=\"{org}\",state=\"provisional\"}} {}",
+            self.metered_provisional.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP mai_tokens_total Tokens metered by the proxy.\n# TYPE mai_tokens_total counter"
+        );
+        let _ = writeln!(
+            o,
+            "mai_tokens_total{{org=\"{org}\",kind=\"prompt\"}} {}",
+            self.tokens_prompt.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "mai_tokens_total{{org=\"{org}\",kind=\"completion\"}} {}",
+            self.tokens_completion.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(o, "# HELP mai_cost_usd_total OpenRouter cost metered by the proxy (USD, exact decimal text).\n# TYPE mai_cost_usd_total counter");
+        let _ = writeln!(
+            o,
+            "mai_cost_usd_total{{org=\"{org}\"}} {}",
+            self.cost_usd
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .normalize()
+        );
+        let _ = writeln!(o, "# HELP mai_proxy_upstream_latency_seconds Time from request to upstream response headers.\n# TYPE mai_proxy_upstream_latency_seconds histogram");
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "mai_proxy_upstream_latency_seconds_bucket{{org=\"{org}\",le=\"{b}\"}} {}",
+                self.latency_buckets[i].load(Ordering::Relaxed)
+            );
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            o,
+            "mai_proxy_upstream_latency_seconds_bucket{{org=\"{org}\",le=\"+Inf\"}} {count}"
+        );
+        let sum_us = self.latency_sum_us.load(Ordering::Relaxed);
+        let _ = writeln!(
+            o,
+            "mai_proxy_upstream_latency_seconds_sum{{org=\"{org}\"}} {}.{:06}",
+            sum_us / 1_000_000,
+            sum_us % 1_000_000
+        );
+        let _ = writeln!(
+            o,
+            "mai_proxy_upstream_latency_seconds_count{{org=\"{org}\"}} {count}"
+        );
+        let _ = writeln!(o, "# HELP mai_proxy_inflight Requests being proxied now.\n# TYPE mai_proxy_inflight gauge");
+        let _ = writeln!(
+            o,
+            "mai_proxy_inflight{{org=\"{org}\"}} {}",
+            self.inflight.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(o, "# HELP mai_sync_runs_total Reconciliation runs by outcome.\n# TYPE mai_sync_runs_total counter");
+        for (s, n) in self
+            .sync_runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                o,
+                "mai_sync_runs_total{{org=\"{org}\",outcome=\"{s}\"}} {n}"
+            );
+        }
+        let _ = writeln!(o, "# HELP mai_webhook_rejected_total Webhook deliveries refused (signature or body).\n# TYPE mai_webhook_rejected_total counter");
+        let _ = writeln!(
+            o,
+            "mai_webhook_rejected_total{{org=\"{org}\"}} {}",
+            self.webhook_rejected.load(Ordering::Relaxed)
+        );
+        for (name, help, line) in extra {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{line}");
+        }
+        o
+    }
+}

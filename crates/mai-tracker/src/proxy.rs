@@ -1,0 +1,517 @@
+//! The OpenAI-compatible proxy: forwards to OpenRouter with the client's key and
+//! meters each generation exactly once.
+//!
+//! Responses are forwarded as they arrive (streams chunk by chunk); the metering side
+//! only watches. The ledger write is a message to the writer thread, sent when the
+//! response body ends or is dropped (client gone), so nothing on the client's path
+//! waits for SQLite.
+
+use crate::api::error_response;
+use crate::auth::{bearer, token_matches};
+use crate::journal::JournalEntry;
+use crate::sse::SseScanner;
+use crate::state::AppState;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use futures::Stream;
+use mai_core::openrouter::chat::{parse_chat_json, ChatUsage};
+use mai_core::usage::{EventState, Source, Tokens, UsageEvent, UserRef};
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+/// Request headers never forwarded upstream: hop-by-hop, our auth, and the chat app's
+/// user headers (attribution stays with us; OpenRouter gets `user` instead).
+fn skip_request_header(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    matches!(
+        n,
+        "host"
+            | "authorization"
+            | "content-length"
+            | "connection"
+            | "keep-alive"
+            | "proxy-authorization"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "accept-encoding"
+            | "cookie"
+    ) || n.starts_with("x-openwebui-")
+}
+
+fn skip_response_header(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "content-length"
+            | "upgrade"
+            | "trailer"
+            | "proxy-connection"
+    )
+}
+
+/// Who asked, from Open WebUI's forwarded headers (ENABLE_FORWARD_USER_INFO_HEADERS).
+pub fn user_from_headers(h: &HeaderMap) -> UserRef {
+    let get = |n: &str| {
+        h.get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.trim().chars().take(256).collect::<String>())
+            .filter(|s| !s.is_empty())
+    };
+    UserRef {
+        id: get("x-openwebui-user-id"),
+        email: get("x-openwebui-user-email"),
+        name: get("x-openwebui-user-name"),
+    }
+}
+
+/// What the proxy learned from the request before forwarding it.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    pub user: UserRef,
+    pub model: Option<String>,
+    pub stream: bool,
+}
+
+/// Rewrites a chat-completions body: asks for usage accounting (older deployments need
+/// it, current ones ignore it) and sets `user` toward OpenRouter when absent. Values are
+/// carried as raw JSON text, so nothing in the body goes through f64.
+pub fn rewrite_chat_body(
+    body: &[u8],
+    header_user: &UserRef,
+) -> Result<(Vec<u8>, RequestInfo), String> {
+    let mut map: BTreeMap<String, Box<RawValue>> = serde_json::from_slice(body)
+        .map_err(|e| format!("request body is not a JSON object: {e}"))?;
+    let model = map
+        .get("model")
+        .and_then(|v| serde_json::from_str::<String>(v.get()).ok());
+    let stream = map
+        .get("stream")
+        .and_then(|v| serde_json::from_str::<bool>(v.get()).ok())
+        .unwrap_or(false);
+    let body_user = map
+        .get("user")
+        .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
+        .filter(|s| !s.is_empty());
+    let mut user = header_user.clone();
+    if user.id.is_none() {
+        user.id = body_user.clone();
+    }
+    let raw = |s: &str| RawValue::from_string(s.to_owned()).expect("static JSON");
+    map.entry("usage".into())
+        .or_insert_with(|| raw(r#"{"include":true}"#));
+    if stream {
+        map.entry("stream_options".into())
+            .or_insert_with(|| raw(r#"{"include_usage":true}"#));
+    }
+    if body_user.is_none() {
+        if let Some(u) = user.id.as_ref().or(user.email.as_ref()) {
+            let u: String = u.chars().take(128).collect();
+            map.insert(
+                "user".into(),
+                RawValue::from_string(serde_json::to_string(&u).expect("string"))
+                    .expect("valid JSON string"),
+            );
+        }
+    }
+    let out = serde_json::to_vec(&map).map_err(|e| e.to_string())?;
+    Ok((
+        out,
+        RequestInfo {
+            user,
+            model,
+            stream,
+        },
+    ))
+}
+
+/// Meters one proxied request. Dropping it (normal end, cut stream, client gone)
+/// sends exactly one ledger record for the generation, if a generation id was seen.
+pub struct Meter {
+    st: Arc<AppState>,
+    req: RequestInfo,
+    header_id: Option<String>,
+    journaled: bool,
+    pub scan: SseScanner,
+    non_stream_usage: Option<ChatUsage>,
+    upstream_ok: bool,
+    done: bool,
+}
+
+impl Meter {
+    fn new(st: Arc<AppState>, req: RequestInfo, header_id: Option<String>, ok: bool) -> Meter {
+        st.metrics.inflight.fetch_add(1, Ordering::Relaxed);
+        let mut m = Meter {
+            st,
+            req,
+            header_id,
+            journaled: false,
+            scan: SseScanner::new(),
+            non_stream_usage: None,
+            upstream_ok: ok,
+            done: false,
+        };
+        m.journal_if_new();
+        m
+    }
+
+    fn id(&self) -> Option<&str> {
+        self.header_id.as_deref().or(self.scan.id.as_deref())
+    }
+
+    /// The id goes to the crash journal the moment we know it.
+    fn journal_if_new(&mut self) {
+        if self.journaled {
+            return;
+        }
+        if let Some(id) = self.id() {
+            let e = JournalEntry {
+                id: id.to_owned(),
+                at: Utc::now(),
+                model: self.model(),
+                user: self.req.user.clone(),
+            };
+            self.st.journal.append(&e);
+            self.journaled = true;
+        }
+    }
+
+    fn model(&self) -> String {
+        self.scan
+            .model
+            .clone()
+            .or_else(|| self.req.model.clone())
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| "unknown".to_owned())
+    }
+
+    fn finish(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        self.st.metrics.inflight.fetch_sub(1, Ordering::Relaxed);
+        let Some(id) = self.id().map(str::to_owned) else {
+            return; // no generation was started (e.g. a pre-stream error): nothing billed
+        };
+        let usage = self.non_stream_usage.take().or(self.scan.usage.take());
+        let (state, tokens, cost) = match &usage {
+            Some(u) if u.cost.is_some() => (
+                EventState::Confirmed,
+                tokens_of(u),
+                u.cost.unwrap_or_default(),
+            ),
+            Some(u) => (EventState::Provisional, tokens_of(u), Default::default()),
+            None => (
+                EventState::Provisional,
+                Tokens::default(),
+                Default::default(),
+            ),
+        };
+        let m = &self.st.metrics;
+        if state == EventState::Confirmed {
+            m.metered_confirmed.fetch_add(1, Ordering::Relaxed);
+            m.tokens_prompt.fetch_add(tokens.prompt, Ordering::Relaxed);
+            m.tokens_completion
+                .fetch_add(tokens.completion, Ordering::Relaxed);
+            m.add_cost(cost);
+        } else {
+            m.metered_provisional.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(generation_id = %id, upstream_ok = self.upstream_ok, "no usage seen; recorded as provisional for reconciliation");
+        }
+        let ev = UsageEvent {
+            generation_id: id,
+            org_id: self.st.cfg.org_id.clone(),
+            user: self.req.user.clone(),
+            model: self.model(),
+            provider: self.scan.provider.clone(),
+            tokens,
+            cost_usd: cost,
+            source: Source::Proxy,
+            state,
+            created_at: Utc::now(),
+        };
+        self.st.writer.record(ev);
+    }
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+fn tokens_of(u: &ChatUsage) -> Tokens {
+    Tokens {
+        prompt: u.prompt_tokens,
+        completion: u.completion_tokens,
+        reasoning: u.reasoning_tokens,
+        cached: u.cached_tokens,
+    }
+}
+
+/// The upstream body, forwarded chunk by chunk while the meter watches.
+struct MeteredStream {
+    inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    meter: Meter,
+}
+
+impl Stream for MeteredStream {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(b))) => {
+                self.meter.scan.feed(&b);
+                self.meter.journal_if_new();
+                Poll::Ready(Some(Ok(b)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                // Cut upstream: end the client's stream the same way (no clean end).
+                self.meter.scan.finish();
+                self.meter.finish();
+                Poll::Ready(Some(Err(std::io::Error::other(e))))
+            }
+            Poll::Ready(None) => {
+                self.meter.scan.finish();
+                self.meter.journal_if_new();
+                self.meter.finish();
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+fn authorized(st: &AppState, headers: &HeaderMap) -> bool {
+    bearer(headers).is_some_and(|t| token_matches(t, st.cfg.proxy_token.expose()))
+}
+
+/// Path below OpenRouter's base URL: `/v1/x` and `/api/v1/x` both map to `/x`.
+fn upstream_path(uri: &Uri) -> Option<String> {
+    let p = uri.path();
+    let rest = p
+        .strip_prefix("/api/v1/")
+        .or_else(|| p.strip_prefix("/v1/"))?;
+    let mut s = format!("/{rest}");
+    if let Some(q) = uri.query() {
+        s.push('?');
+        s.push_str(q);
+    }
+    Some(s)
+}
+
+/// Every `/v1/*` (and `/api/v1/chat/completions`) request.
+pub async fn handle(
+    State(st): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&st, &headers) {
+        return error_response(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong proxy token: configure the chat app's OpenAI API key with MAI_TRACKER_PROXY_TOKEN",
+        );
+    }
+    let Some(path) = upstream_path(&uri) else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            &format!("no such path {}", uri.path()),
+        );
+    };
+    let is_chat = method == Method::POST && uri.path().ends_with("/chat/completions");
+    let header_user = user_from_headers(&headers);
+    let (body, info) = if is_chat {
+        match rewrite_chat_body(&body, &header_user) {
+            Ok(x) => x,
+            Err(e) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "POST {}: {e}; send an OpenAI chat-completions JSON object",
+                        uri.path()
+                    ),
+                )
+            }
+        }
+    } else {
+        (
+            body.to_vec(),
+            RequestInfo {
+                user: header_user,
+                model: None,
+                stream: false,
+            },
+        )
+    };
+    let url = format!("{}{}", st.cfg.openrouter_base_url, path);
+    let mut rb = st.proxy_http.request(method.clone(), &url);
+    for (k, v) in headers.iter() {
+        if !skip_request_header(k) {
+            rb = rb.header(k, v);
+        }
+    }
+    let key = st.key();
+    rb = rb.bearer_auth(key.expose()).body(body);
+    let started = Instant::now();
+    let resp = match rb.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            st.metrics.count_upstream_error(if e.is_timeout() {
+                "timeout".into()
+            } else {
+                "transport".into()
+            });
+            tracing::warn!(url = %url, error = %e, "upstream request failed");
+            return error_response(
+                StatusCode::BAD_GATEWAY,
+                &format!(
+                    "could not reach OpenRouter at {}: {e}; retry the request, and check OPENROUTER_BASE_URL if it persists",
+                    st.cfg.openrouter_base_url
+                ),
+            );
+        }
+    };
+    st.metrics.observe_latency(started.elapsed());
+    let status = resp.status();
+    st.metrics.count_status(status.as_u16());
+    if !status.is_success() {
+        st.metrics.count_upstream_error(status.as_u16().to_string());
+    }
+    let mut out_headers = HeaderMap::new();
+    for (k, v) in resp.headers().iter() {
+        if !skip_response_header(k) {
+            out_headers.append(k.clone(), v.clone());
+        }
+    }
+    if !is_chat {
+        // Plain pass-through (models list etc.), streamed as it comes.
+        let mut r = Response::new(Body::from_stream(resp.bytes_stream()));
+        *r.status_mut() = status;
+        *r.headers_mut() = out_headers;
+        return r;
+    }
+    let header_id = resp
+        .headers()
+        .get("x-generation-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let is_sse = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/event-stream"));
+    let mut meter = Meter::new(st.clone(), info, header_id, status.is_success());
+    if is_sse {
+        let stream = MeteredStream {
+            inner: Box::pin(resp.bytes_stream()),
+            meter,
+        };
+        let mut r = Response::new(Body::from_stream(stream));
+        *r.status_mut() = status;
+        *r.headers_mut() = out_headers;
+        return r;
+    }
+    // Non-streamed: the body is small; read it whole to get `usage`, then forward it.
+    match resp.bytes().await {
+        Ok(bytes) => {
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                if let Ok(m) = parse_chat_json(text) {
+                    if meter.scan.id.is_none() {
+                        meter.scan.id = m.id;
+                    }
+                    meter.scan.model = m.model.or(meter.scan.model.take());
+                    meter.scan.provider = m.provider;
+                    meter.non_stream_usage = m.usage;
+                    meter.scan.error = m.error;
+                }
+            }
+            meter.journal_if_new();
+            drop(meter);
+            let mut r = Response::new(Body::from(bytes));
+            *r.status_mut() = status;
+            *r.headers_mut() = out_headers;
+            r
+        }
+        Err(e) => {
+            drop(meter);
+            st.metrics.count_upstream_error("cut".into());
+            error_response(
+                StatusCode::BAD_GATEWAY,
+                &format!("OpenRouter's reply was cut off: {e}; retry the request"),
+            )
+            .into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_rewrite_keeps_values_and_adds_flags() {
+        let body = br#"{"model":"openai/gpt-4o-mini","temperature":0.70000000000000001,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+        let u = UserRef {
+            id: Some("u-1".into()),
+            email: Some("a@b.pl".into()),
+            name: None,
+        };
+        let (out, info) = rewrite_chat_body(body, &u).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(r#""temperature":0.70000000000000001"#),
+            "{text}"
+        );
+        assert!(text.contains(r#""usage":{"include":true}"#));
+        assert!(text.contains(r#""stream_options":{"include_usage":true}"#));
+        assert!(text.contains(r#""user":"u-1""#));
+        assert!(info.stream);
+        assert_eq!(info.model.as_deref(), Some("openai/gpt-4o-mini"));
+        assert_eq!(info.user.email.as_deref(), Some("a@b.pl"));
+    }
+
+    #[test]
+    fn body_user_is_kept_and_used_for_attribution() {
+        let (out, info) = rewrite_chat_body(
+            br#"{"model":"m","user":"client-user-9","messages":[]}"#,
+            &UserRef::default(),
+        )
+        .unwrap();
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains(r#""user":"client-user-9""#));
+        assert_eq!(info.user.id.as_deref(), Some("client-user-9"));
+        assert!(!info.stream);
+    }
+
+    #[test]
+    fn malformed_bodies_are_refused() {
+        assert!(rewrite_chat_body(b"{not json", &UserRef::default()).is_err());
+        assert!(rewrite_chat_body(b"[1,2]", &UserRef::default()).is_err());
+    }
+
+    #[test]
+    fn paths() {
+        let u: Uri = "/v1/chat/completions?x=1".parse().unwrap();
+        assert_eq!(upstream_path(&u).unwrap(), "/chat/completions?x=1");
+        let u: Uri = "/api/v1/models".parse().unwrap();
+        assert_eq!(upstream_path(&u).unwrap(), "/models");
+        let u: Uri = "/v2/x".parse().unwrap();
+        assert!(upstream_path(&u).is_none());
+    }
+}

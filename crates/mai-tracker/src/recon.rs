@@ -1,0 +1,478 @@
+//! Reconciliation: completes provisional events from OpenRouter's own records and
+//! measures the drift between the ledger and OpenRouter's counters.
+//!
+//! OpenRouter has no endpoint that lists generations, so the ids come from the proxy
+//! (ledger + crash journal); each is confirmed with `GET /generation?id=`, which lags
+//! (404 for a while after the request) and is rate limited, hence retries with backoff
+//! honouring `Retry-After`. Totals are checked against `GET /key` (live, UTC windows)
+//! and, with a management key, `GET /activity` (completed UTC days per model).
+
+use crate::state::{ActivityDrift, AppState, Drift};
+use chrono::{Datelike, Duration as ChronoDuration, NaiveDate, TimeZone, Utc};
+use futures::StreamExt;
+use mai_core::ledger::RecordOutcome;
+use mai_core::openrouter::{GenerationStats, OpenRouterClient, OpenRouterError};
+use mai_core::usage::{EventState, Source, Tokens, UsageEvent, UserRef};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Attempts per id within one run (404s are not retried within a run: the next run
+/// asks again).
+const ATTEMPTS: u32 = 4;
+/// Concurrent `/generation` lookups.
+const CONCURRENCY: usize = 4;
+/// Longest wait between attempts, whatever Retry-After says.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    /// ok | partial | error
+    pub status: &'static str,
+    pub checked: u64,
+    pub confirmed: u64,
+    pub still_provisional: u64,
+    pub corrected: u64,
+    pub errors: Vec<String>,
+    pub drift: Option<Drift>,
+}
+
+enum Lookup {
+    Found(Box<GenerationStats>),
+    NotYet,
+    Failed(String),
+}
+
+async fn lookup(client: &OpenRouterClient, id: &str) -> Lookup {
+    let mut wait = Duration::from_millis(500);
+    for attempt in 1..=ATTEMPTS {
+        match client.generation(id).await {
+            Ok(g) => return Lookup::Found(Box::new(g)),
+            Err(OpenRouterError::Api(a)) if a.is_not_found() => return Lookup::NotYet,
+            Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
+                let w = e.retry_after().unwrap_or(wait).min(MAX_WAIT);
+                tracing::debug!(generation_id = id, error = %e, wait_ms = w.as_millis() as u64, "retrying /generation");
+                tokio::time::sleep(w).await;
+                wait = (wait * 2).min(MAX_WAIT);
+            }
+            Err(e) => return Lookup::Failed(format!("{id}: {e}")),
+        }
+    }
+    Lookup::Failed(format!("{id}: gave up after {ATTEMPTS} attempts"))
+}
+
+/// One reconciliation run. Serialised with other runs by `sync_lock`.
+pub async fn run_once(st: &Arc<AppState>, days_back: u32) -> SyncReport {
+    let _guard = st.sync_lock.lock().await;
+    let started = Utc::now();
+    {
+        let mut s = st.sync.lock().unwrap_or_else(|p| p.into_inner());
+        s.running = true;
+        s.last_run = Some(started);
+    }
+    let report = run_inner(st, days_back).await;
+    let mut s = st.sync.lock().unwrap_or_else(|p| p.into_inner());
+    s.running = false;
+    match report.status {
+        "ok" => {
+            s.last_success = Some(started);
+            s.last_error = None;
+        }
+        _ => s.last_error = report.errors.first().cloned(),
+    }
+    if report.drift.is_some() {
+        s.drift = report.drift.clone();
+    }
+    st.metrics.count_sync(report.status);
+    report
+}
+
+async fn run_inner(st: &Arc<AppState>, days_back: u32) -> SyncReport {
+    let mut errors = Vec::new();
+    // Ids the journal knows but the ledger may not (crash, or the file grew).
+    if let Err(e) = replay_journal(st).await {
+        errors.push(format!("crash journal: {e}"));
+    }
+    let org = st.cfg.org_id.clone();
+    let since = Utc::now() - ChronoDuration::days(days_back as i64);
+    let ids = match st
+        .read(move |l| l.ids_needing_confirmation(&org, since))
+        .await
+    {
+        Ok(ids) => ids,
+        Err(e) => {
+            return SyncReport {
+                status: "error",
+                checked: 0,
+                confirmed: 0,
+                still_provisional: 0,
+                corrected: 0,
+                errors: vec![format!("reading provisional ids from the ledger: {e}")],
+                drift: None,
+            }
+        }
+    };
+    let client = st.openrouter();
+    let checked = ids.len() as u64;
+    let results: Vec<(String, Lookup)> = futures::stream::iter(ids)
+        .map(|id| {
+            let c = client.clone();
+            async move {
+                let r = lookup(&c, &id).await;
+                (id, r)
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut events = Vec::new();
+    let mut still = 0u64;
+    for (id, r) in results {
+        match r {
+            Lookup::Found(g) => events.push((id, g)),
+            Lookup::NotYet => still += 1,
+            Lookup::Failed(e) => {
+                still += 1;
+                errors.push(e)
+            }
+        }
+    }
+    let mut confirmed = 0;
+    let mut corrected = 0;
+    if !events.is_empty() {
+        let ids: Vec<String> = events.iter().map(|(id, _)| id.clone()).collect();
+        let stored = st
+            .read(move |l| {
+                ids.iter()
+                    .map(|id| l.get(id))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .unwrap_or_default();
+        let mut batch = Vec::new();
+        for ((id, g), old) in events
+            .iter()
+            .zip(stored.iter().chain(std::iter::repeat(&None)))
+        {
+            let old = old.as_ref().map(|s| &s.event);
+            let ev = event_from_stats(&st.cfg.org_id, id, g, old);
+            if let Some(o) = old {
+                if !o.cost_usd.is_zero() && (o.cost_usd != ev.cost_usd || o.tokens != ev.tokens) {
+                    corrected += 1;
+                }
+            }
+            batch.push(ev);
+        }
+        match st.writer.record_wait(batch).await {
+            Ok(outcomes) => {
+                confirmed = outcomes
+                    .iter()
+                    .filter(|o| **o != RecordOutcome::Unchanged)
+                    .count() as u64
+            }
+            Err(e) => errors.push(format!("writing confirmed events: {e}")),
+        }
+    }
+    let drift = match check_key_and_drift(st).await {
+        Ok(d) => Some(d),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    let status = if errors.is_empty() {
+        "ok"
+    } else if confirmed > 0 || drift.is_some() {
+        "partial"
+    } else {
+        "error"
+    };
+    SyncReport {
+        status,
+        checked,
+        confirmed,
+        still_provisional: still,
+        corrected,
+        errors,
+        drift,
+    }
+}
+
+/// Turns OpenRouter's record of a generation into a confirmed ledger event. Keeps the
+/// stored day (`created_at`) and user so a correction never moves usage between days.
+pub fn event_from_stats(
+    org: &str,
+    id: &str,
+    g: &GenerationStats,
+    old: Option<&UsageEvent>,
+) -> UsageEvent {
+    let user = UserRef {
+        id: g.external_user.clone(),
+        email: None,
+        name: None,
+    };
+    let user = match old {
+        Some(o) => UserRef {
+            id: o.user.id.clone().or(user.id),
+            email: o.user.email.clone(),
+            name: o.user.name.clone(),
+        },
+        None => user,
+    };
+    UsageEvent {
+        generation_id: id.to_owned(),
+        org_id: org.to_owned(),
+        user,
+        model: g
+            .model
+            .clone()
+            .filter(|m| !m.is_empty())
+            .or_else(|| old.map(|o| o.model.clone()))
+            .unwrap_or_else(|| "unknown".into()),
+        provider: g
+            .provider_name
+            .clone()
+            .or_else(|| old.and_then(|o| o.provider.clone())),
+        tokens: Tokens {
+            prompt: g.native_tokens_prompt.or(g.tokens_prompt).unwrap_or(0),
+            completion: g
+                .native_tokens_completion
+                .or(g.tokens_completion)
+                .unwrap_or(0),
+            reasoning: g.native_tokens_reasoning.unwrap_or(0),
+            cached: g.native_tokens_cached.unwrap_or(0),
+        },
+        cost_usd: g.total_cost,
+        source: Source::Reconciliation,
+        state: EventState::Confirmed,
+        created_at: old
+            .map(|o| o.created_at)
+            .or(g.created_at)
+            .unwrap_or_else(Utc::now),
+    }
+}
+
+/// Ids in the crash journal that the ledger lacks become provisional events.
+pub async fn replay_journal(st: &Arc<AppState>) -> anyhow::Result<u64> {
+    let mut added = 0;
+    // Two passes: a leftover `.old` from a crash, then the live file.
+    for _ in 0..2 {
+        let entries = st.journal.rotate()?;
+        if entries.is_empty() {
+            st.journal.done_with_old()?;
+            continue;
+        }
+        let org = st.cfg.org_id.clone();
+        let evs: Vec<UsageEvent> = entries
+            .into_iter()
+            .map(|e| UsageEvent {
+                generation_id: e.id,
+                org_id: org.clone(),
+                user: e.user,
+                model: if e.model.is_empty() {
+                    "unknown".into()
+                } else {
+                    e.model
+                },
+                provider: None,
+                tokens: Tokens::default(),
+                cost_usd: Decimal::ZERO,
+                source: Source::Proxy,
+                state: EventState::Provisional,
+                created_at: e.at,
+            })
+            .collect();
+        let outcomes = st.writer.record_wait(evs).await?;
+        added += outcomes
+            .iter()
+            .filter(|o| **o == RecordOutcome::Inserted)
+            .count() as u64;
+        st.journal.done_with_old()?;
+    }
+    if added > 0 {
+        tracing::info!(
+            added,
+            "crash journal: generations missing from the ledger recorded as provisional"
+        );
+    }
+    Ok(added)
+}
+
+/// Refreshes the key status from `GET /key` and computes the drift.
+pub async fn check_key_and_drift(st: &Arc<AppState>) -> Result<Drift, String> {
+    let client = st.openrouter();
+    let info = client.key_info().await;
+    let now = Utc::now();
+    let info = {
+        let mut ks = st.key_status.lock().unwrap_or_else(|p| p.into_inner());
+        ks.checked_at = Some(now);
+        match info {
+            Ok(k) => {
+                ks.state = if k.limit_remaining.is_some_and(|r| r <= Decimal::ZERO) {
+                    "limit_reached"
+                } else {
+                    "ok"
+                };
+                ks.limit = k.limit;
+                ks.limit_remaining = k.limit_remaining;
+                ks.usage_daily = k.usage_daily;
+                ks.usage_monthly = k.usage_monthly;
+                ks.error = None;
+                k
+            }
+            Err(e) => {
+                ks.state = if e.status() == Some(401) {
+                    "invalid"
+                } else {
+                    "error"
+                };
+                ks.error = Some(e.to_string());
+                return Err(format!("GET /key: {e}"));
+            }
+        }
+    };
+    let day_start =
+        Utc.from_utc_datetime(&now.date_naive().and_hms_opt(0, 0, 0).expect("midnight"));
+    let month_start = Utc.from_utc_datetime(
+        &NaiveDate::from_ymd_opt(now.year(), now.month(), 1)
+            .expect("first of month")
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight"),
+    );
+    let db = st.cfg.db_path.clone();
+    let org = st.cfg.org_id.clone();
+    let (day_cost, month_cost) = tokio::task::spawn_blocking(move || {
+        let d = crate::utc_sums::cost_by_model(&db, &org, day_start, now)?;
+        let m = crate::utc_sums::cost_by_model(&db, &org, month_start, now)?;
+        Ok::<_, String>((
+            d.values().map(|x| x.0).sum::<Decimal>(),
+            m.values().map(|x| x.0).sum::<Decimal>(),
+        ))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let mut drift = Drift {
+        day_usd: (info.usage_daily.unwrap_or_default() - day_cost).normalize(),
+        month_usd: (info.usage_monthly.unwrap_or_default() - month_cost).normalize(),
+        checked_at: now,
+        activity: Vec::new(),
+    };
+    if let Some(mgmt) = st.management() {
+        match activity_drift(st, &mgmt).await {
+            Ok(a) => drift.activity = a,
+            Err(e) => tracing::warn!(error = %e, "activity comparison skipped"),
+        }
+    }
+    Ok(drift)
+}
+
+/// Per completed UTC day × model: `/activity` (this key only) against the ledger.
+async fn activity_drift(
+    st: &Arc<AppState>,
+    mgmt: &OpenRouterClient,
+) -> Result<Vec<ActivityDrift>, String> {
+    use sha2::Digest;
+    let key_hash = hex::encode(sha2::Sha256::digest(st.key().expose().as_bytes()));
+    let today = Utc::now().date_naive();
+    let mut out = Vec::new();
+    for back in 1..=st.cfg.sync_days_back as i64 {
+        let date = today - ChronoDuration::days(back);
+        let rows = mgmt
+            .activity(Some(date), Some(&key_hash))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut theirs: BTreeMap<String, (Decimal, u64)> = BTreeMap::new();
+        for r in rows.into_iter().filter(|r| r.date == date) {
+            let e = theirs.entry(r.model).or_default();
+            e.0 += r.usage;
+            e.1 += r.requests;
+        }
+        let from = Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight"));
+        let to = from + ChronoDuration::days(1);
+        let db = st.cfg.db_path.clone();
+        let org = st.cfg.org_id.clone();
+        let ours = tokio::task::spawn_blocking(move || {
+            crate::utc_sums::cost_by_model(&db, &org, from, to)
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let models: std::collections::BTreeSet<&String> =
+            theirs.keys().chain(ours.keys()).collect();
+        for m in models {
+            let t = theirs.get(m).copied().unwrap_or_default();
+            let o = ours.get(m).copied().unwrap_or_default();
+            if t.0 != o.0 || t.1 != o.1 {
+                out.push(ActivityDrift {
+                    date,
+                    model: m.clone(),
+                    openrouter_usd: t.0.normalize(),
+                    ledger_usd: o.0.normalize(),
+                    openrouter_requests: t.1,
+                    ledger_requests: o.1,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The periodic loop; `interval` None = disabled.
+pub async fn run_loop(st: Arc<AppState>, interval: Duration, shutdown: tokio_util_shim::Shutdown) {
+    // A first run soon after start completes what a crash left provisional.
+    let mut next = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        {
+            let at = Utc::now()
+                + ChronoDuration::from_std(next - tokio::time::Instant::now()).unwrap_or_default();
+            st.sync.lock().unwrap_or_else(|p| p.into_inner()).next_run = Some(at);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = shutdown.wait() => return,
+        }
+        let r = run_once(&st, st.cfg.sync_days_back).await;
+        if r.status != "ok" {
+            tracing::warn!(status = r.status, errors = ?r.errors, "reconciliation run incomplete");
+        } else {
+            tracing::info!(
+                checked = r.checked,
+                confirmed = r.confirmed,
+                "reconciliation run done"
+            );
+        }
+        next = tokio::time::Instant::now() + interval;
+    }
+}
+
+/// A tiny shutdown signal (watch channel) shared by the background tasks.
+pub mod tokio_util_shim {
+    use tokio::sync::watch;
+
+    #[derive(Clone)]
+    pub struct Shutdown(watch::Receiver<bool>);
+
+    pub struct Trigger(watch::Sender<bool>);
+
+    pub fn channel() -> (Trigger, Shutdown) {
+        let (tx, rx) = watch::channel(false);
+        (Trigger(tx), Shutdown(rx))
+    }
+
+    impl Trigger {
+        pub fn fire(&self) {
+            let _ = self.0.send(true);
+        }
+        pub fn subscribe(&self) -> Shutdown {
+            Shutdown(self.0.subscribe())
+        }
+    }
+
+    impl Shutdown {
+        pub async fn wait(&self) {
+            let mut rx = self.0.clone();
+            let _ = rx.wait_for(|v| *v).await;
+        }
+    }
+}
