@@ -1,8 +1,268 @@
-//! mAI Fleet console: a thin Tauri shell; all logic lives in mai-ops.
+//! mAI Fleet console: a thin Tauri shell. Every command forwards to `mai_ops::Ops`;
+//! errors reach the UI as the library's own messages (what failed, on which input, what to do).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use mai_ops::keys::{MaskedKey, SecretKind};
+use mai_ops::ops::{Dashboard, Rotation, SyncOutcome};
+use mai_ops::refresh::FleetRow;
+use mai_ops::{Fleet, Keychain, Ops};
+use serde::Serialize;
+use tauri::{Emitter, Manager, Runtime, State};
+use tauri_plugin_updater::UpdaterExt;
+
+pub mod update;
+
+/// Console state: the operator library (absent if the fleet file failed to load).
+pub struct Console {
+    pub ops: Option<Arc<Ops>>,
+    pub fleet_path: Option<PathBuf>,
+    pub load_error: Option<String>,
+    logs: Mutex<HashMap<u32, tokio::task::AbortHandle>>,
+    next_log: AtomicU32,
+}
+
+impl Console {
+    pub fn new(ops: Result<Ops, String>, fleet_path: Option<PathBuf>) -> Console {
+        let (ops, load_error) = match ops {
+            Ok(o) => (Some(Arc::new(o)), None),
+            Err(e) => (None, Some(e)),
+        };
+        Console { ops, fleet_path, load_error, logs: Mutex::new(HashMap::new()), next_log: AtomicU32::new(1) }
+    }
+
+    /// Loads the fleet named by `--fleet FILE` or `MAI_FLEET`.
+    pub fn from_env() -> Console {
+        let mut args = std::env::args().skip(1);
+        let mut path = std::env::var_os("MAI_FLEET").map(PathBuf::from);
+        while let Some(a) = args.next() {
+            if a == "--fleet" {
+                path = args.next().map(PathBuf::from);
+            } else if let Some(p) = a.strip_prefix("--fleet=") {
+                path = Some(PathBuf::from(p));
+            }
+        }
+        let Some(path) = path else {
+            return Console::new(
+                Err("no fleet file given; start the console with `--fleet FILE` or set MAI_FLEET (see fleet.example.toml)".into()),
+                None,
+            );
+        };
+        let ops = Fleet::load(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|f| Ops::new(f, Keychain::secret_service()).map_err(|e| e.to_string()))
+            .map(|mut o| {
+                o.docker_enabled = std::env::var("MAI_NO_DOCKER").is_err();
+                o
+            });
+        Console::new(ops, Some(path))
+    }
+
+    fn ops(&self) -> Result<Arc<Ops>, String> {
+        self.ops
+            .clone()
+            .ok_or_else(|| self.load_error.clone().unwrap_or_else(|| "the fleet is not loaded".into()))
+    }
+}
+
+#[derive(Serialize)]
+pub struct ClientRef {
+    pub id: String,
+    pub legal_name: String,
+}
+
+#[derive(Serialize)]
+pub struct AppInfo {
+    pub version: String,
+    pub fleet_path: Option<String>,
+    pub load_error: Option<String>,
+    pub keychain_error: Option<String>,
+    pub clients: Vec<ClientRef>,
+    pub update_endpoint: Option<String>,
+    /// Becomes true when mai-billing's views are wired in.
+    pub billing_available: bool,
+}
+
+#[tauri::command]
+fn app_info(state: State<'_, Console>) -> AppInfo {
+    let ops = state.ops.as_ref();
+    AppInfo {
+        version: env!("CARGO_PKG_VERSION").into(),
+        fleet_path: state.fleet_path.as_ref().map(|p| p.display().to_string()),
+        load_error: state.load_error.clone(),
+        keychain_error: ops.and_then(|o| o.keychain_error().map(String::from)),
+        clients: ops
+            .map(|o| {
+                o.fleet
+                    .clients
+                    .iter()
+                    .map(|c| ClientRef { id: c.id.clone(), legal_name: c.legal_name.clone() })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        update_endpoint: ops.and_then(|o| o.fleet.updater.as_ref().map(|u| u.endpoint.clone())),
+        billing_available: false,
+    }
+}
+
+#[tauri::command]
+async fn fleet_status(state: State<'_, Console>) -> Result<Vec<FleetRow>, String> {
+    Ok(state.ops()?.refresh().await)
+}
+
+#[tauri::command]
+async fn client_dashboard(state: State<'_, Console>, client_id: String) -> Result<Dashboard, String> {
+    state.ops()?.dashboard(&client_id).await.map_err(|e| e.to_string())
+}
+
+#[tauri::command]
+async fn sync_clients<R: Runtime>(
+    app: tauri::AppHandle<R>,
+    state: State<'_, Console>,
+    client_ids: Vec<String>,
+) -> Result<Vec<SyncOutcome>, String> {
+    let ops = state.ops()?;
+    for id in &client_ids {
+        ops.client(id).map_err(|e| e.to_string())?;
+    }
+    Ok(ops
+        .sync_many(&client_ids, |p| {
+            let _ = app.emit("sync-progress", &p);
+        })
+        .await)
+}
+
+#[tauri::command]
+async fn restart_container(
+    state: State<'_, Console>,
+    client_id: String,
+    role: Option<String>,
+) -> Result<mai_ops::docker::ContainerInfo, String> {
+    state
+        .ops()?
+        .restart(&client_id, role.as_deref().unwrap_or("chat"))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[derive(Clone, Serialize)]
+struct LogLine {
+    stream: u32,
+    line: String,
+}
+
+/// Starts streaming a container's logs as `log-line` events; returns the stream id.
+#[tauri::command]
+async fn logs_start<R: Runtime>(
+    app: tauri::AppHandle<R>,
+    state: State<'_, Console>,
+    client_id: String,
+    role: Option<String>,
+) -> Result<u32, String> {
+    let ops = state.ops()?;
+    let mut s = Box::pin(
+        ops.logs(&client_id, role.as_deref().unwrap_or("chat"), 200, true)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    let id = state.next_log.fetch_add(1, Ordering::Relaxed);
+    let task = tokio::spawn(async move {
+        while let Some(l) = s.next().await {
+            let line = match l {
+                Ok(l) => l,
+                Err(e) => format!("[log stream ended: {e}]\n"),
+            };
+            if app.emit("log-line", LogLine { stream: id, line }).is_err() {
+                break;
+            }
+        }
+    });
+    state.logs.lock().unwrap_or_else(|p| p.into_inner()).insert(id, task.abort_handle());
+    Ok(id)
+}
+
+#[tauri::command]
+fn logs_stop(state: State<'_, Console>, stream: u32) {
+    if let Some(h) = state.logs.lock().unwrap_or_else(|p| p.into_inner()).remove(&stream) {
+        h.abort();
+    }
+}
+
+#[tauri::command]
+async fn keys_list(state: State<'_, Console>) -> Result<Vec<MaskedKey>, String> {
+    state.ops()?.keys_list().await.map_err(|e| e.to_string())
+}
+
+/// The secret crosses IPC once, goes to the keychain, and only its mask comes back.
+#[tauri::command]
+async fn key_set(state: State<'_, Console>, client_id: String, kind: SecretKind, secret: String) -> Result<String, String> {
+    state.ops()?.key_set(&client_id, kind, secret).await.map_err(|e| e.to_string())
+}
+
+#[tauri::command]
+async fn key_delete(state: State<'_, Console>, client_id: String, kind: SecretKind) -> Result<(), String> {
+    state.ops()?.key_delete(&client_id, kind).await.map_err(|e| e.to_string())
+}
+
+#[tauri::command]
+async fn key_rotate(state: State<'_, Console>, client_id: String) -> Result<Rotation, String> {
+    state.ops()?.rotate(&client_id).await.map_err(|e| e.to_string())
+}
+
+#[tauri::command]
+async fn check_update<R: Runtime>(app: tauri::AppHandle<R>, state: State<'_, Console>) -> Result<update::UpdateCheck, String> {
+    let cfg = state.ops.as_ref().and_then(|o| o.fleet.updater.clone());
+    let mut b = app.updater_builder();
+    if let Some(u) = cfg {
+        let url = u
+            .endpoint
+            .parse()
+            .map_err(|e| format!("updater endpoint {:?} in the fleet file is not a URL: {e}", u.endpoint))?;
+        b = b.endpoints(vec![url]).map_err(|e| e.to_string())?.pubkey(u.pubkey);
+    }
+    Ok(update::check(b).await)
+}
+
+/// The builder with every command and plugin; generic so tests can use the mock runtime.
+pub fn builder<R: Runtime>(console: Console) -> tauri::Builder<R> {
+    tauri::Builder::<R>::new()
+        .plugin(tauri_plugin_updater::Builder::new().build())
+        .manage(console)
+        .invoke_handler(tauri::generate_handler![
+            app_info,
+            fleet_status,
+            client_dashboard,
+            sync_clients,
+            restart_container,
+            logs_start,
+            logs_stop,
+            keys_list,
+            key_set,
+            key_delete,
+            key_rotate,
+            check_update,
+        ])
+}
 
 pub fn run() {
-    tauri::Builder::default()
-        .plugin(tauri_plugin_updater::Builder::new().build())
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MAI_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
+    let console = Console::from_env();
+    if let Some(e) = &console.load_error {
+        tracing::error!("{e}");
+    }
+    builder::<tauri::Wry>(console)
+        .setup(|app| {
+            if let Some(w) = app.get_webview_window("main") {
+                let _ = w.set_title("mAI Fleet Console");
+            }
+            Ok(())
+        })
         .run(tauri::generate_context!())
-        .expect("error while running the console");
+        .expect("the console window could not start (is a display available?)");
 }

@@ -14,7 +14,7 @@ pub const SERVICE: &str = "mai-fleet";
 /// Entry of the OpenRouter management (provisioning) key.
 pub const MANAGEMENT: &str = "openrouter-management";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SecretKind {
     /// A client's OpenRouter inference key.

@@ -321,7 +321,7 @@ impl Ops {
     /// Syncs many clients concurrently; `progress` is called after each one finishes.
     pub async fn sync_many(&self, ids: &[String], mut progress: impl FnMut(SyncProgress)) -> Vec<SyncOutcome> {
         let total = ids.len();
-        let mut s = futures::stream::iter(ids.iter().map(|id| self.sync_one(id)))
+        let mut s = futures::stream::iter(ids.to_vec().into_iter().map(|id| async move { self.sync_one(&id).await }))
             .buffer_unordered(self.fleet.console.concurrency.clamp(1, 8));
         let mut all = Vec::new();
         while let Some(o) = s.next().await {

@@ -274,7 +274,8 @@ pub async fn refresh_all(input: RefreshInput<'_>) -> (Vec<FleetRow>, HashMap<Str
     let fleet = input.fleet;
     let sem = Arc::new(Semaphore::new(fleet.console.concurrency));
     // One container listing per host, all hosts at once.
-    let hosts = futures::future::join_all(fleet.hosts.iter().map(|h| {
+    // Owned items keep these futures Send for any caller (Tauri commands need that).
+    let hosts = futures::future::join_all(fleet.hosts.clone().into_iter().map(|h| {
         let sem = sem.clone();
         async move {
             if !input.docker {
@@ -282,7 +283,7 @@ pub async fn refresh_all(input: RefreshInput<'_>) -> (Vec<FleetRow>, HashMap<Str
             }
             let _p = sem.acquire().await;
             let fut = async {
-                let d = docker::connect(h).await.map_err(|e| e.to_string())?;
+                let d = docker::connect(&h).await.map_err(|e| e.to_string())?;
                 docker::list_client_containers(&d, &h.name).await.map_err(|e| e.to_string())
             };
             let r = match tokio::time::timeout(Duration::from_millis(h.timeout_ms), fut).await {
@@ -292,18 +293,20 @@ pub async fn refresh_all(input: RefreshInput<'_>) -> (Vec<FleetRow>, HashMap<Str
             (h.name.clone(), r)
         }
     }));
-    let trackers = futures::stream::iter(fleet.clients.iter().map(|c| {
+    let ids: Vec<String> = fleet.clients.iter().map(|c| c.id.clone()).collect();
+    let trackers = futures::stream::iter(ids.into_iter().map(|id| {
         let sem = sem.clone();
+        let t = input.trackers.get(&id).cloned();
         async move {
-            let r = match input.trackers.get(&c.id) {
+            let r = match t {
                 Some(Ok(t)) => {
                     let _p = sem.acquire().await;
-                    fetch_snapshot(t, Utc::now()).await
+                    fetch_snapshot(&t, Utc::now()).await
                 }
                 Some(Err(e)) => Err(e.clone()),
                 None => Err("no tracker client".to_string()),
             };
-            (c.id.clone(), r)
+            (id, r)
         }
     }))
     .buffer_unordered(fleet.console.concurrency.max(1))

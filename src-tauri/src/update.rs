@@ -1,0 +1,32 @@
+//! "Check for updates": a clear result either way, never a panic.
+
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct UpdateCheck {
+    pub available: bool,
+    pub version: Option<String>,
+    pub notes: Option<String>,
+    pub current: String,
+    pub error: Option<String>,
+}
+
+pub async fn check(b: tauri_plugin_updater::UpdaterBuilder) -> UpdateCheck {
+    let current = env!("CARGO_PKG_VERSION").to_string();
+    let res = async {
+        let u = b.build()?;
+        u.check().await
+    }
+    .await;
+    match res {
+        Ok(Some(u)) => UpdateCheck { available: true, version: Some(u.version.clone()), notes: u.body.clone(), current, error: None },
+        Ok(None) => UpdateCheck { available: false, version: None, notes: None, current, error: None },
+        Err(e) => UpdateCheck {
+            available: false,
+            version: None,
+            notes: None,
+            current,
+            error: Some(format!("{e}; check the update endpoint and your network, then retry")),
+        },
+    }
+}

@@ -1,0 +1,61 @@
+import { absLessThan, formatFixed, isZero, mul, parseDec, type Dec } from './decimal';
+
+const CENT: Dec = { units: 1n, scale: 2 };
+
+/** Costs under one cent (or grosz) get 6 decimals, the rest 2. */
+function places(a: Dec): number {
+  return !isZero(a) && absLessThan(a, CENT) ? 6 : 2;
+}
+
+export function usd(amount: string | null | undefined): string {
+  const a = parseDec(amount);
+  if (!a) return '—';
+  const s = formatFixed(a, places(a), ',', '.');
+  return s.startsWith('-') ? '-$' + s.slice(1) : '$' + s;
+}
+
+export function pln(amount: Dec): string {
+  // Polish style: non-breaking space groups, comma decimal mark.
+  return formatFixed(amount, places(amount), '\u00a0', ',') + '\u00a0zł';
+}
+
+export interface Rate {
+  available: boolean;
+  rate: string | null;
+  table_no: string | null;
+  effective_date: string | null;
+  stale: boolean;
+  error: string | null;
+}
+
+/** "$12.50 (50,00 zł)"; without a rate only the USD part. */
+export function usdPln(amount: string | null | undefined, rate: Rate | null | undefined): string {
+  const u = usd(amount);
+  const a = parseDec(amount);
+  const r = rate && rate.available ? parseDec(rate.rate) : null;
+  if (!a || !r) return u;
+  return `${u} (${pln(mul(a, r))})`;
+}
+
+export function int(n: number | null | undefined): string {
+  if (n === null || n === undefined) return '—';
+  return Math.trunc(n).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+}
+
+export function age(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined) return '—';
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)}h ${Math.floor((seconds % 3600) / 60)}m`;
+  return `${Math.floor(seconds / 86400)}d`;
+}
+
+export function percent(p: string | null | undefined): string {
+  const a = parseDec(p);
+  return a ? formatFixed(a, 1, ',', '.') + '%' : '—';
+}
+
+/** For charts only (axis scaling); never for displayed money. */
+export function toChartNumber(amount: string): number {
+  return Number(amount);
+}

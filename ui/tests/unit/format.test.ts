@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { age, int, percent, usd, usdPln, type Rate } from '../../src/lib/format';
+import { parseDec, round, formatFixed } from '../../src/lib/decimal';
+
+const rate = (r: string): Rate => ({ available: true, rate: r, table_no: '226/C/NBP/2026', effective_date: '2026-11-23', stale: false, error: null });
+
+describe('usd', () => {
+  it('uses 2 decimals from one cent and thousands separators', () => {
+    expect(usd('12.5')).toBe('$12.50');
+    expect(usd('1234567.891')).toBe('$1,234,567.89');
+    expect(usd('0.01')).toBe('$0.01');
+    expect(usd('0')).toBe('$0.00');
+  });
+  it('uses 6 decimals under one cent, exactly (no float)', () => {
+    expect(usd('0.000863525')).toBe('$0.000864');
+    expect(usd('4.25e-6')).toBe('$0.000004');
+    expect(usd('0.0099999995')).toBe('$0.010000');
+  });
+  it('rounds half up like the ledger', () => {
+    expect(usd('2.675')).toBe('$2.68'); // 2.675 as a float would print 2.67
+    expect(usd('-1.005')).toBe('-$1.01');
+  });
+  it('shows a dash for missing values', () => {
+    expect(usd(null)).toBe('—');
+    expect(usd('abc')).toBe('—');
+  });
+});
+
+describe('usdPln', () => {
+  it('puts PLN beside USD with Polish formatting', () => {
+    expect(usdPln('12.50', rate('4.0000'))).toBe('$12.50 (50,00\u00a0zł)');
+    expect(usdPln('1000', rate('4.1234'))).toBe('$1,000.00 (4\u00a0123,40\u00a0zł)');
+    expect(usdPln('0.001', rate('4'))).toBe('$0.001000 (0,004000\u00a0zł)');
+  });
+  it('falls back to USD only when the rate is unavailable', () => {
+    expect(usdPln('12.50', { ...rate('4'), available: false, rate: null })).toBe('$12.50');
+    expect(usdPln('12.50', null)).toBe('$12.50');
+  });
+});
+
+describe('helpers', () => {
+  it('int, age, percent', () => {
+    expect(int(1234567)).toBe('1,234,567');
+    expect(int(null)).toBe('—');
+    expect(age(59)).toBe('59s');
+    expect(age(3720)).toBe('1h 2m');
+    expect(percent('80.456')).toBe('80.5%');
+  });
+  it('decimal parse/round/format', () => {
+    expect(formatFixed(round(parseDec('1E-9')!, 9), 9, ',', '.')).toBe('0.000000001');
+    expect(parseDec('')).toBeNull();
+  });
+});
