@@ -364,13 +364,16 @@ pub(crate) async fn chat_completions(
             Response::new(Body::from(broken))
         } else if fault.cut_after.is_some() {
             let half = Bytes::from(bytes[..bytes.len() / 2].to_vec());
-            let s = futures::stream::iter(vec![
-                Ok(half),
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionReset,
-                    "simulated cut",
-                )),
-            ]);
+            use futures::StreamExt as _;
+            let s = futures::stream::once(async move { Ok::<_, std::io::Error>(half) }).chain(
+                futures::stream::once(async {
+                    tokio::time::sleep(CUT_GRACE).await;
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "simulated cut",
+                    ))
+                }),
+            );
             Response::new(Body::from_stream(s))
         } else {
             Response::new(Body::from(bytes))
@@ -478,6 +481,9 @@ enum Step {
     /// Abrupt disconnect: the body fails, no terminating chunk.
     Cut,
 }
+
+/// Pause between the last bytes and the simulated disconnect.
+const CUT_GRACE: Duration = Duration::from_millis(10);
 
 const KEEPALIVE: &[u8] = b": OPENROUTER PROCESSING\n\n";
 
@@ -710,6 +716,9 @@ fn play(steps: Vec<Step>, draft: Draft) -> Body {
                         guard.done = true;
                     }
                     Step::Cut => {
+                        // Let what was sent reach the wire first: a cut after data, not a
+                        // refused response.
+                        tokio::time::sleep(CUT_GRACE).await;
                         let e = std::io::Error::new(
                             std::io::ErrorKind::ConnectionReset,
                             "simulated cut",
