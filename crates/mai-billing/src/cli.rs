@@ -129,12 +129,17 @@ fn io(e: std::io::Error) -> BillingError {
     }
 }
 
-pub async fn run_invoice_rate(args: &InvoiceRateArgs, out: &mut (dyn Write + Send)) -> Result<(), BillingError> {
+pub async fn run_invoice_rate(
+    args: &InvoiceRateArgs,
+    out: &mut (dyn Write + Send),
+) -> Result<(), BillingError> {
     let client = args.nbp.client()?;
-    let reference = invoice_reference_date(args.tax_point, args.issue_date.unwrap_or(args.tax_point));
+    let reference =
+        invoice_reference_date(args.tax_point, args.issue_date.unwrap_or(args.tax_point));
     let rate = client.invoice_rate(&args.currency, reference).await?;
     if args.json {
-        let v = serde_json::to_string_pretty(&rate).map_err(|e| BillingError::InvalidData(e.to_string()))?;
+        let v = serde_json::to_string_pretty(&rate)
+            .map_err(|e| BillingError::InvalidData(e.to_string()))?;
         writeln!(out, "{v}").map_err(io)?;
     } else {
         writeln!(
@@ -147,11 +152,15 @@ pub async fn run_invoice_rate(args: &InvoiceRateArgs, out: &mut (dyn Write + Sen
     Ok(())
 }
 
-pub async fn run_billing(args: &BillingArgs, out: &mut (dyn Write + Send)) -> Result<(), BillingError> {
+pub async fn run_billing(
+    args: &BillingArgs,
+    out: &mut (dyn Write + Send),
+) -> Result<(), BillingError> {
     let billing = args.files.billing()?;
     let report = billing.report(args.month, args.client.clone()).await?;
     if args.json {
-        let v = serde_json::to_string_pretty(&report).map_err(|e| BillingError::InvalidData(e.to_string()))?;
+        let v = serde_json::to_string_pretty(&report)
+            .map_err(|e| BillingError::InvalidData(e.to_string()))?;
         writeln!(out, "{v}").map_err(io)?;
         return Ok(());
     }
@@ -159,7 +168,11 @@ pub async fn run_billing(args: &BillingArgs, out: &mut (dyn Write + Send)) -> Re
         out,
         "Billing {}{}",
         report.month,
-        if report.provisional { " (PROVISIONAL: the month is still open)" } else { "" }
+        if report.provisional {
+            " (PROVISIONAL: the month is still open)"
+        } else {
+            ""
+        }
     )
     .map_err(io)?;
     match (&report.rates, &report.rate_error) {
@@ -209,10 +222,21 @@ pub async fn run_billing(args: &BillingArgs, out: &mut (dyn Write + Send)) -> Re
             .map_err(io)?,
         }
         if !r.late_usage_usd.is_zero() {
-            writeln!(out, "{:<16} late usage after the invoice: {} USD (goes onto the next invoice)", "", r.late_usage_usd).map_err(io)?;
+            writeln!(
+                out,
+                "{:<16} late usage after the invoice: {} USD (goes onto the next invoice)",
+                "", r.late_usage_usd
+            )
+            .map_err(io)?;
         }
         if !r.missing.is_empty() && !report.provisional {
-            writeln!(out, "{:<16} missing for an invoice: {}", "", r.missing.join("; ")).map_err(io)?;
+            writeln!(
+                out,
+                "{:<16} missing for an invoice: {}",
+                "",
+                r.missing.join("; ")
+            )
+            .map_err(io)?;
         }
     }
     let t = &report.totals;
@@ -230,7 +254,10 @@ pub async fn run_billing(args: &BillingArgs, out: &mut (dyn Write + Send)) -> Re
     Ok(())
 }
 
-pub async fn run_invoices(args: &InvoicesArgs, out: &mut (dyn Write + Send)) -> Result<(), BillingError> {
+pub async fn run_invoices(
+    args: &InvoicesArgs,
+    out: &mut (dyn Write + Send),
+) -> Result<(), BillingError> {
     let billing = args.files.billing()?;
     let req = ExportRequest {
         month: args.month,
@@ -243,7 +270,8 @@ pub async fn run_invoices(args: &InvoicesArgs, out: &mut (dyn Write + Send)) -> 
     let mut events: Vec<ExportProgress> = Vec::new();
     let summary = billing.export(&req, &mut |p| events.push(p)).await?;
     if args.json {
-        let v = serde_json::to_string_pretty(&summary).map_err(|e| BillingError::InvalidData(e.to_string()))?;
+        let v = serde_json::to_string_pretty(&summary)
+            .map_err(|e| BillingError::InvalidData(e.to_string()))?;
         writeln!(out, "{v}").map_err(io)?;
     } else {
         for n in &summary.issued {

@@ -69,7 +69,10 @@ impl NumberFormat {
                 "`{template}` must contain {{seq}} (or {{seq:04}}) exactly once"
             ));
         }
-        if parts.iter().any(|p| matches!(p, Part::Text(t) if t.contains('}'))) {
+        if parts
+            .iter()
+            .any(|p| matches!(p, Part::Text(t) if t.contains('}')))
+        {
             return Err(format!("`{template}`: `}}` without an opening `{{`"));
         }
         Ok(Self { parts })

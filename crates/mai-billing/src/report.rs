@@ -237,7 +237,10 @@ pub fn build_report(
         let configured = cfg.client(&org).is_some();
         let mut missing = client.missing_invoice_data();
         if !configured {
-            missing.insert(0, "an entry in the billing config ([[clients]] org_id = …)".into());
+            missing.insert(
+                0,
+                "an entry in the billing config ([[clients]] org_id = …)".into(),
+            );
         }
         let usage = ledger.range(&org, month.first_day(), month.last_day())?;
         let org_invoices = store.invoices_for_org(&org)?;
@@ -337,10 +340,12 @@ fn totals(rows: &[ClientRow]) -> ReportTotals {
         t.gross_pln += s.amounts.gross_pln;
         t.hosting_pln += s.hosting_pln;
         t.profit_pln += s.profit_pln;
-        let c = by.entry(s.amounts.currency).or_insert_with(|| CurrencyTotals {
-            currency: Some(s.amounts.currency),
-            ..CurrencyTotals::default()
-        });
+        let c = by
+            .entry(s.amounts.currency)
+            .or_insert_with(|| CurrencyTotals {
+                currency: Some(s.amounts.currency),
+                ..CurrencyTotals::default()
+            });
         c.net += s.amounts.net;
         c.vat += s.amounts.vat;
         c.gross += s.amounts.gross;
@@ -428,10 +433,12 @@ pub fn issue_month(
                 let Some(statement) = row.statement else {
                     continue;
                 };
-                let buyer = cfg
-                    .client(&row.org_id)
-                    .cloned()
-                    .ok_or_else(|| BillingError::InvalidData(format!("client {} vanished from the config", row.org_id)))?;
+                let buyer = cfg.client(&row.org_id).cloned().ok_or_else(|| {
+                    BillingError::InvalidData(format!(
+                        "client {} vanished from the config",
+                        row.org_id
+                    ))
+                })?;
                 let inv = store.issue(
                     &format,
                     NewInvoice {

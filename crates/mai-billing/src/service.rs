@@ -40,10 +40,22 @@ pub struct ExportRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum ExportProgress {
-    Started { total: usize },
-    Issued { number: String, org_id: String },
-    Wrote { path: PathBuf, done: usize, total: usize },
-    Skipped { org_id: String, reason: String },
+    Started {
+        total: usize,
+    },
+    Issued {
+        number: String,
+        org_id: String,
+    },
+    Wrote {
+        path: PathBuf,
+        done: usize,
+        total: usize,
+    },
+    Skipped {
+        org_id: String,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,7 +89,12 @@ fn open_ledger(path: &Path) -> Result<Ledger, BillingError> {
 }
 
 impl Billing {
-    pub fn new(config: BillingConfig, nbp: NbpClient, ledger_path: PathBuf, store_path: PathBuf) -> Self {
+    pub fn new(
+        config: BillingConfig,
+        nbp: NbpClient,
+        ledger_path: PathBuf,
+        store_path: PathBuf,
+    ) -> Self {
         Self {
             config: Arc::new(config),
             nbp,
@@ -115,7 +132,11 @@ impl Billing {
 
     /// The month across clients. NBP trouble does not fail the report: rows that are
     /// not frozen lose their PLN figures and `rate_error` says why.
-    pub async fn report(&self, month: YearMonth, client: Option<String>) -> Result<MonthReport, BillingError> {
+    pub async fn report(
+        &self,
+        month: YearMonth,
+        client: Option<String>,
+    ) -> Result<MonthReport, BillingError> {
         let today = self.today();
         let reference = crate::report::rate_reference_for_report(month, today);
         let rates = self.rates_for(reference).await.map_err(|e| e.to_string());
@@ -176,7 +197,11 @@ impl Billing {
             known.dedup();
             Err(BillingError::UnknownClient {
                 org_id: org,
-                known: if known.is_empty() { "none".into() } else { known.join(", ") },
+                known: if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                },
             })
         })
         .await
@@ -307,12 +332,24 @@ impl Billing {
                 tokio::task::spawn_blocking(move || {
                     let ledger = open_ledger(&this.ledger_path)?;
                     let store = BillingStore::open(&this.store_path)?;
-                    build_report(&this.config, &ledger, &store, month, today, Err("not fetched".into()), client.as_deref())
+                    build_report(
+                        &this.config,
+                        &ledger,
+                        &store,
+                        month,
+                        today,
+                        Err("not fetched".into()),
+                        client.as_deref(),
+                    )
                 })
                 .await
                 .map_err(join_err)??
             };
-            for r in report_rows.clients.iter().filter(|r| r.status == RowStatus::MissingData) {
+            for r in report_rows
+                .clients
+                .iter()
+                .filter(|r| r.status == RowStatus::MissingData)
+            {
                 let s = Skipped {
                     org_id: r.org_id.clone(),
                     reason: format!("missing invoice data: {}", r.missing.join("; ")),
@@ -343,9 +380,9 @@ impl Billing {
         let total = invoices.len();
         progress(ExportProgress::Started { total });
         let font = match req.format {
-            ExportFormat::Pdf if total > 0 => {
-                Some(Arc::new(crate::export::pdf::load_font(&self.config.pdf_font_path())?))
-            }
+            ExportFormat::Pdf if total > 0 => Some(Arc::new(crate::export::pdf::load_font(
+                &self.config.pdf_font_path(),
+            )?)),
             _ => None,
         };
         for (i, inv) in invoices.into_iter().enumerate() {
@@ -356,7 +393,10 @@ impl Billing {
                 let (ext, bytes) = match format {
                     ExportFormat::Pdf => (
                         "pdf",
-                        crate::export::pdf::render(&inv, font.as_deref().map(Vec::as_slice).unwrap_or_default())?,
+                        crate::export::pdf::render(
+                            &inv,
+                            font.as_deref().map(Vec::as_slice).unwrap_or_default(),
+                        )?,
                     ),
                     _ => ("xml", crate::export::ksef::render(&inv)?.into_bytes()),
                 };
@@ -379,7 +419,13 @@ impl Billing {
 
 fn safe(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 

@@ -41,7 +41,13 @@ impl IssuedInvoice {
     pub fn file_stem(&self) -> String {
         self.number
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect()
     }
 }
@@ -237,7 +243,11 @@ impl BillingStore {
         Ok(issued)
     }
 
-    fn read_docs(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<IssuedInvoice>, BillingError> {
+    fn read_docs(
+        &self,
+        sql: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<IssuedInvoice>, BillingError> {
         let mut st = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
         let rows = st
             .query_map(args, |r| {
@@ -247,9 +257,10 @@ impl BillingStore {
         let mut out = Vec::new();
         for row in rows {
             let (number, doc) = row.map_err(|e| self.err(e))?;
-            out.push(serde_json::from_str(&doc).map_err(|e| {
-                self.err(format!("stored invoice {number} is unreadable: {e}"))
-            })?);
+            out.push(
+                serde_json::from_str(&doc)
+                    .map_err(|e| self.err(format!("stored invoice {number} is unreadable: {e}")))?,
+            );
         }
         Ok(out)
     }
@@ -272,7 +283,10 @@ impl BillingStore {
 
     pub fn get(&self, number: &str) -> Result<Option<IssuedInvoice>, BillingError> {
         Ok(self
-            .read_docs("SELECT number, doc FROM invoice WHERE number = ?1", &[&number])?
+            .read_docs(
+                "SELECT number, doc FROM invoice WHERE number = ?1",
+                &[&number],
+            )?
             .pop())
     }
 

@@ -65,7 +65,11 @@ async fn invoice_rate_is_last_table_a_strictly_before_the_reference_date() {
         );
         assert_eq!(r.reference_date, d(reference));
         assert_eq!(r.code, "USD");
-        assert_eq!(Some(r.mid), s.rate_a("USD", d(expected)), "mid for {expected}");
+        assert_eq!(
+            Some(r.mid),
+            s.rate_a("USD", d(expected)),
+            "mid for {expected}"
+        );
         assert_eq!(
             Some(r.table_no.clone()),
             sim::table_number(sim::Table::A, d(expected)),
@@ -148,7 +152,10 @@ async fn nbp_down_means_no_rate_and_the_error_names_date_and_table() {
     let c = client_for(&s.base_url(), None);
     s.set_fault(Fault::status(500));
     let err = c.invoice_rate("USD", d("2025-12-29")).await.unwrap_err();
-    assert!(matches!(err, NbpError::Unavailable { attempts: 4, .. }), "{err:?}");
+    assert!(
+        matches!(err, NbpError::Unavailable { attempts: 4, .. }),
+        "{err:?}"
+    );
     let msg = err.to_string();
     assert!(msg.contains("table A"), "{msg}");
     assert!(msg.contains("2025-12-29"), "{msg}");
@@ -171,7 +178,10 @@ async fn no_table_in_the_window_is_a_no_rate_error() {
     let err = c.invoice_rate("USD", d("2002-01-02")).await.unwrap_err();
     assert!(matches!(err, NbpError::NoRate { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("table A") && msg.contains("2002-01-02"), "{msg}");
+    assert!(
+        msg.contains("table A") && msg.contains("2002-01-02"),
+        "{msg}"
+    );
     // A currency table A does not carry.
     let err = c.invoice_rate("XYZ", d("2025-12-29")).await.unwrap_err();
     assert!(matches!(err, NbpError::NoRate { .. }), "{err:?}");
@@ -214,10 +224,16 @@ fn base_url_comes_from_config_then_env_then_default() {
         base_url: Some("http://127.0.0.1:1234/api/".into()),
         ..NbpConfig::default()
     };
-    assert_eq!(cfg.resolved_base_url().unwrap(), "http://127.0.0.1:1234/api");
+    assert_eq!(
+        cfg.resolved_base_url().unwrap(),
+        "http://127.0.0.1:1234/api"
+    );
     let bad = NbpConfig {
         base_url: Some("ftp://x".into()),
         ..NbpConfig::default()
     };
-    assert!(matches!(bad.resolved_base_url(), Err(NbpError::BaseUrl { .. })));
+    assert!(matches!(
+        bad.resolved_base_url(),
+        Err(NbpError::BaseUrl { .. })
+    ));
 }

@@ -113,7 +113,8 @@ pub fn render(report: &MonthReport, dialect: CsvDialect) -> String {
         match &r.statement {
             Some(s) => {
                 let markups: Vec<String> = {
-                    let mut v: Vec<String> = s.segments.iter().map(|g| dialect.num(g.markup)).collect();
+                    let mut v: Vec<String> =
+                        s.segments.iter().map(|g| dialect.num(g.markup)).collect();
                     v.dedup();
                     v
                 };
@@ -158,7 +159,11 @@ pub fn render(report: &MonthReport, dialect: CsvDialect) -> String {
         month,
         "TOTAL".into(),
         String::new(),
-        if report.provisional { "provisional".into() } else { String::new() },
+        if report.provisional {
+            "provisional".into()
+        } else {
+            String::new()
+        },
         String::new(),
         String::new(),
         t.requests.to_string(),

@@ -16,7 +16,8 @@ use crate::store::IssuedInvoice;
 use crate::BillingError;
 
 pub const NAMESPACE: &str = "http://crd.gov.pl/wzor/2025/06/25/13775/";
-pub const ETD_NAMESPACE: &str = "http://crd.gov.pl/xml/schematy/dziedzinowe/mf/2022/01/05/eD/DefinicjeTypy/";
+pub const ETD_NAMESPACE: &str =
+    "http://crd.gov.pl/xml/schematy/dziedzinowe/mf/2022/01/05/eD/DefinicjeTypy/";
 
 /// Escapes text for XML element content.
 pub fn esc(s: &str) -> String {
@@ -37,7 +38,13 @@ pub fn esc(s: &str) -> String {
 }
 
 /// Buckets: (net element, VAT element, VAT-in-PLN element, P_12 value).
-fn bucket(inv: &IssuedInvoice) -> (&'static str, Option<(&'static str, &'static str)>, &'static str) {
+fn bucket(
+    inv: &IssuedInvoice,
+) -> (
+    &'static str,
+    Option<(&'static str, &'static str)>,
+    &'static str,
+) {
     match inv.statement.vat {
         VatTreatment::Rate(23) => ("P_13_1", Some(("P_14_1", "P_14_1W")), "23"),
         VatTreatment::Rate(8) => ("P_13_2", Some(("P_14_2", "P_14_2W")), "8"),
@@ -66,7 +73,10 @@ pub fn render(inv: &IssuedInvoice) -> Result<String, BillingError> {
     let w = &mut x;
     // Writing to a String cannot fail.
     let _ = writeln!(w, r#"<?xml version="1.0" encoding="UTF-8"?>"#);
-    let _ = writeln!(w, r#"<Faktura xmlns="{NAMESPACE}" xmlns:etd="{ETD_NAMESPACE}">"#);
+    let _ = writeln!(
+        w,
+        r#"<Faktura xmlns="{NAMESPACE}" xmlns:etd="{ETD_NAMESPACE}">"#
+    );
     let _ = writeln!(w, "  <Naglowek>");
     let _ = writeln!(
         w,
@@ -78,7 +88,11 @@ pub fn render(inv: &IssuedInvoice) -> Result<String, BillingError> {
         "    <DataWytworzeniaFa>{}</DataWytworzeniaFa>",
         inv.created_at.format("%Y-%m-%dT%H:%M:%SZ")
     );
-    let _ = writeln!(w, "    <SystemInfo>mAI Fleet {}</SystemInfo>", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(
+        w,
+        "    <SystemInfo>mAI Fleet {}</SystemInfo>",
+        env!("CARGO_PKG_VERSION")
+    );
     let _ = writeln!(w, "  </Naglowek>");
 
     // Seller
@@ -94,7 +108,11 @@ pub fn render(inv: &IssuedInvoice) -> Result<String, BillingError> {
         inv.seller.address_line2.as_deref(),
     );
     if let Some(email) = inv.seller.email.as_deref().filter(|e| e.contains('@')) {
-        let _ = writeln!(w, "    <DaneKontaktowe><Email>{}</Email></DaneKontaktowe>", esc(email));
+        let _ = writeln!(
+            w,
+            "    <DaneKontaktowe><Email>{}</Email></DaneKontaktowe>",
+            esc(email)
+        );
     }
     let _ = writeln!(w, "  </Podmiot1>");
 
@@ -103,9 +121,8 @@ pub fn render(inv: &IssuedInvoice) -> Result<String, BillingError> {
     let _ = writeln!(w, "  <Podmiot2>");
     let _ = writeln!(w, "    <DaneIdentyfikacyjne>");
     if b.is_domestic() {
-        let nip = normalise_nip(b.nip.as_deref().unwrap_or_default()).map_err(|e| {
-            BillingError::InvalidData(format!("invoice {}: buyer {e}", inv.number))
-        })?;
+        let nip = normalise_nip(b.nip.as_deref().unwrap_or_default())
+            .map_err(|e| BillingError::InvalidData(format!("invoice {}: buyer {e}", inv.number)))?;
         let _ = writeln!(w, "      <NIP>{nip}</NIP>");
     } else {
         let country = b.country.to_ascii_uppercase();
@@ -120,7 +137,11 @@ pub fn render(inv: &IssuedInvoice) -> Result<String, BillingError> {
             let _ = writeln!(w, "      <NrID>{}</NrID>", esc(&id));
         }
     }
-    let _ = writeln!(w, "      <Nazwa>{}</Nazwa>", esc(b.name.as_deref().unwrap_or_default()));
+    let _ = writeln!(
+        w,
+        "      <Nazwa>{}</Nazwa>",
+        esc(b.name.as_deref().unwrap_or_default())
+    );
     let _ = writeln!(w, "    </DaneIdentyfikacyjne>");
     write_address(
         w,
@@ -129,7 +150,11 @@ pub fn render(inv: &IssuedInvoice) -> Result<String, BillingError> {
         b.address_line2.as_deref(),
     );
     if let Some(email) = b.email.as_deref().filter(|e| e.contains('@')) {
-        let _ = writeln!(w, "    <DaneKontaktowe><Email>{}</Email></DaneKontaktowe>", esc(email));
+        let _ = writeln!(
+            w,
+            "    <DaneKontaktowe><Email>{}</Email></DaneKontaktowe>",
+            esc(email)
+        );
     }
     let _ = writeln!(w, "    <NrKlienta>{}</NrKlienta>", esc(&b.org_id));
     let _ = writeln!(w, "    <JST>2</JST>");
@@ -164,7 +189,10 @@ pub fn render(inv: &IssuedInvoice) -> Result<String, BillingError> {
     let _ = writeln!(w, "      <P_18>{}</P_18>", if reverse { 1 } else { 2 });
     let _ = writeln!(w, "      <P_18A>2</P_18A>");
     let _ = writeln!(w, "      <Zwolnienie><P_19N>1</P_19N></Zwolnienie>");
-    let _ = writeln!(w, "      <NoweSrodkiTransportu><P_22N>1</P_22N></NoweSrodkiTransportu>");
+    let _ = writeln!(
+        w,
+        "      <NoweSrodkiTransportu><P_22N>1</P_22N></NoweSrodkiTransportu>"
+    );
     let _ = writeln!(w, "      <P_23>2</P_23>");
     let _ = writeln!(w, "      <PMarzy><P_PMarzyN>1</P_PMarzyN></PMarzy>");
     let _ = writeln!(w, "    </Adnotacje>");
@@ -191,7 +219,11 @@ pub fn render(inv: &IssuedInvoice) -> Result<String, BillingError> {
     for l in &s.lines {
         let _ = writeln!(w, "    <FaWiersz>");
         let _ = writeln!(w, "      <NrWierszaFa>{}</NrWierszaFa>", l.no);
-        let _ = writeln!(w, "      <P_7>{}</P_7>", esc(&truncate(&l.description, 512)));
+        let _ = writeln!(
+            w,
+            "      <P_7>{}</P_7>",
+            esc(&truncate(&l.description, 512))
+        );
         let _ = writeln!(w, "      <P_8A>usł.</P_8A>");
         let _ = writeln!(w, "      <P_8B>1</P_8B>");
         let _ = writeln!(w, "      <P_9A>{}</P_9A>", fixed2(l.net));
@@ -215,7 +247,12 @@ pub fn render(inv: &IssuedInvoice) -> Result<String, BillingError> {
         "        <NrRB>{}</NrRB>",
         esc(&bank_account_digits(&inv.seller.bank_account))
     );
-    if let Some(bank) = inv.seller.bank_name.as_deref().filter(|s| !s.trim().is_empty()) {
+    if let Some(bank) = inv
+        .seller
+        .bank_name
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+    {
         let _ = writeln!(w, "        <NazwaBanku>{}</NazwaBanku>", esc(bank));
     }
     let _ = writeln!(w, "      </RachunekBankowy>");
@@ -227,7 +264,11 @@ pub fn render(inv: &IssuedInvoice) -> Result<String, BillingError> {
 
 fn write_address(w: &mut String, country: &str, line1: &str, line2: Option<&str>) {
     let _ = writeln!(w, "    <Adres>");
-    let _ = writeln!(w, "      <KodKraju>{}</KodKraju>", esc(&country.to_ascii_uppercase()));
+    let _ = writeln!(
+        w,
+        "      <KodKraju>{}</KodKraju>",
+        esc(&country.to_ascii_uppercase())
+    );
     let _ = writeln!(w, "      <AdresL1>{}</AdresL1>", esc(line1));
     if let Some(l2) = line2.filter(|s| !s.trim().is_empty()) {
         let _ = writeln!(w, "      <AdresL2>{}</AdresL2>", esc(l2));

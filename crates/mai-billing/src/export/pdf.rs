@@ -37,21 +37,22 @@ pub fn load_font(path: &Path) -> Result<Vec<u8>, BillingError> {
     Ok(bytes)
 }
 
-/// Approximate advance width (em) of DejaVu Sans characters, for right-aligning amounts:
-/// digits share one width; separators are narrower.
+/// Approximate advance width of DejaVu Sans text, for right-aligning amounts. Widths
+/// are the font's advances in units of 1/2048 em: digits share one width, separators
+/// are narrower; letters use an average.
 fn text_width_mm(s: &str, size_pt: f32) -> f32 {
-    let em: f32 = s
+    let units: u32 = s
         .chars()
         .map(|c| match c {
-            '0'..='9' => 0.636,
-            ' ' | '.' | ',' | ':' => 0.318,
-            '-' => 0.361,
-            '%' => 0.950,
-            'A'..='Z' => 0.70,
-            _ => 0.60,
+            '0'..='9' => 1303,
+            ' ' | '.' | ',' | ':' => 651,
+            '-' => 739,
+            '%' => 1946,
+            'A'..='Z' => 1434,
+            _ => 1229,
         })
         .sum();
-    em * size_pt * 0.3528
+    units as f32 / 2048.0 * size_pt * 0.3528
 }
 
 struct Writer {
@@ -74,9 +75,9 @@ impl Writer {
         self.y -= mm;
         if self.y < BOTTOM {
             self.pages += 1;
-            let (p, l) = self
-                .doc
-                .add_page(Mm(PAGE_W), Mm(PAGE_H), format!("Strona {}", self.pages));
+            let (p, l) =
+                self.doc
+                    .add_page(Mm(PAGE_W), Mm(PAGE_H), format!("Strona {}", self.pages));
             self.layer = self.doc.get_page(p).get_layer(l);
             self.y = PAGE_H - 20.0;
         }
@@ -214,7 +215,7 @@ pub fn render(inv: &IssuedInvoice, font_ttf: &[u8]) -> Result<Vec<u8>, BillingEr
     };
     for l in &s.lines {
         w.text(&format!("{}.", l.no), 9.0, LEFT);
-        let parts = wrap(&l.description, 70);
+        let parts = wrap(&l.description, 58);
         w.right(&rate_txt, 9.0, 150.0);
         w.right(&format_pl(l.net), 9.0, RIGHT);
         for (i, p) in parts.iter().enumerate() {
@@ -236,7 +237,10 @@ pub fn render(inv: &IssuedInvoice, font_ttf: &[u8]) -> Result<Vec<u8>, BillingEr
     }
     totals.push(("Wartość brutto ogółem".into(), money(a.gross, ccy)));
     if ccy != Currency::Pln {
-        totals.push(("Wartość netto w PLN".into(), money(a.net_pln, Currency::Pln)));
+        totals.push((
+            "Wartość netto w PLN".into(),
+            money(a.net_pln, Currency::Pln),
+        ));
         totals.push((
             "Kwota VAT w PLN (art. 106e ust. 11)".into(),
             money(a.vat_pln, Currency::Pln),
