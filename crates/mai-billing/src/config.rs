@@ -298,3 +298,82 @@ impl BillingConfig {
 pub fn bank_account_digits(s: &str) -> String {
     s.chars().filter(|c| c.is_ascii_alphanumeric()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SELLER: &str = r#"
+[seller]
+name = "S"
+nip = "1234563218"
+address_line1 = "ul. A 1"
+bank_account = "PL61 1090 1014 0000 0712 1981 2874"
+"#;
+
+    #[test]
+    fn defaults_and_client_checks() {
+        let cfg = BillingConfig::parse(&format!(
+            "{SELLER}
+[[clients]]
+org_id = \"a\"
+name = \"A\"
+nip = \"9876543210\"
+address_line1 = \"ul. B 2\"
+
+[[clients]]
+org_id = \"b\"
+nip = \"1234563219\"
+vat = \"np\"
+
+[[clients]]
+org_id = \"c\"
+name = \"C Ltd\"
+country = \"GB\"
+address_line1 = \"1 High St\"
+currency = \"USD\"
+vat = \"np\"
+"
+        ))
+        .unwrap();
+        assert_eq!(cfg.invoice_number_format, "FV/{yyyy}/{mm}/{seq:04}");
+        let a = cfg.client("a").unwrap();
+        assert_eq!(a.currency, Currency::Pln);
+        assert_eq!(a.vat, VatTreatment::Rate(23));
+        assert!(a.missing_invoice_data().is_empty());
+        let b = cfg.client("b").unwrap().missing_invoice_data().join(" | ");
+        assert!(b.contains("name"), "{b}");
+        assert!(b.contains("address"), "{b}");
+        assert!(b.contains("check digit"), "{b}");
+        assert!(b.contains("reverse charge"), "{b}");
+        let c = cfg.client("c").unwrap();
+        assert!(!c.is_eu());
+        assert_eq!(
+            c.missing_invoice_data(),
+            vec!["foreign VAT/tax id (`vat_id`)"]
+        );
+    }
+
+    #[test]
+    fn rejects_bad_seller_and_settings() {
+        let bad_nip = SELLER.replace("1234563218", "1234567890");
+        assert!(BillingConfig::parse(&bad_nip)
+            .unwrap_err()
+            .contains("seller.nip"));
+        let bad_vat = format!("{SELLER}\n[[clients]]\norg_id = \"x\"\nvat = \"17\"\n");
+        assert!(BillingConfig::parse(&bad_vat)
+            .unwrap_err()
+            .contains("unsupported VAT"));
+        let dup = format!("{SELLER}\n[[clients]]\norg_id = \"x\"\n[[clients]]\norg_id = \"x\"\n");
+        assert!(BillingConfig::parse(&dup).unwrap_err().contains("twice"));
+        let fmt = format!("invoice_number_format = \"FV/{{yyyy}}\"\n{SELLER}");
+        assert!(BillingConfig::parse(&fmt)
+            .unwrap_err()
+            .contains("invoice_number_format"));
+        let float = format!("default_hosting_eur = 25.5\n{SELLER}");
+        assert!(
+            BillingConfig::parse(&float).is_err(),
+            "money must be a string"
+        );
+    }
+}

@@ -428,7 +428,11 @@ pub fn issue_month(
                 org_id: row.org_id,
                 reason: format!("missing invoice data: {}", row.missing.join("; ")),
             }),
-            RowStatus::Provisional => unreachable_open(),
+            // Cannot happen for a closed month (checked above); never issue from it.
+            RowStatus::Provisional => out.skipped.push(Skipped {
+                org_id: row.org_id,
+                reason: format!("{month} is still open"),
+            }),
             RowStatus::ReadyToIssue => {
                 let Some(statement) = row.statement else {
                     continue;
@@ -454,10 +458,4 @@ pub fn issue_month(
         }
     }
     Ok(out)
-}
-
-/// `build_report` never marks a closed month provisional; kept as a function so the
-/// match above stays exhaustive without a panic path.
-fn unreachable_open() {
-    tracing::error!("a closed month produced a provisional row; skipped");
 }

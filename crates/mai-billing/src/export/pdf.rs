@@ -314,6 +314,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_missing_font_is_a_clear_error() {
+        let err = load_font(Path::new("/nonexistent/font.ttf")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("/nonexistent/font.ttf"), "{msg}");
+        assert!(msg.contains("fonts-dejavu-core"), "{msg}");
+    }
+
+    #[test]
     fn wraps_at_spaces() {
         assert_eq!(
             wrap("aaa bbb ccc", 7),
