@@ -551,7 +551,7 @@ fn plan_stream(
             sent,
         ));
         events += 1;
-        if ka.every_events > 0 && events % ka.every_events == 0 && !last {
+        if ka.every_events > 0 && events.is_multiple_of(ka.every_events) && !last {
             steps.push(Step::Emit(Bytes::from_static(KEEPALIVE), sent));
         }
     }

@@ -388,7 +388,7 @@ impl Ledger {
             .values()
             .filter(|k| !k.deleted && (include_disabled || !k.disabled))
             .collect();
-        v.sort_by(|a, b| b.seq.cmp(&a.seq));
+        v.sort_by_key(|k| std::cmp::Reverse(k.seq));
         v
     }
 }

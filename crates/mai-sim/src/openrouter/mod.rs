@@ -122,16 +122,23 @@ pub struct CliArgs {
     /// (`sk-or-v1-` + 64 lowercase hex) is accepted and registered on first use.
     #[arg(long)]
     pub keys: Option<PathBuf>,
+    /// No delays, no keep-alive comments, generation stats ready at once (load tests).
+    /// Explicit delay flags still override.
+    #[arg(long)]
+    pub fast: bool,
+    #[command(flatten)]
+    pub tuning: Box<TuningArgs>,
+}
+
+/// The rarer flags of `mai-sim openrouter` (boxed to keep the CLI enum small).
+#[derive(Debug, clap::Args)]
+pub struct TuningArgs {
     /// TOML price table replacing the built-in one (format below).
     #[arg(long)]
     pub prices: Option<PathBuf>,
     /// A management key (admin endpoints: /keys, /activity, ...).
     #[arg(long, env = "MAI_SIM_MANAGEMENT_KEY")]
     pub management_key: Option<String>,
-    /// No delays, no keep-alive comments, generation stats ready at once (load tests).
-    /// Explicit delay flags still override.
-    #[arg(long)]
-    pub fast: bool,
     /// How long GET /generation answers 404 after a generation completes: milliseconds,
     /// or `never`. Default 300.
     #[arg(long, value_name = "MS|never")]
@@ -205,20 +212,21 @@ impl CliArgs {
             SimConfig::default()
         };
         c.seed = self.seed;
+        let t = &self.tuning;
         if let Some(p) = &self.keys {
             c.load_keys_file(p)?;
         }
-        if let Some(p) = &self.prices {
+        if let Some(p) = &t.prices {
             c.load_prices_file(p)?;
         }
-        if let Some(m) = &self.management_key {
+        if let Some(m) = &t.management_key {
             anyhow::ensure!(
                 is_well_formed_key(m),
                 "--management-key must be sk-or-v1- followed by 64 lowercase hex"
             );
             c.management_key = Some(m.clone());
         }
-        if let Some(d) = &self.generation_ready_delay {
+        if let Some(d) = &t.generation_ready_delay {
             c.generation_ready_delay = if d == "never" {
                 NEVER
             } else {
@@ -227,41 +235,41 @@ impl CliArgs {
                 })?)
             };
         }
-        if let Some(n) = self.keepalive_leading {
+        if let Some(n) = t.keepalive_leading {
             c.keepalive.leading = n;
         }
-        if let Some(n) = self.keepalive_interval_ms {
+        if let Some(n) = t.keepalive_interval_ms {
             c.keepalive.interval = Duration::from_millis(n);
         }
-        if let Some(n) = self.keepalive_every {
+        if let Some(n) = t.keepalive_every {
             c.keepalive.every_events = n;
         }
-        if let Some(n) = self.first_token_delay_ms {
+        if let Some(n) = t.first_token_delay_ms {
             c.first_token_delay = Duration::from_millis(n);
         }
-        if let Some(n) = self.chunk_interval_ms {
+        if let Some(n) = t.chunk_interval_ms {
             c.chunk_interval = Duration::from_millis(n);
         }
-        c.usage_chunk = self.usage_chunk;
-        c.exponent_below = self
+        c.usage_chunk = t.usage_chunk;
+        c.exponent_below = t
             .exponent_below
             .as_deref()
             .map(|s| decimal_arg(s, "exponent-below"))
             .transpose()?;
-        c.total_credits = decimal_arg(&self.credits, "credits")?;
-        c.credits_auth = self.credits_auth;
-        c.byok_fee_rate = decimal_arg(&self.byok_fee, "byok-fee")?;
-        c.completion_tokens = (self.completion_min, self.completion_max);
-        c.cancel_bills_full = self.cancel_bills_full;
-        c.free_requests_per_minute = self.free_per_minute;
-        c.free_requests_per_day = self.free_per_day;
+        c.total_credits = decimal_arg(&t.credits, "credits")?;
+        c.credits_auth = t.credits_auth;
+        c.byok_fee_rate = decimal_arg(&t.byok_fee, "byok-fee")?;
+        c.completion_tokens = (t.completion_min, t.completion_max);
+        c.cancel_bills_full = t.cancel_bills_full;
+        c.free_requests_per_minute = t.free_per_minute;
+        c.free_requests_per_day = t.free_per_day;
         anyhow::ensure!(
-            (0.0..=1.0).contains(&self.fault_rate),
+            (0.0..=1.0).contains(&t.fault_rate),
             "--fault-rate must be between 0 and 1"
         );
-        for f in &self.fault {
+        for f in &t.fault {
             let mut rule = FaultRule::parse(f)?;
-            rule.rate = self.fault_rate;
+            rule.rate = t.fault_rate;
             c.faults.push(rule);
         }
         Ok(c)
