@@ -227,10 +227,9 @@ async fn check_update<R: Runtime>(app: tauri::AppHandle<R>, state: State<'_, Con
     Ok(update::check(b).await)
 }
 
-/// The builder with every command and plugin; generic so tests can use the mock runtime.
-pub fn builder<R: Runtime>(console: Console) -> tauri::Builder<R> {
-    tauri::Builder::<R>::new()
-        .plugin(tauri_plugin_updater::Builder::new().build())
+/// Adds every command and plugin to `b`; generic so tests can pass tauri's mock builder.
+pub fn builder<R: Runtime>(b: tauri::Builder<R>, console: Console) -> tauri::Builder<R> {
+    b.plugin(tauri_plugin_updater::Builder::new().build())
         .manage(console)
         .invoke_handler(tauri::generate_handler![
             app_info,
@@ -256,7 +255,7 @@ pub fn run() {
     if let Some(e) = &console.load_error {
         tracing::error!("{e}");
     }
-    builder::<tauri::Wry>(console)
+    builder(tauri::Builder::<tauri::Wry>::new(), console)
         .setup(|app| {
             if let Some(w) = app.get_webview_window("main") {
                 let _ = w.set_title("mAI Fleet Console");
