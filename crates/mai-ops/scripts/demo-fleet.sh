@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Starts a live demo fleet: OpenRouter + NBP simulators, N trackers (Docker containers
+# with a chat container each when an engine answers, else plain processes), and writes
+# $DEMO_DIR/fleet.toml plus $DEMO_DIR/state.json. Used by ./demo.sh and the e2e test.
+#
+#   demo-fleet.sh up      start everything (idempotent: stops an earlier run first)
+#   demo-fleet.sh down    stop everything this script started
+#
+# Env: DEMO_DIR (/tmp/mai-demo), DEMO_CLIENTS (4), DEMO_MODE (auto|docker|process),
+#      DEMO_PORT_BASE (18100), CARGO_TARGET_DIR.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../../.." && pwd)"
+DEMO_DIR="${DEMO_DIR:-/tmp/mai-demo}"
+N="${DEMO_CLIENTS:-4}"
+MODE="${DEMO_MODE:-auto}"
+BASE="${DEMO_PORT_BASE:-18100}"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+BIN="$TARGET/debug"
+OR_PORT=$BASE; NBP_PORT=$((BASE + 1)); TR_BASE=$((BASE + 10))
+PROXY_TOKEN="demo-proxy-token-0123456789"
+READ_TOKEN="demo-read-token-0123456789"
+ADMIN_TOKEN="demo-admin-token-0123456789"
+MGMT_KEY="sk-or-v1-$(printf 'f%.0s' $(seq 64))"
+IDS=(acme kowalski-law nowak-dental baltic-logistics mazur-design orion-it pixel-media zielony-ogrod)
+NAMES=("ACME Sp. z o.o." "Kancelaria Kowalski sp.k." "Nowak Dental s.c." "Baltic Logistics S.A." "Mazur Design" "Orion IT Sp. z o.o." "Pixel Media" "Zielony Ogród")
+MARKUPS=("1.3" "1.25" "1.3" "1.4" "1.3" "1.35" "1.3" "1.2")
+LIMITS=("50" "20" "5" "100" "10" "30" "15" "8")
+
+log() { echo "demo-fleet: $*" >&2; }
+
+docker_ok() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+down() {
+  if [ -f "$DEMO_DIR/pids" ]; then
+    while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$DEMO_DIR/pids"
+    rm -f "$DEMO_DIR/pids"
+  fi
+  if docker_ok; then
+    ids=$(docker ps -aq --filter label=mai.demo=1 || true)
+    [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1 || true
+  fi
+}
+
+wait_http() { # url, what
+  for _ in $(seq 1 150); do
+    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  log "$2 did not answer on $1"; return 1
+}
+
+# A tiny image of a dynamically linked binary plus the libraries ldd names (no registry needed).
+import_image() { # name:tag binary
+  local tag="$1" bin="$2" root; root=$(mktemp -d)
+  mkdir -p "$root/bin" "$root/data" "$root/tmp"
+  cp "$bin" "$root/bin/"
+  for lib in $(ldd "$bin" | grep -o '/[^ ]*' | sort -u); do
+    mkdir -p "$root$(dirname "$lib")"; cp -L "$lib" "$root$lib"
+  done
+  mkdir -p "$root/etc/ssl/certs"; cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/" 2>/dev/null || true
+  tar -C "$root" -c . | docker import - "$tag" >/dev/null
+  rm -rf "$root"
+}
+
+busybox_image() {
+  docker image inspect mai-demo-busybox:1 >/dev/null 2>&1 && return 0
+  local root; root=$(mktemp -d); mkdir -p "$root/bin"
+  cp "$(command -v busybox)" "$root/bin/busybox"
+  for t in sh sleep date echo; do ln -s busybox "$root/bin/$t"; done
+  tar -C "$root" -c . | docker import - mai-demo-busybox:1 >/dev/null
+  rm -rf "$root"
+}
+
+up() {
+  down
+  mkdir -p "$DEMO_DIR"
+  : >"$DEMO_DIR/pids"
+  if [ "$MODE" = auto ]; then if docker_ok; then MODE=docker; else MODE=process; fi; fi
+  log "mode: $MODE, $N clients, state in $DEMO_DIR"
+  (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build -q -p mai-sim -p mai-tracker -p mai-ops -p mai-console)
+
+  "$BIN/mai-sim" openrouter --listen "127.0.0.1:$OR_PORT" --seed 1 --management-key "$MGMT_KEY" \
+    --generation-ready-delay 200 >"$DEMO_DIR/openrouter.log" 2>&1 &
+  echo $! >>"$DEMO_DIR/pids"
+  "$BIN/mai-sim" nbp --listen "127.0.0.1:$NBP_PORT" >"$DEMO_DIR/nbp.log" 2>&1 &
+  echo $! >>"$DEMO_DIR/pids"
+  wait_http "http://127.0.0.1:$OR_PORT/api/v1/models" "OpenRouter simulator"
+
+  if [ "$MODE" = docker ]; then
+    ver=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
+    import_image "mai-demo-tracker:$ver" "$BIN/mai-tracker"
+    busybox_image
+  fi
+
+  local clients_json="" fleet ver=""
+  [ "$MODE" = docker ] && ver=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
+  fleet="$DEMO_DIR/fleet.toml"
+  cat >"$fleet" <<TOML
+# Demo fleet written by crates/mai-ops/scripts/demo-fleet.sh ($MODE mode)
+[console]
+data_dir = "$DEMO_DIR/console"
+tracker_timeout_ms = 2000
+docker_timeout_ms = 3000
+
+[openrouter]
+base_url = "http://127.0.0.1:$OR_PORT/api/v1"
+
+[nbp]
+base_url = "http://127.0.0.1:$NBP_PORT/api"
+
+[[hosts]]
+name = "local"
+docker = "unix:///var/run/docker.sock"
+TOML
+  for i in $(seq 0 $((N - 1))); do
+    local id=${IDS[$i]} port=$((TR_BASE + i)) key
+    key="sk-or-v1-$(printf '%064x' $((0xdead0000 + i)))"
+    local env=(-e MAI_ORG_ID="$id" -e MAI_ORG_NAME="${NAMES[$i]}" -e MAI_MARKUP_RATE="${MARKUPS[$i]}"
+      -e MAI_TRACKER_LISTEN="127.0.0.1:$port" -e MAI_TRACKER_PROXY_TOKEN="$PROXY_TOKEN"
+      -e MAI_TRACKER_READ_TOKEN="$READ_TOKEN" -e MAI_TRACKER_ADMIN_TOKEN="$ADMIN_TOKEN"
+      -e OPENROUTER_API_KEY="$key" -e OPENROUTER_BASE_URL="http://127.0.0.1:$OR_PORT/api/v1"
+      -e OPENROUTER_USAGE_SYNC_INTERVAL=60 -e MAI_MONTHLY_LIMIT_USD="${LIMITS[$i]}")
+    if [ "$MODE" = docker ]; then
+      docker run -d --name "mai-demo-$id-tracker" --network host --label mai.demo=1 \
+        --label mai.client="$id" --label mai.role=tracker --label mai.version="$ver" \
+        "${env[@]}" -e MAI_TRACKER_DB=/data/tracker.sqlite "mai-demo-tracker:$ver" /bin/mai-tracker >/dev/null
+      docker run -d --name "mai-demo-$id-chat" --network none --label mai.demo=1 \
+        --label mai.client="$id" --label mai.role=chat --label mai.version=demo-1 \
+        mai-demo-busybox:1 sh -c 'while true; do echo "$(date -u) chat: heartbeat"; sleep 5; done' >/dev/null
+    else
+      mkdir -p "$DEMO_DIR/$id"
+      (for e in "${env[@]}"; do [ "$e" = -e ] || export "$e"; done
+       export MAI_TRACKER_DB="$DEMO_DIR/$id/tracker.sqlite"
+       exec "$BIN/mai-tracker") >"$DEMO_DIR/$id.tracker.log" 2>&1 &
+      echo $! >>"$DEMO_DIR/pids"
+    fi
+    cat >>"$fleet" <<TOML
+
+[[clients]]
+id = "$id"
+legal_name = "${NAMES[$i]}"
+nip = "5261040828"
+address = "ul. Demo $((i + 1)), 00-00$i Warszawa"
+host = "local"
+markup = "${MARKUPS[$i]}"
+monthly_limit_usd = "${LIMITS[$i]}"
+tracker_url = "http://127.0.0.1:$port"
+tracker_token = "env:MAI_DEMO_TRACKER_TOKEN"
+TOML
+    clients_json+="${clients_json:+,}{\"id\":\"$id\",\"tracker_url\":\"http://127.0.0.1:$port\",\"key\":\"$key\",\"markup\":\"${MARKUPS[$i]}\"}"
+  done
+  for i in $(seq 0 $((N - 1))); do wait_http "http://127.0.0.1:$((TR_BASE + i))/readyz" "tracker ${IDS[$i]}"; done
+  cat >"$DEMO_DIR/state.json" <<JSON
+{"mode":"$MODE","openrouter":"http://127.0.0.1:$OR_PORT","nbp":"http://127.0.0.1:$NBP_PORT",
+ "proxy_token":"$PROXY_TOKEN","admin_token":"$ADMIN_TOKEN","management_key":"$MGMT_KEY","clients":[$clients_json]}
+JSON
+  log "up: fleet file $fleet (export MAI_DEMO_TRACKER_TOKEN=$ADMIN_TOKEN)"
+}
+
+case "${1:-up}" in
+  up) up ;;
+  down) down ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac

@@ -1,0 +1,61 @@
+const today = new Date().toISOString().slice(0, 10);
+const now = new Date().toISOString();
+
+function row(id: string, over: Record<string, unknown> = {}) {
+  return {
+    client_id: id, legal_name: id.toUpperCase() + ' Sp. z o.o.', host: 'hel1', markup: '1.3',
+    container: { id: 'c-' + id, name: 'mai-' + id + '-chat', client: id, role: 'chat', image: 'ghcr.io/open-webui/open-webui:0.6', version: '0.6',
+      state: 'running', health: 'healthy', started_at: now, restart_count: 0 },
+    tracker_container: null, docker_error: null, uptime_seconds: 7260, tracker_reachable: true, tracker_error: null,
+    tracker_version: '0.1.0', last_sync_state: 'ok', last_sync_at: now, last_sync_error: null, today_requests: 1234,
+    today_tokens: 1234567, today_raw_cost_usd: '9.615384615', today_client_cost_usd: '12.5', month_client_cost_usd: '321.987',
+    limit: { monthly_limit_usd: '500', used_usd: '321.987', percent_used: '64.40', level: 'ok' }, key_state: 'ok',
+    key_label: 'sk-or-v1-…abcd', key_limit_remaining_usd: '150.25', alerts: [], data_fetched_at: now, data_age_seconds: 0,
+    refreshed_at: now, ...over,
+  };
+}
+
+export function fixtures(scenario: string) {
+  const rows = [
+    row('acme'),
+    row('tiny', { today_client_cost_usd: '0.000863525', today_requests: 2, today_tokens: 150,
+      limit: { monthly_limit_usd: '10', used_usd: '9.1', percent_used: '91.00', level: 'warning' },
+      alerts: [{ level: 'warning', message: '91.00% of the monthly limit used' }] }),
+    row('gone', { tracker_reachable: false, tracker_error: 'tracker http://10.0.0.9:8080 did not answer within 3000 ms',
+      data_age_seconds: 1800, container: null, docker_error: 'no answer within 3000 ms',
+      alerts: [{ level: 'critical', message: 'tracker unreachable: did not answer within 3000 ms' }] }),
+  ];
+  const days = Array.from({ length: 30 }, (_, i) => {
+    const d = new Date(Date.now() - (29 - i) * 86400000).toISOString().slice(0, 10);
+    return { date: d, requests: 40 + i * 3, tokens: 50000 + i * 1000, raw_cost_usd: (1 + i / 10).toFixed(4), client_cost_usd: ((1 + i / 10) * 1.3).toFixed(5) };
+  });
+  days[29].date = today;
+  const pln = scenario === 'no-pln'
+    ? { available: false, rate: null, table_no: null, effective_date: null, stale: false, error: 'NBP did not answer within 8 s' }
+    : { available: true, rate: '4.0000', table_no: '226/C/NBP/2026', effective_date: today, stale: false, error: null };
+  const dashboard = (id: string) => ({
+    client_id: id, legal_name: id.toUpperCase() + ' Sp. z o.o.', markup: '1.3', live: true, pull_error: null, updated_at: now,
+    today: { date: today, requests: 1234, tokens: 1234567, raw_cost_usd: '9.615384615', client_cost_usd: '12.5' },
+    month_requests: 23456, month_tokens: 98765432, month_raw_cost_usd: '247.682', month_client_cost_usd: '321.987',
+    daily_average_client_cost_usd: '13.999434782609', monthly_limit_usd: '500', days,
+    by_user: [
+      { key: 'u1', label: 'Anna Nowak', requests: 600, tokens: 700000, prompt_tokens: 500000, completion_tokens: 200000, raw_cost_usd: '5', client_cost_usd: '6.5' },
+      { key: '', label: '(unknown user)', requests: 3, tokens: 900, prompt_tokens: 800, completion_tokens: 100, raw_cost_usd: '0.0001', client_cost_usd: '0.00013' },
+    ],
+    by_model: [
+      { key: 'openai/gpt-4o-mini', label: 'openai/gpt-4o-mini', requests: 1000, tokens: 1000000, prompt_tokens: 800000, completion_tokens: 200000, raw_cost_usd: '1.2', client_cost_usd: '1.56' },
+    ],
+    pln,
+  });
+  return {
+    info: { version: '0.1.0', fleet_path: '/etc/mai/fleet.toml', load_error: null,
+      keychain_error: scenario === 'no-keychain' ? 'the OS keychain is not available (no D-Bus session)' : null,
+      clients: rows.map((r) => ({ id: r.client_id, legal_name: r.legal_name })), update_endpoint: 'http://127.0.0.1:8765/latest.json', billing_available: false },
+    rows,
+    dashboard,
+    keys: rows.flatMap((r) => [
+      { client: r.client_id, kind: 'open-router', masked: r.client_id === 'acme' ? 'sk-or-v1-…abcd' : null, error: null },
+      { client: r.client_id, kind: 'tracker-token', masked: null, error: null },
+    ]) as { client: string; kind: string; masked: string | null; error: string | null }[],
+  };
+}

@@ -1,0 +1,170 @@
+// Page tests of the built UI in headless Chromium (Debian's /usr/bin/chromium via
+// playwright-core), with Tauri's mockIPC standing in for the Rust side.
+// Screenshots go to ../test-output/ui/. Exit code 1 on any failure.
+import { chromium } from 'playwright-core';
+import { createServer } from 'node:http';
+import { readFile, mkdir } from 'node:fs/promises';
+import { extname, join, resolve } from 'node:path';
+import assert from 'node:assert/strict';
+
+const dist = resolve(import.meta.dirname, '../../../test-output/ui-harness');
+const out = resolve(import.meta.dirname, '../../../test-output/ui');
+await mkdir(out, { recursive: true });
+const types = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml' };
+const server = createServer(async (req, res) => {
+  const path = new URL(req.url, 'http://x').pathname;
+  try {
+    const body = await readFile(join(dist, path === '/' ? 'harness.html' : path));
+    res.writeHead(200, { 'content-type': types[extname(path)] ?? 'application/octet-stream' });
+    res.end(body);
+  } catch {
+    res.writeHead(404).end();
+  }
+});
+await new Promise((r) => server.listen(0, '127.0.0.1', r));
+const base = `http://127.0.0.1:${server.address().port}/harness.html`;
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-dev-shm-usage',
+    '--no-first-run', '--disable-extensions', '--disable-sync', '--metrics-recording-only', '--mute-audio'],
+});
+
+const results = [];
+async function test(name, fn, viewport = { width: 1280, height: 800 }) {
+  const page = await browser.newPage({ viewport });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  try {
+    await fn(page);
+    assert.deepEqual(errors, [], 'page errors');
+    results.push([name, null]);
+    console.log(`ok   ${name}`);
+  } catch (e) {
+    results.push([name, e]);
+    console.log(`FAIL ${name}\n     ${String(e?.message ?? e).split('\n').join('\n     ')}`);
+    await page.screenshot({ path: join(out, `FAILED-${name.replace(/\W+/g, '-')}.png`) }).catch(() => {});
+  } finally {
+    await page.close();
+  }
+}
+const text = (page, sel) => page.locator(sel).first().innerText();
+
+await test('fleet table: rows, exact costs, unreachable tracker with data age', async (page) => {
+  await page.goto(base);
+  await page.getByTestId('row-acme').waitFor();
+  assert.equal(await page.locator('[data-testid^="row-"]').count(), 3);
+  assert.equal(await text(page, '[data-testid="row-acme"] [data-testid="today-cost"]'), '$12.50');
+  assert.equal(await text(page, '[data-testid="row-tiny"] [data-testid="today-cost"]'), '$0.000864');
+  const gone = await text(page, '[data-testid="row-gone"] [data-testid="tracker-state"]');
+  assert.match(gone, /unreachable/);
+  assert.match(gone, /data 30m old/);
+  assert.match(await text(page, '[data-testid="row-acme"]'), /1,234,567/);
+  assert.match(await text(page, '[data-testid="last-updated"]'), /Last updated: \d/);
+  await page.screenshot({ path: join(out, 'fleet.png'), fullPage: true });
+});
+
+await test('sync all: progress events and a per-client result', async (page) => {
+  await page.goto(base);
+  await page.getByTestId('row-acme').waitFor();
+  await page.getByTestId('sync-all').click();
+  await page.getByTestId('message').filter({ hasText: 'Sync finished' }).waitFor();
+  assert.match(await text(page, '[data-testid="message"]'), /1 of 3 failed/);
+  assert.match(await text(page, '[data-testid="row-gone"] [data-testid="sync-result"]'), /unreachable/);
+  assert.match(await text(page, '[data-testid="row-acme"] [data-testid="sync-result"]'), /sync: ok/);
+  const calls = await page.evaluate(() => window.__calls.map((c) => c.cmd));
+  assert.ok(calls.includes('sync_clients'));
+  await page.screenshot({ path: join(out, 'fleet-after-sync.png'), fullPage: true });
+});
+
+await test('client dashboard: cards in USD and PLN, chart, tabs by keyboard', async (page) => {
+  await page.goto(base);
+  await page.getByTestId('row-acme').waitFor();
+  await page.locator('[data-testid="row-acme"] button', { hasText: 'Open' }).click();
+  await page.getByTestId('card-today-cost').waitFor();
+  assert.equal(await text(page, '[data-testid="card-today-cost"]'), '$12.50 (50,00\u00a0zł)');
+  assert.equal(await text(page, '[data-testid="card-tokens"]'), '1,234,567');
+  assert.match(await text(page, '[data-testid="pln-rate"]'), /226\/C\/NBP\/2026/);
+  assert.match(await text(page, '[data-testid="live-indicator"]'), /Live/);
+  await page.locator('[data-testid="trend-chart"] canvas').waitFor();
+  await page.screenshot({ path: join(out, 'client-trend.png'), fullPage: true });
+  await page.locator('#tab-trend').focus();
+  await page.keyboard.press('ArrowRight');
+  await page.keyboard.press('ArrowRight');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'tab-users');
+  assert.match(await text(page, '[data-testid="table-users"]'), /Anna Nowak/);
+  assert.match(await text(page, '[data-testid="table-users"]'), /\$0\.000130 \(0,000520\u00a0zł\)/);
+  await page.screenshot({ path: join(out, 'client-by-user.png'), fullPage: true });
+  await page.keyboard.press('ArrowRight');
+  assert.match(await text(page, '[data-testid="table-models"]'), /openai\/gpt-4o-mini/);
+  await page.screenshot({ path: join(out, 'client-by-model.png'), fullPage: true });
+});
+
+await test('client dashboard: visible warning when PLN is unavailable', async (page) => {
+  await page.goto(base + '?scenario=no-pln');
+  await page.getByTestId('nav-client').click();
+  await page.getByTestId('pln-warning').waitFor();
+  assert.match(await text(page, '[data-testid="pln-warning"]'), /PLN amounts unavailable: NBP did not answer/);
+  assert.equal(await text(page, '[data-testid="card-today-cost"]'), '$12.50');
+  await page.screenshot({ path: join(out, 'client-no-pln.png'), fullPage: true });
+});
+
+await test('keys: set a key, only the mask comes back, the input is cleared', async (page) => {
+  await page.goto(base);
+  await page.getByTestId('nav-keys').click();
+  await page.getByTestId('keys-table').waitFor();
+  await page.getByTestId('key-client').selectOption('tiny');
+  await page.getByTestId('key-secret').fill('sk-or-v1-0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab9f3e');
+  await page.getByTestId('key-save').click();
+  await page.getByTestId('keys-message').waitFor();
+  assert.match(await text(page, '[data-testid="keys-message"]'), /sk-or-v1-…9f3e/);
+  assert.equal(await page.getByTestId('key-secret').inputValue(), '');
+  const html = await page.content();
+  assert.ok(!html.includes('0123456789abcdef0123'), 'the plaintext key must not stay in the page');
+  assert.match(await text(page, '[data-testid="key-tiny-open-router"]'), /sk-or-v1-…9f3e/);
+  await page.screenshot({ path: join(out, 'keys.png'), fullPage: true });
+});
+
+await test('keychain unavailable: a clear banner', async (page) => {
+  await page.goto(base + '?scenario=no-keychain');
+  await page.getByTestId('keychain-warning').waitFor();
+  assert.match(await text(page, '[data-testid="keychain-warning"]'), /no key is ever stored in plain text/);
+});
+
+await test('settings: check for updates gives a clear result', async (page) => {
+  await page.goto(base);
+  await page.getByTestId('nav-settings').click();
+  await page.getByTestId('check-updates').click();
+  await page.getByTestId('update-result').waitFor();
+  assert.match(await text(page, '[data-testid="update-result"]'), /Version 0\.2\.0 is available \(you have 0\.1\.0\)/);
+  await page.screenshot({ path: join(out, 'settings.png'), fullPage: true });
+  await page.getByTestId('nav-billing').click();
+  await page.getByTestId('billing-placeholder').waitFor();
+  await page.screenshot({ path: join(out, 'billing.png'), fullPage: true });
+});
+
+await test('narrow window: no page-level horizontal overflow, keyboard reaches everything', async (page) => {
+  await page.goto(base);
+  await page.getByTestId('row-acme').waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(overflow <= 0, `page overflows by ${overflow}px`);
+  // Tab from the top reaches the nav, then the toolbar buttons.
+  const seen = [];
+  for (let i = 0; i < 9; i++) {
+    await page.keyboard.press('Tab');
+    seen.push(await page.evaluate(() => document.activeElement?.getAttribute('data-testid') ?? document.activeElement?.textContent?.trim()));
+  }
+  assert.ok(seen.includes('nav-keys') && seen.includes('refresh') && seen.includes('sync-all'), JSON.stringify(seen));
+  await page.screenshot({ path: join(out, 'fleet-narrow.png'), fullPage: true });
+  await page.getByTestId('nav-client').click();
+  await page.getByTestId('card-today-cost').waitFor();
+  const o2 = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(o2 <= 0, `dashboard overflows by ${o2}px`);
+  await page.screenshot({ path: join(out, 'client-narrow.png'), fullPage: true });
+}, { width: 420, height: 800 });
+
+await browser.close();
+server.close();
+const failed = results.filter(([, e]) => e);
+console.log(`\n${results.length - failed.length} passed, ${failed.length} failed; screenshots in ${out}`);
+process.exit(failed.length ? 1 : 0);
