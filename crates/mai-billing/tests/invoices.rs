@@ -503,3 +503,78 @@ async fn maictl_invoice_rate_prints_rate_table_and_date() {
     assert_eq!(v["effective_date"], "2025-12-23");
     env.sim.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn maictl_billing_and_invoices_commands() {
+    let env = Env::new().await;
+    let cfg_path = env.out("billing.toml");
+    std::fs::write(&cfg_path, CONFIG).unwrap();
+    let files = mai_billing::cli::BillingFiles {
+        billing_config: cfg_path,
+        ledger: env.ledger_path.clone(),
+        billing_store: env.store_path.clone(),
+        nbp: mai_billing::cli::NbpArgs {
+            nbp_base_url: Some(env.sim.base_url()),
+            nbp_cache: Some(env.out("nbp-cli.sqlite")),
+        },
+    };
+    // December 2025 is closed relative to the real clock.
+    let mut out = Vec::new();
+    mai_billing::cli::run_billing(
+        &mai_billing::cli::BillingArgs {
+            month: dec_month(),
+            client: None,
+            json: false,
+            files: files.clone(),
+        },
+        &mut out,
+    )
+    .await
+    .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("Billing 2025-12"), "{text}");
+    assert!(
+        text.contains("acme") && text.contains("ready_to_issue"),
+        "{text}"
+    );
+    assert!(text.contains("missing for an invoice"), "{text}");
+    assert!(text.contains("250/A/NBP/2025"), "{text}");
+
+    let mut out = Vec::new();
+    mai_billing::cli::run_invoices(
+        &mai_billing::cli::InvoicesArgs {
+            month: dec_month(),
+            format: ExportFormat::Ksef,
+            client: None,
+            out: env.out("cli"),
+            dialect: CsvDialect::Polish,
+            issue_date: Some(d("2026-01-05")),
+            json: true,
+            files: files.clone(),
+        },
+        &mut out,
+    )
+    .await
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["issued"].as_array().unwrap().len(), 3, "{v}");
+    assert_eq!(v["files"].as_array().unwrap().len(), 3, "{v}");
+    assert_eq!(v["skipped"].as_array().unwrap().len(), 2, "{v}");
+
+    let mut out = Vec::new();
+    mai_billing::cli::run_billing(
+        &mai_billing::cli::BillingArgs {
+            month: dec_month(),
+            client: Some("acme".into()),
+            json: true,
+            files,
+        },
+        &mut out,
+    )
+    .await
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["clients"][0]["status"], "issued");
+    assert_eq!(v["clients"][0]["invoice_number"], "FV/2026/01/0001");
+    env.sim.shutdown().await.unwrap();
+}
