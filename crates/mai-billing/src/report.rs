@@ -293,7 +293,8 @@ pub fn build_report(
             };
             (st, status, None, Decimal::ZERO)
         };
-        if usage.requests == 0 && statement.is_none() && !configured {
+        // An org that is only in the ledger and idle this month is noise, not a client row.
+        if !configured && usage.requests == 0 && usage.cost_usd.is_zero() && number.is_none() {
             continue;
         }
         rows.push(ClientRow {
@@ -443,7 +444,7 @@ pub fn issue_month(
                         row.org_id
                     ))
                 })?;
-                let inv = store.issue(
+                let issued = store.issue(
                     &format,
                     NewInvoice {
                         issue_date,
@@ -452,8 +453,17 @@ pub fn issue_month(
                         buyer,
                         statement,
                     },
-                )?;
-                out.issued.push(inv);
+                );
+                match issued {
+                    Ok(inv) => out.issued.push(inv),
+                    // Another export issued it in the meantime: keep theirs, unchanged.
+                    Err(BillingError::AlreadyIssued { number, .. }) => {
+                        if let Some(inv) = store.get(&number)? {
+                            out.existing.push(inv);
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
     }
