@@ -1064,3 +1064,48 @@ async fn byok_key_pays_only_the_fee_and_counts_byok_usage() {
         "{info}"
     );
 }
+
+#[tokio::test]
+async fn expired_keys_get_401_and_credits_can_be_management_only() {
+    let mut cfg = SimConfig::fast();
+    cfg.credits_auth = mai_sim::openrouter::CreditsAuth::ManagementOnly;
+    let sim = start(cfg).await;
+    let k = key(40);
+    let mut spec = KeySpec::new(k.clone());
+    spec.expires_at = Some(Utc::now() + TimeDelta::hours(1));
+    sim.register_key(spec);
+    assert_eq!(
+        post(&sim, &k, chat_body("x", false), &[]).await.status(),
+        200
+    );
+    sim.set_now(Utc::now() + TimeDelta::hours(2));
+    let r = post(&sim, &k, chat_body("x", false), &[]).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"error":{"message":"User not found.","code":401}}"#
+    );
+    sim.reset_clock();
+
+    let r = get(&sim, Some(&key(41)), "/credits").await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"error":{"message":"Only management keys can perform this operation","code":403}}"#
+    );
+    let r = get(&sim, Some(MGMT), "/credits").await;
+    assert_eq!(
+        r.text().await.unwrap(),
+        r#"{"data":{"total_credits":1000,"total_usage":0.00066}}"#
+            .replace("0.00066", &sim.total_usage().to_string())
+    );
+
+    // Management keys may read generation stats too.
+    let gen_id = sim.generations()[0].id.clone();
+    assert_eq!(
+        get(&sim, Some(MGMT), &format!("/generation?id={gen_id}"))
+            .await
+            .status(),
+        200
+    );
+}

@@ -471,3 +471,15 @@ async fn latency_fault_delays_the_answer() {
     assert_eq!(r.status(), 524);
     assert!(t0.elapsed() >= Duration::from_millis(150));
 }
+
+#[tokio::test]
+async fn non_streamed_cut_sends_half_a_body_then_disconnects() {
+    let sim = OpenRouterSim::spawn(SimConfig::fast()).await.unwrap();
+    let r = post(&sim, &key(16), false, &[("x-sim-fault", "cut")]).await;
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-generation-id"].to_str().unwrap().to_string();
+    let (raw, clean) = drain(r).await;
+    assert!(!clean, "connection dropped mid-body");
+    assert!(raw.starts_with(&format!("{{\"id\":\"{id}\"")), "{raw}");
+    assert_eq!(sim.generations()[0].id, id, "billed and recoverable");
+}
