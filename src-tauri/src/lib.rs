@@ -32,7 +32,13 @@ impl Console {
             Ok(o) => (Some(Arc::new(o)), None),
             Err(e) => (None, Some(e)),
         };
-        Console { ops, fleet_path, load_error, logs: Mutex::new(HashMap::new()), next_log: AtomicU32::new(1) }
+        Console {
+            ops,
+            fleet_path,
+            load_error,
+            logs: Mutex::new(HashMap::new()),
+            next_log: AtomicU32::new(1),
+        }
     }
 
     /// Loads the fleet named by `--fleet FILE` or `MAI_FLEET`.
@@ -63,9 +69,11 @@ impl Console {
     }
 
     fn ops(&self) -> Result<Arc<Ops>, String> {
-        self.ops
-            .clone()
-            .ok_or_else(|| self.load_error.clone().unwrap_or_else(|| "the fleet is not loaded".into()))
+        self.ops.clone().ok_or_else(|| {
+            self.load_error
+                .clone()
+                .unwrap_or_else(|| "the fleet is not loaded".into())
+        })
     }
 }
 
@@ -100,7 +108,10 @@ fn app_info(state: State<'_, Console>) -> AppInfo {
                 o.fleet
                     .clients
                     .iter()
-                    .map(|c| ClientRef { id: c.id.clone(), legal_name: c.legal_name.clone() })
+                    .map(|c| ClientRef {
+                        id: c.id.clone(),
+                        legal_name: c.legal_name.clone(),
+                    })
                     .collect()
             })
             .unwrap_or_default(),
@@ -115,8 +126,15 @@ async fn fleet_status(state: State<'_, Console>) -> Result<Vec<FleetRow>, String
 }
 
 #[tauri::command]
-async fn client_dashboard(state: State<'_, Console>, client_id: String) -> Result<Dashboard, String> {
-    state.ops()?.dashboard(&client_id).await.map_err(|e| e.to_string())
+async fn client_dashboard(
+    state: State<'_, Console>,
+    client_id: String,
+) -> Result<Dashboard, String> {
+    state
+        .ops()?
+        .dashboard(&client_id)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 #[tauri::command]
@@ -181,13 +199,22 @@ async fn logs_start<R: Runtime>(
             }
         }
     });
-    state.logs.lock().unwrap_or_else(|p| p.into_inner()).insert(id, task.abort_handle());
+    state
+        .logs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id, task.abort_handle());
     Ok(id)
 }
 
 #[tauri::command]
 fn logs_stop(state: State<'_, Console>, stream: u32) {
-    if let Some(h) = state.logs.lock().unwrap_or_else(|p| p.into_inner()).remove(&stream) {
+    if let Some(h) = state
+        .logs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&stream)
+    {
         h.abort();
     }
 }
@@ -199,30 +226,59 @@ async fn keys_list(state: State<'_, Console>) -> Result<Vec<MaskedKey>, String> 
 
 /// The secret crosses IPC once, goes to the keychain, and only its mask comes back.
 #[tauri::command]
-async fn key_set(state: State<'_, Console>, client_id: String, kind: SecretKind, secret: String) -> Result<String, String> {
-    state.ops()?.key_set(&client_id, kind, secret).await.map_err(|e| e.to_string())
+async fn key_set(
+    state: State<'_, Console>,
+    client_id: String,
+    kind: SecretKind,
+    secret: String,
+) -> Result<String, String> {
+    state
+        .ops()?
+        .key_set(&client_id, kind, secret)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 #[tauri::command]
-async fn key_delete(state: State<'_, Console>, client_id: String, kind: SecretKind) -> Result<(), String> {
-    state.ops()?.key_delete(&client_id, kind).await.map_err(|e| e.to_string())
+async fn key_delete(
+    state: State<'_, Console>,
+    client_id: String,
+    kind: SecretKind,
+) -> Result<(), String> {
+    state
+        .ops()?
+        .key_delete(&client_id, kind)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 #[tauri::command]
 async fn key_rotate(state: State<'_, Console>, client_id: String) -> Result<Rotation, String> {
-    state.ops()?.rotate(&client_id).await.map_err(|e| e.to_string())
+    state
+        .ops()?
+        .rotate(&client_id)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 #[tauri::command]
-async fn check_update<R: Runtime>(app: tauri::AppHandle<R>, state: State<'_, Console>) -> Result<update::UpdateCheck, String> {
+async fn check_update<R: Runtime>(
+    app: tauri::AppHandle<R>,
+    state: State<'_, Console>,
+) -> Result<update::UpdateCheck, String> {
     let cfg = state.ops.as_ref().and_then(|o| o.fleet.updater.clone());
     let mut b = app.updater_builder();
     if let Some(u) = cfg {
-        let url = u
-            .endpoint
-            .parse()
-            .map_err(|e| format!("updater endpoint {:?} in the fleet file is not a URL: {e}", u.endpoint))?;
-        b = b.endpoints(vec![url]).map_err(|e| e.to_string())?.pubkey(u.pubkey);
+        let url = u.endpoint.parse().map_err(|e| {
+            format!(
+                "updater endpoint {:?} in the fleet file is not a URL: {e}",
+                u.endpoint
+            )
+        })?;
+        b = b
+            .endpoints(vec![url])
+            .map_err(|e| e.to_string())?
+            .pubkey(u.pubkey);
     }
     Ok(update::check(b).await)
 }
@@ -249,7 +305,10 @@ pub fn builder<R: Runtime>(b: tauri::Builder<R>, console: Console) -> tauri::Bui
 
 pub fn run() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MAI_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MAI_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
         .init();
     let console = Console::from_env();
     if let Some(e) = &console.load_error {

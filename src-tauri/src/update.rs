@@ -19,14 +19,28 @@ pub async fn check(b: tauri_plugin_updater::UpdaterBuilder) -> UpdateCheck {
     }
     .await;
     match res {
-        Ok(Some(u)) => UpdateCheck { available: true, version: Some(u.version.clone()), notes: u.body.clone(), current, error: None },
-        Ok(None) => UpdateCheck { available: false, version: None, notes: None, current, error: None },
+        Ok(Some(u)) => UpdateCheck {
+            available: true,
+            version: Some(u.version.clone()),
+            notes: u.body.clone(),
+            current,
+            error: None,
+        },
+        Ok(None) => UpdateCheck {
+            available: false,
+            version: None,
+            notes: None,
+            current,
+            error: None,
+        },
         Err(e) => UpdateCheck {
             available: false,
             version: None,
             notes: None,
             current,
-            error: Some(format!("{e}; check the update endpoint and your network, then retry")),
+            error: Some(format!(
+                "{e}; check the update endpoint and your network, then retry"
+            )),
         },
     }
 }

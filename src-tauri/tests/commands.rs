@@ -8,13 +8,16 @@ use mai_console::{builder, Console};
 use mai_ops::{Fleet, Keychain, Ops};
 use serde_json::{json, Value};
 use tauri::ipc::{CallbackFn, InvokeBody};
-use tauri::test::{get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY};
+use tauri::test::{
+    get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY,
+};
 use tauri::webview::InvokeRequest;
 use tauri::WebviewWindowBuilder;
 
 async fn fake_tracker() -> std::net::SocketAddr {
     let today = mai_core::time::warsaw_today().to_string();
-    let tokens = json!({"prompt": 1000, "completion": 234, "reasoning": 0, "cached": 0, "total": 1234});
+    let tokens =
+        json!({"prompt": 1000, "completion": 234, "reasoning": 0, "cached": 0, "total": 1234});
     let t2 = tokens.clone();
     let app = Router::new()
         .route(
@@ -84,7 +87,9 @@ fn app_with(console: Console) -> (tauri::App<MockRuntime>, tauri::WebviewWindow<
         );
         builder(mock_builder(), console).build(ctx).unwrap()
     };
-    let w = WebviewWindowBuilder::new(&app, "main", Default::default()).build().unwrap();
+    let w = WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .unwrap();
     (app, w)
 }
 
@@ -127,13 +132,26 @@ fn fleet_status_and_keys_through_ipc() {
     assert_eq!(rows[0]["today_tokens"], 1234);
 
     let key = "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";
-    let masked = invoke(&w, "key_set", json!({"clientId": "acme", "kind": "open-router", "secret": key})).unwrap();
+    let masked = invoke(
+        &w,
+        "key_set",
+        json!({"clientId": "acme", "kind": "open-router", "secret": key}),
+    )
+    .unwrap();
     assert_eq!(masked, "sk-or-v1-…eeff");
     let list = invoke(&w, "keys_list", json!({})).unwrap();
     assert_eq!(list[0]["masked"], "sk-or-v1-…eeff");
-    assert!(!list.to_string().contains("00112233"), "the listing must not carry the key");
+    assert!(
+        !list.to_string().contains("00112233"),
+        "the listing must not carry the key"
+    );
 
-    let err = invoke(&w, "key_set", json!({"clientId": "nobody", "kind": "open-router", "secret": key})).unwrap_err();
+    let err = invoke(
+        &w,
+        "key_set",
+        json!({"clientId": "nobody", "kind": "open-router", "secret": key}),
+    )
+    .unwrap_err();
     assert!(err.as_str().unwrap().contains("unknown client"), "{err}");
     let err = invoke(&w, "sync_clients", json!({"clientIds": ["nobody"]})).unwrap_err();
     assert!(err.as_str().unwrap().contains("nobody"), "{err}");
@@ -147,7 +165,11 @@ fn a_bad_fleet_file_is_reported_not_fatal() {
     let err = Fleet::load(&p).unwrap_err().to_string();
     let (_app, w) = app_with(Console::new(Err(err), Some(p)));
     let info = invoke(&w, "app_info", json!({})).unwrap();
-    assert!(info["load_error"].as_str().unwrap().contains(":1:") || info["load_error"].as_str().unwrap().contains(":2:"), "{info}");
+    assert!(
+        info["load_error"].as_str().unwrap().contains(":1:")
+            || info["load_error"].as_str().unwrap().contains(":2:"),
+        "{info}"
+    );
     let e = invoke(&w, "fleet_status", json!({})).unwrap_err();
     assert!(e.as_str().unwrap().contains("fleet.toml"), "{e}");
 }

@@ -16,6 +16,7 @@ MODE="${DEMO_MODE:-auto}"
 BASE="${DEMO_PORT_BASE:-18100}"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$TARGET/debug"
+TAG="$(basename "$DEMO_DIR")"   # names and labels containers of this run only
 OR_PORT=$BASE; NBP_PORT=$((BASE + 1)); TR_BASE=$((BASE + 10))
 PROXY_TOKEN="demo-proxy-token-0123456789"
 READ_TOKEN="demo-read-token-0123456789"
@@ -36,7 +37,7 @@ down() {
     rm -f "$DEMO_DIR/pids"
   fi
   if docker_ok; then
-    ids=$(docker ps -aq --filter label=mai.demo=1 || true)
+    ids=$(docker ps -aq --filter label=mai.demo=$TAG || true)
     [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1 || true
   fi
 }
@@ -121,10 +122,10 @@ TOML
       -e OPENROUTER_API_KEY="$key" -e OPENROUTER_BASE_URL="http://127.0.0.1:$OR_PORT/api/v1"
       -e OPENROUTER_USAGE_SYNC_INTERVAL=60 -e MAI_MONTHLY_LIMIT_USD="${LIMITS[$i]}")
     if [ "$MODE" = docker ]; then
-      docker run -d --name "mai-demo-$id-tracker" --network host --label mai.demo=1 \
+      docker run -d --name "$TAG-$id-tracker" --network host --label mai.demo=$TAG \
         --label mai.client="$id" --label mai.role=tracker --label mai.version="$ver" \
         "${env[@]}" -e MAI_TRACKER_DB=/data/tracker.sqlite "mai-demo-tracker:$ver" /bin/mai-tracker >/dev/null
-      docker run -d --name "mai-demo-$id-chat" --network none --label mai.demo=1 \
+      docker run -d --name "$TAG-$id-chat" --network none --label mai.demo=$TAG \
         --label mai.client="$id" --label mai.role=chat --label mai.version=demo-1 \
         mai-demo-busybox:1 sh -c 'while true; do echo "$(date -u) chat: heartbeat"; sleep 5; done' >/dev/null
     else

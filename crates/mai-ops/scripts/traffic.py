@@ -16,8 +16,8 @@ state = json.load(open(a.state))
 rng = random.Random(a.seed)
 MODELS = ["openai/gpt-4o-mini", "deepseek/deepseek-chat-v3-0324", "anthropic/claude-3.5-sonnet",
           "google/gemini-2.5-flash", "meta-llama/llama-3.3-70b-instruct"]
-USERS = [("anna", "Anna Nowak"), ("jan", "Jan Kowalski"), ("ola", "Aleksandra Wiśniewska"),
-         ("piotr", "Piotr Zieliński"), ("kasia", "Katarzyna Lewandowska")]
+USERS = [("anna", "Anna Nowak"), ("jan", "Jan Kowalski"), ("ola", "Aleksandra Wisniewska"),
+         ("piotr", "Piotr Zielinski"), ("kasia", "Katarzyna Lewandowska")]
 PROMPTS = ["Summarise this contract clause.", "Draft a polite reminder e-mail.", "Translate to English: Dzień dobry!",
            "List three risks of this plan.", "Write a haiku about invoices."]
 sent = ok = 0

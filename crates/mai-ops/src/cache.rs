@@ -19,7 +19,11 @@ pub enum CacheError {
     #[error(transparent)]
     Tracker(#[from] TrackerError),
     #[error("event {id} from the tracker of {client} is unusable ({detail}); the tracker sent bad data, check its version")]
-    BadEvent { client: String, id: String, detail: String },
+    BadEvent {
+        client: String,
+        id: String,
+        detail: String,
+    },
     #[error("console cache worker stopped unexpectedly: {0}")]
     Join(String),
 }
@@ -45,7 +49,11 @@ pub struct PullResult {
 }
 
 pub fn to_usage_event(client: &str, e: &Event) -> Result<UsageEvent, CacheError> {
-    let bad = |detail: String| CacheError::BadEvent { client: client.to_string(), id: e.generation_id.clone(), detail };
+    let bad = |detail: String| CacheError::BadEvent {
+        client: client.to_string(),
+        id: e.generation_id.clone(),
+        detail,
+    };
     let source = match e.source.as_str() {
         "proxy" => Source::Proxy,
         "webhook" => Source::Webhook,
@@ -62,7 +70,11 @@ pub fn to_usage_event(client: &str, e: &Event) -> Result<UsageEvent, CacheError>
         generation_id: e.generation_id.clone(),
         // The fleet's client id is the console's key, whatever the tracker calls itself.
         org_id: client.to_string(),
-        user: UserRef { id: e.user.id.clone(), email: e.user.email.clone(), name: e.user.name.clone() },
+        user: UserRef {
+            id: e.user.id.clone(),
+            email: e.user.email.clone(),
+            name: e.user.name.clone(),
+        },
         model: e.model.clone(),
         provider: e.provider.clone(),
         tokens: Tokens {
@@ -87,11 +99,15 @@ impl Cache {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        Ok(Cache { inner: Arc::new(Mutex::new(Ledger::open(path)?)) })
+        Ok(Cache {
+            inner: Arc::new(Mutex::new(Ledger::open(path)?)),
+        })
     }
 
     pub fn in_memory() -> Result<Cache, CacheError> {
-        Ok(Cache { inner: Arc::new(Mutex::new(Ledger::open_in_memory()?)) })
+        Ok(Cache {
+            inner: Arc::new(Mutex::new(Ledger::open_in_memory()?)),
+        })
     }
 
     /// Runs `f` on the ledger off the async threads.
@@ -111,12 +127,21 @@ impl Cache {
 
     /// Keeps the cache's markup for `client` equal to the fleet file from `today` on,
     /// without re-pricing earlier days.
-    pub async fn ensure_markup(&self, client: &str, rate: Decimal, today: NaiveDate) -> Result<(), CacheError> {
+    pub async fn ensure_markup(
+        &self,
+        client: &str,
+        rate: Decimal,
+        today: NaiveDate,
+    ) -> Result<(), CacheError> {
         let client = client.to_string();
         self.with(move |l| {
             let s = l.markup_schedule(&client)?;
             if s.entries.is_empty() {
-                l.set_markup(&client, NaiveDate::from_ymd_opt(2000, 1, 1).expect("static"), rate)
+                l.set_markup(
+                    &client,
+                    NaiveDate::from_ymd_opt(2000, 1, 1).expect("static"),
+                    rate,
+                )
             } else if s.rate_on(today) != rate {
                 l.set_markup(&client, today, rate)
             } else {
@@ -128,13 +153,21 @@ impl Cache {
 
     pub async fn cursor(&self, client: &str) -> Result<i64, CacheError> {
         let key = cursor_key(client);
-        self.with(move |l| Ok(l.get_meta(&key)?.and_then(|v| v.parse().ok()).unwrap_or(0))).await
+        self.with(move |l| Ok(l.get_meta(&key)?.and_then(|v| v.parse().ok()).unwrap_or(0)))
+            .await
     }
 
     /// Pulls everything after the stored cursor; upserts by generation id (the ledger is
     /// idempotent and lets a reconciliation correct a provisional record).
-    pub async fn pull(&self, client: &str, tracker: &TrackerClient) -> Result<PullResult, CacheError> {
-        let mut res = PullResult { cursor: self.cursor(client).await?, ..Default::default() };
+    pub async fn pull(
+        &self,
+        client: &str,
+        tracker: &TrackerClient,
+    ) -> Result<PullResult, CacheError> {
+        let mut res = PullResult {
+            cursor: self.cursor(client).await?,
+            ..Default::default()
+        };
         loop {
             let page = tracker.events(res.cursor, 5000).await?;
             let events = page

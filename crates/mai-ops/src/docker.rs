@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::query_parameters::{
-    InspectContainerOptions, ListContainersOptionsBuilder, LogsOptionsBuilder, RestartContainerOptionsBuilder,
+    InspectContainerOptions, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RestartContainerOptionsBuilder,
 };
 use bollard::{Docker, API_DEFAULT_VERSION};
 use chrono::{DateTime, Utc};
@@ -21,13 +22,25 @@ pub const LABEL_VERSION: &str = "mai.version";
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
     #[error("cannot connect to Docker on host {host} ({endpoint}): {message}; check the endpoint in the fleet file, that the engine runs, and (ssh) that `ssh` logs in without a prompt")]
-    Connect { host: String, endpoint: String, message: String },
+    Connect {
+        host: String,
+        endpoint: String,
+        message: String,
+    },
     #[error("Docker on host {host} did not answer within {timeout_ms} ms; the host may be down or overloaded")]
     Timeout { host: String, timeout_ms: u64 },
     #[error("Docker on host {host} failed to {action}: {message}")]
-    Api { host: String, action: String, message: String },
+    Api {
+        host: String,
+        action: String,
+        message: String,
+    },
     #[error("no container with label mai.client={client} (role {role}) on host {host}; is it deployed with the mai.* labels?")]
-    NotFound { host: String, client: String, role: String },
+    NotFound {
+        host: String,
+        client: String,
+        role: String,
+    },
 }
 
 /// What the fleet table shows about one container.
@@ -56,37 +69,62 @@ pub async fn connect(host: &Host) -> Result<Docker, DockerError> {
         message: e.to_string(),
     };
     let docker = match &host.docker {
-        DockerEndpoint::Unix { path } => Docker::connect_with_unix(path, timeout_s, API_DEFAULT_VERSION),
-        DockerEndpoint::Ssh { url } => Docker::connect_with_ssh(url, timeout_s, API_DEFAULT_VERSION, None),
+        DockerEndpoint::Unix { path } => {
+            Docker::connect_with_unix(path, timeout_s, API_DEFAULT_VERSION)
+        }
+        DockerEndpoint::Ssh { url } => {
+            Docker::connect_with_ssh(url, timeout_s, API_DEFAULT_VERSION, None)
+        }
         DockerEndpoint::Tcp { url, tls: Some(t) } => {
             Docker::connect_with_ssl(url, &t.key, &t.cert, &t.ca, timeout_s, API_DEFAULT_VERSION)
         }
-        DockerEndpoint::Tcp { url, tls: None } => Docker::connect_with_http(url, timeout_s, API_DEFAULT_VERSION),
+        DockerEndpoint::Tcp { url, tls: None } => {
+            Docker::connect_with_http(url, timeout_s, API_DEFAULT_VERSION)
+        }
     }
     .map_err(conn_err)?;
     let fut = docker.negotiate_version();
     match tokio::time::timeout(Duration::from_millis(host.timeout_ms), fut).await {
         Ok(r) => r.map_err(conn_err),
-        Err(_) => Err(DockerError::Timeout { host: host.name.clone(), timeout_ms: host.timeout_ms }),
+        Err(_) => Err(DockerError::Timeout {
+            host: host.name.clone(),
+            timeout_ms: host.timeout_ms,
+        }),
     }
 }
 
 fn api<'a>(host: &'a str, action: &str) -> impl Fn(bollard::errors::Error) -> DockerError + 'a {
     let action = action.to_string();
-    move |e| DockerError::Api { host: host.to_string(), action: action.clone(), message: e.to_string() }
+    move |e| DockerError::Api {
+        host: host.to_string(),
+        action: action.clone(),
+        message: e.to_string(),
+    }
 }
 
 /// Every container on the host that carries a `mai.client` label, inspected for
 /// restart count and start time.
-pub async fn list_client_containers(docker: &Docker, host: &str) -> Result<Vec<ContainerInfo>, DockerError> {
+pub async fn list_client_containers(
+    docker: &Docker,
+    host: &str,
+) -> Result<Vec<ContainerInfo>, DockerError> {
     let mut filters = HashMap::new();
     filters.insert("label".to_string(), vec![LABEL_CLIENT.to_string()]);
-    let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
-    let list = docker.list_containers(Some(opts)).await.map_err(api(host, "list containers"))?;
+    let opts = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let list = docker
+        .list_containers(Some(opts))
+        .await
+        .map_err(api(host, "list containers"))?;
     let inspects = futures::stream::iter(list.into_iter().map(|c| async move {
         let id = c.id.clone().unwrap_or_default();
         let labels = c.labels.clone().unwrap_or_default();
-        let inspect = docker.inspect_container(&id, None::<InspectContainerOptions>).await.ok();
+        let inspect = docker
+            .inspect_container(&id, None::<InspectContainerOptions>)
+            .await
+            .ok();
         let state = inspect.as_ref().and_then(|i| i.state.as_ref());
         ContainerInfo {
             name: c
@@ -97,10 +135,15 @@ pub async fn list_client_containers(docker: &Docker, host: &str) -> Result<Vec<C
                 .unwrap_or_else(|| id.chars().take(12).collect()),
             id,
             client: labels.get(LABEL_CLIENT).cloned().unwrap_or_default(),
-            role: labels.get(LABEL_ROLE).cloned().unwrap_or_else(|| "chat".into()),
+            role: labels
+                .get(LABEL_ROLE)
+                .cloned()
+                .unwrap_or_else(|| "chat".into()),
             image: c.image.clone().unwrap_or_default(),
             version: labels.get(LABEL_VERSION).cloned().or_else(|| {
-                c.image.as_ref().and_then(|i| i.rsplit_once(':').map(|(_, t)| t.to_string()))
+                c.image
+                    .as_ref()
+                    .and_then(|i| i.rsplit_once(':').map(|(_, t)| t.to_string()))
             }),
             state: state
                 .and_then(|s| s.status.map(|st| st.to_string()))
@@ -125,19 +168,37 @@ pub async fn list_client_containers(docker: &Docker, host: &str) -> Result<Vec<C
     Ok(inspects)
 }
 
-async fn find(docker: &Docker, host: &str, client: &str, role: &str) -> Result<ContainerInfo, DockerError> {
+async fn find(
+    docker: &Docker,
+    host: &str,
+    client: &str,
+    role: &str,
+) -> Result<ContainerInfo, DockerError> {
     list_client_containers(docker, host)
         .await?
         .into_iter()
         .find(|c| c.client == client && c.role == role)
-        .ok_or_else(|| DockerError::NotFound { host: host.into(), client: client.into(), role: role.into() })
+        .ok_or_else(|| DockerError::NotFound {
+            host: host.into(),
+            client: client.into(),
+            role: role.into(),
+        })
 }
 
 /// Restarts the client's container of `role`, giving it `grace_s` to stop cleanly.
-pub async fn restart(docker: &Docker, host: &str, client: &str, role: &str, grace_s: i32) -> Result<ContainerInfo, DockerError> {
+pub async fn restart(
+    docker: &Docker,
+    host: &str,
+    client: &str,
+    role: &str,
+    grace_s: i32,
+) -> Result<ContainerInfo, DockerError> {
     let c = find(docker, host, client, role).await?;
     let opts = RestartContainerOptionsBuilder::default().t(grace_s).build();
-    docker.restart_container(&c.id, Some(opts)).await.map_err(api(host, "restart the container"))?;
+    docker
+        .restart_container(&c.id, Some(opts))
+        .await
+        .map_err(api(host, "restart the container"))?;
     find(docker, host, client, role).await
 }
 

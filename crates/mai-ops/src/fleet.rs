@@ -67,11 +67,18 @@ impl FromStr for SecretRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum DockerEndpoint {
-    Unix { path: String },
+    Unix {
+        path: String,
+    },
     /// `ssh://user@host`; non-default ports belong in ~/.ssh/config (bollard keeps
     /// `host:port` as a host name).
-    Ssh { url: String },
-    Tcp { url: String, tls: Option<TlsPaths> },
+    Ssh {
+        url: String,
+    },
+    Tcp {
+        url: String,
+        tls: Option<TlsPaths>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,7 +210,10 @@ impl Fleet {
             if !names.insert(h.name.get_ref().clone()) {
                 return Err(err_at(
                     h.name.span(),
-                    format!("host {:?} is defined twice; host names must be unique", h.name.get_ref()),
+                    format!(
+                        "host {:?} is defined twice; host names must be unique",
+                        h.name.get_ref()
+                    ),
                 ));
             }
             let docker = parse_docker(h.docker.get_ref(), h.tls.clone(), &base)
@@ -230,7 +240,10 @@ impl Fleet {
                 ));
             }
             if !ids.insert(id.clone()) {
-                return Err(err_at(c.id.span(), format!("client {id:?} is defined twice; ids must be unique")));
+                return Err(err_at(
+                    c.id.span(),
+                    format!("client {id:?} is defined twice; ids must be unique"),
+                ));
             }
             if !names.contains(c.host.get_ref()) {
                 return Err(err_at(
@@ -241,7 +254,12 @@ impl Fleet {
                     ),
                 ));
             }
-            let nip: String = c.nip.get_ref().chars().filter(|ch| ch.is_ascii_digit()).collect();
+            let nip: String = c
+                .nip
+                .get_ref()
+                .chars()
+                .filter(|ch| ch.is_ascii_digit())
+                .collect();
             if !nip_valid(&nip) {
                 return Err(err_at(
                     c.nip.span(),
@@ -250,7 +268,8 @@ impl Fleet {
             }
             let markup = match &c.markup {
                 Some(m) => {
-                    let v = decimal_value(m.get_ref()).map_err(|e| err_at(m.span(), format!("markup: {e}")))?;
+                    let v = decimal_value(m.get_ref())
+                        .map_err(|e| err_at(m.span(), format!("markup: {e}")))?;
                     if v < Decimal::ONE {
                         return Err(err_at(m.span(), format!("markup {v} is below 1, which would sell under cost; use e.g. \"1.3\"")));
                     }
@@ -263,7 +282,10 @@ impl Fleet {
                     let v = decimal_value(m.get_ref())
                         .map_err(|e| err_at(m.span(), format!("monthly_limit_usd: {e}")))?;
                     if v <= Decimal::ZERO {
-                        return Err(err_at(m.span(), "monthly_limit_usd must be positive; omit it for no limit".into()));
+                        return Err(err_at(
+                            m.span(),
+                            "monthly_limit_usd must be positive; omit it for no limit".into(),
+                        ));
                     }
                     Some(v)
                 }
@@ -275,10 +297,15 @@ impl Fleet {
                 .map(|s| s.get_ref().to_ascii_uppercase())
                 .unwrap_or_else(|| "PLN".into());
             if !["PLN", "USD", "EUR"].contains(&currency.as_str()) {
-                let span = c.invoice_currency.as_ref().map(|s| s.span()).unwrap_or(0..0);
+                let span = c
+                    .invoice_currency
+                    .as_ref()
+                    .map(|s| s.span())
+                    .unwrap_or(0..0);
                 return Err(err_at(span, format!("invoice_currency {currency:?} is not supported; use \"PLN\", \"USD\" or \"EUR\"")));
             }
-            let tracker_url = parse_url(c.tracker_url.get_ref()).map_err(|m| err_at(c.tracker_url.span(), m))?;
+            let tracker_url =
+                parse_url(c.tracker_url.get_ref()).map_err(|m| err_at(c.tracker_url.span(), m))?;
             let tracker_token = SecretRef::from_str(c.tracker_token.get_ref())
                 .map_err(|m| err_at(c.tracker_token.span(), m))?;
             let tracker_token = match tracker_token {
@@ -340,7 +367,8 @@ fn default_data_dir() -> PathBuf {
 }
 
 fn parse_url(s: &str) -> Result<url::Url, String> {
-    let u = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL ({e}); write e.g. \"http://10.0.0.5:8080\""))?;
+    let u = url::Url::parse(s)
+        .map_err(|e| format!("{s:?} is not a URL ({e}); write e.g. \"http://10.0.0.5:8080\""))?;
     if u.scheme() != "http" && u.scheme() != "https" {
         return Err(format!("{s:?} must be an http:// or https:// URL"));
     }
@@ -352,7 +380,9 @@ fn parse_docker(s: &str, tls: Option<TlsPaths>, base: &Path) -> Result<DockerEnd
         if tls.is_some() {
             return Err("tls paths only apply to tcp:// endpoints".into());
         }
-        return Ok(DockerEndpoint::Unix { path: path.to_string() });
+        return Ok(DockerEndpoint::Unix {
+            path: path.to_string(),
+        });
     }
     if let Some(rest) = s.strip_prefix("ssh://") {
         let hostpart = rest.rsplit('@').next().unwrap_or(rest);
@@ -372,7 +402,10 @@ fn parse_docker(s: &str, tls: Option<TlsPaths>, base: &Path) -> Result<DockerEnd
             cert: resolve(base, &t.cert),
             key: resolve(base, &t.key),
         });
-        return Ok(DockerEndpoint::Tcp { url: s.to_string(), tls });
+        return Ok(DockerEndpoint::Tcp {
+            url: s.to_string(),
+            tls,
+        });
     }
     Err(format!(
         "unsupported Docker endpoint {s:?}; use unix:///var/run/docker.sock, ssh://user@host or tcp://host:2376 (with tls = {{ ca, cert, key }})"
@@ -382,14 +415,16 @@ fn parse_docker(s: &str, tls: Option<TlsPaths>, base: &Path) -> Result<DockerEnd
 /// TOML floats go through f64, so money must be a string (or an integer).
 fn decimal_value(v: &toml::Value) -> Result<Decimal, String> {
     match v {
-        toml::Value::String(s) => {
-            Decimal::from_str(s.trim()).map_err(|_| format!("{s:?} is not a decimal number; write e.g. \"1.3\""))
-        }
+        toml::Value::String(s) => Decimal::from_str(s.trim())
+            .map_err(|_| format!("{s:?} is not a decimal number; write e.g. \"1.3\"")),
         toml::Value::Integer(i) => Ok(Decimal::from(*i)),
         toml::Value::Float(f) => Err(format!(
             "write decimals as strings to keep them exact, e.g. \"{f}\" instead of {f}"
         )),
-        other => Err(format!("expected a decimal string such as \"1.3\", found {}", other.type_str())),
+        other => Err(format!(
+            "expected a decimal string such as \"1.3\", found {}",
+            other.type_str()
+        )),
     }
 }
 
@@ -409,7 +444,12 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 
@@ -548,7 +588,12 @@ tracker_token = "env:ACME_TOKEN"
 
     fn err(text: &str) -> (usize, usize, String) {
         match Fleet::parse(text, Path::new("f.toml")).unwrap_err() {
-            FleetError::Invalid { line, column, message, .. } => (line, column, message),
+            FleetError::Invalid {
+                line,
+                column,
+                message,
+                ..
+            } => (line, column, message),
             other => panic!("{other}"),
         }
     }
@@ -602,7 +647,8 @@ tracker_token = "env:ACME_TOKEN"
 mod example_file {
     #[test]
     fn fleet_example_toml_parses() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fleet.example.toml");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fleet.example.toml");
         let f = super::Fleet::load(&path).unwrap();
         assert_eq!(f.hosts.len(), 3);
         assert_eq!(f.clients.len(), 2);

@@ -47,7 +47,11 @@ pub enum KeyError {
     #[error("no {what} stored for {client}; set one with `maictl keys set {client}` or in the console's Keys view")]
     Missing { what: &'static str, client: String },
     #[error("the keychain refused the {what} of {client}: {message}")]
-    Other { what: &'static str, client: String, message: String },
+    Other {
+        what: &'static str,
+        client: String,
+        message: String,
+    },
     #[error("{0}")]
     Invalid(String),
 }
@@ -55,7 +59,14 @@ pub enum KeyError {
 /// Masked form of a key for display: `sk-or-v1-…abcd`.
 pub fn mask(key: &str) -> String {
     let key = key.trim();
-    let tail: String = key.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: String = key
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     if let Some(_rest) = key.strip_prefix("sk-or-v1-") {
         format!("sk-or-v1-…{tail}")
     } else if key.chars().count() > 8 {
@@ -99,9 +110,22 @@ impl std::fmt::Debug for Keychain {
     }
 }
 
+/// The Secret Service store drives zbus's blocking API, which panics when called on a
+/// thread that is running a tokio runtime. Every keychain call therefore runs on its own
+/// short-lived OS thread, whatever the caller's context.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(v) => v,
+        Err(p) => std::panic::resume_unwind(p),
+    })
+}
+
 fn classify(e: KrError, what: &'static str, client: &str) -> KeyError {
     match e {
-        KrError::NoEntry => KeyError::Missing { what, client: client.to_string() },
+        KrError::NoEntry => KeyError::Missing {
+            what,
+            client: client.to_string(),
+        },
         KrError::NoStorageAccess(p) => KeyError::Locked(p.to_string()),
         KrError::PlatformFailure(p) => {
             let s = p.to_string();
@@ -112,14 +136,18 @@ fn classify(e: KrError, what: &'static str, client: &str) -> KeyError {
             }
         }
         KrError::NoDefaultStore => KeyError::Unavailable("no credential store configured".into()),
-        other => KeyError::Other { what, client: client.to_string(), message: other.to_string() },
+        other => KeyError::Other {
+            what,
+            client: client.to_string(),
+            message: other.to_string(),
+        },
     }
 }
 
 impl Keychain {
     /// The Secret Service over D-Bus.
     pub fn secret_service() -> Result<Keychain, KeyError> {
-        let store = zbus_secret_service_keyring_store::Store::new().map_err(|e| match e {
+        let store = off_runtime(zbus_secret_service_keyring_store::Store::new).map_err(|e| match e {
             KrError::NoStorageAccess(p) => KeyError::Locked(p.to_string()),
             other => KeyError::Unavailable(other.to_string()),
         })?;
@@ -132,40 +160,56 @@ impl Keychain {
     }
 
     fn entry(&self, user: &str, what: &'static str, client: &str) -> Result<Entry, KeyError> {
-        self.store.build(SERVICE, user, None).map_err(|e| classify(e, what, client))
+        self.store
+            .build(SERVICE, user, None)
+            .map_err(|e| classify(e, what, client))
     }
 
     pub fn get(&self, kind: SecretKind, client: &str) -> Result<String, KeyError> {
-        let e = self.entry(&kind.user(client), kind.describe(), client)?;
-        e.get_password().map_err(|e| classify(e, kind.describe(), client))
+        off_runtime(|| {
+            let e = self.entry(&kind.user(client), kind.describe(), client)?;
+            e.get_password()
+                .map_err(|e| classify(e, kind.describe(), client))
+        })
     }
 
     pub fn set(&self, kind: SecretKind, client: &str, secret: &str) -> Result<(), KeyError> {
         let secret = secret.trim();
         if secret.is_empty() {
-            return Err(KeyError::Invalid(format!("the {} for {client} is empty; nothing was stored", kind.describe())));
+            return Err(KeyError::Invalid(format!(
+                "the {} for {client} is empty; nothing was stored",
+                kind.describe()
+            )));
         }
         if kind == SecretKind::OpenRouter {
             validate_openrouter_key(secret)?;
         }
-        let e = self.entry(&kind.user(client), kind.describe(), client)?;
-        e.set_password(secret).map_err(|e| classify(e, kind.describe(), client))?;
+        off_runtime(|| {
+            let e = self.entry(&kind.user(client), kind.describe(), client)?;
+            e.set_password(secret)
+                .map_err(|e| classify(e, kind.describe(), client))
+        })?;
         tracing::info!(client, kind = kind.describe(), key = %mask(secret), "secret stored in keychain");
         Ok(())
     }
 
     /// Deleting what is not there is not an error (the end state is the same).
     pub fn delete(&self, kind: SecretKind, client: &str) -> Result<(), KeyError> {
-        let e = self.entry(&kind.user(client), kind.describe(), client)?;
-        match e.delete_credential() {
-            Ok(()) | Err(KrError::NoEntry) => Ok(()),
-            Err(e) => Err(classify(e, kind.describe(), client)),
-        }
+        off_runtime(|| {
+            let e = self.entry(&kind.user(client), kind.describe(), client)?;
+            match e.delete_credential() {
+                Ok(()) | Err(KrError::NoEntry) => Ok(()),
+                Err(e) => Err(classify(e, kind.describe(), client)),
+            }
+        })
     }
 
     pub fn management_key(&self) -> Result<String, KeyError> {
-        let e = self.entry(MANAGEMENT, "management key", "the fleet")?;
-        e.get_password().map_err(|e| match classify(e, "management key", "the fleet") {
+        let got = off_runtime(|| {
+            let e = self.entry(MANAGEMENT, "management key", "the fleet")?;
+            e.get_password().map_err(|e| classify(e, "management key", "the fleet"))
+        });
+        got.map_err(|e| match e {
             KeyError::Missing { .. } => KeyError::Invalid(
                 "no OpenRouter management key in the keychain; set it with `maictl keys set-management` (key from stdin)".into(),
             ),
@@ -175,8 +219,11 @@ impl Keychain {
 
     pub fn set_management_key(&self, key: &str) -> Result<(), KeyError> {
         validate_openrouter_key(key.trim())?;
-        let e = self.entry(MANAGEMENT, "management key", "the fleet")?;
-        e.set_password(key.trim()).map_err(|e| classify(e, "management key", "the fleet"))
+        off_runtime(|| {
+            let e = self.entry(MANAGEMENT, "management key", "the fleet")?;
+            e.set_password(key.trim())
+                .map_err(|e| classify(e, "management key", "the fleet"))
+        })
     }
 
     /// Masked view of every client's secrets; per-entry errors are reported, not fatal,
@@ -191,7 +238,12 @@ impl Keychain {
                     Err(e @ (KeyError::Locked(_) | KeyError::Unavailable(_))) => return Err(e),
                     Err(e) => (None, Some(e.to_string())),
                 };
-                out.push(MaskedKey { client: c.clone(), kind, masked, error });
+                out.push(MaskedKey {
+                    client: c.clone(),
+                    kind,
+                    masked,
+                    error,
+                });
             }
         }
         Ok(out)
@@ -219,7 +271,10 @@ mod tests {
     fn set_replace_delete_and_list() {
         let k = mock();
         let clients = vec!["acme".to_string()];
-        assert!(matches!(k.get(SecretKind::OpenRouter, "acme"), Err(KeyError::Missing { .. })));
+        assert!(matches!(
+            k.get(SecretKind::OpenRouter, "acme"),
+            Err(KeyError::Missing { .. })
+        ));
         k.set(SecretKind::OpenRouter, "acme", KEY).unwrap();
         assert_eq!(k.get(SecretKind::OpenRouter, "acme").unwrap(), KEY);
         let other = KEY.replace("abcd", "ffff");
@@ -228,10 +283,16 @@ mod tests {
         assert_eq!(list[0].masked.as_deref(), Some("sk-or-v1-…ffff"));
         assert_eq!(list[1].masked, None);
         let json = serde_json::to_string(&list).unwrap();
-        assert!(!json.contains(&other[12..]), "listing leaks the key: {json}");
+        assert!(
+            !json.contains(&other[12..]),
+            "listing leaks the key: {json}"
+        );
         k.delete(SecretKind::OpenRouter, "acme").unwrap();
         k.delete(SecretKind::OpenRouter, "acme").unwrap();
-        assert!(matches!(k.get(SecretKind::OpenRouter, "acme"), Err(KeyError::Missing { .. })));
+        assert!(matches!(
+            k.get(SecretKind::OpenRouter, "acme"),
+            Err(KeyError::Missing { .. })
+        ));
     }
 
     #[test]
@@ -244,10 +305,18 @@ mod tests {
 
     #[test]
     fn locked_store_gives_a_clear_error() {
-        let e = classify(KrError::NoStorageAccess("collection is locked".into()), "OpenRouter key", "acme");
+        let e = classify(
+            KrError::NoStorageAccess("collection is locked".into()),
+            "OpenRouter key",
+            "acme",
+        );
         assert!(matches!(e, KeyError::Locked(_)));
         assert!(e.to_string().contains("unlock"), "{e}");
-        let e = classify(KrError::PlatformFailure("Connection refused /run/user/0/bus".into()), "x", "acme");
+        let e = classify(
+            KrError::PlatformFailure("Connection refused /run/user/0/bus".into()),
+            "x",
+            "acme",
+        );
         assert!(e.to_string().contains("not available"), "{e}");
     }
 }

@@ -34,7 +34,11 @@ pub enum OpsError {
     #[error("cannot read the tracker token of {client}: {message}")]
     Token { client: String, message: String },
     #[error("OpenRouter {step} failed for {client}: {message}")]
-    OpenRouter { client: String, step: &'static str, message: String },
+    OpenRouter {
+        client: String,
+        step: &'static str,
+        message: String,
+    },
     #[error("the OS keychain is not available, so {0} cannot be done; start a Secret Service (gnome-keyring) and retry")]
     NoKeychain(String),
 }
@@ -141,7 +145,9 @@ pub struct Ops {
 
 impl std::fmt::Debug for Ops {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ops").field("clients", &self.fleet.clients.len()).finish_non_exhaustive()
+        f.debug_struct("Ops")
+            .field("clients", &self.fleet.clients.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -188,12 +194,17 @@ impl Ops {
     }
 
     pub fn client(&self, id: &str) -> Result<&Client, OpsError> {
-        self.fleet.client(id).ok_or_else(|| OpsError::UnknownClient(id.to_string()))
+        self.fleet
+            .client(id)
+            .ok_or_else(|| OpsError::UnknownClient(id.to_string()))
     }
 
     fn keychain(&self, what: &str) -> Result<&Keychain, OpsError> {
         self.keychain.as_ref().ok_or_else(|| {
-            OpsError::NoKeychain(format!("{what} ({})", self.keychain_error.clone().unwrap_or_default()))
+            OpsError::NoKeychain(format!(
+                "{what} ({})",
+                self.keychain_error.clone().unwrap_or_default()
+            ))
         })
     }
 
@@ -202,9 +213,14 @@ impl Ops {
     }
 
     async fn token(&self, c: &Client) -> Result<String, OpsError> {
-        let err = |message: String| OpsError::Token { client: c.id.clone(), message };
+        let err = |message: String| OpsError::Token {
+            client: c.id.clone(),
+            message,
+        };
         match &c.tracker_token {
-            SecretRef::Env(v) => std::env::var(v).map_err(|_| err(format!("environment variable {v} is not set"))),
+            SecretRef::Env(v) => {
+                std::env::var(v).map_err(|_| err(format!("environment variable {v} is not set")))
+            }
             SecretRef::File(p) => std::fs::read_to_string(p)
                 .map(|s| s.trim().to_string())
                 .map_err(|e| err(format!("cannot read {}: {e}", p.display()))),
@@ -222,7 +238,12 @@ impl Ops {
     pub async fn tracker(&self, id: &str) -> Result<TrackerClient, OpsError> {
         let c = self.client(id)?;
         let token = self.token(c).await?;
-        Ok(TrackerClient::new(self.http.clone(), c.tracker_url.clone(), token, Duration::from_millis(c.tracker_timeout_ms)))
+        Ok(TrackerClient::new(
+            self.http.clone(),
+            c.tracker_url.clone(),
+            token,
+            Duration::from_millis(c.tracker_timeout_ms),
+        ))
     }
 
     /// The fleet table. Remembers every good tracker answer (in memory and in the cache)
@@ -230,7 +251,10 @@ impl Ops {
     pub async fn refresh(&self) -> Vec<FleetRow> {
         let mut trackers = HashMap::new();
         for c in &self.fleet.clients {
-            trackers.insert(c.id.clone(), self.tracker(&c.id).await.map_err(|e| e.to_string()));
+            trackers.insert(
+                c.id.clone(),
+                self.tracker(&c.id).await.map_err(|e| e.to_string()),
+            );
         }
         {
             let mut lg = self.last_good.write().await;
@@ -268,7 +292,9 @@ impl Ops {
     pub async fn pull(&self, id: &str) -> Result<PullResult, OpsError> {
         let c = self.client(id)?;
         let t = self.tracker(id).await?;
-        self.cache.ensure_markup(&c.id, c.markup, mai_core::time::warsaw_today()).await?;
+        self.cache
+            .ensure_markup(&c.id, c.markup, mai_core::time::warsaw_today())
+            .await?;
         Ok(self.cache.pull(&c.id, &t).await?)
     }
 
@@ -303,7 +329,11 @@ impl Ops {
                 }
             }
             Err(e) => {
-                out.status = if e.is_unreachable() { "unreachable".into() } else { "error".into() };
+                out.status = if e.is_unreachable() {
+                    "unreachable".into()
+                } else {
+                    "error".into()
+                };
                 out.error = Some(e.to_string());
                 return out;
             }
@@ -312,21 +342,35 @@ impl Ops {
             Ok(p) => out.pulled = Some(p.pulled),
             Err(e) => {
                 out.ok = false;
-                out.error = Some(format!("sync ran but the pull into the console cache failed: {e}"));
+                out.error = Some(format!(
+                    "sync ran but the pull into the console cache failed: {e}"
+                ));
             }
         }
         out
     }
 
     /// Syncs many clients concurrently; `progress` is called after each one finishes.
-    pub async fn sync_many(&self, ids: &[String], mut progress: impl FnMut(SyncProgress)) -> Vec<SyncOutcome> {
+    pub async fn sync_many(
+        &self,
+        ids: &[String],
+        mut progress: impl FnMut(SyncProgress),
+    ) -> Vec<SyncOutcome> {
         let total = ids.len();
-        let mut s = futures::stream::iter(ids.to_vec().into_iter().map(|id| async move { self.sync_one(&id).await }))
-            .buffer_unordered(self.fleet.console.concurrency.clamp(1, 8));
+        let mut s = futures::stream::iter(
+            ids.to_vec()
+                .into_iter()
+                .map(|id| async move { self.sync_one(&id).await }),
+        )
+        .buffer_unordered(self.fleet.console.concurrency.clamp(1, 8));
         let mut all = Vec::new();
         while let Some(o) = s.next().await {
             all.push(o.clone());
-            progress(SyncProgress { done: all.len(), total, outcome: o });
+            progress(SyncProgress {
+                done: all.len(),
+                total,
+                outcome: o,
+            });
         }
         all.sort_by_key(|o| ids.iter().position(|i| *i == o.client_id));
         all
@@ -361,7 +405,12 @@ impl Ops {
     }
 
     /// Stores a secret; returns its masked form.
-    pub async fn key_set(&self, id: &str, kind: SecretKind, secret: String) -> Result<String, OpsError> {
+    pub async fn key_set(
+        &self,
+        id: &str,
+        kind: SecretKind,
+        secret: String,
+    ) -> Result<String, OpsError> {
         self.client(id)?;
         let k = self.keychain("storing a key")?.clone();
         let id2 = id.to_string();
@@ -403,10 +452,18 @@ impl Ops {
             .map_err(|e| OpsError::NoKeychain(e.to_string()))??;
         let orc = |step: &'static str| {
             let id = c.id.clone();
-            move |e: mai_core::openrouter::OpenRouterError| OpsError::OpenRouter { client: id.clone(), step, message: e.to_string() }
+            move |e: mai_core::openrouter::OpenRouterError| OpsError::OpenRouter {
+                client: id.clone(),
+                step,
+                message: e.to_string(),
+            }
         };
-        let or = OpenRouterClient::with_http(self.http.clone(), self.fleet.openrouter.base_url.as_str(), SecretKey::new(mgmt))
-            .map_err(orc("client setup"))?;
+        let or = OpenRouterClient::with_http(
+            self.http.clone(),
+            self.fleet.openrouter.base_url.as_str(),
+            SecretKey::new(mgmt),
+        )
+        .map_err(orc("client setup"))?;
         let kc3 = kc.clone();
         let cid = c.id.clone();
         let old_key = tokio::task::spawn_blocking(move || kc3.get(SecretKind::OpenRouter, &cid))
@@ -420,7 +477,14 @@ impl Ops {
             Some(k) => match or.keys_list_all(false).await {
                 Ok(list) => {
                     let head: String = k.chars().take(12).collect();
-                    let tail: String = k.chars().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect();
+                    let tail: String = k
+                        .chars()
+                        .rev()
+                        .take(3)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect();
                     let matches: Vec<_> = list
                         .iter()
                         .filter(|a| {
@@ -443,7 +507,9 @@ impl Ops {
                     }
                 }
                 Err(e) => {
-                    warning = Some(format!("could not list keys to find the old one ({e}); disable it by hand"));
+                    warning = Some(format!(
+                        "could not list keys to find the old one ({e}); disable it by hand"
+                    ));
                     None
                 }
             },
@@ -452,7 +518,10 @@ impl Ops {
         let created = or
             .keys_create(&CreateKeyRequest {
                 name: format!("mai-{}-{}", c.id, Utc::now().format("%Y%m%d%H%M%S")),
-                limit: c.monthly_limit_usd.map(|l| l / c.markup).map(|l| l.round_dp(2)),
+                limit: c
+                    .monthly_limit_usd
+                    .map(|l| l / c.markup)
+                    .map(|l| l.round_dp(2)),
                 limit_reset: c.monthly_limit_usd.map(|_| "monthly".to_string()),
                 ..Default::default()
             })
@@ -463,7 +532,13 @@ impl Ops {
         if let Err(e) = t.put_openrouter_key(&new_key).await {
             // The tracker still uses the old key: undo by disabling the new one.
             let _ = or
-                .keys_update(&created.info.hash, &UpdateKeyRequest { disabled: Some(true), ..Default::default() })
+                .keys_update(
+                    &created.info.hash,
+                    &UpdateKeyRequest {
+                        disabled: Some(true),
+                        ..Default::default()
+                    },
+                )
                 .await;
             return Err(e.into());
         }
@@ -498,7 +573,9 @@ impl Ops {
             .and_then(|j| serde_json::from_str(&j).ok())
             .unwrap_or_default();
         all.push(rot.clone());
-        self.cache.set_meta(&key, &serde_json::to_string(&all).expect("plain struct")).await?;
+        self.cache
+            .set_meta(&key, &serde_json::to_string(&all).expect("plain struct"))
+            .await?;
         tracing::info!(client = %c.id, new = %rot.new_label, old = ?rot.old_label, "OpenRouter key rotated");
         Ok(rot)
     }
@@ -514,7 +591,14 @@ impl Ops {
 
     /// USD→PLN display rate (NBP table C ask), or why it is unavailable.
     pub async fn pln_rate(&self) -> PlnRate {
-        let none = |e: String| PlnRate { available: false, rate: None, table_no: None, effective_date: None, stale: false, error: Some(e) };
+        let none = |e: String| PlnRate {
+            available: false,
+            rate: None,
+            table_no: None,
+            effective_date: None,
+            stale: false,
+            error: Some(e),
+        };
         let Some(nbp) = &self.nbp else {
             return none("NBP client not configured".into());
         };
@@ -540,7 +624,9 @@ impl Ops {
             Ok(_) => (true, None),
             Err(e) => (false, Some(e.to_string())),
         };
-        self.cache.ensure_markup(&c.id, c.markup, mai_core::time::warsaw_today()).await?;
+        self.cache
+            .ensure_markup(&c.id, c.markup, mai_core::time::warsaw_today())
+            .await?;
         let today = mai_core::time::warsaw_today();
         let from = today - chrono::Duration::days(29);
         let ym = mai_core::time::YearMonth::of(today);
@@ -557,7 +643,8 @@ impl Ops {
                 ))
             })
             .await?;
-        let price = |d: NaiveDate, raw: Decimal| mai_core::pricing::client_cost(raw, schedule.rate_on(d));
+        let price =
+            |d: NaiveDate, raw: Decimal| mai_core::pricing::client_cost(raw, schedule.rate_on(d));
         let days: Vec<DayPoint> = daily
             .iter()
             .map(|(d, t)| DayPoint {

@@ -98,18 +98,27 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
         Ok(list) => {
             let mine: Vec<&ContainerInfo> = list.iter().filter(|c| c.client == client.id).collect();
             let chat = mine.iter().find(|c| c.role == "chat").map(|c| (*c).clone());
-            let tr = mine.iter().find(|c| c.role == "tracker").map(|c| (*c).clone());
+            let tr = mine
+                .iter()
+                .find(|c| c.role == "tracker")
+                .map(|c| (*c).clone());
             (chat, tr, None)
         }
         Err(e) => (None, None, Some(e.clone())),
     };
     if let Some(e) = &docker_error {
-        alerts.push(Alert { level: AlertLevel::Warning, message: format!("Docker host {} unreachable: {e}", client.host) });
+        alerts.push(Alert {
+            level: AlertLevel::Warning,
+            message: format!("Docker host {} unreachable: {e}", client.host),
+        });
     } else {
         match &container {
             None => alerts.push(Alert {
                 level: AlertLevel::Warning,
-                message: format!("no chat container labelled mai.client={} on {}", client.id, client.host),
+                message: format!(
+                    "no chat container labelled mai.client={} on {}",
+                    client.id, client.host
+                ),
             }),
             Some(c) if c.state != "running" => alerts.push(Alert {
                 level: AlertLevel::Critical,
@@ -125,7 +134,10 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
     let (snapshot, tracker_reachable, tracker_error) = match g.tracker {
         Ok(s) => (Some(s), true, None),
         Err(e) => {
-            alerts.push(Alert { level: AlertLevel::Critical, message: format!("tracker unreachable: {e}") });
+            alerts.push(Alert {
+                level: AlertLevel::Critical,
+                message: format!("tracker unreachable: {e}"),
+            });
             (g.last_good, false, Some(e))
         }
     };
@@ -180,7 +192,10 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
             }
             .into();
             if let Some(e) = &sync.last_error {
-                alerts.push(Alert { level: AlertLevel::Warning, message: format!("last sync failed: {e}") });
+                alerts.push(Alert {
+                    level: AlertLevel::Warning,
+                    message: format!("last sync failed: {e}"),
+                });
             }
             if let (Some(ok), Some(iv)) = (sync.last_success, sync.interval_seconds) {
                 if (now - ok).num_seconds() > 3 * iv as i64 && iv > 0 {
@@ -192,7 +207,10 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
             }
             if let Some(d) = sync.drift.as_ref().and_then(|d| d.day_usd) {
                 if !d.is_zero() {
-                    alerts.push(Alert { level: AlertLevel::Info, message: format!("today's drift vs OpenRouter: ${d}") });
+                    alerts.push(Alert {
+                        level: AlertLevel::Info,
+                        message: format!("today's drift vs OpenRouter: ${d}"),
+                    });
                 }
             }
         }
@@ -201,11 +219,20 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
             row.key_label = k.label.clone();
             row.key_limit_remaining_usd = k.limit_remaining;
             match k.state.as_deref() {
-                Some("limit_reached") => alerts.push(Alert { level: AlertLevel::Critical, message: "OpenRouter key limit reached".into() }),
-                Some("invalid") => alerts.push(Alert { level: AlertLevel::Critical, message: "OpenRouter key invalid or disabled; set or rotate it".into() }),
+                Some("limit_reached") => alerts.push(Alert {
+                    level: AlertLevel::Critical,
+                    message: "OpenRouter key limit reached".into(),
+                }),
+                Some("invalid") => alerts.push(Alert {
+                    level: AlertLevel::Critical,
+                    message: "OpenRouter key invalid or disabled; set or rotate it".into(),
+                }),
                 Some("error") => alerts.push(Alert {
                     level: AlertLevel::Warning,
-                    message: format!("OpenRouter key check failed: {}", k.error.clone().unwrap_or_default()),
+                    message: format!(
+                        "OpenRouter key check failed: {}",
+                        k.error.clone().unwrap_or_default()
+                    ),
                 }),
                 _ => {}
             }
@@ -214,7 +241,10 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
         row.today_tokens = Some(s.today.tokens.total);
         row.today_raw_cost_usd = Some(s.today.raw_cost_usd);
         // Price with the fleet's markup: the console is the commercial source of truth.
-        row.today_client_cost_usd = Some(mai_core::pricing::client_cost(s.today.raw_cost_usd, client.markup));
+        row.today_client_cost_usd = Some(mai_core::pricing::client_cost(
+            s.today.raw_cost_usd,
+            client.markup,
+        ));
         if let Some(m) = &s.month {
             row.month_client_cost_usd = Some(m.client_cost_usd);
             if let Some(limit) = client.monthly_limit_usd {
@@ -250,13 +280,21 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
 }
 
 /// Fetches status, today and month from one tracker, all three at once.
-pub async fn fetch_snapshot(t: &TrackerClient, now: DateTime<Utc>) -> Result<TrackerSnapshot, String> {
+pub async fn fetch_snapshot(
+    t: &TrackerClient,
+    now: DateTime<Utc>,
+) -> Result<TrackerSnapshot, String> {
     let month = mai_core::time::YearMonth::of(mai_core::time::warsaw_day(now));
     let month = format!("{:04}-{:02}", month.year, month.month);
     let (status, today, m) = tokio::join!(t.status(), t.today(), t.month(&month));
     let status = status.map_err(|e| e.to_string())?;
     let today = today.map_err(|e| e.to_string())?;
-    Ok(TrackerSnapshot { fetched_at: Utc::now(), status, today, month: m.ok() })
+    Ok(TrackerSnapshot {
+        fetched_at: Utc::now(),
+        status,
+        today,
+        month: m.ok(),
+    })
 }
 
 /// What a refresh needs besides the fleet: tracker clients and the last good snapshots.
@@ -270,7 +308,9 @@ pub struct RefreshInput<'a> {
 
 /// Refreshes every client; rows are in fleet-file order, with the fresh snapshots
 /// (to remember as last-good data).
-pub async fn refresh_all(input: RefreshInput<'_>) -> (Vec<FleetRow>, HashMap<String, TrackerSnapshot>) {
+pub async fn refresh_all(
+    input: RefreshInput<'_>,
+) -> (Vec<FleetRow>, HashMap<String, TrackerSnapshot>) {
     let fleet = input.fleet;
     let sem = Arc::new(Semaphore::new(fleet.console.concurrency));
     // One container listing per host, all hosts at once.
@@ -284,7 +324,9 @@ pub async fn refresh_all(input: RefreshInput<'_>) -> (Vec<FleetRow>, HashMap<Str
             let _p = sem.acquire().await;
             let fut = async {
                 let d = docker::connect(&h).await.map_err(|e| e.to_string())?;
-                docker::list_client_containers(&d, &h.name).await.map_err(|e| e.to_string())
+                docker::list_client_containers(&d, &h.name)
+                    .await
+                    .map_err(|e| e.to_string())
             };
             let r = match tokio::time::timeout(Duration::from_millis(h.timeout_ms), fut).await {
                 Ok(r) => r,
@@ -320,12 +362,17 @@ pub async fn refresh_all(input: RefreshInput<'_>) -> (Vec<FleetRow>, HashMap<Str
         .clients
         .iter()
         .map(|c| {
-            let tracker = trackers.remove(&c.id).unwrap_or_else(|| Err("not fetched".into()));
+            let tracker = trackers
+                .remove(&c.id)
+                .unwrap_or_else(|| Err("not fetched".into()));
             if let Ok(s) = &tracker {
                 fresh.insert(c.id.clone(), s.clone());
             }
             let g = Gathered {
-                containers: hosts.get(&c.host).cloned().unwrap_or_else(|| Err("unknown host".into())),
+                containers: hosts
+                    .get(&c.host)
+                    .cloned()
+                    .unwrap_or_else(|| Err("unknown host".into())),
                 tracker,
                 last_good: input.last_good.get(&c.id).cloned(),
             };

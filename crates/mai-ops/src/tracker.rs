@@ -15,14 +15,21 @@ pub enum TrackerError {
     #[error("tracker {url} refused the token (401); set the right token for this client")]
     Unauthorized { url: String },
     #[error("tracker {url} answered {status}: {message}")]
-    Api { url: String, status: u16, message: String },
+    Api {
+        url: String,
+        status: u16,
+        message: String,
+    },
     #[error("tracker {url} sent a reply the console cannot read: {message}; are the tracker and console versions compatible?")]
     Decode { url: String, message: String },
 }
 
 impl TrackerError {
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, TrackerError::Timeout { .. } | TrackerError::Unreachable { .. })
+        matches!(
+            self,
+            TrackerError::Timeout { .. } | TrackerError::Unreachable { .. }
+        )
     }
 }
 
@@ -213,7 +220,9 @@ pub struct TrackerClient {
 
 impl std::fmt::Debug for TrackerClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TrackerClient").field("base", &self.base.as_str()).finish_non_exhaustive()
+        f.debug_struct("TrackerClient")
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
     }
 }
 
@@ -228,7 +237,12 @@ struct ErrorInner {
 
 impl TrackerClient {
     pub fn new(http: reqwest::Client, base: url::Url, token: String, timeout: Duration) -> Self {
-        TrackerClient { http, base, token, timeout }
+        TrackerClient {
+            http,
+            base,
+            token,
+            timeout,
+        }
     }
 
     pub fn base(&self) -> &url::Url {
@@ -239,11 +253,18 @@ impl TrackerClient {
         format!("{}{}", self.base.as_str().trim_end_matches('/'), path)
     }
 
-    async fn send<T: serde::de::DeserializeOwned>(&self, req: reqwest::RequestBuilder, url: &str, timeout: Duration) -> Result<T, TrackerError> {
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<T, TrackerError> {
         let fut = async {
-            let resp = req.bearer_auth(&self.token).send().await.map_err(|e| TrackerError::Unreachable {
-                url: url.to_string(),
-                message: e.without_url().to_string(),
+            let resp = req.bearer_auth(&self.token).send().await.map_err(|e| {
+                TrackerError::Unreachable {
+                    url: url.to_string(),
+                    message: e.without_url().to_string(),
+                }
             })?;
             let status = resp.status();
             let bytes = resp.bytes().await.map_err(|e| TrackerError::Unreachable {
@@ -251,19 +272,33 @@ impl TrackerClient {
                 message: e.without_url().to_string(),
             })?;
             if status == reqwest::StatusCode::UNAUTHORIZED {
-                return Err(TrackerError::Unauthorized { url: url.to_string() });
+                return Err(TrackerError::Unauthorized {
+                    url: url.to_string(),
+                });
             }
             if !status.is_success() {
                 let message = serde_json::from_slice::<ErrorBody>(&bytes)
                     .map(|b| b.error.message)
-                    .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).chars().take(300).collect());
-                return Err(TrackerError::Api { url: url.to_string(), status: status.as_u16(), message });
+                    .unwrap_or_else(|_| {
+                        String::from_utf8_lossy(&bytes).chars().take(300).collect()
+                    });
+                return Err(TrackerError::Api {
+                    url: url.to_string(),
+                    status: status.as_u16(),
+                    message,
+                });
             }
-            serde_json::from_slice(&bytes).map_err(|e| TrackerError::Decode { url: url.to_string(), message: e.to_string() })
+            serde_json::from_slice(&bytes).map_err(|e| TrackerError::Decode {
+                url: url.to_string(),
+                message: e.to_string(),
+            })
         };
         match tokio::time::timeout(timeout, fut).await {
             Ok(r) => r,
-            Err(_) => Err(TrackerError::Timeout { url: url.to_string(), timeout_ms: timeout.as_millis() as u64 }),
+            Err(_) => Err(TrackerError::Timeout {
+                url: url.to_string(),
+                timeout_ms: timeout.as_millis() as u64,
+            }),
         }
     }
 
@@ -279,26 +314,38 @@ impl TrackerClient {
         self.get("/api/v1/usage/today").await
     }
     pub async fn daily(&self, from: NaiveDate, to: NaiveDate) -> Result<Daily, TrackerError> {
-        self.get(&format!("/api/v1/usage/daily?from={from}&to={to}")).await
+        self.get(&format!("/api/v1/usage/daily?from={from}&to={to}"))
+            .await
     }
     pub async fn by_user(&self, from: NaiveDate, to: NaiveDate) -> Result<ByUser, TrackerError> {
-        self.get(&format!("/api/v1/usage/by-user?from={from}&to={to}")).await
+        self.get(&format!("/api/v1/usage/by-user?from={from}&to={to}"))
+            .await
     }
     pub async fn by_model(&self, from: NaiveDate, to: NaiveDate) -> Result<ByModel, TrackerError> {
-        self.get(&format!("/api/v1/usage/by-model?from={from}&to={to}")).await
+        self.get(&format!("/api/v1/usage/by-model?from={from}&to={to}"))
+            .await
     }
     /// `month` as `YYYY-MM`.
     pub async fn month(&self, month: &str) -> Result<Month, TrackerError> {
-        self.get(&format!("/api/v1/usage/month?month={month}")).await
+        self.get(&format!("/api/v1/usage/month?month={month}"))
+            .await
     }
     pub async fn events(&self, after: i64, limit: u32) -> Result<EventPage, TrackerError> {
-        self.get(&format!("/api/v1/events?after={after}&limit={limit}")).await
+        self.get(&format!("/api/v1/events?after={after}&limit={limit}"))
+            .await
     }
 
     /// Reconciliation can take a while: it gets a longer timeout than reads.
-    pub async fn sync(&self, days_back: u32, timeout: Duration) -> Result<SyncResult, TrackerError> {
+    pub async fn sync(
+        &self,
+        days_back: u32,
+        timeout: Duration,
+    ) -> Result<SyncResult, TrackerError> {
         let url = self.url("/api/v1/sync");
-        let req = self.http.post(&url).json(&serde_json::json!({ "days_back": days_back }));
+        let req = self
+            .http
+            .post(&url)
+            .json(&serde_json::json!({ "days_back": days_back }));
         self.send(req, &url, timeout).await
     }
 
@@ -310,7 +357,9 @@ impl TrackerClient {
         }
         let url = self.url("/api/v1/admin/openrouter-key");
         let req = self.http.put(&url).json(&serde_json::json!({ "key": key }));
-        let l: Label = self.send(req, &url, self.timeout.max(Duration::from_secs(15))).await?;
+        let l: Label = self
+            .send(req, &url, self.timeout.max(Duration::from_secs(15)))
+            .await?;
         Ok(l.label)
     }
 }

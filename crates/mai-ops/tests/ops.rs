@@ -38,14 +38,35 @@ async fn refresh_rows_costs_and_unreachable_tracker() {
     let dir = tempfile::tempdir().unwrap();
     let (a, sa) = fake_tracker("acme", TOKEN, Duration::ZERO).await;
     let (b, sb) = fake_tracker("beta", TOKEN, Duration::ZERO).await;
-    sa.lock().unwrap().add("gen-1", "anna", "openai/gpt-4o-mini", "0.00066", "provisional");
-    sa.lock().unwrap().add("gen-2", "jan", "anthropic/claude-3.5-haiku", "4.25e-6", "provisional");
-    sb.lock().unwrap().add("gen-3", "ola", "openai/gpt-4o-mini", "9", "confirmed");
+    sa.lock().unwrap().add(
+        "gen-1",
+        "anna",
+        "openai/gpt-4o-mini",
+        "0.00066",
+        "provisional",
+    );
+    sa.lock().unwrap().add(
+        "gen-2",
+        "jan",
+        "anthropic/claude-3.5-haiku",
+        "4.25e-6",
+        "provisional",
+    );
+    sb.lock()
+        .unwrap()
+        .add("gen-3", "ola", "openai/gpt-4o-mini", "9", "confirmed");
     // A port nothing listens on.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let text = fleet_text(
         dir.path(),
-        &[("acme".into(), a, "1.3"), ("beta".into(), b, "1.25"), ("gone".into(), dead, "1.3")],
+        &[
+            ("acme".into(), a, "1.3"),
+            ("beta".into(), b, "1.25"),
+            ("gone".into(), dead, "1.3"),
+        ],
         None,
     );
     let o = ops(dir.path(), &text, mock_keychain());
@@ -63,12 +84,25 @@ async fn refresh_rows_costs_and_unreachable_tracker() {
     // 9 x 1.3 (tracker month) = 11.7 of a 10 limit -> reached
     let lim = beta.limit.as_ref().unwrap();
     assert_eq!(lim.level, "reached");
-    assert!(beta.alerts.iter().any(|a| a.message.contains("monthly limit")), "{:?}", beta.alerts);
+    assert!(
+        beta.alerts
+            .iter()
+            .any(|a| a.message.contains("monthly limit")),
+        "{:?}",
+        beta.alerts
+    );
     let gone = &rows[2];
     assert!(!gone.tracker_reachable);
-    assert!(gone.tracker_error.as_ref().unwrap().contains("unreachable"), "{:?}", gone.tracker_error);
+    assert!(
+        gone.tracker_error.as_ref().unwrap().contains("unreachable"),
+        "{:?}",
+        gone.tracker_error
+    );
     assert_eq!(gone.today_client_cost_usd, None);
-    assert!(gone.alerts.iter().any(|a| a.message.starts_with("tracker unreachable")));
+    assert!(gone
+        .alerts
+        .iter()
+        .any(|a| a.message.starts_with("tracker unreachable")));
     // Docker disabled: reported per row, never fatal.
     assert!(acme.docker_error.is_some());
 }
@@ -78,7 +112,9 @@ async fn last_good_data_survives_a_dead_tracker_and_a_restart() {
     setup_env();
     let dir = tempfile::tempdir().unwrap();
     let (a, sa) = fake_tracker("acme", TOKEN, Duration::ZERO).await;
-    sa.lock().unwrap().add("gen-1", "anna", "openai/gpt-4o-mini", "1", "provisional");
+    sa.lock()
+        .unwrap()
+        .add("gen-1", "anna", "openai/gpt-4o-mini", "1", "provisional");
     let text = fleet_text(dir.path(), &[("acme".into(), a, "1.3")], None);
     {
         let o = ops(dir.path(), &text, mock_keychain());
@@ -86,13 +122,20 @@ async fn last_good_data_survives_a_dead_tracker_and_a_restart() {
         assert!(rows[0].tracker_reachable);
     }
     // The tracker "moves away": same fleet but a dead port; a new console process.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let text2 = text.replace(&a.to_string(), &dead.to_string());
     let o = ops(dir.path(), &text2, mock_keychain());
     let rows = o.refresh().await;
     let r = &rows[0];
     assert!(!r.tracker_reachable);
-    assert_eq!(r.today_client_cost_usd, Some(d("1.3")), "last good numbers are shown");
+    assert_eq!(
+        r.today_client_cost_usd,
+        Some(d("1.3")),
+        "last good numbers are shown"
+    );
     assert!(r.data_age_seconds.is_some() && r.data_fetched_at.is_some());
 }
 
@@ -102,14 +145,22 @@ async fn pull_upserts_by_generation_and_resumes_from_cursor() {
     let dir = tempfile::tempdir().unwrap();
     let (a, sa) = fake_tracker("acme", TOKEN, Duration::ZERO).await;
     for i in 0..7000 {
-        sa.lock().unwrap().add(&format!("gen-{i}"), "anna", "openai/gpt-4o-mini", "0.001", "provisional");
+        sa.lock().unwrap().add(
+            &format!("gen-{i}"),
+            "anna",
+            "openai/gpt-4o-mini",
+            "0.001",
+            "provisional",
+        );
     }
     let text = fleet_text(dir.path(), &[("acme".into(), a, "1.3")], None);
     let o = ops(dir.path(), &text, mock_keychain());
     let p = o.pull("acme").await.unwrap();
     assert_eq!((p.pulled, p.inserted, p.cursor), (7000, 7000, 7000));
     // A reconciliation corrects one event: it comes again with a higher seq.
-    sa.lock().unwrap().add("gen-5", "anna", "openai/gpt-4o-mini", "0.002", "confirmed");
+    sa.lock()
+        .unwrap()
+        .add("gen-5", "anna", "openai/gpt-4o-mini", "0.002", "confirmed");
     let p = o.pull("acme").await.unwrap();
     assert_eq!((p.pulled, p.corrected, p.cursor), (1, 1, 7001));
     let dash = o.dashboard("acme").await.unwrap();
@@ -130,8 +181,14 @@ async fn sync_all_reports_progress_and_per_client_results() {
     let dir = tempfile::tempdir().unwrap();
     let (a, sa) = fake_tracker("acme", TOKEN, Duration::ZERO).await;
     let (b, _) = fake_tracker("beta", "other-token", Duration::ZERO).await;
-    sa.lock().unwrap().add("gen-1", "anna", "m", "0.5", "confirmed");
-    let text = fleet_text(dir.path(), &[("acme".into(), a, "1.3"), ("beta".into(), b, "1.3")], None);
+    sa.lock()
+        .unwrap()
+        .add("gen-1", "anna", "m", "0.5", "confirmed");
+    let text = fleet_text(
+        dir.path(),
+        &[("acme".into(), a, "1.3"), ("beta".into(), b, "1.3")],
+        None,
+    );
     let o = ops(dir.path(), &text, mock_keychain());
     let mut seen = vec![];
     let ids = vec!["acme".to_string(), "beta".to_string()];
@@ -140,7 +197,11 @@ async fn sync_all_reports_progress_and_per_client_results() {
     assert!(seen.contains(&(2, 2)));
     assert!(out[0].ok && out[0].pulled == Some(1), "{:?}", out[0]);
     assert!(!out[1].ok);
-    assert!(out[1].error.as_ref().unwrap().contains("401"), "{:?}", out[1]);
+    assert!(
+        out[1].error.as_ref().unwrap().contains("401"),
+        "{:?}",
+        out[1]
+    );
     assert_eq!(sa.lock().unwrap().syncs, 1);
 }
 
@@ -155,7 +216,10 @@ async fn rotation_creates_delivers_stores_disables_and_records() {
     let kc = mock_keychain();
     // The current key exists on the account.
     let old = format!("sk-or-v1-{:064x}", 0x5eed);
-    or.lock().unwrap().keys.push(("00aa".repeat(16), old.clone(), false, None));
+    or.lock()
+        .unwrap()
+        .keys
+        .push(("00aa".repeat(16), old.clone(), false, None));
     kc.set(SecretKind::OpenRouter, "acme", &old).unwrap();
     kc.set_management_key(mgmt).unwrap();
     let o = ops(dir.path(), &text, kc.clone());
@@ -173,7 +237,10 @@ async fn rotation_creates_delivers_stores_disables_and_records() {
     let recs = o.rotations("acme").await.unwrap();
     assert_eq!(recs.len(), 1);
     let json = serde_json::to_string(&recs).unwrap();
-    assert!(!json.contains(&new[20..]) && !json.contains(&old[20..]), "rotation record leaks a key");
+    assert!(
+        !json.contains(&new[20..]) && !json.contains(&old[20..]),
+        "rotation record leaks a key"
+    );
 }
 
 #[tokio::test]
@@ -183,10 +250,22 @@ async fn key_actions_without_keychain_fail_clearly() {
     let (a, _) = fake_tracker("acme", TOKEN, Duration::ZERO).await;
     let text = fleet_text(dir.path(), &[("acme".into(), a, "1.3")], None);
     let fleet = Fleet::parse(&text, &dir.path().join("fleet.toml")).unwrap();
-    let o = Ops::new(fleet, Err(mai_ops::keys::KeyError::Unavailable("no D-Bus session".into()))).unwrap();
-    let e = o.key_set("acme", SecretKind::OpenRouter, "sk-or-v1-abc".into()).await.unwrap_err();
+    let o = Ops::new(
+        fleet,
+        Err(mai_ops::keys::KeyError::Unavailable(
+            "no D-Bus session".into(),
+        )),
+    )
+    .unwrap();
+    let e = o
+        .key_set("acme", SecretKind::OpenRouter, "sk-or-v1-abc".into())
+        .await
+        .unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("keychain") && msg.contains("no D-Bus session"), "{msg}");
+    assert!(
+        msg.contains("keychain") && msg.contains("no D-Bus session"),
+        "{msg}"
+    );
     // status still works with env tokens
     assert_eq!(o.refresh().await.len(), 1);
 }

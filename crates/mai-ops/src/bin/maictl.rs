@@ -110,7 +110,9 @@ const EXIT_KEYCHAIN: u8 = 4;
 fn code_for(e: &OpsError) -> u8 {
     match e {
         OpsError::UnknownClient(_) => EXIT_USAGE,
-        OpsError::NoKeychain(_) | OpsError::Key(KeyError::Locked(_) | KeyError::Unavailable(_)) => EXIT_KEYCHAIN,
+        OpsError::NoKeychain(_) | OpsError::Key(KeyError::Locked(_) | KeyError::Unavailable(_)) => {
+            EXIT_KEYCHAIN
+        }
         OpsError::Key(KeyError::Invalid(_)) => EXIT_USAGE,
         _ => EXIT_FAIL,
     }
@@ -136,7 +138,10 @@ fn money(d: Option<rust_decimal::Decimal>) -> String {
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MAI_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MAI_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = match Cli::try_parse() {
@@ -177,11 +182,23 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
             let rows = ops.refresh().await;
             let unreachable = rows.iter().filter(|r| !r.tracker_reachable).count();
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows).expect("rows serialize"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).expect("rows serialize")
+                );
             } else {
                 println!(
-                    "{:<14} {:<8} {:<10} {:<8} {:>7} {:>10} {:>12} {:>12} {:>7} {:<13} ALERTS",
-                    "CLIENT", "HOST", "CONTAINER", "TRACKER", "REQS", "TOKENS", "TODAY", "MONTH", "LIMIT%", "KEY"
+                    "{:<18} {:<8} {:<10} {:<8} {:>7} {:>10} {:>12} {:>12} {:>7} {:<13} ALERTS",
+                    "CLIENT",
+                    "HOST",
+                    "CONTAINER",
+                    "TRACKER",
+                    "REQS",
+                    "TOKENS",
+                    "TODAY",
+                    "MONTH",
+                    "LIMIT%",
+                    "KEY"
                 );
                 for r in &rows {
                     let tracker = if r.tracker_reachable {
@@ -193,18 +210,30 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
                         }
                     };
                     println!(
-                        "{:<14} {:<8} {:<10} {:<8} {:>7} {:>10} {:>12} {:>12} {:>7} {:<13} {}",
+                        "{:<18} {:<8} {:<10} {:<8} {:>7} {:>10} {:>12} {:>12} {:>7} {:<13} {}",
                         r.client_id,
                         r.host,
-                        r.container.as_ref().map(|c| c.state.as_str()).unwrap_or(if r.docker_error.is_some() { "?" } else { "-" }),
+                        r.container
+                            .as_ref()
+                            .map(|c| c.state.as_str())
+                            .unwrap_or(if r.docker_error.is_some() { "?" } else { "-" }),
                         tracker,
-                        r.today_requests.map(|v| v.to_string()).unwrap_or("-".into()),
+                        r.today_requests
+                            .map(|v| v.to_string())
+                            .unwrap_or("-".into()),
                         r.today_tokens.map(|v| v.to_string()).unwrap_or("-".into()),
                         money(r.today_client_cost_usd),
                         money(r.month_client_cost_usd),
-                        r.limit.as_ref().map(|l| format!("{}", l.percent_used)).unwrap_or("-".into()),
+                        r.limit
+                            .as_ref()
+                            .map(|l| format!("{}", l.percent_used))
+                            .unwrap_or("-".into()),
                         r.key_state.clone().unwrap_or("-".into()),
-                        r.alerts.iter().map(|a| a.message.as_str()).collect::<Vec<_>>().join("; ")
+                        r.alerts
+                            .iter()
+                            .map(|a| a.message.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; ")
                     );
                 }
             }
@@ -228,13 +257,19 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
                             p.total,
                             o.client_id,
                             o.status,
-                            o.error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
+                            o.error
+                                .as_ref()
+                                .map(|e| format!(" ({e})"))
+                                .unwrap_or_default()
                         );
                     }
                 })
                 .await;
             if json {
-                println!("{}", serde_json::to_string_pretty(&outcomes).expect("serialize"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&outcomes).expect("serialize")
+                );
             }
             let failed = outcomes.iter().filter(|o| !o.ok).count();
             Ok(match failed {
@@ -244,21 +279,48 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
             })
         }
         Cmd::Keys { cmd } => match cmd {
-            KeysCmd::Set { client, tracker_token } => {
-                let secret = read_stdin_secret().map_err(|e| OpsError::Token { client: client.clone(), message: e.to_string() })?;
-                let kind = if tracker_token { SecretKind::TrackerToken } else { SecretKind::OpenRouter };
+            KeysCmd::Set {
+                client,
+                tracker_token,
+            } => {
+                let secret = read_stdin_secret().map_err(|e| OpsError::Token {
+                    client: client.clone(),
+                    message: e.to_string(),
+                })?;
+                let kind = if tracker_token {
+                    SecretKind::TrackerToken
+                } else {
+                    SecretKind::OpenRouter
+                };
                 let masked = ops.key_set(&client, kind, secret).await?;
-                println!("stored {} for {client}: {masked}", if tracker_token { "tracker token" } else { "OpenRouter key" });
+                println!(
+                    "stored {} for {client}: {masked}",
+                    if tracker_token {
+                        "tracker token"
+                    } else {
+                        "OpenRouter key"
+                    }
+                );
                 Ok(0)
             }
             KeysCmd::SetManagement => {
-                let secret = read_stdin_secret().map_err(|e| OpsError::Token { client: "management".into(), message: e.to_string() })?;
+                let secret = read_stdin_secret().map_err(|e| OpsError::Token {
+                    client: "management".into(),
+                    message: e.to_string(),
+                })?;
                 let masked = ops.set_management_key(secret).await?;
                 println!("stored the management key: {masked}");
                 Ok(0)
             }
-            KeysCmd::Delete { client, tracker_token } => {
-                let kind = if tracker_token { SecretKind::TrackerToken } else { SecretKind::OpenRouter };
+            KeysCmd::Delete {
+                client,
+                tracker_token,
+            } => {
+                let kind = if tracker_token {
+                    SecretKind::TrackerToken
+                } else {
+                    SecretKind::OpenRouter
+                };
                 ops.key_delete(&client, kind).await?;
                 println!("deleted");
                 Ok(0)
@@ -266,13 +328,19 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
             KeysCmd::List { json } => {
                 let list = ops.keys_list().await?;
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&list).expect("serialize"));
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&list).expect("serialize")
+                    );
                 } else {
                     for k in list {
                         println!(
                             "{:<14} {:<14} {}",
                             k.client,
-                            serde_json::to_value(k.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+                            serde_json::to_value(k.kind)
+                                .ok()
+                                .and_then(|v| v.as_str().map(String::from))
+                                .unwrap_or_default(),
                             k.masked.or(k.error).unwrap_or_else(|| "(not set)".into())
                         );
                     }
@@ -289,7 +357,11 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
                         r.client_id,
                         r.new_label,
                         r.old_label.clone().unwrap_or("-".into()),
-                        if r.old_disabled { "disabled" } else { "NOT disabled" }
+                        if r.old_disabled {
+                            "disabled"
+                        } else {
+                            "NOT disabled"
+                        }
                     );
                     if let Some(w) = &r.warning {
                         eprintln!("warning: {w}");
@@ -298,7 +370,12 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
                 Ok(if r.warning.is_some() { EXIT_PARTIAL } else { 0 })
             }
         },
-        Cmd::Logs { client, role, tail, follow } => {
+        Cmd::Logs {
+            client,
+            role,
+            tail,
+            follow,
+        } => {
             let mut s = Box::pin(ops.logs(&client, &role, tail, follow).await?);
             while let Some(line) = s.next().await {
                 match line {
@@ -321,9 +398,23 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&d).expect("serialize"));
             } else {
-                println!("{} ({}){}", d.legal_name, d.client_id, if d.live { "" } else { " [cached]" });
-                println!("today: {} requests, {} tokens, {}", d.today.requests, d.today.tokens, money(Some(d.today.client_cost_usd)));
-                println!("month: {} requests, {}", d.month_requests, money(Some(d.month_client_cost_usd)));
+                println!(
+                    "{} ({}){}",
+                    d.legal_name,
+                    d.client_id,
+                    if d.live { "" } else { " [cached]" }
+                );
+                println!(
+                    "today: {} requests, {} tokens, {}",
+                    d.today.requests,
+                    d.today.tokens,
+                    money(Some(d.today.client_cost_usd))
+                );
+                println!(
+                    "month: {} requests, {}",
+                    d.month_requests,
+                    money(Some(d.month_client_cost_usd))
+                );
             }
             Ok(if d.live { 0 } else { EXIT_PARTIAL })
         }

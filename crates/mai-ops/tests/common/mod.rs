@@ -45,7 +45,14 @@ pub struct TrackerState {
 pub type Shared = Arc<Mutex<TrackerState>>;
 
 impl TrackerState {
-    pub fn add(&mut self, id: &str, user: &'static str, model: &'static str, cost: &str, state: &'static str) {
+    pub fn add(
+        &mut self,
+        id: &str,
+        user: &'static str,
+        model: &'static str,
+        cost: &str,
+        state: &'static str,
+    ) {
         self.next_seq += 1;
         let e = FakeEvent {
             seq: self.next_seq,
@@ -56,7 +63,11 @@ impl TrackerState {
             prompt: 100,
             completion: 50,
             state,
-            source: if state == "confirmed" { "reconciliation" } else { "proxy" },
+            source: if state == "confirmed" {
+                "reconciliation"
+            } else {
+                "proxy"
+            },
             at: Utc::now(),
         };
         // A correction re-emits the event with a higher seq.
@@ -74,7 +85,11 @@ impl TrackerState {
 }
 
 fn err(code: StatusCode, msg: &str) -> Response {
-    (code, Json(json!({"error": {"code": code.as_u16(), "message": msg}}))).into_response()
+    (
+        code,
+        Json(json!({"error": {"code": code.as_u16(), "message": msg}})),
+    )
+        .into_response()
 }
 
 async fn auth(s: &Shared, h: &HeaderMap) -> Result<(), Response> {
@@ -89,7 +104,11 @@ async fn auth(s: &Shared, h: &HeaderMap) -> Result<(), Response> {
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v == format!("Bearer {token}"));
-    if ok { Ok(()) } else { Err(err(StatusCode::UNAUTHORIZED, "bad token")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(err(StatusCode::UNAUTHORIZED, "bad token"))
+    }
 }
 
 fn tokens(p: u64, c: u64) -> Value {
@@ -129,7 +148,11 @@ async fn today(State(s): State<Shared>, h: HeaderMap) -> Response {
     .into_response()
 }
 
-async fn month(State(s): State<Shared>, h: HeaderMap, Query(q): Query<std::collections::HashMap<String, String>>) -> Response {
+async fn month(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
     if let Err(r) = auth(&s, &h).await {
         return r;
     }
@@ -145,12 +168,20 @@ async fn month(State(s): State<Shared>, h: HeaderMap, Query(q): Query<std::colle
     .into_response()
 }
 
-async fn events(State(s): State<Shared>, h: HeaderMap, Query(q): Query<std::collections::HashMap<String, String>>) -> Response {
+async fn events(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
     if let Err(r) = auth(&s, &h).await {
         return r;
     }
     let after: i64 = q.get("after").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(500).min(5000);
+    let limit: usize = q
+        .get("limit")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500)
+        .min(5000);
     let g = s.lock().unwrap();
     let mut evs: Vec<&FakeEvent> = g.events.iter().filter(|e| e.seq > after).collect();
     evs.sort_by_key(|e| e.seq);
@@ -187,7 +218,10 @@ async fn put_key(State(s): State<Shared>, h: HeaderMap, Json(body): Json<Value>)
     }
     let key = body["key"].as_str().unwrap_or_default().to_string();
     if !key.starts_with("sk-or-v1-") {
-        return err(StatusCode::UNPROCESSABLE_ENTITY, "OpenRouter refused the key");
+        return err(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "OpenRouter refused the key",
+        );
     }
     let mut g = s.lock().unwrap();
     g.key_label = mai_core::money::mask_key(&key);
@@ -244,30 +278,54 @@ fn or_auth(s: &OrShared, h: &HeaderMap) -> bool {
 }
 
 pub async fn fake_openrouter(mgmt: &str) -> (SocketAddr, OrShared) {
-    let st: OrShared = Arc::new(Mutex::new(OrState { mgmt: mgmt.into(), keys: vec![] }));
+    let st: OrShared = Arc::new(Mutex::new(OrState {
+        mgmt: mgmt.into(),
+        keys: vec![],
+    }));
     async fn list(State(s): State<OrShared>, h: HeaderMap) -> Response {
         if !or_auth(&s, &h) {
             return err(StatusCode::UNAUTHORIZED, "User not found.");
         }
         let g = s.lock().unwrap();
-        let data: Vec<Value> = g.keys.iter().filter(|k| !k.2).map(|k| key_obj(&k.0, &k.1, k.2, &k.3)).collect();
+        let data: Vec<Value> = g
+            .keys
+            .iter()
+            .filter(|k| !k.2)
+            .map(|k| key_obj(&k.0, &k.1, k.2, &k.3))
+            .collect();
         Json(json!({"data": data})).into_response()
     }
     async fn create(State(s): State<OrShared>, h: HeaderMap, body: String) -> Response {
         if !or_auth(&s, &h) {
-            return err(StatusCode::FORBIDDEN, "Only management keys can perform this operation");
+            return err(
+                StatusCode::FORBIDDEN,
+                "Only management keys can perform this operation",
+            );
         }
         let v: Value = serde_json::from_str(&body).unwrap();
         // keep the limit's JSON text exactly as sent
-        let limit = v.get("limit").filter(|l| !l.is_null()).map(|l| l.to_string());
+        let limit = v
+            .get("limit")
+            .filter(|l| !l.is_null())
+            .map(|l| l.to_string());
         let mut g = s.lock().unwrap();
         let n = g.keys.len();
         let key = format!("sk-or-v1-{:064x}", 0xabc000 + n);
         let hash = format!("{:064x}", 0xfeed00 + n);
-        g.keys.push((hash.clone(), key.clone(), false, limit.clone()));
-        (StatusCode::CREATED, Json(json!({"data": key_obj(&hash, &key, false, &limit), "key": key}))).into_response()
+        g.keys
+            .push((hash.clone(), key.clone(), false, limit.clone()));
+        (
+            StatusCode::CREATED,
+            Json(json!({"data": key_obj(&hash, &key, false, &limit), "key": key})),
+        )
+            .into_response()
     }
-    async fn update(State(s): State<OrShared>, h: HeaderMap, Path(hash): Path<String>, Json(v): Json<Value>) -> Response {
+    async fn update(
+        State(s): State<OrShared>,
+        h: HeaderMap,
+        Path(hash): Path<String>,
+        Json(v): Json<Value>,
+    ) -> Response {
         if !or_auth(&s, &h) {
             return err(StatusCode::UNAUTHORIZED, "User not found.");
         }
@@ -290,7 +348,11 @@ pub async fn fake_openrouter(mgmt: &str) -> (SocketAddr, OrShared) {
 
 /// A fleet file text for `n` trackers at the given addresses (no Docker hosts needed:
 /// the host points at a socket that does not exist).
-pub fn fleet_text(data_dir: &std::path::Path, clients: &[(String, SocketAddr, &str)], or_base: Option<SocketAddr>) -> String {
+pub fn fleet_text(
+    data_dir: &std::path::Path,
+    clients: &[(String, SocketAddr, &str)],
+    or_base: Option<SocketAddr>,
+) -> String {
     let mut s = format!(
         "[console]\ndata_dir = {:?}\nconcurrency = 64\ntracker_timeout_ms = 800\ndocker_timeout_ms = 300\n\n",
         data_dir.to_string_lossy()

@@ -1,0 +1,298 @@
+//! End to end: the real console binary under Xvfb, driven over WebDriver (tauri-driver +
+//! WebKitWebDriver), against real trackers (Docker containers) fed by the OpenRouter
+//! simulator. Run by tests/run-e2e.sh, which starts everything this test needs and sets
+//! E2E_STATE (demo state.json), E2E_FLEET, E2E_APP and E2E_OUT.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use fantoccini::{ClientBuilder, Locator};
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+fn env(k: &str) -> String {
+    std::env::var(k)
+        .unwrap_or_else(|_| panic!("{k} is not set; run this test through tests/run-e2e.sh"))
+}
+
+/// Same rule as the UI: under one cent 6 decimals, else 2; thousands separators.
+fn usd(d: Decimal) -> String {
+    let dp = if !d.is_zero() && d.abs() < Decimal::new(1, 2) {
+        6
+    } else {
+        2
+    };
+    let r = d.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero);
+    let s = format!("{r:.prec$}", prec = dp as usize);
+    let (int, frac) = s.split_once('.').unwrap();
+    let mut g = String::new();
+    for (i, ch) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            g.push(',');
+        }
+        g.push(ch);
+    }
+    format!("${g}.{frac}")
+}
+
+async fn wait_for<F, Fut, T>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await; // polling interval, not synchronisation
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_against_real_trackers() {
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(env("E2E_STATE")).unwrap()).unwrap();
+    let out = PathBuf::from(env("E2E_OUT"));
+    std::fs::create_dir_all(&out).unwrap();
+
+    // Ground truth: what the OpenRouter simulator charged each client's key.
+    let truth: Value = reqwest::get(format!(
+        "{}/__sim/truth",
+        state["openrouter"].as_str().unwrap()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let mut raw_by_hash: HashMap<String, Decimal> = HashMap::new();
+    for g in truth["generations"].as_array().unwrap() {
+        let cost = Decimal::from_str(
+            &g["cost"]
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| g["cost"].to_string()),
+        )
+        .unwrap();
+        *raw_by_hash
+            .entry(g["key_hash"].as_str().unwrap().to_string())
+            .or_default() += cost;
+    }
+    let clients = state["clients"].as_array().unwrap();
+
+    let caps: serde_json::Map<String, Value> = serde_json::from_value(json!({
+        "tauri:options": {"application": env("E2E_APP"), "args": ["--fleet", env("E2E_FLEET")]}
+    }))
+    .unwrap();
+    let c = ClientBuilder::native()
+        .capabilities(caps)
+        .connect("http://127.0.0.1:4444")
+        .await
+        .expect("tauri-driver on 4444");
+    let shot = |name: &'static str| {
+        let c = c.clone();
+        let out = out.clone();
+        async move {
+            let png = c.screenshot().await.unwrap();
+            std::fs::write(out.join(format!("{name}.png")), png).unwrap();
+        }
+    };
+    let text_of = |sel: String| {
+        let c = c.clone();
+        async move {
+            match c.find(Locator::Css(&sel)).await {
+                Ok(e) => e.text().await.ok(),
+                Err(_) => None,
+            }
+        }
+    };
+
+    // 1. The fleet table shows every client with today's cost = simulator truth x markup.
+    for cl in clients {
+        let id = cl["id"].as_str().unwrap();
+        let key = cl["key"].as_str().unwrap();
+        let hash = hex::encode(Sha256::digest(key.as_bytes()));
+        let raw = raw_by_hash.get(&hash).copied().unwrap_or_default();
+        assert!(
+            !raw.is_zero(),
+            "the simulator recorded no spend for {id}; did the traffic run?"
+        );
+        let expected = usd(raw * Decimal::from_str(cl["markup"].as_str().unwrap()).unwrap());
+        let sel = format!("[data-testid='row-{id}'] [data-testid='today-cost']");
+        let shown = wait_for(
+            &format!("today's cost of {id} = {expected}"),
+            Duration::from_secs(60),
+            || {
+                let sel = sel.clone();
+                let expected = expected.clone();
+                let c = c.clone();
+                async move {
+                    // The table auto-refreshes every 30 s; click Refresh to be quicker.
+                    if let Ok(b) = c.find(Locator::Css("[data-testid='refresh']")).await {
+                        let _ = b.click().await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    let t = match c.find(Locator::Css(&sel)).await {
+                        Ok(e) => e.text().await.ok()?,
+                        Err(_) => return None,
+                    };
+                    (t == expected).then_some(t)
+                }
+            },
+        )
+        .await;
+        println!("e2e: {id}: today {shown} (truth {raw} x {})", cl["markup"]);
+    }
+    shot("01-fleet").await;
+
+    // 2. Sync all: progress, then one result per client.
+    c.find(Locator::Css("[data-testid='sync-all']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let msg = wait_for("sync to finish", Duration::from_secs(120), || {
+        text_of("[data-testid='message']".into())
+    })
+    .await;
+    let msg = if msg.contains("Sync finished") {
+        msg
+    } else {
+        wait_for(
+            "sync finished message",
+            Duration::from_secs(120),
+            || async {
+                text_of("[data-testid='message']".into())
+                    .await
+                    .filter(|m| m.contains("Sync finished"))
+            },
+        )
+        .await
+    };
+    assert_eq!(msg, format!("Sync finished: {} ok", clients.len()));
+    shot("02-fleet-after-sync").await;
+
+    // 3. Restart the first client's chat container: the state shows a fresh uptime.
+    let first = clients[0]["id"].as_str().unwrap().to_string();
+    c.find(Locator::Css(&format!(
+        "[data-testid='row-{first}'] [data-testid='restart']"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    let m = wait_for("restart message", Duration::from_secs(60), || async {
+        text_of("[data-testid='message']".into())
+            .await
+            .filter(|m| m.contains("restarted"))
+    })
+    .await;
+    assert!(m.contains("restarted: running"), "{m}");
+    let st = wait_for(
+        "fresh uptime after restart",
+        Duration::from_secs(30),
+        || async {
+            text_of(format!(
+                "[data-testid='row-{first}'] [data-testid='container-state']"
+            ))
+            .await
+            .filter(|t| t.contains("running") && regex_like_seconds(t))
+        },
+    )
+    .await;
+    println!("e2e: after restart: {st}");
+    shot("03-fleet-after-restart").await;
+
+    // 4. Client dashboard.
+    c.find(Locator::Css(&format!("[data-testid='row-{first}'] button")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let today = wait_for("dashboard cards", Duration::from_secs(30), || {
+        text_of("[data-testid='card-today-cost']".into())
+    })
+    .await;
+    println!("e2e: dashboard today card: {today}");
+    assert!(today.starts_with('$'), "{today}");
+    wait_for("trend chart", Duration::from_secs(10), || async {
+        c.find(Locator::Css("[data-testid='trend-chart'] canvas"))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    shot("04-client-dashboard").await;
+
+    // 5. Keys: set a key; only the mask is shown afterwards.
+    c.find(Locator::Css("[data-testid='nav-keys']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let key = "sk-or-v1-e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e0e2e07a1c";
+    let input = wait_for("key form", Duration::from_secs(10), || async {
+        c.find(Locator::Css("[data-testid='key-secret']"))
+            .await
+            .ok()
+    })
+    .await;
+    input.send_keys(key).await.unwrap();
+    c.find(Locator::Css("[data-testid='key-save']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let msg = wait_for("key stored message", Duration::from_secs(20), || async {
+        match text_of("[data-testid='keys-message']".into()).await {
+            Some(m) => Some(m),
+            None => text_of("[data-testid='keys-error']".into())
+                .await
+                .map(|e| format!("ERROR: {e}")),
+        }
+    })
+    .await;
+    assert!(msg.contains("sk-or-v1-…7a1c"), "{msg}");
+    let src = c.source().await.unwrap();
+    assert!(
+        !src.contains("e2e0e2e0e2e0"),
+        "the plaintext key is still in the page"
+    );
+    let row = text_of(format!("[data-testid='key-{first}-open-router']"))
+        .await
+        .unwrap();
+    assert!(row.contains("sk-or-v1-…7a1c"), "{row}");
+    shot("05-keys").await;
+
+    c.find(Locator::Css("[data-testid='nav-settings']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    shot("06-settings").await;
+    c.close().await.unwrap();
+}
+
+/// "up 3s" / "up 59s" (a restart resets the uptime below a minute).
+fn regex_like_seconds(t: &str) -> bool {
+    t.split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .any(|w| {
+            w[0] == "up" && w[1].ends_with('s') && w[1].trim_end_matches('s').parse::<u32>().is_ok()
+        })
+}

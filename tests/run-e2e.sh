@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# End-to-end test of the console:
+#   1. a demo fleet of real tracker containers on the local Docker engine, the OpenRouter
+#      and NBP simulators, and a fixed burst of synthetic chat traffic;
+#   2. the real console binary under Xvfb driven over WebDriver (tauri-driver 2.1.0 +
+#      WebKitWebDriver) inside a D-Bus session with an unlocked gnome-keyring: the fleet
+#      table shows every client with today's cost = simulator truth x markup, a sync runs,
+#      a restart shows, a key is set and masked; screenshots in test-output/e2e/;
+#   3. Docker over SSH: maictl lists the same containers through a local sshd on loopback.
+# Installs/starts what it needs (idempotent). Exits non-zero on any failure.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+OUT="$ROOT/test-output/e2e"
+export DEMO_DIR="${E2E_DIR:-/tmp/mai-e2e}" DEMO_MODE=docker DEMO_PORT_BASE="${E2E_PORT_BASE:-18500}" DEMO_CLIENTS="${E2E_CLIENTS:-3}"
+FLEET_SH="$ROOT/crates/mai-ops/scripts/demo-fleet.sh"
+mkdir -p "$OUT"
+
+need_pkgs=()
+for p in webkit2gtk-driver xvfb xauth dbus gnome-keyring openssh-server openssh-client libwebkit2gtk-4.1-dev; do
+  dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
+done
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+if ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
+  CARGO_TARGET_DIR=/tmp/tauri-driver-target cargo install tauri-driver --version 2.1.0 --locked
+fi
+export PATH="$HOME/.cargo/bin:$PATH"
+"$ROOT/scripts/ensure-docker.sh"
+
+cleanup() {
+  [ -n "${DRIVER_PID:-}" ] && kill "$DRIVER_PID" 2>/dev/null || true
+  "$FLEET_SH" down || true
+}
+trap cleanup EXIT
+
+(cd "$ROOT/ui" && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build)
+cargo build -p mai-console -p mai-ops
+cargo test -p mai-console --features e2e --test e2e --no-run
+"$FLEET_SH" up
+python3 "$ROOT/crates/mai-ops/scripts/traffic.py" "$DEMO_DIR/state.json" --requests 40 --rate 0
+export MAI_DEMO_TRACKER_TOKEN
+MAI_DEMO_TRACKER_TOKEN="$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["admin_token"])' "$DEMO_DIR/state.json")"
+
+# ---- 2. WebDriver session against the real app
+export E2E_STATE="$DEMO_DIR/state.json" E2E_FLEET="$DEMO_DIR/fleet.toml" E2E_APP="$CARGO_TARGET_DIR/debug/mai-console" E2E_OUT="$OUT"
+export NO_AT_BRIDGE=1 WEBKIT_DISABLE_COMPOSITING_MODE=1
+dbus-run-session -- "$ROOT/scripts/with-keyring.sh" xvfb-run -a -s "-screen 0 1280x800x24" bash -c '
+  set -euo pipefail
+  tauri-driver --port 4444 --native-port 4445 >"$E2E_OUT/tauri-driver.log" 2>&1 &
+  DRIVER=$!
+  trap "kill $DRIVER 2>/dev/null || true" EXIT
+  for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/4444) 2>/dev/null && break; sleep 0.1; done
+  cargo test -p mai-console --features e2e --test e2e -- --nocapture
+'
+
+# ---- 3. Docker over SSH through a local sshd on loopback
+SSH_PORT="${E2E_SSH_PORT:-2222}"
+mkdir -p "$HOME/.ssh" && chmod 700 "$HOME/.ssh"
+[ -f "$HOME/.ssh/mai_e2e" ] || ssh-keygen -q -t ed25519 -N '' -f "$HOME/.ssh/mai_e2e"
+grep -qF "$(cat "$HOME/.ssh/mai_e2e.pub")" "$HOME/.ssh/authorized_keys" 2>/dev/null || cat "$HOME/.ssh/mai_e2e.pub" >>"$HOME/.ssh/authorized_keys"
+chmod 600 "$HOME/.ssh/authorized_keys"
+if ! grep -q "Host mai-e2e-ssh" "$HOME/.ssh/config" 2>/dev/null; then
+  cat >>"$HOME/.ssh/config" <<CFG
+
+# added by mAI Fleet tests/run-e2e.sh
+Host mai-e2e-ssh
+  HostName 127.0.0.1
+  Port $SSH_PORT
+  User $(id -un)
+  IdentityFile $HOME/.ssh/mai_e2e
+  StrictHostKeyChecking accept-new
+  UserKnownHostsFile $HOME/.ssh/mai_e2e_known_hosts
+  BatchMode yes
+CFG
+fi
+if ! (exec 3<>/dev/tcp/127.0.0.1/"$SSH_PORT") 2>/dev/null; then
+  ssh-keygen -A >/dev/null
+  mkdir -p /run/sshd
+  /usr/sbin/sshd -p "$SSH_PORT" -o ListenAddress=127.0.0.1 -o PasswordAuthentication=no -o PidFile=/run/sshd-mai-e2e.pid
+fi
+ssh mai-e2e-ssh true
+sed -e 's|docker = "unix:///var/run/docker.sock"|docker = "ssh://mai-e2e-ssh"|' -e 's|name = "local"|name = "ssh-local"|' -e 's|host = "local"|host = "ssh-local"|' \
+  "$DEMO_DIR/fleet.toml" >"$DEMO_DIR/fleet-ssh.toml"
+"$CARGO_TARGET_DIR/debug/maictl" --fleet "$DEMO_DIR/fleet-ssh.toml" status --json >"$OUT/status-over-ssh.json"
+python3 - "$OUT/status-over-ssh.json" <<'PY'
+import json, sys
+rows = json.load(open(sys.argv[1]))
+bad = [r["client_id"] for r in rows if not r["container"] or r["container"]["state"] != "running" or r["docker_error"]]
+print("ssh: " + ", ".join(f'{r["client_id"]}={r["container"]["state"] if r["container"] else None}' for r in rows))
+sys.exit(f"containers not seen over ssh: {bad}" if bad else 0)
+PY
+echo "run-e2e: all passed; screenshots in $OUT"
