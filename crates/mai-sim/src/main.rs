@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "mai-sim", version, about = "Local simulators of the OpenRouter and NBP APIs")]
+#[command(
+    name = "mai-sim",
+    version,
+    about = "Local simulators of the OpenRouter and NBP APIs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -20,8 +24,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
