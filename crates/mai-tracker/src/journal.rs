@@ -133,7 +133,7 @@ mod tests {
                 user: UserRef::default(),
             });
         }
-        assert!(j.len() > 0);
+        assert!(!j.is_empty());
         let old = j.rotate().unwrap();
         assert_eq!(old.len(), 3);
         assert_eq!(j.len(), 0);

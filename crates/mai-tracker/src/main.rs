@@ -5,6 +5,10 @@ use mai_tracker::config::{Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
+    // `mai-tracker healthcheck`: for Docker's HEALTHCHECK in a FROM-scratch image (no curl).
+    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
+        std::process::exit(healthcheck());
+    }
     let cfg = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -43,5 +47,32 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+/// GET /healthz on the configured port over plain TCP; exit code 0 when it answers 200.
+fn healthcheck() -> i32 {
+    use std::io::{Read, Write};
+    let listen = std::env::var("MAI_TRACKER_LISTEN").unwrap_or_else(|_| "0.0.0.0:8080".into());
+    let port = listen.rsplit(':').next().unwrap_or("8080");
+    let addr = format!("127.0.0.1:{port}");
+    let timeout = std::time::Duration::from_secs(3);
+    let Ok(sock) = addr.parse() else { return 1 };
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&sock, timeout) else {
+        eprintln!("healthcheck: cannot connect to {addr}");
+        return 1;
+    };
+    let _ = s.set_read_timeout(Some(timeout));
+    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return 1;
+    }
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap_or(0);
+    if buf[..n].starts_with(b"HTTP/1.1 200") {
+        0
+    } else {
+        1
     }
 }

@@ -18,7 +18,7 @@ fn free_port() -> u16 {
 }
 
 fn spawn_tracker(sim: &SimHandle, db: &Path, port: u16) -> Child {
-    let mut env = env_map(&sim.base_url(), &db.to_path_buf(), "acme");
+    let mut env = env_map(&sim.base_url(), db, "acme");
     env.insert("MAI_TRACKER_LISTEN", format!("127.0.0.1:{port}"));
     env.insert("MAI_TRACKER_MAX_BODY_BYTES", "1048576".into());
     env.insert("RUST_LOG", "warn".into());

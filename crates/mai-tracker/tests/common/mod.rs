@@ -23,7 +23,7 @@ pub struct Env {
     pub base: String,
 }
 
-pub fn env_map(sim_base: &str, db: &PathBuf, org: &str) -> HashMap<&'static str, String> {
+pub fn env_map(sim_base: &str, db: &std::path::Path, org: &str) -> HashMap<&'static str, String> {
     HashMap::from([
         ("OPENROUTER_API_KEY", KEY.to_owned()),
         ("OPENROUTER_BASE_URL", sim_base.to_owned()),

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Builds the mai-tracker and mai-sim images from this checkout, with no registry:
+# static glibc binaries (crt-static, see shared tooling notes 5.4) copied into
+# FROM-scratch images. Starts a Docker engine first if none answers.
+#   deploy/build-images.sh [TAG]        (default tag: dev)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+tag="${1:-dev}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mai-target}"
+
+"$root/scripts/ensure-docker.sh"
+if ! command -v docker-compose >/dev/null 2>&1; then
+  echo "build-images: installing Debian's docker-compose"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
+fi
+
+echo "build-images: compiling static binaries (release, x86_64-unknown-linux-gnu, crt-static)"
+(cd "$root" && RUSTFLAGS="-C target-feature=+crt-static" \
+  cargo build --release --locked --target x86_64-unknown-linux-gnu -p mai-tracker -p mai-sim)
+bin="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release"
+for b in mai-tracker mai-sim; do
+  if ldd "$bin/$b" 2>&1 | grep -q '=>'; then
+    echo "build-images: $bin/$b is dynamically linked; it cannot run FROM scratch" >&2
+    exit 1
+  fi
+done
+
+ctx="$(mktemp -d)"
+trap 'rm -rf "$ctx"' EXIT
+build() { # name binary dockerfile
+  rm -rf "${ctx:?}"/*
+  cp "$bin/$2" "$ctx/$2"
+  cp "$here/$3" "$ctx/Dockerfile"
+  docker build -q -t "$1:$tag" "$ctx" >/dev/null
+  echo "build-images: $1:$tag ($(docker image inspect -f '{{.Size}}' "$1:$tag") bytes)"
+}
+build mai-tracker mai-tracker Dockerfile.tracker
+build mai-sim mai-sim Dockerfile.sim
