@@ -1,8 +1,6 @@
 //! Parsing of NBP JSON replies (pure). Rates are read from their JSON text, never via f64,
 //! because the published scale (e.g. `3.9850`) is part of the audit trail.
 
-use std::str::FromStr;
-
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -49,25 +47,12 @@ struct RawRow<'a> {
     ask: Option<&'a RawValue>,
 }
 
-/// Parses a decimal from the JSON text of a number (`3.9850`, `4.25e-6`) or a JSON string.
-pub fn decimal_from_json_text(text: &str) -> Result<Decimal, String> {
-    let t = text.trim();
-    let t = t
-        .strip_prefix('"')
-        .and_then(|s| s.strip_suffix('"'))
-        .unwrap_or(t);
-    if t.contains(['e', 'E']) {
-        Decimal::from_scientific(t).map_err(|e| format!("`{t}` is not a decimal: {e}"))
-    } else {
-        Decimal::from_str(t).map_err(|e| format!("`{t}` is not a decimal: {e}"))
-    }
-}
-
 fn opt_decimal(v: Option<&RawValue>, field: &str) -> Result<Option<Decimal>, String> {
     match v {
         None => Ok(None),
         Some(raw) if raw.get() == "null" => Ok(None),
-        Some(raw) => decimal_from_json_text(raw.get())
+        // The product's one exact JSON-number parser (never via f64).
+        Some(raw) => crate::money::parse_json_number(raw.get())
             .map(Some)
             .map_err(|e| format!("field `{field}`: {e}")),
     }
