@@ -276,15 +276,33 @@ impl CliArgs {
     }
 }
 
-/// Runs the simulator until Ctrl-C.
+/// Ctrl-C, or SIGTERM (`docker stop`).
+async fn wait_for_stop_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot install the SIGTERM handler")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("cannot wait for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot wait for Ctrl-C")
+    }
+}
+
+/// Runs the simulator until Ctrl-C or SIGTERM.
 pub async fn run_cli(args: CliArgs) -> anyhow::Result<()> {
     let config = args.to_config()?;
     let sim = OpenRouterSim::spawn_on(args.listen, config).await?;
     println!("{}", sim.base_url());
     tracing::info!(base_url = %sim.base_url(), "OpenRouter simulator ready");
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot wait for Ctrl-C")?;
+    wait_for_stop_signal().await?;
     tracing::info!("shutting down");
     sim.shutdown().await;
     Ok(())
