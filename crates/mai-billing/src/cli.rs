@@ -28,12 +28,13 @@ pub struct NbpArgs {
 
 impl NbpArgs {
     pub fn client(&self) -> Result<NbpClient, BillingError> {
-        Ok(NbpClient::new(NbpConfig {
+        NbpClient::new(NbpConfig {
             base_url: self.nbp_base_url.clone(),
             cache_path: self.nbp_cache.clone(),
             timeout: Duration::from_secs(10),
             ..NbpConfig::default()
-        })?)
+        })
+        .map_err(BillingError::Rate)
     }
 }
 
@@ -136,7 +137,10 @@ pub async fn run_invoice_rate(
     let client = args.nbp.client()?;
     let reference =
         invoice_reference_date(args.tax_point, args.issue_date.unwrap_or(args.tax_point));
-    let rate = client.invoice_rate(&args.currency, reference).await?;
+    let rate = client
+        .invoice_rate(&args.currency, reference)
+        .await
+        .map_err(BillingError::Rate)?;
     if args.json {
         let v = serde_json::to_string_pretty(&rate)
             .map_err(|e| BillingError::InvalidData(e.to_string()))?;

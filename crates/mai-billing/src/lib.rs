@@ -40,6 +40,9 @@ pub enum BillingError {
     LedgerMissing(PathBuf),
     #[error("{0}; no invoice was produced")]
     Nbp(#[from] mai_core::nbp::NbpError),
+    /// An NBP failure outside invoicing (rate look-ups, client setup).
+    #[error("{0}")]
+    Rate(mai_core::nbp::NbpError),
     #[error(
         "month {month} is still open (it ends {last_day}, today is {today} in Warsaw): its numbers \
          are provisional and invoices can be issued from the next day on"
