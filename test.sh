@@ -21,3 +21,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 stage "cargo test (real gnome-keyring Secret Service, real Docker engine)"
 dbus-run-session -- scripts/with-keyring.sh cargo test --workspace --locked
+
+stage "a real client library (openai, PyPI) against the OpenRouter simulator"
+venv="$HOME/.cache/mai-venv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -c 'import openai' 2>/dev/null || "$venv/bin/pip" install --quiet openai
+cargo build -p mai-sim --locked --quiet
+"$venv/bin/python" crates/mai-sim/tests/openrouter_openai_client.py "$CARGO_TARGET_DIR/debug/mai-sim"

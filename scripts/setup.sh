@@ -14,7 +14,7 @@ PACKAGES=(
   chromium libxml2-utils poppler-utils minisign fonts-dejavu-core
   # fleet: Docker engine, compose, SSH transport, a static busybox for images
   docker.io docker-compose openssh-server openssh-client busybox-static
-  nodejs npm curl ca-certificates
+  nodejs npm curl ca-certificates python3 python3-venv
 )
 
 missing=()
