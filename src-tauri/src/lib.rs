@@ -116,7 +116,7 @@ fn app_info(state: State<'_, Console>) -> AppInfo {
             })
             .unwrap_or_default(),
         update_endpoint: ops.and_then(|o| o.fleet.updater.as_ref().map(|u| u.endpoint.clone())),
-        billing_available: false,
+        billing_available: ops.is_some_and(|o| o.fleet.billing.is_some()),
     }
 }
 
@@ -262,6 +262,19 @@ async fn key_rotate(state: State<'_, Console>, client_id: String) -> Result<Rota
 }
 
 #[tauri::command]
+async fn billing_report(
+    state: State<'_, Console>,
+    month: String,
+) -> Result<serde_json::Value, String> {
+    let r = state
+        .ops()?
+        .billing_report(&month)
+        .await
+        .map_err(|e| e.to_string())?;
+    serde_json::to_value(r).map_err(|e| e.to_string())
+}
+
+#[tauri::command]
 async fn check_update<R: Runtime>(
     app: tauri::AppHandle<R>,
     state: State<'_, Console>,
@@ -300,6 +313,7 @@ pub fn builder<R: Runtime>(b: tauri::Builder<R>, console: Console) -> tauri::Bui
             key_delete,
             key_rotate,
             check_update,
+            billing_report,
         ])
 }
 

@@ -92,7 +92,8 @@ async fn console_against_real_trackers() {
         "tauri:options": {"application": env("E2E_APP"), "args": ["--fleet", env("E2E_FLEET")]}
     }))
     .unwrap();
-    let c = ClientBuilder::native()
+    let c = ClientBuilder::rustls()
+        .expect("TLS roots for the WebDriver client")
         .capabilities(caps)
         .connect("http://127.0.0.1:4444")
         .await

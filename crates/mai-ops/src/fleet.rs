@@ -136,6 +136,14 @@ pub struct UpdaterSettings {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct BillingSettings {
+    /// mai-billing config (seller, numbering, clients).
+    pub config: PathBuf,
+    /// Issued invoices and their numbers.
+    pub store: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct Fleet {
     pub path: PathBuf,
     pub console: ConsoleSettings,
@@ -143,6 +151,8 @@ pub struct Fleet {
     pub updater: Option<UpdaterSettings>,
     /// NBP API base (a simulator in tests); `None` uses NBP_BASE_URL or api.nbp.pl.
     pub nbp_base_url: Option<String>,
+    /// mai-billing files, when this console also does billing.
+    pub billing: Option<BillingSettings>,
     pub hosts: Vec<Host>,
     pub clients: Vec<Client>,
 }
@@ -326,7 +336,15 @@ impl Fleet {
                 tracker_timeout_ms: c.tracker_timeout_ms.unwrap_or(console.tracker_timeout_ms),
             });
         }
+        let billing = raw.billing.map(|b| BillingSettings {
+            store: b
+                .store
+                .map(|p| resolve(&base, &p))
+                .unwrap_or_else(|| console.data_dir.join("billing-store.sqlite")),
+            config: resolve(&base, &b.config),
+        });
         Ok(Fleet {
+            billing,
             path: path.to_path_buf(),
             console,
             openrouter,
@@ -482,6 +500,13 @@ struct RawOpenRouter {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawBilling {
+    config: PathBuf,
+    store: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawNbp {
     base_url: String,
 }
@@ -525,6 +550,7 @@ struct RawFleet {
     openrouter: Option<RawOpenRouter>,
     updater: Option<RawUpdater>,
     nbp: Option<RawNbp>,
+    billing: Option<RawBilling>,
     #[serde(default)]
     hosts: Vec<RawHost>,
     #[serde(default)]

@@ -147,10 +147,11 @@ fn classify(e: KrError, what: &'static str, client: &str) -> KeyError {
 impl Keychain {
     /// The Secret Service over D-Bus.
     pub fn secret_service() -> Result<Keychain, KeyError> {
-        let store = off_runtime(zbus_secret_service_keyring_store::Store::new).map_err(|e| match e {
-            KrError::NoStorageAccess(p) => KeyError::Locked(p.to_string()),
-            other => KeyError::Unavailable(other.to_string()),
-        })?;
+        let store =
+            off_runtime(zbus_secret_service_keyring_store::Store::new).map_err(|e| match e {
+                KrError::NoStorageAccess(p) => KeyError::Locked(p.to_string()),
+                other => KeyError::Unavailable(other.to_string()),
+            })?;
         Ok(Keychain { store })
     }
 
@@ -207,7 +208,8 @@ impl Keychain {
     pub fn management_key(&self) -> Result<String, KeyError> {
         let got = off_runtime(|| {
             let e = self.entry(MANAGEMENT, "management key", "the fleet")?;
-            e.get_password().map_err(|e| classify(e, "management key", "the fleet"))
+            e.get_password()
+                .map_err(|e| classify(e, "management key", "the fleet"))
         });
         got.map_err(|e| match e {
             KeyError::Missing { .. } => KeyError::Invalid(

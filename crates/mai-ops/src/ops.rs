@@ -41,6 +41,12 @@ pub enum OpsError {
     },
     #[error("the OS keychain is not available, so {0} cannot be done; start a Secret Service (gnome-keyring) and retry")]
     NoKeychain(String),
+    #[error("billing is not configured: add a [billing] section with `config = \"billing.toml\"` to the fleet file")]
+    NoBilling,
+    #[error("month {0:?} is not a month; use YYYY-MM")]
+    BadMonth(String),
+    #[error(transparent)]
+    Billing(#[from] mai_billing::BillingError),
 }
 
 /// Per-client result of a sync.
@@ -714,6 +720,34 @@ impl Ops {
             by_model,
             pln,
         })
+    }
+}
+
+impl Ops {
+    /// mai-billing's month report over the console cache (the ledger billing reads).
+    pub async fn billing_report(
+        &self,
+        month: &str,
+    ) -> Result<mai_billing::report::MonthReport, OpsError> {
+        let b = self.fleet.billing.as_ref().ok_or(OpsError::NoBilling)?;
+        let ym: mai_core::time::YearMonth = month
+            .parse()
+            .map_err(|_| OpsError::BadMonth(month.to_string()))?;
+        let cfg = mai_billing::config::BillingConfig::load(&b.config)?;
+        let nbp = mai_core::nbp::NbpClient::new(mai_core::nbp::NbpConfig {
+            base_url: self.fleet.nbp_base_url.clone(),
+            cache_path: Some(self.fleet.console.data_dir.join("nbp-cache.sqlite")),
+            timeout: Duration::from_secs(10),
+            ..Default::default()
+        })
+        .map_err(mai_billing::BillingError::from)?;
+        let billing =
+            mai_billing::service::Billing::new(cfg, nbp, self.cache_path(), b.store.clone());
+        Ok(billing.report(ym, None).await?)
+    }
+
+    pub fn cache_path(&self) -> std::path::PathBuf {
+        self.fleet.console.data_dir.join("console-cache.sqlite")
     }
 }
 

@@ -40,6 +40,15 @@ export interface AppInfo {
   clients: { id: string; legal_name: string }[]; update_endpoint: string | null; billing_available: boolean;
 }
 export interface UpdateCheck { available: boolean; version: string | null; notes: string | null; current: string; error: string | null }
+export interface BillingReport {
+  month: string; today: string; provisional: boolean;
+  rates: { usd: { mid: string; table_no: string; effective_date: string } | null } | null;
+  rate_error: string | null;
+  clients: { org_id: string; name: string | null; status: string; invoice_number: string | null;
+    usage: { requests: number; cost_usd: string }; late_usage_usd: string; missing: string[] }[];
+  totals: { requests: number; raw_cost_usd: string; client_net_usd: string; profit_usd: string; net_pln: string;
+    vat_pln: string; gross_pln: string; profit_pln: string; late_usage_usd: string };
+}
 export interface Rotation { client_id: string; at: string; new_label: string; old_label: string | null; old_disabled: boolean; warning: string | null }
 
 export const api = {
@@ -55,6 +64,7 @@ export const api = {
   keyDelete: (clientId: string, kind: MaskedKey['kind']) => invoke<void>('key_delete', { clientId, kind }),
   keyRotate: (clientId: string) => invoke<Rotation>('key_rotate', { clientId }),
   checkUpdate: () => invoke<UpdateCheck>('check_update'),
+  billingReport: (month: string) => invoke<BillingReport>('billing_report', { month }),
 };
 
 export function onSyncProgress(cb: (p: SyncProgress) => void): Promise<UnlistenFn> {

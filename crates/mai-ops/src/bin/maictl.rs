@@ -68,8 +68,21 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    // ---- mai-billing subcommands (`nbp`, `billing`, `invoices`) are wired in here
-    // ---- when crate mai-billing provides `mai_billing::cli`.
+    /// NBP exchange rates (mai-billing).
+    Nbp {
+        #[command(subcommand)]
+        cmd: NbpCmd,
+    },
+    /// Monthly billing report per client from the console cache (mai-billing).
+    Billing(mai_billing::cli::BillingArgs),
+    /// Export invoices (CSV, PDF, KSeF FA(3)) for a month (mai-billing).
+    Invoices(mai_billing::cli::InvoicesArgs),
+}
+
+#[derive(Subcommand)]
+enum NbpCmd {
+    /// The USD→PLN rate an invoice must use (NBP table A, art. 31a VAT Act).
+    InvoiceRate(mai_billing::cli::InvoiceRateArgs),
 }
 
 #[derive(Subcommand)]
@@ -151,6 +164,24 @@ async fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
         }
     };
+    // Billing commands work on their own files (config, cache ledger, store), not the fleet.
+    let billing = match &cli.cmd {
+        Cmd::Nbp {
+            cmd: NbpCmd::InvoiceRate(a),
+        } => Some(mai_billing::cli::run_invoice_rate(a, &mut std::io::stdout()).await),
+        Cmd::Billing(a) => Some(mai_billing::cli::run_billing(a, &mut std::io::stdout()).await),
+        Cmd::Invoices(a) => Some(mai_billing::cli::run_invoices(a, &mut std::io::stdout()).await),
+        _ => None,
+    };
+    if let Some(r) = billing {
+        return match r {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("maictl: {e}");
+                ExitCode::from(EXIT_FAIL)
+            }
+        };
+    }
     let fleet = match Fleet::load(&cli.fleet) {
         Ok(f) => f,
         Err(e) => {
@@ -393,6 +424,8 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
             println!("{} restarted: {}", c.name, c.state);
             Ok(0)
         }
+        // Handled before the fleet is loaded.
+        Cmd::Nbp { .. } | Cmd::Billing(_) | Cmd::Invoices(_) => Ok(EXIT_USAGE),
         Cmd::Usage { client, json } => {
             let d = ops.dashboard(&client).await?;
             if json {

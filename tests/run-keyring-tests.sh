@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# mai-ops against a real Secret Service: unlocked (gnome-keyring --unlock in a private
+# D-Bus session), locked (daemon without unlock on a fresh keyring), and absent (no bus).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+for p in gnome-keyring dbus; do
+  dpkg -s "$p" >/dev/null 2>&1 || { export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; apt-get install -y -qq gnome-keyring dbus >/dev/null; }
+done
+cd "$ROOT"
+cargo test -p mai-ops --test keychain_real --no-run
+run() { cargo test -q -p mai-ops --test keychain_real -- --nocapture; }
+echo "== unlocked"; dbus-run-session -- env MAI_KEYCHAIN_EXPECT=unlocked "$ROOT/scripts/with-keyring.sh" bash -c "$(declare -f run); run"
+echo "== locked"; dbus-run-session -- env MAI_KEYCHAIN_EXPECT=locked bash -c "
+  export XDG_DATA_HOME=\$(mktemp -d)
+  gnome-keyring-daemon --components=secrets --daemonize >/dev/null 2>&1
+  $(declare -f run); run"
+echo "== absent"; env -u DBUS_SESSION_BUS_ADDRESS MAI_KEYCHAIN_EXPECT=absent XDG_RUNTIME_DIR=/nonexistent bash -c "$(declare -f run); run"
+echo "run-keyring-tests: all passed"
