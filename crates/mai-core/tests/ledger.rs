@@ -246,3 +246,37 @@ fn inverted_or_huge_ranges_are_refused_with_the_dates() {
         .daily("acme", day("2020-01-01"), day("2026-01-01"))
         .is_err());
 }
+
+#[test]
+fn manual_records_leave_an_audit_trail_in_the_same_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("l.db");
+    {
+        let mut l = Ledger::open(&p).unwrap();
+        let mut m = ev("man-1", at(2026, 11, 2, 10, 0), dec!(0.5));
+        m.source = Source::Manual;
+        assert_eq!(
+            l.record_audited(&m, "admin-token", "refund of a broken day")
+                .unwrap(),
+            RecordOutcome::Inserted
+        );
+        // A bad manual record writes neither the event nor the audit row.
+        m.generation_id = "man-2".into();
+        m.cost_usd = dec!(-3);
+        assert!(l.record_audited(&m, "admin-token", "typo").is_err());
+    }
+    let c = rusqlite::Connection::open(&p).unwrap();
+    let rows: Vec<(String, String, String)> = c
+        .prepare("SELECT actor, generation_id, detail FROM audit")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].0.as_str(), rows[0].1.as_str()),
+        ("admin-token", "man-1")
+    );
+    assert!(rows[0].2.contains("refund of a broken day") && rows[0].2.contains("0.5"));
+}

@@ -218,6 +218,17 @@ impl Ledger {
         &mut self,
         events: &[UsageEvent],
     ) -> Result<Vec<RecordOutcome>, LedgerError> {
+        self.write(events, |_, _| Ok(()))
+    }
+
+    /// Validates `events`, then writes them and whatever `also` adds in one
+    /// IMMEDIATE transaction (the write lock is taken up front, so the sequence number
+    /// read at its start stays valid).
+    fn write(
+        &mut self,
+        events: &[UsageEvent],
+        also: impl FnOnce(&Transaction<'_>, &[RecordOutcome]) -> rusqlite::Result<()>,
+    ) -> Result<Vec<RecordOutcome>, LedgerError> {
         for ev in events {
             ev.validate()?;
         }
@@ -234,6 +245,7 @@ impl Ledger {
             WriteError::Sql(e) => sql(e),
             WriteError::Row(id, detail) => LedgerError::BadRow { id, detail },
         })?;
+        also(&tx, &outcomes).map_err(sql)?;
         tx.commit().map_err(sql)?;
         Ok(outcomes)
     }
@@ -245,31 +257,18 @@ impl Ledger {
         actor: &str,
         note: &str,
     ) -> Result<RecordOutcome, LedgerError> {
-        ev.validate()?;
-        let path = self.path.clone();
-        let sql = |e| LedgerError::Sqlite {
-            path: path.clone(),
-            source: e,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql)?;
-        let out = write_batch(&tx, std::slice::from_ref(ev)).map_err(|e| match e {
-            WriteError::Sql(e) => sql(e),
-            WriteError::Row(id, detail) => LedgerError::BadRow { id, detail },
-        })?[0];
-        let detail = serde_json::json!({
-            "note": note, "outcome": out, "model": ev.model,
-            "cost_usd": ev.cost_usd.to_string(), "tokens": ev.tokens,
-        });
-        tx.execute(
-            "INSERT INTO audit (at, actor, action, generation_id, detail) VALUES (?1, ?2, 'record', ?3, ?4)",
-            params![Utc::now().to_rfc3339(), actor, ev.generation_id, detail.to_string()],
-        )
-        .map_err(sql)?;
-        tx.commit().map_err(sql)?;
-        Ok(out)
+        let outcomes = self.write(std::slice::from_ref(ev), |tx, outcomes| {
+            let detail = serde_json::json!({
+                "note": note, "outcome": outcomes[0], "model": ev.model,
+                "cost_usd": ev.cost_usd.to_string(), "tokens": ev.tokens,
+            });
+            tx.execute(
+                "INSERT INTO audit (at, actor, action, generation_id, detail) VALUES (?1, ?2, 'record', ?3, ?4)",
+                params![Utc::now().to_rfc3339(), actor, ev.generation_id, detail.to_string()],
+            )
+            .map(|_| ())
+        })?;
+        Ok(outcomes[0])
     }
 
     /// The stored event of a generation.
