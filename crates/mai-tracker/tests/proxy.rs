@@ -565,3 +565,44 @@ async fn reconciliation_backs_off_on_429_and_reports_drift() {
     assert_eq!(seed["status"], "success", "{seed}");
     assert_eq!(seed["total_organizations"], 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_validates_and_hot_swaps_the_upstream_key() {
+    let env = start(fast()).await;
+    let put = |key: &str| {
+        env.http
+            .put(format!("{}/api/v1/admin/openrouter-key", env.base))
+            .bearer_auth(ADMIN)
+            .json(&serde_json::json!({ "key": key }))
+            .send()
+    };
+    // A key OpenRouter refuses (malformed for the simulator): 422, old key kept.
+    let r = put("sk-or-v1-not-a-real-key").await.unwrap();
+    assert_eq!(r.status(), 422);
+    let t = r.text().await.unwrap();
+    assert!(!t.contains("not-a-real-key"), "never echo the key: {t}");
+    let new_key = "sk-or-v1-00000000000000000000000000000000000000000000000000000000000000b2";
+    let r = put(new_key).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["label"], "sk-or-v1-…00b2");
+    env.chat(body(false, None))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(env.sim.key_totals(new_key).generations, 1);
+    assert_eq!(env.sim.key_totals(KEY).generations, 0);
+    // The read token cannot rotate.
+    let r = env
+        .http
+        .put(format!("{}/api/v1/admin/openrouter-key", env.base))
+        .bearer_auth(READ)
+        .json(&serde_json::json!({ "key": new_key }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
