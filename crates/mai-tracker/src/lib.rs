@@ -173,6 +173,25 @@ pub async fn start(cfg: Config) -> anyhow::Result<Tracker> {
             }
         }
     });
+    // Keep the crash journal small even when periodic reconciliation is off.
+    {
+        let st = st.clone();
+        let sd = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = sd.wait() => return,
+                }
+                if st.journal.len() > journal::ROTATE_BYTES {
+                    if let Err(e) = recon::replay_journal(&st).await {
+                        tracing::error!(error = %e, "crash journal rotation failed");
+                    }
+                }
+            }
+        });
+    }
     if let Some(i) = interval {
         tokio::spawn(recon::run_loop(st.clone(), i, shutdown.clone()));
     } else {

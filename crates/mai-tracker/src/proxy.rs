@@ -173,7 +173,7 @@ impl Meter {
 
     /// The id goes to the crash journal the moment we know it.
     fn journal_if_new(&mut self) {
-        if self.journaled {
+        if self.journaled || !self.upstream_ok {
             return;
         }
         if let Some(id) = self.id() {
@@ -203,8 +203,12 @@ impl Meter {
         }
         self.done = true;
         self.st.metrics.inflight.fetch_sub(1, Ordering::Relaxed);
+        // An error status comes before any generation starts: nothing is billed.
+        if !self.upstream_ok {
+            return;
+        }
         let Some(id) = self.id().map(str::to_owned) else {
-            return; // no generation was started (e.g. a pre-stream error): nothing billed
+            return;
         };
         let usage = self.non_stream_usage.take().or(self.scan.usage.take());
         let (state, tokens, cost) = match &usage {
