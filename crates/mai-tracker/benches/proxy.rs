@@ -4,6 +4,7 @@
 //!
 //!     cargo bench -p mai-tracker --bench proxy            (defaults)
 //!     MAI_BENCH_REQUESTS=4000 cargo bench -p mai-tracker --bench proxy
+//!     MAI_BENCH_RATE=1000 cargo bench -p mai-tracker --bench proxy   (open loop: fixed req/s)
 //!
 //! Everything runs on loopback on this machine: the load generator and the simulator
 //! share this process, the tracker is its own process (so its RSS is its own).
@@ -44,7 +45,13 @@ struct Run {
     failed: usize,
 }
 
-async fn load(url: String, token: &'static str, concurrency: usize, requests: usize) -> Run {
+async fn load(
+    url: String,
+    token: &'static str,
+    concurrency: usize,
+    requests: usize,
+    rate: Option<f64>,
+) -> Run {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .tcp_nodelay(true)
@@ -62,7 +69,16 @@ async fn load(url: String, token: &'static str, concurrency: usize, requests: us
         let (http, url, body, next) = (http.clone(), url.clone(), body.clone(), next.clone());
         workers.push(tokio::spawn(async move {
             let mut out = (Vec::new(), Vec::new(), 0usize);
-            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < requests {
+            loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if k >= requests {
+                    break;
+                }
+                if let Some(r) = rate {
+                    // Open loop: request k starts at k / rate seconds, whatever came before.
+                    let at = started + Duration::from_secs_f64(k as f64 / r);
+                    tokio::time::sleep_until(at.into()).await;
+                }
                 let t0 = Instant::now();
                 let r = http
                     .post(&url)
@@ -129,6 +145,9 @@ fn main() {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(3000);
+        let rate: Option<f64> = std::env::var("MAI_BENCH_RATE")
+            .ok()
+            .and_then(|v| v.parse().ok());
         // Streams that last a little (8 content chunks, 2 ms apart), like a short answer.
         let sim = OpenRouterSim::spawn(SimConfig {
             seed: 1,
@@ -181,9 +200,9 @@ fn main() {
         let proxy_url = format!("{base}/v1/chat/completions");
         for conc in [100usize, 1000] {
             // Warm-up both paths (connection pools, allocator).
-            let _ = load(direct_url.clone(), DIRECT, conc, conc).await;
-            let _ = load(proxy_url.clone(), PROXY, conc, conc).await;
-            let mut d = load(direct_url.clone(), DIRECT, conc, requests).await;
+            let _ = load(direct_url.clone(), DIRECT, conc, conc, None).await;
+            let _ = load(proxy_url.clone(), PROXY, conc, conc, None).await;
+            let mut d = load(direct_url.clone(), DIRECT, conc, requests, rate).await;
             let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
             let sampler = {
                 let peak = peak.clone();
@@ -194,9 +213,12 @@ fn main() {
                     }
                 })
             };
-            let mut p = load(proxy_url.clone(), PROXY, conc, requests).await;
+            let mut p = load(proxy_url.clone(), PROXY, conc, requests, rate).await;
             sampler.abort();
-            println!("\n== {conc} concurrent streams, {requests} requests per path ==");
+            match rate {
+                None => println!("\n== {conc} concurrent streams (closed loop), {requests} requests per path =="),
+                Some(r) => println!("\n== up to {conc} concurrent streams, open loop at {r} req/s, {requests} requests per path =="),
+            }
             println!(
                 "direct : {:.0} req/s, failed {}, TTFB p50 {} p99 {}, total p50 {} p99 {}",
                 requests as f64 / d.wall.as_secs_f64(),
