@@ -606,3 +606,58 @@ async fn key_rotation_validates_and_hot_swaps_the_upstream_key() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_comparison_with_a_management_key_reports_per_day_model_drift() {
+    const MGMT: &str = "sk-or-v1-00000000000000000000000000000000000000000000000000000000000000c1";
+    let sim = mai_sim::openrouter::OpenRouterSim::spawn(SimConfig {
+        management_key: Some(MGMT.into()),
+        ..fast()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.sqlite");
+    let mut m = env_map(&sim.base_url(), &db, "acme");
+    m.insert("OPENROUTER_PROVISIONING_KEY", MGMT.into());
+    let cfg = mai_tracker::config::Config::from_lookup(|k| m.get(k).cloned()).unwrap();
+    let tracker = mai_tracker::start(cfg).await.unwrap();
+    let http = reqwest::Client::new();
+    // A generation OpenRouter dates yesterday (UTC) that the ledger has never seen,
+    // e.g. made with the key outside the tracker.
+    let yesterday = chrono::Utc::now() - chrono::Duration::days(1);
+    sim.set_now(yesterday);
+    http.post(format!("{}/chat/completions", sim.base_url()))
+        .bearer_auth(KEY)
+        .json(&body(false, None))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    sim.reset_clock();
+    let g = sim.generations().remove(0);
+    let r: serde_json::Value = http
+        .post(format!("{}/api/v1/sync", tracker.base_url()))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let act = r["drift"]["activity"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(act.len(), 1, "{r}");
+    assert_eq!(act[0]["date"], yesterday.date_naive().to_string());
+    assert_eq!(act[0]["model"], g.model);
+    assert_eq!(
+        Decimal::from_str(act[0]["openrouter_usd"].as_str().unwrap()).unwrap(),
+        g.cost
+    );
+    assert_eq!(act[0]["ledger_usd"], "0");
+    assert_eq!(act[0]["openrouter_requests"], 1);
+    tracker.shutdown().await.unwrap();
+}
