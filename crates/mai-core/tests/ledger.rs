@@ -280,3 +280,24 @@ fn manual_records_leave_an_audit_trail_in_the_same_transaction() {
     );
     assert!(rows[0].2.contains("refund of a broken day") && rows[0].2.contains("0.5"));
 }
+
+#[test]
+fn utc_windows_sum_events_by_model_for_drift_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("l.db");
+    let mut l = Ledger::open(&p).unwrap();
+    // 23:30 UTC on the 1st is the 2nd in Warsaw: in the UTC day of the 1st.
+    l.record(&ev("a", at(2026, 11, 1, 23, 30), dec!(0.25)))
+        .unwrap();
+    l.record(&ev("b", at(2026, 11, 2, 0, 30), dec!(0.5)))
+        .unwrap();
+    let r = Ledger::open_read_only(&p).unwrap();
+    let w = r
+        .utc_window_by_model("acme", at(2026, 11, 1, 0, 0), at(2026, 11, 2, 0, 0))
+        .unwrap();
+    let t = &w["openai/gpt-4o-mini"];
+    assert_eq!(
+        (t.requests, t.cost_usd, t.tokens.prompt),
+        (1, dec!(0.25), 100)
+    );
+}

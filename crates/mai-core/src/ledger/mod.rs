@@ -117,6 +117,36 @@ impl Ledger {
         Self::init(conn, path.to_path_buf(), durability)
     }
 
+    /// Opens an existing ledger for reading only, e.g. from a second thread while a
+    /// writer owns the read-write connection (WAL lets both proceed). Never migrates.
+    pub fn open_read_only(path: &Path) -> Result<Ledger, LedgerError> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| LedgerError::Sqlite {
+            path: path.into(),
+            source: e,
+        })?;
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| LedgerError::Corrupt {
+                path: path.into(),
+                detail: e.to_string(),
+            })?;
+        if found != SCHEMA_VERSION {
+            return Err(LedgerError::NewerSchema {
+                path: path.into(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(Ledger {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
     /// A throwaway in-memory ledger (tests, benchmarks).
     pub fn open_in_memory() -> Result<Ledger, LedgerError> {
         let path = PathBuf::from(":memory:");
@@ -408,7 +438,7 @@ impl Ledger {
     }
 }
 
-fn ts(at: DateTime<Utc>) -> String {
+pub(crate) fn ts(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 

@@ -73,6 +73,24 @@ fn read_totals(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<(Totals, St
     ))
 }
 
+/// Like [`read_totals`] for an event row: columns 1..=5 are the four token counts and
+/// the cost, there is no request count.
+fn read_totals_without_requests(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Totals, String)> {
+    Ok((
+        Totals {
+            requests: 0,
+            tokens: Tokens {
+                prompt: r.get::<_, i64>(1)? as u64,
+                completion: r.get::<_, i64>(2)? as u64,
+                reasoning: r.get::<_, i64>(3)? as u64,
+                cached: r.get::<_, i64>(4)? as u64,
+            },
+            cost_usd: Decimal::ZERO,
+        },
+        r.get(5)?,
+    ))
+}
+
 fn with_cost(t: (Totals, String), what: &str) -> Result<Totals, LedgerError> {
     let (mut t, c) = t;
     t.cost_usd = Decimal::from_str(&c).map_err(|e| LedgerError::BadRow {
@@ -238,6 +256,44 @@ impl Ledger {
             .query_map([], |r| r.get::<_, String>(0))
             .map_err(|e| self.sql(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// Per model, the usage of `org`'s events created in the UTC window `[from, to)`.
+    ///
+    /// OpenRouter's counters (`/key` daily and monthly, `/activity`) use UTC days, the
+    /// rollups use Warsaw days, so drift checks sum the events themselves. Scans the
+    /// window's events through the `(org_id, created_at)` index: for background jobs,
+    /// not dashboards.
+    pub fn utc_window_by_model(
+        &self,
+        org: &str,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<BTreeMap<String, Totals>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT model, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost_usd
+                 FROM events WHERE org_id = ?1 AND created_at >= ?2 AND created_at < ?3",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(params![org, super::ts(from), super::ts(to)], |r| {
+                let mut t = read_totals_without_requests(r)?;
+                t.0.requests = 1;
+                Ok((r.get::<_, String>(0)?, t))
+            })
+            .map_err(|e| self.sql(e))?;
+        let mut out: BTreeMap<String, Totals> = BTreeMap::new();
+        for row in rows {
+            let (model, t) = row.map_err(|e| self.sql(e))?;
+            let t = with_cost(t, &format!("event of {org}/{model}"))?;
+            out.entry(model).or_default().add(&t);
+        }
+        for t in out.values_mut() {
+            t.cost_usd = t.cost_usd.normalize();
+        }
+        Ok(out)
     }
 
     /// Raw events changed after `cursor` (a previous `next_cursor`, or 0), in change order.
