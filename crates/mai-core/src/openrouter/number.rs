@@ -17,17 +17,9 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, String> {
         .and_then(|s| s.strip_suffix('"'))
         .unwrap_or(t)
         .trim();
-    if t.is_empty() {
-        return Err("empty number".to_owned());
-    }
-    let parsed = if t.contains(['e', 'E']) {
-        Decimal::from_scientific(t)
-    } else {
-        Decimal::from_str(t)
-    };
-    parsed
+    crate::money::parse_json_number(t)
         .map(|d| d.normalize())
-        .map_err(|e| format!("{t:?} is not an exact decimal number ({e})"))
+        .map_err(|e| e.to_string())
 }
 
 fn raw_to_decimal(raw: &RawValue) -> Result<Option<Decimal>, String> {
