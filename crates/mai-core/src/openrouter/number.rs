@@ -7,7 +7,6 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serializer};
 use serde_json::value::RawValue;
-use std::str::FromStr;
 
 /// Parses the text of a JSON number (or of a numeric string) into an exact decimal.
 pub fn parse_decimal(text: &str) -> Result<Decimal, String> {
