@@ -17,6 +17,9 @@ use tauri_plugin_updater::UpdaterExt;
 
 pub mod update;
 
+/// Process start, for the "cold start to first painted fleet view" figure.
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
 /// Console state: the operator library (absent if the fleet file failed to load).
 pub struct Console {
     pub ops: Option<Arc<Ops>>,
@@ -261,6 +264,17 @@ async fn key_rotate(state: State<'_, Console>, client_id: String) -> Result<Rota
         .map_err(|e| e.to_string())
 }
 
+/// Called once by the UI when the fleet table first painted with data.
+#[tauri::command]
+fn first_paint(rows: usize) -> u64 {
+    let ms = STARTED
+        .get()
+        .map(|s| s.elapsed().as_millis() as u64)
+        .unwrap_or(0);
+    tracing::info!(rows, ms, "first fleet view painted {ms} ms after start");
+    ms
+}
+
 #[tauri::command]
 async fn billing_report(
     state: State<'_, Console>,
@@ -314,10 +328,20 @@ pub fn builder<R: Runtime>(b: tauri::Builder<R>, console: Console) -> tauri::Bui
             key_rotate,
             check_update,
             billing_report,
+            first_paint,
         ])
 }
 
 pub fn run() {
+    STARTED.get_or_init(std::time::Instant::now);
+    // WebKit derives navigator.language from LANG; "C"/"POSIX" is not a valid BCP 47 tag
+    // and makes Intl.NumberFormat throw (uPlot calls it at load), leaving a blank window.
+    // Set before any thread starts.
+    if std::env::var("LANG").map_or(true, |l| {
+        l.is_empty() || l == "C" || l == "POSIX" || l.starts_with("C.")
+    }) {
+        std::env::set_var("LANG", "en_US.UTF-8");
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MAI_LOG")

@@ -92,6 +92,8 @@ async fn console_against_real_trackers() {
         "tauri:options": {"application": env("E2E_APP"), "args": ["--fleet", env("E2E_FLEET")]}
     }))
     .unwrap();
+    // Both rustls backends are in the dependency graph: pick one for this process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let c = ClientBuilder::rustls()
         .expect("TLS roots for the WebDriver client")
         .capabilities(caps)
@@ -128,28 +130,24 @@ async fn console_against_real_trackers() {
         );
         let expected = usd(raw * Decimal::from_str(cl["markup"].as_str().unwrap()).unwrap());
         let sel = format!("[data-testid='row-{id}'] [data-testid='today-cost']");
-        let shown = wait_for(
-            &format!("today's cost of {id} = {expected}"),
-            Duration::from_secs(60),
-            || {
-                let sel = sel.clone();
-                let expected = expected.clone();
-                let c = c.clone();
-                async move {
-                    // The table auto-refreshes every 30 s; click Refresh to be quicker.
-                    if let Ok(b) = c.find(Locator::Css("[data-testid='refresh']")).await {
-                        let _ = b.click().await;
-                    }
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                    let t = match c.find(Locator::Css(&sel)).await {
-                        Ok(e) => e.text().await.ok()?,
-                        Err(_) => return None,
-                    };
-                    (t == expected).then_some(t)
-                }
-            },
-        )
-        .await;
+        let start = Instant::now();
+        let shown = loop {
+            // The table auto-refreshes every 30 s; click Refresh to be quicker.
+            if let Ok(b) = c.find(Locator::Css("[data-testid='refresh']")).await {
+                let _ = b.click().await;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await; // polling interval
+            let t = text_of(sel.clone()).await;
+            if t.as_deref() == Some(expected.as_str()) {
+                break t.unwrap();
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                let body = text_of("body".into()).await.unwrap_or_default();
+                eprintln!("e2e: page text at failure:\n{body}");
+                shot("FAILED-fleet").await;
+                panic!("today's cost of {id}: expected {expected}, the cell shows {t:?}; page text:\n{body}");
+            }
+        };
         println!("e2e: {id}: today {shown} (truth {raw} x {})", cl["markup"]);
     }
     shot("01-fleet").await;

@@ -679,6 +679,7 @@ mod example_file {
         assert_eq!(f.hosts.len(), 3);
         assert_eq!(f.clients.len(), 2);
         assert!(f.updater.is_some());
+        assert!(f.billing.as_ref().unwrap().config.ends_with("billing.toml"));
         assert_eq!(f.nbp_base_url.as_deref(), Some("https://api.nbp.pl/api"));
     }
 }

@@ -64,6 +64,7 @@ export const api = {
   keyDelete: (clientId: string, kind: MaskedKey['kind']) => invoke<void>('key_delete', { clientId, kind }),
   keyRotate: (clientId: string) => invoke<Rotation>('key_rotate', { clientId }),
   checkUpdate: () => invoke<UpdateCheck>('check_update'),
+  firstPaint: (rows: number) => invoke<number>('first_paint', { rows }),
   billingReport: (month: string) => invoke<BillingReport>('billing_report', { month }),
 };
 

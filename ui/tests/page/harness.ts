@@ -50,6 +50,8 @@ mockIPC(
         return 1;
       case 'logs_stop':
         return null;
+      case 'first_paint':
+        return 1;
       default:
         throw `unknown command ${cmd}`;
     }

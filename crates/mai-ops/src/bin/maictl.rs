@@ -138,12 +138,16 @@ fn read_stdin_secret() -> anyhow::Result<String> {
 }
 
 fn money(d: Option<rust_decimal::Decimal>) -> String {
+    use rust_decimal::{Decimal, RoundingStrategy};
+    // Same rule as the console: under one cent 6 decimals, else 2; half-up.
     d.map(|d| {
-        if d.abs() < rust_decimal::Decimal::new(1, 2) && !d.is_zero() {
-            format!("${:.6}", d)
+        let dp = if d.abs() < Decimal::new(1, 2) && !d.is_zero() {
+            6
         } else {
-            format!("${:.2}", d)
-        }
+            2
+        };
+        let r = d.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero);
+        format!("${r:.prec$}", prec = dp as usize)
     })
     .unwrap_or_else(|| "-".into())
 }
