@@ -195,8 +195,12 @@ pub async fn restart(
 ) -> Result<ContainerInfo, DockerError> {
     let c = find(docker, host, client, role).await?;
     let opts = RestartContainerOptionsBuilder::default().t(grace_s).build();
-    docker
-        .restart_container(&c.id, Some(opts))
+    // The engine answers only after the container stopped (up to `grace_s`) and started
+    // again, far beyond the per-host timeout used for listing.
+    let slow = docker
+        .clone()
+        .with_timeout(Duration::from_secs(grace_s.max(0) as u64 + 60));
+    slow.restart_container(&c.id, Some(opts))
         .await
         .map_err(api(host, "restart the container"))?;
     find(docker, host, client, role).await
@@ -219,6 +223,14 @@ pub async fn logs(
         .tail(&tail.to_string())
         .build();
     let host = host.to_string();
+    // A followed log stream stays open for as long as the operator watches.
+    let docker = if follow {
+        docker
+            .clone()
+            .with_timeout(Duration::from_secs(7 * 24 * 3600))
+    } else {
+        docker.clone()
+    };
     Ok(docker.logs(&c.id, Some(opts)).map(move |r| {
         r.map(|l| l.to_string()).map_err(|e| DockerError::Api {
             host: host.clone(),
