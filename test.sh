@@ -28,3 +28,15 @@ venv="$HOME/.cache/mai-venv"
 "$venv/bin/python" -c 'import openai' 2>/dev/null || "$venv/bin/pip" install --quiet openai
 cargo build -p mai-sim --locked --quiet
 "$venv/bin/python" crates/mai-sim/tests/openrouter_openai_client.py "$CARGO_TARGET_DIR/debug/mai-sim"
+
+stage "keychain against a real Secret Service: unlocked, locked, absent"
+tests/run-keyring-tests.sh
+
+stage "console UI: svelte-check, Vitest, page tests in headless Chromium (mockIPC), Tauri command tests"
+tests/run-ui-tests.sh
+
+stage "end to end: real tracker containers, the real console over WebDriver under Xvfb, Docker over SSH"
+tests/run-e2e.sh
+
+echo
+echo "test.sh: all stages passed"
