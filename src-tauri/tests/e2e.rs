@@ -212,29 +212,7 @@ async fn console_against_real_trackers() {
     println!("e2e: after restart: {st}");
     shot("03-fleet-after-restart").await;
 
-    // 4. Client dashboard.
-    c.find(Locator::Css(&format!("[data-testid='row-{first}'] button")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let today = wait_for("dashboard cards", Duration::from_secs(30), || {
-        text_of("[data-testid='card-today-cost']".into())
-    })
-    .await;
-    println!("e2e: dashboard today card: {today}");
-    assert!(today.starts_with('$'), "{today}");
-    wait_for("trend chart", Duration::from_secs(10), || async {
-        c.find(Locator::Css("[data-testid='trend-chart'] canvas"))
-            .await
-            .ok()
-            .map(|_| ())
-    })
-    .await;
-    shot("04-client-dashboard").await;
-
-    // 5. Keys: set a key; only the mask is shown afterwards.
+    // 4. Keys: set a key; only the mask is shown afterwards.
     c.find(Locator::Css("[data-testid='nav-keys']"))
         .await
         .unwrap()
@@ -274,15 +252,48 @@ async fn console_against_real_trackers() {
         .await
         .unwrap();
     assert!(row.contains("sk-or-v1-…7a1c"), "{row}");
-    shot("05-keys").await;
+    shot("04-keys").await;
 
+    // 5. Settings.
     c.find(Locator::Css("[data-testid='nav-settings']"))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
-    shot("06-settings").await;
+    shot("05-settings").await;
+    // 6. Client dashboard (last: navigating away from the uPlot view stalled WebKitWebDriver here).
+    c.find(Locator::Css("[data-testid='nav-fleet']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for("fleet table", Duration::from_secs(20), || {
+        text_of(format!("[data-testid='row-{first}']"))
+    })
+    .await;
+    c.find(Locator::Css(&format!("[data-testid='row-{first}'] button")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let today = wait_for("dashboard cards", Duration::from_secs(30), || {
+        text_of("[data-testid='card-today-cost']".into())
+    })
+    .await;
+    println!("e2e: dashboard today card: {today}");
+    assert!(today.starts_with('$'), "{today}");
+    wait_for("trend chart", Duration::from_secs(10), || async {
+        c.find(Locator::Css("[data-testid='trend-chart'] canvas"))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    shot("06-client-dashboard").await;
+
     c.close().await.unwrap();
 }
 

@@ -74,6 +74,8 @@ busybox_image() {
 
 up() {
   down
+  # A fresh demo: simulators and trackers start empty, so must the console's cache.
+  rm -rf "$DEMO_DIR/console"
   mkdir -p "$DEMO_DIR"
   : >"$DEMO_DIR/pids"
   if [ "$MODE" = auto ]; then if docker_ok; then MODE=docker; else MODE=process; fi; fi

@@ -101,7 +101,19 @@ pub struct MaskedKey {
 
 #[derive(Clone)]
 pub struct Keychain {
-    store: Arc<CredentialStore>,
+    store: Arc<StoreBox>,
+}
+
+/// Owns the store so that its last drop (which closes a zbus connection, a blocking call)
+/// also happens off the tokio threads.
+struct StoreBox(Option<Arc<CredentialStore>>);
+
+impl Drop for StoreBox {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take() {
+            off_runtime(move || drop(s));
+        }
+    }
 }
 
 impl std::fmt::Debug for Keychain {
@@ -152,16 +164,21 @@ impl Keychain {
                 KrError::NoStorageAccess(p) => KeyError::Locked(p.to_string()),
                 other => KeyError::Unavailable(other.to_string()),
             })?;
-        Ok(Keychain { store })
+        Ok(Keychain::with_store(store))
     }
 
     /// Any keyring-core store (tests use `keyring_core::mock::Store`).
     pub fn with_store(store: Arc<CredentialStore>) -> Keychain {
-        Keychain { store }
+        Keychain {
+            store: Arc::new(StoreBox(Some(store))),
+        }
     }
 
     fn entry(&self, user: &str, what: &'static str, client: &str) -> Result<Entry, KeyError> {
         self.store
+            .0
+            .as_ref()
+            .expect("present until drop")
             .build(SERVICE, user, None)
             .map_err(|e| classify(e, what, client))
     }

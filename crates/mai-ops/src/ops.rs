@@ -295,13 +295,33 @@ impl Ops {
     }
 
     /// Pulls new events of one client into the console cache.
+    ///
+    /// The event API has no ledger identity, so a tracker whose ledger was replaced (new
+    /// container, restored backup) restarts its sequence below our cursor and an
+    /// incremental pull would silently skip events. Guard: take the tracker's today totals
+    /// *before* pulling; if the cache still has fewer requests or less cost for today
+    /// afterwards, pull again from the start (upserts by generation id keep it idempotent).
     pub async fn pull(&self, id: &str) -> Result<PullResult, OpsError> {
         let c = self.client(id)?;
         let t = self.tracker(id).await?;
-        self.cache
-            .ensure_markup(&c.id, c.markup, mai_core::time::warsaw_today())
-            .await?;
-        Ok(self.cache.pull(&c.id, &t).await?)
+        let today = mai_core::time::warsaw_today();
+        self.cache.ensure_markup(&c.id, c.markup, today).await?;
+        let before = t.today().await.ok().filter(|r| r.date == today);
+        let first = self.cache.pull(&c.id, &t).await?;
+        let Some(remote) = before else {
+            return Ok(first);
+        };
+        let org = c.id.clone();
+        let local = self.cache.with(move |l| l.day(&org, today)).await?;
+        if remote.requests > local.requests || remote.raw_cost_usd > local.cost_usd {
+            tracing::warn!(client = %c.id, remote_requests = remote.requests, local_requests = local.requests,
+                "the cache misses events the tracker has (ledger replaced?); pulling from the start");
+            self.cache
+                .set_meta(&format!("cursor:{}", c.id), "0")
+                .await?;
+            return Ok(self.cache.pull(&c.id, &t).await?);
+        }
+        Ok(first)
     }
 
     /// Reconciliation on the tracker, then a pull into the cache.

@@ -176,6 +176,39 @@ async fn pull_upserts_by_generation_and_resumes_from_cursor() {
 }
 
 #[tokio::test]
+async fn a_replaced_tracker_ledger_is_pulled_again_from_the_start() {
+    setup_env();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, sa) = fake_tracker("acme", TOKEN, Duration::ZERO).await;
+    for i in 0..3 {
+        sa.lock()
+            .unwrap()
+            .add(&format!("gen-old-{i}"), "anna", "m", "0.01", "provisional");
+    }
+    let text = fleet_text(dir.path(), &[("acme".into(), a, "1.3")], None);
+    let o = ops(dir.path(), &text, mock_keychain());
+    assert_eq!(o.pull("acme").await.unwrap().cursor, 3);
+    // The tracker's ledger is replaced: 8 events numbered 1..8; cursor 3 would skip 3 of them.
+    {
+        let mut g = sa.lock().unwrap();
+        g.events.clear();
+        g.next_seq = 0;
+    }
+    for i in 0..8 {
+        sa.lock()
+            .unwrap()
+            .add(&format!("gen-new-{i}"), "jan", "m", "0.02", "provisional");
+    }
+    let p = o.pull("acme").await.unwrap();
+    assert_eq!((p.pulled, p.cursor), (8, 8), "pulled again from the start");
+    let dash = o.dashboard("acme").await.unwrap();
+    assert_eq!(dash.today.requests, 11, "old and new events, each once");
+    assert_eq!(dash.today.raw_cost_usd, d("0.19"));
+    // Steady state: nothing new, no re-pull.
+    assert_eq!(o.pull("acme").await.unwrap().pulled, 0);
+}
+
+#[tokio::test]
 async fn sync_all_reports_progress_and_per_client_results() {
     setup_env();
     let dir = tempfile::tempdir().unwrap();
