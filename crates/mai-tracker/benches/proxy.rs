@@ -21,11 +21,15 @@ const DIRECT: &str = "sk-or-v1-0000000000000000000000000000000000000000000000000
 const PROXY: &str = "bench-proxy-token-000";
 
 fn rss_kib(pid: u32) -> u64 {
+    status_field(pid, "VmRSS:")
+}
+
+fn status_field(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         })
@@ -167,8 +171,23 @@ fn main() {
             .local_addr()
             .unwrap()
             .port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mai-tracker"))
+        // MAI_BENCH_WRAP="heaptrack -o /tmp/ht" runs the tracker under a profiler.
+        let wrap: Vec<String> = std::env::var("MAI_BENCH_WRAP")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        let mut cmd = match wrap.split_first() {
+            Some((prog, args)) => {
+                let mut c = Command::new(prog);
+                c.args(args).arg(env!("CARGO_BIN_EXE_mai-tracker"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_mai-tracker")),
+        };
+        let mut child = cmd
             .env_clear()
+            .envs(std::env::vars().filter(|(k, _)| k.starts_with("MALLOC_") || k == "PATH"))
             .env("OPENROUTER_API_KEY", KEY)
             .env("OPENROUTER_BASE_URL", sim.base_url())
             .env("MAI_ORG_ID", "bench")
@@ -248,8 +267,9 @@ fn main() {
                 add(pct(&mut p.total, 0.99), pct(&mut d.total, 0.99))
             );
             println!(
-                "tracker RSS peak under load: {} KiB",
-                peak.load(std::sync::atomic::Ordering::Relaxed)
+                "tracker RSS peak under load: {} KiB ({} threads)",
+                peak.load(std::sync::atomic::Ordering::Relaxed),
+                status_field(pid, "Threads:")
             );
         }
         // Everything proxied was metered.
