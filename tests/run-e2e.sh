@@ -46,7 +46,7 @@ MAI_DEMO_TRACKER_TOKEN="$(python3 -c 'import json,sys;print(json.load(open(sys.a
 
 # ---- 2. WebDriver session against the real app
 export E2E_STATE="$DEMO_DIR/state.json" E2E_FLEET="$DEMO_DIR/fleet.toml" E2E_APP="$CARGO_TARGET_DIR/debug/mai-console" E2E_OUT="$OUT"
-export NO_AT_BRIDGE=1 WEBKIT_DISABLE_COMPOSITING_MODE=1
+export NO_AT_BRIDGE=1
 dbus-run-session -- "$ROOT/scripts/with-keyring.sh" xvfb-run -a -s "-screen 0 1280x800x24" bash -c '
   set -euo pipefail
   tauri-driver --port 4444 --native-port 4445 >"$E2E_OUT/tauri-driver.log" 2>&1 &

@@ -104,8 +104,12 @@ async fn console_against_real_trackers() {
         let c = c.clone();
         let out = out.clone();
         async move {
-            let png = c.screenshot().await.unwrap();
-            std::fs::write(out.join(format!("{name}.png")), png).unwrap();
+            // A screenshot waits for a paint; never let a stalled one hang the test.
+            match tokio::time::timeout(Duration::from_secs(15), c.screenshot()).await {
+                Ok(Ok(png)) => std::fs::write(out.join(format!("{name}.png")), png).unwrap(),
+                Ok(Err(e)) => eprintln!("e2e: WARNING: screenshot {name} failed: {e}"),
+                Err(_) => eprintln!("e2e: WARNING: screenshot {name} timed out"),
+            }
         }
     };
     let text_of = |sel: String| {
@@ -226,7 +230,10 @@ async fn console_against_real_trackers() {
             .ok()
     })
     .await;
-    input.send_keys(key).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), input.send_keys(key))
+        .await
+        .expect("typing the key timed out")
+        .unwrap();
     c.find(Locator::Css("[data-testid='key-save']"))
         .await
         .unwrap()
@@ -243,7 +250,17 @@ async fn console_against_real_trackers() {
     })
     .await;
     assert!(msg.contains("sk-or-v1-…7a1c"), "{msg}");
-    let src = c.source().await.unwrap();
+    // (WebDriver's page-source command stalled on WebKitWebDriver; read the DOM instead.)
+    let src = tokio::time::timeout(
+        Duration::from_secs(20),
+        c.execute("return document.documentElement.outerHTML + document.querySelector(\"[data-testid='key-secret']\").value", vec![]),
+    )
+    .await
+    .expect("reading the DOM timed out")
+    .unwrap()
+    .as_str()
+    .unwrap_or_default()
+    .to_string();
     assert!(
         !src.contains("e2e0e2e0e2e0"),
         "the plaintext key is still in the page"

@@ -384,8 +384,8 @@ impl Ops {
     ) -> Vec<SyncOutcome> {
         let total = ids.len();
         let mut s = futures::stream::iter(
-            ids.to_vec()
-                .into_iter()
+            ids.iter()
+                .cloned()
                 .map(|id| async move { self.sync_one(&id).await }),
         )
         .buffer_unordered(self.fleet.console.concurrency.clamp(1, 8));

@@ -274,7 +274,7 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
             }
         }
     }
-    alerts.sort_by(|a, b| b.level.cmp(&a.level));
+    alerts.sort_by_key(|a| std::cmp::Reverse(a.level));
     row.alerts = alerts;
     row
 }

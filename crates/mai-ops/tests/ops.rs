@@ -262,11 +262,12 @@ async fn rotation_creates_delivers_stores_disables_and_records() {
     let new = kc.get(SecretKind::OpenRouter, "acme").unwrap();
     assert_ne!(new, old);
     assert_eq!(sa.lock().unwrap().received_keys, vec![new.clone()]);
-    let g = or.lock().unwrap();
-    assert!(g.keys[0].2, "old key disabled");
-    // limit: 10 USD client cost / 1.3 markup = 7.69 USD of OpenRouter spend
-    assert_eq!(g.keys[1].3.as_deref(), Some("7.69"));
-    drop(g);
+    {
+        let g = or.lock().unwrap();
+        assert!(g.keys[0].2, "old key disabled");
+        // limit: 10 USD client cost / 1.3 markup = 7.69 USD of OpenRouter spend
+        assert_eq!(g.keys[1].3.as_deref(), Some("7.69"));
+    }
     let recs = o.rotations("acme").await.unwrap();
     assert_eq!(recs.len(), 1);
     let json = serde_json::to_string(&recs).unwrap();
