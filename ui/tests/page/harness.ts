@@ -52,6 +52,8 @@ mockIPC(
         return null;
       case 'first_paint':
         return 1;
+      case 'billing_report':
+        return data.billing;
       default:
         throw `unknown command ${cmd}`;
     }

@@ -143,6 +143,18 @@ await test('settings: check for updates gives a clear result', async (page) => {
   await page.screenshot({ path: join(out, 'billing.png'), fullPage: true });
 });
 
+await test('billing: month report from mai-billing with PLN totals', async (page) => {
+  await page.goto(base + '?scenario=billing');
+  await page.getByTestId('nav-billing').click();
+  await page.getByTestId('billing-table').waitFor();
+  const t = await text(page, '[data-testid="billing-table"]');
+  assert.match(t, /FV\/2026\/10\/001/);
+  assert.match(t, /\$247\.68/);
+  assert.match(t, /\$0\.000660/);
+  assert.equal(await text(page, '[data-testid="billing-pln"]'), '1\u00a0287,95\u00a0zł / 296,23\u00a0zł / 1\u00a0584,18\u00a0zł');
+  await page.screenshot({ path: join(out, 'billing-report.png'), fullPage: true });
+});
+
 await test('narrow window: no page-level horizontal overflow, keyboard reaches everything', async (page) => {
   await page.goto(base);
   await page.getByTestId('row-acme').waitFor();
