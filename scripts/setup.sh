@@ -14,13 +14,17 @@ PACKAGES=(
   chromium libxml2-utils poppler-utils minisign fonts-dejavu-core
   # fleet: Docker engine, compose, SSH transport, a static busybox for images
   docker.io docker-compose openssh-server openssh-client busybox-static
-  nodejs npm curl ca-certificates python3 python3-venv
+  curl ca-certificates
 )
 
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js and Python may come from elsewhere (nodesource bundles npm, pyenv has venv):
+# ask Debian only when the command itself is missing.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3 python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
