@@ -10,7 +10,7 @@
 # Installs/starts what it needs (idempotent). Exits non-zero on any failure.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mai-target}"
 OUT="$ROOT/test-output/e2e"
 export DEMO_DIR="${E2E_DIR:-/tmp/mai-e2e}" DEMO_MODE=docker DEMO_PORT_BASE="${E2E_PORT_BASE:-18500}" DEMO_CLIENTS="${E2E_CLIENTS:-3}"
 FLEET_SH="$ROOT/crates/mai-ops/scripts/demo-fleet.sh"

@@ -3,7 +3,7 @@
 # D-Bus session), locked (daemon without unlock on a fresh keyring), and absent (no bus).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mai-target}"
 for p in gnome-keyring dbus; do
   dpkg -s "$p" >/dev/null 2>&1 || { export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; apt-get install -y -qq gnome-keyring dbus >/dev/null; }
 done

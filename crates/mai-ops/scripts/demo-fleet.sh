@@ -14,7 +14,7 @@ DEMO_DIR="${DEMO_DIR:-/tmp/mai-demo}"
 N="${DEMO_CLIENTS:-4}"
 MODE="${DEMO_MODE:-auto}"
 BASE="${DEMO_PORT_BASE:-18100}"
-TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+TARGET="${CARGO_TARGET_DIR:-$HOME/.cache/mai-target}"
 BIN="$TARGET/debug"
 TAG="$(basename "$DEMO_DIR")"   # names and labels containers of this run only
 OR_PORT=$BASE; NBP_PORT=$((BASE + 1)); TR_BASE=$((BASE + 10))
