@@ -44,8 +44,10 @@ if ! command -v tauri-driver >/dev/null 2>&1; then
   cargo install tauri-driver --version 2.1.0 --locked --quiet
 fi
 
-# Frontend dependencies (exact versions from package-lock.json).
+# Frontend dependencies (versions from package-lock.json). `npm install`, not `npm ci`:
+# with this machine's omit-lockfile-registry-resolved setting npm 11 leaves other
+# platforms' optional packages out of the lock, and `npm ci` then refuses it.
 if [ -f ui/package-lock.json ] && [ ! -d ui/node_modules ]; then
-  (cd ui && npm ci --no-audit --no-fund --loglevel=error)
+  (cd ui && npm install --no-audit --no-fund --loglevel=error)
 fi
 echo "setup: ok"

@@ -36,7 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-(cd "$ROOT/ui" && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build)
+(cd "$ROOT/ui" && { [ -d node_modules ] || npm install --no-audit --no-fund; } && npm run build)
 cargo build -p mai-console -p mai-ops
 cargo test -p mai-console --features e2e --test e2e --no-run
 "$FLEET_SH" up

@@ -10,7 +10,7 @@ if ! command -v npm >/dev/null 2>&1 || [ ! -x /usr/bin/chromium ]; then
   apt-get update -qq && apt-get install -y -qq nodejs npm chromium >/dev/null
 fi
 cd "$ROOT/ui"
-[ -d node_modules ] || npm ci --no-audit --no-fund
+[ -d node_modules ] || npm install --no-audit --no-fund
 npm run check
 npm test
 npm run build
