@@ -17,7 +17,7 @@ fn main() {
             }
         };
         if !ui.join("node_modules").exists() {
-            npm(&["ci"]);
+            npm(&["install", "--no-audit", "--no-fund"]);
         }
         npm(&["run", "build"]);
     }
