@@ -223,11 +223,16 @@ fn main() {
             let _ = load(proxy_url.clone(), PROXY, conc, conc, None).await;
             let mut d = load(direct_url.clone(), DIRECT, conc, requests, rate).await;
             let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let peak_fds = Arc::new(std::sync::atomic::AtomicU64::new(0));
             let sampler = {
-                let peak = peak.clone();
+                let (peak, fds) = (peak.clone(), peak_fds.clone());
                 tokio::spawn(async move {
                     loop {
                         peak.fetch_max(rss_kib(pid), std::sync::atomic::Ordering::Relaxed);
+                        let n = std::fs::read_dir(format!("/proc/{pid}/fd"))
+                            .map(|d| d.count() as u64)
+                            .unwrap_or(0);
+                        fds.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                 })
@@ -267,9 +272,10 @@ fn main() {
                 add(pct(&mut p.total, 0.99), pct(&mut d.total, 0.99))
             );
             println!(
-                "tracker RSS peak under load: {} KiB ({} threads)",
+                "tracker RSS peak under load: {} KiB ({} threads, peak {} open fds: inbound + upstream sockets)",
                 peak.load(std::sync::atomic::Ordering::Relaxed),
-                status_field(pid, "Threads:")
+                status_field(pid, "Threads:"),
+                peak_fds.load(std::sync::atomic::Ordering::Relaxed)
             );
         }
         // Everything proxied was metered.
@@ -292,7 +298,20 @@ fn main() {
             "\nledger: {} requests, raw cost {} USD; simulator served {} generations on the key, {} USD",
             today["requests"], today["raw_cost_usd"], served.generations, served.cost
         );
-        println!("tracker idle RSS after load: {} KiB", rss_kib(pid));
+        println!("tracker idle RSS right after load: {} KiB", rss_kib(pid));
+        // Idle upstream connections expire 20-40 s after use and the tracker trims the heap
+        // on its 10 s maintenance tick when nothing is in flight: wait for RSS to settle.
+        let t0 = Instant::now();
+        let mut last = rss_kib(pid);
+        while t0.elapsed() < Duration::from_secs(90) && last > 15 * 1024 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            last = rss_kib(pid);
+        }
+        println!(
+            "tracker idle RSS {:.0} s after load: {} KiB",
+            t0.elapsed().as_secs_f64(),
+            last
+        );
         let _ = child.kill();
         let _ = child.wait();
     });

@@ -6,6 +6,7 @@
 //! Background: [`recon`] (confirm provisional records, measure drift). Read side:
 //! [`api`] (docs/tracker-api.md).
 
+pub mod alloc;
 pub mod api;
 pub mod auth;
 pub mod config;
@@ -175,12 +176,13 @@ pub async fn start(cfg: Config) -> anyhow::Result<Tracker> {
             }
         }
     });
-    // Keep the crash journal small even when periodic reconciliation is off.
+    // Keep the crash journal small even when periodic reconciliation is off, and give
+    // memory back after bursts.
     {
         let st = st.clone();
         let sd = shutdown.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
@@ -190,6 +192,15 @@ pub async fn start(cfg: Config) -> anyhow::Result<Tracker> {
                     if let Err(e) = recon::replay_journal(&st).await {
                         tracing::error!(error = %e, "crash journal rotation failed");
                     }
+                }
+                // After a burst, hand the freed stream buffers back to the kernel.
+                if st
+                    .metrics
+                    .inflight
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    == 0
+                {
+                    let _ = tokio::task::spawn_blocking(alloc::trim).await;
                 }
             }
         });

@@ -28,7 +28,7 @@ fn main() -> anyhow::Result<()> {
             .with_writer(std::io::stderr)
             .init(),
     }
-    limit_malloc_arenas();
+    mai_tracker::alloc::limit_arenas();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -40,27 +40,6 @@ fn main() -> anyhow::Result<()> {
         tracker.shutdown().await
     })
 }
-
-/// glibc gives each contending thread its own 64 MiB heap arena; freed stream buffers
-/// then sit in several arenas at once. Two arenas (one per core of a small box) keep
-/// RSS close to the live heap. `MALLOC_ARENA_MAX` in the environment still wins.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn limit_malloc_arenas() {
-    use std::ffi::c_int;
-    extern "C" {
-        fn mallopt(param: c_int, value: c_int) -> c_int;
-    }
-    const M_ARENA_MAX: c_int = -8;
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only adjusts allocator tuning; called before any other thread exists.
-        unsafe {
-            mallopt(M_ARENA_MAX, 2);
-        }
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_malloc_arenas() {}
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
