@@ -56,25 +56,8 @@ pub enum KeyError {
     Invalid(String),
 }
 
-/// Masked form of a key for display: `sk-or-v1-…abcd`.
-pub fn mask(key: &str) -> String {
-    let key = key.trim();
-    let tail: String = key
-        .chars()
-        .rev()
-        .take(4)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    if let Some(_rest) = key.strip_prefix("sk-or-v1-") {
-        format!("sk-or-v1-…{tail}")
-    } else if key.chars().count() > 8 {
-        format!("…{tail}")
-    } else {
-        "…".into()
-    }
-}
+/// Masked form of a key for display: `sk-or-v1-…abcd` (the one masking rule, in mai-core).
+pub use mai_core::money::mask_key as mask;
 
 /// Rejects what is obviously not an OpenRouter key before it reaches the keychain.
 pub fn validate_openrouter_key(key: &str) -> Result<(), KeyError> {
