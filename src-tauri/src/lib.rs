@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use mai_ops::keys::{MaskedKey, SecretKind};
-use mai_ops::ops::{Dashboard, Rotation, SyncOutcome};
+use mai_ops::ops::{Dashboard, InvoiceExportRequest, InvoiceExportResult, Rotation, SyncOutcome};
 use mai_ops::refresh::FleetRow;
 use mai_ops::{Fleet, Keychain, Ops};
 use serde::Serialize;
@@ -288,6 +288,22 @@ async fn billing_report(
     serde_json::to_value(r).map_err(|e| e.to_string())
 }
 
+/// Exports a month's invoices; progress goes out as `billing-export-progress` events
+/// (mai-billing's `ExportProgress`), like sync-all's `sync-progress`.
+#[tauri::command]
+async fn billing_export<R: Runtime>(
+    app: tauri::AppHandle<R>,
+    state: State<'_, Console>,
+    request: InvoiceExportRequest,
+) -> Result<InvoiceExportResult, String> {
+    let ops = state.ops()?;
+    ops.billing_export(&request, &mut |p| {
+        let _ = app.emit("billing-export-progress", &p);
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
 #[tauri::command]
 async fn check_update<R: Runtime>(
     app: tauri::AppHandle<R>,
@@ -328,6 +344,7 @@ pub fn builder<R: Runtime>(b: tauri::Builder<R>, console: Console) -> tauri::Bui
             key_rotate,
             check_update,
             billing_report,
+            billing_export,
             first_paint,
         ])
 }

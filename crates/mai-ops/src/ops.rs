@@ -766,6 +766,62 @@ impl Ops {
         Ok(billing.report(ym, None).await?)
     }
 
+    fn billing_service(&self) -> Result<mai_billing::service::Billing, OpsError> {
+        let b = self.fleet.billing.as_ref().ok_or(OpsError::NoBilling)?;
+        let cfg = mai_billing::config::BillingConfig::load(&b.config)?;
+        let nbp = mai_core::nbp::NbpClient::new(mai_core::nbp::NbpConfig {
+            base_url: self.fleet.nbp_base_url.clone(),
+            cache_path: Some(self.fleet.console.data_dir.join("nbp-cache.sqlite")),
+            timeout: Duration::from_secs(10),
+            ..Default::default()
+        })
+        .map_err(mai_billing::BillingError::from)?;
+        Ok(mai_billing::service::Billing::new(
+            cfg,
+            nbp,
+            self.cache_path(),
+            b.store.clone(),
+        ))
+    }
+
+    /// Exports a month's invoices (CSV, PDF or KSeF XML) to a folder, `progress` called as
+    /// mai-billing works; the result is regrouped per client for the console.
+    pub async fn billing_export(
+        &self,
+        req: &InvoiceExportRequest,
+        progress: &mut (dyn FnMut(mai_billing::ExportProgress) + Send),
+    ) -> Result<InvoiceExportResult, OpsError> {
+        let ym: mai_core::time::YearMonth = req
+            .month
+            .parse()
+            .map_err(|_| OpsError::BadMonth(req.month.clone()))?;
+        let billing = self.billing_service()?;
+        let out_dir = match &req.out_dir {
+            Some(d) => d.clone(),
+            None => default_invoice_dir(std::env::var_os("HOME").map(Into::into), ym),
+        };
+        let export = mai_billing::ExportRequest {
+            month: ym,
+            format: req.format,
+            client: req.client.clone().filter(|c| !c.is_empty()),
+            out_dir: out_dir.clone(),
+            dialect: req.dialect,
+            issue_date: None,
+        };
+        let summary = billing.export(&export, progress).await?;
+        // Which file and number belong to which client: the store knows every issued
+        // invoice of the month (also those issued by an earlier export).
+        let store_path = billing.store_path.clone();
+        let invoices = tokio::task::spawn_blocking(move || {
+            mai_billing::BillingStore::open(&store_path)?.invoices_for_month(ym)
+        })
+        .await
+        .map_err(|e| {
+            mai_billing::BillingError::InvalidData(format!("internal error: a task failed: {e}"))
+        })??;
+        Ok(group_export(out_dir, req.format, summary, &invoices))
+    }
+
     pub fn cache_path(&self) -> std::path::PathBuf {
         self.fleet.console.data_dir.join("console-cache.sqlite")
     }
@@ -773,3 +829,96 @@ impl Ops {
 
 /// Shared handle for the Tauri state and maictl.
 pub type SharedOps = Arc<Ops>;
+
+/// What the console asks to export.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct InvoiceExportRequest {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub format: mai_billing::ExportFormat,
+    /// One client (org id), or all when absent.
+    #[serde(default)]
+    pub client: Option<String>,
+    /// Default: `~/mai-invoices/YYYY-MM`.
+    #[serde(default)]
+    pub out_dir: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub dialect: mai_billing::export::csv::CsvDialect,
+}
+
+/// One client's part of an export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientExport {
+    pub org_id: String,
+    pub invoice_number: Option<String>,
+    /// Issued by this export (false: issued earlier and rendered again).
+    pub newly_issued: bool,
+    pub files: Vec<std::path::PathBuf>,
+    /// Why the client was not exported (e.g. the missing invoice data).
+    pub skipped: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InvoiceExportResult {
+    pub out_dir: std::path::PathBuf,
+    pub format: mai_billing::ExportFormat,
+    /// Every file written (a CSV export writes one file for all clients).
+    pub files: Vec<std::path::PathBuf>,
+    pub clients: Vec<ClientExport>,
+}
+
+/// `~/mai-invoices/YYYY-MM` (relative `mai-invoices/YYYY-MM` without a home directory).
+pub fn default_invoice_dir(
+    home: Option<std::path::PathBuf>,
+    month: mai_core::time::YearMonth,
+) -> std::path::PathBuf {
+    home.unwrap_or_default()
+        .join("mai-invoices")
+        .join(month.to_string())
+}
+
+/// Regroups mai-billing's flat summary per client: invoice files are matched to the
+/// month's issued invoices by file stem (the file name is derived from the number).
+fn group_export(
+    out_dir: std::path::PathBuf,
+    format: mai_billing::ExportFormat,
+    summary: mai_billing::ExportSummary,
+    invoices: &[mai_billing::IssuedInvoice],
+) -> InvoiceExportResult {
+    let mut clients: Vec<ClientExport> = Vec::new();
+    for inv in invoices {
+        let stem = inv.file_stem();
+        let files: Vec<_> = summary
+            .files
+            .iter()
+            .filter(|f| f.file_stem().and_then(|s| s.to_str()) == Some(stem.as_str()))
+            .cloned()
+            .collect();
+        if files.is_empty() && !summary.issued.contains(&inv.number) {
+            continue;
+        }
+        clients.push(ClientExport {
+            org_id: inv.statement.org_id.clone(),
+            invoice_number: Some(inv.number.clone()),
+            newly_issued: summary.issued.contains(&inv.number),
+            files,
+            skipped: None,
+        });
+    }
+    for s in &summary.skipped {
+        clients.push(ClientExport {
+            org_id: s.org_id.clone(),
+            invoice_number: None,
+            newly_issued: false,
+            files: vec![],
+            skipped: Some(s.reason.clone()),
+        });
+    }
+    clients.sort_by(|a, b| a.org_id.cmp(&b.org_id));
+    InvoiceExportResult {
+        out_dir,
+        format,
+        files: summary.files,
+        clients,
+    }
+}

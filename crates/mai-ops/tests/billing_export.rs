@@ -1,0 +1,242 @@
+//! `Ops::billing_export` against a real console-cache ledger file and the NBP simulator:
+//! per-client results, progress events, re-export of issued invoices, NBP down.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use mai_billing::{ExportFormat, ExportProgress};
+use mai_core::ledger::Ledger;
+use mai_core::usage::{EventState, Source, Tokens, UsageEvent, UserRef};
+use mai_ops::ops::{InvoiceExportRequest, InvoiceExportResult};
+use mai_ops::{Fleet, Keychain, Ops};
+use mai_sim::nbp::{self as sim, NbpSim};
+use rust_decimal::Decimal;
+
+const BILLING: &str = r#"
+invoice_number_format = "FV/{yyyy}/{mm}/{seq:04}"
+payment_days = 14
+
+[seller]
+name = "mAI Odsprzedaż Sp. z o.o."
+nip = "1234563218"
+address_line1 = "ul. Świętokrzyska 12"
+address_line2 = "00-916 Warszawa"
+bank_account = "PL61 1090 1014 0000 0712 1981 2874"
+
+[[clients]]
+org_id = "acme"
+name = "ACME Sp. z o.o."
+nip = "9876543210"
+address_line1 = "ul. Testowa 2"
+address_line2 = "30-001 Kraków"
+lines = "summary"
+
+[[clients]]
+org_id = "nodata"
+name = "Brak Danych Sp. z o.o."
+"#;
+
+fn d(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+fn event(org: &str, id: &str, day: &str, cost: &str) -> UsageEvent {
+    UsageEvent {
+        generation_id: id.to_string(),
+        org_id: org.to_string(),
+        user: UserRef {
+            id: Some("u1".into()),
+            email: None,
+            name: Some("Jan".into()),
+        },
+        model: "openai/gpt-4o".into(),
+        provider: None,
+        tokens: Tokens {
+            prompt: 100,
+            completion: 50,
+            reasoning: 0,
+            cached: 0,
+        },
+        cost_usd: Decimal::from_str(cost).unwrap(),
+        source: Source::Proxy,
+        state: EventState::Confirmed,
+        created_at: Utc.from_utc_datetime(&d(day).and_hms_opt(12, 0, 0).unwrap()),
+    }
+}
+
+/// A fleet whose console cache holds December 2025 usage of `acme` and `nodata`.
+fn setup(dir: &Path, nbp_base: &str) -> Ops {
+    let data = dir.join("console");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut ledger = Ledger::open(&data.join("console-cache.sqlite")).unwrap();
+    ledger
+        .record_batch(&[
+            event("acme", "g1", "2025-12-02", "12.345678901"),
+            event("acme", "g2", "2025-12-20", "0.000000007"),
+            event("nodata", "g3", "2025-12-05", "3.5"),
+        ])
+        .unwrap();
+    ledger
+        .set_markup("acme", d("2025-12-01"), Decimal::new(13, 1))
+        .unwrap();
+    drop(ledger);
+    std::fs::write(dir.join("billing.toml"), BILLING).unwrap();
+    let fleet = format!(
+        "[console]\ndata_dir = {data:?}\n\n[nbp]\nbase_url = \"{nbp_base}\"\n\n[billing]\nconfig = \"billing.toml\"\n\n\
+         [[hosts]]\nname = \"h1\"\ndocker = \"unix:///nonexistent/docker.sock\"\n\n\
+         [[clients]]\nid = \"acme\"\nlegal_name = \"ACME Sp. z o.o.\"\nnip = \"5261040828\"\naddress = \"ul. Testowa 1\"\n\
+         host = \"h1\"\nmarkup = \"1.3\"\ntracker_url = \"http://127.0.0.1:9\"\ntracker_token = \"env:UNUSED_TOKEN\"\n"
+    );
+    let fleet = Fleet::parse(&fleet, &dir.join("fleet.toml")).unwrap();
+    let keychain = Keychain::with_store(keyring_core::mock::Store::new().unwrap());
+    let mut o = Ops::new(fleet, Ok(keychain)).unwrap();
+    o.docker_enabled = false;
+    o
+}
+
+fn request(format: ExportFormat, out: &Path) -> InvoiceExportRequest {
+    InvoiceExportRequest {
+        month: "2025-12".into(),
+        format,
+        client: None,
+        out_dir: Some(out.to_path_buf()),
+        dialect: Default::default(),
+    }
+}
+
+async fn export(
+    o: &Ops,
+    req: &InvoiceExportRequest,
+) -> (Result<InvoiceExportResult, String>, Vec<ExportProgress>) {
+    let mut events = Vec::new();
+    let r = o
+        .billing_export(req, &mut |p| events.push(p))
+        .await
+        .map_err(|e| e.to_string());
+    (r, events)
+}
+
+#[tokio::test]
+async fn pdf_then_ksef_per_client_results_and_progress() {
+    let nbp = NbpSim::spawn(sim::NbpConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let o = setup(dir.path(), &nbp.base_url());
+    let out = dir.path().join("out");
+
+    let (r, events) = export(&o, &request(ExportFormat::Pdf, &out)).await;
+    let r = r.unwrap();
+    assert_eq!(r.out_dir, out);
+    assert_eq!(r.clients.len(), 2, "{r:?}");
+    let acme = &r.clients[0];
+    assert_eq!(acme.org_id, "acme");
+    let number = acme.invoice_number.clone().unwrap();
+    assert!(
+        number.starts_with("FV/") && number.ends_with("/0001"),
+        "{number}"
+    );
+    assert!(acme.newly_issued);
+    assert_eq!(acme.files.len(), 1);
+    assert!(std::fs::read(&acme.files[0]).unwrap().starts_with(b"%PDF"));
+    assert_eq!(acme.skipped, None);
+    let nodata = &r.clients[1];
+    assert_eq!(nodata.org_id, "nodata");
+    assert!(nodata.files.is_empty() && nodata.invoice_number.is_none());
+    let why = nodata.skipped.as_deref().unwrap();
+    assert!(why.contains("address"), "{why}");
+    assert_eq!(r.files, acme.files);
+
+    // Progress: the issue, the skip, then one file of one.
+    assert!(events.contains(&ExportProgress::Issued {
+        number: number.clone(),
+        org_id: "acme".into()
+    }));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, ExportProgress::Skipped { org_id, .. } if org_id == "nodata")));
+    assert!(events.contains(&ExportProgress::Started { total: 1 }));
+    assert_eq!(
+        events.last(),
+        Some(&ExportProgress::Wrote {
+            path: acme.files[0].clone(),
+            done: 1,
+            total: 1
+        })
+    );
+
+    // The report now shows the number; the rate is table A mid of 2025-12-30.
+    let report = o.billing_report("2025-12").await.unwrap();
+    let row = report.clients.iter().find(|c| c.org_id == "acme").unwrap();
+    assert_eq!(row.invoice_number.as_deref(), Some(number.as_str()));
+
+    // KSeF re-renders the same invoice, without issuing a new number; net is exact.
+    let (r2, events2) = export(&o, &request(ExportFormat::Ksef, &out)).await;
+    let r2 = r2.unwrap();
+    let acme2 = r2.clients.iter().find(|c| c.org_id == "acme").unwrap();
+    assert_eq!(acme2.invoice_number.as_deref(), Some(number.as_str()));
+    assert!(!acme2.newly_issued);
+    assert!(!events2
+        .iter()
+        .any(|e| matches!(e, ExportProgress::Issued { .. })));
+    let xml = std::fs::read_to_string(&acme2.files[0]).unwrap();
+    let mid = sim::rate_a("USD", d("2025-12-30")).unwrap();
+    let raw = Decimal::from_str("12.345678908").unwrap();
+    let net = mai_core::money::round_minor(raw * Decimal::new(13, 1) * mid);
+    assert!(
+        xml.contains(&format!("<P_13_1>{net:.2}</P_13_1>")),
+        "net {net} not in {xml}"
+    );
+    assert!(xml.contains(&number));
+}
+
+#[tokio::test]
+async fn nbp_down_no_invoice_and_the_error_names_the_table_and_dates() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let o = setup(dir.path(), &format!("http://{dead}/api"));
+    let out = dir.path().join("out");
+    let (r, events) = export(&o, &request(ExportFormat::Pdf, &out)).await;
+    let e = r.unwrap_err();
+    assert!(e.contains("USD") && e.contains("2025-12"), "{e}");
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, ExportProgress::Issued { .. })));
+    // No number was used: nothing is in the store for the month.
+    let report = o.billing_report("2025-12").await.unwrap();
+    assert!(report.clients.iter().all(|c| c.invoice_number.is_none()));
+}
+
+#[tokio::test]
+async fn csv_and_bad_input_errors() {
+    let nbp = NbpSim::spawn(sim::NbpConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let o = setup(dir.path(), &nbp.base_url());
+    let out = dir.path().join("csv");
+    let (r, _) = export(&o, &request(ExportFormat::Csv, &out)).await;
+    let r = r.unwrap();
+    assert_eq!(r.files, vec![out.join("billing-2025-12-pl.csv")]);
+    let csv = std::fs::read_to_string(&r.files[0]).unwrap();
+    assert!(csv.contains("acme") && csv.contains("nodata"));
+
+    let mut bad = request(ExportFormat::Csv, &out);
+    bad.month = "2025-13".into();
+    let (r, _) = export(&o, &bad).await;
+    assert!(r.unwrap_err().contains("YYYY-MM"));
+
+    let mut unknown = request(ExportFormat::Pdf, &out);
+    unknown.client = Some("nobody".into());
+    let (r, _) = export(&o, &unknown).await;
+    assert!(r.unwrap_err().contains("nobody"));
+}
+
+#[test]
+fn default_folder_is_per_month_under_home() {
+    let ym = "2026-01".parse().unwrap();
+    assert_eq!(
+        mai_ops::ops::default_invoice_dir(Some("/home/anna".into()), ym),
+        Path::new("/home/anna/mai-invoices/2026-01")
+    );
+}
