@@ -200,7 +200,10 @@ async fn nbp_down_no_invoice_and_the_error_names_the_table_and_dates() {
     let out = dir.path().join("out");
     let (r, events) = export(&o, &request(ExportFormat::Pdf, &out)).await;
     let e = r.unwrap_err();
-    assert!(e.contains("USD") && e.contains("2025-12"), "{e}");
+    assert!(
+        e.contains("NBP unreachable") && e.contains("table A USD") && e.contains("2025-12-31"),
+        "{e}"
+    );
     assert!(!events
         .iter()
         .any(|e| matches!(e, ExportProgress::Issued { .. })));

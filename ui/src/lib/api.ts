@@ -49,6 +49,20 @@ export interface BillingReport {
   totals: { requests: number; raw_cost_usd: string; client_net_usd: string; profit_usd: string; net_pln: string;
     vat_pln: string; gross_pln: string; profit_pln: string; late_usage_usd: string };
 }
+export type ExportFormat = 'csv' | 'pdf' | 'ksef';
+export interface InvoiceExportRequest {
+  month: string; format: ExportFormat; client: string | null; out_dir: string | null; dialect?: 'polish' | 'plain';
+}
+export interface ClientExport {
+  org_id: string; invoice_number: string | null; newly_issued: boolean; files: string[]; skipped: string | null;
+}
+export interface InvoiceExportResult { out_dir: string; format: ExportFormat; files: string[]; clients: ClientExport[] }
+/** mai-billing's ExportProgress. */
+export type ExportProgress =
+  | { event: 'started'; total: number }
+  | { event: 'issued'; number: string; org_id: string }
+  | { event: 'wrote'; path: string; done: number; total: number }
+  | { event: 'skipped'; org_id: string; reason: string };
 export interface Rotation { client_id: string; at: string; new_label: string; old_label: string | null; old_disabled: boolean; warning: string | null }
 
 export const api = {
@@ -66,10 +80,14 @@ export const api = {
   checkUpdate: () => invoke<UpdateCheck>('check_update'),
   firstPaint: (rows: number) => invoke<number>('first_paint', { rows }),
   billingReport: (month: string) => invoke<BillingReport>('billing_report', { month }),
+  billingExport: (request: InvoiceExportRequest) => invoke<InvoiceExportResult>('billing_export', { request }),
 };
 
 export function onSyncProgress(cb: (p: SyncProgress) => void): Promise<UnlistenFn> {
   return listen<SyncProgress>('sync-progress', (e) => cb(e.payload));
+}
+export function onExportProgress(cb: (p: ExportProgress) => void): Promise<UnlistenFn> {
+  return listen<ExportProgress>('billing-export-progress', (e) => cb(e.payload));
 }
 export function onLogLine(cb: (p: { stream: number; line: string }) => void): Promise<UnlistenFn> {
   return listen<{ stream: number; line: string }>('log-line', (e) => cb(e.payload));

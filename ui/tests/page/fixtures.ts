@@ -50,7 +50,7 @@ export function fixtures(scenario: string) {
   return {
     info: { version: '0.1.0', fleet_path: '/etc/mai/fleet.toml', load_error: null,
       keychain_error: scenario === 'no-keychain' ? 'the OS keychain is not available (no D-Bus session)' : null,
-      clients: rows.map((r) => ({ id: r.client_id, legal_name: r.legal_name })), update_endpoint: 'http://127.0.0.1:8765/latest.json', billing_available: scenario === 'billing' },
+      clients: rows.map((r) => ({ id: r.client_id, legal_name: r.legal_name })), update_endpoint: 'http://127.0.0.1:8765/latest.json', billing_available: scenario.startsWith('billing') },
     billing: {
       month: '2026-10', today, provisional: false,
       rates: { usd: { mid: '4.0000', table_no: '210/A/NBP/2026', effective_date: '2026-10-30' } }, rate_error: null,
@@ -60,6 +60,7 @@ export function fixtures(scenario: string) {
       ],
       totals: { requests: 1236, raw_cost_usd: '247.68266', client_net_usd: '321.9866', profit_usd: '74.30394', net_pln: '1287.95', vat_pln: '296.23', gross_pln: '1584.18', profit_pln: '297.22', late_usage_usd: '0.0004' },
     },
+    nbpDown: 'NBP unreachable: could not get table A USD for the invoice rate of reference date 2026-10-31 (dates 2026-10-17..2026-10-30) from http://127.0.0.1:18101/api after 2 attempt(s): connection refused. Check the network or NBP_BASE_URL and retry',
     rows,
     dashboard,
     keys: rows.flatMap((r) => [

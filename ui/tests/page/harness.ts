@@ -7,6 +7,8 @@ declare global {
   interface Window {
     __calls: { cmd: string; args: unknown }[];
     __scenario: string;
+    /** Lets a page test hold an export mid-way (after the first progress events). */
+    __releaseExport?: () => void;
   }
 }
 window.__calls = [];
@@ -54,6 +56,27 @@ mockIPC(
         return 1;
       case 'billing_report':
         return data.billing;
+      case 'billing_export': {
+        const req = (args as { request: { month: string; format: string; out_dir: string | null } }).request;
+        if (scenario === 'billing-nbp-down') throw data.nbpDown;
+        const dir = req.out_dir ?? `/home/anna/mai-invoices/${req.month}`;
+        const file = `${dir}/FV_2026_10_0002.${req.format === 'ksef' ? 'xml' : 'pdf'}`;
+        await emit('billing-export-progress', { event: 'issued', number: 'FV/2026/10/0002', org_id: 'acme' });
+        await emit('billing-export-progress', { event: 'skipped', org_id: 'tiny', reason: 'missing invoice data: NIP' });
+        await emit('billing-export-progress', { event: 'started', total: 2 });
+        await emit('billing-export-progress', { event: 'wrote', path: file, done: 1, total: 2 });
+        await new Promise<void>((r) => (window.__releaseExport = r));
+        const file2 = file.replace('0002', '0003');
+        await emit('billing-export-progress', { event: 'wrote', path: file2, done: 2, total: 2 });
+        return {
+          out_dir: dir, format: req.format, files: [file, file2],
+          clients: [
+            { org_id: 'acme', invoice_number: 'FV/2026/10/0002', newly_issued: true, files: [file], skipped: null },
+            { org_id: 'kowalski', invoice_number: 'FV/2026/10/0003', newly_issued: false, files: [file2], skipped: null },
+            { org_id: 'tiny', invoice_number: null, newly_issued: false, files: [], skipped: 'missing invoice data: NIP' },
+          ],
+        };
+      }
       default:
         throw `unknown command ${cmd}`;
     }

@@ -155,6 +155,59 @@ await test('billing: month report from mai-billing with PLN totals', async (page
   await page.screenshot({ path: join(out, 'billing-report.png'), fullPage: true });
 });
 
+await test('billing export: progress while running, then per-client results', async (page) => {
+  await page.goto(base + '?scenario=billing');
+  await page.getByTestId('nav-billing').click();
+  await page.getByTestId('billing-table').waitFor();
+  await page.getByTestId('billing-month').fill('2026-10');
+  assert.equal(await page.getByTestId('export-format').inputValue(), 'pdf');
+  await page.getByTestId('export-run').click();
+  // The mock holds the export after the first file: the bar shows 1 of 2.
+  await page.getByTestId('export-progress').filter({ hasText: '1/2' }).waitFor();
+  assert.match(await text(page, '[data-testid="export-progress"]'), /Wrote \/home\/anna\/mai-invoices\/2026-10\/FV_2026_10_0002\.pdf/);
+  assert.equal(await page.locator('[data-testid="export-progress"] progress').getAttribute('max'), '2');
+  assert.ok(await page.getByTestId('export-run').isDisabled());
+  await page.screenshot({ path: join(out, 'billing-export-progress.png'), fullPage: true });
+  await page.waitForFunction(() => typeof window.__releaseExport === 'function');
+  await page.evaluate(() => window.__releaseExport());
+  await page.getByTestId('export-results').waitFor();
+  assert.equal(await page.getByTestId('export-progress').count(), 0);
+  assert.match(await text(page, '[data-testid="export-summary"]'), /2 files in \/home\/anna\/mai-invoices\/2026-10/);
+  assert.match(await text(page, '[data-testid="export-acme"]'), /FV\/2026\/10\/0002 \(issued now\)[\s\S]*FV_2026_10_0002\.pdf/);
+  assert.match(await text(page, '[data-testid="export-kowalski"]'), /FV\/2026\/10\/0003/);
+  assert.doesNotMatch(await text(page, '[data-testid="export-kowalski"]'), /issued now/);
+  assert.match(await text(page, '[data-testid="export-tiny"]'), /not exported: missing invoice data: NIP/);
+  const calls = await page.evaluate(() => window.__calls);
+  const exp = calls.filter((c) => c.cmd === 'billing_export');
+  assert.equal(exp.length, 1);
+  assert.deepEqual(exp[0].args.request, { month: '2026-10', format: 'pdf', client: null, out_dir: null });
+  // The report is reloaded after the export, to show the new invoice numbers.
+  const idx = calls.findIndex((c) => c.cmd === 'billing_export');
+  assert.ok(calls.slice(idx + 1).some((c) => c.cmd === 'billing_report'));
+  await page.screenshot({ path: join(out, 'billing-export-done.png'), fullPage: true });
+});
+
+await test('billing export: NBP down is a clear error naming the table and dates', async (page) => {
+  await page.goto(base + '?scenario=billing-nbp-down');
+  await page.getByTestId('nav-billing').click();
+  await page.getByTestId('billing-table').waitFor();
+  await page.getByTestId('billing-month').fill('2026-10');
+  await page.getByTestId('export-format').selectOption('ksef');
+  await page.getByTestId('export-client').selectOption('acme');
+  await page.getByTestId('export-dir').fill('/srv/faktury');
+  await page.getByTestId('export-run').click();
+  await page.getByTestId('export-error').waitFor();
+  const err = await text(page, '[data-testid="export-error"]');
+  assert.match(err, /Export failed: NBP unreachable: could not get table A USD/);
+  assert.match(err, /2026-10-31/);
+  assert.equal(await page.getByTestId('export-results').count(), 0);
+  assert.equal(await page.getByTestId('export-progress').count(), 0);
+  assert.ok(!(await page.getByTestId('export-run').isDisabled()));
+  const req = (await page.evaluate(() => window.__calls)).find((c) => c.cmd === 'billing_export').args.request;
+  assert.deepEqual(req, { month: '2026-10', format: 'ksef', client: 'acme', out_dir: '/srv/faktury' });
+  await page.screenshot({ path: join(out, 'billing-export-nbp-down.png'), fullPage: true });
+});
+
 await test('narrow window: no page-level horizontal overflow, keyboard reaches everything', async (page) => {
   await page.goto(base);
   await page.getByTestId('row-acme').waitFor();
