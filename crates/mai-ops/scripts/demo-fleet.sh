@@ -26,6 +26,10 @@ IDS=(acme kowalski-law nowak-dental baltic-logistics mazur-design orion-it pixel
 NAMES=("ACME Sp. z o.o." "Kancelaria Kowalski sp.k." "Nowak Dental s.c." "Baltic Logistics S.A." "Mazur Design" "Orion IT Sp. z o.o." "Pixel Media" "Zielony Ogród")
 MARKUPS=("1.3" "1.25" "1.3" "1.4" "1.3" "1.35" "1.3" "1.2")
 LIMITS=("50" "20" "5" "100" "10" "30" "15" "8")
+# Invoice data (mai-billing): checksum-valid NIPs; baltic-logistics is invoiced in USD.
+BNIPS=(5261040805 7770001105 6750002302 5830003409 9440004509 8960005609 6210006704 1130007805)
+CITIES=("00-950 Warszawa" "31-042 Kraków" "60-101 Poznań" "80-001 Gdańsk" "50-001 Wrocław" "90-001 Łódź" "20-001 Lublin" "70-001 Szczecin")
+CURRENCIES=(PLN PLN PLN USD PLN PLN PLN PLN)
 
 log() { echo "demo-fleet: $*" >&2; }
 
@@ -111,9 +115,27 @@ base_url = "http://127.0.0.1:$OR_PORT/api/v1"
 [nbp]
 base_url = "http://127.0.0.1:$NBP_PORT/api"
 
+[billing]
+# mai-billing config written next to this file; the store defaults to the console data dir.
+config = "billing.toml"
+
 [[hosts]]
 name = "local"
 docker = "unix:///var/run/docker.sock"
+TOML
+  cat >"$DEMO_DIR/billing.toml" <<TOML
+# Demo billing config written by crates/mai-ops/scripts/demo-fleet.sh (see crates/mai-billing/README.md)
+invoice_number_format = "FV/{yyyy}/{mm}/{seq:04}"
+payment_days = 14
+
+[seller]
+name = "mAI Odsprzedaż Sp. z o.o."
+nip = "1234563218"
+address_line1 = "ul. Świętokrzyska 12"
+address_line2 = "00-916 Warszawa"
+bank_account = "PL61 1090 1014 0000 0712 1981 2874"
+bank_name = "Bank Przykładowy S.A."
+email = "faktury@example.pl"
 TOML
   for i in $(seq 0 $((N - 1))); do
     local id=${IDS[$i]} port=$((TR_BASE + i)) key
@@ -149,6 +171,18 @@ markup = "${MARKUPS[$i]}"
 monthly_limit_usd = "${LIMITS[$i]}"
 tracker_url = "http://127.0.0.1:$port"
 tracker_token = "env:MAI_DEMO_TRACKER_TOKEN"
+TOML
+    cat >>"$DEMO_DIR/billing.toml" <<TOML
+
+[[clients]]
+org_id = "$id"
+name = "${NAMES[$i]}"
+nip = "${BNIPS[$i]}"
+address_line1 = "ul. Demo $((i + 1))"
+address_line2 = "${CITIES[$i]}"
+currency = "${CURRENCIES[$i]}"
+vat = "23"
+lines = "by_model"
 TOML
     clients_json+="${clients_json:+,}{\"id\":\"$id\",\"tracker_url\":\"http://127.0.0.1:$port\",\"key\":\"$key\",\"markup\":\"${MARKUPS[$i]}\"}"
   done
