@@ -1,0 +1,178 @@
+//! `billing_export` through the IPC boundary on tauri's mock runtime: the request as the
+//! UI sends it, `billing-export-progress` events, per-client results, errors as text.
+#![cfg(feature = "test")]
+
+use std::sync::{Arc, Mutex};
+
+use mai_console::{builder, Console};
+use mai_core::ledger::Ledger;
+use mai_core::usage::{EventState, Source, Tokens, UsageEvent, UserRef};
+use mai_ops::{Fleet, Keychain, Ops};
+use serde_json::{json, Value};
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{
+    get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY,
+};
+use tauri::webview::InvokeRequest;
+use tauri::{Listener, WebviewWindowBuilder};
+
+const BILLING: &str = r#"
+invoice_number_format = "FV/{yyyy}/{mm}/{seq:04}"
+[seller]
+name = "mAI Odsprzedaż Sp. z o.o."
+nip = "1234563218"
+address_line1 = "ul. Świętokrzyska 12"
+address_line2 = "00-916 Warszawa"
+bank_account = "PL61 1090 1014 0000 0712 1981 2874"
+[[clients]]
+org_id = "acme"
+name = "ACME Sp. z o.o."
+nip = "9876543210"
+address_line1 = "ul. Testowa 2"
+address_line2 = "30-001 Kraków"
+[[clients]]
+org_id = "nodata"
+name = "Brak Danych Sp. z o.o."
+"#;
+
+fn event(org: &str, id: &str, cost: &str) -> UsageEvent {
+    UsageEvent {
+        generation_id: id.into(),
+        org_id: org.into(),
+        user: UserRef {
+            id: Some("u1".into()),
+            email: None,
+            name: None,
+        },
+        model: "openai/gpt-4o".into(),
+        provider: None,
+        tokens: Tokens {
+            prompt: 10,
+            completion: 5,
+            reasoning: 0,
+            cached: 0,
+        },
+        cost_usd: cost.parse().unwrap(),
+        source: Source::Proxy,
+        state: EventState::Confirmed,
+        created_at: "2025-12-03T12:00:00Z".parse().unwrap(),
+    }
+}
+
+fn ops(dir: &std::path::Path) -> Ops {
+    let data = dir.join("console");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut l = Ledger::open(&data.join("console-cache.sqlite")).unwrap();
+    l.record_batch(&[event("acme", "g1", "1.5"), event("nodata", "g2", "2")])
+        .unwrap();
+    drop(l);
+    std::fs::write(dir.join("billing.toml"), BILLING).unwrap();
+    // NBP on a port nothing listens on: CSV still exports, invoices must not.
+    let text = format!(
+        "[console]\ndata_dir = {data:?}\n[nbp]\nbase_url = \"http://127.0.0.1:9/api\"\n[billing]\nconfig = \"billing.toml\"\n\
+         [[hosts]]\nname = \"h\"\ndocker = \"unix:///nonexistent.sock\"\n\
+         [[clients]]\nid = \"acme\"\nlegal_name = \"ACME Sp. z o.o.\"\nnip = \"5261040828\"\naddress = \"ul. Prosta 1\"\n\
+         host = \"h\"\nmarkup = \"1.3\"\ntracker_url = \"http://127.0.0.1:9\"\ntracker_token = \"env:UNUSED\"\n"
+    );
+    let fleet = Fleet::parse(&text, &dir.join("fleet.toml")).unwrap();
+    let kc = Keychain::with_store(keyring_core::mock::Store::new().unwrap());
+    let mut o = Ops::new(fleet, Ok(kc)).unwrap();
+    o.docker_enabled = false;
+    o
+}
+
+fn app_with(console: Console) -> (tauri::App<MockRuntime>, tauri::WebviewWindow<MockRuntime>) {
+    let mut ctx = mock_context(noop_assets());
+    ctx.config_mut().plugins.0.insert(
+        "updater".into(),
+        json!({"pubkey": "dGVzdA==", "endpoints": ["http://127.0.0.1:9/latest.json"], "dangerousInsecureTransportProtocol": true}),
+    );
+    let app = builder(mock_builder(), console).build(ctx).unwrap();
+    let w = WebviewWindowBuilder::new(&app, "main", Default::default())
+        .build()
+        .unwrap();
+    (app, w)
+}
+
+fn invoke(w: &tauri::WebviewWindow<MockRuntime>, cmd: &str, body: Value) -> Result<Value, Value> {
+    get_ipc_response(
+        w,
+        InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "tauri://localhost".parse().unwrap(),
+            body: InvokeBody::Json(body),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        },
+    )
+    .map(|b| b.deserialize::<Value>().unwrap())
+}
+
+#[test]
+fn billing_export_over_ipc_with_progress_events() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _g = rt.enter();
+    let dir = tempfile::tempdir().unwrap();
+    let (app, w) = app_with(Console::new(Ok(ops(dir.path())), None));
+    let events: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let ev = events.clone();
+    app.listen_any("billing-export-progress", move |e| {
+        ev.lock()
+            .unwrap()
+            .push(serde_json::from_str(e.payload()).unwrap());
+    });
+
+    let info = invoke(&w, "app_info", json!({})).unwrap();
+    assert_eq!(info["billing_available"], true);
+
+    let out = dir.path().join("out");
+    let r = invoke(
+        &w,
+        "billing_export",
+        json!({"request": {"month": "2025-12", "format": "csv", "client": null, "out_dir": out}}),
+    )
+    .unwrap();
+    let file = out.join("billing-2025-12-pl.csv");
+    assert_eq!(r["files"], json!([file]));
+    assert_eq!(r["format"], "csv");
+    assert_eq!(r["clients"][0]["org_id"], "nodata");
+    assert!(
+        r["clients"][0]["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("missing invoice data"),
+        "{r}"
+    );
+    let csv = std::fs::read_to_string(&file).unwrap();
+    assert!(csv.contains("acme"), "{csv}");
+    assert_eq!(
+        *events.lock().unwrap(),
+        vec![
+            json!({"event": "started", "total": 1}),
+            json!({"event": "wrote", "path": file, "done": 1, "total": 1}),
+        ]
+    );
+
+    // PDF needs the NBP rate: no invoice, and the message says what was needed.
+    let e = invoke(
+        &w,
+        "billing_export",
+        json!({"request": {"month": "2025-12", "format": "pdf", "client": "acme", "out_dir": out}}),
+    )
+    .unwrap_err();
+    let e = e.as_str().unwrap();
+    assert!(
+        e.contains("NBP unreachable") && e.contains("table A USD"),
+        "{e}"
+    );
+
+    let e = invoke(
+        &w,
+        "billing_export",
+        json!({"request": {"month": "2025-12", "format": "xls", "client": null, "out_dir": null}}),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("xls"), "{e}");
+}
