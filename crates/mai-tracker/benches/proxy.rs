@@ -5,6 +5,9 @@
 //!     cargo bench -p mai-tracker --bench proxy            (defaults)
 //!     MAI_BENCH_REQUESTS=4000 cargo bench -p mai-tracker --bench proxy
 //!     MAI_BENCH_RATE=1000 cargo bench -p mai-tracker --bench proxy   (open loop: fixed req/s)
+//!     MAI_BENCH_WRAP="heaptrack -o /tmp/ht" cargo bench ...        (tracker under a profiler;
+//!         RSS figures are then the wrapper's; stop the tracker with SIGINT to flush)
+//!     MALLOC_* variables are passed to the tracker (e.g. MALLOC_ARENA_MAX=1).
 //!
 //! Everything runs on loopback on this machine: the load generator and the simulator
 //! share this process, the tracker is its own process (so its RSS is its own).
