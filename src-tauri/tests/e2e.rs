@@ -279,6 +279,59 @@ async fn console_against_real_trackers() {
         .await
         .unwrap();
     shot("05-settings").await;
+    // 5b. Billing: the demo fleet's [billing] section, the month from the console cache,
+    // and a CSV export from the window (PDF/KSeF need a closed month).
+    c.find(Locator::Css("[data-testid='nav-billing']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let table = wait_for("billing table", Duration::from_secs(30), || {
+        text_of("[data-testid='billing-table']".into())
+    })
+    .await;
+    println!("e2e: billing table: {}", table.replace('\n', " | "));
+    for cl in clients {
+        let id = cl["id"].as_str().unwrap();
+        assert!(
+            table.contains(id),
+            "{id} missing from the billing table: {table}"
+        );
+    }
+    assert!(!table.contains("missing data"), "{table}");
+    let csv_dir = out.join("invoices");
+    let _ = std::fs::remove_dir_all(&csv_dir);
+    c.find(Locator::Css("[data-testid='export-format']"))
+        .await
+        .unwrap()
+        .select_by_value("csv")
+        .await
+        .unwrap();
+    c.find(Locator::Css("[data-testid='export-dir']"))
+        .await
+        .unwrap()
+        .send_keys(csv_dir.to_str().unwrap())
+        .await
+        .unwrap();
+    c.find(Locator::Css("[data-testid='export-run']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let summary = wait_for("billing export", Duration::from_secs(30), || {
+        text_of("[data-testid='export-summary']".into())
+    })
+    .await;
+    println!("e2e: billing export: {summary}");
+    let written: Vec<_> = std::fs::read_dir(&csv_dir).unwrap().flatten().collect();
+    assert_eq!(written.len(), 1, "{summary}");
+    let csv = std::fs::read_to_string(written[0].path()).unwrap();
+    for cl in clients {
+        assert!(csv.contains(cl["id"].as_str().unwrap()), "{csv}");
+    }
+    shot("05b-billing").await;
     // 6. Client dashboard (last: navigating away from the uPlot view stalled WebKitWebDriver here).
     c.find(Locator::Css("[data-testid='nav-fleet']"))
         .await
