@@ -94,7 +94,7 @@ pub struct AppInfo {
     pub keychain_error: Option<String>,
     pub clients: Vec<ClientRef>,
     pub update_endpoint: Option<String>,
-    /// Becomes true when mai-billing's views are wired in.
+    /// The fleet file has a `[billing]` section (report and export available).
     pub billing_available: bool,
 }
 
