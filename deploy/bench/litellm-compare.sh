@@ -15,7 +15,9 @@
 #
 # Environment: REQUESTS (2000), CONCURRENCY ("100 1000"), CHUNK_MS (0: the simulator's
 # --fast; e.g. 2 for streams like cargo bench -p mai-tracker --bench proxy),
-# LITELLM_VERSION (pip spec, default "litellm[proxy]"), NO_BUILD=1 (use existing binaries),
+# LITELLM_WORKERS (1: LiteLLM's default; the tracker uses every core, so 2 is the fairer
+# figure on a 2-core box), LITELLM_VERSION (pip spec, default "litellm[proxy]"),
+# NO_BUILD=1 (use the existing release binaries),
 # CARGO_TARGET_DIR (default $HOME/.cache/mai-target).
 set -euo pipefail
 
@@ -24,6 +26,7 @@ root=$(cd "$here/../.." && pwd)
 REQUESTS=${REQUESTS:-2000}
 CONCURRENCY=${CONCURRENCY:-"100 1000"}
 CHUNK_MS=${CHUNK_MS:-0}
+LITELLM_WORKERS=${LITELLM_WORKERS:-1}
 LITELLM_SPEC=${LITELLM_VERSION:-"litellm[proxy]"}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/mai-target}
 venv=$HOME/.cache/mai-litellm
@@ -139,7 +142,7 @@ env -i PATH="$venv/bin:$PATH" HOME="$work" \
     LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_TELEMETRY=False LITELLM_LOG=ERROR \
     NO_PROXY='*' no_proxy='*' \
     "$venv/bin/litellm" --config "$work/litellm.yaml" --host 127.0.0.1 --port "$ll_port" \
-    --num_workers 1 >"$work/litellm.log" 2>&1 &
+    --num_workers "$LITELLM_WORKERS" >"$work/litellm.log" 2>&1 &
 pids+=($!)
 ll_pid=$!
 litellm=http://127.0.0.1:$ll_port
@@ -155,10 +158,10 @@ for t in "tracker $tracker/v1/chat/completions $PROXY_TOKEN" "litellm $litellm/v
 log: $(tail -20 "$work/$name.log")"
 done
 
-echo "mai-tracker (release, pid $tr_pid) vs LiteLLM $litellm_version (1 uvicorn worker, pid $ll_pid)," \
+echo "mai-tracker (release, pid $tr_pid) vs LiteLLM $litellm_version ($LITELLM_WORKERS uvicorn worker(s), pid $ll_pid)," \
     "simulator $( [[ $CHUNK_MS == 0 ]] && echo '--fast (no delays, no keep-alive comments)' || echo "chunks ${CHUNK_MS} ms apart")"
-echo "idle RSS: tracker $(($(awk '/VmRSS/{print $2}' /proc/$tr_pid/status) / 1024)) MB," \
-    "LiteLLM $(($(awk '/VmRSS/{print $2}' /proc/$ll_pid/status) / 1024)) MB"
+tree_rss_mb() { "$py" -c "import sys; sys.path.insert(0, '$here'); import load; print(load.tree_rss_kib($1) // 1024)"; }
+echo "idle RSS: tracker $(tree_rss_mb "$tr_pid") MB, LiteLLM $(tree_rss_mb "$ll_pid") MB (with its worker processes)"
 
 ll_alive=1
 for conc in $CONCURRENCY; do

@@ -188,6 +188,10 @@ def table(title, results, base="direct"):
             + "; added total p50 " + ratio("total_p50") + ", p99 " + ratio("total_p99")
             + thr
         )
+        print(
+            f"  LiteLLM/tracker absolute: TTFB p50 {l['ttfb_p50'] / t['ttfb_p50']:.1f}x,"
+            f" total p50 {l['total_p50'] / t['total_p50']:.1f}x, total p99 {l['total_p99'] / t['total_p99']:.1f}x"
+        )
         if t["rss_peak_kib"] and l["rss_peak_kib"]:
             print(f"  LiteLLM/tracker RSS peak: {l['rss_peak_kib'] / t['rss_peak_kib']:.1f}x")
 
