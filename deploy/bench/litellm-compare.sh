@@ -160,7 +160,7 @@ done
 
 echo "mai-tracker (release, pid $tr_pid) vs LiteLLM $litellm_version ($LITELLM_WORKERS uvicorn worker(s), pid $ll_pid)," \
     "simulator $( [[ $CHUNK_MS == 0 ]] && echo '--fast (no delays, no keep-alive comments)' || echo "chunks ${CHUNK_MS} ms apart")"
-tree_rss_mb() { "$py" -c "import sys; sys.path.insert(0, '$here'); import load; print(load.tree_rss_kib($1) // 1024)"; }
+tree_rss_mb() { PYTHONDONTWRITEBYTECODE=1 "$py" -c "import sys; sys.path.insert(0, '$here'); import load; print(load.tree_rss_kib($1) // 1024)"; }
 echo "idle RSS: tracker $(tree_rss_mb "$tr_pid") MB, LiteLLM $(tree_rss_mb "$ll_pid") MB (with its worker processes)"
 
 ll_alive=1
