@@ -2,7 +2,9 @@
 //! fills the console cache (SQLite ledger) with a year of events for 100 clients, then
 //! refreshes the fleet against 100 trackers and opens every client's dashboard, and
 //! prints the process's peak RSS. `cargo bench -p mai-ops --bench footprint`
-//! (FOOTPRINT_EVENTS_PER_DAY, default 20, scales the cache).
+//! (FOOTPRINT_EVENTS_PER_DAY, default 20, scales the cache). With FOOTPRINT_KEEP_DIR=DIR
+//! the fleet file and the filled cache are written to DIR and kept, so the desktop app
+//! can be measured on them too (`tests/bench-console-memory.sh`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -31,7 +33,21 @@ fn main() {
         .unwrap_or(20);
     let rt = tokio::runtime::Runtime::new().unwrap();
     unsafe { std::env::set_var("FAKE_TRACKER_TOKEN", "bench-token") };
-    let dir = tempfile::tempdir().unwrap();
+    // The guard deletes the directory at the end unless it is to be kept.
+    let (_guard, dir) = match std::env::var_os("FOOTPRINT_KEEP_DIR") {
+        Some(keep) => {
+            std::fs::create_dir_all(&keep).unwrap();
+            (
+                None,
+                tempfile::Builder::new().tempdir_in(keep).unwrap().keep(),
+            )
+        }
+        None => {
+            let t = tempfile::tempdir().unwrap();
+            let p = t.path().to_path_buf();
+            (Some(t), p)
+        }
+    };
     let (ops, fill) = rt.block_on(async {
         let mut clients = Vec::new();
         for i in 0..100 {
@@ -39,8 +55,9 @@ fn main() {
                 common::fake_tracker(&format!("c{i}"), "bench-token", Duration::ZERO).await;
             clients.push((format!("c{i}"), addr, "1.3"));
         }
-        let text = common::fleet_text(dir.path(), &clients, None);
-        let fleet = Fleet::parse(&text, &dir.path().join("fleet.toml")).unwrap();
+        let text = common::fleet_text(&dir, &clients, None);
+        let fleet = Fleet::parse(&text, &dir.join("fleet.toml")).unwrap();
+        std::fs::write(dir.join("fleet.toml"), &text).unwrap();
         let mut o = Ops::new(
             fleet,
             Ok(Keychain::with_store(
@@ -104,9 +121,10 @@ fn main() {
         rt.block_on(ops.dashboard(&format!("c{c}"))).unwrap();
     }
     let dashboards = t.elapsed();
-    let db = std::fs::metadata(dir.path().join("console-cache.sqlite"))
+    let db = std::fs::metadata(dir.join("console-cache.sqlite"))
         .map(|m| m.len())
         .unwrap_or(0);
+    println!("footprint: fleet and cache in {}", dir.display());
     println!("footprint: {events} cached events ({per_day}/client/day x 365 days x 100 clients), filled in {fill:.1?}");
     println!("footprint: cache file {:.1} MiB", db as f64 / 1048576.0);
     println!("footprint: refresh of 100 clients {refresh:.1?}; 100 dashboards {dashboards:.1?}");

@@ -155,6 +155,11 @@ pub async fn start(cfg: Config) -> anyhow::Result<Tracker> {
         .await
         .with_context(|| format!("binding {listen} (MAI_TRACKER_LISTEN)"))?;
     let addr = listener.local_addr()?;
+    // Small SSE writes must leave at once: with Nagle's algorithm on, the last chunks of a
+    // stream on a kept-alive connection waited ~40 ms for the chat app's delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let (trigger, shutdown) = tokio_util_shim::channel();
     // Resolve the routes once: served as a plain `Router`, axum rebuilds the whole route
     // table for every connection (about 10 KB each, which dominated RSS at 1,000 streams).
