@@ -2,19 +2,17 @@
 //! UI sends it, `billing-export-progress` events, per-client results, errors as text.
 #![cfg(feature = "test")]
 
+mod common;
+use common::{app_with, invoke};
+
 use std::sync::{Arc, Mutex};
 
-use mai_console::{builder, Console};
+use mai_console::Console;
 use mai_core::ledger::Ledger;
 use mai_core::usage::{EventState, Source, Tokens, UsageEvent, UserRef};
 use mai_ops::{Fleet, Keychain, Ops};
 use serde_json::{json, Value};
-use tauri::ipc::{CallbackFn, InvokeBody};
-use tauri::test::{
-    get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY,
-};
-use tauri::webview::InvokeRequest;
-use tauri::{Listener, WebviewWindowBuilder};
+use tauri::Listener;
 
 const BILLING: &str = r#"
 invoice_number_format = "FV/{yyyy}/{mm}/{seq:04}"
@@ -79,35 +77,6 @@ fn ops(dir: &std::path::Path) -> Ops {
     let mut o = Ops::new(fleet, Ok(kc)).unwrap();
     o.docker_enabled = false;
     o
-}
-
-fn app_with(console: Console) -> (tauri::App<MockRuntime>, tauri::WebviewWindow<MockRuntime>) {
-    let mut ctx = mock_context(noop_assets());
-    ctx.config_mut().plugins.0.insert(
-        "updater".into(),
-        json!({"pubkey": "dGVzdA==", "endpoints": ["http://127.0.0.1:9/latest.json"], "dangerousInsecureTransportProtocol": true}),
-    );
-    let app = builder(mock_builder(), console).build(ctx).unwrap();
-    let w = WebviewWindowBuilder::new(&app, "main", Default::default())
-        .build()
-        .unwrap();
-    (app, w)
-}
-
-fn invoke(w: &tauri::WebviewWindow<MockRuntime>, cmd: &str, body: Value) -> Result<Value, Value> {
-    get_ipc_response(
-        w,
-        InvokeRequest {
-            cmd: cmd.into(),
-            callback: CallbackFn(0),
-            error: CallbackFn(1),
-            url: "tauri://localhost".parse().unwrap(),
-            body: InvokeBody::Json(body),
-            headers: Default::default(),
-            invoke_key: INVOKE_KEY.to_string(),
-        },
-    )
-    .map(|b| b.deserialize::<Value>().unwrap())
 }
 
 #[test]

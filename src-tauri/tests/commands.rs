@@ -2,17 +2,14 @@
 //! the real command handlers, real serialization, a fleet of in-process fake trackers.
 #![cfg(feature = "test")]
 
+mod common;
+use common::{app_with, invoke};
+
 use axum::routing::get;
 use axum::{Json, Router};
-use mai_console::{builder, Console};
+use mai_console::Console;
 use mai_ops::{Fleet, Keychain, Ops};
 use serde_json::{json, Value};
-use tauri::ipc::{CallbackFn, InvokeBody};
-use tauri::test::{
-    get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY,
-};
-use tauri::webview::InvokeRequest;
-use tauri::WebviewWindowBuilder;
 
 async fn fake_tracker() -> std::net::SocketAddr {
     let today = mai_core::time::warsaw_today().to_string();
@@ -75,38 +72,6 @@ tracker_token = "env:CONSOLE_TEST_TOKEN"
 "#
     );
     Fleet::parse(&text, &dir.join("fleet.toml")).unwrap()
-}
-
-fn app_with(console: Console) -> (tauri::App<MockRuntime>, tauri::WebviewWindow<MockRuntime>) {
-    let app = {
-        let mut ctx = mock_context(noop_assets());
-        // The updater plugin refuses to start without its config section.
-        ctx.config_mut().plugins.0.insert(
-            "updater".into(),
-            json!({"pubkey": "dGVzdA==", "endpoints": ["http://127.0.0.1:9/latest.json"], "dangerousInsecureTransportProtocol": true}),
-        );
-        builder(mock_builder(), console).build(ctx).unwrap()
-    };
-    let w = WebviewWindowBuilder::new(&app, "main", Default::default())
-        .build()
-        .unwrap();
-    (app, w)
-}
-
-fn invoke(w: &tauri::WebviewWindow<MockRuntime>, cmd: &str, body: Value) -> Result<Value, Value> {
-    get_ipc_response(
-        w,
-        InvokeRequest {
-            cmd: cmd.into(),
-            callback: CallbackFn(0),
-            error: CallbackFn(1),
-            url: "tauri://localhost".parse().unwrap(),
-            body: InvokeBody::Json(body),
-            headers: Default::default(),
-            invoke_key: INVOKE_KEY.to_string(),
-        },
-    )
-    .map(|b| b.deserialize::<Value>().unwrap())
 }
 
 #[test]
