@@ -315,25 +315,12 @@ pub async fn by_user(
     Query(q): Query<RangeQuery>,
 ) -> Response {
     auth!(st, headers, Role::Read);
-    let (from, to) = match parse_range(&q) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    match grouped(&st, from, to, true).await {
-        Ok(rows) => {
-            let users: Vec<Value> = rows
-                .iter()
-                .map(|(_, u, t, c)| {
-                    json!({"user_id": u.id, "email": u.email, "name": u.name,
-                           "requests": t.requests, "tokens": tokens_json(&t.tokens),
-                           "raw_cost_usd": d(t.cost_usd), "client_cost_usd": d(*c)})
-                })
-                .collect();
-            Json(json!({"org_id": st.cfg.org_id, "from": from, "to": to, "users": users}))
-                .into_response()
-        }
-        Err(e) => ledger_error(e),
-    }
+    grouped_response(&st, &q, true, |(_, u, t, c)| {
+        json!({"user_id": u.id, "email": u.email, "name": u.name,
+               "requests": t.requests, "tokens": tokens_json(&t.tokens),
+               "raw_cost_usd": d(t.cost_usd), "client_cost_usd": d(*c)})
+    })
+    .await
 }
 
 pub async fn by_model(
@@ -342,20 +329,29 @@ pub async fn by_model(
     Query(q): Query<RangeQuery>,
 ) -> Response {
     auth!(st, headers, Role::Read);
-    let (from, to) = match parse_range(&q) {
+    grouped_response(&st, &q, false, |(m, _, t, c)| {
+        json!({"model": m, "requests": t.requests, "tokens": tokens_json(&t.tokens),
+               "raw_cost_usd": d(t.cost_usd), "client_cost_usd": d(*c)})
+    })
+    .await
+}
+
+/// The body of `by-user` (`users`) or `by-model` (`models`): one JSON row per group.
+async fn grouped_response(
+    st: &Arc<AppState>,
+    q: &RangeQuery,
+    by_user: bool,
+    row: impl Fn(&(String, UserRef, Totals, Decimal)) -> Value,
+) -> Response {
+    let (from, to) = match parse_range(q) {
         Ok(r) => r,
         Err(r) => return r,
     };
-    match grouped(&st, from, to, false).await {
+    match grouped(st, from, to, by_user).await {
         Ok(rows) => {
-            let models: Vec<Value> = rows
-                .iter()
-                .map(|(m, _, t, c)| {
-                    json!({"model": m, "requests": t.requests, "tokens": tokens_json(&t.tokens),
-                           "raw_cost_usd": d(t.cost_usd), "client_cost_usd": d(*c)})
-                })
-                .collect();
-            Json(json!({"org_id": st.cfg.org_id, "from": from, "to": to, "models": models}))
+            let list: Vec<Value> = rows.iter().map(row).collect();
+            let field = if by_user { "users" } else { "models" };
+            Json(json!({"org_id": st.cfg.org_id, "from": from, "to": to, field: list}))
                 .into_response()
         }
         Err(e) => ledger_error(e),
