@@ -7,3 +7,4 @@
 
 pub mod nbp;
 pub mod openrouter;
+pub mod tls;

@@ -60,7 +60,7 @@ pub use content::UsageOverride;
 pub use faults::{FaultEndpoint, FaultParseError, FaultRule, FaultSpec};
 pub use ledger::{key_hash, GenerationTruth, KeyTotals};
 pub use pricing::{compute_cost, format_number, Cost, TokenCounts};
-pub use server::{OpenRouterSim, SimHandle};
+pub use server::{OpenRouterSim, SimHandle, TlsOptions};
 
 const AFTER_HELP: &str = "\
 KEYS FILE (--keys, TOML; only these keys are accepted):
@@ -126,6 +126,13 @@ pub struct CliArgs {
     /// Explicit delay flags still override.
     #[arg(long)]
     pub fast: bool,
+    /// Serve HTTPS (ALPN h2 and http/1.1, as openrouter.ai) with a certificate made up at
+    /// start, and write the CA that signed it to this file (PEM) for clients to trust.
+    #[arg(long, value_name = "CA_PEM_OUT")]
+    pub tls_ca_out: Option<PathBuf>,
+    /// With --tls-ca-out: SETTINGS_MAX_CONCURRENT_STREAMS per HTTP/2 connection.
+    #[arg(long, default_value_t = crate::tls::DEFAULT_H2_MAX_STREAMS, requires = "tls_ca_out")]
+    pub h2_max_streams: u32,
     #[command(flatten)]
     pub tuning: Box<TuningArgs>,
 }
@@ -299,7 +306,18 @@ async fn wait_for_stop_signal() -> anyhow::Result<()> {
 /// Runs the simulator until Ctrl-C or SIGTERM.
 pub async fn run_cli(args: CliArgs) -> anyhow::Result<()> {
     let config = args.to_config()?;
-    let sim = OpenRouterSim::spawn_on(args.listen, config).await?;
+    let tls = args.tls_ca_out.as_ref().map(|_| TlsOptions {
+        h2_max_streams: args.h2_max_streams,
+    });
+    let sim = OpenRouterSim::start(args.listen, config, tls).await?;
+    if let (Some(path), Some(pem)) = (&args.tls_ca_out, sim.ca_pem()) {
+        std::fs::write(path, pem).with_context(|| {
+            format!(
+                "cannot write the test CA to {} (--tls-ca-out); pick a writable path",
+                path.display()
+            )
+        })?;
+    }
     println!("{}", sim.base_url());
     tracing::info!(base_url = %sim.base_url(), "OpenRouter simulator ready");
     wait_for_stop_signal().await?;

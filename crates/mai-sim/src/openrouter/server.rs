@@ -380,21 +380,52 @@ pub(crate) fn free_tier_429(
 pub struct SimHandle {
     pub(crate) shared: Arc<Shared>,
     addr: SocketAddr,
+    /// The test CA's PEM when serving HTTPS.
+    ca_pem: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// Serving over HTTPS (see [`crate::tls`]).
+#[derive(Debug, Clone, Copy)]
+pub struct TlsOptions {
+    /// SETTINGS_MAX_CONCURRENT_STREAMS of each HTTP/2 connection.
+    pub h2_max_streams: u32,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        TlsOptions {
+            h2_max_streams: crate::tls::DEFAULT_H2_MAX_STREAMS,
+        }
+    }
 }
 
 /// Entry point of the OpenRouter simulator.
 pub struct OpenRouterSim;
 
 impl OpenRouterSim {
-    /// Starts on `127.0.0.1:0` (an ephemeral port).
+    /// Starts on `127.0.0.1:0` (an ephemeral port), plain HTTP/1.1.
     pub async fn spawn(config: SimConfig) -> anyhow::Result<SimHandle> {
         Self::spawn_on(SocketAddr::from(([127, 0, 0, 1], 0)), config).await
     }
 
-    /// Starts on `addr`.
+    /// Starts on `addr`, plain HTTP/1.1.
     pub async fn spawn_on(addr: SocketAddr, config: SimConfig) -> anyhow::Result<SimHandle> {
+        Self::start(addr, config, None).await
+    }
+
+    /// Starts on `127.0.0.1:0` over HTTPS with HTTP/2, as openrouter.ai is reached.
+    pub async fn spawn_tls(config: SimConfig, tls: TlsOptions) -> anyhow::Result<SimHandle> {
+        Self::start(SocketAddr::from(([127, 0, 0, 1], 0)), config, Some(tls)).await
+    }
+
+    /// Starts on `addr`; HTTPS (ALPN h2, http/1.1) when `tls` is given.
+    pub async fn start(
+        addr: SocketAddr,
+        config: SimConfig,
+        tls: Option<TlsOptions>,
+    ) -> anyhow::Result<SimHandle> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}; pick a free port or use port 0"))?;
@@ -402,21 +433,35 @@ impl OpenRouterSim {
         let shared = Arc::new(build_shared(config)?);
         let app = router(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
-        let listener = listener.tap_io(|tcp| {
-            // Small SSE writes must not wait for Nagle + delayed ACK.
-            let _ = tcp.set_nodelay(true);
-        });
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-        });
-        tracing::debug!(%local, "openrouter simulator listening");
+        let (task, ca_pem) = match tls {
+            None => {
+                let listener = listener.tap_io(|tcp| {
+                    // Small SSE writes must not wait for Nagle + delayed ACK.
+                    let _ = tcp.set_nodelay(true);
+                });
+                let task = tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(async move {
+                            let _ = rx.await;
+                        })
+                        .await
+                });
+                (task, None)
+            }
+            Some(opts) => {
+                let identity = crate::tls::TlsIdentity::generate()?;
+                let ca = identity.ca_pem().to_owned();
+                let task = tokio::spawn(async move {
+                    crate::tls::serve(listener, app, &identity, opts.h2_max_streams, rx).await
+                });
+                (task, Some(ca))
+            }
+        };
+        tracing::debug!(%local, https = ca_pem.is_some(), "openrouter simulator listening");
         Ok(SimHandle {
             shared,
             addr: local,
+            ca_pem,
             stop: Some(tx),
             task: Some(task),
         })
@@ -465,9 +510,20 @@ fn build_shared(config: SimConfig) -> anyhow::Result<Shared> {
 }
 
 impl SimHandle {
-    /// `http://127.0.0.1:PORT/api/v1`, the base URL clients are given.
+    /// `http://127.0.0.1:PORT/api/v1` (`https://` when serving TLS), the base URL
+    /// clients are given.
     pub fn base_url(&self) -> String {
-        format!("http://{}/api/v1", self.addr)
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}/api/v1", self.addr)
+    }
+
+    /// The PEM of the CA clients must trust, when serving HTTPS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     pub fn addr(&self) -> SocketAddr {
