@@ -1,20 +1,33 @@
-//! Proxy overhead benchmark: streaming requests straight to the simulator versus
-//! through the tracker (a separate release process), at 100 and 1,000 concurrent
-//! streams; time to first byte and total, p50/p99; tracker RSS idle and under load.
+//! Proxy overhead benchmark: streaming chat requests straight to the simulator versus
+//! through the tracker (a separate release process); time to first byte and total,
+//! p50/p99; tracker RSS idle, under load and after.
 //!
-//!     cargo bench -p mai-tracker --bench proxy            (defaults)
-//!     MAI_BENCH_REQUESTS=4000 cargo bench -p mai-tracker --bench proxy
-//!     MAI_BENCH_RATE=1000 cargo bench -p mai-tracker --bench proxy   (open loop: fixed req/s)
-//!     MAI_BENCH_WRAP="heaptrack -o /tmp/ht" cargo bench ...        (tracker under a profiler;
-//!         RSS figures are then the wrapper's; stop the tracker with SIGINT to flush)
+//!     cargo bench -p mai-tracker --bench proxy
+//!     MAI_BENCH_UPSTREAM=http cargo bench ...     plain-HTTP/1.1 simulator (default: https,
+//!         TLS with ALPN h2, as openrouter.ai is reached)
+//!     MAI_BENCH_REQUESTS=6000 cargo bench ...     requests per latency scenario (default 4000)
+//!     MAI_BENCH_WRAP="heaptrack -o /tmp/ht" cargo bench ...  (tracker under a profiler;
+//!         RSS figures are then the wrapper's)
 //!     MALLOC_* variables are passed to the tracker (e.g. MALLOC_ARENA_MAX=1).
 //!
-//! Everything runs on loopback on this machine: the load generator and the simulator
-//! share this process, the tracker is its own process (so its RSS is its own).
+//! Scenarios:
+//! 1. open loop, 1,000 req/s: request k starts at k ms whatever came before; even k go
+//!    direct, odd k through the tracker, so both paths see the same moments of the
+//!    machine (a shared 2-core box is noisy; sequential runs compared its noise).
+//! 2. closed loop, 100 workers, each alternating direct and proxied requests.
+//! 3. closed loop, 1,000 concurrent streams through the tracker (then direct): the CPU
+//!    saturates; memory at the worst moment.
+//! 4. 1,000 streams held open at once through the tracker (one token per chunk, 50 ms
+//!    apart, ~1.6 s each, like a model writing 20 tokens/s): memory per stream.
+//!
+//! The chat app's side is HTTP/1.1 (Open WebUI's aiohttp), both direct and to the
+//! tracker. The load generator and the simulator share this process; the tracker is its
+//! own process, so its RSS is its own.
 
 use futures::StreamExt;
-use mai_sim::openrouter::{KeepAlive, OpenRouterSim, SimConfig};
+use mai_sim::openrouter::{KeepAlive, OpenRouterSim, SimConfig, TlsOptions};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,10 +35,6 @@ const KEY: &str = "sk-or-v1-0000000000000000000000000000000000000000000000000000
 /// Direct calls use another key, so the tracker's key totals only count proxied traffic.
 const DIRECT: &str = "sk-or-v1-00000000000000000000000000000000000000000000000000000000000000d1";
 const PROXY: &str = "bench-proxy-token-000";
-
-fn rss_kib(pid: u32) -> u64 {
-    status_field(pid, "VmRSS:")
-}
 
 fn status_field(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -39,73 +48,116 @@ fn status_field(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+fn rss_kib(pid: u32) -> u64 {
+    status_field(pid, "VmRSS:")
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
 fn pct(v: &mut [Duration], p: f64) -> Duration {
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
     v.sort();
     let i = ((v.len() as f64 - 1.0) * p).round() as usize;
     v[i]
 }
 
-struct Run {
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn delta(a: Duration, b: Duration) -> String {
+    format!("{:+.3} ms", (a.as_secs_f64() - b.as_secs_f64()) * 1000.0)
+}
+
+#[derive(Clone)]
+struct Target {
+    url: String,
+    token: &'static str,
+}
+
+#[derive(Default)]
+struct Samples {
     ttfb: Vec<Duration>,
     total: Vec<Duration>,
-    wall: Duration,
     failed: usize,
 }
 
-async fn load(
-    url: String,
-    token: &'static str,
-    concurrency: usize,
+impl Samples {
+    fn line(&mut self, name: &str, wall: Duration) -> String {
+        format!(
+            "{name}: {} ok ({:.0} req/s), failed {}, TTFB p50 {} p99 {}, total p50 {} p99 {}",
+            self.ttfb.len(),
+            self.ttfb.len() as f64 / wall.as_secs_f64(),
+            self.failed,
+            ms(pct(&mut self.ttfb, 0.5)),
+            ms(pct(&mut self.ttfb, 0.99)),
+            ms(pct(&mut self.total, 0.5)),
+            ms(pct(&mut self.total, 0.99))
+        )
+    }
+}
+
+struct Load {
+    targets: Vec<Target>,
+    workers: usize,
     requests: usize,
+    /// Open loop: request k starts at k / rate seconds.
     rate: Option<f64>,
-) -> Run {
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .tcp_nodelay(true)
-        .build()
-        .unwrap();
+    /// X-Sim-Fault of every request (e.g. a slow drip).
+    sim_header: Option<&'static str>,
+    max_tokens: u32,
+}
+
+/// Request k goes to `targets[k % len]`; samples per target.
+async fn run(http: &reqwest::Client, l: &Load) -> (Vec<Samples>, Duration) {
     let body = serde_json::json!({
-        "model": "openai/gpt-4o-mini", "stream": true, "max_tokens": 32,
+        "model": "openai/gpt-4o-mini", "stream": true, "max_tokens": l.max_tokens,
         "messages": [{"role": "user", "content": "benchmark"}]
     })
     .to_string();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (http, url, body, next) = (http.clone(), url.clone(), body.clone(), next.clone());
-        workers.push(tokio::spawn(async move {
-            let mut out = (Vec::new(), Vec::new(), 0usize);
+    let mut tasks = Vec::new();
+    for _ in 0..l.workers {
+        let (http, body, next) = (http.clone(), body.clone(), next.clone());
+        let (targets, requests, rate, sim_header) =
+            (l.targets.clone(), l.requests, l.rate, l.sim_header);
+        tasks.push(tokio::spawn(async move {
+            let mut out: Vec<Samples> = targets.iter().map(|_| Samples::default()).collect();
             loop {
-                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let k = next.fetch_add(1, Ordering::Relaxed);
                 if k >= requests {
                     break;
                 }
                 if let Some(r) = rate {
-                    // Open loop: request k starts at k / rate seconds, whatever came before.
                     let at = started + Duration::from_secs_f64(k as f64 / r);
                     tokio::time::sleep_until(at.into()).await;
                 }
+                let (t, s) = (&targets[k % targets.len()], &mut out[k % targets.len()]);
                 let t0 = Instant::now();
-                let r = http
-                    .post(&url)
-                    .bearer_auth(token)
+                let mut rb = http
+                    .post(&t.url)
+                    .bearer_auth(t.token)
                     .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await;
-                let Ok(r) = r else {
-                    out.2 += 1;
-                    continue;
-                };
-                if !r.status().is_success() {
-                    out.2 += 1;
-                    continue;
+                    .body(body.clone());
+                if let Some(h) = sim_header {
+                    rb = rb.header("x-sim-fault", h);
                 }
-                let mut s = r.bytes_stream();
+                let r = match rb.send().await {
+                    Ok(r) if r.status().is_success() => r,
+                    _ => {
+                        s.failed += 1;
+                        continue;
+                    }
+                };
+                let mut stream = r.bytes_stream();
                 let mut first = None;
                 let mut ok = true;
-                while let Some(c) = s.next().await {
+                while let Some(c) = stream.next().await {
                     if c.is_err() {
                         ok = false;
                         break;
@@ -113,33 +165,63 @@ async fn load(
                     first.get_or_insert_with(|| t0.elapsed());
                 }
                 if ok {
-                    out.0.push(first.unwrap_or_else(|| t0.elapsed()));
-                    out.1.push(t0.elapsed());
+                    s.ttfb.push(first.unwrap_or_else(|| t0.elapsed()));
+                    s.total.push(t0.elapsed());
                 } else {
-                    out.2 += 1;
+                    s.failed += 1;
                 }
             }
             out
         }));
     }
-    let mut run = Run {
-        ttfb: Vec::new(),
-        total: Vec::new(),
-        wall: Duration::ZERO,
-        failed: 0,
-    };
-    for w in workers {
-        let (a, b, f) = w.await.unwrap();
-        run.ttfb.extend(a);
-        run.total.extend(b);
-        run.failed += f;
+    let mut all: Vec<Samples> = l.targets.iter().map(|_| Samples::default()).collect();
+    for t in tasks {
+        for (a, b) in all.iter_mut().zip(t.await.unwrap()) {
+            a.ttfb.extend(b.ttfb);
+            a.total.extend(b.total);
+            a.failed += b.failed;
+        }
     }
-    run.wall = started.elapsed();
-    run
+    (all, started.elapsed())
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+/// Samples the tracker's RSS and open file descriptors every 20 ms while alive.
+struct Sampler {
+    peak_rss: Arc<AtomicU64>,
+    peak_fds: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Sampler {
+    fn start(pid: u32) -> Sampler {
+        let (peak_rss, peak_fds) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let (r, f) = (peak_rss.clone(), peak_fds.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                r.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                let n = std::fs::read_dir(format!("/proc/{pid}/fd"))
+                    .map(|d| d.count() as u64)
+                    .unwrap_or(0);
+                f.fetch_max(n, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        Sampler {
+            peak_rss,
+            peak_fds,
+            task,
+        }
+    }
+
+    fn stop(self, pid: u32) -> String {
+        self.task.abort();
+        format!(
+            "tracker RSS peak {} ({} threads, peak {} open fds: inbound + upstream sockets)",
+            mib(self.peak_rss.load(Ordering::Relaxed)),
+            status_field(pid, "Threads:"),
+            self.peak_fds.load(Ordering::Relaxed)
+        )
+    }
 }
 
 fn main() {
@@ -151,12 +233,10 @@ fn main() {
         let requests: usize = std::env::var("MAI_BENCH_REQUESTS")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(3000);
-        let rate: Option<f64> = std::env::var("MAI_BENCH_RATE")
-            .ok()
-            .and_then(|v| v.parse().ok());
-        // Streams that last a little (8 content chunks, 2 ms apart), like a short answer.
-        let sim = OpenRouterSim::spawn(SimConfig {
+            .unwrap_or(4000);
+        let https = std::env::var("MAI_BENCH_UPSTREAM").as_deref() != Ok("http");
+        // Short answers: 8 content chunks 2 ms apart after one keep-alive comment.
+        let cfg = SimConfig {
             seed: 1,
             keepalive: KeepAlive {
                 leading: 1,
@@ -165,16 +245,29 @@ fn main() {
             },
             chunk_interval: Duration::from_millis(2),
             ..SimConfig::fast()
-        })
-        .await
+        };
+        let sim = if https {
+            OpenRouterSim::spawn_tls(cfg, TlsOptions::default()).await
+        } else {
+            OpenRouterSim::spawn(cfg).await
+        }
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
+        let ca_path = dir.path().join("sim-ca.pem");
+        let mut client = reqwest::Client::builder()
+            .http1_only()
+            .pool_max_idle_per_host(1024)
+            .tcp_nodelay(true);
+        if let Some(pem) = sim.ca_pem() {
+            std::fs::write(&ca_path, pem).unwrap();
+            client = client.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap());
+        }
+        let http = client.build().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        // MAI_BENCH_WRAP="heaptrack -o /tmp/ht" runs the tracker under a profiler.
         let wrap: Vec<String> = std::env::var("MAI_BENCH_WRAP")
             .unwrap_or_default()
             .split_whitespace()
@@ -188,8 +281,7 @@ fn main() {
             }
             None => Command::new(env!("CARGO_BIN_EXE_mai-tracker")),
         };
-        let mut child = cmd
-            .env_clear()
+        cmd.env_clear()
             .envs(std::env::vars().filter(|(k, _)| k.starts_with("MALLOC_") || k == "PATH"))
             .env("OPENROUTER_API_KEY", KEY)
             .env("OPENROUTER_BASE_URL", sim.base_url())
@@ -201,13 +293,14 @@ fn main() {
             .env("MAI_TRACKER_ADMIN_TOKEN", "bench-admin-token-000")
             .env("OPENROUTER_USAGE_SYNC_INTERVAL", "0")
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn mai-tracker");
+            .stdout(Stdio::null());
+        if https {
+            cmd.env("MAI_UPSTREAM_CA_CERT", &ca_path);
+        }
+        let mut child = cmd.spawn().expect("spawn mai-tracker");
         let base = format!("http://127.0.0.1:{port}");
-        let probe = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !probe
+        while !http
             .get(format!("{base}/readyz"))
             .send()
             .await
@@ -217,77 +310,93 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let pid = child.id();
-        println!("tracker idle RSS: {} KiB", rss_kib(pid));
-        let direct_url = format!("{}/chat/completions", sim.base_url());
-        let proxy_url = format!("{base}/v1/chat/completions");
-        for conc in [100usize, 1000] {
-            // Warm-up both paths (connection pools, allocator).
-            let _ = load(direct_url.clone(), DIRECT, conc, conc, None).await;
-            let _ = load(proxy_url.clone(), PROXY, conc, conc, None).await;
-            let mut d = load(direct_url.clone(), DIRECT, conc, requests, rate).await;
-            let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
-            let peak_fds = Arc::new(std::sync::atomic::AtomicU64::new(0));
-            let sampler = {
-                let (peak, fds) = (peak.clone(), peak_fds.clone());
-                tokio::spawn(async move {
-                    loop {
-                        peak.fetch_max(rss_kib(pid), std::sync::atomic::Ordering::Relaxed);
-                        let n = std::fs::read_dir(format!("/proc/{pid}/fd"))
-                            .map(|d| d.count() as u64)
-                            .unwrap_or(0);
-                        fds.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                })
-            };
-            let mut p = load(proxy_url.clone(), PROXY, conc, requests, rate).await;
-            sampler.abort();
-            match rate {
-                None => println!("\n== {conc} concurrent streams (closed loop), {requests} requests per path =="),
-                Some(r) => println!("\n== up to {conc} concurrent streams, open loop at {r} req/s, {requests} requests per path =="),
-            }
-            println!(
-                "direct : {:.0} req/s, failed {}, TTFB p50 {} p99 {}, total p50 {} p99 {}",
-                requests as f64 / d.wall.as_secs_f64(),
-                d.failed,
-                ms(pct(&mut d.ttfb, 0.5)),
-                ms(pct(&mut d.ttfb, 0.99)),
-                ms(pct(&mut d.total, 0.5)),
-                ms(pct(&mut d.total, 0.99))
-            );
-            println!(
-                "proxied: {:.0} req/s, failed {}, TTFB p50 {} p99 {}, total p50 {} p99 {}",
-                requests as f64 / p.wall.as_secs_f64(),
-                p.failed,
-                ms(pct(&mut p.ttfb, 0.5)),
-                ms(pct(&mut p.ttfb, 0.99)),
-                ms(pct(&mut p.total, 0.5)),
-                ms(pct(&mut p.total, 0.99))
-            );
-            let add = |a: Duration, b: Duration| {
-                format!("{:+.3} ms", (a.as_secs_f64() - b.as_secs_f64()) * 1000.0)
-            };
+        println!(
+            "upstream: {} ({}); tracker idle RSS: {}",
+            sim.base_url(),
+            if https { "TLS, ALPN h2" } else { "plain HTTP/1.1" },
+            mib(rss_kib(pid))
+        );
+        let direct = Target {
+            url: format!("{}/chat/completions", sim.base_url()),
+            token: DIRECT,
+        };
+        let proxied = Target {
+            url: format!("{base}/v1/chat/completions"),
+            token: PROXY,
+        };
+        let both = vec![direct.clone(), proxied.clone()];
+        let load = |targets: Vec<Target>, workers, requests, rate| Load {
+            targets,
+            workers,
+            requests,
+            rate,
+            sim_header: None,
+            max_tokens: 32,
+        };
+
+        // Warm both paths up (connections, TLS sessions, allocator).
+        run(&http, &load(both.clone(), 200, 2000, None)).await;
+
+        for (title, l) in [
+            (
+                "open loop, 1,000 req/s, direct and proxied interleaved".to_owned(),
+                load(both.clone(), 1000, requests, Some(1000.0)),
+            ),
+            (
+                "closed loop, 100 workers alternating direct and proxied".to_owned(),
+                load(both.clone(), 100, requests, None),
+            ),
+        ] {
+            let sampler = Sampler::start(pid);
+            let (mut s, wall) = run(&http, &l).await;
+            println!("\n== {title}, {requests} requests ==");
+            println!("{}", s[0].line("direct ", wall));
+            println!("{}", s[1].line("proxied", wall));
             println!(
                 "added  : TTFB p50 {} p99 {}, total p50 {} p99 {}",
-                add(pct(&mut p.ttfb, 0.5), pct(&mut d.ttfb, 0.5)),
-                add(pct(&mut p.ttfb, 0.99), pct(&mut d.ttfb, 0.99)),
-                add(pct(&mut p.total, 0.5), pct(&mut d.total, 0.5)),
-                add(pct(&mut p.total, 0.99), pct(&mut d.total, 0.99))
+                delta(pct(&mut s[1].ttfb, 0.5), pct(&mut s[0].ttfb, 0.5)),
+                delta(pct(&mut s[1].ttfb, 0.99), pct(&mut s[0].ttfb, 0.99)),
+                delta(pct(&mut s[1].total, 0.5), pct(&mut s[0].total, 0.5)),
+                delta(pct(&mut s[1].total, 0.99), pct(&mut s[0].total, 0.99))
             );
-            println!(
-                "tracker RSS peak under load: {} KiB ({} threads, peak {} open fds: inbound + upstream sockets)",
-                peak.load(std::sync::atomic::Ordering::Relaxed),
-                status_field(pid, "Threads:"),
-                peak_fds.load(std::sync::atomic::Ordering::Relaxed)
-            );
+            println!("{}", sampler.stop(pid));
         }
+
+        // 1,000 concurrent streams, closed loop: the machine saturates.
+        println!("\n== closed loop, 1,000 concurrent streams, 3,000 requests per path ==");
+        let sampler = Sampler::start(pid);
+        let (mut p, wall) = run(&http, &load(vec![proxied.clone()], 1000, 3000, None)).await;
+        let mem = sampler.stop(pid);
+        let (mut d, dwall) = run(&http, &load(vec![direct.clone()], 1000, 3000, None)).await;
+        println!("{}", d[0].line("direct ", dwall));
+        println!("{}", p[0].line("proxied", wall));
+        println!("{mem}");
+
+        // 1,000 streams held open together, each ~1.6 s.
+        println!("\n== 1,000 streams held open at once (32 tokens, 50 ms apart) ==");
+        let held = |t: Target| Load {
+            targets: vec![t],
+            workers: 1000,
+            requests: 1000,
+            rate: None,
+            sim_header: Some("drip=50"),
+            max_tokens: 32,
+        };
+        let sampler = Sampler::start(pid);
+        let (mut p, wall) = run(&http, &held(proxied.clone())).await;
+        let mem = sampler.stop(pid);
+        let (mut d, dwall) = run(&http, &held(direct.clone())).await;
+        println!("{}", d[0].line("direct ", dwall));
+        println!("{}", p[0].line("proxied", wall));
+        println!("{mem}");
+
         // Everything proxied was metered.
-        let _ = probe
+        let _ = http
             .post(format!("{base}/api/v1/sync"))
             .bearer_auth("bench-admin-token-000")
             .send()
             .await;
-        let today: serde_json::Value = probe
+        let today: serde_json::Value = http
             .get(format!("{base}/api/v1/usage/today"))
             .bearer_auth("bench-read-token-0000")
             .send()
@@ -301,7 +410,7 @@ fn main() {
             "\nledger: {} requests, raw cost {} USD; simulator served {} generations on the key, {} USD",
             today["requests"], today["raw_cost_usd"], served.generations, served.cost
         );
-        println!("tracker idle RSS right after load: {} KiB", rss_kib(pid));
+        println!("tracker RSS right after load: {}", mib(rss_kib(pid)));
         // Idle upstream connections expire 20-40 s after use and the tracker trims the heap
         // on its 10 s maintenance tick when nothing is in flight: wait for RSS to settle.
         let t0 = Instant::now();
@@ -311,9 +420,9 @@ fn main() {
             last = rss_kib(pid);
         }
         println!(
-            "tracker idle RSS {:.0} s after load: {} KiB",
+            "tracker RSS {:.0} s after load: {}",
             t0.elapsed().as_secs_f64(),
-            last
+            mib(last)
         );
         let _ = child.kill();
         let _ = child.wait();

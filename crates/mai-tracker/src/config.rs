@@ -81,6 +81,12 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Monthly client-cost limit shown in the month summary (optional).
     pub monthly_limit_usd: Option<Decimal>,
+    /// Extra CA certificates (PEM) trusted for OpenRouter besides the public roots: for
+    /// a TLS-inspecting corporate proxy, or the simulator's made-up CA in tests.
+    pub upstream_ca_pem: Option<Vec<u8>>,
+    /// Most proxied requests one upstream connection pool carries at once; see
+    /// [`crate::upstream`].
+    pub upstream_streams_per_connection: usize,
 }
 
 impl Config {
@@ -275,6 +281,48 @@ impl Config {
                     })?,
             ),
         };
+        let upstream_ca_pem = match var("MAI_UPSTREAM_CA_CERT") {
+            None => None,
+            Some(path) => {
+                let pem = std::fs::read(&path).map_err(|e| {
+                    invalid(
+                        "MAI_UPSTREAM_CA_CERT",
+                        &path,
+                        format!("cannot be read ({e}); point it at a PEM file of CA certificates"),
+                    )
+                })?;
+                match reqwest::Certificate::from_pem_bundle(&pem) {
+                    Ok(certs) if !certs.is_empty() => Some(pem),
+                    Ok(_) => {
+                        return Err(invalid(
+                            "MAI_UPSTREAM_CA_CERT",
+                            &path,
+                            "holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+                        ))
+                    }
+                    Err(e) => {
+                        return Err(invalid(
+                            "MAI_UPSTREAM_CA_CERT",
+                            &path,
+                            format!("is not a PEM certificate bundle: {e}"),
+                        ))
+                    }
+                }
+            }
+        };
+        let upstream_streams_per_connection = match var("MAI_UPSTREAM_STREAMS_PER_CONNECTION") {
+            None => 100,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if (1..=10_000).contains(&n) => n,
+                _ => {
+                    return Err(invalid(
+                        "MAI_UPSTREAM_STREAMS_PER_CONNECTION",
+                        &v,
+                        "must be a whole number from 1 to 10000".into(),
+                    ))
+                }
+            },
+        };
         Ok(Config {
             openrouter_api_key: SecretKey::new(api_key),
             openrouter_base_url: base.trim_end_matches('/').to_owned(),
@@ -294,6 +342,8 @@ impl Config {
             max_body_bytes,
             drain_timeout,
             monthly_limit_usd,
+            upstream_ca_pem,
+            upstream_streams_per_connection,
         })
     }
 }
@@ -347,6 +397,9 @@ mod tests {
             ("OPENROUTER_BASE_URL", "openrouter.ai"),
             ("MAI_ORG_ID", "a b"),
             ("MAI_LOG_FORMAT", "xml"),
+            ("MAI_UPSTREAM_CA_CERT", "/nonexistent/ca.pem"),
+            ("MAI_UPSTREAM_CA_CERT", "/etc/hostname"),
+            ("MAI_UPSTREAM_STREAMS_PER_CONNECTION", "0"),
         ] {
             let mut m = base();
             m.insert(name, value.to_owned());

@@ -15,8 +15,10 @@ pub mod metrics;
 pub mod otlp;
 pub mod proxy;
 pub mod recon;
+pub mod server;
 pub mod sse;
 pub mod state;
+pub mod upstream;
 mod utc_sums;
 pub mod writer;
 
@@ -151,31 +153,30 @@ pub async fn start(cfg: Config) -> anyhow::Result<Tracker> {
     recon::replay_journal(&st)
         .await
         .context("replaying the crash journal into the ledger")?;
+    {
+        // In the background: an unreachable upstream must not delay start-up.
+        let st = st.clone();
+        tokio::spawn(async move {
+            match st.upstream.probe(&st.cfg.openrouter_base_url).await {
+                Ok(Some(p)) => tracing::info!(protocol = %p, "upstream protocol (ALPN)"),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not ask the upstream for its protocol; learning it from the first response")
+                }
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen} (MAI_TRACKER_LISTEN)"))?;
     let addr = listener.local_addr()?;
-    // Small SSE writes must leave at once: with Nagle's algorithm on, the last chunks of a
-    // stream on a kept-alive connection waited ~40 ms for the chat app's delayed ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     let (trigger, shutdown) = tokio_util_shim::channel();
-    // Resolve the routes once: served as a plain `Router`, axum rebuilds the whole route
-    // table for every connection (about 10 KB each, which dominated RSS at 1,000 streams).
-    let app = router(st.clone()).with_state(()).into_make_service();
+    // The route table is resolved once, not per connection (it is ~10 KB).
+    let app = router(st.clone()).with_state(());
     let sd = shutdown.clone();
     let server = tokio::spawn(async move {
-        let graceful = axum::serve(listener, app).with_graceful_shutdown({
-            let sd = sd.clone();
-            async move { sd.wait().await }
-        });
         tokio::select! {
-            r = graceful => {
-                if let Err(e) = r {
-                    tracing::error!(error = %e, "server error");
-                }
-            }
+            _ = server::serve(listener, app, sd.clone()) => {}
             _ = async { sd.wait().await; tokio::time::sleep(drain).await } => {
                 tracing::warn!(drain_s = drain.as_secs(), "drain timeout: in-flight streams cut; their ids are in the crash journal and will be reconciled");
             }

@@ -11,6 +11,7 @@ use crate::auth::{bearer, token_matches};
 use crate::journal::JournalEntry;
 use crate::sse::SseScanner;
 use crate::state::AppState;
+use crate::upstream::LaneGuard;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
@@ -266,10 +267,27 @@ fn tokens_of(u: &ChatUsage) -> Tokens {
     }
 }
 
+type UpstreamBody = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
 /// The upstream body, forwarded chunk by chunk while the meter watches.
 struct MeteredStream {
-    inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    inner: UpstreamBody,
     meter: Meter,
+    _lane: LaneGuard,
+}
+
+/// An upstream body forwarded as is; its lane is freed when the body is done.
+struct LaneStream {
+    inner: UpstreamBody,
+    _lane: LaneGuard,
+}
+
+impl Stream for LaneStream {
+    type Item = reqwest::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
 }
 
 impl Stream for MeteredStream {
@@ -363,7 +381,19 @@ pub async fn handle(
         )
     };
     let url = format!("{}{}", st.cfg.openrouter_base_url, path);
-    let mut rb = st.proxy_http.request(method.clone(), &url);
+    let lane = match st.upstream.acquire() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build an upstream client");
+            return error_response(
+                StatusCode::BAD_GATEWAY,
+                &format!(
+                    "cannot set up a connection to OpenRouter: {e}; check MAI_UPSTREAM_CA_CERT"
+                ),
+            );
+        }
+    };
+    let mut rb = lane.http().request(method.clone(), &url);
     for (k, v) in headers.iter() {
         if !skip_request_header(k) {
             rb = rb.header(k, v);
@@ -373,18 +403,36 @@ pub async fn handle(
     rb = rb.bearer_auth(key.expose()).body(body);
     let started = Instant::now();
     let resp = match rb.send().await {
-        Ok(r) => r,
+        Ok(r) => {
+            st.upstream.saw_version(r.version());
+            r
+        }
         Err(e) => {
+            st.upstream.saw_transport_error();
             st.metrics.count_upstream_error(if e.is_timeout() {
                 "timeout".into()
             } else {
                 "transport".into()
             });
-            tracing::warn!(url = %url, error = %e, "upstream request failed");
+            // reqwest's own message is only "error sending request": the cause (refused,
+            // certificate, timeout) is further down the chain.
+            let mut detail = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                detail.push_str(": ");
+                detail.push_str(&s.to_string());
+                src = s.source();
+            }
+            tracing::warn!(url = %url, error = %detail, "upstream request failed");
+            let hint = if detail.contains("certificate") {
+                "the upstream's TLS certificate is not trusted: set MAI_UPSTREAM_CA_CERT to its CA (PEM) if it is a private or inspecting proxy"
+            } else {
+                "retry the request, and check OPENROUTER_BASE_URL if it persists"
+            };
             return error_response(
                 StatusCode::BAD_GATEWAY,
                 &format!(
-                    "could not reach OpenRouter at {}: {e}; retry the request, and check OPENROUTER_BASE_URL if it persists",
+                    "could not reach OpenRouter at {}: {detail}; {hint}",
                     st.cfg.openrouter_base_url
                 ),
             );
@@ -404,7 +452,11 @@ pub async fn handle(
     }
     if !is_chat {
         // Plain pass-through (models list etc.), streamed as it comes.
-        let mut r = Response::new(Body::from_stream(resp.bytes_stream()));
+        let body = LaneStream {
+            inner: Box::pin(resp.bytes_stream()),
+            _lane: lane,
+        };
+        let mut r = Response::new(Body::from_stream(body));
         *r.status_mut() = status;
         *r.headers_mut() = out_headers;
         return r;
@@ -424,6 +476,7 @@ pub async fn handle(
         let stream = MeteredStream {
             inner: Box::pin(resp.bytes_stream()),
             meter,
+            _lane: lane,
         };
         let mut r = Response::new(Body::from_stream(stream));
         *r.status_mut() = status;

@@ -3,6 +3,7 @@
 use crate::config::Config;
 use crate::journal::Journal;
 use crate::metrics::Metrics;
+use crate::upstream::Upstream;
 use crate::writer::LedgerWriter;
 use chrono::{DateTime, Utc};
 use mai_core::ledger::Ledger;
@@ -68,8 +69,8 @@ pub struct SyncStatus {
 pub struct AppState {
     pub cfg: Config,
     key: RwLock<SecretKey>,
-    /// Pool for proxied traffic (no overall timeout: streams can be long).
-    pub proxy_http: reqwest::Client,
+    /// Connections for proxied traffic.
+    pub upstream: Upstream,
     /// Pool for accounting calls (`/generation`, `/key`, ...), with timeouts.
     pub api_http: reqwest::Client,
     pub writer: LedgerWriter,
@@ -91,19 +92,19 @@ impl AppState {
         journal: Journal,
         reader: Ledger,
     ) -> anyhow::Result<Arc<AppState>> {
-        let proxy_http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            // A smaller idle cap makes bursts churn connections (more sockets and buffers
-            // alive at the peak, measured); instead idle HTTP/1 connections (~30 KB each
-            // in hyper's buffers) expire soon after a burst and the heap is trimmed.
-            .pool_max_idle_per_host(1024)
-            .pool_idle_timeout(std::time::Duration::from_secs(20))
-            .tcp_nodelay(true)
-            .build()?;
-        let api_http = reqwest::Client::builder()
+        let upstream = Upstream::new(
+            cfg.upstream_streams_per_connection,
+            cfg.upstream_ca_pem.as_deref(),
+        )?;
+        let mut api_http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
-            .timeout(std::time::Duration::from_secs(15))
-            .build()?;
+            .timeout(std::time::Duration::from_secs(15));
+        if let Some(pem) = &cfg.upstream_ca_pem {
+            for c in reqwest::Certificate::from_pem_bundle(pem)? {
+                api_http = api_http.add_root_certificate(c);
+            }
+        }
+        let api_http = api_http.build()?;
         let key = cfg.openrouter_api_key.clone();
         Ok(Arc::new(AppState {
             key_status: Mutex::new(KeyStatus {
@@ -118,7 +119,7 @@ impl AppState {
             }),
             key: RwLock::new(key),
             cfg,
-            proxy_http,
+            upstream,
             api_http,
             writer,
             journal,

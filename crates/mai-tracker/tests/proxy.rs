@@ -661,3 +661,57 @@ async fn activity_comparison_with_a_management_key_reports_per_day_model_drift()
     assert_eq!(act[0]["openrouter_requests"], 1);
     tracker.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_upstream_is_multiplexed_over_http2_lanes_and_metered_exactly() {
+    // The server takes 10 streams per connection; 35 streams at once need 4 lanes.
+    let env = start_tls(
+        SimConfig {
+            chunk_interval: Duration::from_millis(15),
+            ..fast()
+        },
+        10,
+        10,
+        true,
+    )
+    .await;
+    let up = &env.tracker.as_ref().unwrap().state.upstream;
+    eventually("the ALPN probe", Duration::from_secs(10), || async {
+        up.speaks_h2()
+    })
+    .await;
+    let mut tasks = Vec::new();
+    for i in 0..35 {
+        let req = env
+            .chat(body(true, None))
+            .header("X-OpenWebUI-User-Id", format!("u-{}", i % 4));
+        tasks.push(tokio::spawn(async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        }));
+    }
+    for t in tasks {
+        let text = t.await.unwrap();
+        assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    }
+    let load = up.load();
+    assert!(load.len() >= 4, "35 streams at 10 per lane ran on {load:?}");
+    assert!(load.iter().all(|&n| n == 0), "lanes not released: {load:?}");
+    env.flush().await;
+    assert_eq!(env.sim.generations().len(), 35);
+    assert_ledger_equals_truth(&env, EventState::Confirmed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_upstream_certificate_is_a_clear_502() {
+    let env = start_tls(fast(), 100, 100, false).await;
+    let r = env.chat(body(true, None)).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("certificate") && text.contains("MAI_UPSTREAM_CA_CERT"),
+        "{text}"
+    );
+    assert!(env.sim.generations().is_empty());
+}

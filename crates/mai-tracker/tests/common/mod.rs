@@ -58,6 +58,38 @@ pub async fn start(sim_cfg: SimConfig) -> Env {
     }
 }
 
+/// Like [`start`], with the simulator over HTTPS (ALPN h2) capped at `h2_max_streams`
+/// streams per connection, and the tracker trusting its CA only when `trust_ca`.
+pub async fn start_tls(
+    sim_cfg: SimConfig,
+    h2_max_streams: u32,
+    per_lane: usize,
+    trust_ca: bool,
+) -> Env {
+    let sim = OpenRouterSim::spawn_tls(sim_cfg, mai_sim::openrouter::TlsOptions { h2_max_streams })
+        .await
+        .expect("simulator");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tracker.sqlite");
+    let mut m = env_map(&sim.base_url(), &db, "acme");
+    if trust_ca {
+        let ca = dir.path().join("sim-ca.pem");
+        std::fs::write(&ca, sim.ca_pem().unwrap()).unwrap();
+        m.insert("MAI_UPSTREAM_CA_CERT", ca.display().to_string());
+    }
+    m.insert("MAI_UPSTREAM_STREAMS_PER_CONNECTION", per_lane.to_string());
+    let cfg = Config::from_lookup(|k| m.get(k).cloned()).expect("config");
+    let tracker = mai_tracker::start(cfg).await.expect("tracker");
+    let base = tracker.base_url();
+    Env {
+        sim,
+        tracker: Some(tracker),
+        dir,
+        http: reqwest::Client::new(),
+        base,
+    }
+}
+
 impl Env {
     pub fn db(&self) -> PathBuf {
         self.dir.path().join("tracker.sqlite")

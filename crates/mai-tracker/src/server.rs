@@ -1,0 +1,73 @@
+//! The accept loop: HTTP/1.1 connections from the chat app (and the console), served
+//! by hyper directly rather than through `axum::serve`, for two settings axum does not
+//! expose and a thousand concurrent streams need:
+//!
+//! - `half_close`: while a response is in progress hyper otherwise keeps reading the
+//!   socket to notice a client that hung up, and that read needs a buffer while the
+//!   request's bytes are still referenced by the handler, so every streaming connection
+//!   ended up holding a second, doubled (16 KB) read buffer. A client that goes away is
+//!   still noticed: the next chunk written to it fails, the stream is dropped, the
+//!   upstream request is cancelled and the generation is recorded (provisional).
+//! - a header read timeout, so idle half-open sockets cannot pile up.
+//!
+//! Shutdown: stop accepting, ask every connection to finish its current response, and
+//! return when all are done (the caller bounds that with the drain timeout).
+
+use crate::recon::tokio_util_shim::Shutdown;
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Serves `app` on `listener` until `shutdown` fires and open connections are done.
+pub async fn serve(listener: TcpListener, app: Router, shutdown: Shutdown) {
+    let mut builder = http1::Builder::new();
+    builder
+        .half_close(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    let (closing_tx, closing_rx) = watch::channel(false);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: the socket stays queued.
+                    tracing::warn!(error = %e, "accept failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.wait() => break,
+        };
+        // Small SSE writes must leave at once: with Nagle's algorithm on, the last chunks
+        // of a stream on a kept-alive connection waited ~40 ms for the client's delayed ACK.
+        let _ = tcp.set_nodelay(true);
+        let conn =
+            builder.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(app.clone()));
+        let mut closing = closing_rx.clone();
+        tokio::spawn(async move {
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                    return;
+                }
+                _ = closing.wait_for(|c| *c) => {}
+            }
+            conn.as_mut().graceful_shutdown();
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error while draining");
+            }
+        });
+    }
+    drop(closing_rx);
+    let _ = closing_tx.send(true);
+    // Every connection task holds a receiver: this returns when the last one ends.
+    closing_tx.closed().await;
+}
