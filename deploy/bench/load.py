@@ -165,7 +165,7 @@ def table(title, results, base="direct"):
         added = ""
         for k in ("ttfb_p50", "ttfb_p99", "total_p50", "total_p99"):
             added += f"{(r[k] - d[k]) * 1000:+10.2f}" if d and name != base else f"{'':>10}"
-        rss = f"{r['rss_peak_kib'] / 1024:8.1f} MB" if r["rss_peak_kib"] else f"{'-':>11}"
+        rss = f"{r['rss_peak_kib'] / 1024:7.1f} MiB" if r["rss_peak_kib"] else f"{'-':>11}"
         print(
             f"{name:<9}{r['ok']:>6}{sum(r['errors'].values()):>6}{r['rps']:>8.0f}"
             f" {ms(r['ttfb_p50'])} {ms(r['ttfb_p99'])} {ms(r['total_p50'])} {ms(r['total_p99'])}"

@@ -408,7 +408,7 @@ pub async fn handle(
             r
         }
         Err(e) => {
-            st.upstream.saw_transport_error();
+            st.upstream.saw_transport_error(&lane);
             st.metrics.count_upstream_error(if e.is_timeout() {
                 "timeout".into()
             } else {

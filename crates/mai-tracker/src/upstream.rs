@@ -15,8 +15,9 @@
 //! (measured: 1,000 streams on cold lanes cost ~12 MB of TLS state at the peak). So at
 //! start-up one TLS handshake (no HTTP request) asks the upstream for ALPN, and once it
 //! (or any response) has shown HTTP/2, lanes are built for HTTP/2 directly: hyper then
-//! opens one connection per lane and queues the burst on it. A transport error puts new
-//! lanes back on ALPN.
+//! opens one connection per lane and queues the burst on it. A transport error on such a
+//! lane retires it and puts new lanes back on ALPN, so an upstream that stopped speaking
+//! HTTP/2 is followed.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -25,6 +26,10 @@ use std::time::Duration;
 struct Lane {
     http: reqwest::Client,
     inflight: AtomicUsize,
+    /// Built for HTTP/2 without ALPN.
+    h2_only: bool,
+    /// Takes no new requests (an HTTP/2-only lane that could not reach the upstream).
+    retired: AtomicBool,
 }
 
 /// Upstream clients for proxied traffic (no overall timeout: streams can be long).
@@ -89,12 +94,15 @@ impl Upstream {
         for c in &self.ca {
             b = b.add_root_certificate(c.clone());
         }
-        if self.h2.load(Ordering::Relaxed) {
+        let h2_only = self.h2.load(Ordering::Relaxed);
+        if h2_only {
             b = b.http2_prior_knowledge();
         }
         Ok(Arc::new(Lane {
             http: b.build()?,
             inflight: AtomicUsize::new(0),
+            h2_only,
+            retired: AtomicBool::new(false),
         }))
     }
 
@@ -109,6 +117,9 @@ impl Upstream {
         }
         let lane = self.build_lane()?;
         lane.inflight.store(1, Ordering::Relaxed);
+        lanes.retain(|l| {
+            !(l.retired.load(Ordering::Relaxed) && l.inflight.load(Ordering::Relaxed) == 0)
+        });
         lanes.push(lane.clone());
         tracing::debug!(lanes = lanes.len(), "upstream lane added");
         Ok(LaneGuard(lane))
@@ -116,6 +127,9 @@ impl Upstream {
 
     fn try_claim(&self, lanes: &[Arc<Lane>]) -> Option<LaneGuard> {
         lanes.iter().find_map(|lane| {
+            if lane.retired.load(Ordering::Relaxed) {
+                return None;
+            }
             lane.inflight
                 .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
                     (n < self.per_lane).then_some(n + 1)
@@ -140,18 +154,13 @@ impl Upstream {
             .map_err(|_| format!("no TLS answer from {host}:{port} within 5 s"))??;
         if alpn.as_deref() == Some("h2") {
             self.h2.store(true, Ordering::Relaxed);
+            let lane = self.build_lane().map_err(|e| e.to_string())?;
             let mut lanes = self.lanes.write().unwrap_or_else(|p| p.into_inner());
             if lanes
                 .iter()
                 .all(|l| l.inflight.load(Ordering::Relaxed) == 0)
             {
-                lanes.clear();
-                drop(lanes);
-                let lane = self.build_lane().map_err(|e| e.to_string())?;
-                self.lanes
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(lane);
+                *lanes = vec![lane];
             }
         }
         Ok(alpn)
@@ -201,9 +210,12 @@ impl Upstream {
         self.h2.load(Ordering::Relaxed)
     }
 
-    /// Called when a request could not reach the upstream at all.
-    pub fn saw_transport_error(&self) {
+    /// Called when a request on `lane` could not reach the upstream at all.
+    pub fn saw_transport_error(&self, lane: &LaneGuard) {
         self.h2.store(false, Ordering::Relaxed);
+        if lane.0.h2_only {
+            lane.0.retired.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Lanes built so far and requests in flight on them (status and tests).
@@ -235,5 +247,26 @@ mod tests {
         assert_eq!(up.load(), vec![2, 1]);
         drop((b, c, d));
         assert_eq!(up.load(), vec![0, 0]);
+    }
+
+    #[test]
+    fn an_http2_lane_that_fails_is_retired_and_new_lanes_use_alpn() {
+        let up = Upstream::new(2, None).unwrap();
+        up.saw_version(reqwest::Version::HTTP_2);
+        let a = up.acquire().unwrap();
+        let b = up.acquire().unwrap();
+        let c = up.acquire().unwrap(); // second lane, built for HTTP/2
+        assert!(c.0.h2_only && !a.0.h2_only);
+        up.saw_transport_error(&c);
+        assert!(!up.speaks_h2());
+        drop(c);
+        drop(a);
+        // The retired lane takes nothing; the first lane's free slot is used.
+        let d = up.acquire().unwrap();
+        assert!(!d.0.h2_only);
+        let e = up.acquire().unwrap(); // both full: a new ALPN lane replaces the retired one
+        assert!(!e.0.h2_only);
+        assert_eq!(up.load(), vec![2, 1]);
+        drop((b, d, e));
     }
 }
