@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mai-target}"
 export CARGO_TERM_COLOR=never
+# Dependencies stay compiled between runs in the target dir; incremental caches of the
+# workspace crates only make it grow (26 GB after a day of runs filled a shared disk).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 stage() { printf '\n=== %s ===\n' "$*"; }
 
