@@ -190,7 +190,17 @@ async fn streaming_and_plain_requests_are_metered_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_streams_and_disconnects_become_provisional_then_confirmed() {
-    let env = start(fast()).await;
+    cut_streams_and_disconnects(start(fast()).await).await;
+}
+
+/// The same faults over the production transport: HTTPS with HTTP/2 upstream, where a
+/// cut is a reset stream and a client that leaves cancels its stream only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_streams_and_disconnects_over_http2_are_exact_too() {
+    cut_streams_and_disconnects(start_tls(fast(), 100, 100, true).await).await;
+}
+
+async fn cut_streams_and_disconnects(env: Env) {
     // 1. Upstream cuts the stream: the client sees the partial stream, no [DONE].
     let resp = env
         .chat(body(true, Some("cut-user")))
