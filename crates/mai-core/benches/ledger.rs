@@ -139,6 +139,15 @@ fn queries(c: &mut Criterion) {
         b.iter(|| l.by_model("acme", from, to).unwrap())
     });
     g.bench_function("today", |b| b.iter(|| l.day("acme", to).unwrap()));
+    // The tracker's drift check: the month's events in a UTC window, summed per model
+    // (rollups are per Warsaw day, so this one scans events; once per sync interval).
+    let utc = |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).unwrap().and_utc();
+    g.bench_function("utc_month_window_by_model", |b| {
+        b.iter(|| {
+            l.utc_window_by_model("acme", utc(from), utc(to.succ_opt().unwrap()))
+                .unwrap()
+        })
+    });
     g.finish();
 }
 
