@@ -10,12 +10,13 @@ use anyhow::Context as _;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 /// Streams one HTTP/2 connection may carry at once (SETTINGS_MAX_CONCURRENT_STREAMS).
 /// What openrouter.ai advertises is not documented; 100 is the RFC 9113 floor
@@ -82,7 +83,7 @@ pub async fn serve(
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http2().max_concurrent_streams(h2_max_streams);
     let builder = Arc::new(builder);
-    let (closing_tx, closing_rx) = watch::channel(false);
+    let graceful = GracefulShutdown::new();
     loop {
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -99,7 +100,7 @@ pub async fn serve(
         // Small SSE writes must not wait for Nagle + delayed ACK.
         let _ = tcp.set_nodelay(true);
         let (acceptor, builder, app) = (acceptor.clone(), builder.clone(), app.clone());
-        let mut closing = closing_rx.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
             let tls = match acceptor.accept(tcp).await {
                 Ok(t) => t,
@@ -110,23 +111,12 @@ pub async fn serve(
             };
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(app));
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                    return;
-                }
-                _ = closing.wait_for(|c| *c) => {}
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
         });
     }
-    drop(closing_rx);
-    let _ = closing_tx.send(true);
-    // Connection tasks hold receivers; wait until they are all gone.
-    closing_tx.closed().await;
+    // Asks each connection to finish its open responses; returns when all have ended.
+    graceful.shutdown().await;
     Ok(())
 }

@@ -123,3 +123,53 @@ async fn streams_beyond_the_h2_cap_wait_on_one_connection() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_binary_serves_https_and_writes_its_ca() {
+    let exe = env!("CARGO_BIN_EXE_mai-sim");
+    let dir = tempfile::tempdir().unwrap();
+    let ca_path = dir.path().join("ca.pem");
+    let mut child = tokio::process::Command::new(exe)
+        .args([
+            "openrouter",
+            "--fast",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-ca-out",
+        ])
+        .arg(&ca_path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    tokio::io::AsyncBufReadExt::read_line(
+        &mut tokio::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .await
+    .unwrap();
+    let base = line.trim().to_owned();
+    assert!(base.starts_with("https://127.0.0.1:"), "{base}");
+    let ca = std::fs::read_to_string(&ca_path).unwrap();
+    let r = client(&ca, false)
+        .get(format!("{base}/models"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    child.kill().await.unwrap();
+
+    // An unwritable CA path stops start-up with a message naming the flag.
+    let out = tokio::process::Command::new(exe)
+        .args(["openrouter", "--listen", "127.0.0.1:0", "--tls-ca-out"])
+        .arg(dir.path().join("no/such/dir/ca.pem"))
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--tls-ca-out"), "{err}");
+}

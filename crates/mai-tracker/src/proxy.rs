@@ -414,15 +414,7 @@ pub async fn handle(
             } else {
                 "transport".into()
             });
-            // reqwest's own message is only "error sending request": the cause (refused,
-            // certificate, timeout) is further down the chain.
-            let mut detail = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                detail.push_str(": ");
-                detail.push_str(&s.to_string());
-                src = s.source();
-            }
+            let detail = mai_core::openrouter::error_chain(&e);
             tracing::warn!(url = %url, error = %detail, "upstream request failed");
             let hint = if detail.contains("certificate") {
                 "the upstream's TLS certificate is not trusted: set MAI_UPSTREAM_CA_CERT to its CA (PEM) if it is a private or inspecting proxy"

@@ -17,10 +17,10 @@ use crate::recon::tokio_util_shim::Shutdown;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 /// Serves `app` on `listener` until `shutdown` fires and open connections are done.
 pub async fn serve(listener: TcpListener, app: Router, shutdown: Shutdown) {
@@ -29,7 +29,7 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: Shutdown) {
         .half_close(true)
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
-    let (closing_tx, closing_rx) = watch::channel(false);
+    let graceful = GracefulShutdown::new();
     loop {
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -46,28 +46,15 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: Shutdown) {
         // Small SSE writes must leave at once: with Nagle's algorithm on, the last chunks
         // of a stream on a kept-alive connection waited ~40 ms for the client's delayed ACK.
         let _ = tcp.set_nodelay(true);
-        let conn =
-            builder.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(app.clone()));
-        let mut closing = closing_rx.clone();
+        let conn = graceful.watch(
+            builder.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(app.clone())),
+        );
         tokio::spawn(async move {
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                    return;
-                }
-                _ = closing.wait_for(|c| *c) => {}
-            }
-            conn.as_mut().graceful_shutdown();
             if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error while draining");
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
     }
-    drop(closing_rx);
-    let _ = closing_tx.send(true);
-    // Every connection task holds a receiver: this returns when the last one ends.
-    closing_tx.closed().await;
+    // Asks each connection to finish its current response; returns when all have ended.
+    graceful.shutdown().await;
 }

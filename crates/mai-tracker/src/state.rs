@@ -99,10 +99,8 @@ impl AppState {
         let mut api_http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
             .timeout(std::time::Duration::from_secs(15));
-        if let Some(pem) = &cfg.upstream_ca_pem {
-            for c in reqwest::Certificate::from_pem_bundle(pem)? {
-                api_http = api_http.add_root_certificate(c);
-            }
+        for c in upstream.extra_roots() {
+            api_http = api_http.add_root_certificate(c.clone());
         }
         let api_http = api_http.build()?;
         let key = cfg.openrouter_api_key.clone();

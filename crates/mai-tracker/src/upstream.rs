@@ -198,6 +198,11 @@ impl Upstream {
             .map(|p| String::from_utf8_lossy(p).into_owned()))
     }
 
+    /// The extra trusted CAs (`MAI_UPSTREAM_CA_CERT`), for the accounting client too.
+    pub fn extra_roots(&self) -> &[reqwest::Certificate] {
+        &self.ca
+    }
+
     /// Called with every upstream response's HTTP version.
     pub fn saw_version(&self, v: reqwest::Version) {
         if v == reqwest::Version::HTTP_2 && !self.h2.load(Ordering::Relaxed) {

@@ -270,7 +270,9 @@ fn path_segment(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error with its causes, `outer: inner: ...` (reqwest's own message is only "error
+/// sending request"; the cause, such as a refused connection or a certificate, is below).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(inner) = src {
