@@ -1,0 +1,328 @@
+//! Billing through mai-billing over the console cache: the month report and the invoice
+//! export the console's Billing view and `maictl` share. Regrouping mai-billing's flat
+//! export summary per client is [`group_export`], a plain function.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{Ops, OpsError};
+
+impl Ops {
+    /// mai-billing's month report over the console cache (the ledger billing reads).
+    pub async fn billing_report(
+        &self,
+        month: &str,
+    ) -> Result<mai_billing::report::MonthReport, OpsError> {
+        let ym: mai_core::time::YearMonth = month
+            .parse()
+            .map_err(|_| OpsError::BadMonth(month.to_string()))?;
+        Ok(self.billing_service()?.report(ym, None).await?)
+    }
+
+    fn billing_service(&self) -> Result<mai_billing::service::Billing, OpsError> {
+        let b = self.fleet.billing.as_ref().ok_or(OpsError::NoBilling)?;
+        let cfg = mai_billing::config::BillingConfig::load(&b.config)?;
+        let nbp = mai_core::nbp::NbpClient::new(mai_core::nbp::NbpConfig {
+            base_url: self.fleet.nbp_base_url.clone(),
+            cache_path: Some(self.fleet.console.data_dir.join("nbp-cache.sqlite")),
+            timeout: Duration::from_secs(10),
+            ..Default::default()
+        })
+        .map_err(mai_billing::BillingError::from)?;
+        Ok(mai_billing::service::Billing::new(
+            cfg,
+            nbp,
+            self.cache_path(),
+            b.store.clone(),
+        ))
+    }
+
+    /// Exports a month's invoices (CSV, PDF or KSeF XML) to a folder, `progress` called as
+    /// mai-billing works; the result is regrouped per client for the console.
+    pub async fn billing_export(
+        &self,
+        req: &InvoiceExportRequest,
+        progress: &mut (dyn FnMut(mai_billing::ExportProgress) + Send),
+    ) -> Result<InvoiceExportResult, OpsError> {
+        let ym: mai_core::time::YearMonth = req
+            .month
+            .parse()
+            .map_err(|_| OpsError::BadMonth(req.month.clone()))?;
+        let billing = self.billing_service()?;
+        let out_dir = match &req.out_dir {
+            Some(d) => d.clone(),
+            None => default_invoice_dir(std::env::var_os("HOME").map(Into::into), ym),
+        };
+        let export = mai_billing::ExportRequest {
+            month: ym,
+            format: req.format,
+            client: req.client.clone().filter(|c| !c.is_empty()),
+            out_dir: out_dir.clone(),
+            dialect: req.dialect,
+            issue_date: None,
+        };
+        let summary = billing.export(&export, progress).await?;
+        // Which file and number belong to which client: the store knows every issued
+        // invoice of the month (also those issued by an earlier export).
+        let store_path = billing.store_path.clone();
+        let invoices = tokio::task::spawn_blocking(move || {
+            mai_billing::BillingStore::open(&store_path)?.invoices_for_month(ym)
+        })
+        .await
+        .map_err(|e| {
+            mai_billing::BillingError::InvalidData(format!("internal error: a task failed: {e}"))
+        })??;
+        let issued: Vec<IssuedRef> = invoices.iter().map(IssuedRef::of).collect();
+        Ok(group_export(out_dir, req.format, summary, &issued))
+    }
+}
+
+/// What the console asks to export.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct InvoiceExportRequest {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub format: mai_billing::ExportFormat,
+    /// One client (org id), or all when absent.
+    #[serde(default)]
+    pub client: Option<String>,
+    /// Default: `~/mai-invoices/YYYY-MM`.
+    #[serde(default)]
+    pub out_dir: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub dialect: mai_billing::export::csv::CsvDialect,
+}
+
+/// One client's part of an export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientExport {
+    pub org_id: String,
+    pub invoice_number: Option<String>,
+    /// Issued by this export (false: issued earlier and rendered again).
+    pub newly_issued: bool,
+    pub files: Vec<std::path::PathBuf>,
+    /// Why the client was not exported (e.g. the missing invoice data).
+    pub skipped: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InvoiceExportResult {
+    pub out_dir: std::path::PathBuf,
+    pub format: mai_billing::ExportFormat,
+    /// Every file written (a CSV export writes one file for all clients).
+    pub files: Vec<std::path::PathBuf>,
+    pub clients: Vec<ClientExport>,
+}
+
+/// `~/mai-invoices/YYYY-MM` (relative `mai-invoices/YYYY-MM` without a home directory).
+pub fn default_invoice_dir(
+    home: Option<std::path::PathBuf>,
+    month: mai_core::time::YearMonth,
+) -> std::path::PathBuf {
+    home.unwrap_or_default()
+        .join("mai-invoices")
+        .join(month.to_string())
+}
+
+/// What [`group_export`] needs of an issued invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedRef {
+    pub org_id: String,
+    pub number: String,
+    /// The invoice's file name without extension (derived from the number).
+    pub file_stem: String,
+}
+
+impl IssuedRef {
+    pub fn of(inv: &mai_billing::IssuedInvoice) -> IssuedRef {
+        IssuedRef {
+            org_id: inv.statement.org_id.clone(),
+            number: inv.number.clone(),
+            file_stem: inv.file_stem(),
+        }
+    }
+}
+
+/// Regroups mai-billing's flat summary per client: invoice files are matched to the
+/// month's issued invoices by file stem (the file name is derived from the number).
+pub fn group_export(
+    out_dir: std::path::PathBuf,
+    format: mai_billing::ExportFormat,
+    summary: mai_billing::ExportSummary,
+    invoices: &[IssuedRef],
+) -> InvoiceExportResult {
+    let mut clients: Vec<ClientExport> = Vec::new();
+    for inv in invoices {
+        let stem = &inv.file_stem;
+        let files: Vec<_> = summary
+            .files
+            .iter()
+            .filter(|f| f.file_stem().and_then(|s| s.to_str()) == Some(stem.as_str()))
+            .cloned()
+            .collect();
+        if files.is_empty() && !summary.issued.contains(&inv.number) {
+            continue;
+        }
+        clients.push(ClientExport {
+            org_id: inv.org_id.clone(),
+            invoice_number: Some(inv.number.clone()),
+            newly_issued: summary.issued.contains(&inv.number),
+            files,
+            skipped: None,
+        });
+    }
+    for s in &summary.skipped {
+        clients.push(ClientExport {
+            org_id: s.org_id.clone(),
+            invoice_number: None,
+            newly_issued: false,
+            files: vec![],
+            skipped: Some(s.reason.clone()),
+        });
+    }
+    clients.sort_by(|a, b| a.org_id.cmp(&b.org_id));
+    InvoiceExportResult {
+        out_dir,
+        format,
+        files: summary.files,
+        clients,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mai_billing::report::Skipped;
+    use mai_billing::{ExportFormat, ExportSummary};
+    use std::path::PathBuf;
+
+    fn issued(org: &str, number: &str) -> IssuedRef {
+        IssuedRef {
+            org_id: org.into(),
+            number: number.into(),
+            file_stem: number.replace('/', "_"),
+        }
+    }
+
+    #[test]
+    fn pdf_files_go_to_their_clients_and_skips_keep_their_reason() {
+        let out = PathBuf::from("/tmp/inv");
+        let summary = ExportSummary {
+            files: vec![
+                out.join("FV_2026_11_0001.pdf"),
+                out.join("FV_2026_11_0002.pdf"),
+            ],
+            issued: vec!["FV/2026/11/0002".into()],
+            skipped: vec![Skipped {
+                org_id: "baltic".into(),
+                reason: "no NIP in billing.toml".into(),
+            }],
+        };
+        let r = group_export(
+            out.clone(),
+            ExportFormat::Pdf,
+            summary,
+            &[
+                issued("zeta", "FV/2026/11/0001"),
+                issued("acme", "FV/2026/11/0002"),
+            ],
+        );
+        assert_eq!(r.files.len(), 2);
+        let by: Vec<_> = r
+            .clients
+            .iter()
+            .map(|c| {
+                (
+                    c.org_id.as_str(),
+                    c.invoice_number.as_deref(),
+                    c.newly_issued,
+                    c.files.clone(),
+                    c.skipped.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            by,
+            [
+                (
+                    "acme",
+                    Some("FV/2026/11/0002"),
+                    true,
+                    vec![out.join("FV_2026_11_0002.pdf")],
+                    None
+                ),
+                (
+                    "baltic",
+                    None,
+                    false,
+                    vec![],
+                    Some("no NIP in billing.toml")
+                ),
+                (
+                    "zeta",
+                    Some("FV/2026/11/0001"),
+                    false,
+                    vec![out.join("FV_2026_11_0001.pdf")],
+                    None
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn invoices_of_the_month_not_in_this_export_are_left_out() {
+        // A one-client export: the store also knows another client's earlier invoice.
+        let out = PathBuf::from("/tmp/inv");
+        let summary = ExportSummary {
+            files: vec![out.join("FV_2026_11_0002.xml")],
+            issued: vec![],
+            skipped: vec![],
+        };
+        let r = group_export(
+            out,
+            ExportFormat::Ksef,
+            summary,
+            &[
+                issued("zeta", "FV/2026/11/0001"),
+                issued("acme", "FV/2026/11/0002"),
+            ],
+        );
+        assert_eq!(r.clients.len(), 1);
+        assert_eq!(r.clients[0].org_id, "acme");
+        assert!(!r.clients[0].newly_issued);
+    }
+
+    #[test]
+    fn a_csv_export_lists_its_one_file_and_the_newly_issued_numbers() {
+        let out = PathBuf::from("/tmp/inv");
+        let summary = ExportSummary {
+            files: vec![out.join("invoices-2026-11.csv")],
+            issued: vec!["FV/2026/11/0001".into()],
+            skipped: vec![],
+        };
+        let r = group_export(
+            out.clone(),
+            ExportFormat::Csv,
+            summary,
+            &[issued("acme", "FV/2026/11/0001")],
+        );
+        assert_eq!(r.files, [out.join("invoices-2026-11.csv")]);
+        assert_eq!(r.clients.len(), 1);
+        assert!(r.clients[0].newly_issued);
+        assert!(r.clients[0].files.is_empty());
+    }
+
+    #[test]
+    fn the_default_folder_is_per_month_under_home() {
+        let ym = "2026-11".parse().unwrap();
+        assert_eq!(
+            default_invoice_dir(Some("/home/anna".into()), ym),
+            PathBuf::from("/home/anna/mai-invoices/2026-11")
+        );
+        assert_eq!(
+            default_invoice_dir(None, ym),
+            PathBuf::from("mai-invoices/2026-11")
+        );
+    }
+}

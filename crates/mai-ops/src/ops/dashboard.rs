@@ -1,0 +1,374 @@
+//! One client's dashboard: a best-effort pull, then the console cache. The cache read is
+//! one transaction ([`DashboardRows`]); turning its rows into what the console shows is
+//! [`usage_view`], a plain function.
+
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use mai_core::ledger::{ModelTotals, UserTotals};
+use mai_core::pricing::MarkupSchedule;
+use mai_core::usage::Totals;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::{Ops, OpsError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DayPoint {
+    pub date: NaiveDate,
+    pub requests: u64,
+    pub tokens: u64,
+    pub raw_cost_usd: Decimal,
+    pub client_cost_usd: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Breakdown {
+    pub key: String,
+    pub label: String,
+    pub requests: u64,
+    pub tokens: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub raw_cost_usd: Decimal,
+    pub client_cost_usd: Decimal,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlnRate {
+    pub available: bool,
+    pub rate: Option<Decimal>,
+    pub table_no: Option<String>,
+    pub effective_date: Option<NaiveDate>,
+    pub stale: bool,
+    pub error: Option<String>,
+}
+
+impl PlnRate {
+    fn unavailable(error: String) -> PlnRate {
+        PlnRate {
+            available: false,
+            rate: None,
+            table_no: None,
+            effective_date: None,
+            stale: false,
+            error: Some(error),
+        }
+    }
+}
+
+/// Everything the client dashboard shows, read from the console cache after a pull.
+#[derive(Debug, Clone, Serialize)]
+pub struct Dashboard {
+    pub client_id: String,
+    pub legal_name: String,
+    pub markup: Decimal,
+    /// The pull from the tracker succeeded just now (numbers are live).
+    pub live: bool,
+    pub pull_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+    pub today: DayPoint,
+    pub month_requests: u64,
+    pub month_tokens: u64,
+    pub month_raw_cost_usd: Decimal,
+    pub month_client_cost_usd: Decimal,
+    pub daily_average_client_cost_usd: Decimal,
+    pub monthly_limit_usd: Option<Decimal>,
+    pub days: Vec<DayPoint>,
+    pub by_user: Vec<Breakdown>,
+    pub by_model: Vec<Breakdown>,
+    pub pln: PlnRate,
+}
+
+/// The cache rows one dashboard is built from.
+#[derive(Debug, Clone)]
+pub struct DashboardRows {
+    /// The last 30 days up to today, oldest first, zeros included.
+    pub daily: Vec<(NaiveDate, Totals)>,
+    /// This month so far.
+    pub users: Vec<UserTotals>,
+    pub models: Vec<ModelTotals>,
+    pub schedule: MarkupSchedule,
+}
+
+/// The usage part of the dashboard, priced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageView {
+    pub today: DayPoint,
+    pub days: Vec<DayPoint>,
+    pub by_user: Vec<Breakdown>,
+    pub by_model: Vec<Breakdown>,
+}
+
+/// Prices the cache rows for display: each day at its own markup; the month's by-user
+/// and by-model sums at today's markup.
+pub fn usage_view(today: NaiveDate, rows: DashboardRows) -> UsageView {
+    let DashboardRows {
+        daily,
+        users,
+        models,
+        schedule,
+    } = rows;
+    let price =
+        |d: NaiveDate, raw: Decimal| mai_core::pricing::client_cost(raw, schedule.rate_on(d));
+    let days: Vec<DayPoint> = daily
+        .iter()
+        .map(|(d, t)| DayPoint {
+            date: *d,
+            requests: t.requests,
+            tokens: t.tokens.total(),
+            raw_cost_usd: t.cost_usd,
+            client_cost_usd: price(*d, t.cost_usd),
+        })
+        .collect();
+    let today_point = days.last().cloned().unwrap_or(DayPoint {
+        date: today,
+        requests: 0,
+        tokens: 0,
+        raw_cost_usd: Decimal::ZERO,
+        client_cost_usd: Decimal::ZERO,
+    });
+    let rate = schedule.rate_on(today);
+    let by_user = users
+        .into_iter()
+        .map(|u| Breakdown {
+            key: u.user.key().to_string(),
+            label: u
+                .user
+                .name
+                .clone()
+                .or(u.user.email.clone())
+                .or(u.user.id.clone())
+                .unwrap_or_else(|| "(unknown user)".into()),
+            requests: u.totals.requests,
+            tokens: u.totals.tokens.total(),
+            prompt_tokens: u.totals.tokens.prompt,
+            completion_tokens: u.totals.tokens.completion,
+            raw_cost_usd: u.totals.cost_usd,
+            client_cost_usd: mai_core::pricing::client_cost(u.totals.cost_usd, rate),
+        })
+        .collect();
+    let by_model = models
+        .into_iter()
+        .map(|m| Breakdown {
+            key: m.model.clone(),
+            label: m.model,
+            requests: m.totals.requests,
+            tokens: m.totals.tokens.total(),
+            prompt_tokens: m.totals.tokens.prompt,
+            completion_tokens: m.totals.tokens.completion,
+            raw_cost_usd: m.totals.cost_usd,
+            client_cost_usd: mai_core::pricing::client_cost(m.totals.cost_usd, rate),
+        })
+        .collect();
+    UsageView {
+        today: today_point,
+        days,
+        by_user,
+        by_model,
+    }
+}
+
+impl Ops {
+    /// USD→PLN display rate (NBP table C ask), or why it is unavailable.
+    pub async fn pln_rate(&self) -> PlnRate {
+        let Some(nbp) = &self.nbp else {
+            return PlnRate::unavailable("NBP client not configured".into());
+        };
+        match tokio::time::timeout(Duration::from_secs(8), nbp.display_rate("USD")).await {
+            Ok(Ok(r)) => PlnRate {
+                available: true,
+                rate: Some(r.ask),
+                table_no: Some(r.table_no),
+                effective_date: Some(r.effective_date),
+                stale: r.stale,
+                error: None,
+            },
+            Ok(Err(e)) => PlnRate::unavailable(e.to_string()),
+            Err(_) => PlnRate::unavailable("NBP did not answer within 8 s".into()),
+        }
+    }
+
+    /// Client dashboard: pull (best effort), then read the cache.
+    pub async fn dashboard(&self, id: &str) -> Result<Dashboard, OpsError> {
+        let c = self.client(id)?.clone();
+        let (pull, pln) = tokio::join!(self.pull(id), self.pln_rate());
+        let (live, pull_error) = match pull {
+            Ok(_) => (true, None),
+            Err(e) => (false, Some(e.to_string())),
+        };
+        self.cache
+            .ensure_markup(&c.id, c.markup, mai_core::time::warsaw_today())
+            .await?;
+        let today = mai_core::time::warsaw_today();
+        let from = today - chrono::Duration::days(29);
+        let ym = mai_core::time::YearMonth::of(today);
+        let org = c.id.clone();
+        let (rows, month) = self
+            .cache
+            .with(move |l| {
+                Ok((
+                    DashboardRows {
+                        daily: l.daily(&org, from, today)?,
+                        users: l.by_user(&org, ym.first_day(), today)?,
+                        models: l.by_model(&org, ym.first_day(), today)?,
+                        schedule: l.markup_schedule(&org)?,
+                    },
+                    l.month_summary(&org, ym, today)?,
+                ))
+            })
+            .await?;
+        let view = usage_view(today, rows);
+        Ok(Dashboard {
+            client_id: c.id.clone(),
+            legal_name: c.legal_name.clone(),
+            markup: c.markup,
+            live,
+            pull_error,
+            updated_at: Utc::now(),
+            today: view.today,
+            month_requests: month.totals.requests,
+            month_tokens: month.totals.tokens.total(),
+            month_raw_cost_usd: month.totals.cost_usd,
+            month_client_cost_usd: month.client_cost_usd,
+            daily_average_client_cost_usd: month.daily_average_client_cost_usd,
+            monthly_limit_usd: c.monthly_limit_usd,
+            days: view.days,
+            by_user: view.by_user,
+            by_model: view.by_model,
+            pln,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mai_core::usage::{Tokens, UserRef};
+    use rust_decimal_macros::dec;
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn totals(requests: u64, prompt: u64, completion: u64, cost: Decimal) -> Totals {
+        Totals {
+            requests,
+            tokens: Tokens {
+                prompt,
+                completion,
+                ..Tokens::default()
+            },
+            cost_usd: cost,
+        }
+    }
+
+    fn user(id: Option<&str>, email: Option<&str>, name: Option<&str>) -> UserRef {
+        UserRef {
+            id: id.map(String::from),
+            email: email.map(String::from),
+            name: name.map(String::from),
+        }
+    }
+
+    #[test]
+    fn each_day_is_priced_at_its_own_markup_and_the_last_day_is_today() {
+        let mut schedule = MarkupSchedule::flat(dec!(1.3));
+        schedule.set(d("2026-11-10"), dec!(1.5));
+        let view = usage_view(
+            d("2026-11-10"),
+            DashboardRows {
+                daily: vec![
+                    (d("2026-11-09"), totals(2, 100, 50, dec!(0.10))),
+                    (d("2026-11-10"), totals(1, 10, 5, dec!(0.02))),
+                ],
+                users: vec![],
+                models: vec![],
+                schedule,
+            },
+        );
+        assert_eq!(view.days.len(), 2);
+        assert_eq!(view.days[0].client_cost_usd, dec!(0.13));
+        assert_eq!(view.days[0].tokens, 150);
+        assert_eq!(view.days[1].client_cost_usd, dec!(0.03));
+        assert_eq!(view.today, view.days[1]);
+    }
+
+    #[test]
+    fn no_days_reads_as_an_empty_today() {
+        let view = usage_view(
+            d("2026-11-10"),
+            DashboardRows {
+                daily: vec![],
+                users: vec![],
+                models: vec![],
+                schedule: MarkupSchedule::flat(dec!(1.3)),
+            },
+        );
+        assert_eq!(view.today.date, d("2026-11-10"));
+        assert_eq!(view.today.requests, 0);
+        assert_eq!(view.today.client_cost_usd, Decimal::ZERO);
+    }
+
+    #[test]
+    fn users_are_labelled_by_name_then_email_then_id() {
+        let view = usage_view(
+            d("2026-11-10"),
+            DashboardRows {
+                daily: vec![],
+                users: vec![
+                    UserTotals {
+                        user: user(Some("u1"), Some("anna@example.pl"), Some("Anna")),
+                        totals: totals(3, 30, 20, dec!(1)),
+                    },
+                    UserTotals {
+                        user: user(Some("u2"), Some("jan@example.pl"), None),
+                        totals: totals(1, 1, 1, dec!(0.5)),
+                    },
+                    UserTotals {
+                        user: user(Some("u3"), None, None),
+                        totals: totals(1, 1, 1, dec!(0)),
+                    },
+                    UserTotals {
+                        user: user(None, None, None),
+                        totals: totals(1, 1, 1, dec!(0)),
+                    },
+                ],
+                models: vec![],
+                schedule: MarkupSchedule::flat(dec!(1.25)),
+            },
+        );
+        let labels: Vec<_> = view.by_user.iter().map(|b| b.label.as_str()).collect();
+        assert_eq!(labels, ["Anna", "jan@example.pl", "u3", "(unknown user)"]);
+        assert_eq!(view.by_user[0].key, "u1");
+        assert_eq!(view.by_user[0].tokens, 50);
+        assert_eq!(view.by_user[0].prompt_tokens, 30);
+        assert_eq!(view.by_user[0].completion_tokens, 20);
+        assert_eq!(view.by_user[0].client_cost_usd, dec!(1.25));
+        assert_eq!(view.by_user[1].client_cost_usd, dec!(0.625));
+    }
+
+    #[test]
+    fn models_are_keyed_and_labelled_by_their_name() {
+        let view = usage_view(
+            d("2026-11-10"),
+            DashboardRows {
+                daily: vec![],
+                users: vec![],
+                models: vec![ModelTotals {
+                    model: "openai/gpt-4o".into(),
+                    totals: totals(4, 400, 100, dec!(2)),
+                }],
+                schedule: MarkupSchedule::flat(dec!(1.3)),
+            },
+        );
+        let m = &view.by_model[0];
+        assert_eq!(
+            (m.key.as_str(), m.label.as_str()),
+            ("openai/gpt-4o", "openai/gpt-4o")
+        );
+        assert_eq!((m.requests, m.tokens), (4, 500));
+        assert_eq!(m.raw_cost_usd, dec!(2));
+        assert_eq!(m.client_cost_usd, dec!(2.6));
+    }
+}

@@ -1,0 +1,80 @@
+//! The fleet table and container actions. Row assembly itself is pure and lives in
+//! [`crate::refresh`]; this module keeps the last good tracker answers across refreshes
+//! and console restarts.
+
+use std::collections::HashMap;
+
+use futures::Stream;
+
+use super::{Ops, OpsError};
+use crate::docker::{self, ContainerInfo, DockerError};
+use crate::refresh::{self, FleetRow, TrackerSnapshot};
+
+/// Cache meta key of a client's last good tracker snapshot.
+pub(crate) fn last_good_key(client_id: &str) -> String {
+    format!("last_good:{client_id}")
+}
+
+impl Ops {
+    /// The fleet table. Remembers every good tracker answer (in memory and in the cache)
+    /// so the next refresh can show the age of the last good data.
+    pub async fn refresh(&self) -> Vec<FleetRow> {
+        let mut trackers = HashMap::new();
+        for c in &self.fleet.clients {
+            trackers.insert(
+                c.id.clone(),
+                self.tracker(&c.id).await.map_err(|e| e.to_string()),
+            );
+        }
+        {
+            let mut lg = self.last_good.write().await;
+            for c in &self.fleet.clients {
+                if !lg.contains_key(&c.id) {
+                    if let Ok(Some(j)) = self.cache.get_meta(&last_good_key(&c.id)).await {
+                        if let Ok(s) = serde_json::from_str::<TrackerSnapshot>(&j) {
+                            lg.insert(c.id.clone(), s);
+                        }
+                    }
+                }
+            }
+        }
+        let last_good = self.last_good.read().await.clone();
+        let (rows, fresh) = refresh::refresh_all(refresh::RefreshInput {
+            fleet: &self.fleet,
+            trackers: &trackers,
+            last_good: &last_good,
+            docker: self.docker_enabled,
+        })
+        .await;
+        // Persist last-good snapshots so a console restarted while a host is down still
+        // shows that host's last numbers with their age.
+        let mut lg = self.last_good.write().await;
+        for (id, snap) in fresh {
+            if let Ok(j) = serde_json::to_string(&snap) {
+                let _ = self.cache.set_meta(&last_good_key(&id), &j).await;
+            }
+            lg.insert(id, snap);
+        }
+        rows
+    }
+
+    pub async fn restart(&self, id: &str, role: &str) -> Result<ContainerInfo, OpsError> {
+        let c = self.client(id)?;
+        let host = self.fleet.host(&c.host).expect("validated at parse");
+        let d = docker::connect(host).await?;
+        Ok(docker::restart(&d, &host.name, &c.id, role, 10).await?)
+    }
+
+    pub async fn logs(
+        &self,
+        id: &str,
+        role: &str,
+        tail: u32,
+        follow: bool,
+    ) -> Result<impl Stream<Item = Result<String, DockerError>> + use<>, OpsError> {
+        let c = self.client(id)?;
+        let host = self.fleet.host(&c.host).expect("validated at parse");
+        let d = docker::connect(host).await?;
+        Ok(docker::logs(&d, &host.name, &c.id, role, tail, follow).await?)
+    }
+}

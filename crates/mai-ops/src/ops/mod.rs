@@ -1,0 +1,197 @@
+//! The operator facade both front ends call. `Ops` is the small shared context (fleet,
+//! keychain, console cache, one HTTP pool); each domain adds its methods in its own
+//! module, with the decisions kept in plain functions so they are tested without I/O:
+//!
+//! - [`sync`] — reconciliation on the trackers and pulls into the cache;
+//! - [`keys`] — secrets in the keychain and key rotation;
+//! - [`dashboard`] — one client's usage from the cache, with the PLN display rate;
+//! - [`billing`] — mai-billing's report, invoice export and NBP invoice rate;
+//! - [`fleet`] — the fleet table and container actions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::RwLock;
+
+use crate::cache::{Cache, CacheError};
+use crate::docker::DockerError;
+use crate::fleet::{Client, Fleet, SecretRef};
+use crate::keys::{KeyError, Keychain, SecretKind};
+use crate::refresh::TrackerSnapshot;
+use crate::tracker::{TrackerClient, TrackerError};
+
+pub mod billing;
+pub mod dashboard;
+pub mod fleet;
+pub mod keys;
+pub mod sync;
+
+pub use billing::{default_invoice_dir, ClientExport, InvoiceExportRequest, InvoiceExportResult};
+pub use dashboard::{Breakdown, Dashboard, DayPoint, PlnRate};
+pub use keys::Rotation;
+pub use sync::{SyncOutcome, SyncProgress};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error("unknown client {0:?}; it is not in the fleet file (ids are case-sensitive)")]
+    UnknownClient(String),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Tracker(#[from] TrackerError),
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error("cannot read the tracker token of {client}: {message}")]
+    Token { client: String, message: String },
+    #[error("OpenRouter {step} failed for {client}: {message}")]
+    OpenRouter {
+        client: String,
+        step: &'static str,
+        message: String,
+    },
+    #[error("the OS keychain is not available, so {0} cannot be done; start a Secret Service (gnome-keyring) and retry")]
+    NoKeychain(String),
+    #[error("billing is not configured: add a [billing] section with `config = \"billing.toml\"` to the fleet file")]
+    NoBilling,
+    #[error("month {0:?} is not a month; use YYYY-MM")]
+    BadMonth(String),
+    #[error(transparent)]
+    Billing(#[from] mai_billing::BillingError),
+}
+
+pub struct Ops {
+    pub fleet: Fleet,
+    keychain: Option<Keychain>,
+    keychain_error: Option<String>,
+    pub cache: Cache,
+    http: reqwest::Client,
+    last_good: RwLock<HashMap<String, TrackerSnapshot>>,
+    /// Docker is skipped when false (machines without an engine).
+    pub docker_enabled: bool,
+    nbp: Option<mai_core::nbp::NbpClient>,
+}
+
+impl std::fmt::Debug for Ops {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ops")
+            .field("clients", &self.fleet.clients.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .pool_max_idle_per_host(4)
+        .user_agent(concat!("mai-console/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("static reqwest configuration")
+}
+
+impl Ops {
+    /// Opens the cache under the fleet's data dir. A missing keychain is not fatal here
+    /// (status still works with env/file tokens); key actions then fail clearly.
+    pub fn new(fleet: Fleet, keychain: Result<Keychain, KeyError>) -> Result<Ops, OpsError> {
+        let cache = Cache::open(&fleet.console.data_dir.join("console-cache.sqlite"))?;
+        Ok(Self::with_cache(fleet, keychain, cache))
+    }
+
+    pub fn with_cache(fleet: Fleet, keychain: Result<Keychain, KeyError>, cache: Cache) -> Ops {
+        let (keychain, keychain_error) = match keychain {
+            Ok(k) => (Some(k), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let nbp = mai_core::nbp::NbpClient::new(mai_core::nbp::NbpConfig {
+            base_url: fleet.nbp_base_url.clone(),
+            cache_path: Some(fleet.console.data_dir.join("nbp-cache.sqlite")),
+            timeout: Duration::from_secs(5),
+            max_attempts: 2,
+            ..Default::default()
+        })
+        .ok();
+        Ops {
+            fleet,
+            keychain,
+            keychain_error,
+            cache,
+            http: http_client(),
+            last_good: RwLock::new(HashMap::new()),
+            docker_enabled: true,
+            nbp,
+        }
+    }
+
+    pub fn client(&self, id: &str) -> Result<&Client, OpsError> {
+        self.fleet
+            .client(id)
+            .ok_or_else(|| OpsError::UnknownClient(id.to_string()))
+    }
+
+    fn keychain(&self, what: &str) -> Result<&Keychain, OpsError> {
+        self.keychain.as_ref().ok_or_else(|| {
+            OpsError::NoKeychain(format!(
+                "{what} ({})",
+                self.keychain_error.clone().unwrap_or_default()
+            ))
+        })
+    }
+
+    pub fn keychain_error(&self) -> Option<&str> {
+        self.keychain_error.as_deref()
+    }
+
+    async fn token(&self, c: &Client) -> Result<String, OpsError> {
+        let err = |message: String| OpsError::Token {
+            client: c.id.clone(),
+            message,
+        };
+        match &c.tracker_token {
+            SecretRef::Env(v) => {
+                std::env::var(v).map_err(|_| err(format!("environment variable {v} is not set")))
+            }
+            SecretRef::File(p) => std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .map_err(|e| err(format!("cannot read {}: {e}", p.display()))),
+            SecretRef::Keychain => {
+                let k = self.keychain("reading the tracker token")?.clone();
+                let id = c.id.clone();
+                tokio::task::spawn_blocking(move || k.get(SecretKind::TrackerToken, &id))
+                    .await
+                    .map_err(|e| err(e.to_string()))?
+                    .map_err(OpsError::from)
+            }
+        }
+    }
+
+    pub async fn tracker(&self, id: &str) -> Result<TrackerClient, OpsError> {
+        let c = self.client(id)?;
+        let token = self.token(c).await?;
+        Ok(TrackerClient::new(
+            self.http.clone(),
+            c.tracker_url.clone(),
+            token,
+            Duration::from_millis(c.tracker_timeout_ms),
+        ))
+    }
+
+    /// The console cache's ledger file, which billing reads as its usage ledger.
+    pub fn cache_path(&self) -> std::path::PathBuf {
+        self.fleet.console.data_dir.join("console-cache.sqlite")
+    }
+}
+
+/// Shared handle for the Tauri state and maictl.
+pub type SharedOps = Arc<Ops>;
+
+/// Keychain calls block on D-Bus, so they run off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, KeyError> + Send + 'static,
+) -> Result<T, OpsError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| OpsError::NoKeychain(e.to_string()))?
+        .map_err(OpsError::from)
+}

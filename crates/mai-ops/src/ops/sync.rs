@@ -1,0 +1,252 @@
+//! Sync: reconciliation on a tracker, then a pull of its events into the console cache.
+//! What an outcome says is decided by [`outcome_of_reply`] and [`with_pull`], apart from
+//! the HTTP calls, so "unreachable" versus "error" versus "partial" is tested directly.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde::Serialize;
+
+use super::{Ops, OpsError};
+use crate::cache::PullResult;
+use crate::tracker::{SyncResult, TrackerError};
+
+/// Per-client result of a sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncOutcome {
+    pub client_id: String,
+    pub ok: bool,
+    /// `ok` | `partial` | `error` as the tracker reported, or `unreachable`.
+    pub status: String,
+    pub checked: Option<u64>,
+    pub confirmed: Option<u64>,
+    pub corrected: Option<u64>,
+    pub pulled: Option<usize>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncProgress {
+    pub done: usize,
+    pub total: usize,
+    pub outcome: SyncOutcome,
+}
+
+impl SyncOutcome {
+    /// A sync that could not start (unknown client, no token): nothing was asked.
+    pub fn failed(client_id: &str, error: String) -> SyncOutcome {
+        SyncOutcome {
+            client_id: client_id.to_string(),
+            ok: false,
+            status: "error".into(),
+            checked: None,
+            confirmed: None,
+            corrected: None,
+            pulled: None,
+            error: Some(error),
+        }
+    }
+}
+
+/// The outcome of the tracker's reconciliation reply. A tracker that answers `partial`
+/// still counts as a sync that ran (its failed look-ups are retried by the tracker);
+/// only `error` and a tracker that cannot be reached are failures.
+pub fn outcome_of_reply(client_id: &str, reply: Result<SyncResult, TrackerError>) -> SyncOutcome {
+    match reply {
+        Ok(r) => SyncOutcome {
+            client_id: client_id.to_string(),
+            ok: r.status != "error",
+            checked: r.checked,
+            confirmed: r.confirmed,
+            corrected: r.corrected,
+            pulled: None,
+            error: (!r.errors.is_empty()).then(|| format!("{} lookups failed", r.errors.len())),
+            status: r.status,
+        },
+        Err(e) => SyncOutcome {
+            status: if e.is_unreachable() {
+                "unreachable".into()
+            } else {
+                "error".into()
+            },
+            ..SyncOutcome::failed(client_id, e.to_string())
+        },
+    }
+}
+
+/// Adds the pull into the cache to a sync that ran: a failed pull fails the whole sync,
+/// since the console would otherwise show numbers older than the tracker's.
+pub fn with_pull(mut out: SyncOutcome, pull: Result<PullResult, OpsError>) -> SyncOutcome {
+    match pull {
+        Ok(p) => out.pulled = Some(p.pulled),
+        Err(e) => {
+            out.ok = false;
+            out.error = Some(format!(
+                "sync ran but the pull into the console cache failed: {e}"
+            ));
+        }
+    }
+    out
+}
+
+/// Cache meta key of a client's event cursor.
+fn cursor_key(client_id: &str) -> String {
+    format!("cursor:{client_id}")
+}
+
+impl Ops {
+    /// Pulls new events of one client into the console cache.
+    ///
+    /// The event API has no ledger identity, so a tracker whose ledger was replaced (new
+    /// container, restored backup) restarts its sequence below our cursor and an
+    /// incremental pull would silently skip events. Guard: take the tracker's today totals
+    /// *before* pulling; if the cache still has fewer requests or less cost for today
+    /// afterwards, pull again from the start (upserts by generation id keep it idempotent).
+    pub async fn pull(&self, id: &str) -> Result<PullResult, OpsError> {
+        let c = self.client(id)?;
+        let t = self.tracker(id).await?;
+        let today = mai_core::time::warsaw_today();
+        self.cache.ensure_markup(&c.id, c.markup, today).await?;
+        let before = t.today().await.ok().filter(|r| r.date == today);
+        let first = self.cache.pull(&c.id, &t).await?;
+        let Some(remote) = before else {
+            return Ok(first);
+        };
+        let org = c.id.clone();
+        let local = self.cache.with(move |l| l.day(&org, today)).await?;
+        if remote.requests > local.requests || remote.raw_cost_usd > local.cost_usd {
+            tracing::warn!(client = %c.id, remote_requests = remote.requests, local_requests = local.requests,
+                "the cache misses events the tracker has (ledger replaced?); pulling from the start");
+            self.cache.set_meta(&cursor_key(&c.id), "0").await?;
+            return Ok(self.cache.pull(&c.id, &t).await?);
+        }
+        Ok(first)
+    }
+
+    /// Reconciliation on the tracker, then a pull into the cache.
+    pub async fn sync_one(&self, id: &str) -> SyncOutcome {
+        let t = match self.tracker(id).await {
+            Ok(t) => t,
+            Err(e) => return SyncOutcome::failed(id, e.to_string()),
+        };
+        let reply = t.sync(1, Duration::from_secs(120)).await;
+        let answered = reply.is_ok();
+        let out = outcome_of_reply(id, reply);
+        if !answered {
+            return out;
+        }
+        with_pull(out, self.pull(id).await)
+    }
+
+    /// Syncs many clients concurrently; `progress` is called after each one finishes.
+    pub async fn sync_many(
+        &self,
+        ids: &[String],
+        mut progress: impl FnMut(SyncProgress),
+    ) -> Vec<SyncOutcome> {
+        let total = ids.len();
+        let mut s = futures::stream::iter(
+            ids.iter()
+                .cloned()
+                .map(|id| async move { self.sync_one(&id).await }),
+        )
+        .buffer_unordered(self.fleet.console.concurrency.clamp(1, 8));
+        let mut all = Vec::new();
+        while let Some(o) = s.next().await {
+            all.push(o.clone());
+            progress(SyncProgress {
+                done: all.len(),
+                total,
+                outcome: o,
+            });
+        }
+        all.sort_by_key(|o| ids.iter().position(|i| *i == o.client_id));
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(status: &str, errors: usize) -> SyncResult {
+        SyncResult {
+            status: status.into(),
+            checked: Some(5),
+            confirmed: Some(4),
+            still_provisional: Some(1),
+            corrected: Some(2),
+            errors: vec![serde_json::json!({"id": "gen-x"}); errors],
+        }
+    }
+
+    fn pulled(n: usize) -> PullResult {
+        PullResult {
+            pulled: n,
+            inserted: n,
+            corrected: 0,
+            cursor: n as i64,
+        }
+    }
+
+    #[test]
+    fn a_partial_reconciliation_is_a_sync_that_ran_with_its_failed_lookups_counted() {
+        let o = with_pull(
+            outcome_of_reply("acme", Ok(reply("partial", 2))),
+            Ok(pulled(7)),
+        );
+        assert!(o.ok);
+        assert_eq!(o.status, "partial");
+        assert_eq!(
+            (o.checked, o.confirmed, o.corrected, o.pulled),
+            (Some(5), Some(4), Some(2), Some(7))
+        );
+        assert_eq!(o.error.as_deref(), Some("2 lookups failed"));
+    }
+
+    #[test]
+    fn an_error_status_from_the_tracker_fails_the_sync() {
+        let o = outcome_of_reply("acme", Ok(reply("error", 0)));
+        assert!(!o.ok);
+        assert_eq!(o.status, "error");
+        assert_eq!(o.error, None);
+    }
+
+    #[test]
+    fn a_tracker_that_cannot_be_reached_is_unreachable_not_error() {
+        let o = outcome_of_reply(
+            "acme",
+            Err(TrackerError::Timeout {
+                url: "http://t/api/v1/sync".into(),
+                timeout_ms: 100,
+            }),
+        );
+        assert_eq!(
+            (o.ok, o.status.as_str(), o.checked),
+            (false, "unreachable", None)
+        );
+        assert!(o.error.unwrap().contains("did not answer within 100 ms"));
+        let o = outcome_of_reply(
+            "acme",
+            Err(TrackerError::Unauthorized {
+                url: "http://t/api/v1/sync".into(),
+            }),
+        );
+        assert_eq!((o.ok, o.status.as_str()), (false, "error"));
+    }
+
+    #[test]
+    fn a_failed_pull_fails_a_sync_that_ran() {
+        let o = with_pull(
+            outcome_of_reply("acme", Ok(reply("ok", 0))),
+            Err(OpsError::UnknownClient("acme".into())),
+        );
+        assert!(!o.ok);
+        assert_eq!(o.status, "ok");
+        assert_eq!(o.pulled, None);
+        assert!(o
+            .error
+            .unwrap()
+            .starts_with("sync ran but the pull into the console cache failed"));
+    }
+}
