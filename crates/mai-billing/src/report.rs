@@ -10,6 +10,7 @@ use chrono::{Days, NaiveDate};
 use mai_core::ledger::Ledger;
 use mai_core::money::Currency;
 use mai_core::nbp::InvoiceRate;
+use mai_core::pricing::PriceDays;
 use mai_core::time::YearMonth;
 use mai_core::usage::Totals;
 use rust_decimal::Decimal;

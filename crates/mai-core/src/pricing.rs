@@ -12,12 +12,21 @@ use crate::money::round_half_up;
 use crate::time::YearMonth;
 use crate::usage::Totals;
 
-/// The product default: OpenRouter cost plus 30%.
-pub const DEFAULT_MARKUP: Decimal = Decimal::from_parts(13, 0, 0, false, 1);
+// The schedule, segment and limit types cross the wire (fleet file -> console ->
+// tracker -> UI), so mai-wire owns them; the arithmetic on them lives here, once.
+pub use mai_wire::pricing::{
+    CommercialTerms, LimitLevel, LimitState, MarkupEntry, MarkupSchedule, MarkupSegment,
+    DEFAULT_MARKUP,
+};
 
 /// Client cost of a raw cost at a markup rate. Exact: rounding is for invoices.
 pub fn client_cost(raw: Decimal, rate: Decimal) -> Decimal {
     (raw * rate).normalize()
+}
+
+/// The one pricing function: what the client pays for `raw` USD spent on `day`.
+pub fn price(schedule: &MarkupSchedule, day: NaiveDate, raw: Decimal) -> Decimal {
+    client_cost(raw, schedule.rate_on(day))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,99 +43,54 @@ pub fn validate_markup(rate: Decimal) -> Result<Decimal, PricingError> {
     Ok(rate)
 }
 
-/// Markup rates of one org over time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MarkupSchedule {
-    /// Applies before the first entry.
-    #[serde(with = "rust_decimal::serde::str")]
-    pub default_rate: Decimal,
-    /// (effective from, rate), sorted by day, at most one per day.
-    pub entries: Vec<MarkupEntry>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MarkupEntry {
-    pub effective_from: NaiveDate,
-    #[serde(with = "rust_decimal::serde::str")]
-    pub rate: Decimal,
-}
-
-impl Default for MarkupSchedule {
-    fn default() -> Self {
-        MarkupSchedule {
-            default_rate: DEFAULT_MARKUP,
-            entries: Vec::new(),
-        }
-    }
-}
-
-/// A stretch of days with one markup rate, with the usage in it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MarkupSegment {
-    pub from: NaiveDate,
-    pub to: NaiveDate,
-    #[serde(with = "rust_decimal::serde::str")]
-    pub rate: Decimal,
-    #[serde(with = "rust_decimal::serde::str")]
-    pub raw_cost_usd: Decimal,
-    #[serde(with = "rust_decimal::serde::str")]
-    pub client_cost_usd: Decimal,
-    pub requests: u64,
-}
-
-impl MarkupSchedule {
-    pub fn flat(rate: Decimal) -> Self {
-        MarkupSchedule {
-            default_rate: rate,
-            entries: Vec::new(),
-        }
-    }
-
-    /// Sets the rate from `from` on (replacing an entry on the same day).
-    pub fn set(&mut self, from: NaiveDate, rate: Decimal) {
-        self.entries.retain(|e| e.effective_from != from);
-        self.entries.push(MarkupEntry {
-            effective_from: from,
-            rate,
-        });
-        self.entries.sort_by_key(|e| e.effective_from);
-    }
-
-    pub fn rate_on(&self, day: NaiveDate) -> Decimal {
-        self.entries
-            .iter()
-            .rev()
-            .find(|e| e.effective_from <= day)
-            .map_or(self.default_rate, |e| e.rate)
-    }
-
-    /// Splits `daily` (one entry per day, sorted) into runs of equal rate and prices them.
-    pub fn price_days(&self, daily: &[(NaiveDate, Totals)]) -> Vec<MarkupSegment> {
-        let mut out: Vec<MarkupSegment> = Vec::new();
-        for (day, t) in daily {
-            let rate = self.rate_on(*day);
-            match out.last_mut() {
-                Some(seg) if seg.rate == rate && seg.to.succ_opt() == Some(*day) => {
-                    seg.to = *day;
-                    seg.raw_cost_usd += t.cost_usd;
-                    seg.requests += t.requests;
-                }
-                _ => out.push(MarkupSegment {
-                    from: *day,
-                    to: *day,
-                    rate,
-                    raw_cost_usd: t.cost_usd,
-                    client_cost_usd: Decimal::ZERO,
-                    requests: t.requests,
-                }),
+/// Splits `daily` (one entry per day, sorted) into runs of equal rate and prices them:
+/// every price of a period (a month, a user's month, a model's month) is the sum of its
+/// segments, so all views of one period agree to the last digit.
+pub fn price_days(schedule: &MarkupSchedule, daily: &[(NaiveDate, Totals)]) -> Vec<MarkupSegment> {
+    let mut out: Vec<MarkupSegment> = Vec::new();
+    for (day, t) in daily {
+        let rate = schedule.rate_on(*day);
+        match out.last_mut() {
+            Some(seg) if seg.rate == rate && seg.to.succ_opt() == Some(*day) => {
+                seg.to = *day;
+                seg.raw_cost_usd += t.cost_usd;
+                seg.requests += t.requests;
             }
+            _ => out.push(MarkupSegment {
+                from: *day,
+                to: *day,
+                rate,
+                raw_cost_usd: t.cost_usd,
+                client_cost_usd: Decimal::ZERO,
+                requests: t.requests,
+            }),
         }
-        for seg in &mut out {
-            seg.client_cost_usd = client_cost(seg.raw_cost_usd, seg.rate);
-            seg.raw_cost_usd = seg.raw_cost_usd.normalize();
-        }
-        out
     }
+    for seg in &mut out {
+        seg.client_cost_usd = client_cost(seg.raw_cost_usd, seg.rate);
+        seg.raw_cost_usd = seg.raw_cost_usd.normalize();
+    }
+    out
+}
+
+/// TRANSITION: the method form callers used before the schedule type moved to mai-wire.
+pub trait PriceDays {
+    fn price_days(&self, daily: &[(NaiveDate, Totals)]) -> Vec<MarkupSegment>;
+}
+
+impl PriceDays for MarkupSchedule {
+    fn price_days(&self, daily: &[(NaiveDate, Totals)]) -> Vec<MarkupSegment> {
+        price_days(self, daily)
+    }
+}
+
+/// The client cost of a period given per day: the sum of [`price_days`]' segments.
+pub fn price_period(schedule: &MarkupSchedule, daily: &[(NaiveDate, Totals)]) -> Decimal {
+    price_days(schedule, daily)
+        .iter()
+        .map(|s| s.client_cost_usd)
+        .sum::<Decimal>()
+        .normalize()
 }
 
 /// A month of one org, priced.
@@ -162,7 +126,7 @@ pub fn month_summary(
         totals.add(t);
     }
     totals.cost_usd = totals.cost_usd.normalize();
-    let segments = schedule.price_days(daily);
+    let segments = price_days(schedule, daily);
     let client: Decimal = segments.iter().map(|s| s.client_cost_usd).sum();
     let days_elapsed = if today > month.last_day() {
         month.days()
@@ -187,27 +151,6 @@ pub fn month_summary(
         daily_average_client_cost_usd: avg,
         segments,
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LimitLevel {
-    Ok,
-    Warning,
-    Reached,
-}
-
-/// A monthly spending limit (on the client cost) and how much of it is used.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LimitState {
-    #[serde(with = "rust_decimal::serde::str")]
-    pub monthly_limit_usd: Decimal,
-    #[serde(with = "rust_decimal::serde::str")]
-    pub used_usd: Decimal,
-    /// Percent used, two decimal places (half-up).
-    #[serde(with = "rust_decimal::serde::str")]
-    pub percent_used: Decimal,
-    pub level: LimitLevel,
 }
 
 /// Warning at 80%, reached at 100%. A zero limit is reached at once.

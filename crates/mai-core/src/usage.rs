@@ -1,9 +1,6 @@
 //! Usage events: one per generation (one upstream OpenRouter call), the unit the
 //! ledger counts, the tracker records and the console pulls.
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -54,111 +51,30 @@ impl Totals {
     }
 }
 
-/// Who made the request, as far as the chat app told us (Open WebUI's forwarded
-/// headers or the request's `user` field). Any part may be unknown.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct UserRef {
-    pub id: Option<String>,
-    pub email: Option<String>,
-    pub name: Option<String>,
-}
+// The vocabulary that crosses the wire (who, where from, which state) is owned by
+// mai-wire; the ledger and the tracker use the same types.
+pub use mai_wire::usage::{EventState, Source, TokenCounts, UserRef};
 
-impl UserRef {
-    pub fn is_unknown(&self) -> bool {
-        self.id.is_none() && self.email.is_none() && self.name.is_none()
-    }
-    /// Fills what `self` lacks from `older`: a reconciliation record knows only
-    /// OpenRouter's `external_user`, the proxy knew the e-mail and name.
-    pub fn or(self, older: &UserRef) -> UserRef {
-        UserRef {
-            id: self.id.or_else(|| older.id.clone()),
-            email: self.email.or_else(|| older.email.clone()),
-            name: self.name.or_else(|| older.name.clone()),
-        }
-    }
-    /// The key rollups group users by: the id, else the e-mail, else "" (unknown).
-    pub fn key(&self) -> &str {
-        self.id.as_deref().or(self.email.as_deref()).unwrap_or("")
-    }
-}
-
-/// Where a record came from. Also its authority when two records of one generation
-/// disagree: see [`UsageEvent::authority`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    Proxy,
-    Webhook,
-    Manual,
-    Reconciliation,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Proxy => "proxy",
-            Source::Webhook => "webhook",
-            Source::Manual => "manual",
-            Source::Reconciliation => "reconciliation",
+impl From<Tokens> for TokenCounts {
+    fn from(t: Tokens) -> TokenCounts {
+        TokenCounts {
+            prompt: t.prompt,
+            completion: t.completion,
+            reasoning: t.reasoning,
+            cached: t.cached,
+            total: t.total(),
         }
     }
 }
 
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Source {
-    type Err = UsageError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "proxy" => Source::Proxy,
-            "webhook" => Source::Webhook,
-            "manual" => Source::Manual,
-            "reconciliation" => Source::Reconciliation,
-            _ => {
-                return Err(UsageError::Invalid {
-                    field: "source",
-                    value: s.into(),
-                    reason: "expected proxy, webhook, manual or reconciliation",
-                })
-            }
-        })
-    }
-}
-
-/// Provisional: cost not yet confirmed against OpenRouter's generation record (the
-/// proxy's stream usage, or nothing at all when the stream was cut). Confirmed: equals
-/// the generation record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EventState {
-    Provisional,
-    Confirmed,
-}
-
-impl EventState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventState::Provisional => "provisional",
-            EventState::Confirmed => "confirmed",
-        }
-    }
-}
-
-impl FromStr for EventState {
-    type Err = UsageError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "provisional" => Ok(EventState::Provisional),
-            "confirmed" => Ok(EventState::Confirmed),
-            _ => Err(UsageError::Invalid {
-                field: "state",
-                value: s.into(),
-                reason: "expected provisional or confirmed",
-            }),
+impl From<TokenCounts> for Tokens {
+    /// `total` is derived, so it is dropped.
+    fn from(t: TokenCounts) -> Tokens {
+        Tokens {
+            prompt: t.prompt,
+            completion: t.completion,
+            reasoning: t.reasoning,
+            cached: t.cached,
         }
     }
 }

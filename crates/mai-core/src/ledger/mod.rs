@@ -347,30 +347,11 @@ impl Ledger {
             .map_err(|e| self.sql(e))
     }
 
-    /// Sets `org`'s markup rate from `effective_from` on.
-    pub fn set_markup(
-        &mut self,
-        org: &str,
-        effective_from: NaiveDate,
-        rate: Decimal,
-    ) -> Result<(), LedgerError> {
-        crate::pricing::validate_markup(rate).map_err(|e| LedgerError::BadQuery(e.to_string()))?;
-        self.conn
-            .execute(
-                "INSERT INTO markup (org_id, effective_from, rate) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (org_id, effective_from) DO UPDATE SET rate = excluded.rate",
-                params![
-                    org,
-                    effective_from.to_string(),
-                    rate.normalize().to_string()
-                ],
-            )
-            .map_err(|e| self.sql(e))?;
-        Ok(())
-    }
-
-    /// `org`'s markup schedule (default 1.3 before the first entry).
-    pub fn markup_schedule(&self, org: &str) -> Result<MarkupSchedule, LedgerError> {
+    /// The markup history an older console or tracker kept in this ledger (table
+    /// `markup`), before the fleet file became the one owner of markup. Nothing prices
+    /// with it any more; it is read only to tell an operator upgrading an old cache
+    /// which dated rates to carry over into the fleet file. `None` when there is none.
+    pub fn legacy_markup_schedule(&self, org: &str) -> Result<Option<MarkupSchedule>, LedgerError> {
         let mut st = self
             .conn
             .prepare_cached(
@@ -395,20 +376,58 @@ impl Ledger {
             })?;
             s.set(day, rate);
         }
-        Ok(s)
+        Ok((!s.entries.is_empty()).then_some(s))
     }
 
-    /// A month of `org`, priced with its markup schedule.
+    /// TRANSITION (removed once mai-ops, mai-billing and mai-tracker price with the
+    /// fleet file's schedule): the legacy table's schedule, default 1.3.
+    pub fn markup_schedule(&self, org: &str) -> Result<MarkupSchedule, LedgerError> {
+        Ok(self.legacy_markup_schedule(org)?.unwrap_or_default())
+    }
+
+    /// TRANSITION: see [`Ledger::markup_schedule`].
+    pub fn set_markup(
+        &mut self,
+        org: &str,
+        effective_from: NaiveDate,
+        rate: Decimal,
+    ) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "INSERT INTO markup (org_id, effective_from, rate) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (org_id, effective_from) DO UPDATE SET rate = excluded.rate",
+                params![
+                    org,
+                    effective_from.to_string(),
+                    rate.normalize().to_string()
+                ],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// TRANSITION: see [`Ledger::markup_schedule`].
     pub fn month_summary(
         &self,
         org: &str,
         month: YearMonth,
         today: NaiveDate,
     ) -> Result<MonthSummary, LedgerError> {
+        let s = self.markup_schedule(org)?;
+        self.month_summary_priced(org, month, today, &s)
+    }
+
+    /// A month of `org`, priced with `schedule` (the fleet file's, never the ledger's).
+    pub fn month_summary_priced(
+        &self,
+        org: &str,
+        month: YearMonth,
+        today: NaiveDate,
+        schedule: &MarkupSchedule,
+    ) -> Result<MonthSummary, LedgerError> {
         let daily = self.daily(org, month.first_day(), month.last_day())?;
-        let schedule = self.markup_schedule(org)?;
         Ok(crate::pricing::month_summary(
-            org, month, &daily, &schedule, today,
+            org, month, &daily, schedule, today,
         ))
     }
 

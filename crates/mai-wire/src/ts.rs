@@ -1,0 +1,40 @@
+//! TypeScript declarations of the wire types, for the console's UI.
+//!
+//! `ui/src/lib/wire.ts` is this function's output, checked in; the test
+//! `crates/mai-wire/tests/typescript.rs` fails when it is stale and rewrites it when run
+//! with `MAI_UPDATE_WIRE_TS=1`.
+
+use ts_rs::{Config, TS};
+
+use crate::{console, pricing, tracker, usage};
+
+/// Appends `export type X = ...;` for each listed type.
+macro_rules! decls {
+    ($out:ident, $cfg:ident; $($t:ty),* $(,)?) => {
+        $( $out.push_str("export "); $out.push_str(&<$t as TS>::decl(&$cfg)); $out.push('\n'); )*
+    };
+}
+
+/// The whole generated file.
+pub fn typescript() -> String {
+    // u64 and i64 counts arrive as JSON numbers, which JavaScript reads as `number`;
+    // counts in this contract stay far below 2^53.
+    let cfg = Config::new().with_large_int("number");
+    let mut out = String::from(
+        "// Generated from crates/mai-wire by `MAI_UPDATE_WIRE_TS=1 cargo test -p mai-wire --test typescript`.\n\
+         // Do not edit: change the Rust types instead. Money is a decimal string; never parse it as a float.\n\n",
+    );
+    decls!(out, cfg;
+        usage::TokenCounts, usage::UserRef, usage::Source, usage::EventState,
+        pricing::MarkupSchedule, pricing::MarkupEntry, pricing::MarkupSegment,
+        pricing::CommercialTerms, pricing::LimitLevel, pricing::LimitState,
+        tracker::ErrorBody, tracker::ErrorDetail, tracker::KeyState, tracker::KeyStatus,
+        tracker::Drift, tracker::ActivityDrift, tracker::SyncState, tracker::ProxyState,
+        tracker::Status, tracker::Today, tracker::DayUsage, tracker::Daily,
+        tracker::UserUsage, tracker::ByUser, tracker::ModelUsage, tracker::ByModel,
+        tracker::Month, tracker::Event, tracker::EventPage, tracker::SyncRequest,
+        tracker::SyncStatus, tracker::SyncReport, tracker::KeyLabel,
+    );
+    let _ = console::ALL;
+    out
+}
