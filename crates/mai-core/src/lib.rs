@@ -10,5 +10,6 @@ pub mod money;
 pub mod nbp;
 pub mod openrouter;
 pub mod pricing;
+pub mod secret;
 pub mod time;
 pub mod usage;

@@ -151,29 +151,6 @@ fn classify(text: &str, msg: &str) -> MoneyError {
     }
 }
 
-/// Masks an API key for logs and UIs: `sk-or-v1-…abcd`. Never shows more than the
-/// public prefix and the last four characters.
-pub fn mask_key(key: &str) -> String {
-    let key = key.trim();
-    let prefix = if key.starts_with("sk-or-v1-") {
-        "sk-or-v1-"
-    } else {
-        ""
-    };
-    let tail: String = key
-        .chars()
-        .rev()
-        .take(4)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    if key.chars().count() <= prefix.len() + 8 {
-        return format!("{prefix}…");
-    }
-    format!("{prefix}…{tail}")
-}
-
 /// serde helpers: a [`Decimal`] as a JSON *number*, exact text both ways.
 ///
 /// Deserializing reads the number's raw text (via `serde_json::value::RawValue`), so it
@@ -307,12 +284,5 @@ mod tests {
         assert_eq!("pln".parse::<Currency>().unwrap(), Currency::Pln);
         let e = "GBP".parse::<Currency>().unwrap_err();
         assert!(e.to_string().contains("GBP"));
-    }
-
-    #[test]
-    fn masks_keys() {
-        let k = format!("sk-or-v1-{}", "ab".repeat(32));
-        assert_eq!(mask_key(&k), "sk-or-v1-…abab");
-        assert_eq!(mask_key("short"), "…");
     }
 }

@@ -57,7 +57,7 @@ pub enum KeyError {
 }
 
 /// Masked form of a key for display: `sk-or-v1-…abcd` (the one masking rule, in mai-core).
-pub use mai_core::money::mask_key as mask;
+pub use mai_core::secret::mask_key as mask;
 
 /// Rejects what is obviously not an OpenRouter key before it reaches the keychain.
 pub fn validate_openrouter_key(key: &str) -> Result<(), KeyError> {

@@ -137,7 +137,7 @@ impl Config {
             // Never echo the key itself.
             return Err(invalid(
                 "OPENROUTER_API_KEY",
-                &mai_core::money::mask_key(&api_key),
+                &mai_core::secret::mask_key(&api_key),
                 "contains whitespace or control characters".into(),
             ));
         }

@@ -3,8 +3,8 @@
 //! The chat app talks to this daemon as if it were OpenAI; the daemon forwards to
 //! OpenRouter with the client's key and meters every generation exactly once into the
 //! client's ledger. Hot path: [`proxy`] (forward, watch, hand the record to [`writer`]).
-//! Background: [`recon`] (confirm provisional records, measure drift). Read side:
-//! [`api`] (docs/tracker-api.md).
+//! Background: [`recon`] (confirm provisional records, measure drift), stopped with the
+//! rest through [`shutdown`]. Read side: [`api`] (docs/tracker-api.md).
 
 pub mod alloc;
 pub mod api;
@@ -16,6 +16,7 @@ pub mod otlp;
 pub mod proxy;
 pub mod recon;
 pub mod server;
+pub mod shutdown;
 pub mod sse;
 pub mod state;
 pub mod upstream;
@@ -28,7 +29,7 @@ use axum::routing::{any, get, post, put};
 use axum::Router;
 use config::Config;
 use mai_core::ledger::Ledger;
-use recon::tokio_util_shim::{self, Shutdown, Trigger};
+use shutdown::{Shutdown, Trigger};
 use state::AppState;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -170,7 +171,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Tracker> {
         .await
         .with_context(|| format!("binding {listen} (MAI_TRACKER_LISTEN)"))?;
     let addr = listener.local_addr()?;
-    let (trigger, shutdown) = tokio_util_shim::channel();
+    let (trigger, shutdown) = shutdown::channel();
     // The route table is resolved once, not per connection (it is ~10 KB).
     let app = router(st.clone()).with_state(());
     let sd = shutdown.clone();

@@ -7,6 +7,7 @@
 //! honouring `Retry-After`. Totals are checked against `GET /key` (live, UTC windows)
 //! and, with a management key, `GET /activity` (completed UTC days per model).
 
+use crate::shutdown::Shutdown;
 use crate::state::{ActivityDrift, AppState, Drift};
 use chrono::{Datelike, Duration as ChronoDuration, NaiveDate, TimeZone, Utc};
 use futures::StreamExt;
@@ -419,7 +420,7 @@ async fn activity_drift(
 }
 
 /// The periodic loop; `interval` None = disabled.
-pub async fn run_loop(st: Arc<AppState>, interval: Duration, shutdown: tokio_util_shim::Shutdown) {
+pub async fn run_loop(st: Arc<AppState>, interval: Duration, shutdown: Shutdown) {
     // A first run soon after start completes what a crash left provisional.
     let mut next = tokio::time::Instant::now() + Duration::from_secs(2);
     loop {
@@ -443,36 +444,5 @@ pub async fn run_loop(st: Arc<AppState>, interval: Duration, shutdown: tokio_uti
             );
         }
         next = tokio::time::Instant::now() + interval;
-    }
-}
-
-/// A tiny shutdown signal (watch channel) shared by the background tasks.
-pub mod tokio_util_shim {
-    use tokio::sync::watch;
-
-    #[derive(Clone)]
-    pub struct Shutdown(watch::Receiver<bool>);
-
-    pub struct Trigger(watch::Sender<bool>);
-
-    pub fn channel() -> (Trigger, Shutdown) {
-        let (tx, rx) = watch::channel(false);
-        (Trigger(tx), Shutdown(rx))
-    }
-
-    impl Trigger {
-        pub fn fire(&self) {
-            let _ = self.0.send(true);
-        }
-        pub fn subscribe(&self) -> Shutdown {
-            Shutdown(self.0.subscribe())
-        }
-    }
-
-    impl Shutdown {
-        pub async fn wait(&self) {
-            let mut rx = self.0.clone();
-            let _ = rx.wait_for(|v| *v).await;
-        }
     }
 }

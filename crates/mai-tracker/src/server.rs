@@ -13,7 +13,7 @@
 //! Shutdown: stop accepting, ask every connection to finish its current response, and
 //! return when all are done (the caller bounds that with the drain timeout).
 
-use crate::recon::tokio_util_shim::Shutdown;
+use crate::shutdown::Shutdown;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};

@@ -26,7 +26,7 @@ use std::time::Duration;
 pub const DEFAULT_BASE_URL: &str = "https://openrouter.ai/api/v1";
 
 /// `sk-or-v1-…abcd`: the most of a key that may appear in a log, error or response.
-pub use crate::money::mask_key;
+pub use crate::secret::mask_key;
 
 /// Async client for one key (inference or management).
 #[derive(Clone)]

@@ -224,7 +224,7 @@ async fn put_key(State(s): State<Shared>, h: HeaderMap, Json(body): Json<Value>)
         );
     }
     let mut g = s.lock().unwrap();
-    g.key_label = mai_core::money::mask_key(&key);
+    g.key_label = mai_core::secret::mask_key(&key);
     g.received_keys.push(key);
     Json(json!({"label": g.key_label})).into_response()
 }
