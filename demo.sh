@@ -5,12 +5,12 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")" && pwd)"
 export DEMO_DIR="${DEMO_DIR:-/tmp/mai-demo}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mai-target}"
+. "$ROOT/scripts/env.sh"   # CARGO_TARGET_DIR, mai_build_ui
 # A fresh machine: install what is missing (idempotent), start a Docker engine if one
 # can be had (the demo falls back to plain processes otherwise), build the UI.
 "$ROOT/scripts/setup.sh"
 "$ROOT/scripts/ensure-docker.sh" || echo "demo: no Docker engine; trackers run as processes"
-(cd "$ROOT/ui" && npm run build --silent)
+mai_build_ui
 FLEET_SH="$ROOT/crates/mai-ops/scripts/demo-fleet.sh"
 cleanup() { kill "${TRAFFIC_PID:-}" 2>/dev/null || true; "$FLEET_SH" down; }
 trap cleanup EXIT INT TERM

@@ -2,19 +2,35 @@
 # Runs all the tests of mAI Fleet: formatting, lints, Rust unit/integration/property
 # tests (with a real Secret Service and a real Docker engine), the UI tests, and the
 # end-to-end scripts. Installs what it needs first (scripts/setup.sh, idempotent).
+# Where each kind of test lives and what it needs: ARCHITECTURE.md, "Testing".
 set -euo pipefail
 cd "$(dirname "$0")"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mai-target}"
+. scripts/env.sh   # CARGO_TARGET_DIR, CARGO_INCREMENTAL, MAI_VENV, mai_build, mai_build_ui
 export CARGO_TERM_COLOR=never
-# Dependencies stay compiled between runs in the target dir; incremental caches of the
-# workspace crates only make it grow (26 GB after a day of runs filled a shared disk).
-export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
-stage() { printf '\n=== %s ===\n' "$*"; }
+# Each stage's wall time and CPU time (user+sys of everything it ran), summed up at exit:
+# on a shared 2-core machine the CPU figure is the one that other builds do not inflate.
+times_file="$(mktemp)"; summary=""; cur=""; t_wall=0; t_cpu=0
+cpu_seconds() { awk 'NR==2 { split($1,u,"m"); split($2,s,"m"); printf "%d", u[1]*60+u[2]+s[1]*60+s[2] }' "$times_file"; }
+stage_done() {
+  [ -n "$cur" ] || return 0
+  times >"$times_file"   # in this shell: a subshell would not count what we ran
+  summary+="$(printf '%5ds %5ds  %s' $((SECONDS - t_wall)) $(($(cpu_seconds) - t_cpu)) "$cur")"$'\n'
+  cur=""
+}
+stage() {
+  stage_done
+  cur="$*"; t_wall=$SECONDS; times >"$times_file"; t_cpu=$(cpu_seconds)
+  printf '\n=== %s ===\n' "$*"
+}
+trap 'stage_done; printf "\ntest.sh: wall, CPU per stage (%ds in all)\n%s" "$SECONDS" "$summary"; rm -f "$times_file"' EXIT
 
 stage setup
 scripts/setup.sh
 scripts/ensure-docker.sh
+# The Docker-dependent Rust tests run only when told an engine answers (it does now);
+# their images are built with the image-test profile, not the shipped fat-LTO release.
+export MAI_TEST_DOCKER=1 MAI_IMAGE_PROFILE=image-test
 
 stage "cargo fmt --check"
 cargo fmt --all --check
@@ -22,20 +38,23 @@ cargo fmt --all --check
 stage "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# One build for every stage below: the console embeds ui/dist, so the UI is built first;
+# then the whole workspace with its tests, with one feature set (scripts/env.sh). Later
+# stages only run what this built.
+stage "build: ui/dist, then the workspace with its tests"
+mai_build_ui
+mai_build
+
 stage "cargo test (real gnome-keyring Secret Service, real Docker engine)"
 dbus-run-session -- scripts/with-keyring.sh cargo test --workspace --locked
 
 stage "a real client library (openai, PyPI) against the OpenRouter simulator"
-venv="$HOME/.cache/mai-venv"
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -c 'import openai' 2>/dev/null || "$venv/bin/pip" install --quiet openai
-cargo build -p mai-sim --locked --quiet
-"$venv/bin/python" crates/mai-sim/tests/openrouter_openai_client.py "$CARGO_TARGET_DIR/debug/mai-sim"
+"$MAI_VENV/bin/python" crates/mai-sim/tests/openrouter_openai_client.py "$CARGO_TARGET_DIR/debug/mai-sim"
 
 stage "keychain against a real Secret Service: unlocked, locked, absent"
 tests/run-keyring-tests.sh
 
-stage "console UI: svelte-check, Vitest, page tests in headless Chromium (mockIPC), Tauri command tests"
+stage "console UI: svelte-check, Vitest, page tests in headless Chromium (mockIPC)"
 tests/run-ui-tests.sh
 
 stage "end to end: real tracker containers, the real console over WebDriver under Xvfb, Docker over SSH"

@@ -3,22 +3,23 @@
 # static glibc binaries (crt-static, see shared tooling notes 5.4) copied into
 # FROM-scratch images. Starts a Docker engine first if none answers.
 #   deploy/build-images.sh [TAG]        (default tag: dev)
+# MAI_IMAGE_PROFILE picks the Cargo profile: `release` (default, what ships: fat LTO, see
+# Cargo.toml) or `image-test` (test.sh's test images: release semantics, no LTO, built in
+# a fraction of the time).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 tag="${1:-dev}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mai-target}"
+profile="${MAI_IMAGE_PROFILE:-release}"
+. "$root/scripts/env.sh"
 
+"$root/scripts/setup.sh" >/dev/null
 "$root/scripts/ensure-docker.sh"
-if ! command -v docker-compose >/dev/null 2>&1; then
-  echo "build-images: installing Debian's docker-compose"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
-fi
 
-echo "build-images: compiling static binaries (release, x86_64-unknown-linux-gnu, crt-static)"
+echo "build-images: compiling static binaries ($profile, x86_64-unknown-linux-gnu, crt-static)"
 (cd "$root" && RUSTFLAGS="-C target-feature=+crt-static" \
-  cargo build --release --locked --target x86_64-unknown-linux-gnu -p mai-tracker -p mai-sim)
-bin="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release"
+  cargo build --profile "$profile" --locked --target x86_64-unknown-linux-gnu -p mai-tracker -p mai-sim)
+bin="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/$profile"
 for b in mai-tracker mai-sim; do
   if ldd "$bin/$b" 2>&1 | grep -q '=>'; then
     echo "build-images: $bin/$b is dynamically linked; it cannot run FROM scratch" >&2

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Makes sure a Docker Engine answers on /var/run/docker.sock: installs Debian's
-# docker.io if needed and starts dockerd (as root) when no engine answers.
+# Makes sure a Docker Engine answers on /var/run/docker.sock: starts dockerd (as root)
+# when no engine answers. Installs nothing (scripts/setup.sh installs docker.io).
 # Idempotent; safe to call from every test script.
 set -euo pipefail
 if docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
   exit 0
 fi
 if ! command -v dockerd >/dev/null 2>&1; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq docker.io >/dev/null
+  echo "ensure-docker: no dockerd; run scripts/setup.sh first (it installs docker.io)" >&2
+  exit 1
 fi
 if [ "$(id -u)" != 0 ]; then
   echo "ensure-docker: no Docker engine answers and we are not root; start dockerd yourself" >&2

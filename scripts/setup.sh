@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# Installs everything the demo and the tests need on a Debian 12 / Ubuntu machine.
-# Idempotent: installs only what is missing, so a second run takes seconds.
+# The one installer: everything the demo, the tests and the benchmarks need on a Debian 12
+# / Ubuntu machine. Every script that needs a package calls this first instead of
+# installing anything itself. Idempotent: installs only what is missing, so a second run
+# takes about a second.
+#   scripts/setup.sh            Debian packages, tauri-driver, the UI's npm packages,
+#                               the Python venv of the tests ($MAI_VENV: openai)
+#   scripts/setup.sh litellm    also the LiteLLM proxy venv of deploy/bench/litellm-compare.sh
+#                               ($HOME/.cache/mai-litellm; pip spec from LITELLM_VERSION)
 set -euo pipefail
+. "$(dirname "$0")/env.sh"
 
 PACKAGES=(
   build-essential pkg-config file libssl-dev
@@ -38,16 +45,40 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-# WebDriver bridge for the Tauri app (the end-to-end UI test).
+# WebDriver bridge for the Tauri app (the end-to-end UI test). Built in cargo install's
+# own temporary dir: it shares nothing with the workspace's target dir.
 if ! command -v tauri-driver >/dev/null 2>&1; then
   echo "setup: installing tauri-driver 2.1.0"
-  cargo install tauri-driver --version 2.1.0 --locked --quiet
+  env -u CARGO_TARGET_DIR cargo install tauri-driver --version 2.1.0 --locked --quiet
 fi
 
 # Frontend dependencies (versions from package-lock.json). `npm install`, not `npm ci`:
 # with this machine's omit-lockfile-registry-resolved setting npm 11 leaves other
 # platforms' optional packages out of the lock, and `npm ci` then refuses it.
-if [ -f ui/package-lock.json ] && [ ! -d ui/node_modules ]; then
-  (cd ui && npm install --no-audit --no-fund --loglevel=error)
+if [ -f "$MAI_ROOT/ui/package-lock.json" ] && [ ! -d "$MAI_ROOT/ui/node_modules" ]; then
+  (cd "$MAI_ROOT/ui" && npm install --no-audit --no-fund --loglevel=error)
 fi
+
+# A real client library (openai, PyPI) for the simulator's contract test.
+if ! "$MAI_VENV/bin/python" -c 'import openai' >/dev/null 2>&1; then
+  echo "setup: installing openai into $MAI_VENV"
+  [ -x "$MAI_VENV/bin/python" ] || python3 -m venv "$MAI_VENV"
+  "$MAI_VENV/bin/pip" install --quiet openai
+fi
+
+for extra in "$@"; do
+  case "$extra" in
+    litellm)
+      # The LiteLLM proxy for the tracker-vs-LiteLLM benchmark (deploy/bench/).
+      venv="$HOME/.cache/mai-litellm"
+      if [ ! -x "$venv/bin/litellm" ]; then
+        spec="${LITELLM_VERSION:-litellm[proxy]}"
+        echo "setup: installing $spec into $venv"
+        [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+        "$venv/bin/pip" install -q "$spec" aiohttp uvloop
+      fi
+      ;;
+    *) echo "setup: unknown component '$extra' (known: litellm)" >&2; exit 2 ;;
+  esac
+done
 echo "setup: ok"

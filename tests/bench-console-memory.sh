@@ -6,11 +6,13 @@
 # A benchmark, not a test: prints figures, exits 0 unless something fails to start.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mai-target}"
+. "$ROOT/scripts/env.sh"
+"$ROOT/scripts/setup.sh"
 KEEP="$(mktemp -d)"
 trap 'rm -rf "$KEEP"' EXIT
 (cd "$ROOT" && FOOTPRINT_KEEP_DIR="$KEEP" cargo bench -q -p mai-ops --bench footprint | grep footprint)
-(cd "$ROOT" && cargo build -q -p mai-console)
+mai_build_ui
+mai_build --quiet
 DIR="$(ls -d "$KEEP"/.tmp*)"
 export DIR APP="$CARGO_TARGET_DIR/debug/mai-console" SETTLE="${SETTLE:-20}"
 dbus-run-session -- xvfb-run -a -s "-screen 0 1280x800x24" bash -c '

@@ -10,24 +10,12 @@
 # Installs/starts what it needs (idempotent). Exits non-zero on any failure.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mai-target}"
+. "$ROOT/scripts/env.sh"
 OUT="$ROOT/test-output/e2e"
 export DEMO_DIR="${E2E_DIR:-/tmp/mai-e2e}" DEMO_MODE=docker DEMO_PORT_BASE="${E2E_PORT_BASE:-18500}" DEMO_CLIENTS="${E2E_CLIENTS:-3}"
 FLEET_SH="$ROOT/crates/mai-ops/scripts/demo-fleet.sh"
 mkdir -p "$OUT"
-
-need_pkgs=()
-for p in webkit2gtk-driver xvfb xauth dbus gnome-keyring openssh-server openssh-client libwebkit2gtk-4.1-dev; do
-  dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
-done
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
-fi
-if ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
-  CARGO_TARGET_DIR=/tmp/tauri-driver-target cargo install tauri-driver --version 2.1.0 --locked
-fi
-export PATH="$HOME/.cargo/bin:$PATH"
+"$ROOT/scripts/setup.sh"
 "$ROOT/scripts/ensure-docker.sh"
 
 cleanup() {
@@ -36,9 +24,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-(cd "$ROOT/ui" && { [ -d node_modules ] || npm install --no-audit --no-fund; } && npm run build)
-cargo build -p mai-console -p mai-ops
-cargo test -p mai-console --features e2e --test e2e --no-run
+# The console embeds ui/dist; then the one workspace build (scripts/env.sh), which
+# demo-fleet.sh and the WebDriver test below find done.
+mai_build_ui
+mai_build --quiet
 "$FLEET_SH" up
 python3 "$ROOT/crates/mai-ops/scripts/traffic.py" "$DEMO_DIR/state.json" --requests 40 --rate 0
 export MAI_DEMO_TRACKER_TOKEN
@@ -53,7 +42,7 @@ dbus-run-session -- "$ROOT/scripts/with-keyring.sh" xvfb-run -a -s "-screen 0 12
   DRIVER=$!
   trap "kill $DRIVER 2>/dev/null || true" EXIT
   for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/4444) 2>/dev/null && break; sleep 0.1; done
-  cargo test -p mai-console --features e2e --test e2e -- --nocapture
+  cargo test --workspace --locked --test e2e -- --nocapture
 '
 
 # ---- 3. Docker over SSH through a local sshd on loopback

@@ -3,13 +3,11 @@
 # D-Bus session), locked (daemon without unlock on a fresh keyring), and absent (no bus).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mai-target}"
-for p in gnome-keyring dbus; do
-  dpkg -s "$p" >/dev/null 2>&1 || { export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; apt-get install -y -qq gnome-keyring dbus >/dev/null; }
-done
+. "$ROOT/scripts/env.sh"
+"$ROOT/scripts/setup.sh"
 cd "$ROOT"
-cargo test -p mai-ops --test keychain_real --no-run
-run() { cargo test -q -p mai-ops --test keychain_real -- --nocapture; }
+mai_build --quiet
+run() { cargo test -q --workspace --locked --test keychain_real -- --nocapture; }
 echo "== unlocked"; dbus-run-session -- env MAI_KEYCHAIN_EXPECT=unlocked "$ROOT/scripts/with-keyring.sh" bash -c "$(declare -f run); run"
 echo "== locked"; dbus-run-session -- env MAI_KEYCHAIN_EXPECT=locked bash -c "
   export XDG_DATA_HOME=\$(mktemp -d)

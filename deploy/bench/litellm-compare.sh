@@ -28,8 +28,8 @@ CONCURRENCY=${CONCURRENCY:-"100 1000"}
 CHUNK_MS=${CHUNK_MS:-0}
 LITELLM_WORKERS=${LITELLM_WORKERS:-1}
 LITELLM_SPEC=${LITELLM_VERSION:-"litellm[proxy]"}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/mai-target}
-venv=$HOME/.cache/mai-litellm
+. "$root/scripts/env.sh"   # CARGO_TARGET_DIR
+venv=$HOME/.cache/mai-litellm   # installed by scripts/setup.sh litellm
 work=$(mktemp -d /tmp/mai-litellm-bench.XXXXXX)
 
 KEY_DIRECT=sk-or-v1-00000000000000000000000000000000000000000000000000000000000000d1
@@ -79,12 +79,8 @@ sim_bin=$CARGO_TARGET_DIR/release/mai-sim
 tracker_bin=$CARGO_TARGET_DIR/release/mai-tracker
 [[ -x $sim_bin && -x $tracker_bin ]] || die "no release binaries in $CARGO_TARGET_DIR/release; run without NO_BUILD=1"
 
-if [[ ! -x $venv/bin/litellm ]]; then
-    echo "installing $LITELLM_SPEC into $venv…" >&2
-    python3 -m venv "$venv" || die "python3 -m venv $venv failed (Debian: apt-get install python3-venv)"
-    "$venv/bin/pip" install -q "$LITELLM_SPEC" aiohttp uvloop ||
-        die "pip install $LITELLM_SPEC failed (see above)"
-fi
+LITELLM_VERSION=$LITELLM_SPEC "$root/scripts/setup.sh" litellm >&2 ||
+    die "scripts/setup.sh litellm failed (see above)"
 py=$venv/bin/python
 litellm_version=$("$py" -c 'import importlib.metadata as m; print(m.version("litellm"))')
 

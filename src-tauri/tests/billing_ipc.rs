@@ -1,6 +1,5 @@
 //! `billing_export` through the IPC boundary on tauri's mock runtime: the request as the
 //! UI sends it, `billing-export-progress` events, per-client results, errors as text.
-#![cfg(feature = "test")]
 
 mod common;
 use common::{app_with, invoke};

@@ -1,6 +1,5 @@
-//! IPC boundary tests on tauri's mock runtime (`cargo test -p mai-console --features test`):
+//! IPC boundary tests on tauri's mock runtime (`cargo test -p mai-console`):
 //! the real command handlers, real serialization, a fleet of in-process fake trackers.
-#![cfg(feature = "test")]
 
 mod common;
 use common::{app_with, invoke};

@@ -1,7 +1,6 @@
 //! The updater against a local update server with a minisign-signed manifest, on tauri's
 //! mock runtime: a newer version is found, its artifact downloads and verifies; a tampered
 //! artifact is refused; an older manifest means "up to date".
-#![cfg(feature = "test")]
 
 use std::io::Cursor;
 

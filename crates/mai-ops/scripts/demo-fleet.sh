@@ -10,12 +10,12 @@
 #      DEMO_PORT_BASE (18100), CARGO_TARGET_DIR.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../../.." && pwd)"
+. "$ROOT/scripts/env.sh"   # CARGO_TARGET_DIR, mai_build
 DEMO_DIR="${DEMO_DIR:-/tmp/mai-demo}"
 N="${DEMO_CLIENTS:-4}"
 MODE="${DEMO_MODE:-auto}"
 BASE="${DEMO_PORT_BASE:-18100}"
-TARGET="${CARGO_TARGET_DIR:-$HOME/.cache/mai-target}"
-BIN="$TARGET/debug"
+BIN="$CARGO_TARGET_DIR/debug"
 TAG="$(basename "$DEMO_DIR")"   # names and labels containers of this run only
 OR_PORT=$BASE; NBP_PORT=$((BASE + 1)); TR_BASE=$((BASE + 10))
 PROXY_TOKEN="demo-proxy-token-0123456789"
@@ -84,7 +84,7 @@ up() {
   : >"$DEMO_DIR/pids"
   if [ "$MODE" = auto ]; then if docker_ok; then MODE=docker; else MODE=process; fi; fi
   log "mode: $MODE, $N clients, state in $DEMO_DIR"
-  (cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build -q -p mai-sim -p mai-tracker -p mai-ops -p mai-console)
+  mai_build --quiet   # the same build as test.sh's: a no-op after it, and the reverse
 
   "$BIN/mai-sim" openrouter --listen "127.0.0.1:$OR_PORT" --seed 1 --management-key "$MGMT_KEY" \
     --generation-ready-delay 200 >"$DEMO_DIR/openrouter.log" 2>&1 &

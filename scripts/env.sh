@@ -1,0 +1,41 @@
+# Sourced (not run) by every script of this repository: the build defaults, in one place.
+#   . "$ROOT/scripts/env.sh"
+# Defines MAI_ROOT, CARGO_TARGET_DIR, CARGO_INCREMENTAL, MAI_VENV and two helpers:
+#   mai_build      compiles the workspace the one way every script does (see below)
+#   mai_build_ui   builds ui/dist unless it is already newer than the UI sources
+
+MAI_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export MAI_ROOT
+
+# The Cargo target dir lives outside the clone, so a fresh clone (CI) builds on top of
+# earlier runs. Override with CARGO_TARGET_DIR.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mai-target}"
+# Dependencies stay compiled between runs in the target dir; incremental caches of the
+# workspace crates only make it grow (26 GB after a day of runs filled a shared disk).
+# The same value everywhere, or each switch rebuilds the workspace crates.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+# cargo-installed tools (tauri-driver, installed by scripts/setup.sh).
+case ":$PATH:" in *":$HOME/.cargo/bin:"*) ;; *) export PATH="$HOME/.cargo/bin:$PATH" ;; esac
+# Python venv with the PyPI packages the tests drive (created by scripts/setup.sh).
+export MAI_VENV="${MAI_VENV:-$HOME/.cache/mai-venv}"
+
+# Every build of the scripts is this one command: the whole workspace with its test
+# targets. Cargo resolves features over the packages and targets of each invocation, so
+# `cargo build -p X`, `cargo test -p Y` and `cargo test --workspace` each compile shared
+# dependencies with other features, i.e. again. One invocation, one feature set: the
+# binaries the scripts run (target/debug/mai-sim, mai-tracker, maictl, mai-console) are
+# the ones this builds, and a later `cargo test --workspace` finds everything compiled.
+mai_build() {
+  (cd "$MAI_ROOT" && cargo test --workspace --locked --no-run "$@")
+}
+
+# src-tauri/build.rs watches ui/dist: rebuilding it (new mtimes) recompiles the console.
+# So build it only when a UI source is newer than the last build.
+mai_build_ui() {
+  local ui="$MAI_ROOT/ui"
+  if [ -f "$ui/dist/index.html" ] && [ -z "$(find "$ui/src" "$ui/index.html" "$ui"/*.json "$ui"/*.js "$ui"/*.ts \
+      -newer "$ui/dist/index.html" -print -quit 2>/dev/null)" ]; then
+    return 0
+  fi
+  (cd "$ui" && npm run build --silent)
+}
