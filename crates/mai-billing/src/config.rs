@@ -1,9 +1,12 @@
-//! Billing configuration (TOML): the seller, invoice numbering, and per-client invoice
-//! data. Money values are TOML strings ("25.00") so they are read exactly.
+//! Billing configuration: the seller and invoice numbering (the billing file,
+//! `billing.toml`), and per-client invoice data and markup, which the fleet file owns
+//! (mai-ops builds [`ClientBilling`] from each `[[clients]]` entry; see ARCHITECTURE.md,
+//! "One owner per fact"). Money values are TOML strings ("25.00") so they are read exactly.
 
 use std::path::{Path, PathBuf};
 
 use mai_core::money::Currency;
+use mai_core::pricing::MarkupSchedule;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +40,8 @@ pub struct BillingConfig {
     /// Hosting cost per client per month (EUR) used for profit unless a client overrides it.
     #[serde(default, with = "rust_decimal::serde::str_option")]
     pub default_hosting_eur: Option<Decimal>,
+    /// Filled from the fleet file by mai-ops ([`BillingConfig::with_clients`]); a billing
+    /// file that still lists clients is refused by [`BillingConfig::parse`].
     #[serde(default)]
     pub clients: Vec<ClientBilling>,
 }
@@ -161,6 +166,9 @@ pub struct ClientBilling {
     pub hosting_eur: Option<Decimal>,
     #[serde(default)]
     pub email: Option<String>,
+    /// The client's markup schedule (the fleet file's); invoices price each day at its rate.
+    #[serde(default)]
+    pub markup: MarkupSchedule,
 }
 
 fn default_currency() -> Currency {
@@ -184,6 +192,7 @@ impl ClientBilling {
             lines: LineMode::default(),
             hosting_eur: None,
             email: None,
+            markup: MarkupSchedule::default(),
         }
     }
 
@@ -250,11 +259,37 @@ impl BillingConfig {
         })
     }
 
-    /// Parses and checks the config; the error text says which field is wrong.
+    /// Parses and checks the billing file; the error text says which field is wrong.
+    /// Client entries moved to the fleet file: a file that still has them is refused
+    /// with a message that says where each field went.
     pub fn parse(text: &str) -> Result<Self, String> {
+        let cfg = Self::parse_with_clients(text)?;
+        if !cfg.clients.is_empty() {
+            return Err(format!(
+                "[[clients]] ({}) is no longer read from the billing file: each client's invoice data now \
+                 lives in the fleet file, in its [[clients]] entry (name -> legal_name, address_line1 -> address, \
+                 currency -> invoice_currency, lines -> invoice_lines, email -> invoice_email; nip, vat_id, \
+                 address_line2, country, vat and hosting_eur keep their names). Move them there and delete \
+                 the [[clients]] sections from this file",
+                cfg.clients.iter().map(|c| c.org_id.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        Ok(cfg)
+    }
+
+    /// Parses a whole configuration, clients included, in one text: the form tests and
+    /// one-file tools use. Production reads clients from the fleet file instead.
+    pub fn parse_with_clients(text: &str) -> Result<Self, String> {
         let cfg: BillingConfig = toml::from_str(text).map_err(|e| e.to_string())?;
         cfg.check()?;
         Ok(cfg)
+    }
+
+    /// This seller configuration with the clients the fleet file defines.
+    pub fn with_clients(mut self, clients: Vec<ClientBilling>) -> Result<Self, String> {
+        self.clients = clients;
+        self.check()?;
+        Ok(self)
     }
 
     pub fn check(&self) -> Result<(), String> {
@@ -313,7 +348,7 @@ bank_account = "PL61 1090 1014 0000 0712 1981 2874"
 
     #[test]
     fn defaults_and_client_checks() {
-        let cfg = BillingConfig::parse(&format!(
+        let cfg = BillingConfig::parse_with_clients(&format!(
             "{SELLER}
 [[clients]]
 org_id = \"a\"
@@ -361,11 +396,19 @@ vat = \"np\"
             .unwrap_err()
             .contains("seller.nip"));
         let bad_vat = format!("{SELLER}\n[[clients]]\norg_id = \"x\"\nvat = \"17\"\n");
-        assert!(BillingConfig::parse(&bad_vat)
+        assert!(BillingConfig::parse_with_clients(&bad_vat)
             .unwrap_err()
             .contains("unsupported VAT"));
         let dup = format!("{SELLER}\n[[clients]]\norg_id = \"x\"\n[[clients]]\norg_id = \"x\"\n");
-        assert!(BillingConfig::parse(&dup).unwrap_err().contains("twice"));
+        assert!(BillingConfig::parse_with_clients(&dup)
+            .unwrap_err()
+            .contains("twice"));
+        let moved = format!("{SELLER}\n[[clients]]\norg_id = \"acme\"\n");
+        let e = BillingConfig::parse(&moved).unwrap_err();
+        assert!(
+            e.contains("acme") && e.contains("fleet file") && e.contains("legal_name"),
+            "{e}"
+        );
         let fmt = format!("invoice_number_format = \"FV/{{yyyy}}\"\n{SELLER}");
         assert!(BillingConfig::parse(&fmt)
             .unwrap_err()

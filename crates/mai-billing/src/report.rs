@@ -10,7 +10,7 @@ use chrono::{Days, NaiveDate};
 use mai_core::ledger::Ledger;
 use mai_core::money::Currency;
 use mai_core::nbp::InvoiceRate;
-use mai_core::pricing::PriceDays;
+use mai_core::pricing::MarkupSchedule;
 use mai_core::time::YearMonth;
 use mai_core::usage::Totals;
 use rust_decimal::Decimal;
@@ -120,16 +120,17 @@ pub fn rate_reference_for_report(month: YearMonth, today: NaiveDate) -> NaiveDat
     month.last_day().min(today)
 }
 
-/// Reads one org's month from the ledger, split by markup segment and model.
+/// Reads one org's month from the ledger, split by markup segment (of `schedule`, the
+/// fleet file's) and model.
 pub fn read_month(
     ledger: &Ledger,
     org: &str,
     month: YearMonth,
+    schedule: &MarkupSchedule,
 ) -> Result<Vec<SegmentUsage>, BillingError> {
     let daily = ledger.daily(org, month.first_day(), month.last_day())?;
-    let schedule = ledger.markup_schedule(org)?;
     let mut out = Vec::new();
-    for seg in schedule.price_days(&daily) {
+    for seg in mai_core::pricing::price_days(schedule, &daily) {
         let models = ledger
             .by_model(org, seg.from, seg.to)?
             .into_iter()
@@ -175,8 +176,8 @@ pub fn carry_overs(
     org: &str,
     invoices: &[IssuedInvoice],
     before: YearMonth,
+    schedule: &MarkupSchedule,
 ) -> Result<Vec<CarryOver>, BillingError> {
-    let schedule = ledger.markup_schedule(org)?;
     let mut out = Vec::new();
     for (m, (billed, billed_req, numbers)) in billed_by_month(invoices) {
         if m >= before {
@@ -238,10 +239,7 @@ pub fn build_report(
         let configured = cfg.client(&org).is_some();
         let mut missing = client.missing_invoice_data();
         if !configured {
-            missing.insert(
-                0,
-                "an entry in the billing config ([[clients]] org_id = …)".into(),
-            );
+            missing.insert(0, "an entry in the fleet file ([[clients]] id = …)".into());
         }
         let usage = ledger.range(&org, month.first_day(), month.last_day())?;
         let org_invoices = store.invoices_for_org(&org)?;
@@ -263,8 +261,8 @@ pub fn build_report(
         } else {
             let st = match &rates {
                 Ok(r) => {
-                    let segments = read_month(ledger, &org, month)?;
-                    let carry = carry_overs(ledger, &org, &org_invoices, month)?;
+                    let segments = read_month(ledger, &org, month, &client.markup)?;
+                    let carry = carry_overs(ledger, &org, &org_invoices, month, &client.markup)?;
                     Some(price(&PriceInput {
                         org_id: &org,
                         month,

@@ -76,7 +76,7 @@ fn new_invoice(cfg: &BillingConfig, org: &str, month: &str, issue: NaiveDate) ->
 
 #[test]
 fn numbers_are_gap_free_per_year_and_never_reused() {
-    let cfg = BillingConfig::parse(CFG).unwrap();
+    let cfg = BillingConfig::parse_with_clients(CFG).unwrap();
     let fmt = NumberFormat::parse(&cfg.invoice_number_format).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("billing.sqlite");
@@ -124,7 +124,7 @@ fn numbers_are_gap_free_per_year_and_never_reused() {
 
 #[test]
 fn issued_invoices_cannot_be_changed_or_deleted() {
-    let cfg = BillingConfig::parse(CFG).unwrap();
+    let cfg = BillingConfig::parse_with_clients(CFG).unwrap();
     let fmt = NumberFormat::parse(&cfg.invoice_number_format).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("billing.sqlite");

@@ -153,6 +153,17 @@ pub fn month_summary(
     }
 }
 
+/// The OpenRouter key's spending cap (USD of OpenRouter cost) for a client whose
+/// monthly limit is on the client cost: limit / today's markup, rounded down to the
+/// cent so the key never lets the client spend past its limit. `None` without a limit.
+pub fn key_limit_usd(terms: &CommercialTerms, today: NaiveDate) -> Option<Decimal> {
+    let rate = terms.markup.rate_on(today);
+    terms
+        .monthly_limit_usd
+        .and_then(|l| l.checked_div(rate))
+        .map(crate::money::round_minor_down)
+}
+
 /// Warning at 80%, reached at 100%. A zero limit is reached at once.
 pub fn limit_state(limit: Decimal, used: Decimal) -> LimitState {
     let exact_pct = if limit.is_zero() {
@@ -243,6 +254,23 @@ mod tests {
         assert_eq!(limit_state(dec!(100), dec!(80)).level, LimitLevel::Warning);
         assert_eq!(limit_state(dec!(100), dec!(100)).level, LimitLevel::Reached);
         assert_eq!(limit_state(dec!(3), dec!(1)).percent_used, dec!(33.33));
+    }
+
+    #[test]
+    fn key_limit_is_the_client_limit_over_todays_markup_rounded_down() {
+        let mut terms = CommercialTerms {
+            markup: MarkupSchedule::flat(dec!(1.3)),
+            monthly_limit_usd: Some(dec!(10)),
+        };
+        // Toward zero: 15.39 / 2 = 7.695 gives 7.69 and 15.39 / 1.3 = 11.838... gives
+        // 11.83, where half-up (11.84) would let the key spend past the client's limit.
+        assert_eq!(key_limit_usd(&terms, d("2026-11-01")), Some(dec!(7.69)));
+        terms.monthly_limit_usd = Some(dec!(15.39));
+        terms.markup.set(d("2026-11-16"), dec!(2));
+        assert_eq!(key_limit_usd(&terms, d("2026-11-16")), Some(dec!(7.69)));
+        assert_eq!(key_limit_usd(&terms, d("2026-11-15")), Some(dec!(11.83)));
+        terms.monthly_limit_usd = None;
+        assert_eq!(key_limit_usd(&terms, d("2026-11-15")), None);
     }
 
     #[test]

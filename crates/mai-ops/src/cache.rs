@@ -5,10 +5,9 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use chrono::NaiveDate;
 use mai_core::ledger::{Ledger, LedgerError};
-use mai_core::usage::{EventState, Source, Tokens, UsageEvent, UserRef};
-use rust_decimal::Decimal;
+use mai_core::pricing::MarkupSchedule;
+use mai_core::usage::{Tokens, UsageEvent};
 
 use crate::tracker::{Event, TrackerClient, TrackerError};
 
@@ -54,40 +53,20 @@ pub fn to_usage_event(client: &str, e: &Event) -> Result<UsageEvent, CacheError>
         id: e.generation_id.clone(),
         detail,
     };
-    let source = match e.source.as_str() {
-        "proxy" => Source::Proxy,
-        "webhook" => Source::Webhook,
-        "manual" => Source::Manual,
-        "reconciliation" => Source::Reconciliation,
-        other => return Err(bad(format!("unknown source {other:?}"))),
-    };
-    let state = match e.state.as_str() {
-        "provisional" => EventState::Provisional,
-        "confirmed" => EventState::Confirmed,
-        other => return Err(bad(format!("unknown state {other:?}"))),
-    };
     Ok(UsageEvent {
         generation_id: e.generation_id.clone(),
         // The fleet's client id is the console's key, whatever the tracker calls itself.
         org_id: client.to_string(),
-        user: UserRef {
-            id: e.user.id.clone(),
-            email: e.user.email.clone(),
-            name: e.user.name.clone(),
-        },
+        user: e.user.clone(),
         model: e.model.clone(),
         provider: e.provider.clone(),
-        tokens: Tokens {
-            prompt: e.tokens.prompt,
-            completion: e.tokens.completion,
-            reasoning: e.tokens.reasoning,
-            cached: e.tokens.cached,
-        },
+        tokens: Tokens::from(e.tokens),
         cost_usd: e.cost_usd,
-        source,
-        state,
+        source: e.source,
+        state: e.state,
         created_at: e.created_at,
     })
+    .and_then(|ev| ev.validate().map(|()| ev).map_err(|e| bad(e.to_string())))
 }
 
 fn cursor_key(client: &str) -> String {
@@ -125,28 +104,36 @@ impl Cache {
         .map_err(CacheError::from)
     }
 
-    /// Keeps the cache's markup for `client` equal to the fleet file from `today` on,
-    /// without re-pricing earlier days.
-    pub async fn ensure_markup(
+    /// The markup history an older console kept in this cache, when it differs from
+    /// the fleet file's schedule: a dated rate the operator must carry into the fleet
+    /// file (`markup_changes`), or past months would be priced at today's rate.
+    pub async fn legacy_markup_conflict(
         &self,
         client: &str,
-        rate: Decimal,
-        today: NaiveDate,
-    ) -> Result<(), CacheError> {
-        let client = client.to_string();
+        fleet: &MarkupSchedule,
+    ) -> Result<Option<String>, CacheError> {
+        let (client, fleet) = (client.to_string(), fleet.clone());
         self.with(move |l| {
-            let s = l.markup_schedule(&client)?;
-            if s.entries.is_empty() {
-                l.set_markup(
-                    &client,
-                    NaiveDate::from_ymd_opt(2000, 1, 1).expect("static"),
-                    rate,
+            let Some(old) = l.legacy_markup_schedule(&client)? else {
+                return Ok(None);
+            };
+            let differs = old
+                .entries
+                .iter()
+                .any(|e| fleet.rate_on(e.effective_from) != e.rate);
+            Ok(differs.then(|| {
+                let list: Vec<String> = old
+                    .entries
+                    .iter()
+                    .map(|e| format!("{} from {}", e.rate, e.effective_from))
+                    .collect();
+                format!(
+                    "client {client}: this console's cache remembers markup rates ({}) that the fleet file does not list; \
+                     the fleet file is now the only source of markup, so add them as markup_changes = [{{ from = ..., rate = ... }}] \
+                     to the client's entry, or past months are priced at the fleet file's rates",
+                    list.join(", ")
                 )
-            } else if s.rate_on(today) != rate {
-                l.set_markup(&client, today, rate)
-            } else {
-                Ok(())
-            }
+            }))
         })
         .await
     }

@@ -8,12 +8,24 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use chrono::NaiveDate;
+use mai_billing::config::{ClientBilling, LineMode, VatTreatment};
+use mai_core::money::Currency;
+use mai_core::pricing::{validate_markup, CommercialTerms, MarkupSchedule, DEFAULT_MARKUP};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-/// Markup used when a client does not set one (the reseller's standard rate).
-pub const DEFAULT_MARKUP: &str = "1.3";
+impl Client {
+    /// The markup rate on a Warsaw day.
+    pub fn markup_on(&self, day: NaiveDate) -> Decimal {
+        self.terms.markup.rate_on(day)
+    }
+
+    pub fn monthly_limit_usd(&self) -> Option<Decimal> {
+        self.terms.monthly_limit_usd
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
@@ -97,16 +109,18 @@ pub struct Host {
     pub timeout_ms: u64,
 }
 
+/// One client company. The fleet file is the one owner of its commercial facts: the
+/// markup schedule and monthly limit ([`Client::terms`], pushed to its tracker) and its
+/// invoice data ([`Client::invoice`], handed to mai-billing). See ARCHITECTURE.md.
 #[derive(Debug, Clone, Serialize)]
 pub struct Client {
     pub id: String,
     pub legal_name: String,
-    pub nip: String,
-    pub address: String,
     pub host: String,
-    pub markup: Decimal,
-    pub monthly_limit_usd: Option<Decimal>,
-    pub invoice_currency: String,
+    pub terms: CommercialTerms,
+    /// Buyer identity, invoice currency, VAT treatment, invoice lines, hosting; its
+    /// `markup` equals `terms.markup`.
+    pub invoice: ClientBilling,
     #[serde(serialize_with = "ser_url")]
     pub tracker_url: url::Url,
     pub tracker_token: SecretRef,
@@ -264,56 +278,8 @@ impl Fleet {
                     ),
                 ));
             }
-            let nip: String = c
-                .nip
-                .get_ref()
-                .chars()
-                .filter(|ch| ch.is_ascii_digit())
-                .collect();
-            if !nip_valid(&nip) {
-                return Err(err_at(
-                    c.nip.span(),
-                    format!("NIP {:?} of client {id:?} is not a valid Polish NIP (10 digits with a check digit)", c.nip.get_ref()),
-                ));
-            }
-            let markup = match &c.markup {
-                Some(m) => {
-                    let v = decimal_value(m.get_ref())
-                        .map_err(|e| err_at(m.span(), format!("markup: {e}")))?;
-                    if v < Decimal::ONE {
-                        return Err(err_at(m.span(), format!("markup {v} is below 1, which would sell under cost; use e.g. \"1.3\"")));
-                    }
-                    v
-                }
-                None => Decimal::from_str(DEFAULT_MARKUP).expect("static"),
-            };
-            let monthly_limit_usd = match &c.monthly_limit_usd {
-                Some(m) => {
-                    let v = decimal_value(m.get_ref())
-                        .map_err(|e| err_at(m.span(), format!("monthly_limit_usd: {e}")))?;
-                    if v <= Decimal::ZERO {
-                        return Err(err_at(
-                            m.span(),
-                            "monthly_limit_usd must be positive; omit it for no limit".into(),
-                        ));
-                    }
-                    Some(v)
-                }
-                None => None,
-            };
-            let currency = c
-                .invoice_currency
-                .as_ref()
-                .map(|s| s.get_ref().to_ascii_uppercase())
-                .unwrap_or_else(|| "PLN".into());
-            if !["PLN", "USD", "EUR"].contains(&currency.as_str()) {
-                let span = c
-                    .invoice_currency
-                    .as_ref()
-                    .map(|s| s.span())
-                    .unwrap_or(0..0);
-                return Err(err_at(span, format!("invoice_currency {currency:?} is not supported; use \"PLN\", \"USD\" or \"EUR\"")));
-            }
+            let terms = parse_terms(&c, id).map_err(|(span, m)| err_at(span, m))?;
+            let invoice = parse_invoice(&c, id, &terms).map_err(|(span, m)| err_at(span, m))?;
             let tracker_url =
                 parse_url(c.tracker_url.get_ref()).map_err(|m| err_at(c.tracker_url.span(), m))?;
             let tracker_token = SecretRef::from_str(c.tracker_token.get_ref())
@@ -325,12 +291,9 @@ impl Fleet {
             clients.push(Client {
                 id: c.id.into_inner(),
                 legal_name: c.legal_name,
-                nip,
-                address: c.address,
                 host: c.host.into_inner(),
-                markup,
-                monthly_limit_usd,
-                invoice_currency: currency,
+                terms,
+                invoice,
                 tracker_url,
                 tracker_token,
                 tracker_timeout_ms: c.tracker_timeout_ms.unwrap_or(console.tracker_timeout_ms),
@@ -446,16 +409,136 @@ fn decimal_value(v: &toml::Value) -> Result<Decimal, String> {
     }
 }
 
-/// Polish NIP check digit (weights 6,5,7,2,3,4,5,6,7, mod 11).
-pub fn nip_valid(nip: &str) -> bool {
-    let d: Vec<u32> = nip.chars().filter_map(|c| c.to_digit(10)).collect();
-    if d.len() != 10 || nip.len() != 10 {
-        return false;
+type Spanned2<T> = Result<T, (std::ops::Range<usize>, String)>;
+
+/// The markup schedule and monthly limit of one `[[clients]]` entry.
+fn parse_terms(c: &RawClient, id: &str) -> Spanned2<CommercialTerms> {
+    let rate = |v: &Spanned<toml::Value>, what: &str| -> Spanned2<Decimal> {
+        let r = decimal_value(v.get_ref()).map_err(|e| (v.span(), format!("{what}: {e}")))?;
+        if r < Decimal::ONE {
+            return Err((v.span(), format!("{what} {r} of client {id:?} is below 1, which would sell under cost; use e.g. \"1.3\"")));
+        }
+        validate_markup(r).map_err(|e| (v.span(), format!("{what}: {e}")))
+    };
+    let mut markup = MarkupSchedule::flat(match &c.markup {
+        Some(m) => rate(m, "markup")?,
+        None => DEFAULT_MARKUP,
+    });
+    for ch in c.markup_changes.iter().flatten() {
+        let from = match ch.from.get_ref() {
+            toml::Value::Datetime(d) => d.to_string(),
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let from = NaiveDate::parse_from_str(&from, "%Y-%m-%d").map_err(|_| {
+            (
+                ch.from.span(),
+                format!(
+                    "markup_changes: from = {from} of client {id:?} is not a day; use 2026-11-16"
+                ),
+            )
+        })?;
+        if markup.entries.iter().any(|e| e.effective_from == from) {
+            return Err((
+                ch.from.span(),
+                format!("markup_changes: client {id:?} has two rates from {from}; keep one"),
+            ));
+        }
+        markup.set(from, rate(&ch.rate, "markup_changes: rate")?);
     }
-    const W: [u32; 9] = [6, 5, 7, 2, 3, 4, 5, 6, 7];
-    let sum: u32 = W.iter().zip(&d).map(|(w, x)| w * x).sum();
-    let check = sum % 11;
-    check != 10 && check == d[9]
+    let monthly_limit_usd = match &c.monthly_limit_usd {
+        Some(m) => {
+            let v = decimal_value(m.get_ref())
+                .map_err(|e| (m.span(), format!("monthly_limit_usd: {e}")))?;
+            if v <= Decimal::ZERO {
+                return Err((
+                    m.span(),
+                    "monthly_limit_usd must be positive; omit it for no limit".into(),
+                ));
+            }
+            Some(v)
+        }
+        None => None,
+    };
+    Ok(CommercialTerms {
+        markup,
+        monthly_limit_usd,
+    })
+}
+
+/// The invoice data of one `[[clients]]` entry, checked field by field.
+fn parse_invoice(c: &RawClient, id: &str, terms: &CommercialTerms) -> Spanned2<ClientBilling> {
+    let country = match &c.country {
+        Some(v) => {
+            let t = v.get_ref().trim().to_ascii_uppercase();
+            if t.len() != 2 || !t.bytes().all(|b| b.is_ascii_alphabetic()) {
+                return Err((v.span(), format!("country {:?} of client {id:?} is not a 2-letter code such as \"PL\" or \"DE\"", v.get_ref())));
+            }
+            t
+        }
+        None => "PL".to_string(),
+    };
+    let nip = match &c.nip {
+        Some(n) => Some(mai_billing::nip::normalise_nip(n.get_ref()).map_err(|e| {
+            (
+                n.span(),
+                format!(
+                    "NIP {:?} of client {id:?} is not a valid Polish NIP ({e})",
+                    n.get_ref()
+                ),
+            )
+        })?),
+        None if country == "PL" => {
+            return Err((c.id.span(), format!("client {id:?} has no `nip`; a Polish client needs its NIP (10 digits with a check digit), a foreign one `country` and `vat_id`")));
+        }
+        None => None,
+    };
+    let currency = match &c.invoice_currency {
+        Some(v) => match v.get_ref().trim().to_ascii_uppercase().parse::<Currency>() {
+            Ok(Currency::Eur) | Err(_) => {
+                return Err((v.span(), format!("invoice_currency {:?} of client {id:?} is not supported; invoices are issued in \"PLN\" or \"USD\"", v.get_ref())));
+            }
+            Ok(cur) => cur,
+        },
+        None => Currency::Pln,
+    };
+    let vat = match &c.vat {
+        Some(v) => VatTreatment::try_from(v.get_ref().clone())
+            .map_err(|e| (v.span(), format!("vat of client {id:?}: {e}")))?,
+        None => VatTreatment::default(),
+    };
+    let lines = match &c.invoice_lines {
+        Some(v) => match v.get_ref().as_str() {
+            "by_model" => LineMode::ByModel,
+            "summary" => LineMode::Summary,
+            other => {
+                return Err((v.span(), format!("invoice_lines {other:?} of client {id:?} is not known; use \"by_model\" or \"summary\"")));
+            }
+        },
+        None => LineMode::default(),
+    };
+    let hosting_eur = match &c.hosting_eur {
+        Some(v) => {
+            Some(decimal_value(v.get_ref()).map_err(|e| (v.span(), format!("hosting_eur: {e}")))?)
+        }
+        None => None,
+    };
+    let non_empty = |s: &Option<String>| s.clone().filter(|s| !s.trim().is_empty());
+    Ok(ClientBilling {
+        org_id: id.to_string(),
+        name: Some(c.legal_name.clone()),
+        nip,
+        vat_id: non_empty(&c.vat_id),
+        address_line1: Some(c.address.clone()),
+        address_line2: non_empty(&c.address_line2),
+        country,
+        currency,
+        vat,
+        lines,
+        hosting_eur,
+        email: non_empty(&c.invoice_email),
+        markup: terms.markup.clone(),
+    })
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -532,15 +615,31 @@ struct RawHost {
 struct RawClient {
     id: Spanned<String>,
     legal_name: String,
-    nip: Spanned<String>,
+    nip: Option<Spanned<String>>,
     address: String,
+    address_line2: Option<String>,
+    country: Option<Spanned<String>>,
+    vat_id: Option<String>,
+    vat: Option<Spanned<String>>,
+    invoice_lines: Option<Spanned<String>>,
+    hosting_eur: Option<Spanned<toml::Value>>,
+    invoice_email: Option<String>,
     host: Spanned<String>,
     markup: Option<Spanned<toml::Value>>,
+    markup_changes: Option<Vec<RawMarkupChange>>,
     monthly_limit_usd: Option<Spanned<toml::Value>>,
     invoice_currency: Option<Spanned<String>>,
     tracker_url: Spanned<String>,
     tracker_token: Spanned<String>,
     tracker_timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMarkupChange {
+    /// A TOML date (`2026-11-16`) or a string holding one.
+    from: Spanned<toml::Value>,
+    rate: Spanned<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -586,7 +685,7 @@ nip = "526-104-08-28"
 address = "ul. Prosta 1, 00-001 Warszawa"
 host = "hel1"
 markup = "1.25"
-monthly_limit_usd = 500
+monthly_limit_usd = "500"
 tracker_url = "http://127.0.0.1:9001"
 tracker_token = "env:ACME_TOKEN"
 "#;
@@ -605,11 +704,76 @@ tracker_token = "env:ACME_TOKEN"
             other => panic!("{other:?}"),
         }
         let c = f.client("acme").unwrap();
-        assert_eq!(c.nip, "5261040828");
-        assert_eq!(c.markup, Decimal::from_str("1.25").unwrap());
-        assert_eq!(c.monthly_limit_usd, Some(Decimal::from(500)));
-        assert_eq!(c.invoice_currency, "PLN");
+        assert_eq!(c.invoice.nip.as_deref(), Some("5261040828"));
+        assert_eq!(
+            c.terms.markup,
+            MarkupSchedule::flat(Decimal::from_str("1.25").unwrap())
+        );
+        assert_eq!(c.invoice.markup, c.terms.markup);
+        assert_eq!(c.monthly_limit_usd(), Some(Decimal::from(500)));
+        assert_eq!(c.invoice.currency, Currency::Pln);
+        assert_eq!(c.invoice.vat, VatTreatment::Rate(23));
+        assert_eq!(c.invoice.name.as_deref(), Some("ACME Sp. z o.o."));
+        assert!(c.invoice.missing_invoice_data().is_empty());
         assert_eq!(c.tracker_token, SecretRef::Env("ACME_TOKEN".into()));
+    }
+
+    #[test]
+    fn markup_changes_make_a_dated_schedule() {
+        let text = GOOD.replace(
+            "markup = \"1.25\"\n",
+            "markup = \"1.25\"\nmarkup_changes = [{ from = 2026-11-16, rate = \"1.5\" }, { from = \"2026-12-01\", rate = \"1.4\" }]\n",
+        );
+        let f = Fleet::parse(&text, Path::new("f.toml")).unwrap();
+        let c = f.client("acme").unwrap();
+        let day = |s: &str| s.parse::<NaiveDate>().unwrap();
+        assert_eq!(
+            c.markup_on(day("2026-11-15")),
+            Decimal::from_str("1.25").unwrap()
+        );
+        assert_eq!(
+            c.markup_on(day("2026-11-16")),
+            Decimal::from_str("1.5").unwrap()
+        );
+        assert_eq!(
+            c.markup_on(day("2026-12-24")),
+            Decimal::from_str("1.4").unwrap()
+        );
+        let (line, _, msg) = err(&text.replace("2026-11-16", "2026-11-31"));
+        assert_eq!(line, 26);
+        assert!(
+            msg.contains("2026-11-31") && msg.contains("not a day"),
+            "{msg}"
+        );
+        let (_, _, msg) = err(&text.replace("rate = \"1.5\"", "rate = \"0.9\""));
+        assert!(msg.contains("below 1"), "{msg}");
+    }
+
+    #[test]
+    fn invoice_data_is_checked_field_by_field() {
+        let (_, _, msg) =
+            err(&GOOD.replace("tracker_url", "invoice_currency = \"EUR\"\ntracker_url"));
+        assert!(msg.contains("EUR") && msg.contains("PLN"), "{msg}");
+        let (_, _, msg) = err(&GOOD.replace("tracker_url", "vat = \"17\"\ntracker_url"));
+        assert!(msg.contains("unsupported VAT"), "{msg}");
+        let (_, _, msg) = err(&GOOD.replace("nip = \"526-104-08-28\"\n", ""));
+        assert!(msg.contains("no `nip`"), "{msg}");
+        let foreign = GOOD.replace(
+            "nip = \"526-104-08-28\"\n",
+            "country = \"de\"\nvat_id = \"DE123456789\"\nvat = \"np\"\ninvoice_currency = \"USD\"\ninvoice_lines = \"summary\"\nhosting_eur = \"25\"\n",
+        );
+        let f = Fleet::parse(&foreign, Path::new("f.toml")).unwrap();
+        let inv = &f.clients[0].invoice;
+        assert_eq!(inv.country, "DE");
+        assert_eq!(inv.vat, VatTreatment::ReverseCharge);
+        assert_eq!(inv.currency, Currency::Usd);
+        assert_eq!(inv.lines, LineMode::Summary);
+        assert_eq!(inv.hosting_eur, Some(Decimal::from(25)));
+        assert!(
+            inv.missing_invoice_data().is_empty(),
+            "{:?}",
+            inv.missing_invoice_data()
+        );
     }
 
     fn err(text: &str) -> (usize, usize, String) {
@@ -659,13 +823,6 @@ tracker_token = "env:ACME_TOKEN"
         let (line, col, _) = err("[[hosts]]\nname = \"a\"\ndocker = \n");
         assert_eq!(line, 3);
         assert!(col >= 9, "{col}");
-    }
-
-    #[test]
-    fn nip_check_digit() {
-        assert!(nip_valid("5261040828"));
-        assert!(!nip_valid("5261040827"));
-        assert!(!nip_valid("123"));
     }
 }
 

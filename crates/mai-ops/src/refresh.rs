@@ -6,16 +6,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::NaiveDate;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use mai_core::pricing::{limit_state, LimitLevel};
+use mai_core::pricing::{self, limit_state, LimitLevel, LimitState, MarkupSchedule};
+use mai_core::usage::Totals;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::docker::{self, ContainerInfo};
 use crate::fleet::{Client, Fleet};
-use crate::tracker::{Month, Status, Today, TrackerClient};
+use crate::tracker::{Daily, KeyState, Status, Today, TrackerClient};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
@@ -32,21 +34,29 @@ pub struct Alert {
 }
 
 /// What a tracker told us the last time it answered; kept so an unreachable tracker
-/// still shows numbers, with their age.
+/// still shows numbers, with their age. Only raw (OpenRouter) costs are taken from the
+/// tracker: every client price is computed here from the fleet file's terms.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrackerSnapshot {
     pub fetched_at: DateTime<Utc>,
     pub status: Status,
     pub today: Today,
-    pub month: Option<Month>,
+    /// The month so far, day by day (raw costs), to price by markup segment.
+    pub month_days: Option<Daily>,
+    /// Pushing the fleet file's terms to the tracker failed (it prices its own reports
+    /// with older terms until the next push succeeds).
+    #[serde(default)]
+    pub terms_error: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct LimitView {
-    pub monthly_limit_usd: Decimal,
-    pub used_usd: Decimal,
-    pub percent_used: Decimal,
-    pub level: String,
+/// How the last reconciliation went, as the fleet table shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncView {
+    Ok,
+    Error,
+    Running,
+    Unknown,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +64,7 @@ pub struct FleetRow {
     pub client_id: String,
     pub legal_name: String,
     pub host: String,
+    /// Today's markup rate (the fleet file's schedule).
     pub markup: Decimal,
     /// The chat container (role `chat`), if Docker answered and one exists.
     pub container: Option<ContainerInfo>,
@@ -63,8 +74,7 @@ pub struct FleetRow {
     pub tracker_reachable: bool,
     pub tracker_error: Option<String>,
     pub tracker_version: Option<String>,
-    /// `ok` | `error` | `running` | `unknown`.
-    pub last_sync_state: String,
+    pub last_sync_state: SyncView,
     pub last_sync_at: Option<DateTime<Utc>>,
     pub last_sync_error: Option<String>,
     pub today_requests: Option<u64>,
@@ -72,8 +82,8 @@ pub struct FleetRow {
     pub today_raw_cost_usd: Option<Decimal>,
     pub today_client_cost_usd: Option<Decimal>,
     pub month_client_cost_usd: Option<Decimal>,
-    pub limit: Option<LimitView>,
-    pub key_state: Option<String>,
+    pub limit: Option<LimitState>,
+    pub key_state: Option<KeyState>,
     pub key_label: Option<String>,
     pub key_limit_remaining_usd: Option<Decimal>,
     pub alerts: Vec<Alert>,
@@ -145,7 +155,7 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
         client_id: client.id.clone(),
         legal_name: client.legal_name.clone(),
         host: client.host.clone(),
-        markup: client.markup,
+        markup: client.markup_on(mai_core::time::warsaw_day(now)),
         uptime_seconds: container
             .as_ref()
             .filter(|c| c.state == "running")
@@ -157,7 +167,7 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
         tracker_reachable,
         tracker_error,
         tracker_version: None,
-        last_sync_state: "unknown".into(),
+        last_sync_state: SyncView::Unknown,
         last_sync_at: None,
         last_sync_error: None,
         today_requests: None,
@@ -177,83 +187,84 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
     if let Some(s) = snapshot {
         row.data_fetched_at = Some(s.fetched_at);
         row.data_age_seconds = Some((now - s.fetched_at).num_seconds().max(0));
-        row.tracker_version = s.status.version.clone();
-        if let Some(sync) = &s.status.sync {
-            row.last_sync_at = sync.last_run;
-            row.last_sync_error = sync.last_error.clone();
-            row.last_sync_state = if sync.running == Some(true) {
-                "running"
-            } else if sync.last_error.is_some() {
-                "error"
-            } else if sync.last_success.is_some() {
-                "ok"
-            } else {
-                "unknown"
-            }
-            .into();
-            if let Some(e) = &sync.last_error {
+        row.tracker_version = Some(s.status.version.clone());
+        let sync = &s.status.sync;
+        row.last_sync_at = sync.last_run;
+        row.last_sync_error = sync.last_error.clone();
+        row.last_sync_state = if sync.running {
+            SyncView::Running
+        } else if sync.last_error.is_some() {
+            SyncView::Error
+        } else if sync.last_success.is_some() {
+            SyncView::Ok
+        } else {
+            SyncView::Unknown
+        };
+        if let Some(e) = &sync.last_error {
+            alerts.push(Alert {
+                level: AlertLevel::Warning,
+                message: format!("last sync failed: {e}"),
+            });
+        }
+        if let Some(ok) = sync.last_success {
+            let iv = sync.interval_seconds;
+            if iv > 0 && (now - ok).num_seconds() > 3 * iv as i64 {
                 alerts.push(Alert {
                     level: AlertLevel::Warning,
-                    message: format!("last sync failed: {e}"),
+                    message: format!("no successful sync for {} min", (now - ok).num_minutes()),
                 });
             }
-            if let (Some(ok), Some(iv)) = (sync.last_success, sync.interval_seconds) {
-                if (now - ok).num_seconds() > 3 * iv as i64 && iv > 0 {
-                    alerts.push(Alert {
-                        level: AlertLevel::Warning,
-                        message: format!("no successful sync for {} min", (now - ok).num_minutes()),
-                    });
-                }
-            }
-            if let Some(d) = sync.drift.as_ref().and_then(|d| d.day_usd) {
-                if !d.is_zero() {
-                    alerts.push(Alert {
-                        level: AlertLevel::Info,
-                        message: format!("today's drift vs OpenRouter: ${d}"),
-                    });
-                }
+        }
+        if let Some(d) = sync.drift.as_ref().map(|d| d.day_usd) {
+            if !d.is_zero() {
+                alerts.push(Alert {
+                    level: AlertLevel::Info,
+                    message: format!("today's drift vs OpenRouter: ${d}"),
+                });
             }
         }
-        if let Some(k) = &s.status.key {
-            row.key_state = k.state.clone();
-            row.key_label = k.label.clone();
-            row.key_limit_remaining_usd = k.limit_remaining;
-            match k.state.as_deref() {
-                Some("limit_reached") => alerts.push(Alert {
-                    level: AlertLevel::Critical,
-                    message: "OpenRouter key limit reached".into(),
-                }),
-                Some("invalid") => alerts.push(Alert {
-                    level: AlertLevel::Critical,
-                    message: "OpenRouter key invalid or disabled; set or rotate it".into(),
-                }),
-                Some("error") => alerts.push(Alert {
-                    level: AlertLevel::Warning,
-                    message: format!(
-                        "OpenRouter key check failed: {}",
-                        k.error.clone().unwrap_or_default()
-                    ),
-                }),
-                _ => {}
-            }
+        if let Some(e) = &s.terms_error {
+            alerts.push(Alert {
+                level: AlertLevel::Warning,
+                message: format!("the tracker has not taken the fleet file's markup and limit ({e}); its own reports may price differently"),
+            });
+        }
+        let k = &s.status.key;
+        row.key_state = Some(k.state);
+        row.key_label = Some(k.label.clone());
+        row.key_limit_remaining_usd = k.limit_remaining;
+        match k.state {
+            KeyState::LimitReached => alerts.push(Alert {
+                level: AlertLevel::Critical,
+                message: "OpenRouter key limit reached".into(),
+            }),
+            KeyState::Invalid => alerts.push(Alert {
+                level: AlertLevel::Critical,
+                message: "OpenRouter key invalid or disabled; set or rotate it".into(),
+            }),
+            KeyState::Error => alerts.push(Alert {
+                level: AlertLevel::Warning,
+                message: format!(
+                    "OpenRouter key check failed: {}",
+                    k.error.clone().unwrap_or_default()
+                ),
+            }),
+            KeyState::Ok | KeyState::Unknown => {}
         }
         row.today_requests = Some(s.today.requests);
         row.today_tokens = Some(s.today.tokens.total);
         row.today_raw_cost_usd = Some(s.today.raw_cost_usd);
-        // Price with the fleet's markup: the console is the commercial source of truth.
-        row.today_client_cost_usd = Some(mai_core::pricing::client_cost(
+        // Every price comes from the fleet file's terms through the one pricing function.
+        row.today_client_cost_usd = Some(pricing::price(
+            &client.terms.markup,
+            s.today.date,
             s.today.raw_cost_usd,
-            client.markup,
         ));
-        if let Some(m) = &s.month {
-            row.month_client_cost_usd = Some(m.client_cost_usd);
-            if let Some(limit) = client.monthly_limit_usd {
-                let st = limit_state(limit, m.client_cost_usd);
-                let level = match st.level {
-                    LimitLevel::Ok => "ok",
-                    LimitLevel::Warning => "warning",
-                    LimitLevel::Reached => "reached",
-                };
+        if let Some(m) = &s.month_days {
+            let month = month_client_cost(&client.terms.markup, m);
+            row.month_client_cost_usd = Some(month);
+            if let Some(limit) = client.monthly_limit_usd() {
+                let st = limit_state(limit, month);
                 match st.level {
                     LimitLevel::Warning => alerts.push(Alert {
                         level: AlertLevel::Warning,
@@ -265,12 +276,7 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
                     }),
                     LimitLevel::Ok => {}
                 }
-                row.limit = Some(LimitView {
-                    monthly_limit_usd: st.monthly_limit_usd,
-                    used_usd: st.used_usd,
-                    percent_used: st.percent_used,
-                    level: level.into(),
-                });
+                row.limit = Some(st);
             }
         }
     }
@@ -279,21 +285,51 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
     row
 }
 
-/// Fetches status, today and month from one tracker, all three at once.
+/// The month's client cost from its days' raw costs, priced by markup segment.
+pub fn month_client_cost(schedule: &MarkupSchedule, days: &Daily) -> Decimal {
+    let daily: Vec<(NaiveDate, Totals)> = days
+        .days
+        .iter()
+        .map(|d| {
+            (
+                d.date,
+                Totals {
+                    requests: d.requests,
+                    tokens: d.tokens.into(),
+                    cost_usd: d.raw_cost_usd,
+                },
+            )
+        })
+        .collect();
+    pricing::price_period(schedule, &daily)
+}
+
+/// Fetches status, today and the month so far from one tracker, all at once, and pushes
+/// the fleet file's terms when the tracker holds other ones.
 pub async fn fetch_snapshot(
     t: &TrackerClient,
+    client: &Client,
     now: DateTime<Utc>,
 ) -> Result<TrackerSnapshot, String> {
-    let month = mai_core::time::YearMonth::of(mai_core::time::warsaw_day(now));
-    let month = format!("{:04}-{:02}", month.year, month.month);
-    let (status, today, m) = tokio::join!(t.status(), t.today(), t.month(&month));
+    let today = mai_core::time::warsaw_day(now);
+    let first = mai_core::time::YearMonth::of(today).first_day();
+    let (status, today_r, days) = tokio::join!(t.status(), t.today(), t.daily(first, today));
     let status = status.map_err(|e| e.to_string())?;
-    let today = today.map_err(|e| e.to_string())?;
+    let today_r = today_r.map_err(|e| e.to_string())?;
+    let terms_error = if status.terms.as_ref() != Some(&client.terms) {
+        t.put_terms(&client.terms)
+            .await
+            .err()
+            .map(|e| e.to_string())
+    } else {
+        None
+    };
     Ok(TrackerSnapshot {
         fetched_at: Utc::now(),
         status,
-        today,
-        month: m.ok(),
+        today: today_r,
+        month_days: days.ok(),
+        terms_error,
     })
 }
 
@@ -335,15 +371,15 @@ pub async fn refresh_all(
             (h.name.clone(), r)
         }
     }));
-    let ids: Vec<String> = fleet.clients.iter().map(|c| c.id.clone()).collect();
-    let trackers = futures::stream::iter(ids.into_iter().map(|id| {
+    let trackers = futures::stream::iter(fleet.clients.clone().into_iter().map(|c| {
         let sem = sem.clone();
-        let t = input.trackers.get(&id).cloned();
+        let t = input.trackers.get(&c.id).cloned();
         async move {
+            let id = c.id.clone();
             let r = match t {
                 Some(Ok(t)) => {
                     let _p = sem.acquire().await;
-                    fetch_snapshot(&t, Utc::now()).await
+                    fetch_snapshot(&t, &c, Utc::now()).await
                 }
                 Some(Err(e)) => Err(e.clone()),
                 None => Err("no tracker client".to_string()),

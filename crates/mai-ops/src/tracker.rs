@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
-use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use chrono::NaiveDate;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrackerError {
@@ -33,182 +31,13 @@ impl TrackerError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct TokenCounts {
-    pub prompt: u64,
-    pub completion: u64,
-    pub reasoning: u64,
-    pub cached: u64,
-    pub total: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct KeyStatus {
-    pub label: Option<String>,
-    pub state: Option<String>,
-    pub limit: Option<Decimal>,
-    pub limit_remaining: Option<Decimal>,
-    pub usage_daily: Option<Decimal>,
-    pub usage_monthly: Option<Decimal>,
-    pub checked_at: Option<DateTime<Utc>>,
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Drift {
-    pub day_usd: Option<Decimal>,
-    pub month_usd: Option<Decimal>,
-    pub checked_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SyncStatus {
-    pub interval_seconds: Option<u64>,
-    pub days_back: Option<u32>,
-    pub running: Option<bool>,
-    pub last_run: Option<DateTime<Utc>>,
-    pub last_success: Option<DateTime<Utc>>,
-    pub last_error: Option<String>,
-    pub next_run: Option<DateTime<Utc>>,
-    pub provisional_pending: Option<u64>,
-    pub drift: Option<Drift>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Status {
-    pub org_id: String,
-    pub org_name: Option<String>,
-    pub version: Option<String>,
-    pub uptime_seconds: Option<u64>,
-    pub markup_rate: Option<Decimal>,
-    pub key: Option<KeyStatus>,
-    pub sync: Option<SyncStatus>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Today {
-    pub org_id: String,
-    pub date: NaiveDate,
-    pub requests: u64,
-    pub tokens: TokenCounts,
-    pub raw_cost_usd: Decimal,
-    pub client_cost_usd: Decimal,
-    pub markup_rate: Option<Decimal>,
-    pub last_updated: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Day {
-    pub date: NaiveDate,
-    pub requests: u64,
-    pub tokens: TokenCounts,
-    pub raw_cost_usd: Decimal,
-    pub client_cost_usd: Decimal,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Daily {
-    pub org_id: String,
-    pub from: NaiveDate,
-    pub to: NaiveDate,
-    pub days: Vec<Day>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct UserRow {
-    pub user_id: Option<String>,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub requests: u64,
-    pub tokens: TokenCounts,
-    pub raw_cost_usd: Decimal,
-    pub client_cost_usd: Decimal,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ByUser {
-    pub org_id: String,
-    pub users: Vec<UserRow>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ModelRow {
-    pub model: String,
-    pub requests: u64,
-    pub tokens: TokenCounts,
-    pub raw_cost_usd: Decimal,
-    pub client_cost_usd: Decimal,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ByModel {
-    pub org_id: String,
-    pub models: Vec<ModelRow>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LimitInfo {
-    pub monthly_limit_usd: Decimal,
-    pub used_usd: Decimal,
-    pub percent_used: Decimal,
-    pub level: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Month {
-    pub org_id: String,
-    pub month: String,
-    pub provisional: bool,
-    pub days_elapsed: u32,
-    pub requests: u64,
-    pub tokens: TokenCounts,
-    pub raw_cost_usd: Decimal,
-    pub client_cost_usd: Decimal,
-    pub profit_usd: Decimal,
-    pub daily_average_client_cost_usd: Decimal,
-    pub limit: Option<LimitInfo>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EventUser {
-    pub id: Option<String>,
-    pub email: Option<String>,
-    pub name: Option<String>,
-}
-
-/// One raw ledger event as the tracker exports it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Event {
-    pub seq: i64,
-    pub generation_id: String,
-    pub org_id: String,
-    pub user: EventUser,
-    pub model: String,
-    pub provider: Option<String>,
-    pub tokens: TokenCounts,
-    pub cost_usd: Decimal,
-    pub source: String,
-    pub state: String,
-    pub created_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EventPage {
-    pub events: Vec<Event>,
-    pub next_cursor: i64,
-    pub has_more: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SyncResult {
-    pub status: String,
-    pub checked: Option<u64>,
-    pub confirmed: Option<u64>,
-    pub still_provisional: Option<u64>,
-    pub corrected: Option<u64>,
-    #[serde(default)]
-    pub errors: Vec<serde_json::Value>,
-}
+// The bodies are mai-wire's types, the same ones the tracker serializes.
+pub use mai_wire::tracker::{
+    ByModel, ByUser, Daily, DayUsage, Event, EventPage, KeyState, KeyStatus, Month, Status,
+    SyncReport, SyncState, SyncStatus, Today,
+};
+use mai_wire::tracker::{ErrorBody, KeyHandover, KeyLabel, SyncRequest};
+use mai_wire::CommercialTerms;
 
 #[derive(Clone)]
 pub struct TrackerClient {
@@ -224,15 +53,6 @@ impl std::fmt::Debug for TrackerClient {
             .field("base", &self.base.as_str())
             .finish_non_exhaustive()
     }
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorInner,
-}
-#[derive(Deserialize)]
-struct ErrorInner {
-    message: String,
 }
 
 impl TrackerClient {
@@ -340,24 +160,32 @@ impl TrackerClient {
         &self,
         days_back: u32,
         timeout: Duration,
-    ) -> Result<SyncResult, TrackerError> {
+    ) -> Result<SyncReport, TrackerError> {
         let url = self.url("/api/v1/sync");
-        let req = self
-            .http
-            .post(&url)
-            .json(&serde_json::json!({ "days_back": days_back }));
+        let req = self.http.post(&url).json(&SyncRequest {
+            days_back: Some(days_back),
+        });
         self.send(req, &url, timeout).await
+    }
+
+    /// Pushes the client's commercial terms (from the fleet file, their owner); the
+    /// tracker prices its own reports with them from now on.
+    pub async fn put_terms(
+        &self,
+        terms: &CommercialTerms,
+    ) -> Result<CommercialTerms, TrackerError> {
+        let url = self.url("/api/v1/admin/terms");
+        let req = self.http.put(&url).json(terms);
+        self.send(req, &url, self.timeout).await
     }
 
     /// Hot-swaps the upstream OpenRouter key; the reply carries only the masked label.
     pub async fn put_openrouter_key(&self, key: &str) -> Result<String, TrackerError> {
-        #[derive(Deserialize)]
-        struct Label {
-            label: String,
-        }
         let url = self.url("/api/v1/admin/openrouter-key");
-        let req = self.http.put(&url).json(&serde_json::json!({ "key": key }));
-        let l: Label = self
+        let req = self.http.put(&url).json(&KeyHandover {
+            key: key.to_string(),
+        });
+        let l: KeyLabel = self
             .send(req, &url, self.timeout.max(Duration::from_secs(15)))
             .await?;
         Ok(l.label)

@@ -23,18 +23,6 @@ nip = "1234563218"
 address_line1 = "ul. Świętokrzyska 12"
 address_line2 = "00-916 Warszawa"
 bank_account = "PL61 1090 1014 0000 0712 1981 2874"
-
-[[clients]]
-org_id = "acme"
-name = "ACME Sp. z o.o."
-nip = "9876543210"
-address_line1 = "ul. Testowa 2"
-address_line2 = "30-001 Kraków"
-lines = "summary"
-
-[[clients]]
-org_id = "nodata"
-name = "Brak Danych Sp. z o.o."
 "#;
 
 fn d(s: &str) -> NaiveDate {
@@ -77,15 +65,13 @@ fn setup(dir: &Path, nbp_base: &str) -> Ops {
             event("nodata", "g3", "2025-12-05", "3.5"),
         ])
         .unwrap();
-    ledger
-        .set_markup("acme", d("2025-12-01"), Decimal::new(13, 1))
-        .unwrap();
     drop(ledger);
     std::fs::write(dir.join("billing.toml"), BILLING).unwrap();
     let fleet = format!(
         "[console]\ndata_dir = {data:?}\n\n[nbp]\nbase_url = \"{nbp_base}\"\n\n[billing]\nconfig = \"billing.toml\"\n\n\
          [[hosts]]\nname = \"h1\"\ndocker = \"unix:///nonexistent/docker.sock\"\n\n\
-         [[clients]]\nid = \"acme\"\nlegal_name = \"ACME Sp. z o.o.\"\nnip = \"5261040828\"\naddress = \"ul. Testowa 1\"\n\
+         [[clients]]\nid = \"acme\"\nlegal_name = \"ACME Sp. z o.o.\"\nnip = \"9876543210\"\naddress = \"ul. Testowa 2\"\n\
+         address_line2 = \"30-001 Kraków\"\ninvoice_lines = \"summary\"\n\
          host = \"h1\"\nmarkup = \"1.3\"\ntracker_url = \"http://127.0.0.1:9\"\ntracker_token = \"env:UNUSED_TOKEN\"\n"
     );
     let fleet = Fleet::parse(&fleet, &dir.join("fleet.toml")).unwrap();
@@ -102,6 +88,7 @@ fn request(format: ExportFormat, out: &Path) -> InvoiceExportRequest {
         client: None,
         out_dir: Some(out.to_path_buf()),
         dialect: Default::default(),
+        issue_date: None,
     }
 }
 

@@ -77,13 +77,28 @@ async fn refresh_rows_costs_and_unreachable_tracker() {
     // (0.00066 + 0.00000425) x 1.3, exact
     assert_eq!(acme.today_raw_cost_usd, Some(d("0.00066425")));
     assert_eq!(acme.today_client_cost_usd, Some(d("0.000863525")));
-    assert_eq!(acme.key_state.as_deref(), Some("ok"));
-    assert_eq!(acme.last_sync_state, "ok");
+    assert_eq!(acme.key_state, Some(mai_wire::tracker::KeyState::Ok));
+    assert_eq!(acme.last_sync_state, mai_ops::refresh::SyncView::Ok);
     let beta = &rows[1];
     assert_eq!(beta.today_client_cost_usd, Some(d("11.25")));
-    // 9 x 1.3 (tracker month) = 11.7 of a 10 limit -> reached
+    // The month too is priced with the fleet file's 1.25 (never a tracker's own
+    // markup): 9 x 1.25 = 11.25 of a 10 limit -> reached.
+    assert_eq!(beta.month_client_cost_usd, Some(d("11.25")));
     let lim = beta.limit.as_ref().unwrap();
-    assert_eq!(lim.level, "reached");
+    assert_eq!(lim.level, mai_core::pricing::LimitLevel::Reached);
+    // The refresh handed the fleet file's terms to each tracker, once.
+    let pushed = sb.lock().unwrap().terms.clone().unwrap();
+    assert_eq!(
+        pushed.markup,
+        mai_core::pricing::MarkupSchedule::flat(d("1.25"))
+    );
+    assert_eq!(pushed.monthly_limit_usd, Some(d("10")));
+    o.refresh().await;
+    assert_eq!(
+        sb.lock().unwrap().terms_pushes,
+        1,
+        "unchanged terms are not pushed again"
+    );
     assert!(
         beta.alerts
             .iter()

@@ -39,6 +39,7 @@ currency = "PLN"
 vat = "23"
 lines = "by_model"
 hosting_eur = "25.00"
+markup = { default_rate = "1.3", entries = [{ effective_from = "2025-12-15", rate = "1.5" }] }
 
 [[clients]]
 org_id = "beta"
@@ -141,11 +142,8 @@ impl Env {
         let store_path = dir.path().join("billing.sqlite");
         let mut ledger = Ledger::open(&ledger_path).unwrap();
         ledger.record_batch(&december_events()).unwrap();
-        ledger
-            .set_markup("acme", d("2025-12-15"), Decimal::new(15, 1))
-            .unwrap();
         drop(ledger);
-        let cfg = BillingConfig::parse(CONFIG).unwrap();
+        let cfg = BillingConfig::parse_with_clients(CONFIG).unwrap();
         Env {
             sim,
             dir,

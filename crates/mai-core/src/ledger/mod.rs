@@ -29,7 +29,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-pub use query::{EventPage, ModelTotals, UserTotals};
+pub use query::{EventPage, ModelTotals, Priced, UserTotals};
 pub use schema::SCHEMA_VERSION;
 
 use crate::pricing::{MarkupSchedule, MonthSummary};

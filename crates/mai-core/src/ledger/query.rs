@@ -11,10 +11,31 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::{read_event_row, Ledger, LedgerError, StoredEvent, EVENT_COLUMNS};
+use crate::pricing::{client_cost, price_days, MarkupSchedule};
 use crate::usage::{Tokens, Totals, UserRef};
 
 /// Longest range a query may span (a bit more than a year, for year-over-year views).
 pub const MAX_RANGE_DAYS: i64 = 400;
+
+/// A row with its client cost (exact, priced by markup segment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Priced<T> {
+    pub row: T,
+    pub client_cost_usd: Decimal,
+}
+
+/// Highest raw cost first, then by key; costs normalized.
+fn sorted<T>(
+    mut v: Vec<Priced<T>>,
+    key: impl Fn(&Priced<T>) -> String,
+    cost: impl Fn(&Priced<T>) -> Decimal,
+) -> Vec<Priced<T>> {
+    v.sort_by(|a, b| cost(b).cmp(&cost(a)).then_with(|| key(a).cmp(&key(b))));
+    for p in &mut v {
+        p.client_cost_usd = p.client_cost_usd.normalize();
+    }
+    v
+}
 
 /// One user's usage over a range.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,6 +265,76 @@ impl Ledger {
                 .then_with(|| a.model.cmp(&b.model))
         });
         Ok(out)
+    }
+
+    /// [`Ledger::by_user`] with each user's client cost, priced by markup segment: the
+    /// range splits into stretches of one rate and each stretch is priced at its rate,
+    /// so the users' costs sum exactly to the range's client cost (`price_period`).
+    /// The tracker's and the console's per-user views both come from here.
+    pub fn by_user_priced(
+        &self,
+        org: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+        schedule: &MarkupSchedule,
+    ) -> Result<Vec<Priced<UserTotals>>, LedgerError> {
+        let mut acc: BTreeMap<String, Priced<UserTotals>> = BTreeMap::new();
+        for seg in price_days(schedule, &self.daily(org, from, to)?) {
+            for u in self.by_user(org, seg.from, seg.to)? {
+                let e = acc
+                    .entry(u.user.key().to_owned())
+                    .or_insert_with(|| Priced {
+                        row: UserTotals {
+                            user: u.user.clone(),
+                            totals: Totals::default(),
+                        },
+                        client_cost_usd: Decimal::ZERO,
+                    });
+                e.row.user = u.user.clone().or(&e.row.user);
+                e.row.totals.add(&u.totals);
+                e.client_cost_usd += client_cost(u.totals.cost_usd, seg.rate);
+            }
+        }
+        let mut v: Vec<_> = acc.into_values().collect();
+        v.iter_mut()
+            .for_each(|p| p.row.totals.cost_usd = p.row.totals.cost_usd.normalize());
+        Ok(sorted(
+            v,
+            |p| p.row.user.key().to_owned(),
+            |p| p.row.totals.cost_usd,
+        ))
+    }
+
+    /// [`Ledger::by_model`] priced by markup segment, as [`Ledger::by_user_priced`].
+    pub fn by_model_priced(
+        &self,
+        org: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+        schedule: &MarkupSchedule,
+    ) -> Result<Vec<Priced<ModelTotals>>, LedgerError> {
+        let mut acc: BTreeMap<String, Priced<ModelTotals>> = BTreeMap::new();
+        for seg in price_days(schedule, &self.daily(org, from, to)?) {
+            for m in self.by_model(org, seg.from, seg.to)? {
+                let e = acc.entry(m.model.clone()).or_insert_with(|| Priced {
+                    row: ModelTotals {
+                        model: m.model.clone(),
+                        totals: Totals::default(),
+                    },
+                    client_cost_usd: Decimal::ZERO,
+                });
+                e.row.totals.add(&m.totals);
+                e.client_cost_usd += client_cost(m.totals.cost_usd, seg.rate);
+            }
+        }
+        let mut v: Vec<_> = acc.into_values().collect();
+        v.iter_mut()
+            .for_each(|p| p.row.totals.cost_usd = p.row.totals.cost_usd.normalize());
+        Ok(sorted(
+            v,
+            |p| p.row.model.clone(),
+            |p| p.row.totals.cost_usd,
+        ))
     }
 
     /// Orgs with any usage.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use mai_core::ledger::{ModelTotals, UserTotals};
+use mai_core::ledger::{ModelTotals, Priced, UserTotals};
 use mai_core::pricing::MarkupSchedule;
 use mai_core::usage::Totals;
 use rust_decimal::Decimal;
@@ -85,9 +85,10 @@ pub struct Dashboard {
 pub struct DashboardRows {
     /// The last 30 days up to today, oldest first, zeros included.
     pub daily: Vec<(NaiveDate, Totals)>,
-    /// This month so far.
-    pub users: Vec<UserTotals>,
-    pub models: Vec<ModelTotals>,
+    /// This month so far, priced by markup segment (`Ledger::by_user_priced`).
+    pub users: Vec<Priced<UserTotals>>,
+    pub models: Vec<Priced<ModelTotals>>,
+    /// The fleet file's schedule.
     pub schedule: MarkupSchedule,
 }
 
@@ -101,7 +102,7 @@ pub struct UsageView {
 }
 
 /// Prices the cache rows for display: each day at its own markup; the month's by-user
-/// and by-model sums at today's markup.
+/// and by-model rows come priced by segment, so they sum to the month's client cost.
 pub fn usage_view(today: NaiveDate, rows: DashboardRows) -> UsageView {
     let DashboardRows {
         daily,
@@ -109,8 +110,7 @@ pub fn usage_view(today: NaiveDate, rows: DashboardRows) -> UsageView {
         models,
         schedule,
     } = rows;
-    let price =
-        |d: NaiveDate, raw: Decimal| mai_core::pricing::client_cost(raw, schedule.rate_on(d));
+    let price = |d: NaiveDate, raw: Decimal| mai_core::pricing::price(&schedule, d, raw);
     let days: Vec<DayPoint> = daily
         .iter()
         .map(|(d, t)| DayPoint {
@@ -128,38 +128,44 @@ pub fn usage_view(today: NaiveDate, rows: DashboardRows) -> UsageView {
         raw_cost_usd: Decimal::ZERO,
         client_cost_usd: Decimal::ZERO,
     });
-    let rate = schedule.rate_on(today);
     let by_user = users
         .into_iter()
-        .map(|u| Breakdown {
-            key: u.user.key().to_string(),
-            label: u
-                .user
-                .name
-                .clone()
-                .or(u.user.email.clone())
-                .or(u.user.id.clone())
-                .unwrap_or_else(|| "(unknown user)".into()),
-            requests: u.totals.requests,
-            tokens: u.totals.tokens.total(),
-            prompt_tokens: u.totals.tokens.prompt,
-            completion_tokens: u.totals.tokens.completion,
-            raw_cost_usd: u.totals.cost_usd,
-            client_cost_usd: mai_core::pricing::client_cost(u.totals.cost_usd, rate),
-        })
+        .map(
+            |Priced {
+                 row: u,
+                 client_cost_usd,
+             }| Breakdown {
+                key: u.user.key().to_string(),
+                label: u
+                    .user
+                    .label()
+                    .map_or_else(|| "(unknown user)".to_string(), str::to_string),
+                requests: u.totals.requests,
+                tokens: u.totals.tokens.total(),
+                prompt_tokens: u.totals.tokens.prompt,
+                completion_tokens: u.totals.tokens.completion,
+                raw_cost_usd: u.totals.cost_usd,
+                client_cost_usd,
+            },
+        )
         .collect();
     let by_model = models
         .into_iter()
-        .map(|m| Breakdown {
-            key: m.model.clone(),
-            label: m.model,
-            requests: m.totals.requests,
-            tokens: m.totals.tokens.total(),
-            prompt_tokens: m.totals.tokens.prompt,
-            completion_tokens: m.totals.tokens.completion,
-            raw_cost_usd: m.totals.cost_usd,
-            client_cost_usd: mai_core::pricing::client_cost(m.totals.cost_usd, rate),
-        })
+        .map(
+            |Priced {
+                 row: m,
+                 client_cost_usd,
+             }| Breakdown {
+                key: m.model.clone(),
+                label: m.model,
+                requests: m.totals.requests,
+                tokens: m.totals.tokens.total(),
+                prompt_tokens: m.totals.tokens.prompt,
+                completion_tokens: m.totals.tokens.completion,
+                raw_cost_usd: m.totals.cost_usd,
+                client_cost_usd,
+            },
+        )
         .collect();
     UsageView {
         today: today_point,
@@ -197,24 +203,23 @@ impl Ops {
             Ok(_) => (true, None),
             Err(e) => (false, Some(e.to_string())),
         };
-        self.cache
-            .ensure_markup(&c.id, c.markup, mai_core::time::warsaw_today())
-            .await?;
         let today = mai_core::time::warsaw_today();
         let from = today - chrono::Duration::days(29);
         let ym = mai_core::time::YearMonth::of(today);
         let org = c.id.clone();
+        let schedule = c.terms.markup.clone();
         let (rows, month) = self
             .cache
             .with(move |l| {
+                let month = l.month_summary_priced(&org, ym, today, &schedule)?;
                 Ok((
                     DashboardRows {
                         daily: l.daily(&org, from, today)?,
-                        users: l.by_user(&org, ym.first_day(), today)?,
-                        models: l.by_model(&org, ym.first_day(), today)?,
-                        schedule: l.markup_schedule(&org)?,
+                        users: l.by_user_priced(&org, ym.first_day(), today, &schedule)?,
+                        models: l.by_model_priced(&org, ym.first_day(), today, &schedule)?,
+                        schedule,
                     },
-                    l.month_summary(&org, ym, today)?,
+                    month,
                 ))
             })
             .await?;
@@ -222,7 +227,7 @@ impl Ops {
         Ok(Dashboard {
             client_id: c.id.clone(),
             legal_name: c.legal_name.clone(),
-            markup: c.markup,
+            markup: c.markup_on(today),
             live,
             pull_error,
             updated_at: Utc::now(),
@@ -232,7 +237,7 @@ impl Ops {
             month_raw_cost_usd: month.totals.cost_usd,
             month_client_cost_usd: month.client_cost_usd,
             daily_average_client_cost_usd: month.daily_average_client_cost_usd,
-            monthly_limit_usd: c.monthly_limit_usd,
+            monthly_limit_usd: c.monthly_limit_usd(),
             days: view.days,
             by_user: view.by_user,
             by_model: view.by_model,
@@ -260,6 +265,13 @@ mod tests {
                 ..Tokens::default()
             },
             cost_usd: cost,
+        }
+    }
+
+    fn priced<T>(row: T, client_cost_usd: Decimal) -> Priced<T> {
+        Priced {
+            row,
+            client_cost_usd,
         }
     }
 
@@ -317,22 +329,34 @@ mod tests {
             DashboardRows {
                 daily: vec![],
                 users: vec![
-                    UserTotals {
-                        user: user(Some("u1"), Some("anna@example.pl"), Some("Anna")),
-                        totals: totals(3, 30, 20, dec!(1)),
-                    },
-                    UserTotals {
-                        user: user(Some("u2"), Some("jan@example.pl"), None),
-                        totals: totals(1, 1, 1, dec!(0.5)),
-                    },
-                    UserTotals {
-                        user: user(Some("u3"), None, None),
-                        totals: totals(1, 1, 1, dec!(0)),
-                    },
-                    UserTotals {
-                        user: user(None, None, None),
-                        totals: totals(1, 1, 1, dec!(0)),
-                    },
+                    priced(
+                        UserTotals {
+                            user: user(Some("u1"), Some("anna@example.pl"), Some("Anna")),
+                            totals: totals(3, 30, 20, dec!(1)),
+                        },
+                        dec!(1.25),
+                    ),
+                    priced(
+                        UserTotals {
+                            user: user(Some("u2"), Some("jan@example.pl"), None),
+                            totals: totals(1, 1, 1, dec!(0.5)),
+                        },
+                        dec!(0.625),
+                    ),
+                    priced(
+                        UserTotals {
+                            user: user(Some("u3"), None, None),
+                            totals: totals(1, 1, 1, dec!(0)),
+                        },
+                        dec!(0),
+                    ),
+                    priced(
+                        UserTotals {
+                            user: user(None, None, None),
+                            totals: totals(1, 1, 1, dec!(0)),
+                        },
+                        dec!(0),
+                    ),
                 ],
                 models: vec![],
                 schedule: MarkupSchedule::flat(dec!(1.25)),
@@ -355,10 +379,13 @@ mod tests {
             DashboardRows {
                 daily: vec![],
                 users: vec![],
-                models: vec![ModelTotals {
-                    model: "openai/gpt-4o".into(),
-                    totals: totals(4, 400, 100, dec!(2)),
-                }],
+                models: vec![priced(
+                    ModelTotals {
+                        model: "openai/gpt-4o".into(),
+                        totals: totals(4, 400, 100, dec!(2)),
+                    },
+                    dec!(2.6),
+                )],
                 schedule: MarkupSchedule::flat(dec!(1.3)),
             },
         );

@@ -152,11 +152,8 @@ impl Ops {
         let created = or
             .keys_create(&CreateKeyRequest {
                 name: format!("mai-{}-{}", c.id, Utc::now().format("%Y%m%d%H%M%S")),
-                limit: c
-                    .monthly_limit_usd
-                    .map(|l| l / c.markup)
-                    .map(|l| l.round_dp(2)),
-                limit_reset: c.monthly_limit_usd.map(|_| "monthly".to_string()),
+                limit: mai_core::pricing::key_limit_usd(&c.terms, mai_core::time::warsaw_today()),
+                limit_reset: c.monthly_limit_usd().map(|_| "monthly".to_string()),
                 ..Default::default()
             })
             .await

@@ -9,20 +9,50 @@ use serde::Serialize;
 
 use super::{Ops, OpsError};
 use crate::cache::PullResult;
-use crate::tracker::{SyncResult, TrackerError};
+use crate::tracker::{SyncReport, SyncStatus, TrackerError};
 
 /// Per-client result of a sync.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SyncOutcome {
     pub client_id: String,
     pub ok: bool,
-    /// `ok` | `partial` | `error` as the tracker reported, or `unreachable`.
-    pub status: String,
+    pub status: SyncOutcomeStatus,
     pub checked: Option<u64>,
     pub confirmed: Option<u64>,
     pub corrected: Option<u64>,
     pub pulled: Option<usize>,
     pub error: Option<String>,
+}
+
+/// The tracker's own status of the run, or `unreachable` when it could not be asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncOutcomeStatus {
+    Ok,
+    Partial,
+    Error,
+    Unreachable,
+}
+
+impl std::fmt::Display for SyncOutcomeStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SyncOutcomeStatus::Ok => "ok",
+            SyncOutcomeStatus::Partial => "partial",
+            SyncOutcomeStatus::Error => "error",
+            SyncOutcomeStatus::Unreachable => "unreachable",
+        })
+    }
+}
+
+impl From<SyncStatus> for SyncOutcomeStatus {
+    fn from(s: SyncStatus) -> Self {
+        match s {
+            SyncStatus::Ok => SyncOutcomeStatus::Ok,
+            SyncStatus::Partial => SyncOutcomeStatus::Partial,
+            SyncStatus::Error => SyncOutcomeStatus::Error,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -38,7 +68,7 @@ impl SyncOutcome {
         SyncOutcome {
             client_id: client_id.to_string(),
             ok: false,
-            status: "error".into(),
+            status: SyncOutcomeStatus::Error,
             checked: None,
             confirmed: None,
             corrected: None,
@@ -51,23 +81,23 @@ impl SyncOutcome {
 /// The outcome of the tracker's reconciliation reply. A tracker that answers `partial`
 /// still counts as a sync that ran (its failed look-ups are retried by the tracker);
 /// only `error` and a tracker that cannot be reached are failures.
-pub fn outcome_of_reply(client_id: &str, reply: Result<SyncResult, TrackerError>) -> SyncOutcome {
+pub fn outcome_of_reply(client_id: &str, reply: Result<SyncReport, TrackerError>) -> SyncOutcome {
     match reply {
         Ok(r) => SyncOutcome {
             client_id: client_id.to_string(),
-            ok: r.status != "error",
-            checked: r.checked,
-            confirmed: r.confirmed,
-            corrected: r.corrected,
+            ok: r.status != SyncStatus::Error,
+            checked: Some(r.checked),
+            confirmed: Some(r.confirmed),
+            corrected: Some(r.corrected),
             pulled: None,
             error: (!r.errors.is_empty()).then(|| format!("{} lookups failed", r.errors.len())),
-            status: r.status,
+            status: r.status.into(),
         },
         Err(e) => SyncOutcome {
             status: if e.is_unreachable() {
-                "unreachable".into()
+                SyncOutcomeStatus::Unreachable
             } else {
-                "error".into()
+                SyncOutcomeStatus::Error
             },
             ..SyncOutcome::failed(client_id, e.to_string())
         },
@@ -106,7 +136,6 @@ impl Ops {
         let c = self.client(id)?;
         let t = self.tracker(id).await?;
         let today = mai_core::time::warsaw_today();
-        self.cache.ensure_markup(&c.id, c.markup, today).await?;
         let before = t.today().await.ok().filter(|r| r.date == today);
         let first = self.cache.pull(&c.id, &t).await?;
         let Some(remote) = before else {
@@ -131,11 +160,33 @@ impl Ops {
         };
         let reply = t.sync(1, Duration::from_secs(120)).await;
         let answered = reply.is_ok();
-        let out = outcome_of_reply(id, reply);
+        let mut out = outcome_of_reply(id, reply);
         if !answered {
             return out;
         }
+        if let Err(e) = self.push_terms(id, &t).await {
+            out.ok = false;
+            out.error = Some(format!(
+                "the tracker did not take the fleet file's markup and limit: {e}"
+            ));
+        }
         with_pull(out, self.pull(id).await)
+    }
+
+    /// Hands the fleet file's commercial terms to the tracker when it holds other ones
+    /// (the fleet file owns them; the tracker only prices its own reports with them).
+    pub async fn push_terms(
+        &self,
+        id: &str,
+        t: &crate::tracker::TrackerClient,
+    ) -> Result<bool, OpsError> {
+        let c = self.client(id)?;
+        if t.status().await?.terms.as_ref() == Some(&c.terms) {
+            return Ok(false);
+        }
+        t.put_terms(&c.terms).await?;
+        tracing::info!(client = %id, "commercial terms pushed to the tracker");
+        Ok(true)
     }
 
     /// Syncs many clients concurrently; `progress` is called after each one finishes.
@@ -169,14 +220,15 @@ impl Ops {
 mod tests {
     use super::*;
 
-    fn reply(status: &str, errors: usize) -> SyncResult {
-        SyncResult {
-            status: status.into(),
-            checked: Some(5),
-            confirmed: Some(4),
-            still_provisional: Some(1),
-            corrected: Some(2),
-            errors: vec![serde_json::json!({"id": "gen-x"}); errors],
+    fn reply(status: SyncStatus, errors: usize) -> SyncReport {
+        SyncReport {
+            status,
+            checked: 5,
+            confirmed: 4,
+            still_provisional: 1,
+            corrected: 2,
+            errors: vec!["gen-x: 502".to_string(); errors],
+            drift: None,
         }
     }
 
@@ -192,11 +244,11 @@ mod tests {
     #[test]
     fn a_partial_reconciliation_is_a_sync_that_ran_with_its_failed_lookups_counted() {
         let o = with_pull(
-            outcome_of_reply("acme", Ok(reply("partial", 2))),
+            outcome_of_reply("acme", Ok(reply(SyncStatus::Partial, 2))),
             Ok(pulled(7)),
         );
         assert!(o.ok);
-        assert_eq!(o.status, "partial");
+        assert_eq!(o.status, SyncOutcomeStatus::Partial);
         assert_eq!(
             (o.checked, o.confirmed, o.corrected, o.pulled),
             (Some(5), Some(4), Some(2), Some(7))
@@ -206,9 +258,9 @@ mod tests {
 
     #[test]
     fn an_error_status_from_the_tracker_fails_the_sync() {
-        let o = outcome_of_reply("acme", Ok(reply("error", 0)));
+        let o = outcome_of_reply("acme", Ok(reply(SyncStatus::Error, 0)));
         assert!(!o.ok);
-        assert_eq!(o.status, "error");
+        assert_eq!(o.status, SyncOutcomeStatus::Error);
         assert_eq!(o.error, None);
     }
 
@@ -222,8 +274,8 @@ mod tests {
             }),
         );
         assert_eq!(
-            (o.ok, o.status.as_str(), o.checked),
-            (false, "unreachable", None)
+            (o.ok, o.status, o.checked),
+            (false, SyncOutcomeStatus::Unreachable, None)
         );
         assert!(o.error.unwrap().contains("did not answer within 100 ms"));
         let o = outcome_of_reply(
@@ -232,17 +284,17 @@ mod tests {
                 url: "http://t/api/v1/sync".into(),
             }),
         );
-        assert_eq!((o.ok, o.status.as_str()), (false, "error"));
+        assert_eq!((o.ok, o.status), (false, SyncOutcomeStatus::Error));
     }
 
     #[test]
     fn a_failed_pull_fails_a_sync_that_ran() {
         let o = with_pull(
-            outcome_of_reply("acme", Ok(reply("ok", 0))),
+            outcome_of_reply("acme", Ok(reply(SyncStatus::Ok, 0))),
             Err(OpsError::UnknownClient("acme".into())),
         );
         assert!(!o.ok);
-        assert_eq!(o.status, "ok");
+        assert_eq!(o.status, SyncOutcomeStatus::Ok);
         assert_eq!(o.pulled, None);
         assert!(o
             .error

@@ -15,6 +15,9 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
+use mai_wire::tracker as wire;
+use mai_wire::{CommercialTerms, EventState, Source, TokenCounts, UserRef};
+
 #[derive(Clone, Debug)]
 pub struct FakeEvent {
     pub seq: i64,
@@ -24,8 +27,8 @@ pub struct FakeEvent {
     pub cost: Decimal,
     pub prompt: u64,
     pub completion: u64,
-    pub state: &'static str,
-    pub source: &'static str,
+    pub state: EventState,
+    pub source: Source,
     pub at: DateTime<Utc>,
 }
 
@@ -39,7 +42,9 @@ pub struct TrackerState {
     pub key_label: String,
     pub received_keys: Vec<String>,
     pub syncs: u32,
-    pub markup: Decimal,
+    /// What the console pushed (`PUT /api/v1/admin/terms`); the fake prices with it.
+    pub terms: Option<CommercialTerms>,
+    pub terms_pushes: u32,
 }
 
 pub type Shared = Arc<Mutex<TrackerState>>;
@@ -54,6 +59,7 @@ impl TrackerState {
         state: &'static str,
     ) {
         self.next_seq += 1;
+        let state: EventState = state.parse().unwrap();
         let e = FakeEvent {
             seq: self.next_seq,
             id: id.to_string(),
@@ -63,10 +69,10 @@ impl TrackerState {
             prompt: 100,
             completion: 50,
             state,
-            source: if state == "confirmed" {
-                "reconciliation"
+            source: if state == EventState::Confirmed {
+                Source::Reconciliation
             } else {
-                "proxy"
+                Source::Proxy
             },
             at: Utc::now(),
         };
@@ -82,12 +88,20 @@ impl TrackerState {
             .map(|e| e.cost)
             .sum()
     }
+    fn schedule(&self) -> mai_wire::MarkupSchedule {
+        self.terms.clone().unwrap_or_default().markup
+    }
 }
 
 fn err(code: StatusCode, msg: &str) -> Response {
     (
         code,
-        Json(json!({"error": {"code": code.as_u16(), "message": msg}})),
+        Json(wire::ErrorBody {
+            error: wire::ErrorDetail {
+                code: code.as_u16(),
+                message: msg.into(),
+            },
+        }),
     )
         .into_response()
 }
@@ -111,8 +125,14 @@ async fn auth(s: &Shared, h: &HeaderMap) -> Result<(), Response> {
     }
 }
 
-fn tokens(p: u64, c: u64) -> Value {
-    json!({"prompt": p, "completion": c, "reasoning": 0, "cached": 0, "total": p + c})
+fn tokens(p: u64, c: u64) -> TokenCounts {
+    TokenCounts {
+        prompt: p,
+        completion: c,
+        reasoning: 0,
+        cached: 0,
+        total: p + c,
+    }
 }
 
 async fn status(State(s): State<Shared>, h: HeaderMap) -> Response {
@@ -120,15 +140,35 @@ async fn status(State(s): State<Shared>, h: HeaderMap) -> Response {
         return r;
     }
     let g = s.lock().unwrap();
-    Json(json!({
-        "org_id": g.org, "org_name": "Fake", "version": "0.1.0", "uptime_seconds": 5,
-        "markup_rate": g.markup.to_string(),
-        "key": {"label": g.key_label, "state": "ok", "limit": "100", "limit_remaining": "90.5",
-                "usage_daily": "0", "usage_monthly": "9.5", "checked_at": Utc::now(), "error": null},
-        "sync": {"interval_seconds": 600, "days_back": 1, "running": false, "last_run": Utc::now(),
-                 "last_success": Utc::now(), "last_error": null, "next_run": null, "provisional_pending": 0,
-                 "drift": {"day_usd": "0", "month_usd": "0", "checked_at": null}}
-    }))
+    Json(wire::Status {
+        org_id: g.org.clone(),
+        org_name: Some("Fake".into()),
+        version: "0.1.0".into(),
+        uptime_seconds: 5,
+        terms: g.terms.clone(),
+        key: wire::KeyStatus {
+            label: g.key_label.clone(),
+            state: wire::KeyState::Ok,
+            limit: Some(Decimal::from(100)),
+            limit_remaining: Some("90.5".parse().unwrap()),
+            usage_daily: Some(Decimal::ZERO),
+            usage_monthly: Some("9.5".parse().unwrap()),
+            checked_at: Some(Utc::now()),
+            error: None,
+        },
+        sync: wire::SyncState {
+            interval_seconds: 600,
+            days_back: 1,
+            running: false,
+            last_run: Some(Utc::now()),
+            last_success: Some(Utc::now()),
+            last_error: None,
+            next_run: None,
+            provisional_pending: Some(0),
+            drift: None,
+        },
+        proxy: wire::ProxyState { inflight: 0 },
+    })
     .into_response()
 }
 
@@ -139,16 +179,23 @@ async fn today(State(s): State<Shared>, h: HeaderMap) -> Response {
     let g = s.lock().unwrap();
     let raw = g.today_cost();
     let n = g.events.len() as u64;
-    Json(json!({
-        "org_id": g.org, "date": mai_core::time::warsaw_today().to_string(), "requests": n,
-        "tokens": tokens(100 * n, 50 * n), "raw_cost_usd": raw.to_string(),
-        "client_cost_usd": (raw * g.markup).to_string(), "markup_rate": g.markup.to_string(),
-        "last_updated": Utc::now()
-    }))
+    let day = mai_core::time::warsaw_today();
+    let rate = g.schedule().rate_on(day);
+    Json(wire::Today {
+        org_id: g.org.clone(),
+        date: day,
+        requests: n,
+        tokens: tokens(100 * n, 50 * n),
+        raw_cost_usd: raw,
+        client_cost_usd: raw * rate,
+        markup_rate: rate,
+        last_updated: Utc::now(),
+    })
     .into_response()
 }
 
-async fn month(
+/// Every day of the range; the fake's events all fall on their own Warsaw day.
+async fn daily(
     State(s): State<Shared>,
     h: HeaderMap,
     Query(q): Query<std::collections::HashMap<String, String>>,
@@ -157,14 +204,36 @@ async fn month(
         return r;
     }
     let g = s.lock().unwrap();
-    let raw: Decimal = g.events.iter().map(|e| e.cost).sum();
-    let client = raw * g.markup;
-    Json(json!({
-        "org_id": g.org, "month": q.get("month").cloned().unwrap_or_default(), "provisional": true, "days_elapsed": 1,
-        "requests": g.events.len(), "tokens": tokens(0, 0), "raw_cost_usd": raw.to_string(),
-        "client_cost_usd": client.to_string(), "profit_usd": (client - raw).to_string(),
-        "daily_average_client_cost_usd": client.to_string(), "markup_segments": [], "limit": null
-    }))
+    let today = mai_core::time::warsaw_today();
+    let day = |k: &str| q.get(k).and_then(|v| v.parse().ok()).unwrap_or(today);
+    let (from, to) = (day("from"), day("to"));
+    let sched = g.schedule();
+    let days = from
+        .iter_days()
+        .take_while(|d| *d <= to)
+        .map(|d| {
+            let evs: Vec<&FakeEvent> = g
+                .events
+                .iter()
+                .filter(|e| mai_core::time::warsaw_day(e.at) == d)
+                .collect();
+            let raw: Decimal = evs.iter().map(|e| e.cost).sum();
+            let n = evs.len() as u64;
+            wire::DayUsage {
+                date: d,
+                requests: n,
+                tokens: tokens(100 * n, 50 * n),
+                raw_cost_usd: raw,
+                client_cost_usd: raw * sched.rate_on(d),
+            }
+        })
+        .collect();
+    Json(wire::Daily {
+        org_id: g.org.clone(),
+        from,
+        to,
+        days,
+    })
     .into_response()
 }
 
@@ -188,16 +257,32 @@ async fn events(
     let has_more = evs.len() > limit;
     evs.truncate(limit);
     let next = evs.last().map(|e| e.seq).unwrap_or(after);
-    let list: Vec<Value> = evs
+    let events = evs
         .iter()
-        .map(|e| {
-            json!({"seq": e.seq, "generation_id": e.id, "org_id": g.org,
-                   "user": {"id": e.user, "email": format!("{}@example.pl", e.user), "name": e.user},
-                   "model": e.model, "provider": "OpenAI", "tokens": tokens(e.prompt, e.completion),
-                   "cost_usd": e.cost.to_string(), "source": e.source, "state": e.state, "created_at": e.at})
+        .map(|e| wire::Event {
+            seq: e.seq,
+            generation_id: e.id.clone(),
+            org_id: g.org.clone(),
+            user: UserRef {
+                id: Some(e.user.into()),
+                email: Some(format!("{}@example.pl", e.user)),
+                name: Some(e.user.into()),
+            },
+            model: e.model.into(),
+            provider: Some("OpenAI".into()),
+            tokens: tokens(e.prompt, e.completion),
+            cost_usd: e.cost,
+            source: e.source,
+            state: e.state,
+            created_at: e.at,
         })
         .collect();
-    Json(json!({"events": list, "next_cursor": next, "has_more": has_more})).into_response()
+    Json(wire::EventPage {
+        events,
+        next_cursor: next,
+        has_more,
+    })
+    .into_response()
 }
 
 async fn sync(State(s): State<Shared>, h: HeaderMap) -> Response {
@@ -206,17 +291,42 @@ async fn sync(State(s): State<Shared>, h: HeaderMap) -> Response {
     }
     let mut g = s.lock().unwrap();
     g.syncs += 1;
-    let n = g.events.len();
-    Json(json!({"status": "ok", "checked": n, "confirmed": n, "still_provisional": 0, "corrected": 0, "errors": [],
-                "drift": {"day_usd": "0", "month_usd": "0", "checked_at": Utc::now()}}))
+    let n = g.events.len() as u64;
+    Json(wire::SyncReport {
+        status: wire::SyncStatus::Ok,
+        checked: n,
+        confirmed: n,
+        still_provisional: 0,
+        corrected: 0,
+        errors: vec![],
+        drift: None,
+    })
     .into_response()
 }
 
-async fn put_key(State(s): State<Shared>, h: HeaderMap, Json(body): Json<Value>) -> Response {
+async fn put_terms(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Json(terms): Json<CommercialTerms>,
+) -> Response {
     if let Err(r) = auth(&s, &h).await {
         return r;
     }
-    let key = body["key"].as_str().unwrap_or_default().to_string();
+    let mut g = s.lock().unwrap();
+    g.terms = Some(terms.clone());
+    g.terms_pushes += 1;
+    Json(terms).into_response()
+}
+
+async fn put_key(
+    State(s): State<Shared>,
+    h: HeaderMap,
+    Json(body): Json<wire::KeyHandover>,
+) -> Response {
+    if let Err(r) = auth(&s, &h).await {
+        return r;
+    }
+    let key = body.key;
     if !key.starts_with("sk-or-v1-") {
         return err(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -226,7 +336,10 @@ async fn put_key(State(s): State<Shared>, h: HeaderMap, Json(body): Json<Value>)
     let mut g = s.lock().unwrap();
     g.key_label = mai_core::secret::mask_key(&key);
     g.received_keys.push(key);
-    Json(json!({"label": g.key_label})).into_response()
+    Json(wire::KeyLabel {
+        label: g.key_label.clone(),
+    })
+    .into_response()
 }
 
 pub async fn serve(app: Router) -> SocketAddr {
@@ -242,16 +355,16 @@ pub async fn fake_tracker(org: &str, token: &str, latency: Duration) -> (SocketA
         token: token.into(),
         latency,
         key_label: "sk-or-v1-…0000".into(),
-        markup: "1.3".parse().unwrap(),
         ..Default::default()
     }));
     let app = Router::new()
         .route("/api/v1/status", get(status))
         .route("/api/v1/usage/today", get(today))
-        .route("/api/v1/usage/month", get(month))
+        .route("/api/v1/usage/daily", get(daily))
         .route("/api/v1/events", get(events))
         .route("/api/v1/sync", post(sync))
         .route("/api/v1/admin/openrouter-key", put(put_key))
+        .route("/api/v1/admin/terms", put(put_terms))
         .with_state(st.clone());
     (serve(app).await, st)
 }
