@@ -125,6 +125,15 @@ pub fn round_minor(amount: Decimal) -> Decimal {
     r
 }
 
+/// Down (toward zero) to 0.01: for caps, which must never allow more than their source
+/// (a key's spending cap derived from a client's limit). Lives beside the half-up
+/// function so that rounding has one home.
+pub fn round_minor_down(amount: Decimal) -> Decimal {
+    let mut r = amount.round_dp_with_strategy(2, RoundingStrategy::ToZero);
+    r.rescale(2);
+    r
+}
+
 /// Parses a JSON number's text exactly: plain (`0.00066`), negative, or exponent form
 /// (`4.25e-6`, `1E-9`, `2.5e+3`). Never goes through `f64`.
 pub fn parse_json_number(text: &str) -> Result<Decimal, MoneyError> {
