@@ -304,14 +304,14 @@ pub fn month_client_cost(schedule: &MarkupSchedule, days: &Daily) -> Decimal {
     pricing::price_period(schedule, &daily)
 }
 
-/// Fetches status, today and the month so far from one tracker, all at once, and pushes
-/// the fleet file's terms when the tracker holds other ones.
+/// Fetches status, today and the month so far (up to `today`, a Warsaw day) from one
+/// tracker, all at once, and pushes the fleet file's terms when the tracker holds other
+/// ones.
 pub async fn fetch_snapshot(
     t: &TrackerClient,
     client: &Client,
-    now: DateTime<Utc>,
+    today: NaiveDate,
 ) -> Result<TrackerSnapshot, String> {
-    let today = mai_core::time::warsaw_day(now);
     let first = mai_core::time::YearMonth::of(today).first_day();
     let (status, today_r, days) = tokio::join!(t.status(), t.today(), t.daily(first, today));
     let status = status.map_err(|e| e.to_string())?;
@@ -340,6 +340,8 @@ pub struct RefreshInput<'a> {
     pub last_good: &'a HashMap<String, TrackerSnapshot>,
     /// Skip Docker entirely (no engine, or a test of trackers only).
     pub docker: bool,
+    /// The Warsaw day whose month the rows show.
+    pub today: NaiveDate,
 }
 
 /// Refreshes every client; rows are in fleet-file order, with the fresh snapshots
@@ -371,6 +373,7 @@ pub async fn refresh_all(
             (h.name.clone(), r)
         }
     }));
+    let today = input.today;
     let trackers = futures::stream::iter(fleet.clients.clone().into_iter().map(|c| {
         let sem = sem.clone();
         let t = input.trackers.get(&c.id).cloned();
@@ -379,7 +382,7 @@ pub async fn refresh_all(
             let r = match t {
                 Some(Ok(t)) => {
                     let _p = sem.acquire().await;
-                    fetch_snapshot(&t, &c, Utc::now()).await
+                    fetch_snapshot(&t, &c, today).await
                 }
                 Some(Err(e)) => Err(e.clone()),
                 None => Err("no tracker client".to_string()),

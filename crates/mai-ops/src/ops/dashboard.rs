@@ -203,7 +203,7 @@ impl Ops {
             Ok(_) => (true, None),
             Err(e) => (false, Some(e.to_string())),
         };
-        let today = mai_core::time::warsaw_today();
+        let today = self.today();
         let from = today - chrono::Duration::days(29);
         let ym = mai_core::time::YearMonth::of(today);
         let org = c.id.clone();

@@ -30,6 +30,15 @@ impl Ops {
             let mut lg = self.last_good.write().await;
             for c in &self.fleet.clients {
                 if !lg.contains_key(&c.id) {
+                    // First look at this client since start: an old cache may remember
+                    // markup changes the fleet file (now their only owner) lacks.
+                    if let Ok(Some(w)) = self
+                        .cache
+                        .legacy_markup_conflict(&c.id, &c.terms.markup)
+                        .await
+                    {
+                        tracing::warn!("{w}");
+                    }
                     if let Ok(Some(j)) = self.cache.get_meta(&last_good_key(&c.id)).await {
                         if let Ok(s) = serde_json::from_str::<TrackerSnapshot>(&j) {
                             lg.insert(c.id.clone(), s);
@@ -44,6 +53,7 @@ impl Ops {
             trackers: &trackers,
             last_good: &last_good,
             docker: self.docker_enabled,
+            today: self.today(),
         })
         .await;
         // Persist last-good snapshots so a console restarted while a host is down still

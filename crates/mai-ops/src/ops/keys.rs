@@ -152,7 +152,7 @@ impl Ops {
         let created = or
             .keys_create(&CreateKeyRequest {
                 name: format!("mai-{}-{}", c.id, Utc::now().format("%Y%m%d%H%M%S")),
-                limit: mai_core::pricing::key_limit_usd(&c.terms, mai_core::time::warsaw_today()),
+                limit: mai_core::pricing::key_limit_usd(&c.terms, self.today()),
                 limit_reset: c.monthly_limit_usd().map(|_| "monthly".to_string()),
                 ..Default::default()
             })

@@ -135,7 +135,7 @@ impl Ops {
     pub async fn pull(&self, id: &str) -> Result<PullResult, OpsError> {
         let c = self.client(id)?;
         let t = self.tracker(id).await?;
-        let today = mai_core::time::warsaw_today();
+        let today = self.today();
         let before = t.today().await.ok().filter(|r| r.date == today);
         let first = self.cache.pull(&c.id, &t).await?;
         let Some(remote) = before else {
