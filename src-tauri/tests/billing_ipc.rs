@@ -21,15 +21,6 @@ nip = "1234563218"
 address_line1 = "ul. Świętokrzyska 12"
 address_line2 = "00-916 Warszawa"
 bank_account = "PL61 1090 1014 0000 0712 1981 2874"
-[[clients]]
-org_id = "acme"
-name = "ACME Sp. z o.o."
-nip = "9876543210"
-address_line1 = "ul. Testowa 2"
-address_line2 = "30-001 Kraków"
-[[clients]]
-org_id = "nodata"
-name = "Brak Danych Sp. z o.o."
 "#;
 
 fn event(org: &str, id: &str, cost: &str) -> UsageEvent {
@@ -68,7 +59,8 @@ fn ops(dir: &std::path::Path) -> Ops {
     let text = format!(
         "[console]\ndata_dir = {data:?}\n[nbp]\nbase_url = \"http://127.0.0.1:9/api\"\n[billing]\nconfig = \"billing.toml\"\n\
          [[hosts]]\nname = \"h\"\ndocker = \"unix:///nonexistent.sock\"\n\
-         [[clients]]\nid = \"acme\"\nlegal_name = \"ACME Sp. z o.o.\"\nnip = \"5261040828\"\naddress = \"ul. Prosta 1\"\n\
+         [[clients]]\nid = \"acme\"\nlegal_name = \"ACME Sp. z o.o.\"\nnip = \"9876543210\"\naddress = \"ul. Testowa 2\"\n\
+         address_line2 = \"30-001 Kraków\"\n\
          host = \"h\"\nmarkup = \"1.3\"\ntracker_url = \"http://127.0.0.1:9\"\ntracker_token = \"env:UNUSED\"\n"
     );
     let fleet = Fleet::parse(&text, &dir.join("fleet.toml")).unwrap();

@@ -116,7 +116,8 @@ base_url = "http://127.0.0.1:$OR_PORT/api/v1"
 base_url = "http://127.0.0.1:$NBP_PORT/api"
 
 [billing]
-# mai-billing config written next to this file; the store defaults to the console data dir.
+# The seller and invoice numbering, written next to this file; each client's invoice data
+# is in its [[clients]] entry below. The store defaults to the console data dir.
 config = "billing.toml"
 
 [[hosts]]
@@ -140,11 +141,13 @@ TOML
   for i in $(seq 0 $((N - 1))); do
     local id=${IDS[$i]} port=$((TR_BASE + i)) key
     key="sk-or-v1-$(printf '%064x' $((0xdead0000 + i)))"
-    local env=(-e MAI_ORG_ID="$id" -e MAI_ORG_NAME="${NAMES[$i]}" -e MAI_MARKUP_RATE="${MARKUPS[$i]}"
+    # Markup and limit are not the tracker's settings: they are the fleet file's (below),
+    # pushed to each tracker by the console (PUT /api/v1/admin/terms).
+    local env=(-e MAI_ORG_ID="$id" -e MAI_ORG_NAME="${NAMES[$i]}"
       -e MAI_TRACKER_LISTEN="127.0.0.1:$port" -e MAI_TRACKER_PROXY_TOKEN="$PROXY_TOKEN"
       -e MAI_TRACKER_READ_TOKEN="$READ_TOKEN" -e MAI_TRACKER_ADMIN_TOKEN="$ADMIN_TOKEN"
       -e OPENROUTER_API_KEY="$key" -e OPENROUTER_BASE_URL="http://127.0.0.1:$OR_PORT/api/v1"
-      -e OPENROUTER_USAGE_SYNC_INTERVAL=60 -e MAI_MONTHLY_LIMIT_USD="${LIMITS[$i]}")
+      -e OPENROUTER_USAGE_SYNC_INTERVAL=60)
     if [ "$MODE" = docker ]; then
       docker run -d --name "$TAG-$id-tracker" --network host --label mai.demo=$TAG \
         --label mai.client="$id" --label mai.role=tracker --label mai.version="$ver" \
@@ -164,25 +167,17 @@ TOML
 [[clients]]
 id = "$id"
 legal_name = "${NAMES[$i]}"
-nip = "5261040828"
-address = "ul. Demo $((i + 1)), 00-00$i Warszawa"
+nip = "${BNIPS[$i]}"
+address = "ul. Demo $((i + 1))"
+address_line2 = "${CITIES[$i]}"
+invoice_currency = "${CURRENCIES[$i]}"
+vat = "23"
+invoice_lines = "by_model"
 host = "local"
 markup = "${MARKUPS[$i]}"
 monthly_limit_usd = "${LIMITS[$i]}"
 tracker_url = "http://127.0.0.1:$port"
 tracker_token = "env:MAI_DEMO_TRACKER_TOKEN"
-TOML
-    cat >>"$DEMO_DIR/billing.toml" <<TOML
-
-[[clients]]
-org_id = "$id"
-name = "${NAMES[$i]}"
-nip = "${BNIPS[$i]}"
-address_line1 = "ul. Demo $((i + 1))"
-address_line2 = "${CITIES[$i]}"
-currency = "${CURRENCIES[$i]}"
-vat = "23"
-lines = "by_model"
 TOML
     clients_json+="${clients_json:+,}{\"id\":\"$id\",\"tracker_url\":\"http://127.0.0.1:$port\",\"key\":\"$key\",\"markup\":\"${MARKUPS[$i]}\"}"
   done
