@@ -129,8 +129,9 @@ fn queries(c: &mut Criterion) {
     let mut g = c.benchmark_group(format!("queries_{total}_events_month"));
     g.sample_size(20);
     let today = "2026-12-01".parse().unwrap();
+    let schedule = mai_core::pricing::MarkupSchedule::default();
     g.bench_function("month_summary", |b| {
-        b.iter(|| l.month_summary("acme", month, today).unwrap())
+        b.iter(|| l.month_summary("acme", month, today, &schedule).unwrap())
     });
     g.bench_function("by_user", |b| {
         b.iter(|| l.by_user("acme", from, to).unwrap())

@@ -73,17 +73,6 @@ pub fn price_days(schedule: &MarkupSchedule, daily: &[(NaiveDate, Totals)]) -> V
     out
 }
 
-/// TRANSITION: the method form callers used before the schedule type moved to mai-wire.
-pub trait PriceDays {
-    fn price_days(&self, daily: &[(NaiveDate, Totals)]) -> Vec<MarkupSegment>;
-}
-
-impl PriceDays for MarkupSchedule {
-    fn price_days(&self, daily: &[(NaiveDate, Totals)]) -> Vec<MarkupSegment> {
-        price_days(self, daily)
-    }
-}
-
 /// The client cost of a period given per day: the sum of [`price_days`]' segments.
 pub fn price_period(schedule: &MarkupSchedule, daily: &[(NaiveDate, Totals)]) -> Decimal {
     price_days(schedule, daily)

@@ -123,12 +123,14 @@ fn month_summary_applies_markup_from_its_effective_day() {
         l.record(&ev(&format!("g{d}"), at(2026, 11, d, 10, 0), dec!(0.1)))
             .unwrap();
     }
-    l.set_markup("acme", day("2026-11-16"), dec!(2)).unwrap();
+    let mut schedule = mai_core::pricing::MarkupSchedule::default();
+    schedule.set(day("2026-11-16"), dec!(2));
     let m = l
         .month_summary(
             "acme",
             "2026-11".parse::<YearMonth>().unwrap(),
             day("2026-12-05"),
+            &schedule,
         )
         .unwrap();
     assert_eq!(m.totals.cost_usd, dec!(3));

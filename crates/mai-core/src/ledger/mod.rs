@@ -379,46 +379,8 @@ impl Ledger {
         Ok((!s.entries.is_empty()).then_some(s))
     }
 
-    /// TRANSITION (removed once mai-ops, mai-billing and mai-tracker price with the
-    /// fleet file's schedule): the legacy table's schedule, default 1.3.
-    pub fn markup_schedule(&self, org: &str) -> Result<MarkupSchedule, LedgerError> {
-        Ok(self.legacy_markup_schedule(org)?.unwrap_or_default())
-    }
-
-    /// TRANSITION: see [`Ledger::markup_schedule`].
-    pub fn set_markup(
-        &mut self,
-        org: &str,
-        effective_from: NaiveDate,
-        rate: Decimal,
-    ) -> Result<(), LedgerError> {
-        self.conn
-            .execute(
-                "INSERT INTO markup (org_id, effective_from, rate) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (org_id, effective_from) DO UPDATE SET rate = excluded.rate",
-                params![
-                    org,
-                    effective_from.to_string(),
-                    rate.normalize().to_string()
-                ],
-            )
-            .map_err(|e| self.sql(e))?;
-        Ok(())
-    }
-
-    /// TRANSITION: see [`Ledger::markup_schedule`].
-    pub fn month_summary(
-        &self,
-        org: &str,
-        month: YearMonth,
-        today: NaiveDate,
-    ) -> Result<MonthSummary, LedgerError> {
-        let s = self.markup_schedule(org)?;
-        self.month_summary_priced(org, month, today, &s)
-    }
-
     /// A month of `org`, priced with `schedule` (the fleet file's, never the ledger's).
-    pub fn month_summary_priced(
+    pub fn month_summary(
         &self,
         org: &str,
         month: YearMonth,

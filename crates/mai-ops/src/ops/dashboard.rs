@@ -211,7 +211,7 @@ impl Ops {
         let (rows, month) = self
             .cache
             .with(move |l| {
-                let month = l.month_summary_priced(&org, ym, today, &schedule)?;
+                let month = l.month_summary(&org, ym, today, &schedule)?;
                 Ok((
                     DashboardRows {
                         daily: l.daily(&org, from, today)?,
