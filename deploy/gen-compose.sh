@@ -42,7 +42,6 @@ for i in $(seq 1 "$n"); do
       OPENROUTER_BASE_URL: http://openrouter-sim:8090/api/v1
       MAI_ORG_ID: client$i
       MAI_ORG_NAME: "Client $i Sp. z o.o."
-      MAI_MARKUP_RATE: "1.3"
       MAI_TRACKER_PROXY_TOKEN: proxy-token-client$i-000000
       MAI_TRACKER_READ_TOKEN: read-token-client$i-0000000
       MAI_TRACKER_ADMIN_TOKEN: admin-token-client$i-000000

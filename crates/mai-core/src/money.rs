@@ -135,89 +135,26 @@ pub fn round_minor_down(amount: Decimal) -> Decimal {
 }
 
 /// Parses a JSON number's text exactly: plain (`0.00066`), negative, or exponent form
-/// (`4.25e-6`, `1E-9`, `2.5e+3`). Never goes through `f64`.
+/// (`4.25e-6`, `1E-9`, `2.5e+3`). Never goes through `f64`. The parser is mai-wire's
+/// (the seed-compatible wire bodies need it there); this is it with mai-core's error.
 pub fn parse_json_number(text: &str) -> Result<Decimal, MoneyError> {
-    let t = text.trim();
-    let valid = !t.is_empty()
-        && t.bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
-    if !valid {
-        return Err(MoneyError::NotANumber(text.to_string()));
-    }
-    if t.contains(['e', 'E']) {
-        // `from_scientific` wants a mantissa and an exponent; it is exact.
-        Decimal::from_scientific(t).map_err(|e| classify(text, &e.to_string()))
-    } else {
-        Decimal::from_str_exact(t).map_err(|e| classify(text, &e.to_string()))
-    }
+    mai_wire::money::parse_json_number(text).map_err(MoneyError::from)
 }
 
-fn classify(text: &str, msg: &str) -> MoneyError {
-    if msg.contains("overflow") || msg.contains("precision") || msg.contains("scale") {
-        MoneyError::OutOfRange(text.to_string())
-    } else {
-        MoneyError::NotANumber(text.to_string())
-    }
-}
-
-/// serde helpers: a [`Decimal`] as a JSON *number*, exact text both ways.
-///
-/// Deserializing reads the number's raw text (via `serde_json::value::RawValue`), so it
-/// only works with serde_json, which is the only format we read money from. A JSON
-/// string holding a number is accepted too, since some APIs quote their amounts.
-pub mod json_number {
-    use super::*;
-    use serde::de::Error as _;
-    use serde::{Deserializer, Serializer};
-    use serde_json::value::RawValue;
-
-    pub fn serialize<S: Serializer>(d: &Decimal, s: S) -> Result<S::Ok, S::Error> {
-        let raw =
-            RawValue::from_string(d.normalize().to_string()).map_err(serde::ser::Error::custom)?;
-        raw.serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
-        let raw: Box<RawValue> = Deserialize::deserialize(d)?;
-        from_raw(raw.get()).map_err(D::Error::custom)
-    }
-
-    pub(crate) fn from_raw(text: &str) -> Result<Decimal, MoneyError> {
-        let t = text.trim();
-        let t = t
-            .strip_prefix('"')
-            .and_then(|t| t.strip_suffix('"'))
-            .unwrap_or(t);
-        parse_json_number(t)
-    }
-}
-
-/// [`json_number`] for `Option<Decimal>`: JSON `null` or a missing field is `None`.
-/// Use with `#[serde(default, with = "json_number_opt")]`.
-pub mod json_number_opt {
-    use super::*;
-    use serde::de::Error as _;
-    use serde::{Deserializer, Serializer};
-    use serde_json::value::RawValue;
-
-    pub fn serialize<S: Serializer>(d: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => super::json_number::serialize(d, s),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
-        let raw: Option<Box<RawValue>> = Deserialize::deserialize(d)?;
-        match raw {
-            None => Ok(None),
-            Some(r) if r.get().trim() == "null" => Ok(None),
-            Some(r) => super::json_number::from_raw(r.get())
-                .map(Some)
-                .map_err(D::Error::custom),
+impl From<mai_wire::money::NumberError> for MoneyError {
+    fn from(e: mai_wire::money::NumberError) -> Self {
+        match e {
+            mai_wire::money::NumberError::NotANumber(t) => MoneyError::NotANumber(t),
+            mai_wire::money::NumberError::OutOfRange(t) => MoneyError::OutOfRange(t),
         }
     }
 }
+
+/// serde helpers: a [`Decimal`] as a JSON *number*, exact text both ways (reads the
+/// number's raw text, never `f64`; a quoted number is accepted too), and the same for
+/// `Option<Decimal>` (`#[serde(default, with = "json_number_opt")]`). One copy, in
+/// mai-wire, because the wire types of the seed-compatible endpoints use them.
+pub use mai_wire::money::{json_number, json_number_opt};
 
 /// serde helpers: a [`Decimal`] as a JSON *string* ("0.00066"), our own APIs' choice so
 /// that JavaScript consumers never round through doubles.
@@ -263,29 +200,6 @@ mod tests {
         assert_eq!(round_minor(dec!(-0.005)), dec!(-0.01));
         assert_eq!(round_minor(dec!(12.345)), dec!(12.35));
         assert_eq!(round_minor(dec!(7)).to_string(), "7.00");
-    }
-
-    #[test]
-    fn json_number_round_trips_exact_text() {
-        #[derive(Serialize, Deserialize)]
-        struct U {
-            #[serde(with = "json_number")]
-            cost: Decimal,
-            #[serde(default, with = "json_number_opt")]
-            upstream: Option<Decimal>,
-        }
-        let u: U = serde_json::from_str(r#"{"cost":4.25e-6,"upstream":null}"#).unwrap();
-        assert_eq!(u.cost, dec!(0.00000425));
-        assert_eq!(u.upstream, None);
-        // A JavaScript float artefact is kept digit for digit, not "fixed" by f64.
-        let u: U = serde_json::from_str(r#"{"cost":0.00035999999999999997}"#).unwrap();
-        assert_eq!(u.cost.to_string(), "0.00035999999999999997");
-        let out = serde_json::to_string(&U {
-            cost: dec!(0.00066),
-            upstream: Some(dec!(1.50)),
-        })
-        .unwrap();
-        assert_eq!(out, r#"{"cost":0.00066,"upstream":1.5}"#);
     }
 
     #[test]

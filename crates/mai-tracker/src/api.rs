@@ -1,5 +1,9 @@
 //! The tracker's HTTP API (docs/tracker-api.md): probes, metrics, our own usage API,
 //! the seed-compatible endpoints and the Broadcast webhook.
+//!
+//! Every JSON body read or written here is a `mai_wire` type (errors are
+//! [`ErrorBody`]), so the console's client, the test fakes and the TypeScript of the UI
+//! read exactly what this module writes; nothing is assembled with `json!`.
 
 // Handlers return a ready error `Response` from their parsing helpers; the error path is
 // cold, so boxing it would only add noise.
@@ -13,14 +17,17 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{NaiveDate, Utc};
-use mai_core::ledger::{LedgerError, RecordOutcome};
-use mai_core::pricing::{client_cost, limit_state, MarkupSchedule};
+use chrono::{Datelike, NaiveDate, Utc};
+use mai_core::ledger::{LedgerError, RecordOutcome, StoredEvent};
+use mai_core::pricing::{limit_state, price, price_days, MarkupSchedule};
 use mai_core::time::{warsaw_today, YearMonth};
 use mai_core::usage::{EventState, Source, Tokens, Totals, UsageEvent, UserRef};
+use mai_wire::tracker::{
+    seed, ByModel, ByUser, Daily, DayUsage, ErrorBody, Event, EventPage, KeyHandover, KeyLabel,
+    ModelUsage, Month, ProxyState, Status, SyncRequest, SyncStatus, Today, UserUsage,
+};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::atomic::Ordering;
@@ -28,11 +35,12 @@ use std::sync::Arc;
 
 /// `{"error":{"code":N,"message":"..."}}`.
 pub fn error_response(status: StatusCode, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"error": {"code": status.as_u16(), "message": message}})),
-    )
-        .into_response()
+    (status, Json(ErrorBody::new(status.as_u16(), message))).into_response()
+}
+
+/// A `200` with a wire type as its JSON body.
+fn reply<T: Serialize>(body: T) -> Response {
+    Json(body).into_response()
 }
 
 fn ledger_error(e: LedgerError) -> Response {
@@ -85,11 +93,6 @@ macro_rules! auth {
 
 fn d(x: Decimal) -> String {
     x.normalize().to_string()
-}
-
-fn tokens_json(t: &Tokens) -> Value {
-    json!({"prompt": t.prompt, "completion": t.completion, "reasoning": t.reasoning,
-           "cached": t.cached, "total": t.total()})
 }
 
 pub async fn healthz() -> &'static str {
@@ -158,51 +161,41 @@ pub async fn status(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Resp
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    let sync = st.sync.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    Json(json!({
-        "org_id": st.cfg.org_id,
-        "org_name": st.cfg.org_name,
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": st.started.elapsed().as_secs(),
-        "markup_rate": d(st.cfg.markup_rate),
-        "key": key,
-        "sync": {
-            "interval_seconds": st.cfg.sync_interval.map_or(0, |i| i.as_secs()),
-            "days_back": st.cfg.sync_days_back,
-            "running": sync.running,
-            "last_run": sync.last_run,
-            "last_success": sync.last_success,
-            "last_error": sync.last_error,
-            "next_run": sync.next_run,
-            "provisional_pending": pending,
-            "drift": sync.drift,
+    let mut sync = st.sync.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    sync.provisional_pending = pending;
+    reply(Status {
+        org_id: st.cfg.org_id.clone(),
+        org_name: Some(st.cfg.org_name.clone()),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        uptime_seconds: st.started.elapsed().as_secs(),
+        terms: st.terms(),
+        key,
+        sync,
+        proxy: ProxyState {
+            inflight: st.metrics.inflight.load(Ordering::Relaxed),
         },
-        "proxy": {"inflight": st.metrics.inflight.load(Ordering::Relaxed)},
-    }))
-    .into_response()
-}
-
-async fn schedule(st: &Arc<AppState>) -> Result<MarkupSchedule, LedgerError> {
-    let org = st.cfg.org_id.clone();
-    st.read(move |l| l.markup_schedule(&org)).await
+    })
 }
 
 pub async fn today(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     auth!(st, headers, Role::Read);
     let day = warsaw_today();
     let org = st.cfg.org_id.clone();
-    let (t, sched) = match tokio::try_join!(st.read(move |l| l.day(&org, day)), schedule(&st)) {
-        Ok(x) => x,
+    let sched = st.schedule();
+    let t = match st.read(move |l| l.day(&org, day)).await {
+        Ok(t) => t,
         Err(e) => return ledger_error(e),
     };
-    let rate = sched.rate_on(day);
-    Json(json!({
-        "org_id": st.cfg.org_id, "date": day, "requests": t.requests,
-        "tokens": tokens_json(&t.tokens), "raw_cost_usd": d(t.cost_usd),
-        "client_cost_usd": d(client_cost(t.cost_usd, rate)), "markup_rate": d(rate),
-        "last_updated": Utc::now(),
-    }))
-    .into_response()
+    reply(Today {
+        org_id: st.cfg.org_id.clone(),
+        date: day,
+        requests: t.requests,
+        tokens: t.tokens.into(),
+        raw_cost_usd: t.cost_usd.normalize(),
+        client_cost_usd: price(&sched, day, t.cost_usd),
+        markup_rate: sched.rate_on(day).normalize(),
+        last_updated: Utc::now(),
+    })
 }
 
 #[derive(Deserialize)]
@@ -239,8 +232,6 @@ fn parse_range(q: &RangeQuery) -> Result<(NaiveDate, NaiveDate), Response> {
     Ok((from, to))
 }
 
-use chrono::Datelike;
-
 pub async fn daily(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -252,20 +243,27 @@ pub async fn daily(
         Err(r) => return r,
     };
     let org = st.cfg.org_id.clone();
-    let (days, sched) =
-        match tokio::try_join!(st.read(move |l| l.daily(&org, from, to)), schedule(&st)) {
-            Ok(x) => x,
-            Err(e) => return ledger_error(e),
-        };
-    let days: Vec<Value> = days
+    let sched = st.schedule();
+    let days = match st.read(move |l| l.daily(&org, from, to)).await {
+        Ok(d) => d,
+        Err(e) => return ledger_error(e),
+    };
+    let days = days
         .iter()
-        .map(|(day, t)| {
-            json!({"date": day, "requests": t.requests, "tokens": tokens_json(&t.tokens),
-                   "raw_cost_usd": d(t.cost_usd),
-                   "client_cost_usd": d(client_cost(t.cost_usd, sched.rate_on(*day)))})
+        .map(|(day, t)| DayUsage {
+            date: *day,
+            requests: t.requests,
+            tokens: t.tokens.into(),
+            raw_cost_usd: t.cost_usd.normalize(),
+            client_cost_usd: price(&sched, *day, t.cost_usd),
         })
         .collect();
-    Json(json!({"org_id": st.cfg.org_id, "from": from, "to": to, "days": days})).into_response()
+    reply(Daily {
+        org_id: st.cfg.org_id.clone(),
+        from,
+        to,
+        days,
+    })
 }
 
 /// Per-user or per-model totals, priced exactly: the range is split into stretches of
@@ -275,13 +273,13 @@ async fn grouped(
     from: NaiveDate,
     to: NaiveDate,
     by_user: bool,
-) -> Result<Vec<(String, UserRef, Totals, Decimal)>, LedgerError> {
+) -> Result<Vec<GroupRow>, LedgerError> {
     let org = st.cfg.org_id.clone();
+    let sched: MarkupSchedule = st.schedule();
     st.read(move |l| {
-        let sched = l.markup_schedule(&org)?;
         let daily = l.daily(&org, from, to)?;
         let mut acc: HashMap<String, (UserRef, Totals, Decimal)> = HashMap::new();
-        for seg in sched.price_days(&daily) {
+        for seg in price_days(&sched, &daily) {
             let rows: Vec<(String, UserRef, Totals)> = if by_user {
                 l.by_user(&org, seg.from, seg.to)?
                     .into_iter()
@@ -299,7 +297,7 @@ async fn grouped(
                     .or_insert_with(|| (user.clone(), Totals::default(), Decimal::ZERO));
                 e.0 = user.or(&e.0);
                 e.1.add(&t);
-                e.2 += client_cost(t.cost_usd, seg.rate);
+                e.2 += price(&sched, seg.from, t.cost_usd);
             }
         }
         let mut v: Vec<_> = acc.into_iter().map(|(k, (u, t, c))| (k, u, t, c)).collect();
@@ -315,10 +313,25 @@ pub async fn by_user(
     Query(q): Query<RangeQuery>,
 ) -> Response {
     auth!(st, headers, Role::Read);
-    grouped_response(&st, &q, true, |(_, u, t, c)| {
-        json!({"user_id": u.id, "email": u.email, "name": u.name,
-               "requests": t.requests, "tokens": tokens_json(&t.tokens),
-               "raw_cost_usd": d(t.cost_usd), "client_cost_usd": d(*c)})
+    grouped_response(&st, &q, true, |org_id, from, to, rows| {
+        let users = rows
+            .into_iter()
+            .map(|(_, u, t, c)| UserUsage {
+                user_id: u.id,
+                email: u.email,
+                name: u.name,
+                requests: t.requests,
+                tokens: t.tokens.into(),
+                raw_cost_usd: t.cost_usd.normalize(),
+                client_cost_usd: c.normalize(),
+            })
+            .collect();
+        reply(ByUser {
+            org_id,
+            from,
+            to,
+            users,
+        })
     })
     .await
 }
@@ -329,31 +342,44 @@ pub async fn by_model(
     Query(q): Query<RangeQuery>,
 ) -> Response {
     auth!(st, headers, Role::Read);
-    grouped_response(&st, &q, false, |(m, _, t, c)| {
-        json!({"model": m, "requests": t.requests, "tokens": tokens_json(&t.tokens),
-               "raw_cost_usd": d(t.cost_usd), "client_cost_usd": d(*c)})
+    grouped_response(&st, &q, false, |org_id, from, to, rows| {
+        let models = rows
+            .into_iter()
+            .map(|(m, _, t, c)| ModelUsage {
+                model: m,
+                requests: t.requests,
+                tokens: t.tokens.into(),
+                raw_cost_usd: t.cost_usd.normalize(),
+                client_cost_usd: c.normalize(),
+            })
+            .collect();
+        reply(ByModel {
+            org_id,
+            from,
+            to,
+            models,
+        })
     })
     .await
 }
 
-/// The body of `by-user` (`users`) or `by-model` (`models`): one JSON row per group.
+/// One group's row: its key (user key or model), the user, its totals and client cost.
+type GroupRow = (String, UserRef, Totals, Decimal);
+
+/// The range handling and errors `by-user` and `by-model` share; `body` builds the
+/// reply from the org id, the range and the priced rows.
 async fn grouped_response(
     st: &Arc<AppState>,
     q: &RangeQuery,
     by_user: bool,
-    row: impl Fn(&(String, UserRef, Totals, Decimal)) -> Value,
+    body: impl FnOnce(String, NaiveDate, NaiveDate, Vec<GroupRow>) -> Response,
 ) -> Response {
     let (from, to) = match parse_range(q) {
         Ok(r) => r,
         Err(r) => return r,
     };
     match grouped(st, from, to, by_user).await {
-        Ok(rows) => {
-            let list: Vec<Value> = rows.iter().map(row).collect();
-            let field = if by_user { "users" } else { "models" };
-            Json(json!({"org_id": st.cfg.org_id, "from": from, "to": to, field: list}))
-                .into_response()
-        }
+        Ok(rows) => body(st.cfg.org_id.clone(), from, to, rows),
         Err(e) => ledger_error(e),
     }
 }
@@ -382,31 +408,34 @@ pub async fn month(
             }
         },
     };
+    // One snapshot of the terms, so the schedule and the limit come from one push.
+    let terms = st.terms();
+    let sched = crate::terms::schedule_of(terms.as_ref());
     let org = st.cfg.org_id.clone();
-    let s = match st.read(move |l| l.month_summary(&org, month, today)).await {
+    let s = match st
+        .read(move |l| l.month_summary(&org, month, today, &sched))
+        .await
+    {
         Ok(s) => s,
         Err(e) => return ledger_error(e),
     };
-    let segments: Vec<Value> = s
-        .segments
-        .iter()
-        .map(|g| {
-            json!({"from": g.from, "to": g.to, "rate": d(g.rate),
-                   "raw_cost_usd": d(g.raw_cost_usd), "client_cost_usd": d(g.client_cost_usd)})
-        })
-        .collect();
-    let limit = st.cfg.monthly_limit_usd.map(|lim| {
-        serde_json::to_value(limit_state(lim, s.client_cost_usd)).unwrap_or(Value::Null)
-    });
-    Json(json!({
-        "org_id": st.cfg.org_id, "month": month.to_string(), "provisional": s.provisional,
-        "days_elapsed": s.days_elapsed, "requests": s.totals.requests,
-        "tokens": tokens_json(&s.totals.tokens), "raw_cost_usd": d(s.totals.cost_usd),
-        "client_cost_usd": d(s.client_cost_usd), "profit_usd": d(s.profit_usd),
-        "daily_average_client_cost_usd": d(s.daily_average_client_cost_usd),
-        "markup_segments": segments, "limit": limit,
-    }))
-    .into_response()
+    let limit = terms
+        .and_then(|t| t.monthly_limit_usd)
+        .map(|lim| limit_state(lim.normalize(), s.client_cost_usd));
+    reply(Month {
+        org_id: st.cfg.org_id.clone(),
+        month: month.to_string(),
+        provisional: s.provisional,
+        days_elapsed: s.days_elapsed,
+        requests: s.totals.requests,
+        tokens: s.totals.tokens.into(),
+        raw_cost_usd: s.totals.cost_usd.normalize(),
+        client_cost_usd: s.client_cost_usd.normalize(),
+        profit_usd: s.profit_usd.normalize(),
+        daily_average_client_cost_usd: s.daily_average_client_cost_usd.normalize(),
+        markup_segments: s.segments,
+        limit,
+    })
 }
 
 #[derive(Deserialize)]
@@ -433,35 +462,39 @@ pub async fn events(
         Ok(p) => p,
         Err(e) => return ledger_error(e),
     };
-    let events: Vec<Value> = page
-        .events
-        .iter()
-        .map(|s| {
-            let e = &s.event;
-            json!({"seq": s.seq, "generation_id": e.generation_id, "org_id": e.org_id,
-                   "user": {"id": e.user.id, "email": e.user.email, "name": e.user.name},
-                   "model": e.model, "provider": e.provider, "tokens": tokens_json(&e.tokens),
-                   "cost_usd": d(e.cost_usd), "source": e.source, "state": e.state,
-                   "created_at": e.created_at})
-        })
-        .collect();
-    Json(json!({"events": events, "next_cursor": page.next_cursor, "has_more": page.has_more}))
-        .into_response()
+    reply(EventPage {
+        events: page.events.into_iter().map(wire_event).collect(),
+        next_cursor: page.next_cursor,
+        has_more: page.has_more,
+    })
 }
 
-#[derive(Deserialize, Default)]
-pub struct SyncBody {
-    days_back: Option<u32>,
+/// A ledger event as `GET /api/v1/events` exports it.
+fn wire_event(s: StoredEvent) -> Event {
+    let e = s.event;
+    Event {
+        seq: s.seq,
+        generation_id: e.generation_id,
+        org_id: e.org_id,
+        user: e.user,
+        model: e.model,
+        provider: e.provider,
+        tokens: e.tokens.into(),
+        cost_usd: e.cost_usd.normalize(),
+        source: e.source,
+        state: e.state,
+        created_at: e.created_at,
+    }
 }
 
 fn parse_sync_body(body: &Bytes, default: u32) -> Result<u32, Response> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(default);
     }
-    let b: SyncBody = serde_json::from_slice(body).map_err(|e| {
+    let b: SyncRequest = serde_json::from_slice(body).map_err(|e| {
         error_response(
             StatusCode::BAD_REQUEST,
-            &format!("sync body is not valid JSON ({e}); send {{\"days_back\":1}} or nothing"),
+            &format!("sync body rejected ({e}); send {{\"days_back\":1}} or nothing"),
         )
     })?;
     match b.days_back {
@@ -480,18 +513,12 @@ pub async fn sync(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         Ok(d) => d,
         Err(r) => return r,
     };
-    let r = recon::run_once(&st, days).await;
-    Json(r).into_response()
-}
-
-#[derive(Deserialize)]
-pub struct KeyBody {
-    key: String,
+    reply(recon::run_once(&st, days).await)
 }
 
 pub async fn put_key(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
     auth!(st, headers, Role::Admin);
-    let Ok(b) = serde_json::from_slice::<KeyBody>(&body) else {
+    let Ok(b) = serde_json::from_slice::<KeyHandover>(&body) else {
         return error_response(
             StatusCode::BAD_REQUEST,
             "body must be {\"key\":\"sk-or-v1-...\"}",
@@ -515,7 +542,47 @@ pub async fn put_key(State(st): State<Arc<AppState>>, headers: HeaderMap, body: 
     }
     st.set_key(key);
     tracing::info!(key = %label, "OpenRouter key replaced");
-    Json(json!({"label": label})).into_response()
+    reply(KeyLabel { label })
+}
+
+/// `PUT /api/v1/admin/terms`: the console pushes the client's commercial terms from
+/// the fleet file. Stored in the ledger before they are used, so a restart keeps them;
+/// the reply is what is now stored.
+pub async fn put_terms(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    auth!(st, headers, Role::Admin);
+    let t = match crate::terms::parse(&body) {
+        Ok(t) => t,
+        Err(e @ crate::terms::TermsError::Malformed { .. }) => {
+            return error_response(StatusCode::BAD_REQUEST, &e.to_string())
+        }
+        Err(e @ crate::terms::TermsError::Invalid { .. }) => {
+            return error_response(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string())
+        }
+    };
+    // Two pushes at once: the one stored last is the one in memory.
+    let _one_push = st.terms_push.lock().await;
+    if let Err(e) = st
+        .writer
+        .set_meta(crate::terms::META_KEY, crate::terms::to_stored(&t))
+        .await
+    {
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("storing the terms failed: {e}; the previous terms stay in use"),
+        );
+    }
+    st.set_terms(t.clone());
+    tracing::info!(
+        default_rate = %t.markup.default_rate,
+        entries = t.markup.entries.len(),
+        monthly_limit_usd = ?t.monthly_limit_usd,
+        "commercial terms pushed"
+    );
+    reply(t)
 }
 
 // ---------- seed-compatible endpoints ----------
@@ -531,31 +598,20 @@ pub async fn seed_sync(
         Err(r) => return r,
     };
     let r = recon::run_once(&st, days).await;
-    let status = if r.status == "error" {
-        "error"
-    } else {
-        "success"
+    let (status, org_status) = match r.status {
+        SyncStatus::Ok => (seed::RunStatus::Success, seed::OrgStatus::Success),
+        SyncStatus::Partial => (seed::RunStatus::Success, seed::OrgStatus::Partial),
+        SyncStatus::Error => (seed::RunStatus::Error, seed::OrgStatus::Error),
     };
-    Json(json!({
-        "status": status,
-        "results": [{"organization": st.cfg.org_id, "synced_generations": r.confirmed,
-                     "status": if r.status == "ok" { "success" } else { r.status }}],
-        "total_organizations": 1,
-    }))
-    .into_response()
-}
-
-#[derive(Serialize)]
-struct RealTime {
-    client_org_id: String,
-    date: NaiveDate,
-    tokens: u64,
-    requests: u64,
-    #[serde(with = "mai_core::money::json_number")]
-    cost: Decimal,
-    #[serde(with = "mai_core::money::json_number")]
-    raw_cost: Decimal,
-    last_updated: chrono::DateTime<Utc>,
+    reply(seed::SyncReply {
+        status,
+        results: vec![seed::OrgResult {
+            organization: st.cfg.org_id.clone(),
+            synced_generations: r.confirmed,
+            status: org_status,
+        }],
+        total_organizations: 1,
+    })
 }
 
 pub async fn seed_real_time(
@@ -575,40 +631,20 @@ pub async fn seed_real_time(
     }
     let day = warsaw_today();
     let o = org.clone();
-    let (t, sched) = match tokio::try_join!(st.read(move |l| l.day(&o, day)), schedule(&st)) {
-        Ok(x) => x,
+    let sched = st.schedule();
+    let t = match st.read(move |l| l.day(&o, day)).await {
+        Ok(t) => t,
         Err(e) => return ledger_error(e),
     };
-    let body = RealTime {
+    reply(seed::RealTime {
         client_org_id: org,
         date: day,
         tokens: t.tokens.total(),
         requests: t.requests,
-        cost: client_cost(t.cost_usd, sched.rate_on(day)),
-        raw_cost: t.cost_usd,
+        cost: price(&sched, day, t.cost_usd),
+        raw_cost: t.cost_usd.normalize(),
         last_updated: Utc::now(),
-    };
-    match serde_json::to_string(&body) {
-        Ok(s) => ([(http::header::CONTENT_TYPE, "application/json")], s).into_response(),
-        Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    }
-}
-
-#[derive(Deserialize)]
-struct ManualRecord {
-    model: String,
-    #[serde(default)]
-    tokens: u64,
-    #[serde(default)]
-    prompt_tokens: Option<u64>,
-    #[serde(default)]
-    completion_tokens: Option<u64>,
-    #[serde(with = "mai_core::money::json_number")]
-    cost: Decimal,
-    #[serde(default)]
-    user_id: Option<String>,
-    #[serde(default)]
-    note: Option<String>,
+    })
 }
 
 pub async fn seed_manual(
@@ -617,7 +653,7 @@ pub async fn seed_manual(
     body: Bytes,
 ) -> Response {
     auth!(st, headers, Role::Admin);
-    let m: ManualRecord = match serde_json::from_slice(&body) {
+    let m: seed::ManualRecord = match serde_json::from_slice(&body) {
         Ok(m) => m,
         Err(e) => {
             return error_response(
@@ -668,7 +704,10 @@ pub async fn seed_manual(
     match st.writer.record_audited(ev, "admin-token", &note).await {
         Ok(_) => (
             StatusCode::CREATED,
-            Json(json!({"status": "recorded", "generation_id": id})),
+            Json(seed::Recorded {
+                status: seed::RecordedStatus::Recorded,
+                generation_id: id,
+            }),
         )
             .into_response(),
         Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
@@ -694,8 +733,15 @@ pub async fn seed_webhook(
         .get("x-test-connection")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let nothing = || {
+        reply(seed::WebhookReply {
+            status: seed::WebhookStatus::Ok,
+            recorded: 0,
+            duplicates: 0,
+        })
+    };
     if test || body.iter().all(|b| b.is_ascii_whitespace()) {
-        return Json(json!({"status": "ok", "recorded": 0, "duplicates": 0})).into_response();
+        return nothing();
     }
     let evs = match crate::otlp::parse_export(&body, &st.cfg.org_id) {
         Ok(e) => e,
@@ -709,7 +755,7 @@ pub async fn seed_webhook(
         return error_response(StatusCode::UNPROCESSABLE_ENTITY, &bad.to_string());
     }
     if evs.is_empty() {
-        return Json(json!({"status": "ok", "recorded": 0, "duplicates": 0})).into_response();
+        return nothing();
     }
     match st.writer.record_wait(evs).await {
         Ok(outcomes) => {
@@ -718,8 +764,11 @@ pub async fn seed_webhook(
                 .filter(|o| **o != RecordOutcome::Unchanged)
                 .count();
             let duplicates = outcomes.len() - recorded;
-            Json(json!({"status": "ok", "recorded": recorded, "duplicates": duplicates}))
-                .into_response()
+            reply(seed::WebhookReply {
+                status: seed::WebhookStatus::Ok,
+                recorded: recorded as u64,
+                duplicates: duplicates as u64,
+            })
         }
         Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }

@@ -4,7 +4,6 @@
 //! function over a lookup so tests need no process environment.
 
 use mai_core::openrouter::{SecretKey, DEFAULT_BASE_URL};
-use rust_decimal::Decimal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -64,7 +63,6 @@ pub struct Config {
     pub provisioning_key: Option<SecretKey>,
     pub org_id: String,
     pub org_name: String,
-    pub markup_rate: Decimal,
     pub listen: SocketAddr,
     pub db_path: PathBuf,
     pub proxy_token: Secret,
@@ -79,8 +77,11 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How long in-flight streams may run after SIGTERM.
     pub drain_timeout: Duration,
-    /// Monthly client-cost limit shown in the month summary (optional).
-    pub monthly_limit_usd: Option<Decimal>,
+    /// Retired settings found set (`MAI_MARKUP_RATE`, `MAI_MONTHLY_LIMIT_USD`): the
+    /// markup and the limit are the fleet file's now, pushed by the console with
+    /// `PUT /api/v1/admin/terms`. A tracker started from an old compose file must keep
+    /// metering, so they are not an error; start-up names them in one warning.
+    pub retired_settings: Vec<&'static str>,
     /// Extra CA certificates (PEM) trusted for OpenRouter besides the public roots: for
     /// a TLS-inspecting corporate proxy, or the simulator's made-up CA in tests.
     pub upstream_ca_pem: Option<Vec<u8>>,
@@ -169,13 +170,6 @@ impl Config {
             ));
         }
         let org_name = var("MAI_ORG_NAME").unwrap_or_else(|| org_id.clone());
-        let markup_rate = match var("MAI_MARKUP_RATE") {
-            None => mai_core::pricing::DEFAULT_MARKUP,
-            Some(v) => Decimal::from_str(&v)
-                .map_err(|e| e.to_string())
-                .and_then(|d| mai_core::pricing::validate_markup(d).map_err(|e| e.to_string()))
-                .map_err(|r| invalid("MAI_MARKUP_RATE", &v, r))?,
-        };
         let listen = match var("MAI_TRACKER_LISTEN") {
             None => SocketAddr::from(([0, 0, 0, 0], 8080)),
             Some(v) => SocketAddr::from_str(&v).map_err(|e| {
@@ -266,21 +260,10 @@ impl Config {
                 )
             })?),
         };
-        let monthly_limit_usd = match var("MAI_MONTHLY_LIMIT_USD") {
-            None => None,
-            Some(v) => Some(
-                Decimal::from_str(&v)
-                    .ok()
-                    .filter(|d| *d > Decimal::ZERO)
-                    .ok_or_else(|| {
-                        invalid(
-                            "MAI_MONTHLY_LIMIT_USD",
-                            &v,
-                            "must be a positive decimal in USD such as 100".into(),
-                        )
-                    })?,
-            ),
-        };
+        let retired_settings = crate::terms::RETIRED_ENV
+            .into_iter()
+            .filter(|name| var(name).is_some())
+            .collect();
         let upstream_ca_pem = match var("MAI_UPSTREAM_CA_CERT") {
             None => None,
             Some(path) => {
@@ -329,7 +312,6 @@ impl Config {
             provisioning_key,
             org_id,
             org_name,
-            markup_rate,
             listen,
             db_path,
             proxy_token: Secret(proxy_token),
@@ -341,7 +323,7 @@ impl Config {
             log_format,
             max_body_bytes,
             drain_timeout,
-            monthly_limit_usd,
+            retired_settings,
             upstream_ca_pem,
             upstream_streams_per_connection,
         })
@@ -379,7 +361,7 @@ mod tests {
     fn defaults() {
         let c = parse(&base()).unwrap();
         assert_eq!(c.openrouter_base_url, DEFAULT_BASE_URL);
-        assert_eq!(c.markup_rate.to_string(), "1.3");
+        assert!(c.retired_settings.is_empty());
         assert_eq!(c.sync_interval, Some(Duration::from_secs(600)));
         assert_eq!(c.sync_days_back, 1);
         assert_eq!(c.org_name, "acme");
@@ -389,8 +371,6 @@ mod tests {
     #[test]
     fn each_bad_setting_is_named() {
         for (name, value) in [
-            ("MAI_MARKUP_RATE", "1,3"),
-            ("MAI_MARKUP_RATE", "-1"),
             ("MAI_TRACKER_LISTEN", "localhost"),
             ("OPENROUTER_USAGE_SYNC_INTERVAL", "10m"),
             ("OPENROUTER_USAGE_SYNC_DAYS_BACK", "0"),
@@ -416,6 +396,21 @@ mod tests {
             let e = parse(&m).unwrap_err().to_string();
             assert!(e.contains(name) && e.contains("missing"), "{e}");
         }
+    }
+
+    #[test]
+    fn retired_markup_and_limit_settings_are_noted_not_refused() {
+        let mut m = base();
+        m.insert("MAI_MARKUP_RATE", "1,3".into());
+        m.insert("MAI_MONTHLY_LIMIT_USD", "100".into());
+        let c = parse(&m).unwrap();
+        assert_eq!(
+            c.retired_settings,
+            ["MAI_MARKUP_RATE", "MAI_MONTHLY_LIMIT_USD"]
+        );
+        m.insert("MAI_MARKUP_RATE", "  ".into());
+        m.remove("MAI_MONTHLY_LIMIT_USD");
+        assert!(parse(&m).unwrap().retired_settings.is_empty());
     }
 
     #[test]

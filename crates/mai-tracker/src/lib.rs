@@ -19,6 +19,7 @@ pub mod server;
 pub mod shutdown;
 pub mod sse;
 pub mod state;
+pub mod terms;
 pub mod upstream;
 mod utc_sums;
 pub mod writer;
@@ -51,6 +52,7 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/api/v1/events", get(api::events))
         .route("/api/v1/sync", post(api::sync))
         .route("/api/v1/admin/openrouter-key", put(api::put_key))
+        .route("/api/v1/admin/terms", put(api::put_terms))
         .route(
             "/api/v1/usage-tracking/sync/openrouter-usage",
             post(api::seed_sync),
@@ -128,16 +130,42 @@ pub async fn start(cfg: Config) -> anyhow::Result<Tracker> {
             })?;
         }
     }
-    let mut ledger = Ledger::open(&cfg.db_path).with_context(|| {
+    if !cfg.retired_settings.is_empty() {
+        tracing::warn!(
+            "ignoring {}: markup and monthly limit are now set per client in the fleet file \
+             and pushed by the console (PUT /api/v1/admin/terms); remove {} from this \
+             tracker's environment",
+            cfg.retired_settings.join(" and "),
+            if cfg.retired_settings.len() == 1 {
+                "it"
+            } else {
+                "them"
+            }
+        );
+    }
+    let ledger = Ledger::open(&cfg.db_path).with_context(|| {
         format!(
             "opening the ledger {} (MAI_TRACKER_DB)",
             cfg.db_path.display()
         )
     })?;
-    let today = mai_core::time::warsaw_today();
-    if ledger.markup_schedule(&cfg.org_id)?.rate_on(today) != cfg.markup_rate {
-        ledger.set_markup(&cfg.org_id, today, cfg.markup_rate)?;
-        tracing::info!(rate = %cfg.markup_rate, from = %today, "markup rate set from MAI_MARKUP_RATE");
+    // A stored copy we cannot read must not stop metering: price at the default and
+    // report `terms: null`, so the console pushes them again.
+    let terms = match terms::load(&ledger) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "pushed commercial terms not used; pricing at the default (1.3, no limit) until the console pushes them again");
+            None
+        }
+    };
+    match &terms {
+        Some(t) => tracing::info!(
+            default_rate = %t.markup.default_rate,
+            entries = t.markup.entries.len(),
+            monthly_limit_usd = ?t.monthly_limit_usd,
+            "commercial terms loaded from the ledger"
+        ),
+        None => tracing::info!("no commercial terms pushed yet; pricing at the default (1.3, no limit) until the console pushes them"),
     }
     let reader = Ledger::open(&cfg.db_path)?;
     let journal = journal::Journal::open(&cfg.db_path).with_context(|| {
@@ -150,7 +178,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Tracker> {
     let listen = cfg.listen;
     let interval = cfg.sync_interval;
     let drain = cfg.drain_timeout;
-    let st = AppState::new(cfg, writer, journal, reader)?;
+    let st = AppState::new(cfg, writer, journal, reader, terms)?;
     recon::replay_journal(&st)
         .await
         .context("replaying the crash journal into the ledger")?;

@@ -60,7 +60,13 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    pub fn count_sync(&self, outcome: &'static str) {
+    pub fn count_sync(&self, status: mai_wire::tracker::SyncStatus) {
+        use mai_wire::tracker::SyncStatus;
+        let outcome = match status {
+            SyncStatus::Ok => "ok",
+            SyncStatus::Partial => "partial",
+            SyncStatus::Error => "error",
+        };
         *self
             .sync_runs
             .lock()

@@ -8,14 +8,14 @@
 //! and, with a management key, `GET /activity` (completed UTC days per model).
 
 use crate::shutdown::Shutdown;
-use crate::state::{ActivityDrift, AppState, Drift};
+use crate::state::AppState;
 use chrono::{Datelike, Duration as ChronoDuration, NaiveDate, TimeZone, Utc};
 use futures::StreamExt;
 use mai_core::ledger::RecordOutcome;
 use mai_core::openrouter::{GenerationStats, OpenRouterClient, OpenRouterError};
 use mai_core::usage::{EventState, Source, Tokens, UsageEvent, UserRef};
+use mai_wire::tracker::{ActivityDrift, Drift, KeyState, SyncReport, SyncStatus};
 use rust_decimal::Decimal;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,18 +27,6 @@ const ATTEMPTS: u32 = 4;
 const CONCURRENCY: usize = 4;
 /// Longest wait between attempts, whatever Retry-After says.
 const MAX_WAIT: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SyncReport {
-    /// ok | partial | error
-    pub status: &'static str,
-    pub checked: u64,
-    pub confirmed: u64,
-    pub still_provisional: u64,
-    pub corrected: u64,
-    pub errors: Vec<String>,
-    pub drift: Option<Drift>,
-}
 
 enum Lookup {
     Found(Box<GenerationStats>),
@@ -77,11 +65,11 @@ pub async fn run_once(st: &Arc<AppState>, days_back: u32) -> SyncReport {
     let mut s = st.sync.lock().unwrap_or_else(|p| p.into_inner());
     s.running = false;
     match report.status {
-        "ok" => {
+        SyncStatus::Ok => {
             s.last_success = Some(started);
             s.last_error = None;
         }
-        _ => s.last_error = report.errors.first().cloned(),
+        SyncStatus::Partial | SyncStatus::Error => s.last_error = report.errors.first().cloned(),
     }
     if report.drift.is_some() {
         s.drift = report.drift.clone();
@@ -105,7 +93,7 @@ async fn run_inner(st: &Arc<AppState>, days_back: u32) -> SyncReport {
         Ok(ids) => ids,
         Err(e) => {
             return SyncReport {
-                status: "error",
+                status: SyncStatus::Error,
                 checked: 0,
                 confirmed: 0,
                 still_provisional: 0,
@@ -184,11 +172,11 @@ async fn run_inner(st: &Arc<AppState>, days_back: u32) -> SyncReport {
         }
     };
     let status = if errors.is_empty() {
-        "ok"
+        SyncStatus::Ok
     } else if confirmed > 0 || drift.is_some() {
-        "partial"
+        SyncStatus::Partial
     } else {
-        "error"
+        SyncStatus::Error
     };
     SyncReport {
         status,
@@ -312,9 +300,9 @@ pub async fn check_key_and_drift(st: &Arc<AppState>) -> Result<Drift, String> {
         match info {
             Ok(k) => {
                 ks.state = if k.limit_remaining.is_some_and(|r| r <= Decimal::ZERO) {
-                    "limit_reached"
+                    KeyState::LimitReached
                 } else {
-                    "ok"
+                    KeyState::Ok
                 };
                 ks.limit = k.limit;
                 ks.limit_remaining = k.limit_remaining;
@@ -325,9 +313,9 @@ pub async fn check_key_and_drift(st: &Arc<AppState>) -> Result<Drift, String> {
             }
             Err(e) => {
                 ks.state = if e.status() == Some(401) {
-                    "invalid"
+                    KeyState::Invalid
                 } else {
-                    "error"
+                    KeyState::Error
                 };
                 ks.error = Some(e.to_string());
                 return Err(format!("GET /key: {e}"));
@@ -434,8 +422,8 @@ pub async fn run_loop(st: Arc<AppState>, interval: Duration, shutdown: Shutdown)
             _ = shutdown.wait() => return,
         }
         let r = run_once(&st, st.cfg.sync_days_back).await;
-        if r.status != "ok" {
-            tracing::warn!(status = r.status, errors = ?r.errors, "reconciliation run incomplete");
+        if r.status != SyncStatus::Ok {
+            tracing::warn!(status = ?r.status, errors = ?r.errors, "reconciliation run incomplete");
         } else {
             tracing::info!(
                 checked = r.checked,

@@ -5,66 +5,12 @@ use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::upstream::Upstream;
 use crate::writer::LedgerWriter;
-use chrono::{DateTime, Utc};
 use mai_core::ledger::Ledger;
 use mai_core::openrouter::{OpenRouterClient, SecretKey};
-use rust_decimal::Decimal;
-use serde::Serialize;
+use mai_core::pricing::{CommercialTerms, MarkupSchedule};
+use mai_wire::tracker::{KeyState, KeyStatus, SyncState};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
-
-/// What the last `/key` check said.
-#[derive(Debug, Clone, Serialize)]
-pub struct KeyStatus {
-    pub label: String,
-    /// ok | limit_reached | invalid | unknown | error
-    pub state: &'static str,
-    #[serde(with = "rust_decimal::serde::str_option")]
-    pub limit: Option<Decimal>,
-    #[serde(with = "rust_decimal::serde::str_option")]
-    pub limit_remaining: Option<Decimal>,
-    #[serde(with = "rust_decimal::serde::str_option")]
-    pub usage_daily: Option<Decimal>,
-    #[serde(with = "rust_decimal::serde::str_option")]
-    pub usage_monthly: Option<Decimal>,
-    pub checked_at: Option<DateTime<Utc>>,
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Drift {
-    /// OpenRouter `/key` usage minus the ledger, current UTC day / month.
-    #[serde(with = "rust_decimal::serde::str")]
-    pub day_usd: Decimal,
-    #[serde(with = "rust_decimal::serde::str")]
-    pub month_usd: Decimal,
-    pub checked_at: DateTime<Utc>,
-    /// Per UTC day × model differences against `/activity` (management key only).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub activity: Vec<ActivityDrift>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ActivityDrift {
-    pub date: chrono::NaiveDate,
-    pub model: String,
-    #[serde(with = "rust_decimal::serde::str")]
-    pub openrouter_usd: Decimal,
-    #[serde(with = "rust_decimal::serde::str")]
-    pub ledger_usd: Decimal,
-    pub openrouter_requests: u64,
-    pub ledger_requests: u64,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct SyncStatus {
-    pub running: bool,
-    pub last_run: Option<DateTime<Utc>>,
-    pub last_success: Option<DateTime<Utc>>,
-    pub last_error: Option<String>,
-    pub next_run: Option<DateTime<Utc>>,
-    pub drift: Option<Drift>,
-}
 
 pub struct AppState {
     pub cfg: Config,
@@ -78,8 +24,16 @@ pub struct AppState {
     /// A second connection for reads (WAL lets it run beside the writer).
     pub reader: Mutex<Ledger>,
     pub metrics: Metrics,
+    /// What the last `/key` check said, in the form `/api/v1/status` reports it.
     pub key_status: Mutex<KeyStatus>,
-    pub sync: Mutex<SyncStatus>,
+    /// The reconciliation loop as `/api/v1/status` reports it; `provisional_pending` is
+    /// read from the ledger when the status is asked, so it stays `None` here.
+    pub sync: Mutex<SyncState>,
+    /// The commercial terms the console last pushed (`None` until the first push);
+    /// persisted in the ledger by [`crate::terms`], loaded at start.
+    terms: RwLock<Option<CommercialTerms>>,
+    /// Serialises terms pushes, so the copy in memory is the one stored last.
+    pub terms_push: tokio::sync::Mutex<()>,
     /// Serialises reconciliation runs (periodic and on demand).
     pub sync_lock: tokio::sync::Mutex<()>,
     pub started: Instant,
@@ -91,6 +45,7 @@ impl AppState {
         writer: LedgerWriter,
         journal: Journal,
         reader: Ledger,
+        terms: Option<CommercialTerms>,
     ) -> anyhow::Result<Arc<AppState>> {
         let upstream = Upstream::new(
             cfg.upstream_streams_per_connection,
@@ -107,7 +62,7 @@ impl AppState {
         Ok(Arc::new(AppState {
             key_status: Mutex::new(KeyStatus {
                 label: key.label(),
-                state: "unknown",
+                state: KeyState::Unknown,
                 limit: None,
                 limit_remaining: None,
                 usage_daily: None,
@@ -116,6 +71,19 @@ impl AppState {
                 error: None,
             }),
             key: RwLock::new(key),
+            sync: Mutex::new(SyncState {
+                interval_seconds: cfg.sync_interval.map_or(0, |i| i.as_secs()),
+                days_back: cfg.sync_days_back,
+                running: false,
+                last_run: None,
+                last_success: None,
+                last_error: None,
+                next_run: None,
+                provisional_pending: None,
+                drift: None,
+            }),
+            terms: RwLock::new(terms),
+            terms_push: tokio::sync::Mutex::new(()),
             cfg,
             upstream,
             api_http,
@@ -123,7 +91,6 @@ impl AppState {
             journal,
             reader: Mutex::new(reader),
             metrics: Metrics::default(),
-            sync: Mutex::new(SyncStatus::default()),
             sync_lock: tokio::sync::Mutex::new(()),
             started: Instant::now(),
         }))
@@ -138,8 +105,29 @@ impl AppState {
         *self.key.write().unwrap_or_else(|p| p.into_inner()) = k;
         let mut s = self.key_status.lock().unwrap_or_else(|p| p.into_inner());
         s.label = label;
-        s.state = "unknown";
+        s.state = KeyState::Unknown;
         s.checked_at = None;
+    }
+
+    /// The pushed commercial terms, `None` before the first push.
+    pub fn terms(&self) -> Option<CommercialTerms> {
+        self.terms.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The markup schedule every price of this tracker uses: the pushed one, else the
+    /// product default (1.3 flat).
+    pub fn schedule(&self) -> MarkupSchedule {
+        crate::terms::schedule_of(
+            self.terms
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref(),
+        )
+    }
+
+    /// Replaces the terms in memory; the caller has stored them in the ledger first.
+    pub fn set_terms(&self, t: CommercialTerms) {
+        *self.terms.write().unwrap_or_else(|p| p.into_inner()) = Some(t);
     }
 
     /// Client of the accounting endpoints with the current inference key.

@@ -25,6 +25,13 @@ enum Cmd {
         note: String,
         reply: oneshot::Sender<Result<RecordOutcome, String>>,
     },
+    /// A setting of the tracker kept in the ledger (the pushed commercial terms): it goes
+    /// through this thread like every other write, so the ledger has one writer.
+    SetMeta {
+        key: &'static str,
+        value: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     Flush(oneshot::Sender<()>),
 }
 
@@ -91,6 +98,10 @@ impl LedgerWriter {
                                     .map_err(|e| e.to_string());
                                 let _ = reply.send(r);
                             }
+                            Cmd::SetMeta { key, value, reply } => {
+                                let r = ledger.set_meta(key, &value).map_err(|e| e.to_string());
+                                let _ = reply.send(r);
+                            }
                             Cmd::Flush(reply) => {
                                 let _ = reply.send(());
                             }
@@ -151,6 +162,17 @@ impl LedgerWriter {
                 note: note.to_owned(),
                 reply,
             })
+            .map_err(|_| WriterError::Stopped)?;
+        rx.await
+            .map_err(|_| WriterError::Stopped)?
+            .map_err(WriterError::Ledger)
+    }
+
+    /// Stores `value` under the ledger meta `key` (committed, fsynced) and waits.
+    pub async fn set_meta(&self, key: &'static str, value: String) -> Result<(), WriterError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::SetMeta { key, value, reply })
             .map_err(|_| WriterError::Stopped)?;
         rx.await
             .map_err(|_| WriterError::Stopped)?

@@ -14,10 +14,13 @@
 //! - days are `YYYY-MM-DD` Europe/Warsaw days unless a field says UTC; instants are
 //!   RFC 3339 UTC;
 //! - closed sets (states, sources, statuses, levels) are enums, never free strings;
+//! - the seed-compatible endpoints keep the seed's JSON *numbers* for money, written
+//!   and read as exact text ([`money::json_number`]), never through `f64`;
 //! - no I/O and no dependency on other crates of ours: this crate is what the others
 //!   agree on.
 
 pub mod console;
+pub mod money;
 pub mod pricing;
 pub mod tracker;
 pub mod ts;

@@ -18,6 +18,17 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
+impl ErrorBody {
+    pub fn new(code: u16, message: impl Into<String>) -> Self {
+        ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorDetail {
@@ -38,6 +49,24 @@ pub enum KeyState {
     Unknown,
     /// The check itself failed (network, 5xx); see `error`.
     Error,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Ok => "ok",
+            KeyState::LimitReached => "limit_reached",
+            KeyState::Invalid => "invalid",
+            KeyState::Unknown => "unknown",
+            KeyState::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for KeyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -343,4 +372,130 @@ impl std::fmt::Debug for KeyHandover {
 #[serde(deny_unknown_fields)]
 pub struct KeyLabel {
     pub label: String,
+}
+
+/// The seed-compatible endpoints (`/api/v1/usage-tracking/...`), kept byte-compatible
+/// with the system the tracker replaces: their money is a JSON **number** written from
+/// the exact decimal text ([`crate::money::json_number`]), not our string convention.
+/// The console never calls them, so they have no TypeScript declarations.
+pub mod seed {
+    use chrono::{DateTime, NaiveDate, Utc};
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Serialize};
+
+    /// Overall outcome of `POST /sync/openrouter-usage`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum RunStatus {
+        /// The run finished, possibly with some lookups left for the next run.
+        Success,
+        Error,
+    }
+
+    /// Outcome of the run for the one organisation a tracker serves.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum OrgStatus {
+        Success,
+        /// Some lookups failed; they are asked again on the next run.
+        Partial,
+        Error,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct OrgResult {
+        pub organization: String,
+        /// Generations confirmed against OpenRouter by this run.
+        pub synced_generations: u64,
+        pub status: OrgStatus,
+    }
+
+    /// Reply of `POST /api/v1/usage-tracking/sync/openrouter-usage` (admin); the body
+    /// is [`super::SyncRequest`].
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct SyncReply {
+        pub status: RunStatus,
+        pub results: Vec<OrgResult>,
+        /// Always 1: a tracker serves one organisation.
+        pub total_organizations: u64,
+    }
+
+    /// Reply of `GET /api/v1/usage-tracking/usage/real-time/{client_org_id}` (read):
+    /// today (Warsaw) so far.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RealTime {
+        pub client_org_id: String,
+        pub date: NaiveDate,
+        /// prompt + completion tokens.
+        pub tokens: u64,
+        pub requests: u64,
+        /// What the client pays (USD, with markup): priced by the pushed terms.
+        #[serde(with = "crate::money::json_number")]
+        pub cost: Decimal,
+        /// What OpenRouter charged (USD).
+        #[serde(with = "crate::money::json_number")]
+        pub raw_cost: Decimal,
+        pub last_updated: DateTime<Utc>,
+    }
+
+    /// Body of `POST /api/v1/usage-tracking/usage/manual-record` (admin): an audited
+    /// correction. Unknown fields are refused rather than ignored: a misspelt field of
+    /// a money correction (`cost_usd` for `cost`, a `created_at` we would not honour)
+    /// must not be recorded as something else than was meant.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct ManualRecord {
+        pub model: String,
+        /// Prompt tokens when `prompt_tokens` is absent.
+        #[serde(default)]
+        pub tokens: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub prompt_tokens: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub completion_tokens: Option<u64>,
+        /// USD, not negative: a correction adds a charge, it does not refund.
+        #[serde(with = "crate::money::json_number")]
+        pub cost: Decimal,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub user_id: Option<String>,
+        /// Kept in the ledger's audit log.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub note: Option<String>,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum RecordedStatus {
+        Recorded,
+    }
+
+    /// Reply (`201`) of `POST /usage/manual-record`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Recorded {
+        pub status: RecordedStatus,
+        /// `man-<unix seconds>-<16 hex digits>`.
+        pub generation_id: String,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum WebhookStatus {
+        Ok,
+    }
+
+    /// Reply of `POST /webhook/openrouter-usage` (the body is OTLP/JSON, OpenRouter's
+    /// Broadcast format, parsed by the tracker itself).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct WebhookReply {
+        pub status: WebhookStatus,
+        /// Spans that changed the ledger (new generations, or more authoritative ones).
+        pub recorded: u64,
+        /// Spans of generations the ledger already had as they are.
+        pub duplicates: u64,
+    }
 }

@@ -6,7 +6,7 @@
 
 use ts_rs::{Config, TS};
 
-use crate::{console, pricing, tracker, usage};
+use crate::{pricing, tracker, usage};
 
 /// Appends `export type X = ...;` for each listed type.
 macro_rules! decls {
@@ -35,6 +35,5 @@ pub fn typescript() -> String {
         tracker::Month, tracker::Event, tracker::EventPage, tracker::SyncRequest,
         tracker::SyncStatus, tracker::SyncReport, tracker::KeyLabel,
     );
-    let _ = console::ALL;
     out
 }

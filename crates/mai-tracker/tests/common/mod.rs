@@ -90,7 +90,31 @@ pub async fn start_tls(
     }
 }
 
+/// A tracker on an existing simulator and ledger directory, with extra settings (or
+/// settings removed, with an empty value): what a restart with a changed environment is.
+pub async fn start_tracker(
+    sim_base: &str,
+    dir: &std::path::Path,
+    extra: &[(&'static str, &str)],
+) -> Tracker {
+    let mut m = env_map(sim_base, &dir.join("tracker.sqlite"), "acme");
+    for (k, v) in extra {
+        m.insert(k, (*v).to_owned());
+    }
+    let cfg = Config::from_lookup(|k| m.get(k).cloned()).expect("config");
+    mai_tracker::start(cfg).await.expect("tracker")
+}
+
 impl Env {
+    /// Stops the tracker (draining and flushing the ledger) and starts a new one on the
+    /// same ledger with `extra` settings.
+    pub async fn restart(&mut self, extra: &[(&'static str, &str)]) {
+        self.tracker.take().unwrap().shutdown().await.unwrap();
+        let t = start_tracker(&self.sim.base_url(), self.dir.path(), extra).await;
+        self.base = t.base_url();
+        self.tracker = Some(t);
+    }
+
     pub fn db(&self) -> PathBuf {
         self.dir.path().join("tracker.sqlite")
     }
