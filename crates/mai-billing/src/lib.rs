@@ -4,9 +4,9 @@
 //! net, VAT, gross, PLN at the legal NBP rate (art. 31a: table A mid of the last working
 //! day before the tax point), profit, usage counts; invoice numbering; CSV, PDF and KSeF
 //! FA(3) exports. Pure pricing lives in [`compute`]; [`report`] reads the ledger and the
-//! store; [`service`] adds the NBP client; [`cli`] is what `maictl` mounts.
+//! store; [`service`] adds the NBP client. Front ends (the console, `maictl`) reach it
+//! through mai-ops' `Ops`, which finds its files through the fleet file.
 
-pub mod cli;
 pub mod compute;
 pub mod config;
 pub mod export;
@@ -36,7 +36,7 @@ pub enum BillingError {
     Store { path: PathBuf, detail: String },
     #[error("usage ledger: {0}")]
     Ledger(#[from] mai_core::ledger::LedgerError),
-    #[error("usage ledger {0} does not exist: point --ledger (or MAI_LEDGER) at the console's cache ledger")]
+    #[error("usage ledger {0} does not exist: billing reads the console's cache ledger, which a sync of the fleet creates")]
     LedgerMissing(PathBuf),
     #[error("{0}; no invoice was produced")]
     Nbp(#[from] mai_core::nbp::NbpError),

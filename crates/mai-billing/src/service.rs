@@ -16,7 +16,7 @@ use crate::report::{build_report, issue_month, InvoiceRates, MonthReport, RowSta
 use crate::store::{BillingStore, IssuedInvoice};
 use crate::BillingError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportFormat {
     Csv,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::MonthReport;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CsvDialect {
     /// `;` and decimal comma (Polish spreadsheets).

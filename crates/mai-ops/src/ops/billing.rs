@@ -1,12 +1,69 @@
-//! Billing through mai-billing over the console cache: the month report and the invoice
-//! export the console's Billing view and `maictl` share. Regrouping mai-billing's flat
-//! export summary per client is [`group_export`], a plain function.
+//! Billing through mai-billing over the console cache: the month report, the invoice
+//! export and the NBP invoice rate, the same calls for the console's Billing view and
+//! `maictl`. Both find billing's files through the fleet file ([`resolve_billing_files`]);
+//! regrouping mai-billing's flat export summary per client is [`group_export`].
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::{Ops, OpsError};
+use crate::fleet::BillingSettings;
+
+/// Billing files a caller names instead of the fleet file's (maictl's `--billing-config`,
+/// `--ledger`, `--billing-store`, `--nbp-base-url`, `--nbp-cache`), so a script can bill
+/// from a copy of the cache or a test store without editing the fleet file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BillingOverrides {
+    pub config: Option<PathBuf>,
+    pub ledger: Option<PathBuf>,
+    pub store: Option<PathBuf>,
+    pub nbp_base_url: Option<String>,
+    pub nbp_cache: Option<PathBuf>,
+}
+
+/// The files one billing run reads and writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BillingFiles {
+    /// Seller and numbering (`billing.toml`).
+    pub config: PathBuf,
+    /// Usage: the console's cache ledger.
+    pub ledger: PathBuf,
+    /// Issued invoices and their numbers.
+    pub store: PathBuf,
+}
+
+/// Where billing's files are: each override wins, else the fleet file's `[billing]`
+/// section, else the console data dir (the cache is the ledger billing reads). Only the
+/// billing config has no default: without it there is no seller to invoice as.
+pub fn resolve_billing_files(
+    fleet_path: &Path,
+    data_dir: &Path,
+    section: Option<&BillingSettings>,
+    overrides: &BillingOverrides,
+) -> Result<BillingFiles, OpsError> {
+    let config = overrides
+        .config
+        .clone()
+        .or_else(|| section.map(|b| b.config.clone()))
+        .ok_or_else(|| OpsError::NoBilling(fleet_path.to_path_buf()))?;
+    let store = overrides
+        .store
+        .clone()
+        .or_else(|| section.map(|b| b.store.clone()))
+        .unwrap_or_else(|| data_dir.join("billing-store.sqlite"));
+    let ledger = overrides
+        .ledger
+        .clone()
+        .unwrap_or_else(|| data_dir.join("console-cache.sqlite"));
+    Ok(BillingFiles {
+        config,
+        ledger,
+        store,
+    })
+}
 
 impl Ops {
     /// mai-billing's month report over the console cache (the ledger billing reads).
@@ -14,28 +71,90 @@ impl Ops {
         &self,
         month: &str,
     ) -> Result<mai_billing::report::MonthReport, OpsError> {
+        self.billing_report_for(month, None).await
+    }
+
+    /// The month report of one client (`Some(org id)`) or of all.
+    pub async fn billing_report_for(
+        &self,
+        month: &str,
+        client: Option<&str>,
+    ) -> Result<mai_billing::report::MonthReport, OpsError> {
         let ym: mai_core::time::YearMonth = month
             .parse()
             .map_err(|_| OpsError::BadMonth(month.to_string()))?;
-        Ok(self.billing_service()?.report(ym, None).await?)
+        Ok(self
+            .billing_service()?
+            .report(ym, client.map(str::to_string))
+            .await?)
     }
 
-    fn billing_service(&self) -> Result<mai_billing::service::Billing, OpsError> {
-        let b = self.fleet.billing.as_ref().ok_or(OpsError::NoBilling)?;
-        let cfg = mai_billing::config::BillingConfig::load(&b.config)?;
-        let nbp = mai_core::nbp::NbpClient::new(mai_core::nbp::NbpConfig {
-            base_url: self.fleet.nbp_base_url.clone(),
-            cache_path: Some(self.fleet.console.data_dir.join("nbp-cache.sqlite")),
+    /// The files billing would use now (fleet file, then overrides).
+    pub fn billing_files(&self) -> Result<BillingFiles, OpsError> {
+        resolve_billing_files(
+            &self.fleet.path,
+            &self.fleet.console.data_dir,
+            self.fleet.billing.as_ref(),
+            &self.billing_overrides,
+        )
+    }
+
+    /// The NBP client of billing: the fleet's NBP base URL and the console's rate cache,
+    /// unless overridden. Its own client, with a longer timeout than the display rate's.
+    fn billing_nbp(&self) -> Result<mai_core::nbp::NbpClient, OpsError> {
+        let o = &self.billing_overrides;
+        mai_core::nbp::NbpClient::new(mai_core::nbp::NbpConfig {
+            base_url: o
+                .nbp_base_url
+                .clone()
+                .or_else(|| self.fleet.nbp_base_url.clone()),
+            cache_path: Some(
+                o.nbp_cache
+                    .clone()
+                    .unwrap_or_else(|| self.fleet.console.data_dir.join("nbp-cache.sqlite")),
+            ),
             timeout: Duration::from_secs(10),
             ..Default::default()
         })
-        .map_err(mai_billing::BillingError::from)?;
-        Ok(mai_billing::service::Billing::new(
-            cfg,
-            nbp,
-            self.cache_path(),
-            b.store.clone(),
-        ))
+        .map_err(|e| OpsError::Billing(mai_billing::BillingError::Rate(e)))
+    }
+
+    /// The exchange rate an invoice must use (NBP table A mid of the last working day
+    /// before the tax point, or before the issue date when that is earlier: art. 31a).
+    pub async fn invoice_rate(
+        &self,
+        currency: &str,
+        tax_point: NaiveDate,
+        issue_date: Option<NaiveDate>,
+    ) -> Result<mai_core::nbp::InvoiceRate, OpsError> {
+        let reference =
+            mai_core::nbp::invoice_reference_date(tax_point, issue_date.unwrap_or(tax_point));
+        self.billing_nbp()?
+            .invoice_rate(currency, reference)
+            .await
+            .map_err(|e| OpsError::Billing(mai_billing::BillingError::Rate(e)))
+    }
+
+    fn billing_service(&self) -> Result<mai_billing::service::Billing, OpsError> {
+        let files = self.billing_files()?;
+        // The billing file has the seller; the clients' invoice data and markup come
+        // from the fleet file, their one owner.
+        let cfg = mai_billing::config::BillingConfig::load(&files.config)?
+            .with_clients(
+                self.fleet
+                    .clients
+                    .iter()
+                    .map(|c| c.invoice.clone())
+                    .collect(),
+            )
+            .map_err(|detail| mai_billing::BillingError::Config {
+                path: self.fleet.path.clone(),
+                detail,
+            })?;
+        Ok(
+            mai_billing::service::Billing::new(cfg, self.billing_nbp()?, files.ledger, files.store)
+                .with_today(self.today()),
+        )
     }
 
     /// Exports a month's invoices (CSV, PDF or KSeF XML) to a folder, `progress` called as
@@ -60,7 +179,7 @@ impl Ops {
             client: req.client.clone().filter(|c| !c.is_empty()),
             out_dir: out_dir.clone(),
             dialect: req.dialect,
-            issue_date: None,
+            issue_date: req.issue_date,
         };
         let summary = billing.export(&export, progress).await?;
         // Which file and number belong to which client: the store knows every issued
@@ -92,6 +211,9 @@ pub struct InvoiceExportRequest {
     pub out_dir: Option<std::path::PathBuf>,
     #[serde(default)]
     pub dialect: mai_billing::export::csv::CsvDialect,
+    /// Issue date of invoices issued by this export. Default: today in Warsaw.
+    #[serde(default)]
+    pub issue_date: Option<NaiveDate>,
 }
 
 /// One client's part of an export.
@@ -311,6 +433,78 @@ mod tests {
         assert_eq!(r.clients.len(), 1);
         assert!(r.clients[0].newly_issued);
         assert!(r.clients[0].files.is_empty());
+    }
+
+    fn section(config: &str, store: &str) -> BillingSettings {
+        BillingSettings {
+            config: config.into(),
+            store: store.into(),
+        }
+    }
+
+    #[test]
+    fn billing_files_come_from_the_fleet_file_and_the_console_data_dir() {
+        let f = resolve_billing_files(
+            Path::new("/srv/fleet.toml"),
+            Path::new("/data"),
+            Some(&section("/srv/billing.toml", "/data/billing-store.sqlite")),
+            &BillingOverrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            f,
+            BillingFiles {
+                config: "/srv/billing.toml".into(),
+                ledger: "/data/console-cache.sqlite".into(),
+                store: "/data/billing-store.sqlite".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn each_override_replaces_only_its_file() {
+        let over = BillingOverrides {
+            ledger: Some("/backup/cache.sqlite".into()),
+            ..Default::default()
+        };
+        let f = resolve_billing_files(
+            Path::new("/srv/fleet.toml"),
+            Path::new("/data"),
+            Some(&section("/srv/billing.toml", "/srv/store.sqlite")),
+            &over,
+        )
+        .unwrap();
+        assert_eq!(f.config, PathBuf::from("/srv/billing.toml"));
+        assert_eq!(f.ledger, PathBuf::from("/backup/cache.sqlite"));
+        assert_eq!(f.store, PathBuf::from("/srv/store.sqlite"));
+    }
+
+    #[test]
+    fn without_a_billing_section_the_config_must_be_named_and_the_error_says_where() {
+        let e = resolve_billing_files(
+            Path::new("/srv/fleet.toml"),
+            Path::new("/data"),
+            None,
+            &BillingOverrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("/srv/fleet.toml") && e.contains("[billing]"),
+            "{e}"
+        );
+        let f = resolve_billing_files(
+            Path::new("/srv/fleet.toml"),
+            Path::new("/data"),
+            None,
+            &BillingOverrides {
+                config: Some("/tmp/billing.toml".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(f.store, PathBuf::from("/data/billing-store.sqlite"));
+        assert_eq!(f.ledger, PathBuf::from("/data/console-cache.sqlite"));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! - [`sync`] — reconciliation on the trackers and pulls into the cache;
 //! - [`keys`] — secrets in the keychain and key rotation;
 //! - [`dashboard`] — one client's usage from the cache, with the PLN display rate;
-//! - [`billing`] — mai-billing's report, invoice export and NBP invoice rate;
+//! - [`billing`] — mai-billing's report, invoice export and NBP invoice rate, with their
+//!   files found through the fleet file;
 //! - [`fleet`] — the fleet table and container actions.
 
 use std::collections::HashMap;
@@ -27,7 +28,10 @@ pub mod fleet;
 pub mod keys;
 pub mod sync;
 
-pub use billing::{default_invoice_dir, ClientExport, InvoiceExportRequest, InvoiceExportResult};
+pub use billing::{
+    default_invoice_dir, BillingFiles, BillingOverrides, ClientExport, InvoiceExportRequest,
+    InvoiceExportResult,
+};
 pub use dashboard::{Breakdown, Dashboard, DayPoint, PlnRate};
 pub use keys::Rotation;
 pub use sync::{SyncOutcome, SyncProgress};
@@ -54,8 +58,12 @@ pub enum OpsError {
     },
     #[error("the OS keychain is not available, so {0} cannot be done; start a Secret Service (gnome-keyring) and retry")]
     NoKeychain(String),
-    #[error("billing is not configured: add a [billing] section with `config = \"billing.toml\"` to the fleet file")]
-    NoBilling,
+    #[error(
+        "billing is not configured in the fleet file {}: add a [billing] section with \
+         `config = \"billing.toml\"` (the seller and invoice numbering; see fleet.example.toml)",
+        .0.display()
+    )]
+    NoBilling(std::path::PathBuf),
     #[error("month {0:?} is not a month; use YYYY-MM")]
     BadMonth(String),
     #[error(transparent)]
@@ -72,6 +80,11 @@ pub struct Ops {
     /// Docker is skipped when false (machines without an engine).
     pub docker_enabled: bool,
     nbp: Option<mai_core::nbp::NbpClient>,
+    /// Files billing uses instead of the fleet file's (maictl's flags); empty in the console.
+    pub billing_overrides: BillingOverrides,
+    /// A fixed Warsaw day instead of the clock's: which month is "this month" for the
+    /// fleet row, the dashboard and billing (tests, re-running a past close).
+    pub today: Option<chrono::NaiveDate>,
 }
 
 impl std::fmt::Debug for Ops {
@@ -121,7 +134,14 @@ impl Ops {
             last_good: RwLock::new(HashMap::new()),
             docker_enabled: true,
             nbp,
+            billing_overrides: BillingOverrides::default(),
+            today: None,
         }
+    }
+
+    /// Today in Warsaw, or the fixed day (see [`Ops::today`]).
+    pub fn today(&self) -> chrono::NaiveDate {
+        self.today.unwrap_or_else(mai_core::time::warsaw_today)
     }
 
     pub fn client(&self, id: &str) -> Result<&Client, OpsError> {

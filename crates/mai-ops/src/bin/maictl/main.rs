@@ -1,7 +1,12 @@
 //! maictl: the operator library as a CLI for scripts and finance.
 //!
+//! Every command, finance included, goes through the same `Ops` calls as the console and
+//! finds its files through the fleet file; the argument parsing (clap) lives here only.
+//!
 //! Exit codes: 0 ok; 1 operation failed; 2 usage or fleet-file error;
 //! 3 partial (some clients failed, e.g. unreachable trackers); 4 keychain unavailable or locked.
+
+mod finance;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -9,13 +14,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
+use mai_ops::fleet::FleetError;
 use mai_ops::keys::{KeyError, SecretKind};
 use mai_ops::{Fleet, Keychain, Ops, OpsError};
 
 #[derive(Parser)]
 #[command(name = "maictl", version, about = "mAI Fleet operator CLI")]
 struct Cli {
-    /// Fleet file (hosts and clients).
+    /// Fleet file (hosts, clients, billing, NBP); every command reads it.
     #[arg(long, env = "MAI_FLEET", global = true, default_value = "fleet.toml")]
     fleet: PathBuf,
     /// Do not contact Docker (trackers only).
@@ -68,21 +74,21 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// NBP exchange rates (mai-billing).
+    /// NBP exchange rates (the fleet file's NBP API and the console's rate cache).
     Nbp {
         #[command(subcommand)]
         cmd: NbpCmd,
     },
-    /// Monthly billing report per client from the console cache (mai-billing).
-    Billing(mai_billing::cli::BillingArgs),
-    /// Export invoices (CSV, PDF, KSeF FA(3)) for a month (mai-billing).
-    Invoices(mai_billing::cli::InvoicesArgs),
+    /// Monthly billing report per client from the console cache.
+    Billing(finance::BillingArgs),
+    /// Export invoices (CSV, PDF, KSeF FA(3)) for a month.
+    Invoices(finance::InvoicesArgs),
 }
 
 #[derive(Subcommand)]
 enum NbpCmd {
     /// The USD→PLN rate an invoice must use (NBP table A, art. 31a VAT Act).
-    InvoiceRate(mai_billing::cli::InvoiceRateArgs),
+    InvoiceRate(finance::InvoiceRateArgs),
 }
 
 #[derive(Subcommand)]
@@ -137,6 +143,14 @@ fn read_stdin_secret() -> anyhow::Result<String> {
     Ok(s.trim().to_string())
 }
 
+/// An enum's name as the JSON output and the console spell it (`limit_reached`).
+fn wire_name<T: serde::Serialize>(v: T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
 fn money(d: Option<rust_decimal::Decimal>) -> String {
     use rust_decimal::{Decimal, RoundingStrategy};
     // Same rule as the console: under one cent 6 decimals, else 2; half-up.
@@ -168,26 +182,18 @@ async fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
         }
     };
-    // Billing commands work on their own files (config, cache ledger, store), not the fleet.
-    let billing = match &cli.cmd {
-        Cmd::Nbp {
-            cmd: NbpCmd::InvoiceRate(a),
-        } => Some(mai_billing::cli::run_invoice_rate(a, &mut std::io::stdout()).await),
-        Cmd::Billing(a) => Some(mai_billing::cli::run_billing(a, &mut std::io::stdout()).await),
-        Cmd::Invoices(a) => Some(mai_billing::cli::run_invoices(a, &mut std::io::stdout()).await),
-        _ => None,
-    };
-    if let Some(r) = billing {
-        return match r {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("maictl: {e}");
-                ExitCode::from(EXIT_FAIL)
-            }
-        };
-    }
     let fleet = match Fleet::load(&cli.fleet) {
         Ok(f) => f,
+        Err(FleetError::Read { path, source }) if source.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "maictl: fleet file {} not found. Name one with --fleet FILE or MAI_FLEET \
+                 (./fleet.toml otherwise); fleet.example.toml documents every key, and the demo \
+                 fleet (./demo.sh, or crates/mai-ops/scripts/demo-fleet.sh up) is \
+                 /tmp/mai-demo/fleet.toml",
+                path.display()
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
         Err(e) => {
             eprintln!("maictl: {e}");
             return ExitCode::from(EXIT_USAGE);
@@ -202,6 +208,14 @@ async fn main() -> ExitCode {
         }
     };
     ops.docker_enabled = !cli.no_docker;
+    ops.billing_overrides = match &cli.cmd {
+        Cmd::Nbp {
+            cmd: NbpCmd::InvoiceRate(a),
+        } => a.nbp.overrides(),
+        Cmd::Billing(a) => a.files.overrides(),
+        Cmd::Invoices(a) => a.files.overrides(),
+        _ => Default::default(),
+    };
     match run(&ops, cli.cmd).await {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -263,7 +277,7 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
                             .as_ref()
                             .map(|l| format!("{}", l.percent_used))
                             .unwrap_or("-".into()),
-                        r.key_state.clone().unwrap_or("-".into()),
+                        r.key_state.map_or_else(|| "-".to_string(), wire_name),
                         r.alerts
                             .iter()
                             .map(|a| a.message.as_str())
@@ -372,10 +386,7 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
                         println!(
                             "{:<14} {:<14} {}",
                             k.client,
-                            serde_json::to_value(k.kind)
-                                .ok()
-                                .and_then(|v| v.as_str().map(String::from))
-                                .unwrap_or_default(),
+                            wire_name(k.kind),
                             k.masked.or(k.error).unwrap_or_else(|| "(not set)".into())
                         );
                     }
@@ -428,8 +439,11 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
             println!("{} restarted: {}", c.name, c.state);
             Ok(0)
         }
-        // Handled before the fleet is loaded.
-        Cmd::Nbp { .. } | Cmd::Billing(_) | Cmd::Invoices(_) => Ok(EXIT_USAGE),
+        Cmd::Nbp {
+            cmd: NbpCmd::InvoiceRate(a),
+        } => finance::invoice_rate(ops, &a).await,
+        Cmd::Billing(a) => finance::billing(ops, &a).await,
+        Cmd::Invoices(a) => finance::invoices(ops, &a).await,
         Cmd::Usage { client, json } => {
             let d = ops.dashboard(&client).await?;
             if json {
