@@ -50,12 +50,35 @@ pub fn parse(body: &[u8]) -> Result<CommercialTerms, TermsError> {
         serde_path_to_error::deserialize(de).map_err(|e| TermsError::Malformed {
             path: match e.path().to_string() {
                 p if p == "." => "the top level".to_owned(),
-                p => p,
+                p => match value_at(body, e.path()) {
+                    Some(v) => format!("{p} = {v}"),
+                    None => p,
+                },
             },
             detail: e.inner().to_string(),
         })?;
     validate(&terms)?;
     Ok(terms)
+}
+
+/// The JSON text at `path` in `body` (for the error message: serde says what it expected,
+/// not what it got), cut to a readable length.
+fn value_at(body: &[u8], path: &serde_path_to_error::Path) -> Option<String> {
+    use serde_path_to_error::Segment;
+    let mut v = &serde_json::from_slice::<serde_json::Value>(body).ok()?;
+    for seg in path {
+        v = match seg {
+            Segment::Map { key } => v.get(key)?,
+            Segment::Seq { index } => v.get(index)?,
+            _ => return None,
+        };
+    }
+    let text = v.to_string();
+    Some(if text.chars().count() > 60 {
+        format!("{}…", text.chars().take(60).collect::<String>())
+    } else {
+        text
+    })
 }
 
 /// Rates within [`validate_markup`]'s range, entries strictly ascending by day (one
@@ -180,11 +203,11 @@ mod tests {
             ),
             (
                 r#"{"markup":{"default_rate":"1,3","entries":[]},"monthly_limit_usd":null}"#,
-                &["markup.default_rate"],
+                &["markup.default_rate = \"1,3\""],
             ),
             (
                 r#"{"markup":{"default_rate":"1.3","entries":[{"effective_from":"15.11.2026","rate":"1.2"}]},"monthly_limit_usd":null}"#,
-                &["markup.entries[0].effective_from"],
+                &["markup.entries[0].effective_from = \"15.11.2026\""],
             ),
             (
                 r#"{"markup":{"default_rate":"1.3","entries":[]},"monthly_limit_usd":null,"vat":"23"}"#,

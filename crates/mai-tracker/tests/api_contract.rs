@@ -592,7 +592,7 @@ async fn pushed_terms_price_every_reply_survive_restarts_and_bad_ones_are_refuse
         (
             format!(r#"{{"markup":{good_markup},"monthly_limit_usd":"ten"}}"#),
             400,
-            vec!["monthly_limit_usd"],
+            vec!["monthly_limit_usd = \"ten\""],
         ),
         (
             format!(r#"{{"markup":{good_markup}}}"#),
