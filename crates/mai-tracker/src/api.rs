@@ -19,16 +19,15 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{Datelike, NaiveDate, Utc};
 use mai_core::ledger::{LedgerError, RecordOutcome, StoredEvent};
-use mai_core::pricing::{limit_state, price, price_days, MarkupSchedule};
+use mai_core::pricing::{limit_state, price};
 use mai_core::time::{warsaw_today, YearMonth};
-use mai_core::usage::{EventState, Source, Tokens, Totals, UsageEvent, UserRef};
+use mai_core::usage::{EventState, Source, Tokens, UsageEvent, UserRef};
 use mai_wire::tracker::{
     seed, ByModel, ByUser, Daily, DayUsage, ErrorBody, Event, EventPage, KeyHandover, KeyLabel,
     ModelUsage, Month, ProxyState, Status, SyncRequest, SyncStatus, Today, UserUsage,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -266,74 +265,41 @@ pub async fn daily(
     })
 }
 
-/// Per-user or per-model totals, priced exactly: the range is split into stretches of
-/// one markup rate and each stretch is priced with its rate.
-async fn grouped(
-    st: &Arc<AppState>,
-    from: NaiveDate,
-    to: NaiveDate,
-    by_user: bool,
-) -> Result<Vec<GroupRow>, LedgerError> {
-    let org = st.cfg.org_id.clone();
-    let sched: MarkupSchedule = st.schedule();
-    st.read(move |l| {
-        let daily = l.daily(&org, from, to)?;
-        let mut acc: HashMap<String, (UserRef, Totals, Decimal)> = HashMap::new();
-        for seg in price_days(&sched, &daily) {
-            let rows: Vec<(String, UserRef, Totals)> = if by_user {
-                l.by_user(&org, seg.from, seg.to)?
-                    .into_iter()
-                    .map(|u| (u.user.key().to_owned(), u.user, u.totals))
-                    .collect()
-            } else {
-                l.by_model(&org, seg.from, seg.to)?
-                    .into_iter()
-                    .map(|m| (m.model, UserRef::default(), m.totals))
-                    .collect()
-            };
-            for (k, user, t) in rows {
-                let e = acc
-                    .entry(k)
-                    .or_insert_with(|| (user.clone(), Totals::default(), Decimal::ZERO));
-                e.0 = user.or(&e.0);
-                e.1.add(&t);
-                e.2 += price(&sched, seg.from, t.cost_usd);
-            }
-        }
-        let mut v: Vec<_> = acc.into_iter().map(|(k, (u, t, c))| (k, u, t, c)).collect();
-        v.sort_by(|a, b| b.2.cost_usd.cmp(&a.2.cost_usd).then(a.0.cmp(&b.0)));
-        Ok(v)
-    })
-    .await
-}
-
 pub async fn by_user(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
     Query(q): Query<RangeQuery>,
 ) -> Response {
     auth!(st, headers, Role::Read);
-    grouped_response(&st, &q, true, |org_id, from, to, rows| {
-        let users = rows
-            .into_iter()
-            .map(|(_, u, t, c)| UserUsage {
-                user_id: u.id,
-                email: u.email,
-                name: u.name,
-                requests: t.requests,
-                tokens: t.tokens.into(),
-                raw_cost_usd: t.cost_usd.normalize(),
-                client_cost_usd: c.normalize(),
-            })
-            .collect();
-        reply(ByUser {
-            org_id,
+    let (from, to) = match parse_range(&q) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let (org, sched) = (st.cfg.org_id.clone(), st.schedule());
+    // Priced by markup segment in the ledger, as the console prices its own copy.
+    match st
+        .read(move |l| l.by_user_priced(&org, from, to, &sched))
+        .await
+    {
+        Ok(rows) => reply(ByUser {
+            org_id: st.cfg.org_id.clone(),
             from,
             to,
-            users,
-        })
-    })
-    .await
+            users: rows
+                .into_iter()
+                .map(|p| UserUsage {
+                    user_id: p.row.user.id,
+                    email: p.row.user.email,
+                    name: p.row.user.name,
+                    requests: p.row.totals.requests,
+                    tokens: p.row.totals.tokens.into(),
+                    raw_cost_usd: p.row.totals.cost_usd,
+                    client_cost_usd: p.client_cost_usd,
+                })
+                .collect(),
+        }),
+        Err(e) => ledger_error(e),
+    }
 }
 
 pub async fn by_model(
@@ -342,44 +308,30 @@ pub async fn by_model(
     Query(q): Query<RangeQuery>,
 ) -> Response {
     auth!(st, headers, Role::Read);
-    grouped_response(&st, &q, false, |org_id, from, to, rows| {
-        let models = rows
-            .into_iter()
-            .map(|(m, _, t, c)| ModelUsage {
-                model: m,
-                requests: t.requests,
-                tokens: t.tokens.into(),
-                raw_cost_usd: t.cost_usd.normalize(),
-                client_cost_usd: c.normalize(),
-            })
-            .collect();
-        reply(ByModel {
-            org_id,
-            from,
-            to,
-            models,
-        })
-    })
-    .await
-}
-
-/// One group's row: its key (user key or model), the user, its totals and client cost.
-type GroupRow = (String, UserRef, Totals, Decimal);
-
-/// The range handling and errors `by-user` and `by-model` share; `body` builds the
-/// reply from the org id, the range and the priced rows.
-async fn grouped_response(
-    st: &Arc<AppState>,
-    q: &RangeQuery,
-    by_user: bool,
-    body: impl FnOnce(String, NaiveDate, NaiveDate, Vec<GroupRow>) -> Response,
-) -> Response {
-    let (from, to) = match parse_range(q) {
+    let (from, to) = match parse_range(&q) {
         Ok(r) => r,
         Err(r) => return r,
     };
-    match grouped(st, from, to, by_user).await {
-        Ok(rows) => body(st.cfg.org_id.clone(), from, to, rows),
+    let (org, sched) = (st.cfg.org_id.clone(), st.schedule());
+    match st
+        .read(move |l| l.by_model_priced(&org, from, to, &sched))
+        .await
+    {
+        Ok(rows) => reply(ByModel {
+            org_id: st.cfg.org_id.clone(),
+            from,
+            to,
+            models: rows
+                .into_iter()
+                .map(|p| ModelUsage {
+                    model: p.row.model,
+                    requests: p.row.totals.requests,
+                    tokens: p.row.totals.tokens.into(),
+                    raw_cost_usd: p.row.totals.cost_usd,
+                    client_cost_usd: p.client_cost_usd,
+                })
+                .collect(),
+        }),
         Err(e) => ledger_error(e),
     }
 }
