@@ -1,5 +1,7 @@
 //! `mai-sim openrouter …` and `mai-sim nbp …`: the simulators as standalone servers.
 
+mod cli;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -16,9 +18,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve a simulated OpenRouter API (chat completions, generation, key, activity, keys).
-    Openrouter(mai_sim::openrouter::CliArgs),
+    Openrouter(cli::openrouter::CliArgs),
     /// Serve a simulated NBP Web API (exchange-rate tables A and C).
-    Nbp(mai_sim::nbp::CliArgs),
+    Nbp(cli::nbp::CliArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,8 +34,8 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         match cli.command {
-            Command::Openrouter(args) => mai_sim::openrouter::run_cli(args).await,
-            Command::Nbp(args) => mai_sim::nbp::run_cli(args).await,
+            Command::Openrouter(args) => cli::openrouter::run_cli(args).await,
+            Command::Nbp(args) => cli::nbp::run_cli(args).await,
         }
     })
 }

@@ -167,7 +167,7 @@ pub struct KeepAlive {
 }
 
 /// Shape of the final usage chunk of a stream (spec 1.4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UsageChunkShape {
     /// As captured live: one choice with an empty delta and `finish_reason: null`.
     Captured,
@@ -176,7 +176,7 @@ pub enum UsageChunkShape {
 }
 
 /// Who may call `GET /credits` (spec 4: the docs and live behaviour disagree).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CreditsAuth {
     /// Inference and management keys.
     Any,
