@@ -1,5 +1,7 @@
 //! mAI Fleet console: a thin Tauri shell. Every command forwards to `mai_ops::Ops`;
 //! errors reach the UI as the library's own messages (what failed, on which input, what to do).
+//! Replies, struct arguments and event payloads are `mai_wire::console` types, the ones
+//! `ui/src/lib/wire.ts` is generated from.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -7,11 +9,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
-use mai_ops::keys::{MaskedKey, SecretKind};
-use mai_ops::ops::{Dashboard, InvoiceExportRequest, InvoiceExportResult, Rotation, SyncOutcome};
-use mai_ops::refresh::FleetRow;
 use mai_ops::{Fleet, Keychain, Ops};
-use serde::Serialize;
+use mai_wire::console::{
+    AppInfo, BillingReport, ClientRef, ContainerInfo, ContainerRole, Dashboard, FleetRow,
+    InvoiceExportRequest, InvoiceExportResult, LogLine, MaskedKey, Rotation, SecretKind,
+    SyncOutcome, UpdateCheck,
+};
 use tauri::{Emitter, Manager, Runtime, State};
 use tauri_plugin_updater::UpdaterExt;
 
@@ -80,24 +83,6 @@ impl Console {
     }
 }
 
-#[derive(Serialize)]
-pub struct ClientRef {
-    pub id: String,
-    pub legal_name: String,
-}
-
-#[derive(Serialize)]
-pub struct AppInfo {
-    pub version: String,
-    pub fleet_path: Option<String>,
-    pub load_error: Option<String>,
-    pub keychain_error: Option<String>,
-    pub clients: Vec<ClientRef>,
-    pub update_endpoint: Option<String>,
-    /// The fleet file has a `[billing]` section (report and export available).
-    pub billing_available: bool,
-}
-
 #[tauri::command]
 fn app_info(state: State<'_, Console>) -> AppInfo {
     let ops = state.ops.as_ref();
@@ -161,19 +146,13 @@ async fn sync_clients<R: Runtime>(
 async fn restart_container(
     state: State<'_, Console>,
     client_id: String,
-    role: Option<String>,
-) -> Result<mai_ops::docker::ContainerInfo, String> {
+    role: Option<ContainerRole>,
+) -> Result<ContainerInfo, String> {
     state
         .ops()?
-        .restart(&client_id, role.as_deref().unwrap_or("chat"))
+        .restart(&client_id, role.unwrap_or_default())
         .await
         .map_err(|e| e.to_string())
-}
-
-#[derive(Clone, Serialize)]
-struct LogLine {
-    stream: u32,
-    line: String,
 }
 
 /// Starts streaming a container's logs as `log-line` events; returns the stream id.
@@ -182,11 +161,11 @@ async fn logs_start<R: Runtime>(
     app: tauri::AppHandle<R>,
     state: State<'_, Console>,
     client_id: String,
-    role: Option<String>,
+    role: Option<ContainerRole>,
 ) -> Result<u32, String> {
     let ops = state.ops()?;
     let mut s = Box::pin(
-        ops.logs(&client_id, role.as_deref().unwrap_or("chat"), 200, true)
+        ops.logs(&client_id, role.unwrap_or_default(), 200, true)
             .await
             .map_err(|e| e.to_string())?,
     );
@@ -275,21 +254,20 @@ fn first_paint(rows: usize) -> u64 {
     ms
 }
 
+/// The month report as the Billing view shows it (mai-billing's `MonthReport`, converted
+/// by its one `From` into the IPC shape).
 #[tauri::command]
-async fn billing_report(
-    state: State<'_, Console>,
-    month: String,
-) -> Result<serde_json::Value, String> {
+async fn billing_report(state: State<'_, Console>, month: String) -> Result<BillingReport, String> {
     let r = state
         .ops()?
         .billing_report(&month)
         .await
         .map_err(|e| e.to_string())?;
-    serde_json::to_value(r).map_err(|e| e.to_string())
+    Ok(BillingReport::from(&r))
 }
 
 /// Exports a month's invoices; progress goes out as `billing-export-progress` events
-/// (mai-billing's `ExportProgress`), like sync-all's `sync-progress`.
+/// (`ExportProgress`), like sync-all's `sync-progress` (`SyncProgress`).
 #[tauri::command]
 async fn billing_export<R: Runtime>(
     app: tauri::AppHandle<R>,
@@ -308,7 +286,7 @@ async fn billing_export<R: Runtime>(
 async fn check_update<R: Runtime>(
     app: tauri::AppHandle<R>,
     state: State<'_, Console>,
-) -> Result<update::UpdateCheck, String> {
+) -> Result<UpdateCheck, String> {
     let cfg = state.ops.as_ref().and_then(|o| o.fleet.updater.clone());
     let mut b = app.updater_builder();
     if let Some(u) = cfg {

@@ -1,15 +1,6 @@
 //! "Check for updates": a clear result either way, never a panic.
 
-use serde::Serialize;
-
-#[derive(Debug, Serialize)]
-pub struct UpdateCheck {
-    pub available: bool,
-    pub version: Option<String>,
-    pub notes: Option<String>,
-    pub current: String,
-    pub error: Option<String>,
-}
+use mai_wire::console::UpdateCheck;
 
 pub async fn check(b: tauri_plugin_updater::UpdaterBuilder) -> UpdateCheck {
     let current = env!("CARGO_PKG_VERSION").to_string();

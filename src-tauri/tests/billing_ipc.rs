@@ -10,6 +10,7 @@ use mai_console::Console;
 use mai_core::ledger::Ledger;
 use mai_core::usage::{EventState, Source, Tokens, UsageEvent, UserRef};
 use mai_ops::{Fleet, Keychain, Ops};
+use mai_wire::console::{BillingReport, BillingStatus};
 use serde_json::{json, Value};
 use tauri::Listener;
 
@@ -135,4 +136,52 @@ fn billing_export_over_ipc_with_progress_events() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("xls"), "{e}");
+}
+
+#[test]
+fn billing_report_over_ipc_is_the_wire_view_of_the_month() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _g = rt.enter();
+    let dir = tempfile::tempdir().unwrap();
+    let (_app, w) = app_with(Console::new(Ok(ops(dir.path())), None));
+
+    let raw = invoke(&w, "billing_report", json!({"month": "2025-12"})).unwrap();
+    // Money stays exact decimal text on the wire.
+    assert_eq!(raw["clients"][0]["raw_cost_usd"], "1.5");
+    let r: BillingReport =
+        serde_json::from_value(raw.clone()).unwrap_or_else(|e| panic!("{e}: {raw}"));
+    assert_eq!(r.month, "2025-12");
+    assert!(!r.provisional, "December 2025 is closed");
+    // NBP is down in this fleet: no invoice rate, and the report says why.
+    assert_eq!(r.usd_rate, None);
+    assert!(
+        r.rate_error.as_deref().unwrap_or("").contains("NBP"),
+        "{raw}"
+    );
+    let rows: Vec<_> = r
+        .clients
+        .iter()
+        .map(|c| {
+            (
+                c.org_id.as_str(),
+                c.status,
+                c.requests,
+                c.raw_cost_usd.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("acme", BillingStatus::ReadyToIssue, 1, "1.5".to_string()),
+            ("nodata", BillingStatus::MissingData, 1, "2".to_string()),
+        ]
+    );
+    assert_eq!(
+        r.totals.requests, 0,
+        "totals sum only rows with a statement (none without a rate)"
+    );
+
+    let e = invoke(&w, "billing_report", json!({"month": "2025-13"})).unwrap_err();
+    assert!(e.as_str().unwrap().contains("YYYY-MM"), "{e}");
 }

@@ -29,20 +29,9 @@ pub struct InvoiceRates {
     pub eur: Option<InvoiceRate>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RowStatus {
-    /// The month is still open: numbers move.
-    Provisional,
-    /// Closed, complete invoice data, not issued yet.
-    ReadyToIssue,
-    /// Issued: the numbers are frozen.
-    Issued,
-    /// Closed, but invoice data is missing (see `missing`).
-    MissingData,
-    /// Nothing to bill.
-    NoUsage,
-}
+/// A row's status is shown by the console as it is, so it is the IPC enum (defined once
+/// in mai-wire as `BillingStatus`).
+pub use mai_wire::console::BillingStatus as RowStatus;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientRow {
@@ -112,6 +101,51 @@ pub struct MonthReport {
     pub clients: Vec<ClientRow>,
     /// Sums over rows that have a statement.
     pub totals: ReportTotals,
+}
+
+/// The console's view of the report (what its Billing view shows), made here so that a
+/// change of the report meets its one IPC shape at compile time.
+impl From<&MonthReport> for mai_wire::console::BillingReport {
+    fn from(r: &MonthReport) -> Self {
+        use mai_wire::console::{BillingReport, BillingRow, BillingTotals, TableARate};
+        let t = &r.totals;
+        BillingReport {
+            month: r.month.to_string(),
+            today: r.today,
+            provisional: r.provisional,
+            usd_rate: r.rates.as_ref().map(|rates| TableARate {
+                mid: rates.usd.mid,
+                table_no: rates.usd.table_no.clone(),
+                effective_date: rates.usd.effective_date,
+            }),
+            rate_error: r.rate_error.clone(),
+            clients: r
+                .clients
+                .iter()
+                .map(|c| BillingRow {
+                    org_id: c.org_id.clone(),
+                    name: c.name.clone(),
+                    status: c.status,
+                    invoice_number: c.invoice_number.clone(),
+                    requests: c.usage.requests,
+                    raw_cost_usd: c.usage.cost_usd,
+                    late_usage_usd: c.late_usage_usd,
+                    missing: c.missing.clone(),
+                })
+                .collect(),
+            totals: BillingTotals {
+                requests: t.requests,
+                raw_cost_usd: t.raw_cost_usd,
+                client_net_usd: t.client_net_usd,
+                profit_usd: t.profit_usd,
+                net_pln: t.net_pln,
+                vat_pln: t.vat_pln,
+                gross_pln: t.gross_pln,
+                profit_pln: t.profit_pln,
+                late_usage_usd: t.late_usage_usd,
+            },
+        }
+    }
 }
 
 /// The date the invoice rate is taken for when looking at `month` on `today`: the

@@ -16,13 +16,9 @@ use crate::report::{build_report, issue_month, InvoiceRates, MonthReport, RowSta
 use crate::store::{BillingStore, IssuedInvoice};
 use crate::BillingError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExportFormat {
-    Csv,
-    Pdf,
-    Ksef,
-}
+/// The export formats and progress events are the console's IPC types (defined once in
+/// mai-wire): the console emits `ExportProgress` to its web view as it is.
+pub use mai_wire::console::{ExportFormat, ExportProgress};
 
 #[derive(Debug, Clone)]
 pub struct ExportRequest {
@@ -34,28 +30,6 @@ pub struct ExportRequest {
     pub dialect: CsvDialect,
     /// Defaults to today (Warsaw).
     pub issue_date: Option<NaiveDate>,
-}
-
-/// Progress of an export, for a progress bar.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum ExportProgress {
-    Started {
-        total: usize,
-    },
-    Issued {
-        number: String,
-        org_id: String,
-    },
-    Wrote {
-        path: PathBuf,
-        done: usize,
-        total: usize,
-    },
-    Skipped {
-        org_id: String,
-        reason: String,
-    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,9 +11,11 @@ use bollard::query_parameters::{
 use bollard::{Docker, API_DEFAULT_VERSION};
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
-use serde::Serialize;
 
 use crate::fleet::{DockerEndpoint, Host};
+
+/// What the fleet table shows about a container: the console's IPC types.
+pub use mai_wire::console::{ContainerHealth, ContainerInfo, ContainerRole, ContainerState};
 
 pub const LABEL_CLIENT: &str = "mai.client";
 pub const LABEL_ROLE: &str = "mai.role";
@@ -39,25 +41,8 @@ pub enum DockerError {
     NotFound {
         host: String,
         client: String,
-        role: String,
+        role: ContainerRole,
     },
-}
-
-/// What the fleet table shows about one container.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ContainerInfo {
-    pub id: String,
-    pub name: String,
-    pub client: String,
-    pub role: String,
-    pub image: String,
-    pub version: Option<String>,
-    /// `running`, `exited`, `restarting`, ...
-    pub state: String,
-    /// `healthy`, `unhealthy`, `starting`, or None without a healthcheck.
-    pub health: Option<String>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub restart_count: Option<i64>,
 }
 
 /// Connects and negotiates the API version (Debian's engine speaks 1.41, bollard defaults to 1.53).
@@ -102,8 +87,10 @@ fn api<'a>(host: &'a str, action: &str) -> impl Fn(bollard::errors::Error) -> Do
     }
 }
 
-/// Every container on the host that carries a `mai.client` label, inspected for
-/// restart count and start time.
+/// Every container on the host that carries a `mai.client` label and a role the console
+/// knows (`mai.role` chat or tracker; none means chat), inspected for restart count and
+/// start time. Containers of other roles (a client's database, say) are left out: the
+/// console neither shows nor restarts them.
 pub async fn list_client_containers(
     docker: &Docker,
     host: &str,
@@ -118,7 +105,20 @@ pub async fn list_client_containers(
         .list_containers(Some(opts))
         .await
         .map_err(api(host, "list containers"))?;
-    let inspects = futures::stream::iter(list.into_iter().map(|c| async move {
+    let ours = list.into_iter().filter_map(|c| {
+        let role = match c.labels.as_ref().and_then(|l| l.get(LABEL_ROLE)) {
+            None => ContainerRole::Chat,
+            Some(r) => match r.parse() {
+                Ok(role) => role,
+                Err(e) => {
+                    tracing::debug!(host, container = ?c.names, "not a console container: {e}");
+                    return None;
+                }
+            },
+        };
+        Some((c, role))
+    });
+    let inspects = futures::stream::iter(ours.map(|(c, role)| async move {
         let id = c.id.clone().unwrap_or_default();
         let labels = c.labels.clone().unwrap_or_default();
         let inspect = docker
@@ -135,10 +135,7 @@ pub async fn list_client_containers(
                 .unwrap_or_else(|| id.chars().take(12).collect()),
             id,
             client: labels.get(LABEL_CLIENT).cloned().unwrap_or_default(),
-            role: labels
-                .get(LABEL_ROLE)
-                .cloned()
-                .unwrap_or_else(|| "chat".into()),
+            role,
             image: c.image.clone().unwrap_or_default(),
             version: labels.get(LABEL_VERSION).cloned().or_else(|| {
                 c.image
@@ -148,12 +145,11 @@ pub async fn list_client_containers(
             state: state
                 .and_then(|s| s.status.map(|st| st.to_string()))
                 .or_else(|| c.state.map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown".into()),
+                .map_or(ContainerState::Unknown, |s| ContainerState::from_docker(&s)),
             health: state
                 .and_then(|s| s.health.as_ref())
                 .and_then(|h| h.status)
-                .map(|h| h.to_string())
-                .filter(|h| !h.is_empty() && h != "none"),
+                .and_then(|h| ContainerHealth::from_docker(h.as_ref())),
             started_at: state
                 .and_then(|s| s.started_at.as_deref())
                 .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
@@ -172,7 +168,7 @@ async fn find(
     docker: &Docker,
     host: &str,
     client: &str,
-    role: &str,
+    role: ContainerRole,
 ) -> Result<ContainerInfo, DockerError> {
     list_client_containers(docker, host)
         .await?
@@ -181,7 +177,7 @@ async fn find(
         .ok_or_else(|| DockerError::NotFound {
             host: host.into(),
             client: client.into(),
-            role: role.into(),
+            role,
         })
 }
 
@@ -190,7 +186,7 @@ pub async fn restart(
     docker: &Docker,
     host: &str,
     client: &str,
-    role: &str,
+    role: ContainerRole,
     grace_s: i32,
 ) -> Result<ContainerInfo, DockerError> {
     let c = find(docker, host, client, role).await?;
@@ -211,7 +207,7 @@ pub async fn logs(
     docker: &Docker,
     host: &str,
     client: &str,
-    role: &str,
+    role: ContainerRole,
     tail: u32,
     follow: bool,
 ) -> Result<impl Stream<Item = Result<String, DockerError>> + use<>, DockerError> {

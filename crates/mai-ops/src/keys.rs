@@ -7,34 +7,28 @@
 use std::sync::Arc;
 
 use keyring_core::{CredentialStore, Entry, Error as KrError};
-use serde::Serialize;
 
 /// Keychain service name of every entry the console writes.
 pub const SERVICE: &str = "mai-fleet";
 /// Entry of the OpenRouter management (provisioning) key.
 pub const MANAGEMENT: &str = "openrouter-management";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SecretKind {
-    /// A client's OpenRouter inference key.
-    OpenRouter,
-    /// The admin token of a client's tracker.
-    TrackerToken,
+/// Which secret, and a listing of them, cross the console's IPC as they are.
+pub use mai_wire::console::{MaskedKey, SecretKind};
+
+/// The keychain entry (user name under [`SERVICE`]) of a client's secret.
+fn entry_user(kind: SecretKind, client: &str) -> String {
+    match kind {
+        SecretKind::OpenRouter => format!("openrouter:{client}"),
+        SecretKind::TrackerToken => format!("tracker-token:{client}"),
+    }
 }
 
-impl SecretKind {
-    fn user(self, client: &str) -> String {
-        match self {
-            SecretKind::OpenRouter => format!("openrouter:{client}"),
-            SecretKind::TrackerToken => format!("tracker-token:{client}"),
-        }
-    }
-    fn describe(self) -> &'static str {
-        match self {
-            SecretKind::OpenRouter => "OpenRouter key",
-            SecretKind::TrackerToken => "tracker token",
-        }
+/// What error messages call the secret.
+fn describe(kind: SecretKind) -> &'static str {
+    match kind {
+        SecretKind::OpenRouter => "OpenRouter key",
+        SecretKind::TrackerToken => "tracker token",
     }
 }
 
@@ -71,15 +65,6 @@ pub fn validate_openrouter_key(key: &str) -> Result<(), KeyError> {
         )));
     }
     Ok(())
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct MaskedKey {
-    pub client: String,
-    pub kind: SecretKind,
-    /// `None` when nothing is stored.
-    pub masked: Option<String>,
-    pub error: Option<String>,
 }
 
 #[derive(Clone)]
@@ -168,9 +153,9 @@ impl Keychain {
 
     pub fn get(&self, kind: SecretKind, client: &str) -> Result<String, KeyError> {
         off_runtime(|| {
-            let e = self.entry(&kind.user(client), kind.describe(), client)?;
+            let e = self.entry(&entry_user(kind, client), describe(kind), client)?;
             e.get_password()
-                .map_err(|e| classify(e, kind.describe(), client))
+                .map_err(|e| classify(e, describe(kind), client))
         })
     }
 
@@ -179,28 +164,28 @@ impl Keychain {
         if secret.is_empty() {
             return Err(KeyError::Invalid(format!(
                 "the {} for {client} is empty; nothing was stored",
-                kind.describe()
+                describe(kind)
             )));
         }
         if kind == SecretKind::OpenRouter {
             validate_openrouter_key(secret)?;
         }
         off_runtime(|| {
-            let e = self.entry(&kind.user(client), kind.describe(), client)?;
+            let e = self.entry(&entry_user(kind, client), describe(kind), client)?;
             e.set_password(secret)
-                .map_err(|e| classify(e, kind.describe(), client))
+                .map_err(|e| classify(e, describe(kind), client))
         })?;
-        tracing::info!(client, kind = kind.describe(), key = %mask(secret), "secret stored in keychain");
+        tracing::info!(client, kind = describe(kind), key = %mask(secret), "secret stored in keychain");
         Ok(())
     }
 
     /// Deleting what is not there is not an error (the end state is the same).
     pub fn delete(&self, kind: SecretKind, client: &str) -> Result<(), KeyError> {
         off_runtime(|| {
-            let e = self.entry(&kind.user(client), kind.describe(), client)?;
+            let e = self.entry(&entry_user(kind, client), describe(kind), client)?;
             match e.delete_credential() {
                 Ok(()) | Err(KrError::NoEntry) => Ok(()),
-                Err(e) => Err(classify(e, kind.describe(), client)),
+                Err(e) => Err(classify(e, describe(kind), client)),
             }
         })
     }

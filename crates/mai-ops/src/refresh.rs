@@ -9,29 +9,18 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use mai_core::pricing::{self, limit_state, LimitLevel, LimitState, MarkupSchedule};
+use mai_core::pricing::{self, limit_state, LimitLevel, MarkupSchedule};
 use mai_core::usage::Totals;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use crate::docker::{self, ContainerInfo};
+use crate::docker::{self, ContainerHealth, ContainerInfo, ContainerRole, ContainerState};
 use crate::fleet::{Client, Fleet};
 use crate::tracker::{Daily, KeyState, Status, Today, TrackerClient};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum AlertLevel {
-    Info,
-    Warning,
-    Critical,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Alert {
-    pub level: AlertLevel,
-    pub message: String,
-}
+/// The fleet table's row and alerts are the console's IPC types.
+pub use mai_wire::console::{Alert, AlertLevel, FleetRow, SyncView};
 
 /// What a tracker told us the last time it answered; kept so an unreachable tracker
 /// still shows numbers, with their age. Only raw (OpenRouter) costs are taken from the
@@ -49,50 +38,6 @@ pub struct TrackerSnapshot {
     pub terms_error: Option<String>,
 }
 
-/// How the last reconciliation went, as the fleet table shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SyncView {
-    Ok,
-    Error,
-    Running,
-    Unknown,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct FleetRow {
-    pub client_id: String,
-    pub legal_name: String,
-    pub host: String,
-    /// Today's markup rate (the fleet file's schedule).
-    pub markup: Decimal,
-    /// The chat container (role `chat`), if Docker answered and one exists.
-    pub container: Option<ContainerInfo>,
-    pub tracker_container: Option<ContainerInfo>,
-    pub docker_error: Option<String>,
-    pub uptime_seconds: Option<i64>,
-    pub tracker_reachable: bool,
-    pub tracker_error: Option<String>,
-    pub tracker_version: Option<String>,
-    pub last_sync_state: SyncView,
-    pub last_sync_at: Option<DateTime<Utc>>,
-    pub last_sync_error: Option<String>,
-    pub today_requests: Option<u64>,
-    pub today_tokens: Option<u64>,
-    pub today_raw_cost_usd: Option<Decimal>,
-    pub today_client_cost_usd: Option<Decimal>,
-    pub month_client_cost_usd: Option<Decimal>,
-    pub limit: Option<LimitState>,
-    pub key_state: Option<KeyState>,
-    pub key_label: Option<String>,
-    pub key_limit_remaining_usd: Option<Decimal>,
-    pub alerts: Vec<Alert>,
-    /// When the numbers shown were fetched; older than this refresh when the tracker is down.
-    pub data_fetched_at: Option<DateTime<Utc>>,
-    pub data_age_seconds: Option<i64>,
-    pub refreshed_at: DateTime<Utc>,
-}
-
 /// Inputs of [`build_row`]: everything gathered for one client.
 #[derive(Debug, Clone)]
 pub struct Gathered {
@@ -107,10 +52,13 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
     let (container, tracker_container, docker_error) = match &g.containers {
         Ok(list) => {
             let mine: Vec<&ContainerInfo> = list.iter().filter(|c| c.client == client.id).collect();
-            let chat = mine.iter().find(|c| c.role == "chat").map(|c| (*c).clone());
+            let chat = mine
+                .iter()
+                .find(|c| c.role == ContainerRole::Chat)
+                .map(|c| (*c).clone());
             let tr = mine
                 .iter()
-                .find(|c| c.role == "tracker")
+                .find(|c| c.role == ContainerRole::Tracker)
                 .map(|c| (*c).clone());
             (chat, tr, None)
         }
@@ -130,11 +78,11 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
                     client.id, client.host
                 ),
             }),
-            Some(c) if c.state != "running" => alerts.push(Alert {
+            Some(c) if c.state != ContainerState::Running => alerts.push(Alert {
                 level: AlertLevel::Critical,
                 message: format!("chat container {} is {}", c.name, c.state),
             }),
-            Some(c) if c.health.as_deref() == Some("unhealthy") => alerts.push(Alert {
+            Some(c) if c.health == Some(ContainerHealth::Unhealthy) => alerts.push(Alert {
                 level: AlertLevel::Critical,
                 message: format!("chat container {} is unhealthy", c.name),
             }),
@@ -158,7 +106,7 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
         markup: client.markup_on(mai_core::time::warsaw_day(now)),
         uptime_seconds: container
             .as_ref()
-            .filter(|c| c.state == "running")
+            .filter(|c| c.state == ContainerState::Running)
             .and_then(|c| c.started_at)
             .map(|s| (now - s).num_seconds().max(0)),
         container,
@@ -419,4 +367,145 @@ pub async fn refresh_all(
         })
         .collect();
     (rows, fresh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FLEET: &str = r#"
+[[hosts]]
+name = "hel1"
+docker = "unix:///var/run/docker.sock"
+
+[[clients]]
+id = "acme"
+legal_name = "ACME Sp. z o.o."
+nip = "526-104-08-28"
+address = "ul. Prosta 1, 00-001 Warszawa"
+host = "hel1"
+markup = "1.3"
+tracker_url = "http://127.0.0.1:9001"
+tracker_token = "env:ACME_TOKEN"
+"#;
+
+    fn client() -> Client {
+        Fleet::parse(FLEET, std::path::Path::new("/etc/mai/fleet.toml"))
+            .unwrap()
+            .clients
+            .remove(0)
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-10T12:00:00Z".parse().unwrap()
+    }
+
+    fn container(client: &str, role: ContainerRole, state: ContainerState) -> ContainerInfo {
+        ContainerInfo {
+            id: format!("id-{client}-{role}"),
+            name: format!("mai-{client}-{role}"),
+            client: client.into(),
+            role,
+            image: "ghcr.io/open-webui/open-webui:0.6".into(),
+            version: Some("0.6".into()),
+            state,
+            health: None,
+            started_at: Some("2026-11-10T11:00:00Z".parse().unwrap()),
+            restart_count: Some(0),
+        }
+    }
+
+    fn row(containers: Vec<ContainerInfo>) -> FleetRow {
+        build_row(
+            &client(),
+            Gathered {
+                containers: Ok(containers),
+                tracker: Err("not asked in this test".into()),
+                last_good: None,
+            },
+            now(),
+        )
+    }
+
+    fn container_alerts(r: &FleetRow) -> Vec<(AlertLevel, &str)> {
+        r.alerts
+            .iter()
+            .filter(|a| a.message.contains("container"))
+            .map(|a| (a.level, a.message.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn containers_are_matched_by_client_and_role() {
+        let r = row(vec![
+            container("other", ContainerRole::Chat, ContainerState::Running),
+            container("acme", ContainerRole::Tracker, ContainerState::Running),
+            container("acme", ContainerRole::Chat, ContainerState::Running),
+        ]);
+        assert_eq!(r.container.as_ref().unwrap().name, "mai-acme-chat");
+        assert_eq!(
+            r.tracker_container.as_ref().unwrap().name,
+            "mai-acme-tracker"
+        );
+        assert_eq!(r.uptime_seconds, Some(3600));
+        assert!(container_alerts(&r).is_empty(), "{:?}", r.alerts);
+    }
+
+    #[test]
+    fn a_chat_container_that_is_not_running_is_critical_and_has_no_uptime() {
+        let r = row(vec![container(
+            "acme",
+            ContainerRole::Chat,
+            ContainerState::Exited,
+        )]);
+        assert_eq!(r.uptime_seconds, None);
+        assert_eq!(
+            container_alerts(&r),
+            [(
+                AlertLevel::Critical,
+                "chat container mai-acme-chat is exited"
+            )]
+        );
+    }
+
+    #[test]
+    fn an_unhealthy_chat_container_is_critical_a_starting_one_is_not() {
+        let mut c = container("acme", ContainerRole::Chat, ContainerState::Running);
+        c.health = Some(ContainerHealth::Unhealthy);
+        let r = row(vec![c.clone()]);
+        assert_eq!(
+            container_alerts(&r),
+            [(
+                AlertLevel::Critical,
+                "chat container mai-acme-chat is unhealthy"
+            )]
+        );
+        c.health = Some(ContainerHealth::Starting);
+        assert!(container_alerts(&row(vec![c])).is_empty());
+    }
+
+    #[test]
+    fn only_a_tracker_container_means_no_chat_container() {
+        let r = row(vec![container(
+            "acme",
+            ContainerRole::Tracker,
+            ContainerState::Running,
+        )]);
+        assert!(r.container.is_none());
+        assert_eq!(
+            container_alerts(&r),
+            [(
+                AlertLevel::Warning,
+                "no chat container labelled mai.client=acme on hel1"
+            )]
+        );
+    }
+
+    #[test]
+    fn alerts_come_worst_first() {
+        let r = row(vec![]);
+        let levels: Vec<_> = r.alerts.iter().map(|a| a.level).collect();
+        assert_eq!(levels, [AlertLevel::Critical, AlertLevel::Warning]);
+        assert_eq!(r.last_sync_state, SyncView::Unknown);
+    }
 }

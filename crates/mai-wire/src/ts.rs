@@ -6,7 +6,7 @@
 
 use ts_rs::{Config, TS};
 
-use crate::{pricing, tracker, usage};
+use crate::{console, pricing, tracker, usage};
 
 /// Appends `export type X = ...;` for each listed type.
 macro_rules! decls {
@@ -34,6 +34,18 @@ pub fn typescript() -> String {
         tracker::UserUsage, tracker::ByUser, tracker::ModelUsage, tracker::ByModel,
         tracker::Month, tracker::Event, tracker::EventPage, tracker::SyncRequest,
         tracker::SyncStatus, tracker::SyncReport, tracker::KeyLabel,
+        // The console's IPC: command replies, struct arguments and event payloads.
+        console::ClientRef, console::AppInfo, console::UpdateCheck,
+        console::ContainerRole, console::ContainerState, console::ContainerHealth,
+        console::ContainerInfo, console::AlertLevel, console::Alert, console::SyncView,
+        console::FleetRow, console::LogLine,
+        console::SyncOutcomeStatus, console::SyncOutcome, console::SyncProgress,
+        console::SecretKind, console::MaskedKey, console::Rotation,
+        console::DayPoint, console::Breakdown, console::PlnRate, console::Dashboard,
+        console::BillingStatus, console::TableARate, console::BillingRow,
+        console::BillingTotals, console::BillingReport, console::ExportFormat,
+        console::CsvDialect, console::InvoiceExportRequest, console::ClientExport,
+        console::InvoiceExportResult, console::ExportProgress,
     );
     out
 }

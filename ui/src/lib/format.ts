@@ -1,4 +1,5 @@
 import { absLessThan, formatFixed, isZero, mul, parseDec, type Dec } from './decimal';
+import type { PlnRate } from './wire';
 
 const CENT: Dec = { units: 1n, scale: 2 };
 
@@ -19,17 +20,8 @@ export function pln(amount: Dec): string {
   return formatFixed(amount, places(amount), '\u00a0', ',') + '\u00a0zł';
 }
 
-export interface Rate {
-  available: boolean;
-  rate: string | null;
-  table_no: string | null;
-  effective_date: string | null;
-  stale: boolean;
-  error: string | null;
-}
-
 /** "$12.50 (50,00 zł)"; without a rate only the USD part. */
-export function usdPln(amount: string | null | undefined, rate: Rate | null | undefined): string {
+export function usdPln(amount: string | null | undefined, rate: PlnRate | null | undefined): string {
   const u = usd(amount);
   const a = parseDec(amount);
   const r = rate && rate.available ? parseDec(rate.rate) : null;

@@ -111,3 +111,177 @@ export type SyncReport = { status: SyncStatus, checked: number, confirmed: numbe
  */
 still_provisional: number, corrected: number, errors: Array<string>, drift: Drift | null, };
 export type KeyLabel = { label: string, };
+export type ClientRef = { id: string, legal_name: string, };
+export type AppInfo = { version: string, fleet_path: string | null, load_error: string | null, keychain_error: string | null, clients: Array<ClientRef>, update_endpoint: string | null, 
+/**
+ * The fleet file has a `[billing]` section (report and export available).
+ */
+billing_available: boolean, };
+export type UpdateCheck = { available: boolean, version: string | null, notes: string | null, current: string, error: string | null, };
+export type ContainerRole = "chat" | "tracker";
+export type ContainerState = "created" | "running" | "paused" | "restarting" | "removing" | "stopping" | "exited" | "dead" | "unknown";
+export type ContainerHealth = "starting" | "healthy" | "unhealthy";
+export type ContainerInfo = { id: string, name: string, 
+/**
+ * The `mai.client` label.
+ */
+client: string, role: ContainerRole, image: string, 
+/**
+ * The `mai.version` label, else the image tag.
+ */
+version: string | null, state: ContainerState, health: ContainerHealth | null, started_at: string | null, restart_count: number | null, };
+export type AlertLevel = "info" | "warning" | "critical";
+export type Alert = { level: AlertLevel, message: string, };
+export type SyncView = "ok" | "error" | "running" | "unknown";
+export type FleetRow = { client_id: string, legal_name: string, host: string, 
+/**
+ * Today's markup rate (the fleet file's schedule).
+ */
+markup: string, 
+/**
+ * The chat container (role `chat`), if Docker answered and one exists.
+ */
+container: ContainerInfo | null, tracker_container: ContainerInfo | null, docker_error: string | null, uptime_seconds: number | null, tracker_reachable: boolean, tracker_error: string | null, tracker_version: string | null, last_sync_state: SyncView, last_sync_at: string | null, last_sync_error: string | null, today_requests: number | null, today_tokens: number | null, today_raw_cost_usd: string | null, today_client_cost_usd: string | null, month_client_cost_usd: string | null, 
+/**
+ * The month's client cost against the fleet file's monthly limit, if it has one.
+ */
+limit: LimitState | null, key_state: KeyState | null, key_label: string | null, key_limit_remaining_usd: string | null, 
+/**
+ * Worst first.
+ */
+alerts: Array<Alert>, 
+/**
+ * When the numbers shown were fetched; older than this refresh when the tracker is down.
+ */
+data_fetched_at: string | null, data_age_seconds: number | null, refreshed_at: string, };
+export type LogLine = { stream: number, line: string, };
+export type SyncOutcomeStatus = "ok" | "partial" | "error" | "unreachable";
+export type SyncOutcome = { client_id: string, 
+/**
+ * The sync ran and its events reached the console cache.
+ */
+ok: boolean, status: SyncOutcomeStatus, checked: number | null, confirmed: number | null, corrected: number | null, 
+/**
+ * Events pulled into the console cache.
+ */
+pulled: number | null, error: string | null, };
+export type SyncProgress = { done: number, total: number, outcome: SyncOutcome, };
+export type SecretKind = "open-router" | "tracker-token";
+export type MaskedKey = { client: string, kind: SecretKind, 
+/**
+ * Absent (`null`) when nothing is stored.
+ */
+masked: string | null, error: string | null, };
+export type Rotation = { client_id: string, at: string, new_label: string, new_hash: string, old_label: string | null, old_hash: string | null, 
+/**
+ * The old key was disabled on OpenRouter (else `warning` says what to do by hand).
+ */
+old_disabled: boolean, warning: string | null, };
+export type DayPoint = { date: string, requests: number, tokens: number, raw_cost_usd: string, client_cost_usd: string, };
+export type Breakdown = { 
+/**
+ * The grouping key: user id (else e-mail, else "") or model name.
+ */
+key: string, label: string, requests: number, tokens: number, prompt_tokens: number, completion_tokens: number, raw_cost_usd: string, client_cost_usd: string, };
+export type PlnRate = { available: boolean, rate: string | null, table_no: string | null, effective_date: string | null, 
+/**
+ * The last known rate, NBP being unreachable now.
+ */
+stale: boolean, error: string | null, };
+export type Dashboard = { client_id: string, legal_name: string, 
+/**
+ * Today's markup rate; days and breakdowns are priced at their own days' rates.
+ */
+markup: string, 
+/**
+ * The pull from the tracker succeeded just now (numbers are live).
+ */
+live: boolean, pull_error: string | null, updated_at: string, today: DayPoint, month_requests: number, month_tokens: number, month_raw_cost_usd: string, month_client_cost_usd: string, daily_average_client_cost_usd: string, monthly_limit_usd: string | null, 
+/**
+ * The last 30 days, oldest first, zeros included.
+ */
+days: Array<DayPoint>, by_user: Array<Breakdown>, by_model: Array<Breakdown>, pln: PlnRate, };
+export type BillingStatus = "provisional" | "ready_to_issue" | "issued" | "missing_data" | "no_usage";
+export type TableARate = { 
+/**
+ * PLN per 1 unit, at NBP's published scale (e.g. `3.9850`).
+ */
+mid: string, 
+/**
+ * e.g. `247/A/NBP/2025`.
+ */
+table_no: string, effective_date: string, };
+export type BillingRow = { org_id: string, name: string | null, status: BillingStatus, invoice_number: string | null, 
+/**
+ * The month's usage as the ledger has it now.
+ */
+requests: number, raw_cost_usd: string, 
+/**
+ * Ledger now minus what the issued invoices billed for this month (USD, exact):
+ * positive goes onto the next invoice, negative needs a correction invoice.
+ */
+late_usage_usd: string, 
+/**
+ * What an invoice still lacks.
+ */
+missing: Array<string>, };
+export type BillingTotals = { requests: number, raw_cost_usd: string, client_net_usd: string, profit_usd: string, net_pln: string, vat_pln: string, gross_pln: string, profit_pln: string, late_usage_usd: string, };
+export type BillingReport = { 
+/**
+ * `YYYY-MM`.
+ */
+month: string, 
+/**
+ * The Warsaw day the report was made on.
+ */
+today: string, 
+/**
+ * The month has not ended (Warsaw): everything is provisional.
+ */
+provisional: boolean, 
+/**
+ * The USD rate rows that are not frozen are converted at.
+ */
+usd_rate: TableARate | null, 
+/**
+ * Why there are no PLN figures for rows that are not frozen.
+ */
+rate_error: string | null, clients: Array<BillingRow>, totals: BillingTotals, };
+export type ExportFormat = "csv" | "pdf" | "ksef";
+export type CsvDialect = "polish" | "plain";
+export type InvoiceExportRequest = { 
+/**
+ * `YYYY-MM`.
+ */
+month: string, format: ExportFormat, 
+/**
+ * One client (org id), or all when absent or empty.
+ */
+client?: string | null, 
+/**
+ * Default: `~/mai-invoices/YYYY-MM`.
+ */
+out_dir?: string | null, 
+/**
+ * Only CSV uses it.
+ */
+dialect: CsvDialect, 
+/**
+ * Issue date of invoices issued by this export. Default: today in Warsaw.
+ */
+issue_date?: string | null, };
+export type ClientExport = { org_id: string, invoice_number: string | null, 
+/**
+ * Issued by this export (false: issued earlier and rendered again).
+ */
+newly_issued: boolean, files: Array<string>, 
+/**
+ * Why the client was not exported (e.g. the missing invoice data).
+ */
+skipped: string | null, };
+export type InvoiceExportResult = { out_dir: string, format: ExportFormat, 
+/**
+ * Every file written (a CSV export writes one file for all clients).
+ */
+files: Array<string>, clients: Array<ClientExport>, };
+export type ExportProgress = { "event": "started", total: number, } | { "event": "issued", number: string, org_id: string, } | { "event": "wrote", path: string, done: number, total: number, } | { "event": "skipped", org_id: string, reason: string, };

@@ -1,7 +1,11 @@
+// Mock replies of the console's commands, typed with the generated wire types so that a
+// change of the Rust side fails `npm run check` here too, not only in the app.
+import type { AppInfo, BillingReport, Dashboard, DayPoint, FleetRow, MaskedKey, PlnRate } from '../../src/lib/wire';
+
 const today = new Date().toISOString().slice(0, 10);
 const now = new Date().toISOString();
 
-function row(id: string, over: Record<string, unknown> = {}) {
+function row(id: string, over: Partial<FleetRow> = {}): FleetRow {
   return {
     client_id: id, legal_name: id.toUpperCase() + ' Sp. z o.o.', host: 'hel1', markup: '1.3',
     container: { id: 'c-' + id, name: 'mai-' + id + '-chat', client: id, role: 'chat', image: 'ghcr.io/open-webui/open-webui:0.6', version: '0.6',
@@ -25,15 +29,15 @@ export function fixtures(scenario: string) {
       data_age_seconds: 1800, container: null, docker_error: 'no answer within 3000 ms',
       alerts: [{ level: 'critical', message: 'tracker unreachable: did not answer within 3000 ms' }] }),
   ];
-  const days = Array.from({ length: 30 }, (_, i) => {
+  const days: DayPoint[] = Array.from({ length: 30 }, (_, i) => {
     const d = new Date(Date.now() - (29 - i) * 86400000).toISOString().slice(0, 10);
     return { date: d, requests: 40 + i * 3, tokens: 50000 + i * 1000, raw_cost_usd: (1 + i / 10).toFixed(4), client_cost_usd: ((1 + i / 10) * 1.3).toFixed(5) };
   });
   days[29].date = today;
-  const pln = scenario === 'no-pln'
+  const pln: PlnRate = scenario === 'no-pln'
     ? { available: false, rate: null, table_no: null, effective_date: null, stale: false, error: 'NBP did not answer within 8 s' }
     : { available: true, rate: '4.0000', table_no: '226/C/NBP/2026', effective_date: today, stale: false, error: null };
-  const dashboard = (id: string) => ({
+  const dashboard = (id: string): Dashboard => ({
     client_id: id, legal_name: id.toUpperCase() + ' Sp. z o.o.', markup: '1.3', live: true, pull_error: null, updated_at: now,
     today: { date: today, requests: 1234, tokens: 1234567, raw_cost_usd: '9.615384615', client_cost_usd: '12.5' },
     month_requests: 23456, month_tokens: 98765432, month_raw_cost_usd: '247.682', month_client_cost_usd: '321.987',
@@ -47,25 +51,28 @@ export function fixtures(scenario: string) {
     ],
     pln,
   });
-  return {
-    info: { version: '0.1.0', fleet_path: '/etc/mai/fleet.toml', load_error: null,
+  const info: AppInfo = { version: '0.1.0', fleet_path: '/etc/mai/fleet.toml', load_error: null,
       keychain_error: scenario === 'no-keychain' ? 'the OS keychain is not available (no D-Bus session)' : null,
-      clients: rows.map((r) => ({ id: r.client_id, legal_name: r.legal_name })), update_endpoint: 'http://127.0.0.1:8765/latest.json', billing_available: scenario.startsWith('billing') },
-    billing: {
-      month: '2026-10', today, provisional: false,
-      rates: { usd: { mid: '4.0000', table_no: '210/A/NBP/2026', effective_date: '2026-10-30' } }, rate_error: null,
-      clients: [
-        { org_id: 'acme', name: 'ACME Sp. z o.o.', status: 'issued', invoice_number: 'FV/2026/10/001', usage: { requests: 1234, cost_usd: '247.682' }, late_usage_usd: '0.0004', missing: [] },
-        { org_id: 'tiny', name: null, status: 'missing_data', invoice_number: null, usage: { requests: 2, cost_usd: '0.00066' }, late_usage_usd: '0', missing: ['NIP'] },
-      ],
-      totals: { requests: 1236, raw_cost_usd: '247.68266', client_net_usd: '321.9866', profit_usd: '74.30394', net_pln: '1287.95', vat_pln: '296.23', gross_pln: '1584.18', profit_pln: '297.22', late_usage_usd: '0.0004' },
-    },
+      clients: rows.map((r) => ({ id: r.client_id, legal_name: r.legal_name })), update_endpoint: 'http://127.0.0.1:8765/latest.json', billing_available: scenario.startsWith('billing') };
+  const billing: BillingReport = {
+    month: '2026-10', today, provisional: false,
+    usd_rate: { mid: '4.0000', table_no: '210/A/NBP/2026', effective_date: '2026-10-30' }, rate_error: null,
+    clients: [
+      { org_id: 'acme', name: 'ACME Sp. z o.o.', status: 'issued', invoice_number: 'FV/2026/10/001', requests: 1234, raw_cost_usd: '247.682', late_usage_usd: '0.0004', missing: [] },
+      { org_id: 'tiny', name: null, status: 'missing_data', invoice_number: null, requests: 2, raw_cost_usd: '0.00066', late_usage_usd: '0', missing: ['NIP'] },
+    ],
+    totals: { requests: 1236, raw_cost_usd: '247.68266', client_net_usd: '321.9866', profit_usd: '74.30394', net_pln: '1287.95', vat_pln: '296.23', gross_pln: '1584.18', profit_pln: '297.22', late_usage_usd: '0.0004' },
+  };
+  const keys: MaskedKey[] = rows.flatMap((r): MaskedKey[] => [
+    { client: r.client_id, kind: 'open-router', masked: r.client_id === 'acme' ? 'sk-or-v1-…abcd' : null, error: null },
+    { client: r.client_id, kind: 'tracker-token', masked: null, error: null },
+  ]);
+  return {
+    info,
+    billing,
     nbpDown: 'NBP unreachable: could not get table A USD for the invoice rate of reference date 2026-10-31 (dates 2026-10-17..2026-10-30) from http://127.0.0.1:18101/api after 2 attempt(s): connection refused. Check the network or NBP_BASE_URL and retry',
     rows,
     dashboard,
-    keys: rows.flatMap((r) => [
-      { client: r.client_id, kind: 'open-router', masked: r.client_id === 'acme' ? 'sk-or-v1-…abcd' : null, error: null },
-      { client: r.client_id, kind: 'tracker-token', masked: null, error: null },
-    ]) as { client: string; kind: string; masked: string | null; error: string | null }[],
+    keys,
   };
 }

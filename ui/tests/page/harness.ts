@@ -2,6 +2,13 @@
 import { mockIPC } from '@tauri-apps/api/mocks';
 import { emit } from '@tauri-apps/api/event';
 import { fixtures } from './fixtures';
+import type {
+  ContainerInfo, ExportProgress, InvoiceExportRequest, InvoiceExportResult, SecretKind, SyncOutcome, SyncProgress, UpdateCheck,
+} from '../../src/lib/wire';
+
+/** Events as the Rust side emits them, typed by their payload. */
+const emitSyncProgress = (p: SyncProgress) => emit('sync-progress', p);
+const emitExportProgress = (p: ExportProgress) => emit('billing-export-progress', p);
 
 declare global {
   interface Window {
@@ -28,26 +35,30 @@ mockIPC(
         return data.dashboard((args as { clientId: string }).clientId);
       case 'sync_clients': {
         const ids = (args as { clientIds: string[] }).clientIds;
-        const out = ids.map((id) => ({
+        const out = ids.map((id): SyncOutcome => ({
           client_id: id, ok: id !== 'gone', status: id === 'gone' ? 'unreachable' : 'ok', checked: 3, confirmed: 3,
           corrected: 0, pulled: 2, error: id === 'gone' ? 'tracker http://10.0.0.9:8080 is unreachable' : null,
         }));
-        for (const [i, o] of out.entries()) await emit('sync-progress', { done: i + 1, total: out.length, outcome: o });
+        for (const [i, o] of out.entries()) await emitSyncProgress({ done: i + 1, total: out.length, outcome: o });
         return out;
       }
-      case 'restart_container':
-        return { ...data.rows[0].container, state: 'running' };
+      case 'restart_container': {
+        const c: ContainerInfo = { ...data.rows[0].container!, state: 'running' };
+        return c;
+      }
       case 'keys_list':
         return data.keys;
       case 'key_set': {
-        const a = args as { clientId: string; kind: string; secret: string };
+        const a = args as { clientId: string; kind: SecretKind; secret: string };
         const masked = 'sk-or-v1-…' + a.secret.slice(-4);
         const k = data.keys.find((k) => k.client === a.clientId && k.kind === a.kind);
         if (k) k.masked = masked;
         return masked;
       }
-      case 'check_update':
-        return { available: true, version: '0.2.0', notes: 'Faster refresh', current: '0.1.0', error: null };
+      case 'check_update': {
+        const u: UpdateCheck = { available: true, version: '0.2.0', notes: 'Faster refresh', current: '0.1.0', error: null };
+        return u;
+      }
       case 'logs_start':
         return 1;
       case 'logs_stop':
@@ -57,18 +68,18 @@ mockIPC(
       case 'billing_report':
         return data.billing;
       case 'billing_export': {
-        const req = (args as { request: { month: string; format: string; out_dir: string | null } }).request;
+        const req = (args as { request: InvoiceExportRequest }).request;
         if (scenario === 'billing-nbp-down') throw data.nbpDown;
         const dir = req.out_dir ?? `/home/anna/mai-invoices/${req.month}`;
         const file = `${dir}/FV_2026_10_0002.${req.format === 'ksef' ? 'xml' : 'pdf'}`;
-        await emit('billing-export-progress', { event: 'issued', number: 'FV/2026/10/0002', org_id: 'acme' });
-        await emit('billing-export-progress', { event: 'skipped', org_id: 'tiny', reason: 'missing invoice data: NIP' });
-        await emit('billing-export-progress', { event: 'started', total: 2 });
-        await emit('billing-export-progress', { event: 'wrote', path: file, done: 1, total: 2 });
+        await emitExportProgress({ event: 'issued', number: 'FV/2026/10/0002', org_id: 'acme' });
+        await emitExportProgress({ event: 'skipped', org_id: 'tiny', reason: 'missing invoice data: NIP' });
+        await emitExportProgress({ event: 'started', total: 2 });
+        await emitExportProgress({ event: 'wrote', path: file, done: 1, total: 2 });
         await new Promise<void>((r) => (window.__releaseExport = r));
         const file2 = file.replace('0002', '0003');
-        await emit('billing-export-progress', { event: 'wrote', path: file2, done: 2, total: 2 });
-        return {
+        await emitExportProgress({ event: 'wrote', path: file2, done: 2, total: 2 });
+        const result: InvoiceExportResult = {
           out_dir: dir, format: req.format, files: [file, file2],
           clients: [
             { org_id: 'acme', invoice_number: 'FV/2026/10/0002', newly_issued: true, files: [file], skipped: null },
@@ -76,6 +87,7 @@ mockIPC(
             { org_id: 'tiny', invoice_number: null, newly_issued: false, files: [], skipped: 'missing invoice data: NIP' },
           ],
         };
+        return result;
       }
       default:
         throw `unknown command ${cmd}`;

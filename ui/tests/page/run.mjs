@@ -180,7 +180,7 @@ await test('billing export: progress while running, then per-client results', as
   const calls = await page.evaluate(() => window.__calls);
   const exp = calls.filter((c) => c.cmd === 'billing_export');
   assert.equal(exp.length, 1);
-  assert.deepEqual(exp[0].args.request, { month: '2026-10', format: 'pdf', client: null, out_dir: null });
+  assert.deepEqual(exp[0].args.request, { month: '2026-10', format: 'pdf', client: null, out_dir: null, dialect: 'polish' });
   // The report is reloaded after the export, to show the new invoice numbers.
   const idx = calls.findIndex((c) => c.cmd === 'billing_export');
   assert.ok(calls.slice(idx + 1).some((c) => c.cmd === 'billing_report'));
@@ -204,7 +204,7 @@ await test('billing export: NBP down is a clear error naming the table and dates
   assert.equal(await page.getByTestId('export-progress').count(), 0);
   assert.ok(!(await page.getByTestId('export-run').isDisabled()));
   const req = (await page.evaluate(() => window.__calls)).find((c) => c.cmd === 'billing_export').args.request;
-  assert.deepEqual(req, { month: '2026-10', format: 'ksef', client: 'acme', out_dir: '/srv/faktury' });
+  assert.deepEqual(req, { month: '2026-10', format: 'ksef', client: 'acme', out_dir: '/srv/faktury', dialect: 'polish' });
   await page.screenshot({ path: join(out, 'billing-export-nbp-down.png'), fullPage: true });
 });
 

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { age, int, percent, usd, usdPln, type Rate } from '../../src/lib/format';
+import { age, int, percent, usd, usdPln } from '../../src/lib/format';
+import type { PlnRate } from '../../src/lib/wire';
 import { parseDec, round, formatFixed } from '../../src/lib/decimal';
 
-const rate = (r: string): Rate => ({ available: true, rate: r, table_no: '226/C/NBP/2026', effective_date: '2026-11-23', stale: false, error: null });
+const rate = (r: string): PlnRate => ({ available: true, rate: r, table_no: '226/C/NBP/2026', effective_date: '2026-11-23', stale: false, error: null });
 
 describe('usd', () => {
   it('uses 2 decimals from one cent and thousands separators', () => {

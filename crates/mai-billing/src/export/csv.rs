@@ -3,21 +3,21 @@
 //! Plain dialect: `,` separators, decimal dots, no BOM.
 
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
 
 use crate::report::MonthReport;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CsvDialect {
-    /// `;` and decimal comma (Polish spreadsheets).
-    #[default]
-    Polish,
-    /// `,` and decimal dot.
-    Plain,
+/// The dialect is chosen in the console's export request, so it is the IPC type
+/// (defined once in mai-wire); how each dialect writes is [`Write`], here.
+pub use mai_wire::console::CsvDialect;
+
+/// How a dialect writes separators and numbers.
+trait Write {
+    fn sep(self) -> char;
+    fn num(self, d: Decimal) -> String;
+    fn money(self, d: Decimal) -> String;
 }
 
-impl CsvDialect {
+impl Write for CsvDialect {
     fn sep(self) -> char {
         match self {
             CsvDialect::Polish => ';',

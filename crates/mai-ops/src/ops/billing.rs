@@ -197,45 +197,8 @@ impl Ops {
     }
 }
 
-/// What the console asks to export.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct InvoiceExportRequest {
-    /// `YYYY-MM`.
-    pub month: String,
-    pub format: mai_billing::ExportFormat,
-    /// One client (org id), or all when absent.
-    #[serde(default)]
-    pub client: Option<String>,
-    /// Default: `~/mai-invoices/YYYY-MM`.
-    #[serde(default)]
-    pub out_dir: Option<std::path::PathBuf>,
-    #[serde(default)]
-    pub dialect: mai_billing::export::csv::CsvDialect,
-    /// Issue date of invoices issued by this export. Default: today in Warsaw.
-    #[serde(default)]
-    pub issue_date: Option<NaiveDate>,
-}
-
-/// One client's part of an export.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ClientExport {
-    pub org_id: String,
-    pub invoice_number: Option<String>,
-    /// Issued by this export (false: issued earlier and rendered again).
-    pub newly_issued: bool,
-    pub files: Vec<std::path::PathBuf>,
-    /// Why the client was not exported (e.g. the missing invoice data).
-    pub skipped: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct InvoiceExportResult {
-    pub out_dir: std::path::PathBuf,
-    pub format: mai_billing::ExportFormat,
-    /// Every file written (a CSV export writes one file for all clients).
-    pub files: Vec<std::path::PathBuf>,
-    pub clients: Vec<ClientExport>,
-}
+/// An export's request and result cross the console's IPC as they are.
+pub use mai_wire::console::{ClientExport, InvoiceExportRequest, InvoiceExportResult};
 
 /// `~/mai-invoices/YYYY-MM` (relative `mai-invoices/YYYY-MM` without a home directory).
 pub fn default_invoice_dir(

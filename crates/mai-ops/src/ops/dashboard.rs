@@ -4,81 +4,16 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use mai_core::ledger::{ModelTotals, Priced, UserTotals};
 use mai_core::pricing::MarkupSchedule;
 use mai_core::usage::Totals;
 use rust_decimal::Decimal;
-use serde::Serialize;
 
 use super::{Ops, OpsError};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DayPoint {
-    pub date: NaiveDate,
-    pub requests: u64,
-    pub tokens: u64,
-    pub raw_cost_usd: Decimal,
-    pub client_cost_usd: Decimal,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Breakdown {
-    pub key: String,
-    pub label: String,
-    pub requests: u64,
-    pub tokens: u64,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub raw_cost_usd: Decimal,
-    pub client_cost_usd: Decimal,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PlnRate {
-    pub available: bool,
-    pub rate: Option<Decimal>,
-    pub table_no: Option<String>,
-    pub effective_date: Option<NaiveDate>,
-    pub stale: bool,
-    pub error: Option<String>,
-}
-
-impl PlnRate {
-    fn unavailable(error: String) -> PlnRate {
-        PlnRate {
-            available: false,
-            rate: None,
-            table_no: None,
-            effective_date: None,
-            stale: false,
-            error: Some(error),
-        }
-    }
-}
-
-/// Everything the client dashboard shows, read from the console cache after a pull.
-#[derive(Debug, Clone, Serialize)]
-pub struct Dashboard {
-    pub client_id: String,
-    pub legal_name: String,
-    pub markup: Decimal,
-    /// The pull from the tracker succeeded just now (numbers are live).
-    pub live: bool,
-    pub pull_error: Option<String>,
-    pub updated_at: DateTime<Utc>,
-    pub today: DayPoint,
-    pub month_requests: u64,
-    pub month_tokens: u64,
-    pub month_raw_cost_usd: Decimal,
-    pub month_client_cost_usd: Decimal,
-    pub daily_average_client_cost_usd: Decimal,
-    pub monthly_limit_usd: Option<Decimal>,
-    pub days: Vec<DayPoint>,
-    pub by_user: Vec<Breakdown>,
-    pub by_model: Vec<Breakdown>,
-    pub pln: PlnRate,
-}
+/// What the dashboard shows crosses the console's IPC as it is.
+pub use mai_wire::console::{Breakdown, Dashboard, DayPoint, PlnRate};
 
 /// The cache rows one dashboard is built from.
 #[derive(Debug, Clone)]

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use futures::Stream;
 
 use super::{Ops, OpsError};
-use crate::docker::{self, ContainerInfo, DockerError};
+use crate::docker::{self, ContainerInfo, ContainerRole, DockerError};
 use crate::refresh::{self, FleetRow, TrackerSnapshot};
 
 /// Cache meta key of a client's last good tracker snapshot.
@@ -68,7 +68,7 @@ impl Ops {
         rows
     }
 
-    pub async fn restart(&self, id: &str, role: &str) -> Result<ContainerInfo, OpsError> {
+    pub async fn restart(&self, id: &str, role: ContainerRole) -> Result<ContainerInfo, OpsError> {
         let c = self.client(id)?;
         let host = self.fleet.host(&c.host).expect("validated at parse");
         let d = docker::connect(host).await?;
@@ -78,7 +78,7 @@ impl Ops {
     pub async fn logs(
         &self,
         id: &str,
-        role: &str,
+        role: ContainerRole,
         tail: u32,
         follow: bool,
     ) -> Result<impl Stream<Item = Result<String, DockerError>> + use<>, OpsError> {

@@ -2,27 +2,17 @@
 //! returns a key's plaintext, so the old key is found by its label ([`find_key_by_label`]);
 //! each rotation is recorded in the cache without any secret ([`append_rotation`]).
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use mai_core::openrouter::{
     ApiKey, CreateKeyRequest, OpenRouterClient, SecretKey, UpdateKeyRequest,
 };
-use serde::{Deserialize, Serialize};
 
 use super::{blocking, Ops, OpsError};
 use crate::keys::{mask, MaskedKey, SecretKind};
 
-/// Record of a rotation, kept in the cache (no secret in it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Rotation {
-    pub client_id: String,
-    pub at: DateTime<Utc>,
-    pub new_label: String,
-    pub new_hash: String,
-    pub old_label: Option<String>,
-    pub old_hash: Option<String>,
-    pub old_disabled: bool,
-    pub warning: Option<String>,
-}
+/// Record of a rotation, kept in the cache (no secret in it) and returned to the console:
+/// the IPC type.
+pub use mai_wire::console::Rotation;
 
 /// Finds the account key whose label OpenRouter derived from `key` (its first 12 and
 /// last 3 characters), or says why the old key must be disabled by hand.

@@ -5,78 +5,13 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use serde::Serialize;
 
 use super::{Ops, OpsError};
 use crate::cache::PullResult;
 use crate::tracker::{SyncReport, SyncStatus, TrackerError};
 
-/// Per-client result of a sync.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SyncOutcome {
-    pub client_id: String,
-    pub ok: bool,
-    pub status: SyncOutcomeStatus,
-    pub checked: Option<u64>,
-    pub confirmed: Option<u64>,
-    pub corrected: Option<u64>,
-    pub pulled: Option<usize>,
-    pub error: Option<String>,
-}
-
-/// The tracker's own status of the run, or `unreachable` when it could not be asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SyncOutcomeStatus {
-    Ok,
-    Partial,
-    Error,
-    Unreachable,
-}
-
-impl std::fmt::Display for SyncOutcomeStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            SyncOutcomeStatus::Ok => "ok",
-            SyncOutcomeStatus::Partial => "partial",
-            SyncOutcomeStatus::Error => "error",
-            SyncOutcomeStatus::Unreachable => "unreachable",
-        })
-    }
-}
-
-impl From<SyncStatus> for SyncOutcomeStatus {
-    fn from(s: SyncStatus) -> Self {
-        match s {
-            SyncStatus::Ok => SyncOutcomeStatus::Ok,
-            SyncStatus::Partial => SyncOutcomeStatus::Partial,
-            SyncStatus::Error => SyncOutcomeStatus::Error,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SyncProgress {
-    pub done: usize,
-    pub total: usize,
-    pub outcome: SyncOutcome,
-}
-
-impl SyncOutcome {
-    /// A sync that could not start (unknown client, no token): nothing was asked.
-    pub fn failed(client_id: &str, error: String) -> SyncOutcome {
-        SyncOutcome {
-            client_id: client_id.to_string(),
-            ok: false,
-            status: SyncOutcomeStatus::Error,
-            checked: None,
-            confirmed: None,
-            corrected: None,
-            pulled: None,
-            error: Some(error),
-        }
-    }
-}
+/// A sync's outcome and progress cross the console's IPC as they are.
+pub use mai_wire::console::{SyncOutcome, SyncOutcomeStatus, SyncProgress};
 
 /// The outcome of the tracker's reconciliation reply. A tracker that answers `partial`
 /// still counts as a sync that ran (its failed look-ups are retried by the tracker);
@@ -108,7 +43,7 @@ pub fn outcome_of_reply(client_id: &str, reply: Result<SyncReport, TrackerError>
 /// since the console would otherwise show numbers older than the tracker's.
 pub fn with_pull(mut out: SyncOutcome, pull: Result<PullResult, OpsError>) -> SyncOutcome {
     match pull {
-        Ok(p) => out.pulled = Some(p.pulled),
+        Ok(p) => out.pulled = Some(p.pulled as u64),
         Err(e) => {
             out.ok = false;
             out.error = Some(format!(

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
+use mai_ops::docker::ContainerRole;
 use mai_ops::fleet::FleetError;
 use mai_ops::keys::{KeyError, SecretKind};
 use mai_ops::{Fleet, Keychain, Ops, OpsError};
@@ -56,7 +57,7 @@ enum Cmd {
     Logs {
         client: String,
         #[arg(long, default_value = "chat")]
-        role: String,
+        role: ContainerRole,
         #[arg(long, default_value_t = 200)]
         tail: u32,
         #[arg(long, short)]
@@ -66,7 +67,7 @@ enum Cmd {
     Restart {
         client: String,
         #[arg(long, default_value = "chat")]
-        role: String,
+        role: ContainerRole,
     },
     /// Client usage dashboard data (today, month, 30 days, by user, by model).
     Usage {
@@ -422,7 +423,7 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
             tail,
             follow,
         } => {
-            let mut s = Box::pin(ops.logs(&client, &role, tail, follow).await?);
+            let mut s = Box::pin(ops.logs(&client, role, tail, follow).await?);
             while let Some(line) = s.next().await {
                 match line {
                     Ok(l) => print!("{l}"),
@@ -435,7 +436,7 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
             Ok(0)
         }
         Cmd::Restart { client, role } => {
-            let c = ops.restart(&client, &role).await?;
+            let c = ops.restart(&client, role).await?;
             println!("{} restarted: {}", c.name, c.state);
             Ok(0)
         }
