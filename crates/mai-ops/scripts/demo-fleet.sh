@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Starts a live demo fleet: OpenRouter + NBP simulators, N trackers (Docker containers
 # with a chat container each when an engine answers, else plain processes), and writes
-# $DEMO_DIR/fleet.toml plus $DEMO_DIR/state.json. Used by ./demo.sh and the e2e test.
+# $DEMO_DIR/fleet.toml plus $DEMO_DIR/state.json. Used by ./demo.sh, the e2e test and
+# the README's commands (tests/readme-commands.sh), which rely on these files:
+#   $DEMO_DIR/fleet.toml           the fleet file (billing.toml next to it)
+#   $DEMO_DIR/tracker-token        the trackers' admin token, read by the fleet file (file:)
+#   $DEMO_DIR/keys/<client>.key    each client's (simulated) OpenRouter key
+#   $DEMO_DIR/keys/management.key  the simulator's management key, for key rotation
 #
 #   demo-fleet.sh up      start everything (idempotent: stops an earlier run first)
 #   demo-fleet.sh down    stop everything this script started
@@ -100,6 +105,11 @@ up() {
   fi
 
   local clients_json="" fleet ver=""
+  # Demo secrets as files, so every maictl command works with the fleet file alone.
+  mkdir -p "$DEMO_DIR/keys"
+  (umask 077
+   printf '%s\n' "$ADMIN_TOKEN" >"$DEMO_DIR/tracker-token"
+   printf '%s\n' "$MGMT_KEY" >"$DEMO_DIR/keys/management.key")
   [ "$MODE" = docker ] && ver=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
   fleet="$DEMO_DIR/fleet.toml"
   cat >"$fleet" <<TOML
@@ -141,6 +151,7 @@ TOML
   for i in $(seq 0 $((N - 1))); do
     local id=${IDS[$i]} port=$((TR_BASE + i)) key
     key="sk-or-v1-$(printf '%064x' $((0xdead0000 + i)))"
+    (umask 077; printf '%s\n' "$key" >"$DEMO_DIR/keys/$id.key")
     # Markup and limit are not the tracker's settings: they are the fleet file's (below),
     # pushed to each tracker by the console (PUT /api/v1/admin/terms).
     local env=(-e MAI_ORG_ID="$id" -e MAI_ORG_NAME="${NAMES[$i]}"
@@ -177,7 +188,7 @@ host = "local"
 markup = "${MARKUPS[$i]}"
 monthly_limit_usd = "${LIMITS[$i]}"
 tracker_url = "http://127.0.0.1:$port"
-tracker_token = "env:MAI_DEMO_TRACKER_TOKEN"
+tracker_token = "file:tracker-token"
 TOML
     clients_json+="${clients_json:+,}{\"id\":\"$id\",\"tracker_url\":\"http://127.0.0.1:$port\",\"key\":\"$key\",\"markup\":\"${MARKUPS[$i]}\"}"
   done
@@ -186,7 +197,7 @@ TOML
 {"mode":"$MODE","openrouter":"http://127.0.0.1:$OR_PORT","nbp":"http://127.0.0.1:$NBP_PORT",
  "proxy_token":"$PROXY_TOKEN","admin_token":"$ADMIN_TOKEN","management_key":"$MGMT_KEY","clients":[$clients_json]}
 JSON
-  log "up: fleet file $fleet (export MAI_DEMO_TRACKER_TOKEN=$ADMIN_TOKEN)"
+  log "up: fleet file $fleet (maictl --fleet $fleet status)"
 }
 
 case "${1:-up}" in
