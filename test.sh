@@ -57,6 +57,9 @@ tests/run-keyring-tests.sh
 stage "console UI: svelte-check, Vitest, page tests in headless Chromium (mockIPC)"
 tests/run-ui-tests.sh
 
+stage "README commands, exactly as written, against the demo fleet without the console"
+tests/readme-commands.sh
+
 stage "end to end: real tracker containers, the real console over WebDriver under Xvfb, Docker over SSH"
 tests/run-e2e.sh
 
