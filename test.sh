@@ -28,6 +28,10 @@ trap 'stage_done; printf "\ntest.sh: wall, CPU per stage (%ds in all)\n%s" "$SEC
 stage setup
 scripts/setup.sh
 scripts/ensure-docker.sh
+# The console embeds ui/dist (src-tauri/build.rs builds it when missing, and watches it):
+# build it before any cargo command, so that no cargo command does and the next one
+# finds it changed.
+mai_build_ui
 # The Docker-dependent Rust tests run only when told an engine answers (it does now);
 # their images are built with the image-test profile, not the shipped fat-LTO release.
 export MAI_TEST_DOCKER=1 MAI_IMAGE_PROFILE=image-test
@@ -38,11 +42,9 @@ cargo fmt --all --check
 stage "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-# One build for every stage below: the console embeds ui/dist, so the UI is built first;
-# then the whole workspace with its tests, with one feature set (scripts/env.sh). Later
-# stages only run what this built.
-stage "build: ui/dist, then the workspace with its tests"
-mai_build_ui
+# One build for every stage below: the whole workspace with its tests, with one feature
+# set (scripts/env.sh). Later stages only run what this built.
+stage "build: the workspace with its tests"
 mai_build
 
 stage "cargo test (real gnome-keyring Secret Service, real Docker engine)"
