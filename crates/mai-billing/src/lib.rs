@@ -61,7 +61,9 @@ pub enum BillingError {
         month: YearMonth,
         number: String,
     },
-    #[error("client `{org_id}` is neither in the fleet file nor in the ledger; known clients: {known}")]
+    #[error(
+        "client `{org_id}` is neither in the fleet file nor in the ledger; known clients: {known}"
+    )]
     UnknownClient { org_id: String, known: String },
     #[error("writing {path}: {detail}")]
     Export { path: PathBuf, detail: String },

@@ -64,7 +64,10 @@ async fn december_invoices_match_the_ledger_validate_and_render() {
         .collect();
     assert!(skipped["nodata"].contains("NIP"), "{skipped:?}");
     assert!(skipped["nodata"].contains("address"), "{skipped:?}");
-    assert!(skipped["stray"].contains("an entry in the fleet file"), "{skipped:?}");
+    assert!(
+        skipped["stray"].contains("an entry in the fleet file"),
+        "{skipped:?}"
+    );
     assert_eq!(summary.files.len(), 3);
     assert!(!events.is_empty());
 
