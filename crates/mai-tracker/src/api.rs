@@ -18,8 +18,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{Datelike, NaiveDate, Utc};
-use mai_core::ledger::{LedgerError, RecordOutcome, StoredEvent};
-use mai_core::pricing::{limit_state, price};
+use mai_core::ledger::{Ledger, LedgerError, Priced, RecordOutcome, StoredEvent};
+use mai_core::pricing::{limit_state, price, MarkupSchedule};
 use mai_core::time::{warsaw_today, YearMonth};
 use mai_core::usage::{EventState, Source, Tokens, UsageEvent, UserRef};
 use mai_wire::tracker::{
@@ -265,23 +265,38 @@ pub async fn daily(
     })
 }
 
+/// The ledger query `by-user` and `by-model` price with: rows over a range, priced by
+/// markup segment (the console prices its own copy with the same query).
+type PricedQuery<T> =
+    fn(&Ledger, &str, NaiveDate, NaiveDate, &MarkupSchedule) -> Result<Vec<Priced<T>>, LedgerError>;
+
+/// What `by-user` and `by-model` share: the range, the priced query, the error reply;
+/// `body` builds the reply from the range and the rows.
+async fn priced_groups<T: Send + 'static>(
+    st: &Arc<AppState>,
+    q: &RangeQuery,
+    query: PricedQuery<T>,
+    body: impl FnOnce(NaiveDate, NaiveDate, Vec<Priced<T>>) -> Response,
+) -> Response {
+    let (from, to) = match parse_range(q) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let (org, sched) = (st.cfg.org_id.clone(), st.schedule());
+    match st.read(move |l| query(l, &org, from, to, &sched)).await {
+        Ok(rows) => body(from, to, rows),
+        Err(e) => ledger_error(e),
+    }
+}
+
 pub async fn by_user(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
     Query(q): Query<RangeQuery>,
 ) -> Response {
     auth!(st, headers, Role::Read);
-    let (from, to) = match parse_range(&q) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let (org, sched) = (st.cfg.org_id.clone(), st.schedule());
-    // Priced by markup segment in the ledger, as the console prices its own copy.
-    match st
-        .read(move |l| l.by_user_priced(&org, from, to, &sched))
-        .await
-    {
-        Ok(rows) => reply(ByUser {
+    priced_groups(&st, &q, Ledger::by_user_priced, |from, to, rows| {
+        reply(ByUser {
             org_id: st.cfg.org_id.clone(),
             from,
             to,
@@ -297,9 +312,9 @@ pub async fn by_user(
                     client_cost_usd: p.client_cost_usd,
                 })
                 .collect(),
-        }),
-        Err(e) => ledger_error(e),
-    }
+        })
+    })
+    .await
 }
 
 pub async fn by_model(
@@ -308,16 +323,8 @@ pub async fn by_model(
     Query(q): Query<RangeQuery>,
 ) -> Response {
     auth!(st, headers, Role::Read);
-    let (from, to) = match parse_range(&q) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let (org, sched) = (st.cfg.org_id.clone(), st.schedule());
-    match st
-        .read(move |l| l.by_model_priced(&org, from, to, &sched))
-        .await
-    {
-        Ok(rows) => reply(ByModel {
+    priced_groups(&st, &q, Ledger::by_model_priced, |from, to, rows| {
+        reply(ByModel {
             org_id: st.cfg.org_id.clone(),
             from,
             to,
@@ -331,9 +338,9 @@ pub async fn by_model(
                     client_cost_usd: p.client_cost_usd,
                 })
                 .collect(),
-        }),
-        Err(e) => ledger_error(e),
-    }
+        })
+    })
+    .await
 }
 
 #[derive(Deserialize)]
