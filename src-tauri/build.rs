@@ -4,7 +4,10 @@ use std::path::Path;
 use std::process::Command;
 
 fn main() {
-    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui");
+    // Read at run time, not baked in with env!(): a build script compiled in one checkout
+    // is reused by another sharing the target dir (CI clones into new folders).
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let ui = Path::new(&manifest).join("../ui");
     let dist = ui.join("dist/index.html");
     println!("cargo:rerun-if-changed=../ui/dist");
     if !dist.exists() {
