@@ -18,6 +18,9 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 case ":$PATH:" in *":$HOME/.cargo/bin:"*) ;; *) export PATH="$HOME/.cargo/bin:$PATH" ;; esac
 # Python venv with the PyPI packages the tests drive (created by scripts/setup.sh).
 export MAI_VENV="${MAI_VENV:-$HOME/.cache/mai-venv}"
+# The real Open WebUI for the end-to-end test (scripts/setup.sh openwebui), pinned.
+export OPENWEBUI_VERSION="${OPENWEBUI_VERSION:-0.12.4}"
+export MAI_OPENWEBUI_VENV="${MAI_OPENWEBUI_VENV:-$HOME/.cache/mai-openwebui-$OPENWEBUI_VERSION}"
 
 # Every build of the scripts is this one command: the whole workspace with its test
 # targets. Cargo resolves features over the packages and targets of each invocation, so

@@ -7,6 +7,9 @@
 #                               the Python venv of the tests ($MAI_VENV: openai)
 #   scripts/setup.sh litellm    also the LiteLLM proxy venv of deploy/bench/litellm-compare.sh
 #                               ($HOME/.cache/mai-litellm; pip spec from LITELLM_VERSION)
+#   scripts/setup.sh openwebui  also the real chat app, open-webui $OPENWEBUI_VERSION from
+#                               PyPI, in $MAI_OPENWEBUI_VENV (about 7 GB: installed once,
+#                               reused by every run; test.sh's end-to-end stage needs it)
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
@@ -78,7 +81,19 @@ for extra in "$@"; do
         "$venv/bin/pip" install -q "$spec" aiohttp uvloop
       fi
       ;;
-    *) echo "setup: unknown component '$extra' (known: litellm)" >&2; exit 2 ;;
+    openwebui)
+      # The real Open WebUI (docs: ../shared/specs/openwebui.md), pinned: the tracker's
+      # header handling was read in this version's source. A marker file says the
+      # install finished, so an interrupted install is resumed, not trusted.
+      venv="$MAI_OPENWEBUI_VENV"
+      if [ ! -f "$venv/.installed-$OPENWEBUI_VERSION" ]; then
+        echo "setup: installing open-webui==$OPENWEBUI_VERSION into $venv (about 7 GB, once)"
+        [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+        "$venv/bin/pip" install -q "open-webui==$OPENWEBUI_VERSION"
+        touch "$venv/.installed-$OPENWEBUI_VERSION"
+      fi
+      ;;
+    *) echo "setup: unknown component '$extra' (known: litellm, openwebui)" >&2; exit 2 ;;
   esac
 done
 echo "setup: ok"
