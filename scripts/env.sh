@@ -7,9 +7,13 @@
 MAI_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export MAI_ROOT
 
-# The Cargo target dir lives outside the clone, so a fresh clone (CI) builds on top of
-# earlier runs. Override with CARGO_TARGET_DIR.
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mai-target}"
+# The Cargo target dir lives outside the clone, so reruns of a clone (CI) build on top
+# of earlier runs. One per checkout, named after its path: cargo names a workspace
+# crate's artifacts by the crate's path *inside* the workspace and judges them fresh by
+# source mtimes, so two checkouts sharing a target dir silently link each other's crates
+# (seen: a build of one checkout compiled against another's mai-core). Override with
+# CARGO_TARGET_DIR.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mai-target-$(printf '%s' "${MAI_ROOT#/}" | tr -c 'A-Za-z0-9._-' '-')}"
 # Dependencies stay compiled between runs in the target dir; incremental caches of the
 # workspace crates only make it grow (26 GB after a day of runs filled a shared disk).
 # The same value everywhere, or each switch rebuilds the workspace crates.

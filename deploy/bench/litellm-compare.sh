@@ -18,7 +18,7 @@
 # LITELLM_WORKERS (1: LiteLLM's default; the tracker uses every core, so 2 is the fairer
 # figure on a 2-core box), LITELLM_VERSION (pip spec, default "litellm[proxy]"),
 # NO_BUILD=1 (use the existing release binaries),
-# CARGO_TARGET_DIR (default $HOME/.cache/mai-target).
+# CARGO_TARGET_DIR (default: scripts/env.sh's, one per checkout).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)

@@ -56,7 +56,7 @@ fn ledger_error(e: LedgerError) -> Response {
 }
 
 /// Checks the bearer token for `role`; `Err` is the 401 to return.
-fn require(st: &AppState, headers: &HeaderMap, role: Role) -> Result<(), Response> {
+pub(crate) fn require(st: &AppState, headers: &HeaderMap, role: Role) -> Result<(), Response> {
     let ok = bearer(headers).is_some_and(|t| match role {
         Role::Admin => token_matches(t, st.cfg.admin_token.expose()),
         // Evaluate both comparisons: no early exit that would time which one matched.

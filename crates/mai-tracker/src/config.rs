@@ -73,8 +73,8 @@ pub struct Config {
     pub sync_interval: Option<Duration>,
     pub sync_days_back: u32,
     pub log_format: LogFormat,
-    /// Largest request body the proxy and API accept.
-    pub max_body_bytes: usize,
+    /// Body size, timeouts on both sides, connection cap, admin rate ([`crate::limits`]).
+    pub limits: crate::limits::Limits,
     /// How long in-flight streams may run after SIGTERM.
     pub drain_timeout: Duration,
     /// Retired settings found set (`MAI_MARKUP_RATE`, `MAI_MONTHLY_LIMIT_USD`): the
@@ -237,19 +237,11 @@ impl Config {
             Some("json") => LogFormat::Json,
             Some(v) => return Err(invalid("MAI_LOG_FORMAT", v, "use text or json".into())),
         };
-        let max_body_bytes = match var("MAI_TRACKER_MAX_BODY_BYTES") {
-            None => 16 * 1024 * 1024,
-            Some(v) => match v.parse::<usize>() {
-                Ok(n) if n >= 1024 => n,
-                _ => {
-                    return Err(invalid(
-                        "MAI_TRACKER_MAX_BODY_BYTES",
-                        &v,
-                        "must be a byte count of at least 1024".into(),
-                    ))
-                }
-            },
-        };
+        let limits = crate::limits::Limits::from_lookup(var).map_err(|e| ConfigError::Invalid {
+            name: e.name,
+            value: e.value.clone(),
+            reason: format!("must be a whole number from {} to {}", e.min, e.max),
+        })?;
         let drain_timeout = match var("MAI_TRACKER_DRAIN_SECONDS") {
             None => Duration::from_secs(25),
             Some(v) => Duration::from_secs(v.parse::<u64>().map_err(|_| {
@@ -321,7 +313,7 @@ impl Config {
             sync_interval,
             sync_days_back,
             log_format,
-            max_body_bytes,
+            limits,
             drain_timeout,
             retired_settings,
             upstream_ca_pem,

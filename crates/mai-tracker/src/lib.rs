@@ -11,6 +11,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod journal;
+pub mod limits;
 pub mod metrics;
 pub mod otlp;
 pub mod proxy;
@@ -25,6 +26,7 @@ mod utc_sums;
 pub mod writer;
 
 use anyhow::Context;
+use auth::Role;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post, put};
 use axum::Router;
@@ -35,14 +37,20 @@ use state::AppState;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// The route table. Each group carries its bearer-token check as a route layer
+/// ([`limits::require_role`]), so a request is authenticated from its headers before any
+/// handler reads its body; the endpoints that start work upstream are rate-limited too.
 pub fn router(st: Arc<AppState>) -> Router {
-    let limit = st.cfg.max_body_bytes;
-    Router::new()
-        .route("/healthz", get(api::healthz))
-        .route("/readyz", get(api::readyz))
-        .route("/metrics", get(api::metrics))
+    use axum::middleware::from_fn_with_state;
+    use limits::{admin_rate_limit, require_role};
+    let limit = st.cfg.limits.max_body_bytes;
+    let role = |r: Role| from_fn_with_state((st.clone(), r), require_role);
+    let proxy = Router::new()
         .route("/v1/{*rest}", any(proxy::handle))
         .route("/api/v1/chat/completions", post(proxy::handle))
+        .route_layer(role(Role::Proxy));
+    let read = Router::new()
+        .route("/metrics", get(api::metrics))
         .route("/api/v1/status", get(api::status))
         .route("/api/v1/usage/today", get(api::today))
         .route("/api/v1/usage/daily", get(api::daily))
@@ -50,25 +58,40 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/api/v1/usage/by-model", get(api::by_model))
         .route("/api/v1/usage/month", get(api::month))
         .route("/api/v1/events", get(api::events))
-        .route("/api/v1/sync", post(api::sync))
-        .route("/api/v1/admin/openrouter-key", put(api::put_key))
-        .route("/api/v1/admin/terms", put(api::put_terms))
-        .route(
-            "/api/v1/usage-tracking/sync/openrouter-usage",
-            post(api::seed_sync),
-        )
         .route(
             "/api/v1/usage-tracking/usage/real-time/{client_org_id}",
             get(api::seed_real_time),
         )
+        .route_layer(role(Role::Read));
+    // Work upstream on demand: the rate limit runs after the token check.
+    let admin_work = Router::new()
+        .route("/api/v1/sync", post(api::sync))
+        .route("/api/v1/admin/openrouter-key", put(api::put_key))
+        .route(
+            "/api/v1/usage-tracking/sync/openrouter-usage",
+            post(api::seed_sync),
+        )
+        .route_layer(from_fn_with_state(st.clone(), admin_rate_limit))
+        .route_layer(role(Role::Admin));
+    let admin = Router::new()
+        .route("/api/v1/admin/terms", put(api::put_terms))
         .route(
             "/api/v1/usage-tracking/usage/manual-record",
             post(api::seed_manual),
         )
+        .route_layer(role(Role::Admin));
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        // Authenticated by its own shared secret, not a bearer token.
         .route(
             "/api/v1/usage-tracking/webhook/openrouter-usage",
             post(api::seed_webhook),
         )
+        .merge(proxy)
+        .merge(read)
+        .merge(admin_work)
+        .merge(admin)
         .fallback(|uri: axum::http::Uri| async move {
             api::error_response(
                 axum::http::StatusCode::NOT_FOUND,
@@ -178,6 +201,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Tracker> {
     let listen = cfg.listen;
     let interval = cfg.sync_interval;
     let drain = cfg.drain_timeout;
+    let limits = cfg.limits.clone();
     let st = AppState::new(cfg, writer, journal, reader, terms)?;
     recon::replay_journal(&st)
         .await
@@ -205,7 +229,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Tracker> {
     let sd = shutdown.clone();
     let server = tokio::spawn(async move {
         tokio::select! {
-            _ = server::serve(listener, app, sd.clone()) => {}
+            _ = server::serve(listener, app, sd.clone(), limits) => {}
             _ = async { sd.wait().await; tokio::time::sleep(drain).await } => {
                 tracing::warn!(drain_s = drain.as_secs(), "drain timeout: in-flight streams cut; their ids are in the crash journal and will be reconciled");
             }

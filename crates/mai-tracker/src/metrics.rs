@@ -27,6 +27,10 @@ pub struct Metrics {
     pub inflight: AtomicU64,
     pub sync_runs: Mutex<BTreeMap<&'static str, u64>>,
     pub webhook_rejected: AtomicU64,
+    /// Requests refused at their headers for a missing or wrong token ([`crate::limits`]).
+    pub unauthorized: AtomicU64,
+    /// Sync and key hand-over requests refused by the admin rate limit.
+    pub admin_rate_limited: AtomicU64,
 }
 
 impl Metrics {
@@ -190,6 +194,24 @@ impl Metrics {
             "mai_webhook_rejected_total{{org=\"{org}\"}} {}",
             self.webhook_rejected.load(Ordering::Relaxed)
         );
+        for (name, help, v) in [
+            (
+                "mai_unauthorized_total",
+                "Requests refused at their headers for a missing or wrong bearer token.",
+                &self.unauthorized,
+            ),
+            (
+                "mai_admin_rate_limited_total",
+                "Sync and key hand-over requests refused by the admin rate limit (429).",
+                &self.admin_rate_limited,
+            ),
+        ] {
+            let _ = writeln!(
+                o,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{org=\"{org}\"}} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
         for (name, help, line) in extra {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{line}");
         }

@@ -10,27 +10,44 @@
 //!   upstream request is cancelled and the generation is recorded (provisional).
 //! - a header read timeout, so idle half-open sockets cannot pile up.
 //!
+//! Each connection also gets the read and send deadlines of [`crate::limits::TimedIo`],
+//! and at most `max_connections` are served at once: past that, the loop stops accepting
+//! and new connections wait in the kernel's listen queue (nginx's `worker_connections`),
+//! so a flood of idle sockets cannot exhaust file descriptors or memory.
+//!
 //! Shutdown: stop accepting, ask every connection to finish its current response, and
 //! return when all are done (the caller bounds that with the drain timeout).
 
+use crate::limits::{Limits, TimedIo};
 use crate::shutdown::Shutdown;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 /// Serves `app` on `listener` until `shutdown` fires and open connections are done.
-pub async fn serve(listener: TcpListener, app: Router, shutdown: Shutdown) {
+pub async fn serve(listener: TcpListener, app: Router, shutdown: Shutdown, limits: Limits) {
     let mut builder = http1::Builder::new();
     builder
         .half_close(true)
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+        .header_read_timeout(limits.header_timeout);
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
+        // A free slot first, then a connection: at the cap, sockets queue in the kernel.
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            _ = shutdown.wait() => break,
+        };
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -46,13 +63,15 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: Shutdown) {
         // Small SSE writes must leave at once: with Nagle's algorithm on, the last chunks
         // of a stream on a kept-alive connection waited ~40 ms for the client's delayed ACK.
         let _ = tcp.set_nodelay(true);
+        let io = TimedIo::new(tcp, limits.client_idle, limits.send_timeout);
         let conn = graceful.watch(
-            builder.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(app.clone())),
+            builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(app.clone())),
         );
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     // Asks each connection to finish its current response; returns when all have ended.

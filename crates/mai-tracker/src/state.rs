@@ -36,6 +36,8 @@ pub struct AppState {
     pub terms_push: tokio::sync::Mutex<()>,
     /// Serialises reconciliation runs (periodic and on demand).
     pub sync_lock: tokio::sync::Mutex<()>,
+    /// Paces the admin endpoints that start work upstream ([`crate::limits`]).
+    pub admin_bucket: crate::limits::TokenBucket,
     pub started: Instant,
 }
 
@@ -50,6 +52,7 @@ impl AppState {
         let upstream = Upstream::new(
             cfg.upstream_streams_per_connection,
             cfg.upstream_ca_pem.as_deref(),
+            cfg.limits.upstream_idle,
         )?;
         let mut api_http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
@@ -59,6 +62,11 @@ impl AppState {
         }
         let api_http = api_http.build()?;
         let key = cfg.openrouter_api_key.clone();
+        let admin_bucket = crate::limits::TokenBucket::new(
+            cfg.limits.admin_burst,
+            cfg.limits.admin_per_minute,
+            Instant::now(),
+        );
         Ok(Arc::new(AppState {
             key_status: Mutex::new(KeyStatus {
                 label: key.label(),
@@ -92,6 +100,7 @@ impl AppState {
             reader: Mutex::new(reader),
             metrics: Metrics::default(),
             sync_lock: tokio::sync::Mutex::new(()),
+            admin_bucket,
             started: Instant::now(),
         }))
     }

@@ -40,6 +40,8 @@ pub struct Upstream {
     ca_pem: Option<Vec<u8>>,
     /// The upstream answered over HTTP/2: build new lanes for it without ALPN racing.
     h2: AtomicBool,
+    /// Longest silence between two reads of a response ([`crate::limits`]).
+    idle: Duration,
 }
 
 /// One request's claim on a lane: hold it until the response body is done.
@@ -59,7 +61,12 @@ impl Drop for LaneGuard {
 
 impl Upstream {
     /// `ca_pem`: extra trusted CAs (validated by the configuration already).
-    pub fn new(per_lane: usize, ca_pem: Option<&[u8]>) -> reqwest::Result<Upstream> {
+    /// `idle`: a response that sends nothing for this long is cut (a stalled upstream).
+    pub fn new(
+        per_lane: usize,
+        ca_pem: Option<&[u8]>,
+        idle: Duration,
+    ) -> reqwest::Result<Upstream> {
         let ca = match ca_pem {
             Some(pem) => reqwest::Certificate::from_pem_bundle(pem)?,
             None => Vec::new(),
@@ -70,6 +77,7 @@ impl Upstream {
             ca,
             ca_pem: ca_pem.map(<[u8]>::to_vec),
             h2: AtomicBool::new(false),
+            idle,
         };
         // Build one lane now, so a bad TLS setup fails at start-up, not on a request.
         let first = up.build_lane()?;
@@ -83,6 +91,8 @@ impl Upstream {
     fn build_lane(&self) -> reqwest::Result<Arc<Lane>> {
         let mut b = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            // Per read, not per response: a stream may last minutes, but not in silence.
+            .read_timeout(self.idle)
             // Idle connections (HTTP/1.1: ~30 KB of buffers each) expire soon after a
             // burst, and the heap is trimmed once nothing is in flight.
             .pool_max_idle_per_host(self.per_lane)
@@ -240,7 +250,7 @@ mod tests {
 
     #[test]
     fn lanes_fill_up_then_grow_and_free_on_drop() {
-        let up = Upstream::new(2, None).unwrap();
+        let up = Upstream::new(2, None, Duration::from_secs(120)).unwrap();
         let a = up.acquire().unwrap();
         let b = up.acquire().unwrap();
         assert_eq!(up.load(), vec![2]);
@@ -256,7 +266,7 @@ mod tests {
 
     #[test]
     fn an_http2_lane_that_fails_is_retired_and_new_lanes_use_alpn() {
-        let up = Upstream::new(2, None).unwrap();
+        let up = Upstream::new(2, None, Duration::from_secs(120)).unwrap();
         up.saw_version(reqwest::Version::HTTP_2);
         let a = up.acquire().unwrap();
         let b = up.acquire().unwrap();
