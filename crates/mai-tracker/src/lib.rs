@@ -10,6 +10,7 @@ pub mod alloc;
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod endpoint;
 pub mod journal;
 pub mod metrics;
 pub mod otlp;
@@ -43,6 +44,10 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/metrics", get(api::metrics))
         .route("/v1/{*rest}", any(proxy::handle))
         .route("/api/v1/chat/completions", post(proxy::handle))
+        .route("/api/v1/completions", post(proxy::handle))
+        .route("/api/v1/responses", post(proxy::handle))
+        .route("/api/v1/messages", post(proxy::handle))
+        .route("/api/v1/embeddings", post(proxy::handle))
         .route("/api/v1/status", get(api::status))
         .route("/api/v1/usage/today", get(api::today))
         .route("/api/v1/usage/daily", get(api::daily))

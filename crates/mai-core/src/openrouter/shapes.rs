@@ -16,11 +16,12 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 
 /// Where usage lives and how a stream carries it, per API family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum UsageShape {
     /// Chat completions, legacy completions, embeddings: top-level `usage` with
     /// `prompt_tokens` / `completion_tokens`; streams are bare `data:` chunks, the usage
     /// chunk last, then `[DONE]`.
+    #[default]
     OpenAi,
     /// OpenAI Responses: `usage.input_tokens` / `output_tokens`; streams are typed
     /// events whose `response.completed` (or `.failed` / `.incomplete`) carries the
