@@ -192,7 +192,8 @@ impl<'de> Deserialize<'de> for FaultSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultEndpoint {
-    /// POST /chat/completions.
+    /// POST /chat/completions, and the other inference endpoints (/completions,
+    /// /responses, /messages, /embeddings).
     #[default]
     Chat,
     /// GET /generation.
