@@ -50,8 +50,9 @@ mai_build
 stage "cargo test (real gnome-keyring Secret Service, real Docker engine)"
 dbus-run-session -- scripts/with-keyring.sh cargo test --workspace --locked
 
-stage "a real client library (openai, PyPI) against the OpenRouter simulator"
+stage "a real client library (openai, PyPI) against the OpenRouter simulator, and through a tracker"
 "$MAI_VENV/bin/python" crates/mai-sim/tests/openrouter_openai_client.py "$CARGO_TARGET_DIR/debug/mai-sim"
+"$MAI_VENV/bin/python" crates/mai-tracker/tests/openai_client_through_tracker.py "$CARGO_TARGET_DIR/debug/mai-sim" "$CARGO_TARGET_DIR/debug/mai-tracker"
 
 stage "keychain against a real Secret Service: unlocked, locked, absent"
 tests/run-keyring-tests.sh

@@ -10,6 +10,7 @@ pub mod alloc;
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod endpoint;
 pub mod journal;
 pub mod limits;
 pub mod metrics;
@@ -48,6 +49,10 @@ pub fn router(st: Arc<AppState>) -> Router {
     let proxy = Router::new()
         .route("/v1/{*rest}", any(proxy::handle))
         .route("/api/v1/chat/completions", post(proxy::handle))
+        .route("/api/v1/completions", post(proxy::handle))
+        .route("/api/v1/responses", post(proxy::handle))
+        .route("/api/v1/messages", post(proxy::handle))
+        .route("/api/v1/embeddings", post(proxy::handle))
         .route_layer(role(Role::Proxy));
     let read = Router::new()
         .route("/metrics", get(api::metrics))

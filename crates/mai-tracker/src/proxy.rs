@@ -1,6 +1,10 @@
 //! The OpenAI-compatible proxy: forwards to OpenRouter with the client's key and
 //! meters each generation exactly once.
 //!
+//! Which requests are metered (chat, completions, responses, messages, embeddings),
+//! passed through (reads) or refused is decided by [`crate::endpoint`]; this handler
+//! only forwards and hands what it saw to the [`Meter`].
+//!
 //! Responses are forwarded as they arrive (streams chunk by chunk); the metering side
 //! only watches. The ledger write is a message to the writer thread, sent when the
 //! response body ends or is dropped (client gone), so nothing on the client's path
@@ -8,6 +12,7 @@
 
 use crate::api::error_response;
 use crate::auth::{bearer, token_matches};
+use crate::endpoint::{self, Api};
 use crate::journal::JournalEntry;
 use crate::sse::SseScanner;
 use crate::state::AppState;
@@ -18,7 +23,7 @@ use axum::http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use futures::Stream;
-use mai_core::openrouter::chat::{parse_chat_json, ChatUsage};
+use mai_core::openrouter::chat::ChatUsage;
 use mai_core::usage::{EventState, Source, Tokens, UsageEvent, UserRef};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
@@ -142,6 +147,7 @@ pub fn rewrite_chat_body(
 /// sends exactly one ledger record for the generation, if a generation id was seen.
 pub struct Meter {
     st: Arc<AppState>,
+    api: Api,
     req: RequestInfo,
     header_id: Option<String>,
     journaled: bool,
@@ -152,14 +158,21 @@ pub struct Meter {
 }
 
 impl Meter {
-    fn new(st: Arc<AppState>, req: RequestInfo, header_id: Option<String>, ok: bool) -> Meter {
+    fn new(
+        st: Arc<AppState>,
+        api: Api,
+        req: RequestInfo,
+        header_id: Option<String>,
+        ok: bool,
+    ) -> Meter {
         st.metrics.inflight.fetch_add(1, Ordering::Relaxed);
         let mut m = Meter {
             st,
+            api,
             req,
             header_id,
             journaled: false,
-            scan: SseScanner::new(),
+            scan: SseScanner::for_shape(api.shape()),
             non_stream_usage: None,
             upstream_ok: ok,
             done: false,
@@ -178,15 +191,19 @@ impl Meter {
             return;
         }
         if let Some(id) = self.id() {
-            let e = JournalEntry {
-                id: id.to_owned(),
-                at: Utc::now(),
-                model: self.model(),
-                user: self.req.user.clone(),
-            };
-            self.st.journal.append(&e);
-            self.journaled = true;
+            self.journal(id.to_owned());
         }
+    }
+
+    fn journal(&mut self, id: String) {
+        let e = JournalEntry {
+            id,
+            at: Utc::now(),
+            model: self.model(),
+            user: self.req.user.clone(),
+        };
+        self.st.journal.append(&e);
+        self.journaled = true;
     }
 
     fn model(&self) -> String {
@@ -208,10 +225,25 @@ impl Meter {
         if !self.upstream_ok {
             return;
         }
-        let Some(id) = self.id().map(str::to_owned) else {
-            return;
-        };
         let usage = self.non_stream_usage.take().or(self.scan.usage.take());
+        let id = match self.id() {
+            Some(id) => id.to_owned(),
+            // Usage without any generation id (no header, none in the body: possible for
+            // embeddings [unconfirmed]): the money was spent, so it is recorded under an
+            // id of our own rather than lost. Reconciliation cannot look such an id up;
+            // with a cost it is exact already, without one it stays provisional and
+            // visible (provisional count, drift against /key).
+            None if usage.is_some() => {
+                let id = mint_id(self.api);
+                tracing::warn!(generation_id = %id, api = self.api.name(), "OpenRouter sent usage but no generation id; recorded under a tracker-made id");
+                self.journal(id.clone());
+                id
+            }
+            None => {
+                tracing::warn!(api = self.api.name(), "a successful reply carried neither a generation id nor usage; nothing to meter it by");
+                return;
+            }
+        };
         let (state, tokens, cost) = match &usage {
             Some(u) if u.cost.is_some() => (
                 EventState::Confirmed,
@@ -256,6 +288,16 @@ impl Drop for Meter {
     fn drop(&mut self) {
         self.finish();
     }
+}
+
+/// `mai-embeddings-<32 hex>`: never a `gen-` id, so it cannot collide with OpenRouter's.
+fn mint_id(api: Api) -> String {
+    format!(
+        "mai-{}-{:016x}{:016x}",
+        api.name(),
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    )
 }
 
 fn tokens_of(u: &ChatUsage) -> Tokens {
@@ -321,21 +363,7 @@ fn authorized(st: &AppState, headers: &HeaderMap) -> bool {
     bearer(headers).is_some_and(|t| token_matches(t, st.cfg.proxy_token.expose()))
 }
 
-/// Path below OpenRouter's base URL: `/v1/x` and `/api/v1/x` both map to `/x`.
-fn upstream_path(uri: &Uri) -> Option<String> {
-    let p = uri.path();
-    let rest = p
-        .strip_prefix("/api/v1/")
-        .or_else(|| p.strip_prefix("/v1/"))?;
-    let mut s = format!("/{rest}");
-    if let Some(q) = uri.query() {
-        s.push('?');
-        s.push_str(q);
-    }
-    Some(s)
-}
-
-/// Every `/v1/*` (and `/api/v1/chat/completions`) request.
+/// Every `/v1/*` request (and `/api/v1/<metered endpoint>`).
 pub async fn handle(
     State(st): State<Arc<AppState>>,
     method: Method,
@@ -349,38 +377,38 @@ pub async fn handle(
             "missing or wrong proxy token: configure the chat app's OpenAI API key with MAI_TRACKER_PROXY_TOKEN",
         );
     }
-    let Some(path) = upstream_path(&uri) else {
-        return error_response(
-            StatusCode::NOT_FOUND,
-            &format!("no such path {}", uri.path()),
-        );
+    let route = match endpoint::route(&method, &uri) {
+        Ok(r) => r,
+        Err(refusal) => {
+            tracing::info!(%method, reason = %refusal, "request refused before forwarding");
+            return error_response(refusal.status(), &refusal.to_string());
+        }
     };
-    let is_chat = method == Method::POST && uri.path().ends_with("/chat/completions");
     let header_user = user_from_headers(&headers);
-    let (body, info) = if is_chat {
-        match rewrite_chat_body(&body, &header_user) {
+    let (body, info) = match route.api {
+        Some(api) => match endpoint::prepare_body(api, body, &header_user) {
             Ok(x) => x,
             Err(e) => {
                 return error_response(
                     StatusCode::BAD_REQUEST,
                     &format!(
-                        "POST {}: {e}; send an OpenAI chat-completions JSON object",
-                        uri.path()
+                        "POST {}: {e}; send a JSON object of the {} API",
+                        uri.path(),
+                        api.name()
                     ),
                 )
             }
-        }
-    } else {
-        (
-            body.to_vec(),
+        },
+        None => (
+            body,
             RequestInfo {
                 user: header_user,
                 model: None,
                 stream: false,
             },
-        )
+        ),
     };
-    let url = format!("{}{}", st.cfg.openrouter_base_url, path);
+    let url = format!("{}{}", st.cfg.openrouter_base_url, route.upstream);
     let lane = match st.upstream.acquire() {
         Ok(l) => l,
         Err(e) => {
@@ -442,7 +470,7 @@ pub async fn handle(
             out_headers.append(k.clone(), v.clone());
         }
     }
-    if !is_chat {
+    let Some(api) = route.api else {
         // Plain pass-through (models list etc.), streamed as it comes.
         let body = LaneStream {
             inner: Box::pin(resp.bytes_stream()),
@@ -452,7 +480,7 @@ pub async fn handle(
         *r.status_mut() = status;
         *r.headers_mut() = out_headers;
         return r;
-    }
+    };
     let header_id = resp
         .headers()
         .get("x-generation-id")
@@ -463,7 +491,7 @@ pub async fn handle(
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("text/event-stream"));
-    let mut meter = Meter::new(st.clone(), info, header_id, status.is_success());
+    let mut meter = Meter::new(st.clone(), api, info, header_id, status.is_success());
     if is_sse {
         let stream = MeteredStream {
             inner: Box::pin(resp.bytes_stream()),
@@ -479,7 +507,7 @@ pub async fn handle(
     match resp.bytes().await {
         Ok(bytes) => {
             if let Ok(text) = std::str::from_utf8(&bytes) {
-                if let Ok(m) = parse_chat_json(text) {
+                if let Ok(m) = api.shape().parse_body(text) {
                     if meter.scan.id.is_none() {
                         meter.scan.id = m.id;
                     }
@@ -552,15 +580,5 @@ mod tests {
     fn malformed_bodies_are_refused() {
         assert!(rewrite_chat_body(b"{not json", &UserRef::default()).is_err());
         assert!(rewrite_chat_body(b"[1,2]", &UserRef::default()).is_err());
-    }
-
-    #[test]
-    fn paths() {
-        let u: Uri = "/v1/chat/completions?x=1".parse().unwrap();
-        assert_eq!(upstream_path(&u).unwrap(), "/chat/completions?x=1");
-        let u: Uri = "/api/v1/models".parse().unwrap();
-        assert_eq!(upstream_path(&u).unwrap(), "/models");
-        let u: Uri = "/v2/x".parse().unwrap();
-        assert!(upstream_path(&u).is_none());
     }
 }

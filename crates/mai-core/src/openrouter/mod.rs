@@ -10,6 +10,7 @@ pub mod chat;
 mod error;
 mod model;
 pub mod number;
+pub mod shapes;
 
 pub use error::{ApiError, OpenRouterError};
 pub use model::{

@@ -48,6 +48,10 @@ FAULTS (header X-Sim-Fault on any request, --fault, or POST /__sim/faults):
     string_code           with mid_error: code \"server_error\" instead of an integer
     malformed             unparsable JSON body, or one broken data: line in a stream
     drip=MS               stream one token per chunk, MS apart
+    no_cost               usage without cost (as OpenAI's and Anthropic's own shapes)
+    no_id                 no X-Generation-Id header (and no id in an /embeddings body)
+  Inference endpoints: /chat/completions, /completions, /responses, /messages, /embeddings
+  (rules with endpoint \"chat\" apply to all of them; malformed and mid_error: chat only).
   e.g. 'status=503;retry_after=2', 'mid_error=502;after=3;with_usage', 'status=429;free_tier'
   POST /__sim/faults body: {\"fault\":\"status=500\",\"endpoint\":\"chat|generation|any\",
     \"key\":\"sk-or-v1-...\" or \"key_hash\":\"...\",\"rate\":0.1,\"count\":5}; DELETE /__sim/faults clears.

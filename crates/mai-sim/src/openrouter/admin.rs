@@ -97,7 +97,7 @@ pub(crate) async fn generation(
         created_at: iso_micros(t.created_at),
         model: &t.model,
         provider_name: &t.provider,
-        api_type: "completions",
+        api_type: m.api_type,
         streamed: t.streamed,
         cancelled: t.cancelled,
         finish_reason: t.finish_reason.as_deref(),

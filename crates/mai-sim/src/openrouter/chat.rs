@@ -1,6 +1,9 @@
 //! POST /chat/completions: checks in the real service's order, then a plain JSON reply
 //! or an SSE stream built as a list of steps and played back with timing.
 
+// Admission returns a ready error response on the cold path; boxing it buys nothing.
+#![allow(clippy::result_large_err)]
+
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +20,9 @@ use super::content::{self, ChatRequest, Completion, UsageOverride};
 use super::faults::{FaultEndpoint, FaultSpec};
 use super::ledger::{GenMeta, GenRecord, GenerationTruth};
 use super::pricing::{compute_cost, Cost, Num, TokenCounts};
-use super::server::{authenticate, error_response, free_tier_429, scripted_error, Resp, Shared};
+use super::server::{
+    authenticate, error_response, free_tier_429, scripted_error, Caller, Resp, Shared,
+};
 use super::wire::{
     AssistantMessage, ChatCompletion, Chunk, ChunkChoice, ChunkError, CompletionChoice, Delta,
     ErrorCode, ErrorMeta, ErrorTypeMeta, Null, Usage,
@@ -31,7 +36,7 @@ fn alnum(rng: &mut ChaCha8Rng, n: usize) -> String {
         .collect()
 }
 
-fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -39,10 +44,10 @@ fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// Everything needed to record the generation, fixed when the request is accepted.
-struct Draft {
+pub(crate) struct Draft {
     shared: Arc<Shared>,
     model: Arc<ModelSpec>,
-    truth: GenerationTruth,
+    pub(crate) truth: GenerationTruth,
     meta: GenMeta,
     planned: TokenCounts,
 }
@@ -61,7 +66,13 @@ impl Draft {
         (t, c)
     }
 
-    fn record(&self, tokens: TokenCounts, cost: Cost, finish: Option<&str>, cancelled: bool) {
+    pub(crate) fn record(
+        &self,
+        tokens: TokenCounts,
+        cost: Cost,
+        finish: Option<&str>,
+        cancelled: bool,
+    ) {
         let mut truth = self.truth.clone();
         truth.prompt_tokens = tokens.prompt;
         truth.completion_tokens = tokens.completion;
@@ -81,47 +92,53 @@ impl Draft {
     }
 }
 
-pub(crate) async fn chat_completions(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Resp {
-    let caller = match authenticate(&shared, &headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+/// Authentication and the fault for an inference request, before its body is read
+/// (the real service's order: a bad key wins over a bad body).
+pub(crate) fn authorize(
+    shared: &Arc<Shared>,
+    headers: &HeaderMap,
+) -> Result<(Caller, FaultSpec), Resp> {
+    let caller = authenticate(shared, headers)?;
     if caller.management {
         // [unconfirmed] whether 401 or 403; the docs only say management keys cannot.
-        return error_response(
+        return Err(error_response(
             403,
             "Management keys cannot be used for inference. Use an API key instead.",
             None,
             None,
-        );
+        ));
     }
-    let fault = match shared.pick_fault(&headers, FaultEndpoint::Chat, Some(&caller.hash)) {
-        Ok(f) => f.unwrap_or_default(),
-        Err(r) => return r,
-    };
-    let req: ChatRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return error_response(
-                400,
-                format!("Invalid JSON in request body: {e}"),
-                None,
-                None,
-            )
-        }
-    };
-    if req.messages.is_none() && req.prompt.is_none() {
-        return error_response(
-            400,
-            "Input required: specify \"prompt\" or \"messages\"",
-            None,
-            None,
-        );
-    }
+    let fault = shared
+        .pick_fault(headers, FaultEndpoint::Chat, Some(&caller.hash))?
+        .unwrap_or_default();
+    Ok((caller, fault))
+}
+
+/// A request accepted for generation: what every endpoint renders its reply from.
+pub(crate) struct Admitted {
+    pub draft: Draft,
+    pub completion: Completion,
+    pub full_cost: Cost,
+    pub fault: FaultSpec,
+    pub id: String,
+    pub model: Arc<ModelSpec>,
+    pub created: i64,
+    pub latency: Duration,
+    pub native_finish: &'static str,
+}
+
+/// Model, forced usage, scripted faults, account and key checks, ids: shared by every
+/// inference endpoint (chat, completions, responses, messages, embeddings). `fixed`
+/// overrides token counts the endpoint cannot have (embeddings: no completion).
+pub(crate) async fn admit(
+    shared: &Arc<Shared>,
+    headers: &HeaderMap,
+    caller: Caller,
+    fault: FaultSpec,
+    req: &ChatRequest,
+    api_type: &'static str,
+    fixed: UsageOverride,
+) -> Result<Admitted, Resp> {
     let requested = req
         .model
         .iter()
@@ -143,26 +160,35 @@ pub(crate) async fn chat_completions(
     };
     let Some(model) = model else {
         let id = requested.first().cloned().unwrap_or_default();
-        return error_response(400, format!("{id} is not a valid model ID"), None, None);
+        return Err(error_response(
+            400,
+            format!("{id} is not a valid model ID"),
+            None,
+            None,
+        ));
     };
-    let forced = match header_str(&headers, "x-sim-usage").map(|s| s.parse::<UsageOverride>()) {
-        Some(Err(e)) => return error_response(400, e, None, None),
+    let mut forced = match header_str(headers, "x-sim-usage").map(|s| s.parse::<UsageOverride>()) {
+        Some(Err(e)) => return Err(error_response(400, e, None, None)),
         Some(Ok(o)) => o,
         None => UsageOverride::default(),
     };
+    forced.completion = fixed.completion.or(forced.completion);
+    forced.reasoning = fixed.reasoning.or(forced.reasoning);
+    forced.cached = fixed.cached.or(forced.cached);
+    forced.cache_write = fixed.cache_write.or(forced.cache_write);
 
     if let Some(l) = fault.latency {
         tokio::time::sleep(l).await;
     }
     if let Some(status) = fault.status {
-        return scripted_error(&shared, &fault, status, Some(&model));
+        return Err(scripted_error(shared, &fault, status, Some(&model)));
     }
 
     // Account and key checks, in one critical section.
     let user = Some(shared.cfg.user_id.clone());
     let completion = content::plan(
         shared.cfg.seed,
-        &req,
+        req,
         &model,
         shared.cfg.completion_tokens,
         forced,
@@ -198,29 +224,29 @@ pub(crate) async fn chat_completions(
                 } else {
                     "Rate limit exceeded: free-models-per-min.".to_string()
                 };
-                return free_tier_429(msg, limit, reset, user);
+                return Err(free_tier_429(msg, limit, reset, user));
             }
         }
         let key = &st.ledger.keys[&caller.hash];
         if let Some(window) = key.limit_exceeded(now) {
-            return error_response(
+            return Err(error_response(
                 403,
                 format!("Key limit exceeded ({window} limit). Manage it using https://openrouter.ai/settings/keys"),
                 None,
                 None,
-            );
+            ));
         }
         key_label = key.label.clone();
         key_name = key.name.clone();
         if !byok {
             let balance = shared.cfg.total_credits - st.ledger.total_usage;
             if balance < Decimal::ZERO || (balance.is_zero() && !model.is_free()) {
-                return error_response(
+                return Err(error_response(
                     402,
                     "Insufficient credits. Add more using https://openrouter.ai/credits",
                     None,
                     user,
-                );
+                ));
             }
             if let (Some(cap), false) = (req.cap(), model.completion.is_zero()) {
                 let prompt_cost = Decimal::from(completion.tokens.prompt) * model.prompt;
@@ -228,12 +254,12 @@ pub(crate) async fn chat_completions(
                     .floor()
                     .max(Decimal::ZERO);
                 if Decimal::from(cap) > afford {
-                    return error_response(
+                    return Err(error_response(
                         402,
                         format!("This request requires more credits, or fewer max_tokens. You requested up to {cap} tokens, but can only afford {afford}. To increase, visit https://openrouter.ai/settings/credits and add more credits"),
                         Some(ErrorMeta::NoProvider { provider_name: Null }),
                         user,
-                    );
+                    ));
                 }
             }
         }
@@ -288,22 +314,90 @@ pub(crate) async fn chat_completions(
             created_at: now,
         },
         meta: GenMeta {
+            api_type,
             request_id,
             upstream_id,
             native_finish_reason: Some(native_finish.to_string()),
             latency_ms: latency.as_millis() as u64,
             generation_time_ms: generation_time.as_millis() as u64,
-            http_referer: header_str(&headers, "http-referer"),
-            user_agent: header_str(&headers, "user-agent"),
+            http_referer: header_str(headers, "http-referer"),
+            user_agent: header_str(headers, "user-agent"),
             session_id: req
                 .session_id
                 .clone()
-                .or_else(|| header_str(&headers, "x-session-id")),
+                .or_else(|| header_str(headers, "x-session-id")),
             model_permaslug: model.canonical_slug.clone(),
             ready_at: None,
         },
     };
-    tracing::debug!(%id, model = %model.id, stream = req.stream, "generation");
+    tracing::debug!(%id, model = %model.id, stream = req.stream, api_type, "generation");
+    Ok(Admitted {
+        draft,
+        completion,
+        full_cost,
+        fault,
+        id,
+        model,
+        created,
+        latency,
+        native_finish,
+    })
+}
+
+pub(crate) async fn chat_completions(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Resp {
+    let (caller, fault) = match authorize(&shared, &headers) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let req: ChatRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error_response(
+                400,
+                format!("Invalid JSON in request body: {e}"),
+                None,
+                None,
+            )
+        }
+    };
+    if req.messages.is_none() && req.prompt.is_none() {
+        return error_response(
+            400,
+            "Input required: specify \"prompt\" or \"messages\"",
+            None,
+            None,
+        );
+    }
+    let a = match admit(
+        &shared,
+        &headers,
+        caller,
+        fault,
+        &req,
+        "completions",
+        UsageOverride::default(),
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let Admitted {
+        draft,
+        completion,
+        full_cost,
+        fault,
+        id,
+        model,
+        created,
+        latency,
+        native_finish,
+    } = a;
+    let byok = draft.truth.is_byok;
 
     let ctx = Ctx {
         id: &id,
@@ -325,7 +419,9 @@ pub(crate) async fn chat_completions(
             http::header::CACHE_CONTROL,
             HeaderValue::from_static("no-cache"),
         );
-        success_headers(h, &id, &model.provider);
+        if !fault.no_id {
+            success_headers(h, &id, &model.provider);
+        }
         r
     } else {
         tokio::time::sleep(latency).await;
@@ -354,7 +450,10 @@ pub(crate) async fn chat_completions(
                     reasoning: Null,
                 },
             }],
-            usage: usage_json(&completion.tokens, &full_cost, byok, ctx.exp, false),
+            usage: without_cost_if(
+                fault.no_cost,
+                usage_json(&completion.tokens, &full_cost, byok, ctx.exp, false),
+            ),
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         let mut r = if fault.malformed {
@@ -382,13 +481,15 @@ pub(crate) async fn chat_completions(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        success_headers(r.headers_mut(), &id, &model.provider);
+        if !fault.no_id {
+            success_headers(r.headers_mut(), &id, &model.provider);
+        }
         *r.status_mut() = StatusCode::OK;
         r
     }
 }
 
-fn success_headers(h: &mut HeaderMap, id: &str, provider: &str) {
+pub(crate) fn success_headers(h: &mut HeaderMap, id: &str, provider: &str) {
     if let Ok(v) = HeaderValue::from_str(id) {
         h.insert("x-generation-id", v);
     }
@@ -412,6 +513,14 @@ fn native_finish(model: &ModelSpec, finish: &str) -> &'static str {
     }
 }
 
+/// The `no_cost` fault: usage as a deployment that does not report `cost`.
+pub(crate) fn without_cost_if(no_cost: bool, mut u: Usage) -> Usage {
+    if no_cost {
+        u.cost = None;
+    }
+    u
+}
+
 pub(crate) fn usage_json(
     t: &TokenCounts,
     c: &Cost,
@@ -422,7 +531,7 @@ pub(crate) fn usage_json(
     Usage {
         prompt_tokens: t.prompt,
         completion_tokens: t.completion,
-        cost: Num(c.cost, exp),
+        cost: Some(Num(c.cost, exp)),
         is_byok: byok,
         cached_tokens: t.cached,
         cache_write_tokens: (t.cache_write > 0).then_some(t.cache_write),
@@ -468,7 +577,7 @@ impl Ctx<'_> {
 }
 
 /// One step of a stream's playback.
-enum Step {
+pub(crate) enum Step {
     Sleep(Duration),
     /// Bytes to send, and the content tokens delivered once they are sent.
     Emit(Bytes, u32),
@@ -483,9 +592,9 @@ enum Step {
 }
 
 /// Pause between the last bytes and the simulated disconnect.
-const CUT_GRACE: Duration = Duration::from_millis(10);
+pub(crate) const CUT_GRACE: Duration = Duration::from_millis(10);
 
-const KEEPALIVE: &[u8] = b": OPENROUTER PROCESSING\n\n";
+pub(crate) const KEEPALIVE: &[u8] = b": OPENROUTER PROCESSING\n\n";
 
 fn plan_stream(
     ctx: &Ctx<'_>,
@@ -573,12 +682,15 @@ fn plan_stream(
         cost: *full_cost,
         finish: completion.finish_reason,
     });
-    let usage = usage_json(
-        &completion.tokens,
-        full_cost,
-        draft.truth.is_byok,
-        ctx.exp,
-        true,
+    let usage = without_cost_if(
+        fault.no_cost,
+        usage_json(
+            &completion.tokens,
+            full_cost,
+            draft.truth.is_byok,
+            ctx.exp,
+            true,
+        ),
     );
     let choices = match cfg.usage_chunk {
         UsageChunkShape::Captured => vec![content_choice("", None, None)],
@@ -691,7 +803,7 @@ impl Drop for Guard {
     }
 }
 
-fn play(steps: Vec<Step>, draft: Draft) -> Body {
+pub(crate) fn play(steps: Vec<Step>, draft: Draft) -> Body {
     let guard = Guard {
         draft,
         sent: 0,

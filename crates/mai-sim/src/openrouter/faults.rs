@@ -16,6 +16,8 @@
 //! | `string_code` | with `mid_error`: `code` as a string (`"server_error"`) instead of an integer |
 //! | `malformed` | 200 with an unparsable JSON body (non-stream) or one broken `data:` line (stream) |
 //! | `drip=MS` | stream one token per chunk with MS between chunks |
+//! | `no_cost` | `usage` without `cost` (as OpenAI's and Anthropic's own shapes are): the metering side must fall back to `/generation` |
+//! | `no_id` | no `X-Generation-Id` header, and on `/embeddings` no `id` in the body either |
 //!
 //! Examples: `status=503;retry_after=2`, `status=429;free_tier`, `mid_error=502;after=3;with_usage`,
 //! `cut_after=2`, `latency=1500;status=524`, `drip=200`.
@@ -41,6 +43,8 @@ pub struct FaultSpec {
     pub string_code: bool,
     pub malformed: bool,
     pub drip: Option<Duration>,
+    pub no_cost: bool,
+    pub no_id: bool,
 }
 
 /// A fault spec that does not follow the grammar.
@@ -102,6 +106,8 @@ impl FromStr for FaultSpec {
                 "string_code" => f.string_code = true,
                 "malformed" => f.malformed = true,
                 "drip" => f.drip = Some(Duration::from_millis(num(value)?)),
+                "no_cost" => f.no_cost = true,
+                "no_id" => f.no_id = true,
                 other => return Err(err(format!("unknown item `{other}`"))),
             }
         }
@@ -159,6 +165,12 @@ impl fmt::Display for FaultSpec {
         if let Some(d) = self.drip {
             items.push(format!("drip={}", d.as_millis()));
         }
+        if self.no_cost {
+            items.push("no_cost".into());
+        }
+        if self.no_id {
+            items.push("no_id".into());
+        }
         f.write_str(&items.join(";"))
     }
 }
@@ -180,7 +192,8 @@ impl<'de> Deserialize<'de> for FaultSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultEndpoint {
-    /// POST /chat/completions.
+    /// POST /chat/completions, and the other inference endpoints (/completions,
+    /// /responses, /messages, /embeddings).
     #[default]
     Chat,
     /// GET /generation.

@@ -52,6 +52,8 @@ pub struct KeyTotals {
 /// Fields of `GET /generation` that are not in the truth.
 #[derive(Debug, Clone)]
 pub(crate) struct GenMeta {
+    /// `api_type` of `/generation`: `completions` for every text API, `embeddings`.
+    pub api_type: &'static str,
     pub request_id: String,
     pub upstream_id: String,
     pub native_finish_reason: Option<String>,
@@ -425,6 +427,7 @@ mod tests {
                 created_at: at,
             },
             meta: GenMeta {
+                api_type: "completions",
                 request_id: String::new(),
                 upstream_id: String::new(),
                 native_finish_reason: None,

@@ -37,6 +37,7 @@ mod chat;
 mod clock;
 mod config;
 mod content;
+mod endpoints;
 pub mod faults;
 mod ledger;
 mod pricing;

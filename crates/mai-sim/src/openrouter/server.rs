@@ -30,7 +30,7 @@ use super::config::{KeySpec, ModelSpec, SimConfig};
 use super::faults::{FaultEndpoint, FaultRule, FaultSpec};
 use super::ledger::{key_hash, AuthFailure, GenerationTruth, KeyTotals, Ledger};
 use super::wire::{ErrorBody, ErrorEnvelope, ErrorMeta, Null, RateLimitHeaders, RetryAfterHeaders};
-use super::{admin, chat};
+use super::{admin, chat, endpoints};
 
 pub(crate) type Resp = Response<Body>;
 
@@ -614,6 +614,10 @@ fn router(shared: Arc<Shared>) -> Router {
     let ray_shared = shared.clone();
     Router::new()
         .route("/api/v1/chat/completions", post(chat::chat_completions))
+        .route("/api/v1/completions", post(endpoints::completions))
+        .route("/api/v1/responses", post(endpoints::responses))
+        .route("/api/v1/messages", post(endpoints::messages))
+        .route("/api/v1/embeddings", post(endpoints::embeddings))
         .route("/api/v1/generation", get(admin::generation))
         .route("/api/v1/key", get(admin::key_info))
         .route("/api/v1/auth/key", get(admin::key_info))

@@ -99,7 +99,8 @@ pub(crate) enum ErrorCode {
 pub(crate) struct Usage {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
-    pub cost: Num,
+    /// `None` for the `no_cost` fault (usage as OpenAI's and Anthropic's own shapes).
+    pub cost: Option<Num>,
     pub is_byok: bool,
     pub cached_tokens: u32,
     pub cache_write_tokens: Option<u32>,
@@ -141,7 +142,9 @@ impl Serialize for Usage {
             "total_tokens",
             &(u64::from(self.prompt_tokens) + u64::from(self.completion_tokens)),
         )?;
-        m.serialize_entry("cost", &self.cost)?;
+        if let Some(cost) = &self.cost {
+            m.serialize_entry("cost", cost)?;
+        }
         m.serialize_entry("is_byok", &self.is_byok)?;
         m.serialize_entry(
             "prompt_tokens_details",
