@@ -229,3 +229,25 @@ impl Metrics {
         o
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cost_counter_never_panics_near_decimal_max() {
+        let m = Metrics::default();
+        m.add_cost(Decimal::MAX);
+        m.add_cost(Decimal::MAX); // would overflow: left as it was
+        m.add_cost(Decimal::new(1, 28)); // would lose the digit: left as it was
+        assert_eq!(*m.cost_usd.lock().unwrap(), Decimal::MAX);
+        let m = Metrics::default();
+        m.add_cost(Decimal::new(66, 5));
+        m.add_cost(Decimal::new(1, 5));
+        assert_eq!(*m.cost_usd.lock().unwrap(), Decimal::new(67, 5));
+        m.count_refused("manual", "over_cap");
+        assert!(m.render("acme", &[]).contains(
+            "mai_events_refused_total{org=\"acme\",path=\"manual\",reason=\"over_cap\"} 1"
+        ));
+    }
+}
