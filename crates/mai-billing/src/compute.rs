@@ -174,8 +174,9 @@ fn period_text(month: YearMonth, from: NaiveDate, to: NaiveDate) -> String {
     }
 }
 
-/// Prices one client's month. Lines with neither cost nor requests are left out.
-pub fn price(input: &PriceInput<'_>) -> Statement {
+/// Prices one client's month. Lines with neither cost nor requests are left out. Usage
+/// sums are checked: one that does not fit exactly is an error, not an invoice.
+pub fn price(input: &PriceInput<'_>) -> Result<Statement, mai_core::usage::Overflow> {
     let mid = input.usd_rate.mid;
     let to_invoice_ccy = |exact_usd: Decimal| match input.currency {
         Currency::Pln => round_minor(exact_usd * mid),
@@ -188,8 +189,8 @@ pub fn price(input: &PriceInput<'_>) -> Statement {
     for seg in &input.segments {
         let mut seg_tot = Totals::default();
         for m in &seg.models {
-            usage.add(&m.totals);
-            seg_tot.add(&m.totals);
+            usage.add(&m.totals)?;
+            seg_tot.add(&m.totals)?;
             month_raw += m.totals.cost_usd;
         }
         let period = period_text(input.month, seg.from, seg.to);
@@ -296,7 +297,7 @@ pub fn price(input: &PriceInput<'_>) -> Statement {
     };
     let profit_pln = amounts.net_pln - raw_cost_pln - hosting_pln;
     usage.cost_usd = usage.cost_usd.normalize();
-    Statement {
+    Ok(Statement {
         org_id: input.org_id.to_string(),
         month: input.month,
         vat: input.vat,
@@ -316,7 +317,7 @@ pub fn price(input: &PriceInput<'_>) -> Statement {
         eur_rate,
         hosting_pln,
         profit_pln,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -383,7 +384,7 @@ mod tests {
             usd_rate: &usd,
             hosting: None,
         };
-        let s = price(&input);
+        let s = price(&input).unwrap();
         assert_eq!(s.lines.len(), 2);
         assert_eq!(s.amounts.net, dec!(800.00)); // 650 + 150
         assert_eq!(s.amounts.vat, dec!(184.00));
@@ -429,7 +430,7 @@ mod tests {
             usd_rate: &usd,
             hosting: Some((dec!(10), &eur)),
         };
-        let s = price(&input);
+        let s = price(&input).unwrap();
         assert_eq!(s.lines.len(), 2);
         // 0.000123456 × 1.3 × 3.6543 = 0.000586... → 0.00
         assert_eq!(s.lines[0].net, dec!(0.00));
@@ -471,7 +472,7 @@ mod tests {
             usd_rate: &usd,
             hosting: None,
         };
-        let s = price(&input);
+        let s = price(&input).unwrap();
         assert_eq!(s.lines.len(), 2);
         assert_eq!(s.amounts.vat, dec!(0.00));
         assert_eq!(s.amounts.net, dec!(14.30));

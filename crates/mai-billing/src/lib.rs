@@ -36,6 +36,9 @@ pub enum BillingError {
     Store { path: PathBuf, detail: String },
     #[error("usage ledger: {0}")]
     Ledger(#[from] mai_core::ledger::LedgerError),
+    /// A sum that does not fit exactly: no invoice with a wrong number.
+    #[error("{0}; no invoice was produced")]
+    Overflow(#[from] mai_core::usage::Overflow),
     #[error("usage ledger {0} does not exist: billing reads the console's cache ledger, which a sync of the fleet creates")]
     LedgerMissing(PathBuf),
     #[error("{0}; no invoice was produced")]

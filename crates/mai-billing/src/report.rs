@@ -164,7 +164,9 @@ pub fn read_month(
 ) -> Result<Vec<SegmentUsage>, BillingError> {
     let daily = ledger.daily(org, month.first_day(), month.last_day())?;
     let mut out = Vec::new();
-    for seg in mai_core::pricing::price_days(schedule, &daily) {
+    let segments = mai_core::pricing::price_days(schedule, &daily)
+        .map_err(mai_core::ledger::LedgerError::from)?;
+    for seg in segments {
         let models = ledger
             .by_model(org, seg.from, seg.to)?
             .into_iter()
@@ -307,7 +309,7 @@ pub fn build_report(
                         line_mode: client.lines,
                         usd_rate: &r.usd,
                         hosting: hosting_for(cfg, &client, r),
-                    }))
+                    })?)
                 }
                 Err(_) => None,
             };

@@ -85,7 +85,7 @@ proptest! {
             line_mode: LineMode::ByModel,
             usd_rate: &rate,
             hosting: None,
-        });
+        }).unwrap();
         let num = raw_nano as u128 * markup_pct as u128 * mid_bp as u128;
         let den = pow10(9 + 2 + 4);
         let net = exact_hundredths(num, den);
@@ -128,7 +128,7 @@ proptest! {
             line_mode: LineMode::Summary,
             usd_rate: &rate,
             hosting: None,
-        });
+        }).unwrap();
         let net = exact_hundredths(raw_nano as u128 * 13, pow10(10));
         let vat = exact_hundredths(net * 23, pow10(4));
         let vat_pln = exact_hundredths(vat * mid_bp as u128, pow10(6));

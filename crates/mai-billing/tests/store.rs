@@ -60,6 +60,7 @@ fn statement(org: &str, month: &str) -> Statement {
         usd_rate: &rate,
         hosting: None,
     })
+    .unwrap()
 }
 
 fn new_invoice(cfg: &BillingConfig, org: &str, month: &str, issue: NaiveDate) -> NewInvoice {

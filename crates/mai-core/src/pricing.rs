@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::money::round_half_up;
 use crate::time::YearMonth;
-use crate::usage::Totals;
+use crate::usage::{exact_add, exact_sub, Overflow, Totals};
 
 // The schedule, segment and limit types cross the wire (fleet file -> console ->
 // tracker -> UI), so mai-wire owns them; the arithmetic on them lives here, once.
@@ -19,13 +19,26 @@ pub use mai_wire::pricing::{
     DEFAULT_MARKUP,
 };
 
-/// Client cost of a raw cost at a markup rate. Exact: rounding is for invoices.
-pub fn client_cost(raw: Decimal, rate: Decimal) -> Decimal {
-    (raw * rate).normalize()
+/// Client cost of a raw cost at a markup rate. Exact: rounding is for invoices. A
+/// product that overflows, or that `rust_decimal` would have to round (more than 28
+/// fractional digits, or more than 96 bits), is an error, never a wrong price.
+pub fn client_cost(raw: Decimal, rate: Decimal) -> Result<Decimal, PricingError> {
+    let (raw, rate) = (raw.normalize(), rate.normalize());
+    let exact_scale = raw.scale() + rate.scale();
+    raw.checked_mul(rate)
+        .filter(|p| p.is_zero() || p.scale() == exact_scale)
+        .map(|p| p.normalize())
+        .ok_or(PricingError::Overflow(Overflow {
+            what: "client cost (raw cost x markup)",
+        }))
 }
 
 /// The one pricing function: what the client pays for `raw` USD spent on `day`.
-pub fn price(schedule: &MarkupSchedule, day: NaiveDate, raw: Decimal) -> Decimal {
+pub fn price(
+    schedule: &MarkupSchedule,
+    day: NaiveDate,
+    raw: Decimal,
+) -> Result<Decimal, PricingError> {
     client_cost(raw, schedule.rate_on(day))
 }
 
@@ -33,6 +46,8 @@ pub fn price(schedule: &MarkupSchedule, day: NaiveDate, raw: Decimal) -> Decimal
 pub enum PricingError {
     #[error("markup rate `{0}` is invalid: it must be a positive decimal such as 1.3")]
     BadMarkup(String),
+    #[error(transparent)]
+    Overflow(#[from] Overflow),
 }
 
 /// Checks a markup rate (positive, at most 100x — anything above is a typo).
@@ -46,15 +61,24 @@ pub fn validate_markup(rate: Decimal) -> Result<Decimal, PricingError> {
 /// Splits `daily` (one entry per day, sorted) into runs of equal rate and prices them:
 /// every price of a period (a month, a user's month, a model's month) is the sum of its
 /// segments, so all views of one period agree to the last digit.
-pub fn price_days(schedule: &MarkupSchedule, daily: &[(NaiveDate, Totals)]) -> Vec<MarkupSegment> {
+///
+/// Sums are checked: a period whose total does not fit exactly is an error.
+pub fn price_days(
+    schedule: &MarkupSchedule,
+    daily: &[(NaiveDate, Totals)],
+) -> Result<Vec<MarkupSegment>, PricingError> {
     let mut out: Vec<MarkupSegment> = Vec::new();
     for (day, t) in daily {
         let rate = schedule.rate_on(*day);
         match out.last_mut() {
             Some(seg) if seg.rate == rate && seg.to.succ_opt() == Some(*day) => {
                 seg.to = *day;
-                seg.raw_cost_usd += t.cost_usd;
-                seg.requests += t.requests;
+                seg.raw_cost_usd = exact_add(seg.raw_cost_usd, t.cost_usd).ok_or(Overflow {
+                    what: "segment cost",
+                })?;
+                seg.requests = seg.requests.checked_add(t.requests).ok_or(Overflow {
+                    what: "segment request count",
+                })?;
             }
             _ => out.push(MarkupSegment {
                 from: *day,
@@ -67,19 +91,28 @@ pub fn price_days(schedule: &MarkupSchedule, daily: &[(NaiveDate, Totals)]) -> V
         }
     }
     for seg in &mut out {
-        seg.client_cost_usd = client_cost(seg.raw_cost_usd, seg.rate);
+        seg.client_cost_usd = client_cost(seg.raw_cost_usd, seg.rate)?;
         seg.raw_cost_usd = seg.raw_cost_usd.normalize();
     }
-    out
+    Ok(out)
+}
+
+/// Exact sum of client costs, or the overflow error.
+fn sum_client(segments: &[MarkupSegment]) -> Result<Decimal, PricingError> {
+    segments
+        .iter()
+        .try_fold(Decimal::ZERO, |acc, s| exact_add(acc, s.client_cost_usd))
+        .ok_or(PricingError::Overflow(Overflow {
+            what: "period client cost",
+        }))
 }
 
 /// The client cost of a period given per day: the sum of [`price_days`]' segments.
-pub fn price_period(schedule: &MarkupSchedule, daily: &[(NaiveDate, Totals)]) -> Decimal {
-    price_days(schedule, daily)
-        .iter()
-        .map(|s| s.client_cost_usd)
-        .sum::<Decimal>()
-        .normalize()
+pub fn price_period(
+    schedule: &MarkupSchedule,
+    daily: &[(NaiveDate, Totals)],
+) -> Result<Decimal, PricingError> {
+    Ok(sum_client(&price_days(schedule, daily)?)?.normalize())
 }
 
 /// A month of one org, priced.
@@ -109,14 +142,14 @@ pub fn month_summary(
     daily: &[(NaiveDate, Totals)],
     schedule: &MarkupSchedule,
     today: NaiveDate,
-) -> MonthSummary {
+) -> Result<MonthSummary, PricingError> {
     let mut totals = Totals::default();
     for (_, t) in daily {
-        totals.add(t);
+        totals.add(t)?;
     }
     totals.cost_usd = totals.cost_usd.normalize();
-    let segments = price_days(schedule, daily);
-    let client: Decimal = segments.iter().map(|s| s.client_cost_usd).sum();
+    let segments = price_days(schedule, daily)?;
+    let client = sum_client(&segments)?;
     let days_elapsed = if today > month.last_day() {
         month.days()
     } else if today < month.first_day() {
@@ -129,17 +162,18 @@ pub fn month_summary(
     } else {
         round_half_up(client / Decimal::from(days_elapsed), 12).normalize()
     };
-    MonthSummary {
+    let profit = exact_sub(client, totals.cost_usd).ok_or(Overflow { what: "profit" })?;
+    Ok(MonthSummary {
         org_id: org_id.to_string(),
         month,
         provisional: today <= month.last_day(),
         days_elapsed,
         totals,
         client_cost_usd: client.normalize(),
-        profit_usd: (client - totals.cost_usd).normalize(),
+        profit_usd: profit.normalize(),
         daily_average_client_cost_usd: avg,
         segments,
-    }
+    })
 }
 
 /// The OpenRouter key's spending cap (USD of OpenRouter cost) for a client whose
@@ -153,12 +187,21 @@ pub fn key_limit_usd(terms: &CommercialTerms, today: NaiveDate) -> Option<Decima
         .map(crate::money::round_minor_down)
 }
 
-/// Warning at 80%, reached at 100%. A zero limit is reached at once.
+/// Warning at 80%, reached at 100%. A zero limit is reached at once. Never panics:
+/// a percentage too large for a decimal is shown as `Decimal::MAX` (and "reached").
 pub fn limit_state(limit: Decimal, used: Decimal) -> LimitState {
+    let hundred = Decimal::from(100);
     let exact_pct = if limit.is_zero() {
-        Decimal::from(100)
+        hundred
     } else {
-        used * Decimal::from(100) / limit
+        used.checked_mul(hundred)
+            .and_then(|x| x.checked_div(limit))
+            .or_else(|| used.checked_div(limit).and_then(|x| x.checked_mul(hundred)))
+            .unwrap_or(if used.is_sign_negative() == limit.is_sign_negative() {
+                Decimal::MAX
+            } else {
+                Decimal::MIN
+            })
     };
     let level = if exact_pct >= Decimal::from(100) {
         LimitLevel::Reached
@@ -202,7 +245,7 @@ mod tests {
                 )
             })
             .collect();
-        let m = month_summary("acme", month, &daily, &s, d("2026-12-01"));
+        let m = month_summary("acme", month, &daily, &s, d("2026-12-01")).unwrap();
         assert_eq!(m.segments.len(), 2);
         assert_eq!(m.segments[0].to, d("2026-11-14"));
         assert_eq!(m.segments[0].client_cost_usd, dec!(18.2)); // 14 x 1.3
@@ -230,7 +273,8 @@ mod tests {
             &daily,
             &MarkupSchedule::default(),
             d("2026-11-23"),
-        );
+        )
+        .unwrap();
         assert!(m.provisional);
         assert_eq!(m.days_elapsed, 23);
         assert_eq!(m.client_cost_usd, dec!(3.9));
@@ -265,7 +309,10 @@ mod tests {
     #[test]
     fn default_markup_is_1_3() {
         assert_eq!(DEFAULT_MARKUP, dec!(1.3));
-        assert_eq!(client_cost(dec!(0.00066), DEFAULT_MARKUP), dec!(0.000858));
+        assert_eq!(
+            client_cost(dec!(0.00066), DEFAULT_MARKUP).unwrap(),
+            dec!(0.000858)
+        );
         assert!(validate_markup(dec!(0)).is_err());
     }
 }

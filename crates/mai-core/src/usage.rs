@@ -11,6 +11,114 @@ pub const MAX_GENERATION_ID_BYTES: usize = 256;
 /// Longest org/model/user field we accept.
 pub const MAX_FIELD_BYTES: usize = 512;
 
+/// Cuts `s` to at most `max` bytes, on a char boundary (never splits a UTF-8 sequence).
+///
+/// The one bounding function for attribution fields (user id/email/name, model,
+/// provider) that come from request bodies and headers: the tracker applies it where
+/// fields enter the crash journal and the ledger writer, so a megabyte `user` field
+/// costs at most `MAX_FIELD_BYTES` of disk, as nginx and Envoy cap header sizes
+/// instead of trusting the client. Truncating (not refusing) keeps the generation and
+/// its cost, which matter more than the tail of a name.
+pub fn bound_field(s: &mut String, max: usize) {
+    if s.len() <= max {
+        return;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+}
+
+/// [`bound_field`] over every attribution field of a [`UserRef`].
+pub fn bound_user(u: &mut UserRef) {
+    for f in [&mut u.id, &mut u.email, &mut u.name].into_iter().flatten() {
+        bound_field(f, MAX_FIELD_BYTES);
+    }
+}
+
+/// Sanity caps on one event's amounts. An event above them is refused rather than
+/// billed: a single generation costing more than the cap is a bug or corrupt data
+/// upstream, and a wrong number on an invoice is worse than a missing one (which
+/// reconciliation against OpenRouter's `/key` totals would show as drift).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    /// Largest `cost_usd` of one event.
+    pub max_cost_usd: Decimal,
+    /// Largest count in any one token field of one event.
+    pub max_tokens: u64,
+}
+
+impl Caps {
+    /// The tracker's defaults (`MAI_MAX_EVENT_COST_USD`, `MAI_MAX_EVENT_TOKENS`).
+    pub const DEFAULT: Caps = Caps {
+        max_cost_usd: Decimal::from_parts(1000, 0, 0, false, 0),
+        max_tokens: 100_000_000,
+    };
+    /// What [`UsageEvent::validate`] always enforces, whatever the configuration: far
+    /// above any real generation, and low enough that sums of up to 2^31 events stay
+    /// exact (cost: 10^12 USD each; tokens: i64::MAX / 4, what SQLite stores).
+    pub const ABSOLUTE: Caps = Caps {
+        max_cost_usd: Decimal::from_parts(3_567_587_328, 232, 0, false, 0),
+        max_tokens: i64::MAX as u64 / 4,
+    };
+}
+
+impl Default for Caps {
+    fn default() -> Caps {
+        Caps::DEFAULT
+    }
+}
+
+/// The one bound check of an event's amounts against `caps`, for every ingestion path
+/// (proxy via the ledger, manual records, the webhook, reconciliation). Names the field,
+/// the value and the cap.
+pub fn check_bounds(ev: &UsageEvent, caps: &Caps) -> Result<(), UsageError> {
+    if ev.cost_usd > caps.max_cost_usd {
+        return Err(UsageError::OverCap {
+            field: "cost_usd",
+            value: ev.cost_usd.normalize().to_string(),
+            cap: caps.max_cost_usd.normalize().to_string(),
+        });
+    }
+    for (field, v) in [
+        ("tokens.prompt", ev.tokens.prompt),
+        ("tokens.completion", ev.tokens.completion),
+        ("tokens.reasoning", ev.tokens.reasoning),
+        ("tokens.cached", ev.tokens.cached),
+    ] {
+        if v > caps.max_tokens {
+            return Err(UsageError::OverCap {
+                field,
+                value: v.to_string(),
+                cap: caps.max_tokens.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A sum that does not fit (or would lose digits): reported instead of a wrong number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} overflows: the sum does not fit exactly; this is corrupt data, not usage")]
+pub struct Overflow {
+    pub what: &'static str,
+}
+
+/// `a + b` if exact: `None` on overflow, and when `rust_decimal` would have to drop
+/// fractional digits to fit 96 bits (it rounds silently). An exact sum keeps the larger
+/// scale of its operands; a rounded one has a smaller scale.
+pub fn exact_add(a: Decimal, b: Decimal) -> Option<Decimal> {
+    let r = a.checked_add(b)?;
+    (r.scale() == a.scale().max(b.scale())).then_some(r)
+}
+
+/// `a - b` if exact (see [`exact_add`]).
+pub fn exact_sub(a: Decimal, b: Decimal) -> Option<Decimal> {
+    let r = a.checked_sub(b)?;
+    (r.scale() == a.scale().max(b.scale())).then_some(r)
+}
+
 /// Token counts as OpenRouter reports them (native tokenizer). `prompt` includes
 /// `cached`, `completion` includes `reasoning`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -22,14 +130,25 @@ pub struct Tokens {
 }
 
 impl Tokens {
+    /// Prompt plus completion. Saturates at `u64::MAX` rather than panicking; counts
+    /// read from the ledger are at most `i64::MAX` each, so their sum is exact.
     pub fn total(&self) -> u64 {
-        self.prompt + self.completion
+        self.prompt.saturating_add(self.completion)
     }
-    pub fn add(&mut self, o: &Tokens) {
-        self.prompt += o.prompt;
-        self.completion += o.completion;
-        self.reasoning += o.reasoning;
-        self.cached += o.cached;
+    /// Adds `o` field by field; on overflow nothing is changed and the error says so.
+    pub fn add(&mut self, o: &Tokens) -> Result<(), Overflow> {
+        let add = |a: u64, b: u64| {
+            a.checked_add(b).ok_or(Overflow {
+                what: "token count",
+            })
+        };
+        *self = Tokens {
+            prompt: add(self.prompt, o.prompt)?,
+            completion: add(self.completion, o.completion)?,
+            reasoning: add(self.reasoning, o.reasoning)?,
+            cached: add(self.cached, o.cached)?,
+        };
+        Ok(())
     }
 }
 
@@ -44,10 +163,21 @@ pub struct Totals {
 }
 
 impl Totals {
-    pub fn add(&mut self, o: &Totals) {
-        self.requests += o.requests;
-        self.tokens.add(&o.tokens);
-        self.cost_usd += o.cost_usd;
+    /// Adds `o`; on overflow (or a cost sum that would lose digits) nothing is changed
+    /// and the error says so: a total is billed, so it is exact or it is an error.
+    pub fn add(&mut self, o: &Totals) -> Result<(), Overflow> {
+        let requests = self.requests.checked_add(o.requests).ok_or(Overflow {
+            what: "request count",
+        })?;
+        let mut tokens = self.tokens;
+        tokens.add(&o.tokens)?;
+        let cost_usd = exact_add(self.cost_usd, o.cost_usd).ok_or(Overflow { what: "cost" })?;
+        *self = Totals {
+            requests,
+            tokens,
+            cost_usd,
+        };
+        Ok(())
     }
 }
 
@@ -106,6 +236,12 @@ pub enum UsageError {
         value: String,
         reason: &'static str,
     },
+    #[error("usage event field `{field}` = {value} is above the sanity cap {cap}; refused (set MAI_MAX_EVENT_COST_USD / MAI_MAX_EVENT_TOKENS if real)")]
+    OverCap {
+        field: &'static str,
+        value: String,
+        cap: String,
+    },
 }
 
 fn invalid(field: &'static str, value: impl ToString, reason: &'static str) -> UsageError {
@@ -159,17 +295,19 @@ impl UsageEvent {
             return Err(invalid("cost_usd", self.cost_usd, "must not be negative"));
         }
         // i64 is what SQLite stores; anything above is corrupt data, not usage.
-        for (field, v) in [
-            ("tokens.prompt", self.tokens.prompt),
-            ("tokens.completion", self.tokens.completion),
-            ("tokens.reasoning", self.tokens.reasoning),
-            ("tokens.cached", self.tokens.cached),
-        ] {
-            if v > i64::MAX as u64 / 4 {
-                return Err(invalid(field, v, "implausibly large token count"));
-            }
+        check_bounds(self, &Caps::ABSOLUTE)
+    }
+
+    /// Cuts every attribution field to [`MAX_FIELD_BYTES`] ([`bound_field`]). The
+    /// generation id is left alone: a cut id would name another generation, so an
+    /// oversize one is refused by [`UsageEvent::validate`] instead.
+    pub fn bound_fields(&mut self) {
+        bound_field(&mut self.org_id, MAX_FIELD_BYTES);
+        bound_field(&mut self.model, MAX_FIELD_BYTES);
+        if let Some(p) = &mut self.provider {
+            bound_field(p, MAX_FIELD_BYTES);
         }
-        Ok(())
+        bound_user(&mut self.user);
     }
 
     /// Authority of a record: a confirmed record beats a provisional one; among equals,

@@ -102,7 +102,8 @@ fn check(l: &Ledger, events: &[UsageEvent]) {
                     requests: 1,
                     tokens: e.tokens,
                     cost_usd: e.cost_usd,
-                });
+                })
+                .unwrap();
             }
             assert_eq!(t.requests, want.requests, "{org} {d}");
             assert_eq!(t.tokens, want.tokens, "{org} {d}");

@@ -203,13 +203,21 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
         row.today_tokens = Some(s.today.tokens.total);
         row.today_raw_cost_usd = Some(s.today.raw_cost_usd);
         // Every price comes from the fleet file's terms through the one pricing function.
-        row.today_client_cost_usd = Some(pricing::price(
-            &client.terms.markup,
-            s.today.date,
-            s.today.raw_cost_usd,
-        ));
-        if let Some(m) = &s.month_days {
-            let month = month_client_cost(&client.terms.markup, m);
+        // A price that does not fit exactly is shown as unknown, with an alert.
+        let today_price = pricing::price(&client.terms.markup, s.today.date, s.today.raw_cost_usd);
+        let month_price = s
+            .month_days
+            .as_ref()
+            .map(|m| month_client_cost(&client.terms.markup, m))
+            .transpose();
+        if let Some(e) = today_price.as_ref().err().or(month_price.as_ref().err()) {
+            alerts.push(Alert {
+                level: AlertLevel::Critical,
+                message: format!("client cost cannot be computed: {e}"),
+            });
+        }
+        row.today_client_cost_usd = today_price.ok();
+        if let Ok(Some(month)) = month_price {
             row.month_client_cost_usd = Some(month);
             if let Some(limit) = client.monthly_limit_usd() {
                 let st = limit_state(limit, month);
@@ -234,7 +242,10 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
 }
 
 /// The month's client cost from its days' raw costs, priced by markup segment.
-pub fn month_client_cost(schedule: &MarkupSchedule, days: &Daily) -> Decimal {
+pub fn month_client_cost(
+    schedule: &MarkupSchedule,
+    days: &Daily,
+) -> Result<Decimal, pricing::PricingError> {
     let daily: Vec<(NaiveDate, Totals)> = days
         .days
         .iter()

@@ -42,6 +42,15 @@ fn reply<T: Serialize>(body: T) -> Response {
     Json(body).into_response()
 }
 
+/// A price that does not fit exactly: a 500 naming it, never a wrong number.
+fn pricing_error(e: mai_core::pricing::PricingError) -> Response {
+    tracing::error!(error = %e, "pricing failed");
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &format!("pricing failed: {e}"),
+    )
+}
+
 fn ledger_error(e: LedgerError) -> Response {
     match e {
         LedgerError::BadQuery(m) => error_response(StatusCode::BAD_REQUEST, &m),
@@ -98,11 +107,12 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Ready while the ledger writer is alive and its writes succeed; 503 while events wait
+/// for a retry (the proxy keeps serving: their ids are in the crash journal).
 pub async fn readyz(State(st): State<Arc<AppState>>) -> Response {
-    if st.writer.is_alive() {
-        (StatusCode::OK, "ready").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "ledger writer stopped").into_response()
+    match st.writer.not_ready_reason() {
+        None => (StatusCode::OK, "ready").into_response(),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
     }
 }
 
@@ -143,7 +153,12 @@ pub async fn metrics(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Res
             ),
         ));
     }
-    let body = st.metrics.render(&org, &extra);
+    let mut body = st.metrics.render(&org, &extra);
+    st.writer.render_metrics(&org, &mut body);
+    body.push_str(&format!(
+        "# HELP mai_journal_quarantined_total Crash-journal lines set aside in the quarantine file (<db>.journal.quarantine).\n# TYPE mai_journal_quarantined_total counter\nmai_journal_quarantined_total{{org=\"{org}\"}} {}\n",
+        st.journal.quarantined()
+    ));
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         body,
@@ -185,13 +200,17 @@ pub async fn today(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Respo
         Ok(t) => t,
         Err(e) => return ledger_error(e),
     };
+    let client_cost_usd = match price(&sched, day, t.cost_usd) {
+        Ok(c) => c,
+        Err(e) => return pricing_error(e),
+    };
     reply(Today {
         org_id: st.cfg.org_id.clone(),
         date: day,
         requests: t.requests,
         tokens: t.tokens.into(),
         raw_cost_usd: t.cost_usd.normalize(),
-        client_cost_usd: price(&sched, day, t.cost_usd),
+        client_cost_usd,
         markup_rate: sched.rate_on(day).normalize(),
         last_updated: Utc::now(),
     })
@@ -247,16 +266,22 @@ pub async fn daily(
         Ok(d) => d,
         Err(e) => return ledger_error(e),
     };
-    let days = days
+    let days = match days
         .iter()
-        .map(|(day, t)| DayUsage {
-            date: *day,
-            requests: t.requests,
-            tokens: t.tokens.into(),
-            raw_cost_usd: t.cost_usd.normalize(),
-            client_cost_usd: price(&sched, *day, t.cost_usd),
+        .map(|(day, t)| {
+            Ok(DayUsage {
+                date: *day,
+                requests: t.requests,
+                tokens: t.tokens.into(),
+                raw_cost_usd: t.cost_usd.normalize(),
+                client_cost_usd: price(&sched, *day, t.cost_usd)?,
+            })
         })
-        .collect();
+        .collect::<Result<_, _>>()
+    {
+        Ok(d) => d,
+        Err(e) => return pricing_error(e),
+    };
     reply(Daily {
         org_id: st.cfg.org_id.clone(),
         from,
@@ -595,12 +620,16 @@ pub async fn seed_real_time(
         Ok(t) => t,
         Err(e) => return ledger_error(e),
     };
+    let cost = match price(&sched, day, t.cost_usd) {
+        Ok(c) => c,
+        Err(e) => return pricing_error(e),
+    };
     reply(seed::RealTime {
         client_org_id: org,
         date: day,
         tokens: t.tokens.total(),
         requests: t.requests,
-        cost: price(&sched, day, t.cost_usd),
+        cost,
         raw_cost: t.cost_usd.normalize(),
         last_updated: Utc::now(),
     })
@@ -656,7 +685,15 @@ pub async fn seed_manual(
         state: EventState::Confirmed,
         created_at: Utc::now(),
     };
-    if let Err(e) = ev.validate() {
+    if let Err(e) = ev
+        .validate()
+        .and_then(|()| mai_core::usage::check_bounds(&ev, &st.cfg.caps))
+    {
+        let reason = match e {
+            mai_core::usage::UsageError::OverCap { .. } => "over_cap",
+            _ => "invalid",
+        };
+        st.metrics.count_refused("manual", reason);
         return error_response(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string());
     }
     let note = m.note.unwrap_or_default();

@@ -88,6 +88,10 @@ pub struct Config {
     /// Most proxied requests one upstream connection pool carries at once; see
     /// [`crate::upstream`].
     pub upstream_streams_per_connection: usize,
+    /// Sanity caps on one event (`MAI_MAX_EVENT_COST_USD`, default 1000;
+    /// `MAI_MAX_EVENT_TOKENS`, default 100000000): above them an event is refused
+    /// (422 on the API, counted in `/metrics`), never billed.
+    pub caps: mai_core::usage::Caps,
 }
 
 impl Config {
@@ -298,6 +302,40 @@ impl Config {
                 }
             },
         };
+        let defaults = mai_core::usage::Caps::DEFAULT;
+        let absolute = mai_core::usage::Caps::ABSOLUTE;
+        let max_cost_usd = match var("MAI_MAX_EVENT_COST_USD") {
+            None => defaults.max_cost_usd,
+            Some(v) => match rust_decimal::Decimal::from_str(&v) {
+                Ok(d) if d > rust_decimal::Decimal::ZERO && d <= absolute.max_cost_usd => d,
+                _ => {
+                    return Err(invalid(
+                        "MAI_MAX_EVENT_COST_USD",
+                        &v,
+                        format!(
+                            "must be a positive decimal of USD up to {} (default {})",
+                            absolute.max_cost_usd, defaults.max_cost_usd
+                        ),
+                    ))
+                }
+            },
+        };
+        let max_tokens = match var("MAI_MAX_EVENT_TOKENS") {
+            None => defaults.max_tokens,
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if n > 0 && n <= absolute.max_tokens => n,
+                _ => {
+                    return Err(invalid(
+                        "MAI_MAX_EVENT_TOKENS",
+                        &v,
+                        format!(
+                            "must be a whole number from 1 to {} (default {})",
+                            absolute.max_tokens, defaults.max_tokens
+                        ),
+                    ))
+                }
+            },
+        };
         Ok(Config {
             openrouter_api_key: SecretKey::new(api_key),
             openrouter_base_url: base.trim_end_matches('/').to_owned(),
@@ -318,6 +356,10 @@ impl Config {
             retired_settings,
             upstream_ca_pem,
             upstream_streams_per_connection,
+            caps: mai_core::usage::Caps {
+                max_cost_usd,
+                max_tokens,
+            },
         })
     }
 }
@@ -358,6 +400,14 @@ mod tests {
         assert_eq!(c.sync_days_back, 1);
         assert_eq!(c.org_name, "acme");
         assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.caps, mai_core::usage::Caps::DEFAULT);
+        assert_eq!(c.caps.max_cost_usd, rust_decimal::Decimal::from(1000));
+        let mut m = base();
+        m.insert("MAI_MAX_EVENT_COST_USD", "2500.5".into());
+        m.insert("MAI_MAX_EVENT_TOKENS", "5000".into());
+        let c = parse(&m).unwrap();
+        assert_eq!(c.caps.max_cost_usd.to_string(), "2500.5");
+        assert_eq!(c.caps.max_tokens, 5000);
     }
 
     #[test]
@@ -372,6 +422,11 @@ mod tests {
             ("MAI_UPSTREAM_CA_CERT", "/nonexistent/ca.pem"),
             ("MAI_UPSTREAM_CA_CERT", "/etc/hostname"),
             ("MAI_UPSTREAM_STREAMS_PER_CONNECTION", "0"),
+            ("MAI_MAX_EVENT_COST_USD", "0"),
+            ("MAI_MAX_EVENT_COST_USD", "ten"),
+            ("MAI_MAX_EVENT_COST_USD", "1e13"),
+            ("MAI_MAX_EVENT_TOKENS", "-1"),
+            ("MAI_MAX_EVENT_TOKENS", "0"),
         ] {
             let mut m = base();
             m.insert(name, value.to_owned());

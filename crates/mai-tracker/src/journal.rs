@@ -6,17 +6,43 @@
 //! moment it learns the id (one `write` syscall; the page cache survives a process
 //! kill). On start-up, and when the file grows, ids not in the ledger are recorded as
 //! provisional and reconciliation completes them.
+//!
+//! # fsync policy: what a power loss can lose
+//!
+//! Appends are not fsynced: an fsync per generation would put a disk flush (about a
+//! millisecond on an SSD, far more on a network disk) on every proxied request, which
+//! is the cost SQLite's `synchronous=FULL` pays once per *batch* in the ledger instead.
+//! So the journal survives a process crash or `kill -9` (the page cache is the kernel's,
+//! not the process's), but a power loss or kernel crash can lose its lines written
+//! since the kernel's last writeback (ext4 commits every 5 s by default). What that
+//! loses in the ledger is only the events that were *also* still in the writer's queue
+//! at that instant (the queue is committed, with fsync, within milliseconds when the
+//! ledger is healthy; longer while it is failing): their generations are missing until
+//! reconciliation against OpenRouter's `/key` totals shows the drift.
+//!
+//! # Bad lines
+//!
+//! Reading never stops start-up over a bad line. A torn line (killed mid-write), a line
+//! that is not an entry, one longer than [`MAX_LINE_BYTES`] or one with an unusable
+//! generation id is appended to the quarantine file next to the journal
+//! (`<db>.journal.quarantine`), counted ([`Journal::quarantined`], exported as
+//! `mai_journal_quarantined_total`) and logged. Oversize attribution fields in an
+//! otherwise good entry are cut to `MAX_FIELD_BYTES`, keeping the generation.
 
 use chrono::{DateTime, Utc};
-use mai_core::usage::UserRef;
+use mai_core::usage::{bound_field, bound_user, UserRef, MAX_FIELD_BYTES, MAX_GENERATION_ID_BYTES};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Rotate once the live file is this large.
 pub const ROTATE_BYTES: u64 = 4 * 1024 * 1024;
+/// Longest line read back. A bounded entry is well under 8 KiB even with every field
+/// JSON-escaped; anything longer is corruption and is quarantined unread.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JournalEntry {
@@ -27,10 +53,28 @@ pub struct JournalEntry {
     pub user: UserRef,
 }
 
+impl JournalEntry {
+    /// Cuts the attribution fields to `MAX_FIELD_BYTES` (the same bound the ledger
+    /// applies, `mai_core::usage::bound_field`). The id is not cut: a cut id names
+    /// another generation.
+    pub fn bound_fields(&mut self) {
+        bound_field(&mut self.model, MAX_FIELD_BYTES);
+        bound_user(&mut self.user);
+    }
+
+    fn is_bounded(&self) -> bool {
+        let mut b = self.clone();
+        b.bound_fields();
+        b == *self
+    }
+}
+
 pub struct Journal {
     path: PathBuf,
     old_path: PathBuf,
+    quarantine_path: PathBuf,
     file: Mutex<(File, u64)>,
+    quarantined: AtomicU64,
 }
 
 impl Journal {
@@ -38,18 +82,56 @@ impl Journal {
     pub fn open(db_path: &Path) -> std::io::Result<Journal> {
         let path = PathBuf::from(format!("{}.journal", db_path.display()));
         let old_path = PathBuf::from(format!("{}.journal.old", db_path.display()));
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        let len = file.metadata()?.len();
+        let quarantine_path = PathBuf::from(format!("{}.journal.quarantine", db_path.display()));
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)?;
+        let mut len = file.metadata()?.len();
+        // A line torn by a kill is sealed with a newline, so the next append starts a
+        // line of its own instead of being glued to (and lost with) the torn one.
+        if len > 0 {
+            let mut last = [0u8; 1];
+            file.seek(SeekFrom::End(-1))?;
+            file.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                file.write_all(b"\n")?;
+                len += 1;
+            }
+        }
         Ok(Journal {
             path,
             old_path,
+            quarantine_path,
             file: Mutex::new((file, len)),
+            quarantined: AtomicU64::new(0),
         })
     }
 
-    /// Appends one entry. Errors are logged, not returned: a journal failure must not
-    /// fail the client's request (the proxy record usually arrives anyway).
+    /// Lines set aside in the quarantine file since start.
+    pub fn quarantined(&self) -> u64 {
+        self.quarantined.load(Ordering::Relaxed)
+    }
+
+    pub fn quarantine_path(&self) -> &Path {
+        &self.quarantine_path
+    }
+
+    /// Appends one entry, its attribution fields bounded ([`JournalEntry::bound_fields`]).
+    /// Errors are logged, not returned: a journal failure must not fail the client's
+    /// request (the proxy record usually arrives anyway). Not fsynced (see the module
+    /// documentation for what a power loss can lose).
     pub fn append(&self, e: &JournalEntry) {
+        let bounded;
+        let e = if e.is_bounded() {
+            e
+        } else {
+            let mut b = e.clone();
+            b.bound_fields();
+            bounded = b;
+            &bounded
+        };
         let mut line = match serde_json::to_vec(e) {
             Ok(l) => l,
             Err(_) => return,
@@ -87,7 +169,40 @@ impl Journal {
                 *g = (f, 0);
             }
         }
-        read_entries(&self.old_path)
+        let (entries, bad) = read_entries(&self.old_path)?;
+        if !bad.is_empty() {
+            self.quarantine(&bad);
+        }
+        Ok(entries)
+    }
+
+    /// Appends the bad lines to the quarantine file, counts and logs them. A failure to
+    /// write the quarantine file is logged, never fatal: the lines are unusable anyway.
+    fn quarantine(&self, bad: &[(Vec<u8>, String)]) {
+        self.quarantined
+            .fetch_add(bad.len() as u64, Ordering::Relaxed);
+        let reasons: Vec<&str> = bad.iter().take(3).map(|(_, r)| r.as_str()).collect();
+        tracing::warn!(
+            lines = bad.len(),
+            quarantine = %self.quarantine_path.display(),
+            first_reasons = ?reasons,
+            "crash journal: unusable lines set aside; the rest was replayed"
+        );
+        let r = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.quarantine_path)
+            .and_then(|mut f| {
+                let mut out = Vec::new();
+                for (line, _) in bad {
+                    out.extend_from_slice(line);
+                    out.push(b'\n');
+                }
+                f.write_all(&out)
+            });
+        if let Err(e) = r {
+            tracing::error!(path = %self.quarantine_path.display(), error = %e, "cannot write the crash journal's quarantine file");
+        }
     }
 
     pub fn done_with_old(&self) -> std::io::Result<()> {
@@ -98,22 +213,75 @@ impl Journal {
     }
 }
 
-fn read_entries(path: &Path) -> std::io::Result<Vec<JournalEntry>> {
+/// Good entries, and bad lines with why. Reads at most [`MAX_LINE_BYTES`] of a line.
+type Entries = (Vec<JournalEntry>, Vec<(Vec<u8>, String)>);
+
+fn read_entries(path: &Path) -> std::io::Result<Entries> {
     let f = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
         Err(e) => return Err(e),
     };
-    let mut out = Vec::new();
-    for line in BufReader::new(f).lines() {
-        let line = line?;
-        // A torn last line (killed mid-write) is skipped; its id is also in the
-        // client's response, and reconciliation by /key drift will show it.
-        if let Ok(e) = serde_json::from_str::<JournalEntry>(&line) {
-            out.push(e);
+    let mut r = BufReader::new(f);
+    let (mut good, mut bad) = (Vec::new(), Vec::new());
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = (&mut r)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if buf.last() != Some(&b'\n') && buf.len() > MAX_LINE_BYTES {
+            skip_line(&mut r)?;
+            buf.truncate(MAX_LINE_BYTES);
+            bad.push((
+                buf.clone(),
+                format!("line longer than {MAX_LINE_BYTES} bytes"),
+            ));
+            continue;
+        }
+        let line = buf.trim_ascii_end();
+        if line.is_empty() {
+            continue;
+        }
+        match parse_line(line) {
+            Ok(e) => good.push(e),
+            Err(why) => bad.push((line.to_vec(), why)),
         }
     }
-    Ok(out)
+    Ok((good, bad))
+}
+
+/// One line into an entry: JSON of the entry with a usable id; attribution bounded.
+fn parse_line(line: &[u8]) -> Result<JournalEntry, String> {
+    let mut e: JournalEntry =
+        serde_json::from_slice(line).map_err(|e| format!("not a journal entry: {e}"))?;
+    if e.id.trim().is_empty() || e.id.len() > MAX_GENERATION_ID_BYTES {
+        return Err(format!(
+            "generation id of {} bytes (1 to {MAX_GENERATION_ID_BYTES} expected)",
+            e.id.len()
+        ));
+    }
+    e.bound_fields();
+    Ok(e)
+}
+
+/// Consumes the rest of an over-long line.
+fn skip_line(r: &mut impl BufRead) -> std::io::Result<()> {
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if let Some(i) = buf.iter().position(|b| *b == b'\n') {
+            r.consume(i + 1);
+            return Ok(());
+        }
+        let n = buf.len();
+        r.consume(n);
+    }
 }
 
 #[cfg(test)]
@@ -142,5 +310,70 @@ mod tests {
         drop(j);
         let j = Journal::open(&db).unwrap();
         assert!(j.rotate().unwrap().is_empty());
+    }
+
+    fn entry(id: &str) -> JournalEntry {
+        JournalEntry {
+            id: id.into(),
+            at: Utc::now(),
+            model: "a/b".into(),
+            user: UserRef::default(),
+        }
+    }
+
+    #[test]
+    fn bad_lines_are_quarantined_and_the_rest_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.sqlite");
+        let live = dir.path().join("t.sqlite.journal");
+        let good = |id: &str| serde_json::to_string(&entry(id)).unwrap();
+        let mut oversize = entry("gen-big");
+        oversize.user.name = Some("ą".repeat(5000));
+        oversize.model = "m".repeat(3000);
+        let mut content = Vec::new();
+        for l in [
+            good("gen-1"),
+            "{\"id\":\"gen-torn\",\"at\":\"2026".into(),
+            "not json at all".into(),
+            serde_json::to_string(&entry(&"x".repeat(300))).unwrap(),
+            serde_json::to_string(&oversize).unwrap(),
+            String::new(),
+            good("gen-2"),
+        ] {
+            content.extend_from_slice(l.as_bytes());
+            content.push(b'\n');
+        }
+        content.extend_from_slice(&[0xff, 0xfe, b'{', b'\n']); // not UTF-8
+        content.extend(std::iter::repeat_n(b'a', MAX_LINE_BYTES * 2));
+        content.push(b'\n');
+        content.extend_from_slice(good("gen-3").as_bytes());
+        content.extend_from_slice(b"\n{\"id\":\"gen-4"); // torn last line, no newline
+        std::fs::write(&live, &content).unwrap();
+
+        let j = Journal::open(&db).unwrap();
+        // The torn tail was sealed: the next append is a line of its own.
+        j.append(&entry("gen-5"));
+        let got: Vec<String> = j.rotate().unwrap().into_iter().map(|e| e.id).collect();
+        assert_eq!(got, ["gen-1", "gen-big", "gen-2", "gen-3", "gen-5"]);
+        assert_eq!(j.quarantined(), 6);
+        let q = std::fs::read(j.quarantine_path()).unwrap();
+        assert_eq!(q.iter().filter(|b| **b == b'\n').count(), 6);
+        assert!(q.len() < 2 * MAX_LINE_BYTES, "quarantine is bounded too");
+        j.done_with_old().unwrap();
+    }
+
+    #[test]
+    fn appended_entries_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.sqlite");
+        let j = Journal::open(&db).unwrap();
+        let mut e = entry("gen-1");
+        e.user.email = Some("é".repeat(10_000));
+        e.model = "m".repeat(10_000);
+        j.append(&e);
+        assert!(j.len() < 4 * MAX_FIELD_BYTES as u64, "{}", j.len());
+        let back = j.rotate().unwrap();
+        assert_eq!(back[0].user.email.as_ref().unwrap().len(), MAX_FIELD_BYTES);
+        assert_eq!(back[0].model.len(), MAX_FIELD_BYTES);
     }
 }

@@ -107,6 +107,9 @@ pub fn router(st: Arc<AppState>) -> Router {
         .with_state(st)
 }
 
+/// How long shutdown waits for a failing ledger to take the queued events.
+pub const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// A running tracker (used by the binary and by in-process tests).
 pub struct Tracker {
     pub addr: SocketAddr,
@@ -122,15 +125,21 @@ impl Tracker {
     }
 
     /// Stops accepting, lets in-flight streams finish (bounded by the drain timeout),
-    /// then flushes the ledger.
+    /// then flushes the ledger. A ledger still failing after [`FLUSH_TIMEOUT`] is an
+    /// error (the binary exits non-zero); the unwritten events' ids are in the crash
+    /// journal, which the next start replays.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         self.trigger.fire();
         let _ = (&mut self.server).await;
-        self.state
-            .writer
-            .flush()
-            .await
-            .context("flushing the ledger at shutdown")?;
+        match tokio::time::timeout(FLUSH_TIMEOUT, self.state.writer.flush()).await {
+            Ok(r) => r.context("flushing the ledger at shutdown")?,
+            Err(_) => anyhow::bail!(
+                "the ledger could not be written within {}s at shutdown; {} events not written \
+                 (their generation ids are in the crash journal and are replayed at the next start)",
+                FLUSH_TIMEOUT.as_secs(),
+                self.state.writer.pending()
+            ),
+        }
         tracing::info!("ledger flushed; tracker stopped");
         let _ = self.writer_thread.take();
         Ok(())
@@ -171,7 +180,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Tracker> {
             }
         );
     }
-    let ledger = Ledger::open(&cfg.db_path).with_context(|| {
+    let mut ledger = Ledger::open(&cfg.db_path).with_context(|| {
         format!(
             "opening the ledger {} (MAI_TRACKER_DB)",
             cfg.db_path.display()
@@ -195,6 +204,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Tracker> {
         ),
         None => tracing::info!("no commercial terms pushed yet; pricing at the default (1.3, no limit) until the console pushes them"),
     }
+    ledger.set_caps(cfg.caps);
     let reader = Ledger::open(&cfg.db_path)?;
     let journal = journal::Journal::open(&cfg.db_path).with_context(|| {
         format!(

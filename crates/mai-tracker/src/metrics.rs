@@ -31,6 +31,9 @@ pub struct Metrics {
     pub unauthorized: AtomicU64,
     /// Sync and key hand-over requests refused by the admin rate limit.
     pub admin_rate_limited: AtomicU64,
+    /// Events refused at an ingestion path, by (path, reason): e.g. a manual record
+    /// above the sanity caps is `("manual", "over_cap")`.
+    pub events_refused: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl Metrics {
@@ -79,8 +82,26 @@ impl Metrics {
             .or_default() += 1;
     }
 
+    /// Adds a metered cost to the counter. Checked: a sum that would overflow or lose
+    /// digits leaves the counter as it is and says so once in the log (a metric, not a
+    /// bill, so it must never take the proxy down).
     pub fn add_cost(&self, c: Decimal) {
-        *self.cost_usd.lock().unwrap_or_else(|p| p.into_inner()) += c;
+        let mut g = self.cost_usd.lock().unwrap_or_else(|p| p.into_inner());
+        match mai_core::usage::exact_add(*g, c) {
+            Some(v) => *g = v,
+            None => {
+                tracing::warn!(cost = %c, total = %*g, "mai_cost_usd_total would overflow; not added")
+            }
+        }
+    }
+
+    pub fn count_refused(&self, path: &'static str, reason: &'static str) {
+        *self
+            .events_refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((path, reason))
+            .or_default() += 1;
     }
 
     /// Renders the text exposition format. `extra` lines (gauges owned elsewhere) are
@@ -212,9 +233,43 @@ impl Metrics {
                 v.load(Ordering::Relaxed)
             );
         }
+        let _ = writeln!(o, "# HELP mai_events_refused_total Usage events refused at an ingestion path, by path and reason.\n# TYPE mai_events_refused_total counter");
+        for ((path, reason), n) in self
+            .events_refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                o,
+                "mai_events_refused_total{{org=\"{org}\",path=\"{path}\",reason=\"{reason}\"}} {n}"
+            );
+        }
         for (name, help, line) in extra {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{line}");
         }
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cost_counter_never_panics_near_decimal_max() {
+        let m = Metrics::default();
+        m.add_cost(Decimal::MAX);
+        m.add_cost(Decimal::MAX); // would overflow: left as it was
+        m.add_cost(Decimal::new(1, 28)); // would lose the digit: left as it was
+        assert_eq!(*m.cost_usd.lock().unwrap(), Decimal::MAX);
+        let m = Metrics::default();
+        m.add_cost(Decimal::new(66, 5));
+        m.add_cost(Decimal::new(1, 5));
+        assert_eq!(*m.cost_usd.lock().unwrap(), Decimal::new(67, 5));
+        m.count_refused("manual", "over_cap");
+        assert!(m.render("acme", &[]).contains(
+            "mai_events_refused_total{org=\"acme\",path=\"manual\",reason=\"over_cap\"} 1"
+        ));
     }
 }

@@ -34,7 +34,10 @@ pub use schema::SCHEMA_VERSION;
 
 use crate::pricing::{MarkupSchedule, MonthSummary};
 use crate::time::{warsaw_day, YearMonth};
-use crate::usage::{EventState, Source, Tokens, UsageError, UsageEvent, UserRef};
+use crate::usage::{
+    check_bounds, exact_add, exact_sub, Caps, EventState, Overflow, Source, Tokens, UsageError,
+    UsageEvent, UserRef,
+};
 
 /// Ledger failures. Each says which file or record and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -53,12 +56,92 @@ pub enum LedgerError {
     BadRow { id: String, detail: String },
     #[error("invalid query: {0}")]
     BadQuery(String),
+    #[error("{path}: {source}; nothing was written")]
+    Overflow {
+        path: PathBuf,
+        #[source]
+        source: Overflow,
+    },
+    #[error(transparent)]
+    Pricing(#[from] crate::pricing::PricingError),
     #[error("SQLite error on {path}: {source}")]
     Sqlite {
         path: PathBuf,
         #[source]
         source: rusqlite::Error,
     },
+}
+
+/// Why a write failed, as a writer's retry policy and metrics see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FailureKind {
+    /// `SQLITE_BUSY` / `SQLITE_LOCKED`: another connection holds the write lock past
+    /// the busy timeout.
+    Busy,
+    /// `SQLITE_FULL`: the disk (or `max_page_count`) is full.
+    Full,
+    /// `SQLITE_READONLY` (also: the file was moved or the file system remounted
+    /// read-only).
+    ReadOnly,
+    /// `SQLITE_IOERR`, `SQLITE_CANTOPEN`, `SQLITE_NOMEM`: the operating system failed.
+    Io,
+    /// The event itself is bad (validation); retrying cannot help.
+    Invalid,
+    /// The event is above a sanity cap ([`Caps`]); retrying cannot help.
+    OverCap,
+    /// A sum would overflow; retrying cannot help.
+    Overflow,
+    /// Anything else (corrupt file, schema, a bug).
+    Other,
+}
+
+impl FailureKind {
+    /// The label used in metrics (`kind="busy"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Busy => "busy",
+            FailureKind::Full => "full",
+            FailureKind::ReadOnly => "readonly",
+            FailureKind::Io => "io",
+            FailureKind::Invalid => "invalid",
+            FailureKind::OverCap => "over_cap",
+            FailureKind::Overflow => "overflow",
+            FailureKind::Other => "other",
+        }
+    }
+
+    /// Failures of the environment that may pass (a lock released, space freed, the
+    /// file system back): worth retrying the same write later. SQLite rolls a failed
+    /// transaction back completely, so a retry cannot double anything.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            FailureKind::Busy | FailureKind::Full | FailureKind::ReadOnly | FailureKind::Io
+        )
+    }
+}
+
+impl LedgerError {
+    /// Classifies the failure for retry decisions ([`FailureKind::is_transient`]).
+    pub fn kind(&self) -> FailureKind {
+        use rusqlite::ffi::ErrorCode as C;
+        match self {
+            LedgerError::Sqlite {
+                source: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } => match e.code {
+                C::DatabaseBusy | C::DatabaseLocked => FailureKind::Busy,
+                C::DiskFull => FailureKind::Full,
+                C::ReadOnly => FailureKind::ReadOnly,
+                C::SystemIoFailure | C::CannotOpen | C::OutOfMemory => FailureKind::Io,
+                _ => FailureKind::Other,
+            },
+            LedgerError::Invalid(UsageError::OverCap { .. }) => FailureKind::OverCap,
+            LedgerError::Invalid(_) => FailureKind::Invalid,
+            LedgerError::Overflow { .. } => FailureKind::Overflow,
+            _ => FailureKind::Other,
+        }
+    }
 }
 
 /// What recording an event did.
@@ -95,6 +178,8 @@ pub enum Durability {
 pub struct Ledger {
     conn: Connection,
     path: PathBuf,
+    /// Sanity caps every recorded event must meet (beyond [`UsageEvent::validate`]).
+    caps: Caps,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -144,6 +229,7 @@ impl Ledger {
         Ok(Ledger {
             conn,
             path: path.to_path_buf(),
+            caps: Caps::ABSOLUTE,
         })
     }
 
@@ -195,7 +281,11 @@ impl Ledger {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;"
         ))
         .map_err(corrupt)?;
-        let mut ledger = Ledger { conn, path };
+        let mut ledger = Ledger {
+            conn,
+            path,
+            caps: Caps::ABSOLUTE,
+        };
         ledger.migrate(found)?;
         Ok(ledger)
     }
@@ -230,6 +320,25 @@ impl Ledger {
         &self.path
     }
 
+    /// Sets the sanity caps recorded events must meet; an event above them is refused
+    /// with [`UsageError::OverCap`] and nothing of its batch is written. The default is
+    /// [`Caps::ABSOLUTE`] (what validation always enforces); the tracker sets its
+    /// configured caps (`MAI_MAX_EVENT_COST_USD`, `MAI_MAX_EVENT_TOKENS`).
+    pub fn set_caps(&mut self, caps: Caps) {
+        self.caps = caps;
+    }
+
+    pub fn caps(&self) -> Caps {
+        self.caps
+    }
+
+    pub(crate) fn overflow(&self, source: Overflow) -> LedgerError {
+        LedgerError::Overflow {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
     pub(crate) fn sql(&self, e: rusqlite::Error) -> LedgerError {
         LedgerError::Sqlite {
             path: self.path.clone(),
@@ -261,6 +370,7 @@ impl Ledger {
     ) -> Result<Vec<RecordOutcome>, LedgerError> {
         for ev in events {
             ev.validate()?;
+            check_bounds(ev, &self.caps)?;
         }
         let path = self.path.clone();
         let sql = |e| LedgerError::Sqlite {
@@ -274,6 +384,10 @@ impl Ledger {
         let outcomes = write_batch(&tx, events).map_err(|e| match e {
             WriteError::Sql(e) => sql(e),
             WriteError::Row(id, detail) => LedgerError::BadRow { id, detail },
+            WriteError::Overflow(source) => LedgerError::Overflow {
+                path: self.path.clone(),
+                source,
+            },
         })?;
         also(&tx, &outcomes).map_err(sql)?;
         tx.commit().map_err(sql)?;
@@ -390,7 +504,7 @@ impl Ledger {
         let daily = self.daily(org, month.first_day(), month.last_day())?;
         Ok(crate::pricing::month_summary(
             org, month, &daily, schedule, today,
-        ))
+        )?)
     }
 
     /// Small persistent key/value store (cursors, settings of the ledger's owner).
@@ -501,6 +615,13 @@ impl EventRow {
 enum WriteError {
     Sql(rusqlite::Error),
     Row(String, String),
+    Overflow(Overflow),
+}
+
+impl From<Overflow> for WriteError {
+    fn from(e: Overflow) -> Self {
+        WriteError::Overflow(e)
+    }
 }
 
 impl From<rusqlite::Error> for WriteError {
@@ -518,22 +639,38 @@ struct Delta {
     user: Option<UserRef>,
 }
 
+/// `a + b` on i64 counts, or the overflow error (the rollup would be wrong, so the
+/// transaction is refused instead).
+fn add_i64(a: i64, b: i64, what: &'static str) -> Result<i64, Overflow> {
+    a.checked_add(b).ok_or(Overflow { what })
+}
+
 impl Delta {
-    fn apply(&mut self, ev: &UsageEvent, sign: i64) {
-        self.requests += sign;
+    /// Adds (`sign` 1) or removes (`sign` -1) `ev`'s contribution, checked.
+    fn apply(&mut self, ev: &UsageEvent, sign: i64) -> Result<(), Overflow> {
         let t = &ev.tokens;
-        for (slot, v) in self
-            .tokens
+        let mut tokens = self.tokens;
+        for (slot, v) in tokens
             .iter_mut()
             .zip([t.prompt, t.completion, t.reasoning, t.cached])
         {
-            *slot += sign * v as i64;
+            let v = i64::try_from(v).map_err(|_| Overflow {
+                what: "rollup token count",
+            })?;
+            *slot = add_i64(*slot, sign * v, "rollup token count")?;
         }
-        if sign > 0 {
-            self.cost += ev.cost_usd;
+        let cost = if sign > 0 {
+            exact_add(self.cost, ev.cost_usd)
         } else {
-            self.cost -= ev.cost_usd;
+            exact_sub(self.cost, ev.cost_usd)
         }
+        .ok_or(Overflow {
+            what: "rollup cost",
+        })?;
+        self.requests = add_i64(self.requests, sign, "rollup request count")?;
+        self.tokens = tokens;
+        self.cost = cost;
+        Ok(())
     }
 }
 
@@ -544,12 +681,16 @@ enum RollupKey {
     Model(String, String, String),
 }
 
-fn contribute(deltas: &mut HashMap<RollupKey, Delta>, ev: &UsageEvent, sign: i64) {
+fn contribute(
+    deltas: &mut HashMap<RollupKey, Delta>,
+    ev: &UsageEvent,
+    sign: i64,
+) -> Result<(), Overflow> {
     let day = warsaw_day(ev.created_at).to_string();
     deltas
         .entry(RollupKey::Org(ev.org_id.clone(), day.clone()))
         .or_default()
-        .apply(ev, sign);
+        .apply(ev, sign)?;
     let user = deltas
         .entry(RollupKey::User(
             ev.org_id.clone(),
@@ -557,14 +698,14 @@ fn contribute(deltas: &mut HashMap<RollupKey, Delta>, ev: &UsageEvent, sign: i64
             ev.user.key().to_string(),
         ))
         .or_default();
-    user.apply(ev, sign);
+    user.apply(ev, sign)?;
     if sign > 0 {
         user.user = Some(ev.user.clone());
     }
     deltas
         .entry(RollupKey::Model(ev.org_id.clone(), day, ev.model.clone()))
         .or_default()
-        .apply(ev, sign);
+        .apply(ev, sign)
 }
 
 fn write_batch(
@@ -622,7 +763,7 @@ fn write_batch(
                 if merged.provider.is_none() {
                     merged.provider = old.provider.clone();
                 }
-                contribute(&mut deltas, &old, -1);
+                contribute(&mut deltas, &old, -1)?;
                 (RecordOutcome::Corrected, merged)
             }
             Some(_) => {
@@ -630,7 +771,7 @@ fn write_batch(
                 continue;
             }
         };
-        contribute(&mut deltas, &new, 1);
+        contribute(&mut deltas, &new, 1)?;
         let t = &new.tokens;
         upsert.execute(params![
             new.generation_id,
@@ -705,11 +846,13 @@ fn apply_deltas(tx: &Transaction<'_>, deltas: HashMap<RollupKey, Delta>) -> Resu
             ),
             None => (0, [0; 4], Decimal::ZERO),
         };
-        req += d.requests;
+        req = add_i64(req, d.requests, "rollup request count")?;
         for (a, b) in tok.iter_mut().zip(d.tokens) {
-            *a += b;
+            *a = add_i64(*a, b, "rollup token count")?;
         }
-        cost += d.cost;
+        cost = exact_add(cost, d.cost).ok_or(Overflow {
+            what: "rollup cost",
+        })?;
         if req == 0 && tok == [0; 4] && cost.is_zero() {
             tx.prepare_cached(&format!("DELETE FROM {table} WHERE {where_sql}"))?
                 .execute(rusqlite::params_from_iter(args.iter()))?;

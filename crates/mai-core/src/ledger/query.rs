@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{read_event_row, Ledger, LedgerError, StoredEvent, EVENT_COLUMNS};
 use crate::pricing::{client_cost, price_days, MarkupSchedule};
-use crate::usage::{Tokens, Totals, UserRef};
+use crate::usage::{exact_add, Overflow, Tokens, Totals, UserRef};
 
 /// Longest range a query may span (a bit more than a year, for year-over-year views).
 pub const MAX_RANGE_DAYS: i64 = 400;
@@ -167,7 +167,7 @@ impl Ledger {
     pub fn range(&self, org: &str, from: NaiveDate, to: NaiveDate) -> Result<Totals, LedgerError> {
         let mut total = Totals::default();
         for (_, t) in self.daily(org, from, to)? {
-            total.add(&t);
+            total.add(&t).map_err(|e| self.overflow(e))?;
         }
         total.cost_usd = total.cost_usd.normalize();
         Ok(total)
@@ -211,7 +211,7 @@ impl Ledger {
             });
             // Rows come oldest first: later days' display fields win.
             entry.user = user.or(&entry.user);
-            entry.totals.add(&t);
+            entry.totals.add(&t).map_err(|e| self.overflow(e))?;
         }
         let mut out: Vec<UserTotals> = acc.into_values().collect();
         for u in &mut out {
@@ -249,7 +249,10 @@ impl Ledger {
         for row in rows {
             let (model, t) = row.map_err(|e| self.sql(e))?;
             let t = with_cost(t, &format!("rollup_model_day {org}/{model}"))?;
-            acc.entry(model).or_default().add(&t);
+            acc.entry(model)
+                .or_default()
+                .add(&t)
+                .map_err(|e| self.overflow(e))?;
         }
         let mut out: Vec<ModelTotals> = acc
             .into_iter()
@@ -279,7 +282,7 @@ impl Ledger {
         schedule: &MarkupSchedule,
     ) -> Result<Vec<Priced<UserTotals>>, LedgerError> {
         let mut acc: BTreeMap<String, Priced<UserTotals>> = BTreeMap::new();
-        for seg in price_days(schedule, &self.daily(org, from, to)?) {
+        for seg in price_days(schedule, &self.daily(org, from, to)?)? {
             for u in self.by_user(org, seg.from, seg.to)? {
                 let e = acc
                     .entry(u.user.key().to_owned())
@@ -291,8 +294,13 @@ impl Ledger {
                         client_cost_usd: Decimal::ZERO,
                     });
                 e.row.user = u.user.clone().or(&e.row.user);
-                e.row.totals.add(&u.totals);
-                e.client_cost_usd += client_cost(u.totals.cost_usd, seg.rate);
+                e.row.totals.add(&u.totals).map_err(|e| self.overflow(e))?;
+                let c = client_cost(u.totals.cost_usd, seg.rate)?;
+                e.client_cost_usd = exact_add(e.client_cost_usd, c).ok_or_else(|| {
+                    self.overflow(Overflow {
+                        what: "client cost",
+                    })
+                })?;
             }
         }
         let mut v: Vec<_> = acc.into_values().collect();
@@ -314,7 +322,7 @@ impl Ledger {
         schedule: &MarkupSchedule,
     ) -> Result<Vec<Priced<ModelTotals>>, LedgerError> {
         let mut acc: BTreeMap<String, Priced<ModelTotals>> = BTreeMap::new();
-        for seg in price_days(schedule, &self.daily(org, from, to)?) {
+        for seg in price_days(schedule, &self.daily(org, from, to)?)? {
             for m in self.by_model(org, seg.from, seg.to)? {
                 let e = acc.entry(m.model.clone()).or_insert_with(|| Priced {
                     row: ModelTotals {
@@ -323,8 +331,13 @@ impl Ledger {
                     },
                     client_cost_usd: Decimal::ZERO,
                 });
-                e.row.totals.add(&m.totals);
-                e.client_cost_usd += client_cost(m.totals.cost_usd, seg.rate);
+                e.row.totals.add(&m.totals).map_err(|e| self.overflow(e))?;
+                let c = client_cost(m.totals.cost_usd, seg.rate)?;
+                e.client_cost_usd = exact_add(e.client_cost_usd, c).ok_or_else(|| {
+                    self.overflow(Overflow {
+                        what: "client cost",
+                    })
+                })?;
             }
         }
         let mut v: Vec<_> = acc.into_values().collect();
@@ -379,7 +392,10 @@ impl Ledger {
         for row in rows {
             let (model, t) = row.map_err(|e| self.sql(e))?;
             let t = with_cost(t, &format!("event of {org}/{model}"))?;
-            out.entry(model).or_default().add(&t);
+            out.entry(model)
+                .or_default()
+                .add(&t)
+                .map_err(|e| self.overflow(e))?;
         }
         for t in out.values_mut() {
             t.cost_usd = t.cost_usd.normalize();

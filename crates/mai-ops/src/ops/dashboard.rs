@@ -38,7 +38,11 @@ pub struct UsageView {
 
 /// Prices the cache rows for display: each day at its own markup; the month's by-user
 /// and by-model rows come priced by segment, so they sum to the month's client cost.
-pub fn usage_view(today: NaiveDate, rows: DashboardRows) -> UsageView {
+/// A price that does not fit exactly is an error, never a wrong number on screen.
+pub fn usage_view(
+    today: NaiveDate,
+    rows: DashboardRows,
+) -> Result<UsageView, mai_core::pricing::PricingError> {
     let DashboardRows {
         daily,
         users,
@@ -48,14 +52,16 @@ pub fn usage_view(today: NaiveDate, rows: DashboardRows) -> UsageView {
     let price = |d: NaiveDate, raw: Decimal| mai_core::pricing::price(&schedule, d, raw);
     let days: Vec<DayPoint> = daily
         .iter()
-        .map(|(d, t)| DayPoint {
-            date: *d,
-            requests: t.requests,
-            tokens: t.tokens.total(),
-            raw_cost_usd: t.cost_usd,
-            client_cost_usd: price(*d, t.cost_usd),
+        .map(|(d, t)| {
+            Ok(DayPoint {
+                date: *d,
+                requests: t.requests,
+                tokens: t.tokens.total(),
+                raw_cost_usd: t.cost_usd,
+                client_cost_usd: price(*d, t.cost_usd)?,
+            })
         })
-        .collect();
+        .collect::<Result<_, mai_core::pricing::PricingError>>()?;
     let today_point = days.last().cloned().unwrap_or(DayPoint {
         date: today,
         requests: 0,
@@ -102,12 +108,12 @@ pub fn usage_view(today: NaiveDate, rows: DashboardRows) -> UsageView {
             },
         )
         .collect();
-    UsageView {
+    Ok(UsageView {
         today: today_point,
         days,
         by_user,
         by_model,
-    }
+    })
 }
 
 impl Ops {
@@ -158,7 +164,8 @@ impl Ops {
                 ))
             })
             .await?;
-        let view = usage_view(today, rows);
+        let view = usage_view(today, rows)
+            .map_err(|e| crate::cache::CacheError::from(mai_core::ledger::LedgerError::from(e)))?;
         Ok(Dashboard {
             client_id: c.id.clone(),
             legal_name: c.legal_name.clone(),
@@ -233,7 +240,8 @@ mod tests {
                 models: vec![],
                 schedule,
             },
-        );
+        )
+        .unwrap();
         assert_eq!(view.days.len(), 2);
         assert_eq!(view.days[0].client_cost_usd, dec!(0.13));
         assert_eq!(view.days[0].tokens, 150);
@@ -251,7 +259,8 @@ mod tests {
                 models: vec![],
                 schedule: MarkupSchedule::flat(dec!(1.3)),
             },
-        );
+        )
+        .unwrap();
         assert_eq!(view.today.date, d("2026-11-10"));
         assert_eq!(view.today.requests, 0);
         assert_eq!(view.today.client_cost_usd, Decimal::ZERO);
@@ -296,7 +305,8 @@ mod tests {
                 models: vec![],
                 schedule: MarkupSchedule::flat(dec!(1.25)),
             },
-        );
+        )
+        .unwrap();
         let labels: Vec<_> = view.by_user.iter().map(|b| b.label.as_str()).collect();
         assert_eq!(labels, ["Anna", "jan@example.pl", "u3", "(unknown user)"]);
         assert_eq!(view.by_user[0].key, "u1");
@@ -323,7 +333,8 @@ mod tests {
                 )],
                 schedule: MarkupSchedule::flat(dec!(1.3)),
             },
-        );
+        )
+        .unwrap();
         let m = &view.by_model[0];
         assert_eq!(
             (m.key.as_str(), m.label.as_str()),
