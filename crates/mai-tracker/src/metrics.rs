@@ -27,6 +27,9 @@ pub struct Metrics {
     pub inflight: AtomicU64,
     pub sync_runs: Mutex<BTreeMap<&'static str, u64>>,
     pub webhook_rejected: AtomicU64,
+    /// Broadcast spans not recorded, by reason (`other_key`, `no_key_name`,
+    /// `own_key_name_unknown`, `no_generation_id`).
+    pub webhook_skipped: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -72,6 +75,15 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(outcome)
+            .or_default() += 1;
+    }
+
+    pub fn count_webhook_skipped(&self, reason: &'static str) {
+        *self
+            .webhook_skipped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(reason)
             .or_default() += 1;
     }
 
@@ -184,12 +196,24 @@ impl Metrics {
                 "mai_sync_runs_total{{org=\"{org}\",outcome=\"{s}\"}} {n}"
             );
         }
-        let _ = writeln!(o, "# HELP mai_webhook_rejected_total Webhook deliveries refused (signature or body).\n# TYPE mai_webhook_rejected_total counter");
+        let _ = writeln!(o, "# HELP mai_webhook_rejected_total Webhook deliveries refused (secret header or body).\n# TYPE mai_webhook_rejected_total counter");
         let _ = writeln!(
             o,
             "mai_webhook_rejected_total{{org=\"{org}\"}} {}",
             self.webhook_rejected.load(Ordering::Relaxed)
         );
+        let _ = writeln!(o, "# HELP mai_webhook_spans_skipped_total Broadcast spans not recorded, by reason (other_key: another key's span).\n# TYPE mai_webhook_spans_skipped_total counter");
+        for (r, n) in self
+            .webhook_skipped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                o,
+                "mai_webhook_spans_skipped_total{{org=\"{org}\",reason=\"{r}\"}} {n}"
+            );
+        }
         for (name, help, line) in extra {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{line}");
         }
