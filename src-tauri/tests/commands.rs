@@ -38,6 +38,8 @@ async fn fake_tracker() -> std::net::SocketAddr {
         terms: None,
         key: KeyStatus {
             label: "sk-or-v1-…abcd".into(),
+            hash: "ab".repeat(32),
+            name: Some("mai-acme".into()),
             state: KeyState::Ok,
             limit: None,
             limit_remaining: None,
@@ -58,6 +60,7 @@ async fn fake_tracker() -> std::net::SocketAddr {
             drift: None,
         },
         proxy: ProxyState { inflight: 0 },
+        webhook: Default::default(),
     };
     let day = DayUsage {
         date: today,

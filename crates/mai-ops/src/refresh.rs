@@ -184,7 +184,11 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
         match k.state {
             KeyState::LimitReached => alerts.push(Alert {
                 level: AlertLevel::Critical,
-                message: "OpenRouter key limit reached".into(),
+                message: "OpenRouter key's own spending cap reached (403 \"Key limit exceeded\"): raise this client's monthly_limit_usd in the fleet file and rotate the key (its cap follows the limit), or raise the key's limit on openrouter.ai".into(),
+            }),
+            KeyState::AccountOutOfCredits => alerts.push(Alert {
+                level: AlertLevel::Critical,
+                message: "OpenRouter account out of credits (402 \"Insufficient credits\"): every client's key has stopped; top up the credits at openrouter.ai/credits".into(),
             }),
             KeyState::Invalid => alerts.push(Alert {
                 level: AlertLevel::Critical,

@@ -180,10 +180,16 @@ impl TrackerClient {
     }
 
     /// Hot-swaps the upstream OpenRouter key; the reply carries only the masked label.
-    pub async fn put_openrouter_key(&self, key: &str) -> Result<String, TrackerError> {
+    /// Hands a new key over; `name` is its OpenRouter name (what Broadcast spans carry).
+    pub async fn put_openrouter_key(
+        &self,
+        key: &str,
+        name: Option<&str>,
+    ) -> Result<String, TrackerError> {
         let url = self.url("/api/v1/admin/openrouter-key");
         let req = self.http.put(&url).json(&KeyHandover {
             key: key.to_string(),
+            name: name.map(str::to_owned),
         });
         let l: KeyLabel = self
             .send(req, &url, self.timeout.max(Duration::from_secs(15)))

@@ -253,36 +253,92 @@ async fn sync_all_reports_progress_and_per_client_results() {
     assert_eq!(sa.lock().unwrap().syncs, 1);
 }
 
-#[tokio::test]
-async fn rotation_creates_delivers_stores_disables_and_records() {
+/// A rotation against the OpenRouter simulator: the old key is addressed by its hash
+/// (SHA-256 of the key), wherever it is.
+async fn rotate_on_the_simulator(workspace: Option<&str>) {
+    use mai_sim::openrouter::{KeySpec, OpenRouterSim, SimConfig};
     setup_env();
     let dir = tempfile::tempdir().unwrap();
     let mgmt = "sk-or-v1-1111111111111111111111111111111111111111111111111111111111111111";
-    let (or_addr, or) = fake_openrouter(mgmt).await;
+    let sim = OpenRouterSim::spawn(SimConfig {
+        management_key: Some(mgmt.into()),
+        accept_any_key: false,
+        ..SimConfig::fast()
+    })
+    .await
+    .unwrap();
     let (a, sa) = fake_tracker("acme", TOKEN, Duration::ZERO).await;
-    let text = fleet_text(dir.path(), &[("acme".into(), a, "1.3")], Some(or_addr));
+    let text = fleet_text(dir.path(), &[("acme".into(), a, "1.3")], None).replace(
+        "[nbp]",
+        &format!("[openrouter]\nbase_url = \"{}\"\n\n[nbp]", sim.base_url()),
+    );
     let kc = mock_keychain();
-    // The current key exists on the account.
+    // The current key exists on the account, named like another key (labels and names
+    // may repeat: only the hash identifies it).
     let old = format!("sk-or-v1-{:064x}", 0x5eed);
-    or.lock()
-        .unwrap()
-        .keys
-        .push(("00aa".repeat(16), old.clone(), false, None));
+    let old_hash = sim.register_key(KeySpec {
+        name: "client-acme".into(),
+        workspace_id: workspace.map(str::to_owned),
+        ..KeySpec::new(old.clone())
+    });
+    sim.register_key(KeySpec {
+        name: "client-acme".into(),
+        ..KeySpec::new(format!("sk-or-v1-{:064x}", 0xbeef))
+    });
     kc.set(SecretKind::OpenRouter, "acme", &old).unwrap();
     kc.set_management_key(mgmt).unwrap();
     let o = ops(dir.path(), &text, kc.clone());
     let r = o.rotate("acme").await.unwrap();
+    assert_eq!(r.old_hash.as_deref(), Some(old_hash.as_str()));
     assert!(r.old_disabled, "{r:?}");
     assert!(r.warning.is_none(), "{r:?}");
+    assert!(r.follow_up[0].contains("Broadcast"), "{r:?}");
     let new = kc.get(SecretKind::OpenRouter, "acme").unwrap();
     assert_ne!(new, old);
-    assert_eq!(sa.lock().unwrap().received_keys, vec![new.clone()]);
+    assert_eq!(r.new_hash, mai_core::openrouter::key_hash(&new));
     {
-        let g = or.lock().unwrap();
-        assert!(g.keys[0].2, "old key disabled");
-        // limit: 10 USD client cost / 1.3 markup = 7.69 USD of OpenRouter spend
-        assert_eq!(g.keys[1].3.as_deref(), Some("7.69"));
+        let g = sa.lock().unwrap();
+        assert_eq!(g.received_keys, vec![new.clone()]);
+        assert!(g.received_names[0]
+            .as_deref()
+            .is_some_and(|n| n.starts_with("mai-acme-")));
     }
+    let http = reqwest::Client::new();
+    let get = |hash: String| {
+        let http = http.clone();
+        let url = format!("{}/keys/{hash}", sim.base_url());
+        async move {
+            http.get(url)
+                .bearer_auth(mgmt)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let old_obj = get(old_hash.clone()).await;
+    assert_eq!(
+        old_obj["data"]["disabled"], true,
+        "old key disabled: {old_obj}"
+    );
+    let new_obj = get(r.new_hash.clone()).await;
+    assert_eq!(new_obj["data"]["disabled"], false);
+    // The new key lives where the old one did.
+    assert_eq!(
+        new_obj["data"]["workspace_id"],
+        old_obj["data"]["workspace_id"]
+    );
+    // limit: 10 USD client cost / 1.3 markup = 7.69 USD of OpenRouter spend
+    assert_eq!(new_obj["data"]["limit"], serde_json::json!(7.69));
+    // The other key with the same name is untouched.
+    let other = get(mai_core::openrouter::key_hash(&format!(
+        "sk-or-v1-{:064x}",
+        0xbeef
+    )))
+    .await;
+    assert_eq!(other["data"]["disabled"], false);
     let recs = o.rotations("acme").await.unwrap();
     assert_eq!(recs.len(), 1);
     let json = serde_json::to_string(&recs).unwrap();
@@ -290,6 +346,17 @@ async fn rotation_creates_delivers_stores_disables_and_records() {
         !json.contains(&new[20..]) && !json.contains(&old[20..]),
         "rotation record leaks a key"
     );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn rotation_creates_delivers_stores_disables_and_records() {
+    rotate_on_the_simulator(None).await;
+}
+
+#[tokio::test]
+async fn a_key_outside_the_default_workspace_rotates_by_its_hash() {
+    rotate_on_the_simulator(Some("7d3c1f0e-2b4a-4c5d-8e9f-0a1b2c3d4e5f")).await;
 }
 
 #[tokio::test]

@@ -621,7 +621,10 @@ async fn management_api_create_list_page_update_delete() {
             "\"updated_at\":null",
             "\"expires_at\":null",
             "\"creator_user_id\":",
-            "\"workspace_id\":null}",
+            &format!(
+                "\"workspace_id\":\"{}\"}}",
+                mai_sim::openrouter::DEFAULT_WORKSPACE_ID
+            ),
             ",\"key\":\"sk-or-v1-",
         ],
     );
@@ -841,7 +844,8 @@ async fn activity_aggregates_completed_utc_days_for_management_keys() {
     in_order(
         &raw,
         &[
-            &format!("{{\"data\":[{{\"date\":\"{date}\""),
+            // The live form (spec 5): the day with a time suffix.
+            &format!("{{\"data\":[{{\"date\":\"{date} 00:00:00\""),
             "\"model\":\"deepseek/deepseek-chat-v3-0324\"",
             "\"model_permaslug\":\"deepseek/deepseek-chat-v3-0324\"",
             "\"endpoint_id\":",
@@ -1107,5 +1111,68 @@ async fn expired_keys_get_401_and_credits_can_be_management_only() {
             .await
             .status(),
         200
+    );
+}
+
+#[tokio::test]
+async fn keys_live_in_workspaces_and_are_addressed_by_their_sha256() {
+    let sim = start(SimConfig::fast()).await;
+    use reqwest::Method;
+    const OTHER: &str = "7d3c1f0e-2b4a-4c5d-8e9f-0a1b2c3d4e5f";
+    let r = mgmt(
+        &sim,
+        Method::POST,
+        "/keys",
+        Some(serde_json::json!({"name": "client-beta", "workspace_id": OTHER})),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let c: serde_json::Value = r.json().await.unwrap();
+    let key = c["key"].as_str().unwrap();
+    let hash = c["data"]["hash"].as_str().unwrap();
+    assert_eq!(c["data"]["workspace_id"], OTHER);
+    // hash = SHA-256 hex of the key string (spec 6.1), computed here independently.
+    use sha2::Digest;
+    assert_eq!(hash, hex::encode(sha2::Sha256::digest(key.as_bytes())));
+    // The default listing is the default workspace's only; naming the workspace lists it.
+    let default: serde_json::Value = mgmt(&sim, Method::GET, "/keys", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        default["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["hash"] != hash),
+        "{default}"
+    );
+    let other: serde_json::Value = mgmt(
+        &sim,
+        Method::GET,
+        &format!("/keys?workspace_id={OTHER}"),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(other["data"][0]["hash"], hash, "{other}");
+    // GET/PATCH by hash work whatever the workspace.
+    let got = mgmt(&sim, Method::GET, &format!("/keys/{hash}"), None).await;
+    assert_eq!(got.status(), 200);
+    let r = mgmt(
+        &sim,
+        Method::PATCH,
+        &format!("/keys/{hash}"),
+        Some(serde_json::json!({"disabled": true})),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        post(&sim, key, chat_body("x", false), &[]).await.status(),
+        401,
+        "a disabled key fails inference"
     );
 }

@@ -9,7 +9,7 @@
 // cold, so boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
-use crate::auth::{bearer, token_matches, webhook_signature_ok, Role};
+use crate::auth::{bearer, token_matches, Role};
 use crate::recon;
 use crate::state::AppState;
 use axum::body::Bytes;
@@ -24,7 +24,7 @@ use mai_core::time::{warsaw_today, YearMonth};
 use mai_core::usage::{EventState, Source, Tokens, UsageEvent, UserRef};
 use mai_wire::tracker::{
     seed, ByModel, ByUser, Daily, DayUsage, ErrorBody, Event, EventPage, KeyHandover, KeyLabel,
-    ModelUsage, Month, ProxyState, Status, SyncRequest, SyncStatus, Today, UserUsage,
+    ModelUsage, Month, ProxyState, Status, SyncRequest, SyncStatus, Today, UserUsage, WebhookState,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -143,6 +143,18 @@ pub async fn metrics(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Res
             ),
         ));
     }
+    {
+        let state = st
+            .key_status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .state;
+        extra.push((
+            "mai_openrouter_key_state",
+            "The OpenRouter key's state (1 = current): limit_reached = the key's own cap, account_out_of_credits = the account's balance.",
+            format!("mai_openrouter_key_state{{org=\"{org}\",state=\"{state}\"}} 1"),
+        ));
+    }
     if let Some(t) = sync.last_success {
         extra.push((
             "mai_sync_last_success_timestamp_seconds",
@@ -187,6 +199,15 @@ pub async fn status(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Resp
         sync,
         proxy: ProxyState {
             inflight: st.metrics.inflight.load(Ordering::Relaxed),
+        },
+        webhook: WebhookState {
+            enabled: st.cfg.webhook_secret.is_some(),
+            secret_header: st
+                .cfg
+                .webhook_secret
+                .as_ref()
+                .map(|_| st.cfg.webhook_secret_header.to_string()),
+            key_names: st.webhook_key_names(),
         },
     })
 }
@@ -509,6 +530,10 @@ pub async fn put_key(State(st): State<Arc<AppState>>, headers: HeaderMap, body: 
         );
     };
     let key = mai_core::openrouter::SecretKey::new(b.key.trim());
+    let name = b
+        .name
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
     let label = key.label();
     let client = match mai_core::openrouter::OpenRouterClient::with_http(
         st.api_http.clone(),
@@ -524,8 +549,37 @@ pub async fn put_key(State(st): State<Arc<AppState>>, headers: HeaderMap, body: 
             &format!("OpenRouter refused the new key {label}: {e}; the old key stays in use"),
         );
     }
-    st.set_key(key);
-    tracing::info!(key = %label, "OpenRouter key replaced");
+    // The old key's own counters as they stand at the hand-over: without a management
+    // key they are all the drift check will know of it (a new key starts at zero).
+    let old = st.key();
+    let at_handover = if old.hash() == key.hash() {
+        None
+    } else {
+        match st.openrouter().key_info().await {
+            Ok(k) => Some(crate::key_history::Counters {
+                at: Utc::now(),
+                usage_daily: k.usage_daily.unwrap_or_default(),
+                usage_monthly: k.usage_monthly.unwrap_or_default(),
+            }),
+            Err(e) => {
+                tracing::warn!(key = %old.label(), error = %e, "the old key's counters were not read at the hand-over");
+                None
+            }
+        }
+    };
+    let now = Utc::now();
+    let (k2, n2) = (key.clone(), name.clone());
+    if let Err(e) = st
+        .update_keys(move |h| h.use_key(&k2, n2, at_handover, now))
+        .await
+    {
+        // The running tracker still switches: refusing would leave the console's new key
+        // unused while the old one is about to be disabled.
+        tracing::error!(error = %e, "key history not stored; drift after this rotation may be reported falsely");
+    }
+    let name = st.key_history().current().and_then(|k| k.name.clone());
+    st.set_key(key, name.clone());
+    tracing::info!(key = %label, name = ?name, "OpenRouter key replaced");
     reply(KeyLabel { label })
 }
 
@@ -710,25 +764,36 @@ pub async fn seed_manual(
     }
 }
 
+/// Broadcast deliveries (spec 8). OpenRouter cannot sign them: the destination sends a
+/// static custom header holding `MAI_WEBHOOK_SECRET`, compared in constant time. No
+/// secret configured = the webhook is off (404), never open. A destination left on
+/// "all keys" delivers every key's traces: a span is recorded only when its key name is
+/// one of this client's keys (current or used before a rotation); the rest are counted
+/// in `mai_webhook_spans_skipped_total`.
 pub async fn seed_webhook(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(secret) = &st.cfg.webhook_secret {
-        let sig = headers.get("x-signature").and_then(|v| v.to_str().ok());
-        if !webhook_signature_ok(secret.expose(), &body, sig) {
-            st.metrics.webhook_rejected.fetch_add(1, Ordering::Relaxed);
-            return error_response(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong X-Signature: send sha256=<hex HMAC-SHA256 of the raw body keyed with MAI_WEBHOOK_SECRET>",
-            );
-        }
+    let Some(secret) = &st.cfg.webhook_secret else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            "the Broadcast webhook is off: set MAI_WEBHOOK_SECRET on the tracker and send it in the destination's custom headers",
+        );
+    };
+    let header = &st.cfg.webhook_secret_header;
+    let presented = headers.get(header).and_then(|v| v.to_str().ok());
+    if !presented.is_some_and(|p| token_matches(p.trim(), secret.expose())) {
+        st.metrics.webhook_rejected.fetch_add(1, Ordering::Relaxed);
+        return error_response(
+            StatusCode::UNAUTHORIZED,
+            &format!("missing or wrong {header} header: configure the Broadcast destination's custom headers as {{\"{header}\":\"<MAI_WEBHOOK_SECRET>\"}}"),
+        );
     }
     let test = headers
         .get("x-test-connection")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
     let nothing = || {
         reply(seed::WebhookReply {
             status: seed::WebhookStatus::Ok,
@@ -736,18 +801,50 @@ pub async fn seed_webhook(
             duplicates: 0,
         })
     };
+    // OpenRouter's connection test: an empty POST with the custom headers; the
+    // destination is saved only if it answers 200.
     if test || body.iter().all(|b| b.is_ascii_whitespace()) {
         return nothing();
     }
-    let evs = match crate::otlp::parse_export(&body, &st.cfg.org_id) {
-        Ok(e) => e,
+    let spans = match crate::otlp::parse_export(&body, &st.cfg.org_id) {
+        Ok(s) => s,
         Err(e) => {
             st.metrics.webhook_rejected.fetch_add(1, Ordering::Relaxed);
             return error_response(StatusCode::BAD_REQUEST, &e.to_string());
         }
     };
-    if let Some(bad) = evs.iter().find_map(|e| e.validate().err()) {
+    let ours = st.webhook_key_names();
+    let mut evs = Vec::new();
+    for s in spans {
+        let skip = match (&s.key_name, &s.event) {
+            _ if ours.is_empty() => Some("own_key_name_unknown"),
+            (None, _) => Some("no_key_name"),
+            (Some(n), _) if !ours.contains(n) => Some("other_key"),
+            (_, None) => Some("no_generation_id"),
+            _ => None,
+        };
+        match (skip, s.event) {
+            (Some(reason), _) => {
+                st.metrics.count_webhook_skipped(reason);
+                tracing::debug!(reason, trace = ?s.trace_id, "Broadcast span skipped");
+            }
+            (None, Some(e)) => evs.push(e),
+            (None, None) => {}
+        }
+    }
+    // The same sanity caps as manual records: a delivery carrying an absurd amount is
+    // refused whole (422), so the sender sees it, and counted.
+    if let Some(bad) = evs.iter().find_map(|e| {
+        e.validate()
+            .and_then(|()| mai_core::usage::check_bounds(e, &st.cfg.caps))
+            .err()
+    }) {
         st.metrics.webhook_rejected.fetch_add(1, Ordering::Relaxed);
+        let reason = match bad {
+            mai_core::usage::UsageError::OverCap { .. } => "over_cap",
+            _ => "invalid",
+        };
+        st.metrics.count_refused("webhook", reason);
         return error_response(StatusCode::UNPROCESSABLE_ENTITY, &bad.to_string());
     }
     if evs.is_empty() {

@@ -56,6 +56,10 @@ pub enum LogFormat {
     Json,
 }
 
+/// Default header of the Broadcast webhook's secret (lowercase: HTTP header names are
+/// case-insensitive, `X-Mai-Webhook-Secret` in the destination's JSON works).
+pub const DEFAULT_WEBHOOK_SECRET_HEADER: &str = "x-mai-webhook-secret";
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub openrouter_api_key: SecretKey,
@@ -68,7 +72,16 @@ pub struct Config {
     pub proxy_token: Secret,
     pub read_token: Secret,
     pub admin_token: Secret,
+    /// The Broadcast webhook's shared secret; `None` = the webhook is off (404).
+    /// OpenRouter cannot sign deliveries (spec 8): the destination sends this secret in
+    /// a static custom header, compared in constant time.
     pub webhook_secret: Option<Secret>,
+    /// The header carrying [`Self::webhook_secret`] (`MAI_WEBHOOK_SECRET_HEADER`).
+    pub webhook_secret_header: http::HeaderName,
+    /// The OpenRouter name of the key in `OPENROUTER_API_KEY` (what Broadcast spans carry);
+    /// learned from the management API when one is configured, from the console at each
+    /// hand-over after that.
+    pub openrouter_key_name: Option<String>,
     /// `None` = periodic reconciliation disabled (interval 0); on-demand still works.
     pub sync_interval: Option<Duration>,
     pub sync_days_back: u32,
@@ -209,6 +222,35 @@ impl Config {
             });
         }
         let webhook_secret = secret("MAI_WEBHOOK_SECRET")?;
+        if let Some(s) = &webhook_secret {
+            // A static header secret is all that guards the webhook: make it unguessable.
+            if s.len() < 16 {
+                return Err(ConfigError::Invalid {
+                    name: "MAI_WEBHOOK_SECRET",
+                    value: "<hidden>".into(),
+                    reason: format!("is {} characters; use at least 16 random ones", s.len()),
+                });
+            }
+            if !s.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(ConfigError::Invalid {
+                    name: "MAI_WEBHOOK_SECRET",
+                    value: "<hidden>".into(),
+                    reason: "must be printable ASCII without spaces (it travels in an HTTP header)"
+                        .into(),
+                });
+            }
+        }
+        let webhook_secret_header = match var("MAI_WEBHOOK_SECRET_HEADER") {
+            None => http::HeaderName::from_static(DEFAULT_WEBHOOK_SECRET_HEADER),
+            Some(v) => http::HeaderName::from_bytes(v.as_bytes()).map_err(|_| {
+                invalid(
+                    "MAI_WEBHOOK_SECRET_HEADER",
+                    &v,
+                    "is not an HTTP header name; use e.g. X-Mai-Webhook-Secret".into(),
+                )
+            })?,
+        };
+        let openrouter_key_name = var("OPENROUTER_API_KEY_NAME");
         let sync_interval = match var("OPENROUTER_USAGE_SYNC_INTERVAL") {
             None => Some(Duration::from_secs(600)),
             Some(v) => match v.parse::<u64>() {
@@ -348,6 +390,8 @@ impl Config {
             read_token: Secret(read_token),
             admin_token: Secret(admin_token),
             webhook_secret: webhook_secret.map(Secret),
+            webhook_secret_header,
+            openrouter_key_name,
             sync_interval,
             sync_days_back,
             log_format,
@@ -427,6 +471,9 @@ mod tests {
             ("MAI_MAX_EVENT_COST_USD", "1e13"),
             ("MAI_MAX_EVENT_TOKENS", "-1"),
             ("MAI_MAX_EVENT_TOKENS", "0"),
+            ("MAI_WEBHOOK_SECRET", "short"),
+            ("MAI_WEBHOOK_SECRET", "has a space in it, sixteen+"),
+            ("MAI_WEBHOOK_SECRET_HEADER", "X Bad Header"),
         ] {
             let mut m = base();
             m.insert(name, value.to_owned());

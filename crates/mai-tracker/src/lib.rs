@@ -12,6 +12,7 @@ pub mod auth;
 pub mod config;
 pub mod endpoint;
 pub mod journal;
+pub mod key_history;
 pub mod limits;
 pub mod metrics;
 pub mod otlp;
@@ -205,6 +206,43 @@ pub async fn start(cfg: Config) -> anyhow::Result<Tracker> {
         None => tracing::info!("no commercial terms pushed yet; pricing at the default (1.3, no limit) until the console pushes them"),
     }
     ledger.set_caps(cfg.caps);
+    // The key history: the key of the environment becomes the current one (a restart
+    // with a new key is a hand-over the console did not make).
+    let mut keys = match ledger
+        .get_meta(key_history::META_KEY)
+        .map_err(|e| e.to_string())
+        .and_then(|s| key_history::KeyHistory::parse(s.as_deref()).map_err(|e| e.to_string()))
+    {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "key history not used; drift after a rotation is measured on the current key only until the next hand-over");
+            key_history::KeyHistory::default()
+        }
+    };
+    if keys.use_key(
+        &cfg.openrouter_api_key,
+        cfg.openrouter_key_name.clone(),
+        None,
+        chrono::Utc::now(),
+    ) {
+        ledger
+            .set_meta(key_history::META_KEY, &keys.to_stored())
+            .context("storing the key history in the ledger")?;
+    }
+    match (&cfg.webhook_secret, keys.names().is_empty()) {
+        (None, _) => tracing::info!(
+            "Broadcast webhook off (MAI_WEBHOOK_SECRET not set): its endpoint answers 404"
+        ),
+        (Some(_), false) => tracing::info!(
+            header = %cfg.webhook_secret_header,
+            key_names = ?keys.names(),
+            "Broadcast webhook on: spans of these OpenRouter key names are recorded"
+        ),
+        (Some(_), true) => tracing::warn!(
+            header = %cfg.webhook_secret_header,
+            "Broadcast webhook on, but this key's OpenRouter name is not known yet: no span is recorded until it is (set OPENROUTER_API_KEY_NAME, or OPENROUTER_PROVISIONING_KEY to look it up)"
+        ),
+    }
     let reader = Ledger::open(&cfg.db_path)?;
     let journal = journal::Journal::open(&cfg.db_path).with_context(|| {
         format!(
@@ -217,7 +255,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Tracker> {
     let interval = cfg.sync_interval;
     let drain = cfg.drain_timeout;
     let limits = cfg.limits.clone();
-    let st = AppState::new(cfg, writer, journal, reader, terms)?;
+    let st = AppState::new(cfg, writer, journal, reader, terms, keys)?;
     recon::replay_journal(&st)
         .await
         .context("replaying the crash journal into the ledger")?;

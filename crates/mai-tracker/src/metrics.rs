@@ -34,6 +34,9 @@ pub struct Metrics {
     /// Events refused at an ingestion path, by (path, reason): e.g. a manual record
     /// above the sanity caps is `("manual", "over_cap")`.
     pub events_refused: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// Broadcast spans not recorded, by reason (`other_key`, `no_key_name`,
+    /// `own_key_name_unknown`, `no_generation_id`).
+    pub webhook_skipped: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -79,6 +82,15 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(outcome)
+            .or_default() += 1;
+    }
+
+    pub fn count_webhook_skipped(&self, reason: &'static str) {
+        *self
+            .webhook_skipped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(reason)
             .or_default() += 1;
     }
 
@@ -209,7 +221,7 @@ impl Metrics {
                 "mai_sync_runs_total{{org=\"{org}\",outcome=\"{s}\"}} {n}"
             );
         }
-        let _ = writeln!(o, "# HELP mai_webhook_rejected_total Webhook deliveries refused (signature or body).\n# TYPE mai_webhook_rejected_total counter");
+        let _ = writeln!(o, "# HELP mai_webhook_rejected_total Webhook deliveries refused (secret header or body).\n# TYPE mai_webhook_rejected_total counter");
         let _ = writeln!(
             o,
             "mai_webhook_rejected_total{{org=\"{org}\"}} {}",
@@ -243,6 +255,18 @@ impl Metrics {
             let _ = writeln!(
                 o,
                 "mai_events_refused_total{{org=\"{org}\",path=\"{path}\",reason=\"{reason}\"}} {n}"
+            );
+        }
+        let _ = writeln!(o, "# HELP mai_webhook_spans_skipped_total Broadcast spans not recorded, by reason (other_key: another key's span).\n# TYPE mai_webhook_spans_skipped_total counter");
+        for (r, n) in self
+            .webhook_skipped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                o,
+                "mai_webhook_spans_skipped_total{{org=\"{org}\",reason=\"{r}\"}} {n}"
             );
         }
         for (name, help, line) in extra {

@@ -1,9 +1,22 @@
 //! OpenRouter Broadcast → webhook: OTLP/JSON traces turned into usage events.
 //!
-//! The attribute names for cost are not confirmed by OpenRouter's docs, so several
-//! plausible spellings are accepted; a span without a generation id is ignored. Numbers
-//! are read from their JSON text (OTLP `doubleValue`) or from strings (`intValue` is a
-//! string in OTLP/JSON).
+//! Attribute names are those OpenRouter really sends (spec 8, "Broadcast attribute
+//! names as really sent"): cost `gen_ai.usage.total_cost` (else `input_cost` +
+//! `output_cost`, else the older `gen_ai.usage.cost`), tokens
+//! `gen_ai.usage.input_tokens`, `output_tokens`, `input_tokens.cached`,
+//! `output_tokens.reasoning`, model `gen_ai.response.model` / `gen_ai.request.model`,
+//! `user.id`, `session.id`, the key's name `trace.metadata.openrouter.api_key_name` (also
+//! `openrouter.api_key_name`) and the resource attribute `openrouter.trace.id`. Numbers
+//! are read from their JSON text (OTLP `doubleValue`; `intValue` is a string in
+//! OTLP/JSON), never through `f64`.
+//!
+//! **The generation id.** Whether every span carries `gen_ai.response.id` is unconfirmed.
+//! Only a `gen-…` id there makes an event: the ledger is keyed by generation id, and the
+//! proxy records the same generation under that id, so the two paths meet in one row.
+//! A span without it is *not* keyed by the trace id: that would count every generation
+//! the proxy already metered a second time. Such spans are returned without an event
+//! and counted as skipped (`no_generation_id`); the proxy, the crash journal and the
+//! `/key` and `/activity` drift checks own those generations.
 
 use chrono::{DateTime, TimeZone, Utc};
 use mai_core::openrouter::number::parse_decimal;
@@ -21,8 +34,16 @@ struct Export {
 
 #[derive(Deserialize)]
 struct ResourceSpans {
+    #[serde(default)]
+    resource: Option<Resource>,
     #[serde(default, rename = "scopeSpans")]
     scope_spans: Vec<ScopeSpans>,
+}
+
+#[derive(Deserialize)]
+struct Resource {
+    #[serde(default)]
+    attributes: Vec<KeyValue>,
 }
 
 #[derive(Deserialize)]
@@ -33,8 +54,12 @@ struct ScopeSpans {
 
 #[derive(Deserialize)]
 struct Span {
+    #[serde(default, rename = "traceId")]
+    trace_id: Option<String>,
     #[serde(default)]
     attributes: Vec<KeyValue>,
+    #[serde(default, rename = "startTimeUnixNano")]
+    start_time: Option<Box<RawValue>>,
     #[serde(default, rename = "endTimeUnixNano")]
     end_time: Option<Box<RawValue>>,
 }
@@ -56,6 +81,7 @@ struct AnyValue {
 }
 
 impl AnyValue {
+    /// The value's text: a string as is, a number as its exact JSON text.
     fn text(&self) -> Option<String> {
         if let Some(s) = &self.string {
             return Some(s.clone());
@@ -67,37 +93,34 @@ impl AnyValue {
     }
 }
 
-const ID_KEYS: &[&str] = &[
-    "gen_ai.response.id",
-    "openrouter.generation_id",
-    "generation.id",
-    "generation_id",
+pub const GENERATION_ID: &str = "gen_ai.response.id";
+const MODEL_KEYS: &[&str] = &["gen_ai.response.model", "gen_ai.request.model"];
+const PROMPT: &str = "gen_ai.usage.input_tokens";
+const COMPLETION: &str = "gen_ai.usage.output_tokens";
+const CACHED: &str = "gen_ai.usage.input_tokens.cached";
+const REASONING: &str = "gen_ai.usage.output_tokens.reasoning";
+const TOTAL_COST: &str = "gen_ai.usage.total_cost";
+const INPUT_COST: &str = "gen_ai.usage.input_cost";
+const OUTPUT_COST: &str = "gen_ai.usage.output_cost";
+/// Older name kept by OpenRouter for compatibility.
+const LEGACY_COST: &str = "gen_ai.usage.cost";
+const USER: &str = "user.id";
+const SESSION: &str = "session.id";
+pub const KEY_NAME_KEYS: &[&str] = &[
+    "trace.metadata.openrouter.api_key_name",
+    "openrouter.api_key_name",
 ];
-const MODEL_KEYS: &[&str] = &["gen_ai.response.model", "gen_ai.request.model", "model"];
-const PROVIDER_KEYS: &[&str] = &["gen_ai.provider.name", "openrouter.provider", "provider"];
-const PROMPT_KEYS: &[&str] = &[
-    "gen_ai.usage.input_tokens",
-    "gen_ai.usage.prompt_tokens",
-    "llm.token_count.prompt",
+const TRACE_ID: &str = "openrouter.trace.id";
+/// A span carrying none of these is structure (a parent span), not a generation.
+const USAGE_KEYS: &[&str] = &[
+    GENERATION_ID,
+    PROMPT,
+    COMPLETION,
+    TOTAL_COST,
+    INPUT_COST,
+    OUTPUT_COST,
+    LEGACY_COST,
 ];
-const COMPLETION_KEYS: &[&str] = &[
-    "gen_ai.usage.output_tokens",
-    "gen_ai.usage.completion_tokens",
-    "llm.token_count.completion",
-];
-const REASONING_KEYS: &[&str] = &["gen_ai.usage.reasoning_tokens"];
-const CACHED_KEYS: &[&str] = &[
-    "gen_ai.usage.cached_tokens",
-    "gen_ai.usage.cache_read_input_tokens",
-];
-const COST_KEYS: &[&str] = &[
-    "gen_ai.usage.cost",
-    "openrouter.cost",
-    "openrouter.usage.cost",
-    "llm.cost",
-    "cost",
-];
-const USER_KEYS: &[&str] = &["user.id", "gen_ai.user.id", "enduser.id"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum OtlpError {
@@ -109,112 +132,121 @@ pub enum OtlpError {
         key: &'static str,
         value: String,
     },
+    #[error("span {id}: {detail}")]
+    Overflow { id: String, detail: String },
 }
 
-/// Events of every span that names a generation.
-pub fn parse_export(body: &[u8], org: &str) -> Result<Vec<UsageEvent>, OtlpError> {
+/// One generation span of a Broadcast delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BroadcastSpan {
+    /// The OpenRouter name of the key that paid (`trace.metadata.openrouter.api_key_name`).
+    pub key_name: Option<String>,
+    /// `openrouter.trace.id` (resource), else the span's `traceId`: for logs only.
+    pub trace_id: Option<String>,
+    /// `session.id`, when sent (not stored yet: the ledger has no session field).
+    pub session_id: Option<String>,
+    /// `None` when the span names no `gen-…` generation (see the module docs).
+    pub event: Option<UsageEvent>,
+}
+
+/// Every span of the delivery that carries usage, with its event when it names a
+/// generation. Nothing here decides whether the span is this client's: the caller
+/// compares [`BroadcastSpan::key_name`] with its own key names.
+pub fn parse_export(body: &[u8], org: &str) -> Result<Vec<BroadcastSpan>, OtlpError> {
     let ex: Export = serde_json::from_slice(body).map_err(|e| OtlpError::Shape(e.to_string()))?;
     let mut out = Vec::new();
-    for span in ex
-        .resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .flat_map(|s| &s.spans)
-    {
-        let attrs: HashMap<&str, &AnyValue> = span
-            .attributes
-            .iter()
-            .map(|kv| (kv.key.as_str(), &kv.value))
-            .collect();
-        let find = |keys: &[&'static str]| -> Option<(&'static str, String)> {
-            keys.iter()
-                .find_map(|k| attrs.get(k).and_then(|v| v.text()).map(|t| (*k, t)))
-        };
-        let Some((_, id)) = find(ID_KEYS) else {
-            continue;
-        };
-        let count = |keys: &[&'static str]| -> Result<u64, OtlpError> {
-            match find(keys) {
-                None => Ok(0),
-                Some((k, t)) => parse_decimal(&t)
-                    .ok()
-                    .filter(|d| !d.is_sign_negative() && d.fract().is_zero())
-                    .and_then(|d| u64::try_from(d).ok())
-                    .ok_or(OtlpError::BadNumber {
-                        id: id.clone(),
-                        key: k,
-                        value: t,
-                    }),
-            }
-        };
-        let cost = match find(COST_KEYS) {
-            None => None,
-            Some((k, t)) => Some(parse_decimal(&t).map_err(|_| OtlpError::BadNumber {
-                id: id.clone(),
-                key: k,
-                value: t,
-            })?),
-        };
-        let created_at = span
-            .end_time
+    for rs in &ex.resource_spans {
+        let resource_trace = rs
+            .resource
             .as_ref()
-            .and_then(|r| r.get().trim_matches('"').parse::<i64>().ok())
-            .and_then(|ns| {
-                Utc.timestamp_opt(ns / 1_000_000_000, (ns % 1_000_000_000) as u32)
-                    .single()
-            })
-            .unwrap_or_else(Utc::now);
-        out.push(event(
-            org,
-            id.clone(),
-            &find,
-            count(PROMPT_KEYS)?,
-            count(COMPLETION_KEYS)?,
-            count(REASONING_KEYS)?,
-            count(CACHED_KEYS)?,
-            cost,
-            created_at,
-            find(USER_KEYS).map(|x| x.1),
-        ));
-        let _ = MODEL_KEYS;
+            .and_then(|r| r.attributes.iter().find(|kv| kv.key == TRACE_ID))
+            .and_then(|kv| kv.value.text());
+        for span in rs.scope_spans.iter().flat_map(|s| &s.spans) {
+            if let Some(s) = parse_span(span, resource_trace.as_deref(), org)? {
+                out.push(s);
+            }
+        }
     }
     Ok(out)
 }
 
-type Finder<'a> = dyn Fn(&[&'static str]) -> Option<(&'static str, String)> + 'a;
-
-#[allow(clippy::too_many_arguments)]
-fn event(
+fn parse_span(
+    span: &Span,
+    resource_trace: Option<&str>,
     org: &str,
-    id: String,
-    find: &Finder<'_>,
-    prompt: u64,
-    completion: u64,
-    reasoning: u64,
-    cached: u64,
-    cost: Option<Decimal>,
-    created_at: DateTime<Utc>,
-    user: Option<String>,
-) -> UsageEvent {
-    UsageEvent {
+) -> Result<Option<BroadcastSpan>, OtlpError> {
+    let attrs: HashMap<&str, &AnyValue> = span
+        .attributes
+        .iter()
+        .map(|kv| (kv.key.as_str(), &kv.value))
+        .collect();
+    if !USAGE_KEYS.iter().any(|k| attrs.contains_key(k)) {
+        return Ok(None);
+    }
+    let get = |k: &str| attrs.get(k).and_then(|v| v.text());
+    let first = |keys: &[&str]| keys.iter().find_map(|k| get(k)).filter(|v| !v.is_empty());
+    let trace_id = resource_trace
+        .map(str::to_owned)
+        .or_else(|| span.trace_id.clone());
+    let id = get(GENERATION_ID).filter(|id| id.starts_with("gen-"));
+    let span_name = id
+        .clone()
+        .or_else(|| trace_id.clone())
+        .unwrap_or_else(|| "without id".into());
+    let number = |key: &'static str| -> Result<Option<Decimal>, OtlpError> {
+        match get(key) {
+            None => Ok(None),
+            Some(t) => parse_decimal(&t)
+                .map(Some)
+                .map_err(|_| OtlpError::BadNumber {
+                    id: span_name.clone(),
+                    key,
+                    value: t,
+                }),
+        }
+    };
+    let count = |key: &'static str| -> Result<u64, OtlpError> {
+        match number(key)? {
+            None => Ok(0),
+            Some(d) => Some(d)
+                .filter(|d| !d.is_sign_negative() && d.fract().is_zero())
+                .and_then(|d| u64::try_from(d).ok())
+                .ok_or(OtlpError::BadNumber {
+                    id: span_name.clone(),
+                    key,
+                    value: d.to_string(),
+                }),
+        }
+    };
+    let cost = match (
+        number(TOTAL_COST)?,
+        number(INPUT_COST)?,
+        number(OUTPUT_COST)?,
+    ) {
+        (Some(t), _, _) => Some(t),
+        (None, Some(i), Some(o)) => Some(i.checked_add(o).ok_or_else(|| OtlpError::Overflow {
+            id: span_name.clone(),
+            detail: format!("input_cost {i} + output_cost {o} overflows"),
+        })?),
+        _ => number(LEGACY_COST)?,
+    };
+    let tokens = Tokens {
+        prompt: count(PROMPT)?,
+        completion: count(COMPLETION)?,
+        reasoning: count(REASONING)?,
+        cached: count(CACHED)?,
+    };
+    let event = id.map(|id| UsageEvent {
         generation_id: id,
         org_id: org.to_owned(),
         user: UserRef {
-            id: user,
+            id: first(&[USER]),
             email: None,
             name: None,
         },
-        model: find(MODEL_KEYS)
-            .map(|x| x.1)
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| "unknown".into()),
-        provider: find(PROVIDER_KEYS).map(|x| x.1),
-        tokens: Tokens {
-            prompt,
-            completion,
-            reasoning,
-            cached,
-        },
+        model: first(MODEL_KEYS).unwrap_or_else(|| "unknown".into()),
+        provider: None,
+        tokens,
         cost_usd: cost.unwrap_or_default(),
         source: Source::Webhook,
         state: if cost.is_some() {
@@ -222,8 +254,25 @@ fn event(
         } else {
             EventState::Provisional
         },
-        created_at,
-    }
+        created_at: unix_nanos(&span.end_time)
+            .or_else(|| unix_nanos(&span.start_time))
+            .unwrap_or_else(Utc::now),
+    });
+    Ok(Some(BroadcastSpan {
+        key_name: first(KEY_NAME_KEYS),
+        trace_id,
+        session_id: first(&[SESSION]),
+        event,
+    }))
+}
+
+fn unix_nanos(raw: &Option<Box<RawValue>>) -> Option<DateTime<Utc>> {
+    let ns: i64 = raw.as_ref()?.get().trim_matches('"').parse().ok()?;
+    Utc.timestamp_opt(
+        ns.div_euclid(1_000_000_000),
+        ns.rem_euclid(1_000_000_000) as u32,
+    )
+    .single()
 }
 
 #[cfg(test)]
@@ -231,28 +280,74 @@ mod tests {
     use super::*;
 
     #[test]
-    fn otlp_span_to_event() {
-        let body = br#"{"resourceSpans":[{"resource":{"attributes":[]},"scopeSpans":[{"scope":{"name":"openrouter"},"spans":[{"traceId":"ab","name":"chat","endTimeUnixNano":"1767225601000000000","attributes":[{"key":"gen_ai.response.id","value":{"stringValue":"gen-1"}},{"key":"gen_ai.request.model","value":{"stringValue":"openai/gpt-4o-mini"}},{"key":"gen_ai.usage.input_tokens","value":{"intValue":"1200"}},{"key":"gen_ai.usage.output_tokens","value":{"intValue":250}},{"key":"gen_ai.usage.cost","value":{"doubleValue":4.25e-6}},{"key":"user.id","value":{"stringValue":"u-1"}}]},{"attributes":[{"key":"other","value":{"stringValue":"x"}}]}]}]}]}"#;
-        let evs = parse_export(body, "acme").unwrap();
-        assert_eq!(evs.len(), 1);
-        let e = &evs[0];
+    fn span_to_event_with_the_real_names() {
+        let body = br#"{"resourceSpans":[{"resource":{"attributes":[{"key":"openrouter.trace.id","value":{"stringValue":"tr-1"}}]},"scopeSpans":[{"scope":{"name":"openrouter"},"spans":[{"traceId":"ab","name":"chat","endTimeUnixNano":"1767225601000000000","attributes":[{"key":"gen_ai.response.id","value":{"stringValue":"gen-1"}},{"key":"gen_ai.request.model","value":{"stringValue":"openai/gpt-4o-mini"}},{"key":"gen_ai.usage.input_tokens","value":{"intValue":"1200"}},{"key":"gen_ai.usage.output_tokens","value":{"intValue":250}},{"key":"gen_ai.usage.input_tokens.cached","value":{"intValue":"100"}},{"key":"gen_ai.usage.output_tokens.reasoning","value":{"intValue":"7"}},{"key":"gen_ai.usage.total_cost","value":{"doubleValue":4.25e-6}},{"key":"user.id","value":{"stringValue":"u-1"}},{"key":"trace.metadata.openrouter.api_key_name","value":{"stringValue":"mai-acme"}}]},{"attributes":[{"key":"other","value":{"stringValue":"x"}}]}]}]}]}"#;
+        let spans = parse_export(body, "acme").unwrap();
+        assert_eq!(spans.len(), 1, "the structural span is no usage");
+        let s = &spans[0];
+        assert_eq!(s.key_name.as_deref(), Some("mai-acme"));
+        assert_eq!(s.trace_id.as_deref(), Some("tr-1"));
+        let e = s.event.as_ref().unwrap();
         assert_eq!(e.generation_id, "gen-1");
         assert_eq!(e.model, "openai/gpt-4o-mini");
-        assert_eq!((e.tokens.prompt, e.tokens.completion), (1200, 250));
+        assert_eq!(
+            (
+                e.tokens.prompt,
+                e.tokens.completion,
+                e.tokens.cached,
+                e.tokens.reasoning
+            ),
+            (1200, 250, 100, 7)
+        );
         assert_eq!(e.cost_usd.to_string(), "0.00000425");
         assert_eq!(e.state, EventState::Confirmed);
         assert_eq!(e.user.id.as_deref(), Some("u-1"));
         assert_eq!(e.created_at.timestamp(), 1767225601);
     }
 
+    fn one(attrs: &str) -> BroadcastSpan {
+        let body = format!(
+            r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"t9","attributes":[{attrs}]}}]}}]}}]}}"#
+        );
+        parse_export(body.as_bytes(), "a").unwrap().remove(0)
+    }
+
+    #[test]
+    fn cost_falls_back_to_input_plus_output_then_the_legacy_name() {
+        let s = one(
+            r#"{"key":"gen_ai.response.id","value":{"stringValue":"gen-2"}},{"key":"gen_ai.usage.input_cost","value":{"doubleValue":0.1}},{"key":"gen_ai.usage.output_cost","value":{"doubleValue":0.2}},{"key":"gen_ai.usage.cost","value":{"doubleValue":9}}"#,
+        );
+        assert_eq!(s.event.unwrap().cost_usd.to_string(), "0.3");
+        let s = one(
+            r#"{"key":"gen_ai.response.id","value":{"stringValue":"gen-3"}},{"key":"gen_ai.usage.input_cost","value":{"doubleValue":0.1}},{"key":"gen_ai.usage.cost","value":{"doubleValue":0.00066}},{"key":"openrouter.api_key_name","value":{"stringValue":"k"}}"#,
+        );
+        assert_eq!(s.key_name.as_deref(), Some("k"));
+        assert_eq!(s.event.unwrap().cost_usd.to_string(), "0.00066");
+        let s = one(
+            r#"{"key":"gen_ai.response.id","value":{"stringValue":"gen-4"}},{"key":"gen_ai.usage.input_tokens","value":{"intValue":"3"}}"#,
+        );
+        assert_eq!(s.event.unwrap().state, EventState::Provisional);
+    }
+
+    #[test]
+    fn without_a_gen_id_no_event_is_made() {
+        let s = one(
+            r#"{"key":"gen_ai.usage.total_cost","value":{"doubleValue":0.5}},{"key":"gen_ai.response.id","value":{"stringValue":"chatcmpl-upstream"}}"#,
+        );
+        assert_eq!(s.trace_id.as_deref(), Some("t9"));
+        assert!(s.event.is_none());
+    }
+
     #[test]
     fn bad_shapes() {
         assert!(parse_export(b"not json", "a").is_err());
         assert!(parse_export(b"{}", "a").unwrap().is_empty());
-        let bad = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"generation_id","value":{"stringValue":"gen-1"}},{"key":"cost","value":{"stringValue":"abc"}}]}]}]}]}"#;
+        let bad = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"gen_ai.response.id","value":{"stringValue":"gen-1"}},{"key":"gen_ai.usage.total_cost","value":{"stringValue":"abc"}}]}]}]}]}"#;
         assert!(parse_export(bad, "a")
             .unwrap_err()
             .to_string()
-            .contains("cost"));
+            .contains("total_cost"));
+        let neg = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"gen_ai.response.id","value":{"stringValue":"gen-1"}},{"key":"gen_ai.usage.input_tokens","value":{"intValue":"-1"}}]}]}]}]}"#;
+        assert!(parse_export(neg, "a").is_err());
     }
 }

@@ -12,7 +12,7 @@ use crate::state::AppState;
 use chrono::{Datelike, Duration as ChronoDuration, NaiveDate, TimeZone, Utc};
 use futures::StreamExt;
 use mai_core::ledger::RecordOutcome;
-use mai_core::openrouter::{GenerationStats, OpenRouterClient, OpenRouterError};
+use mai_core::openrouter::{GenerationStats, OpenRouterClient, OpenRouterError, Refusal};
 use mai_core::usage::{EventState, Source, Tokens, UsageEvent, UserRef};
 use mai_wire::tracker::{ActivityDrift, Drift, KeyState, SyncReport, SyncStatus};
 use rust_decimal::Decimal;
@@ -289,39 +289,68 @@ pub async fn replay_journal(st: &Arc<AppState>) -> anyhow::Result<u64> {
     Ok(added)
 }
 
-/// Refreshes the key status from `GET /key` and computes the drift.
+fn add(a: Decimal, b: Decimal) -> Result<Decimal, String> {
+    a.checked_add(b)
+        .ok_or_else(|| format!("USD sum {a} + {b} overflows"))
+}
+
+/// Refreshes the key status from `GET /key` (and the account's credits) and computes the
+/// drift. After a rotation the day's and month's OpenRouter totals are the sums over every
+/// key used in them (spec 6.1: a new key's counters start at zero): the current key's
+/// `/key` counters plus each earlier key's, read live with `GET /keys/{hash}` when a
+/// management key is configured, else as read at its hand-over.
 pub async fn check_key_and_drift(st: &Arc<AppState>) -> Result<Drift, String> {
     let client = st.openrouter();
+    let mgmt = st.management();
     let info = client.key_info().await;
     let now = Utc::now();
-    let info = {
-        let mut ks = st.key_status.lock().unwrap_or_else(|p| p.into_inner());
-        ks.checked_at = Some(now);
-        match info {
-            Ok(k) => {
-                ks.state = if k.limit_remaining.is_some_and(|r| r <= Decimal::ZERO) {
-                    KeyState::LimitReached
-                } else {
-                    KeyState::Ok
-                };
-                ks.limit = k.limit;
-                ks.limit_remaining = k.limit_remaining;
-                ks.usage_daily = k.usage_daily;
-                ks.usage_monthly = k.usage_monthly;
-                ks.error = None;
-                k
-            }
-            Err(e) => {
-                ks.state = if e.status() == Some(401) {
-                    KeyState::Invalid
-                } else {
-                    KeyState::Error
-                };
-                ks.error = Some(e.to_string());
-                return Err(format!("GET /key: {e}"));
-            }
+    let info = match info {
+        Ok(k) => k,
+        Err(e) => {
+            let mut ks = st.key_status.lock().unwrap_or_else(|p| p.into_inner());
+            ks.checked_at = Some(now);
+            ks.state = match e.refusal() {
+                Some(Refusal::AccountOutOfCredits) => KeyState::AccountOutOfCredits,
+                Some(Refusal::KeyLimitExceeded { .. }) => KeyState::LimitReached,
+                None if e.status() == Some(401) => KeyState::Invalid,
+                None => KeyState::Error,
+            };
+            ks.error = Some(e.to_string());
+            return Err(format!("GET /key: {e}"));
         }
     };
+    // The account's balance decides apart from the key's cap (spec 7.2). `/credits` is
+    // documented for management keys; ordinary keys were seen answered too.
+    let credits = match &mgmt {
+        Some(m) => m.credits().await,
+        None => client.credits().await,
+    };
+    let out_of_credits = match credits {
+        Ok(c) => c.balance() <= Decimal::ZERO,
+        Err(e) => {
+            tracing::debug!(error = %e, "account credits not read");
+            false
+        }
+    };
+    if let Some(m) = &mgmt {
+        learn_key_name(st, m).await;
+    }
+    {
+        let mut ks = st.key_status.lock().unwrap_or_else(|p| p.into_inner());
+        ks.checked_at = Some(now);
+        ks.state = if out_of_credits {
+            KeyState::AccountOutOfCredits
+        } else if info.limit_remaining.is_some_and(|r| r <= Decimal::ZERO) {
+            KeyState::LimitReached
+        } else {
+            KeyState::Ok
+        };
+        ks.limit = info.limit;
+        ks.limit_remaining = info.limit_remaining;
+        ks.usage_daily = info.usage_daily;
+        ks.usage_monthly = info.usage_monthly;
+        ks.error = None;
+    }
     let day_start =
         Utc.from_utc_datetime(&now.date_naive().and_hms_opt(0, 0, 0).expect("midnight"));
     let month_start = Utc.from_utc_datetime(
@@ -330,26 +359,55 @@ pub async fn check_key_and_drift(st: &Arc<AppState>) -> Result<Drift, String> {
             .and_hms_opt(0, 0, 0)
             .expect("midnight"),
     );
+    let mut or_day = info.usage_daily.unwrap_or_default();
+    let mut or_month = info.usage_monthly.unwrap_or_default();
+    let earlier: Vec<_> = st
+        .key_history()
+        .earlier_since(month_start)
+        .cloned()
+        .collect();
+    for k in earlier {
+        let live = match &mgmt {
+            Some(m) => match m.keys_get(&k.hash).await {
+                Ok(a) => Some((
+                    a.usage_daily.unwrap_or_default(),
+                    a.usage_monthly.unwrap_or_default(),
+                )),
+                Err(e) => {
+                    tracing::warn!(key = %k.label, error = %e, "earlier key's counters not read; using those of its hand-over");
+                    None
+                }
+            },
+            None => None,
+        };
+        let (d, m) = live.unwrap_or_else(|| {
+            k.at_handover
+                .map(|c| (c.daily_on(now), c.monthly_on(now)))
+                .unwrap_or_default()
+        });
+        or_day = add(or_day, d)?;
+        or_month = add(or_month, m)?;
+    }
     let db = st.cfg.db_path.clone();
     let org = st.cfg.org_id.clone();
     let (day_cost, month_cost) = tokio::task::spawn_blocking(move || {
         let d = crate::utc_sums::cost_by_model(&db, &org, day_start, now)?;
         let m = crate::utc_sums::cost_by_model(&db, &org, month_start, now)?;
-        Ok::<_, String>((
-            d.values().map(|x| x.0).sum::<Decimal>(),
-            m.values().map(|x| x.0).sum::<Decimal>(),
-        ))
+        let sum = |x: &BTreeMap<String, (Decimal, u64)>| {
+            x.values().try_fold(Decimal::ZERO, |acc, v| add(acc, v.0))
+        };
+        Ok::<_, String>((sum(&d)?, sum(&m)?))
     })
     .await
     .map_err(|e| e.to_string())??;
     let mut drift = Drift {
-        day_usd: (info.usage_daily.unwrap_or_default() - day_cost).normalize(),
-        month_usd: (info.usage_monthly.unwrap_or_default() - month_cost).normalize(),
+        day_usd: (or_day - day_cost).normalize(),
+        month_usd: (or_month - month_cost).normalize(),
         checked_at: now,
         activity: Vec::new(),
     };
-    if let Some(mgmt) = st.management() {
-        match activity_drift(st, &mgmt).await {
+    if let Some(mgmt) = &mgmt {
+        match activity_drift(st, mgmt).await {
             Ok(a) => drift.activity = a,
             Err(e) => tracing::warn!(error = %e, "activity comparison skipped"),
         }
@@ -357,27 +415,68 @@ pub async fn check_key_and_drift(st: &Arc<AppState>) -> Result<Drift, String> {
     Ok(drift)
 }
 
-/// Per completed UTC day × model: `/activity` (this key only) against the ledger.
+/// With a management key, the current key's name is OpenRouter's own (`GET /keys/{hash}`):
+/// what Broadcast spans carry, so the webhook knows them as this client's.
+async fn learn_key_name(st: &Arc<AppState>, mgmt: &OpenRouterClient) {
+    let hash = st.key().hash();
+    match mgmt.keys_get(&hash).await {
+        Ok(k) => {
+            let Some(name) = k.name.filter(|n| !n.is_empty()) else {
+                return;
+            };
+            let changed = {
+                let mut ks = st.key_status.lock().unwrap_or_else(|p| p.into_inner());
+                let changed = ks.name.as_ref() != Some(&name);
+                ks.name = Some(name.clone());
+                changed
+            };
+            if changed {
+                tracing::info!(name = %name, "OpenRouter key name learned from the management API");
+            }
+            if let Err(e) = st.update_keys(|h| h.set_current_name(name)).await {
+                tracing::warn!(error = %e, "key history not stored");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the management key cannot see this tracker's key (GET /keys/{{hash}}); is it of another account?")
+        }
+    }
+}
+
+/// Per completed UTC day × model: `/activity` of every key this client used in those
+/// days (each by its hash, summed), against the ledger. Keys are asked once each for all
+/// 30 days rather than per day.
 async fn activity_drift(
     st: &Arc<AppState>,
     mgmt: &OpenRouterClient,
 ) -> Result<Vec<ActivityDrift>, String> {
-    use sha2::Digest;
-    let key_hash = hex::encode(sha2::Sha256::digest(st.key().expose().as_bytes()));
     let today = Utc::now().date_naive();
-    let mut out = Vec::new();
-    for back in 1..=st.cfg.sync_days_back as i64 {
-        let date = today - ChronoDuration::days(back);
+    let days: Vec<NaiveDate> = (1..=st.cfg.sync_days_back as i64)
+        .map(|back| today - ChronoDuration::days(back))
+        .collect();
+    let Some(first) = days.last().copied() else {
+        return Ok(Vec::new());
+    };
+    let first_start = Utc.from_utc_datetime(&first.and_hms_opt(0, 0, 0).expect("midnight"));
+    let hashes: Vec<String> = st
+        .key_history()
+        .used_since(first_start)
+        .map(|k| k.hash.clone())
+        .collect();
+    let mut theirs: BTreeMap<(NaiveDate, String), (Decimal, u64)> = BTreeMap::new();
+    for hash in &hashes {
         let rows = mgmt
-            .activity(Some(date), Some(&key_hash))
+            .activity(None, Some(hash))
             .await
             .map_err(|e| e.to_string())?;
-        let mut theirs: BTreeMap<String, (Decimal, u64)> = BTreeMap::new();
-        for r in rows.into_iter().filter(|r| r.date == date) {
-            let e = theirs.entry(r.model).or_default();
-            e.0 += r.usage;
-            e.1 += r.requests;
+        for r in rows.into_iter().filter(|r| days.contains(&r.date)) {
+            let e = theirs.entry((r.date, r.model)).or_default();
+            e.0 = add(e.0, r.usage)?;
+            e.1 = e.1.saturating_add(r.requests);
         }
+    }
+    let mut out = Vec::new();
+    for date in days.iter().copied() {
         let from = Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight"));
         let to = from + ChronoDuration::days(1);
         let db = st.cfg.db_path.clone();
@@ -387,15 +486,19 @@ async fn activity_drift(
         })
         .await
         .map_err(|e| e.to_string())??;
-        let models: std::collections::BTreeSet<&String> =
-            theirs.keys().chain(ours.keys()).collect();
+        let models: std::collections::BTreeSet<String> = theirs
+            .range((date, String::new())..)
+            .take_while(|((d, _), _)| *d == date)
+            .map(|((_, m), _)| m.clone())
+            .chain(ours.keys().cloned())
+            .collect();
         for m in models {
-            let t = theirs.get(m).copied().unwrap_or_default();
-            let o = ours.get(m).copied().unwrap_or_default();
+            let t = theirs.get(&(date, m.clone())).copied().unwrap_or_default();
+            let o = ours.get(&m).copied().unwrap_or_default();
             if t.0 != o.0 || t.1 != o.1 {
                 out.push(ActivityDrift {
                     date,
-                    model: m.clone(),
+                    model: m,
                     openrouter_usd: t.0.normalize(),
                     ledger_usd: o.0.normalize(),
                     openrouter_requests: t.1,

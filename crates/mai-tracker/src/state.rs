@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::journal::Journal;
+use crate::key_history::KeyHistory;
 use crate::metrics::Metrics;
 use crate::upstream::Upstream;
 use crate::writer::LedgerWriter;
@@ -29,6 +30,9 @@ pub struct AppState {
     /// The reconciliation loop as `/api/v1/status` reports it; `provisional_pending` is
     /// read from the ledger when the status is asked, so it stays `None` here.
     pub sync: Mutex<SyncState>,
+    /// The OpenRouter keys this tracker used (drift across rotations, webhook key names);
+    /// stored in the ledger's meta by [`crate::key_history`].
+    pub keys: Mutex<KeyHistory>,
     /// The commercial terms the console last pushed (`None` until the first push);
     /// persisted in the ledger by [`crate::terms`], loaded at start.
     terms: RwLock<Option<CommercialTerms>>,
@@ -48,6 +52,7 @@ impl AppState {
         journal: Journal,
         reader: Ledger,
         terms: Option<CommercialTerms>,
+        keys: KeyHistory,
     ) -> anyhow::Result<Arc<AppState>> {
         let upstream = Upstream::new(
             cfg.upstream_streams_per_connection,
@@ -70,6 +75,8 @@ impl AppState {
         Ok(Arc::new(AppState {
             key_status: Mutex::new(KeyStatus {
                 label: key.label(),
+                hash: key.hash(),
+                name: keys.current().and_then(|k| k.name.clone()),
                 state: KeyState::Unknown,
                 limit: None,
                 limit_remaining: None,
@@ -90,6 +97,7 @@ impl AppState {
                 provisional_pending: None,
                 drift: None,
             }),
+            keys: Mutex::new(keys),
             terms: RwLock::new(terms),
             terms_push: tokio::sync::Mutex::new(()),
             cfg,
@@ -109,13 +117,45 @@ impl AppState {
         self.key.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    pub fn set_key(&self, k: SecretKey) {
-        let label = k.label();
+    /// Swaps the key for new requests (in-flight ones finish on the old one). The
+    /// caller has stored the key history first.
+    pub fn set_key(&self, k: SecretKey, name: Option<String>) {
+        let (label, hash) = (k.label(), k.hash());
         *self.key.write().unwrap_or_else(|p| p.into_inner()) = k;
         let mut s = self.key_status.lock().unwrap_or_else(|p| p.into_inner());
         s.label = label;
+        s.hash = hash;
+        s.name = name;
         s.state = KeyState::Unknown;
         s.checked_at = None;
+    }
+
+    pub fn key_history(&self) -> KeyHistory {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Changes the key history under its lock and stores it through the writer when
+    /// `f` says it changed. Errors are the writer's; the copy in memory is kept either
+    /// way (it is what the running tracker uses) and stored again at the next change.
+    pub async fn update_keys(
+        &self,
+        f: impl FnOnce(&mut KeyHistory) -> bool,
+    ) -> Result<(), crate::writer::WriterError> {
+        let stored = {
+            let mut h = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+            if !f(&mut h) {
+                return Ok(());
+            }
+            h.to_stored()
+        };
+        self.writer
+            .set_meta(crate::key_history::META_KEY, stored)
+            .await
+    }
+
+    /// The key names the Broadcast webhook accepts spans of (see [`KeyHistory::names`]).
+    pub fn webhook_key_names(&self) -> Vec<String> {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner()).names()
     }
 
     /// The pushed commercial terms, `None` before the first push.

@@ -99,9 +99,9 @@ impl Env {
     }
 }
 
-fn otlp_span(id: &str, cost: &str) -> String {
+fn otlp_span(id: &str, cost: &str, key_name: &str) -> String {
     format!(
-        r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"attributes":[{{"key":"gen_ai.response.id","value":{{"stringValue":"{id}"}}}},{{"key":"gen_ai.request.model","value":{{"stringValue":"openai/gpt-4o-mini"}}}},{{"key":"gen_ai.usage.cost","value":{{"doubleValue":{cost}}}}}]}}]}}]}}]}}"#
+        r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"attributes":[{{"key":"gen_ai.response.id","value":{{"stringValue":"{id}"}}}},{{"key":"gen_ai.request.model","value":{{"stringValue":"openai/gpt-4o-mini"}}}},{{"key":"gen_ai.usage.total_cost","value":{{"doubleValue":{cost}}}}},{{"key":"trace.metadata.openrouter.api_key_name","value":{{"stringValue":"{key_name}"}}}}]}}]}}]}}]}}"#
     )
 }
 
@@ -209,6 +209,12 @@ async fn every_endpoint_answers_with_its_wire_type() {
     assert_eq!(status.terms, None, "nothing pushed yet");
     assert_eq!(status.key.state, KeyState::Ok);
     assert_eq!(status.key.label, "sk-or-v1-…00a1");
+    assert_eq!(status.key.hash, mai_core::openrouter::key_hash(KEY));
+    assert!(status.webhook.enabled);
+    assert_eq!(
+        status.webhook.secret_header.as_deref(),
+        Some("x-mai-webhook-secret")
+    );
     assert_eq!(status.sync.interval_seconds, 0);
     assert_eq!(status.sync.provisional_pending, Some(0));
     assert!(status.sync.last_success.is_some());
@@ -272,7 +278,10 @@ async fn every_endpoint_answers_with_its_wire_type() {
             reqwest::Method::PUT,
             "/api/v1/admin/openrouter-key",
             ADMIN,
-            &KeyHandover { key: KEY.into() },
+            &KeyHandover {
+                key: KEY.into(),
+                name: None,
+            },
         )
         .send()
         .await
@@ -328,26 +337,31 @@ async fn every_endpoint_answers_with_its_wire_type() {
     assert_eq!(rec.status, seed::RecordedStatus::Recorded);
     assert!(rec.generation_id.starts_with("man-"));
     let hook = |b: String| {
-        let sig = mai_tracker::auth::webhook_signature(HOOK, b.as_bytes());
         env.http
             .post(format!(
                 "{}/api/v1/usage-tracking/webhook/openrouter-usage",
                 env.base
             ))
-            .header("X-Signature", sig)
+            .header("X-Mai-Webhook-Secret", HOOK)
             .body(b)
             .send()
     };
+    // The key's OpenRouter name, learned with the management key.
+    let key_name = status.key.name.clone().expect("key name learned");
     let w: seed::WebhookReply = typed(hook(String::new()).await.unwrap(), 200).await;
     assert_eq!((w.recorded, w.duplicates), (0, 0));
     let w: seed::WebhookReply = typed(
-        hook(otlp_span("gen-contract-1", "2.5e-5")).await.unwrap(),
+        hook(otlp_span("gen-contract-1", "2.5e-5", &key_name))
+            .await
+            .unwrap(),
         200,
     )
     .await;
     assert_eq!((w.recorded, w.duplicates), (1, 0));
     let w: seed::WebhookReply = typed(
-        hook(otlp_span("gen-contract-1", "2.5e-5")).await.unwrap(),
+        hook(otlp_span("gen-contract-1", "2.5e-5", &key_name))
+            .await
+            .unwrap(),
         200,
     )
     .await;

@@ -407,6 +407,10 @@ pub struct Rotation {
     /// The old key was disabled on OpenRouter (else `warning` says what to do by hand).
     pub old_disabled: bool,
     pub warning: Option<String>,
+    /// What the operator still has to re-point by hand after a good rotation (the
+    /// Broadcast destination's API-key filter); empty in records older than it.
+    #[serde(default)]
+    pub follow_up: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------------------

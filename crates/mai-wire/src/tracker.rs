@@ -36,13 +36,18 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
-/// What the tracker last learned of its OpenRouter key from `GET /key`.
+/// What the tracker last learned of its OpenRouter key from `GET /key` and `/credits`.
+/// The two spending refusals are apart because different people fix them (spec 7.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyState {
     Ok,
-    /// The key's own cap is spent (OpenRouter answers 403 "Key limit exceeded").
+    /// The key's own cap is spent (OpenRouter answers 403 "Key limit exceeded (… limit)"):
+    /// raise the client's monthly limit in the fleet file (the key's cap follows it).
     LimitReached,
+    /// The OpenRouter account's credits are spent (402 "Insufficient credits"): every
+    /// key of the account stops; top up on openrouter.ai.
+    AccountOutOfCredits,
     /// OpenRouter refuses the key (401/403): revoked, disabled or mistyped.
     Invalid,
     /// Not checked yet.
@@ -56,6 +61,7 @@ impl KeyState {
         match self {
             KeyState::Ok => "ok",
             KeyState::LimitReached => "limit_reached",
+            KeyState::AccountOutOfCredits => "account_out_of_credits",
             KeyState::Invalid => "invalid",
             KeyState::Unknown => "unknown",
             KeyState::Error => "error",
@@ -74,6 +80,14 @@ impl std::fmt::Display for KeyState {
 pub struct KeyStatus {
     /// Masked (`sk-or-v1-…abcd`); the key itself never leaves the tracker.
     pub label: String,
+    /// OpenRouter's identifier of the key: SHA-256 hex of the key string (not secret,
+    /// it cannot give the key back); what `/keys/{hash}` and `/activity` take.
+    #[serde(default)]
+    pub hash: String,
+    /// The key's name on OpenRouter (what Broadcast spans carry as
+    /// `trace.metadata.openrouter.api_key_name`); `null` while unknown.
+    #[serde(default)]
+    pub name: Option<String>,
     pub state: KeyState,
     #[serde(with = "rust_decimal::serde::str_option")]
     #[ts(type = "string | null")]
@@ -164,6 +178,24 @@ pub struct Status {
     pub key: KeyStatus,
     pub sync: SyncState,
     pub proxy: ProxyState,
+    /// The Broadcast webhook; absent in replies of trackers older than it.
+    #[serde(default)]
+    pub webhook: WebhookState,
+}
+
+/// The Broadcast webhook (`POST /api/v1/usage-tracking/webhook/openrouter-usage`) as
+/// `/status` reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookState {
+    /// False without `MAI_WEBHOOK_SECRET`: the endpoint then answers 404.
+    pub enabled: bool,
+    /// The header the destination must send the secret in (its custom headers).
+    pub secret_header: Option<String>,
+    /// Spans are recorded only when their key name is one of these: this client's
+    /// current key and the keys it used before a rotation. Empty = no span is recorded
+    /// (the key's name is not known yet).
+    pub key_names: Vec<String>,
 }
 
 /// `GET /api/v1/usage/today` (read).
@@ -359,6 +391,10 @@ pub struct SyncReport {
 #[serde(deny_unknown_fields)]
 pub struct KeyHandover {
     pub key: String,
+    /// The new key's name on OpenRouter (the console names the keys it creates), so the
+    /// Broadcast webhook accepts its spans at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl std::fmt::Debug for KeyHandover {

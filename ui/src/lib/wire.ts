@@ -25,12 +25,22 @@ export type LimitState = { monthly_limit_usd: string, used_usd: string,
 percent_used: string, level: LimitLevel, };
 export type ErrorBody = { error: ErrorDetail, };
 export type ErrorDetail = { code: number, message: string, };
-export type KeyState = "ok" | "limit_reached" | "invalid" | "unknown" | "error";
+export type KeyState = "ok" | "limit_reached" | "account_out_of_credits" | "invalid" | "unknown" | "error";
 export type KeyStatus = { 
 /**
  * Masked (`sk-or-v1-…abcd`); the key itself never leaves the tracker.
  */
-label: string, state: KeyState, limit: string | null, limit_remaining: string | null, usage_daily: string | null, usage_monthly: string | null, checked_at: string | null, error: string | null, };
+label: string, 
+/**
+ * OpenRouter's identifier of the key: SHA-256 hex of the key string (not secret,
+ * it cannot give the key back); what `/keys/{hash}` and `/activity` take.
+ */
+hash: string, 
+/**
+ * The key's name on OpenRouter (what Broadcast spans carry as
+ * `trace.metadata.openrouter.api_key_name`); `null` while unknown.
+ */
+name: string | null, state: KeyState, limit: string | null, limit_remaining: string | null, usage_daily: string | null, usage_monthly: string | null, checked_at: string | null, error: string | null, };
 export type Drift = { 
 /**
  * `/key` usage minus the ledger, current UTC day.
@@ -68,7 +78,11 @@ export type Status = { org_id: string, org_name: string | null, version: string,
  * The commercial terms the console last pushed; `null` until the first push (the
  * tracker then prices its own reports at the default 1.3 with no limit).
  */
-terms: CommercialTerms | null, key: KeyStatus, sync: SyncState, proxy: ProxyState, };
+terms: CommercialTerms | null, key: KeyStatus, sync: SyncState, proxy: ProxyState, 
+/**
+ * The Broadcast webhook; absent in replies of trackers older than it.
+ */
+webhook: WebhookState, };
 export type Today = { org_id: string, date: string, requests: number, tokens: TokenCounts, raw_cost_usd: string, client_cost_usd: string, markup_rate: string, last_updated: string, };
 export type DayUsage = { date: string, requests: number, tokens: TokenCounts, raw_cost_usd: string, client_cost_usd: string, };
 export type Daily = { org_id: string, from: string, to: string, days: Array<DayUsage>, };
@@ -176,7 +190,12 @@ export type Rotation = { client_id: string, at: string, new_label: string, new_h
 /**
  * The old key was disabled on OpenRouter (else `warning` says what to do by hand).
  */
-old_disabled: boolean, warning: string | null, };
+old_disabled: boolean, warning: string | null, 
+/**
+ * What the operator still has to re-point by hand after a good rotation (the
+ * Broadcast destination's API-key filter); empty in records older than it.
+ */
+follow_up: Array<string>, };
 export type DayPoint = { date: string, requests: number, tokens: number, raw_cost_usd: string, client_cost_usd: string, };
 export type Breakdown = { 
 /**

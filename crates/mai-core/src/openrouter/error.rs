@@ -45,6 +45,67 @@ impl OpenRouterError {
             _ => None,
         }
     }
+
+    /// Spending refusals (spec 7.2): the key's own cap, or the account's credits.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            OpenRouterError::Api(a) => a.refusal(),
+            _ => None,
+        }
+    }
+}
+
+/// Why OpenRouter refuses to spend (spec 7.2). The two need different people to act: a
+/// key's cap is ours (the fleet file's monthly limit sets it), the account's credits
+/// are topped up on openrouter.ai. The docs still describe 402 for a key out of
+/// credits, but real traffic answers the key cap with 403 "Key limit exceeded (… limit)"
+/// and the account balance with 402, so the message decides before the status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// `"Key limit exceeded (monthly limit)"`: `window` is `daily`, `weekly`, `monthly`
+    /// or `total` as the message names it (`None` when it names none).
+    KeyLimitExceeded { window: Option<String> },
+    /// 402 `"Insufficient credits"`, or the `"requires more credits, or fewer
+    /// max_tokens"` pre-check: the account balance, shared by every key.
+    AccountOutOfCredits,
+}
+
+impl Refusal {
+    /// What to do, for status pages and alerts.
+    pub fn advice(&self) -> &'static str {
+        match self {
+            Refusal::KeyLimitExceeded { .. } => {
+                "the key's own spending cap is spent: raise the client's monthly limit in the fleet file (the key's cap follows it) or the key's limit on openrouter.ai"
+            }
+            Refusal::AccountOutOfCredits => {
+                "the OpenRouter account is out of credits (every client's key stops): top up at openrouter.ai/credits"
+            }
+        }
+    }
+}
+
+/// Classifies an error reply by its message first, then its status (see [`Refusal`]).
+/// `None` for every other error (a 403 from moderation or a missing management key is
+/// not a spending refusal).
+pub fn classify_refusal(status: u16, message: &str) -> Option<Refusal> {
+    let lower = message.to_ascii_lowercase();
+    if let Some(at) = lower.find("key limit exceeded") {
+        let rest = &lower[at + "key limit exceeded".len()..];
+        let window = rest
+            .trim_start()
+            .strip_prefix('(')
+            .and_then(|r| r.split_once(" limit)"))
+            .map(|(w, _)| w.trim().to_owned())
+            .filter(|w| !w.is_empty());
+        return Some(Refusal::KeyLimitExceeded { window });
+    }
+    if status == 402
+        || lower.contains("insufficient credits")
+        || lower.contains("requires more credits")
+    {
+        return Some(Refusal::AccountOutOfCredits);
+    }
+    None
 }
 
 /// A non-2xx answer, decoded from the `{"error":{"code","message","metadata"}}` envelope.
@@ -67,12 +128,15 @@ impl std::fmt::Display for ApiError {
             "OpenRouter {} answered HTTP {}: {}",
             self.endpoint, self.status, self.message
         )?;
+        if let Some(r) = self.refusal() {
+            write!(f, "; {}", r.advice())?;
+            if let Some(ra) = self.retry_after {
+                write!(f, " (retry after {} s)", ra.as_secs())?;
+            }
+            return Ok(());
+        }
         let hint = match self.status {
             401 => "; the key is unknown, disabled or expired: check OPENROUTER_API_KEY",
-            402 => "; the account is out of credits: top up at openrouter.ai/credits",
-            403 if self.message.contains("Key limit") => {
-                "; the key's spending cap is reached: raise its limit"
-            }
             403 => "; this call needs a management key (OPENROUTER_PROVISIONING_KEY)",
             404 => "; not found (generation stats can lag a few seconds: retry later)",
             408 | 429 | 500..=599 => "; temporary, retry later",
@@ -161,5 +225,10 @@ impl ApiError {
 
     pub fn is_not_found(&self) -> bool {
         self.status == 404
+    }
+
+    /// See [`classify_refusal`].
+    pub fn refusal(&self) -> Option<Refusal> {
+        classify_refusal(self.status, &self.message)
     }
 }

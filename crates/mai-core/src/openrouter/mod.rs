@@ -12,10 +12,10 @@ mod model;
 pub mod number;
 pub mod shapes;
 
-pub use error::{ApiError, OpenRouterError};
+pub use error::{classify_refusal, ApiError, OpenRouterError, Refusal};
 pub use model::{
-    ActivityRow, ApiKey, CreateKeyRequest, CreatedKey, Credits, GenerationStats, KeyInfo,
-    SecretKey, UpdateKeyRequest,
+    key_hash, parse_activity_date, ActivityRow, ApiKey, CreateKeyRequest, CreatedKey, Credits,
+    GenerationStats, KeyInfo, SecretKey, UpdateKeyRequest,
 };
 
 use chrono::NaiveDate;

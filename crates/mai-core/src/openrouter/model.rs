@@ -123,6 +123,9 @@ impl Credits {
 /// One `GET /activity` row: one UTC day × model endpoint.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ActivityRow {
+    /// The UTC day. Live replies write it `"2026-08-23 00:00:00"`, the OpenAPI example
+    /// `"2026-08-23"`: both are read (spec 5), see [`activity_date`].
+    #[serde(deserialize_with = "activity_date")]
     pub date: NaiveDate,
     pub model: String,
     #[serde(default)]
@@ -143,6 +146,30 @@ pub struct ActivityRow {
     pub completion_tokens: u64,
     #[serde(default, deserialize_with = "number::count")]
     pub reasoning_tokens: u64,
+}
+
+/// Reads an `/activity` `date`: the first 10 characters are the UTC day (`YYYY-MM-DD`,
+/// validated); what follows, if anything, must be a time of day separated by a space or
+/// `T` (live replies append ` 00:00:00`). Anything else is refused rather than guessed.
+pub fn parse_activity_date(s: &str) -> Result<NaiveDate, String> {
+    let bad = || format!("activity date {s:?} is neither YYYY-MM-DD nor YYYY-MM-DD HH:MM:SS");
+    let day = s.get(..10).ok_or_else(bad)?;
+    let date = NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| bad())?;
+    let rest = &s[10..];
+    if !rest.is_empty() {
+        let time = rest
+            .strip_prefix(' ')
+            .or_else(|| rest.strip_prefix('T'))
+            .ok_or_else(bad)?;
+        let hms = time.get(..8).ok_or_else(bad)?;
+        chrono::NaiveTime::parse_from_str(hms, "%H:%M:%S").map_err(|_| bad())?;
+    }
+    Ok(date)
+}
+
+fn activity_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_activity_date(&s).map_err(serde::de::Error::custom)
 }
 
 /// A key as the management API returns it (never the plaintext key).
@@ -197,6 +224,20 @@ impl SecretKey {
     pub fn label(&self) -> String {
         super::mask_key(&self.0)
     }
+    /// The key's `hash` in the management API and `/activity`'s `api_key_hash`: the
+    /// SHA-256 of the key string, lowercase hex (spec 6.1). Whoever holds a key can
+    /// address it with `GET/PATCH /keys/{hash}` without listing (and so in any
+    /// workspace) and without matching labels, which may repeat.
+    pub fn hash(&self) -> String {
+        key_hash(&self.0)
+    }
+}
+
+/// SHA-256 hex of a key string: OpenRouter's identifier of that key (see
+/// [`SecretKey::hash`]). The hash is not secret (it cannot give the key back).
+pub fn key_hash(key: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(key.as_bytes()))
 }
 
 impl fmt::Debug for SecretKey {
@@ -234,6 +275,10 @@ pub struct CreateKeyRequest {
     /// Must be UTC; the API rejects other offsets.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// The workspace the key belongs to; absent = the account's default workspace. A
+    /// rotated key is created in its predecessor's workspace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<String>,
 }
 
 /// `PATCH /keys/{hash}` body; only the set fields change. `limit: Some(None)` clears the cap.

@@ -1,10 +1,13 @@
-//! Secrets in the OS keychain and OpenRouter key rotation. The OpenRouter API never
-//! returns a key's plaintext, so the old key is found by its label ([`find_key_by_label`]);
-//! each rotation is recorded in the cache without any secret ([`append_rotation`]).
+//! Secrets in the OS keychain and OpenRouter key rotation. The old key is addressed by
+//! its hash, the SHA-256 hex of the key string (spec 6.1): `GET/PATCH /keys/{hash}`
+//! reach it in whatever workspace it is, and nothing is guessed from labels (which may
+//! repeat). Each rotation is recorded in the cache without any secret
+//! ([`append_rotation`]).
 
 use chrono::Utc;
 use mai_core::openrouter::{
-    ApiKey, CreateKeyRequest, OpenRouterClient, SecretKey, UpdateKeyRequest,
+    key_hash, ApiKey, CreateKeyRequest, OpenRouterClient, OpenRouterError, SecretKey,
+    UpdateKeyRequest,
 };
 
 use super::{blocking, Ops, OpsError};
@@ -14,32 +17,34 @@ use crate::keys::{mask, MaskedKey, SecretKind};
 /// the IPC type.
 pub use mai_wire::console::Rotation;
 
-/// Finds the account key whose label OpenRouter derived from `key` (its first 12 and
-/// last 3 characters), or says why the old key must be disabled by hand.
-pub fn find_key_by_label(key: &str, account_keys: &[ApiKey]) -> Result<String, String> {
-    let head: String = key.chars().take(12).collect();
-    let tail: String = key
-        .chars()
-        .rev()
-        .take(3)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    let matches: Vec<_> = account_keys
-        .iter()
-        .filter(|a| {
-            a.label.as_deref().is_some_and(|l| {
-                let lh: String = l.chars().take(12).collect();
-                lh == head && l.ends_with(&tail)
-            })
-        })
-        .collect();
-    match matches.as_slice() {
-        [one] => Ok(one.hash.clone()),
-        [] => Err("the old key was not found among the account's keys; disable it by hand on openrouter.ai".to_string()),
-        _ => Err("several keys match the old key's label; disable the old one by hand on openrouter.ai".to_string()),
+/// What `GET /keys/{hash}` said of the old key, as the rotation uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OldKey {
+    /// On the account: disable it after the hand-over, create the new key in its workspace.
+    Found { workspace_id: Option<String> },
+    /// 404: not on this account (already deleted, or another account's key).
+    Missing,
+    /// The lookup failed otherwise: still try to disable it by hash.
+    Unknown(String),
+}
+
+/// Reads the answer of `GET /keys/{hash}` for the old key.
+pub fn old_key_from(lookup: Result<ApiKey, OpenRouterError>) -> OldKey {
+    match lookup {
+        Ok(k) => OldKey::Found {
+            workspace_id: k.workspace_id,
+        },
+        Err(OpenRouterError::Api(a)) if a.is_not_found() => OldKey::Missing,
+        Err(e) => OldKey::Unknown(e.to_string()),
     }
+}
+
+/// What the operator must still do by hand after a rotation: Broadcast destinations
+/// filter by API key (`api_key_hashes`), which the console cannot change for them.
+pub fn follow_up(new_name: &str) -> Vec<String> {
+    vec![format!(
+        "Broadcast webhook: if this client's destination on openrouter.ai (Settings → Broadcast) selects API keys, add the new key \"{new_name}\" to its API-key filter; the tracker already accepts the new key's spans"
+    )]
 }
 
 /// Cache meta key of a client's rotation history.
@@ -124,33 +129,41 @@ impl Ops {
         let cid = c.id.clone();
         let old_key = blocking(move || Ok(kc3.get(SecretKind::OpenRouter, &cid).ok())).await?;
         let old_label = old_key.as_deref().map(mask);
+        let old_hash = old_key.as_deref().map(key_hash);
         let mut warning = None;
-        let old_hash = match &old_key {
-            Some(k) => match or.keys_list_all(false).await {
-                Ok(list) => find_key_by_label(k, &list)
-                    .map_err(|w| warning = Some(w))
-                    .ok(),
-                Err(e) => {
-                    warning = Some(format!(
-                        "could not list keys to find the old one ({e}); disable it by hand"
-                    ));
-                    None
-                }
-            },
-            None => None,
+        let old = match &old_hash {
+            Some(h) => old_key_from(or.keys_get(h).await),
+            None => OldKey::Missing,
         };
+        let workspace_id = match &old {
+            OldKey::Found { workspace_id } => workspace_id.clone(),
+            OldKey::Missing if old_hash.is_some() => {
+                warning = Some("the old key is not on the account (GET /keys/{hash} answered 404): already deleted, or another account's key; check on openrouter.ai".to_string());
+                None
+            }
+            OldKey::Missing => None,
+            OldKey::Unknown(e) => {
+                warning = Some(format!(
+                    "could not look the old key up ({e}); the new key is in the default workspace"
+                ));
+                None
+            }
+        };
+        let name = format!("mai-{}-{}", c.id, Utc::now().format("%Y%m%d%H%M%S"));
         let created = or
             .keys_create(&CreateKeyRequest {
-                name: format!("mai-{}-{}", c.id, Utc::now().format("%Y%m%d%H%M%S")),
+                name: name.clone(),
                 limit: mai_core::pricing::key_limit_usd(&c.terms, self.today()),
                 limit_reset: c.monthly_limit_usd().map(|_| "monthly".to_string()),
+                workspace_id,
                 ..Default::default()
             })
             .await
             .map_err(orc("create key"))?;
         let new_key = created.key.expose().to_string();
         let t = self.tracker(&c.id).await?;
-        if let Err(e) = t.put_openrouter_key(&new_key).await {
+        let new_name = created.info.name.clone().unwrap_or(name);
+        if let Err(e) = t.put_openrouter_key(&new_key, Some(&new_name)).await {
             // The tracker still uses the old key: undo by disabling the new one.
             let _ = or
                 .keys_update(
@@ -168,7 +181,7 @@ impl Ops {
         let nk = new_key.clone();
         blocking(move || kc4.set(SecretKind::OpenRouter, &cid, &nk)).await?;
         let mut old_disabled = false;
-        if let Some(h) = &old_hash {
+        if let (Some(h), OldKey::Found { .. } | OldKey::Unknown(_)) = (&old_hash, &old) {
             match or
                 .keys_update(
                     h,
@@ -192,6 +205,7 @@ impl Ops {
             old_hash,
             old_disabled,
             warning,
+            follow_up: follow_up(&new_name),
         };
         let key = rotations_key(&c.id);
         let stored = self.cache.get_meta(&key).await?;
@@ -212,33 +226,26 @@ impl Ops {
 mod tests {
     use super::*;
 
-    fn account_key(hash: &str, label: &str) -> ApiKey {
-        serde_json::from_value(serde_json::json!({ "hash": hash, "label": label })).unwrap()
-    }
-
-    const KEY: &str = "sk-or-v1-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-
     #[test]
-    fn the_old_key_is_found_by_the_label_openrouter_derives() {
-        let list = [
-            account_key("h-other", "sk-or-v1-999...aaa"),
-            account_key("h-old", "sk-or-v1-012...def"),
-        ];
-        assert_eq!(find_key_by_label(KEY, &list), Ok("h-old".to_string()));
-    }
-
-    #[test]
-    fn no_or_several_matches_ask_for_a_manual_disable() {
-        let none = find_key_by_label(KEY, &[account_key("h", "sk-or-v1-999...aaa")]);
-        assert!(none.unwrap_err().contains("not found"));
-        let two = find_key_by_label(
-            KEY,
-            &[
-                account_key("h1", "sk-or-v1-012...def"),
-                account_key("h2", "sk-or-v1-012...def"),
-            ],
+    fn the_old_key_is_read_by_its_hash_lookup() {
+        let k: ApiKey = serde_json::from_value(serde_json::json!({
+            "hash": "ab", "workspace_id": "7d3c1f0e-2b4a-4c5d-8e9f-0a1b2c3d4e5f"
+        }))
+        .unwrap();
+        assert_eq!(
+            old_key_from(Ok(k)),
+            OldKey::Found {
+                workspace_id: Some("7d3c1f0e-2b4a-4c5d-8e9f-0a1b2c3d4e5f".into())
+            }
         );
-        assert!(two.unwrap_err().contains("several keys match"));
+        let e = mai_core::openrouter::ApiError::from_response(
+            "GET /keys/{hash}",
+            404,
+            &Default::default(),
+            br#"{"error":{"code":404,"message":"not found"}}"#,
+        );
+        assert_eq!(old_key_from(Err(OpenRouterError::Api(e))), OldKey::Missing);
+        assert!(follow_up("mai-acme-1")[0].contains("mai-acme-1"));
     }
 
     fn rotation(new_hash: &str) -> Rotation {
@@ -251,6 +258,7 @@ mod tests {
             old_hash: None,
             old_disabled: false,
             warning: None,
+            follow_up: Vec::new(),
         }
     }
 

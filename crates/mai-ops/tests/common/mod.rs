@@ -41,6 +41,8 @@ pub struct TrackerState {
     pub next_seq: i64,
     pub key_label: String,
     pub received_keys: Vec<String>,
+    /// The OpenRouter names handed over with the keys.
+    pub received_names: Vec<Option<String>>,
     pub syncs: u32,
     /// What the console pushed (`PUT /api/v1/admin/terms`); the fake prices with it.
     pub terms: Option<CommercialTerms>,
@@ -148,6 +150,8 @@ async fn status(State(s): State<Shared>, h: HeaderMap) -> Response {
         terms: g.terms.clone(),
         key: wire::KeyStatus {
             label: g.key_label.clone(),
+            hash: "ab".repeat(32),
+            name: None,
             state: wire::KeyState::Ok,
             limit: Some(Decimal::from(100)),
             limit_remaining: Some("90.5".parse().unwrap()),
@@ -168,6 +172,7 @@ async fn status(State(s): State<Shared>, h: HeaderMap) -> Response {
             drift: None,
         },
         proxy: wire::ProxyState { inflight: 0 },
+        webhook: Default::default(),
     })
     .into_response()
 }
@@ -336,6 +341,7 @@ async fn put_key(
     let mut g = s.lock().unwrap();
     g.key_label = mai_core::secret::mask_key(&key);
     g.received_keys.push(key);
+    g.received_names.push(body.name);
     Json(wire::KeyLabel {
         label: g.key_label.clone(),
     })

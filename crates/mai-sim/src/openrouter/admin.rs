@@ -296,7 +296,9 @@ pub(crate) async fn activity(
     let data: Vec<ActivityJson<'_>> = rows
         .iter()
         .map(|r| ActivityJson {
-            date: r.date.format("%Y-%m-%d").to_string(),
+            // The live form (spec 5, [obs] 2026-08): a day with a time suffix, not the
+            // OpenAPI example's bare `YYYY-MM-DD`.
+            date: r.date.format("%Y-%m-%d 00:00:00").to_string(),
             model: &r.model,
             model_permaslug: &r.model_permaslug,
             endpoint_id: endpoint_id(&r.model, &r.provider_name),
@@ -392,7 +394,7 @@ fn key_object<'a>(shared: &'a Shared, k: &'a KeyEntry, now: DateTime<Utc>) -> Ke
         updated_at: k.updated_at.map(iso_micros),
         expires_at: k.expires_at.map(iso_micros),
         creator_user_id: &shared.cfg.user_id,
-        workspace_id: Null,
+        workspace_id: &k.workspace_id,
     }
 }
 
@@ -429,11 +431,15 @@ pub(crate) async fn list_keys(
             )
         }
     };
+    // Spec 6.2: the default workspace unless one is named.
+    let workspace = q
+        .get("workspace_id")
+        .map_or(super::config::DEFAULT_WORKSPACE_ID, String::as_str);
     let st = shared.lock();
     let now = st.clock.now();
     let data: Vec<KeyObject<'_>> = st
         .ledger
-        .keys_newest_first(include_disabled)
+        .keys_newest_first(workspace, include_disabled)
         .into_iter()
         .skip(offset)
         .take(100)
@@ -517,6 +523,12 @@ pub(crate) async fn create_key(
         match raw_bool(r, "include_byok_in_limit") {
             Ok(b) => spec.include_byok_in_limit = b,
             Err(m) => return bad(m),
+        }
+    }
+    if let Some(r) = fields.get("workspace_id") {
+        match serde_json::from_str::<Option<String>>(r.get()) {
+            Ok(w) => spec.workspace_id = w.filter(|w| !w.trim().is_empty()),
+            Err(_) => return bad("workspace_id must be a string (a workspace UUID) or null".into()),
         }
     }
     if let Some(r) = fields.get("expires_at") {

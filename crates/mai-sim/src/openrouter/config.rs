@@ -232,7 +232,13 @@ pub struct KeySpec {
     /// Requests with this key are BYOK: `cost` is only OpenRouter's fee.
     pub byok: bool,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The key's workspace; `None` = the account's default workspace
+    /// ([`DEFAULT_WORKSPACE_ID`]). `GET /keys` lists only the default one unless asked.
+    pub workspace_id: Option<String>,
 }
+
+/// The default workspace's id (a UUID like every workspace id, spec 6.1).
+pub const DEFAULT_WORKSPACE_ID: &str = "00000000-0000-4000-8000-000000000000";
 
 impl KeySpec {
     /// An enabled inference key without a cap, named after its masked label.
@@ -248,6 +254,7 @@ impl KeySpec {
             management: false,
             byok: false,
             expires_at: None,
+            workspace_id: None,
         }
     }
 

@@ -102,6 +102,7 @@ pub(crate) struct KeyEntry {
     pub created_at: DateTime<Utc>,
     pub updated_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
+    pub workspace_id: String,
     /// Creation order, for "newest first".
     pub seq: u64,
     pub all_time: Money,
@@ -234,6 +235,7 @@ impl Ledger {
             created_at: now,
             updated_at: None,
             expires_at: None,
+            workspace_id: String::new(),
             seq,
             all_time: Money::default(),
             by_day: BTreeMap::new(),
@@ -248,6 +250,10 @@ impl Ledger {
         entry.limit_reset = spec.limit_reset;
         entry.include_byok_in_limit = spec.include_byok_in_limit;
         entry.expires_at = spec.expires_at;
+        entry.workspace_id = spec
+            .workspace_id
+            .clone()
+            .unwrap_or_else(|| super::config::DEFAULT_WORKSPACE_ID.to_owned());
         hash
     }
 
@@ -383,12 +389,14 @@ impl Ledger {
         rows.into_values().collect()
     }
 
-    /// Keys for the management list: newest first, deleted ones never.
-    pub fn keys_newest_first(&self, include_disabled: bool) -> Vec<&KeyEntry> {
+    /// Keys of one workspace for the management list: newest first, deleted ones never.
+    pub fn keys_newest_first(&self, workspace_id: &str, include_disabled: bool) -> Vec<&KeyEntry> {
         let mut v: Vec<&KeyEntry> = self
             .keys
             .values()
-            .filter(|k| !k.deleted && (include_disabled || !k.disabled))
+            .filter(|k| {
+                !k.deleted && k.workspace_id == workspace_id && (include_disabled || !k.disabled)
+            })
             .collect();
         v.sort_by_key(|k| std::cmp::Reverse(k.seq));
         v

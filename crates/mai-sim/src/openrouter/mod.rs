@@ -47,7 +47,7 @@ mod wire;
 pub use clock::ClockMode;
 pub use config::{
     default_models, is_well_formed_key, mask_key, ConfigError, CreditsAuth, KeepAlive, KeySpec,
-    LimitReset, ModelSpec, SimConfig, UsageChunkShape, NEVER,
+    LimitReset, ModelSpec, SimConfig, UsageChunkShape, DEFAULT_WORKSPACE_ID, NEVER,
 };
 pub use content::UsageOverride;
 pub use faults::{FaultEndpoint, FaultParseError, FaultRule, FaultSpec};

@@ -350,7 +350,7 @@ pub(crate) struct KeyObject<'a> {
     pub updated_at: Option<String>,
     pub expires_at: Option<String>,
     pub creator_user_id: &'a str,
-    pub workspace_id: Null,
+    pub workspace_id: &'a str,
 }
 
 /// `/activity` row (spec 5).

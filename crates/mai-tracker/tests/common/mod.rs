@@ -14,6 +14,8 @@ pub const PROXY: &str = "proxy-token-0123456789";
 pub const READ: &str = "read-token-0123456789";
 pub const ADMIN: &str = "admin-token-0123456789";
 pub const HOOK: &str = "webhook-secret-0123456789";
+/// The OpenRouter name of [`KEY`] the tracker is told (`OPENROUTER_API_KEY_NAME`).
+pub const KEY_NAME: &str = "mai-acme-test";
 
 pub struct Env {
     pub sim: SimHandle,
@@ -35,6 +37,7 @@ pub fn env_map(sim_base: &str, db: &std::path::Path, org: &str) -> HashMap<&'sta
         ("MAI_TRACKER_READ_TOKEN", READ.to_owned()),
         ("MAI_TRACKER_ADMIN_TOKEN", ADMIN.to_owned()),
         ("MAI_WEBHOOK_SECRET", HOOK.to_owned()),
+        ("OPENROUTER_API_KEY_NAME", KEY_NAME.to_owned()),
         ("OPENROUTER_USAGE_SYNC_INTERVAL", "0".to_owned()),
         ("MAI_TRACKER_MAX_BODY_BYTES", "65536".to_owned()),
         ("MAI_TRACKER_DRAIN_SECONDS", "5".to_owned()),

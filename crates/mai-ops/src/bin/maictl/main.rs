@@ -410,6 +410,9 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
                             "NOT disabled"
                         }
                     );
+                    for f in &r.follow_up {
+                        eprintln!("still to do: {f}");
+                    }
                     if let Some(w) = &r.warning {
                         eprintln!("warning: {w}");
                     }
