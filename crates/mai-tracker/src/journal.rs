@@ -8,7 +8,7 @@
 //! provisional and reconciliation completes them.
 
 use chrono::{DateTime, Utc};
-use mai_core::usage::UserRef;
+use mai_core::usage::{ChatContext, UserRef};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -25,6 +25,10 @@ pub struct JournalEntry {
     pub model: String,
     #[serde(default)]
     pub user: UserRef,
+    /// Chat id, task and groups; absent from lines written before they were kept (and
+    /// left out when unknown), read as unknown.
+    #[serde(default, skip_serializing_if = "ChatContext::is_empty")]
+    pub context: ChatContext,
 }
 
 pub struct Journal {
@@ -131,16 +135,45 @@ mod tests {
                 at: Utc::now(),
                 model: "a/b".into(),
                 user: UserRef::default(),
+                context: ChatContext {
+                    chat_id: Some(format!("chat-{i}")),
+                    task: (i == 1).then(|| "title_generation".into()),
+                    groups: Some("Księgowość, Zarząd".into()),
+                },
             });
         }
         assert!(!j.is_empty());
         let old = j.rotate().unwrap();
         assert_eq!(old.len(), 3);
+        assert_eq!(old[1].context.task.as_deref(), Some("title_generation"));
+        assert_eq!(old[2].context.groups.as_deref(), Some("Księgowość, Zarząd"));
         assert_eq!(j.len(), 0);
         j.done_with_old().unwrap();
         // Reopening sees an empty live file and no old file.
         drop(j);
         let j = Journal::open(&db).unwrap();
         assert!(j.rotate().unwrap().is_empty());
+    }
+
+    #[test]
+    fn lines_written_before_the_context_existed_still_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.sqlite");
+        std::fs::write(
+            format!("{}.journal", db.display()),
+            concat!(
+                r#"{"id":"gen-old","at":"2026-11-20T10:00:00Z","model":"a/b","user":{"id":"u1","email":null,"name":"Zofia Łukasiewicz"}}"#,
+                "\n",
+                r#"{"id":"gen-older","at":"2026-11-20T10:00:01Z","model":"a/b"}"#,
+                "\n"
+            ),
+        )
+        .unwrap();
+        let j = Journal::open(&db).unwrap();
+        let old = j.rotate().unwrap();
+        assert_eq!(old.len(), 2);
+        assert_eq!(old[0].user.name.as_deref(), Some("Zofia Łukasiewicz"));
+        assert_eq!(old[0].context, ChatContext::default());
+        assert!(old[1].user.is_unknown());
     }
 }

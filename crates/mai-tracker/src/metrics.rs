@@ -27,6 +27,10 @@ pub struct Metrics {
     pub inflight: AtomicU64,
     pub sync_runs: Mutex<BTreeMap<&'static str, u64>>,
     pub webhook_rejected: AtomicU64,
+    /// Requests refused for their signed identity, by [`crate::identity::Rejection::reason`].
+    pub identity_rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// Identity, chat, task or group header values that were not UTF-8 (kept lossy).
+    pub identity_invalid_utf8: AtomicU64,
 }
 
 impl Metrics {
@@ -72,6 +76,15 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(outcome)
+            .or_default() += 1;
+    }
+
+    pub fn count_identity_rejected(&self, reason: &'static str) {
+        *self
+            .identity_rejected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(reason)
             .or_default() += 1;
     }
 
@@ -189,6 +202,26 @@ impl Metrics {
             o,
             "mai_webhook_rejected_total{{org=\"{org}\"}} {}",
             self.webhook_rejected.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(o, "# HELP mai_identity_rejected_total Requests refused, never forwarded, for a missing or invalid signed identity (X-OpenWebUI-User-Jwt), by reason.\n# TYPE mai_identity_rejected_total counter");
+        {
+            let rejected = self
+                .identity_rejected
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for reason in crate::identity::Rejection::REASONS {
+                let _ = writeln!(
+                    o,
+                    "mai_identity_rejected_total{{org=\"{org}\",reason=\"{reason}\"}} {}",
+                    rejected.get(reason).copied().unwrap_or(0)
+                );
+            }
+        }
+        let _ = writeln!(o, "# HELP mai_identity_header_invalid_utf8_total Identity, chat, task or group header values that were not UTF-8 (kept with U+FFFD, not dropped).\n# TYPE mai_identity_header_invalid_utf8_total counter");
+        let _ = writeln!(
+            o,
+            "mai_identity_header_invalid_utf8_total{{org=\"{org}\"}} {}",
+            self.identity_invalid_utf8.load(Ordering::Relaxed)
         );
         for (name, help, line) in extra {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{line}");

@@ -223,6 +223,7 @@ fn event(
             EventState::Provisional
         },
         created_at,
+        context: Default::default(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Shared state of the running tracker.
 
 use crate::config::Config;
+use crate::identity::IdentityReader;
 use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::upstream::Upstream;
@@ -24,6 +25,9 @@ pub struct AppState {
     /// A second connection for reads (WAL lets it run beside the writer).
     pub reader: Mutex<Ledger>,
     pub metrics: Metrics,
+    /// Reads who asked from Open WebUI's headers; holds the keyed JWT verifier, built
+    /// once here so the hot path only clones it.
+    pub identity: IdentityReader,
     /// What the last `/key` check said, in the form `/api/v1/status` reports it.
     pub key_status: Mutex<KeyStatus>,
     /// The reconciliation loop as `/api/v1/status` reports it; `provisional_pending` is
@@ -59,6 +63,10 @@ impl AppState {
         }
         let api_http = api_http.build()?;
         let key = cfg.openrouter_api_key.clone();
+        let identity = IdentityReader::new(
+            cfg.openwebui_headers.clone(),
+            cfg.openwebui_jwt_secret.as_ref().map(|s| s.expose()),
+        );
         Ok(Arc::new(AppState {
             key_status: Mutex::new(KeyStatus {
                 label: key.label(),
@@ -91,6 +99,7 @@ impl AppState {
             journal,
             reader: Mutex::new(reader),
             metrics: Metrics::default(),
+            identity,
             sync_lock: tokio::sync::Mutex::new(()),
             started: Instant::now(),
         }))

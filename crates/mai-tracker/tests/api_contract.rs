@@ -449,6 +449,7 @@ async fn pushed_terms_price_every_reply_survive_restarts_and_bad_ones_are_refuse
             source: Source::Reconciliation,
             state: EventState::Confirmed,
             created_at: past_at,
+            context: Default::default(),
         })
         .unwrap();
     // ...and two of u1 today through the proxy.

@@ -275,6 +275,7 @@ async fn events(
             source: e.source,
             state: e.state,
             created_at: e.at,
+            context: Default::default(),
         })
         .collect();
     Json(wire::EventPage {
