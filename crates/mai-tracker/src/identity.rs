@@ -48,7 +48,7 @@ use mai_core::usage::{ChatContext, UserRef, MAX_FIELD_BYTES, TASK_CHAT};
 use serde::Deserialize;
 use sha2::Sha256;
 use std::borrow::Cow;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Clock difference tolerated between Open WebUI and the tracker for `exp` and `iat`.
 /// Open WebUI mints a fresh token per request valid for
@@ -296,11 +296,13 @@ impl JwtVerifier {
 }
 
 /// Reads identities from requests with the tracker's configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct IdentityReader {
     pub headers: IdentityHeaders,
     /// `Some` = signed identity required (see the module doc).
     jwt: Option<JwtVerifier>,
+    /// A token arrived while no secret is configured (warned once).
+    unverified_token_seen: AtomicBool,
 }
 
 impl IdentityReader {
@@ -308,6 +310,7 @@ impl IdentityReader {
         IdentityReader {
             headers,
             jwt: jwt_secret.map(JwtVerifier::new),
+            unverified_token_seen: AtomicBool::new(false),
         }
     }
 
@@ -345,14 +348,16 @@ impl IdentityReader {
                 None if spends => return Err(Rejection::Missing),
                 None => UserRef::default(),
             },
-            None => UserRef {
-                id: text(h, &hd.user_id, m).as_deref().and_then(field),
-                email: text(h, &hd.user_email, m).as_deref().and_then(field),
-                name: text(h, &hd.user_name, m)
-                    .map(|s| percent_decoded(&s, hd.user_name.as_str(), m).into_owned())
-                    .as_deref()
-                    .and_then(field),
-            },
+            None => {
+                if h.contains_key(&hd.jwt)
+                    && !self.unverified_token_seen.swap(true, Ordering::Relaxed)
+                {
+                    // Open WebUI sends the token *instead of* the plain headers: without
+                    // the secret these requests are attributed to nobody.
+                    tracing::warn!(header = %hd.jwt, "Open WebUI sends signed user identities but MAI_OPENWEBUI_JWT_SECRET is not set: their users are recorded as unknown; set it to Open WebUI's FORWARD_USER_INFO_HEADER_JWT_SECRET");
+                }
+                self.plain_user(h, m)
+            }
         };
         let task = text(h, &hd.task, m).map(|s| {
             let s = percent_decoded(&s, hd.task.as_str(), m);
@@ -369,6 +374,21 @@ impl IdentityReader {
                 groups,
             },
         })
+    }
+}
+
+impl IdentityReader {
+    /// The user as the plain headers name it (no secret configured).
+    fn plain_user(&self, h: &HeaderMap, m: &Metrics) -> UserRef {
+        let hd = &self.headers;
+        UserRef {
+            id: text(h, &hd.user_id, m).as_deref().and_then(field),
+            email: text(h, &hd.user_email, m).as_deref().and_then(field),
+            name: text(h, &hd.user_name, m)
+                .map(|s| percent_decoded(&s, hd.user_name.as_str(), m).into_owned())
+                .as_deref()
+                .and_then(field),
+        }
     }
 }
 
