@@ -45,6 +45,7 @@ fn event(org: &str, id: &str, cost: &str) -> UsageEvent {
         source: Source::Proxy,
         state: EventState::Confirmed,
         created_at: "2025-12-03T12:00:00Z".parse().unwrap(),
+        context: Default::default(),
     }
 }
 

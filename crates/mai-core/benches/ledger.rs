@@ -39,6 +39,7 @@ fn event(i: u64, org: &str, minutes_in_month: u64) -> UsageEvent {
         source: Source::Proxy,
         state: EventState::Provisional,
         created_at: start + chrono::Duration::minutes((minutes_in_month % (30 * 24 * 60)) as i64),
+        context: Default::default(),
     }
 }
 

@@ -37,6 +37,16 @@ pub fn bound_user(u: &mut UserRef) {
     }
 }
 
+/// [`bound_field`] over the chat id, task and groups of a [`ChatContext`].
+pub fn bound_context(c: &mut ChatContext) {
+    for f in [&mut c.chat_id, &mut c.task, &mut c.groups]
+        .into_iter()
+        .flatten()
+    {
+        bound_field(f, MAX_FIELD_BYTES);
+    }
+}
+
 /// Sanity caps on one event's amounts. An event above them is refused rather than
 /// billed: a single generation costing more than the cap is a bug or corrupt data
 /// upstream, and a wrong number on an invoice is worse than a missing one (which
@@ -183,7 +193,7 @@ impl Totals {
 
 // The vocabulary that crosses the wire (who, where from, which state) is owned by
 // mai-wire; the ledger and the tracker use the same types.
-pub use mai_wire::usage::{EventState, Source, TokenCounts, UserRef};
+pub use mai_wire::usage::{ChatContext, EventState, Source, TokenCounts, UserRef, TASK_CHAT};
 
 impl From<Tokens> for TokenCounts {
     fn from(t: Tokens) -> TokenCounts {
@@ -225,6 +235,10 @@ pub struct UsageEvent {
     pub source: Source,
     pub state: EventState,
     pub created_at: DateTime<Utc>,
+    /// Chat id, task kind and groups, as far as the chat app told us. Absent in older
+    /// serialized events (the crash journal, caches): read as unknown.
+    #[serde(default)]
+    pub context: ChatContext,
 }
 
 /// Bad usage data. Names the field and the value; nothing is stored when it occurs.
@@ -282,6 +296,9 @@ impl UsageEvent {
             ("user.email", &self.user.email),
             ("user.name", &self.user.name),
             ("provider", &self.provider),
+            ("context.chat_id", &self.context.chat_id),
+            ("context.task", &self.context.task),
+            ("context.groups", &self.context.groups),
         ] {
             if v.as_ref().is_some_and(|v| v.len() > MAX_FIELD_BYTES) {
                 return Err(invalid(
@@ -308,6 +325,7 @@ impl UsageEvent {
             bound_field(p, MAX_FIELD_BYTES);
         }
         bound_user(&mut self.user);
+        bound_context(&mut self.context);
     }
 
     /// Authority of a record: a confirmed record beats a provisional one; among equals,
@@ -344,6 +362,7 @@ mod tests {
             source: Source::Proxy,
             state: EventState::Provisional,
             created_at: Utc::now(),
+            context: ChatContext::default(),
         }
     }
 
@@ -363,6 +382,13 @@ mod tests {
         let mut e = ev();
         e.model = " ".into();
         assert!(e.validate().unwrap_err().to_string().contains("model"));
+        let mut e = ev();
+        e.context.groups = Some("g".repeat(513));
+        assert!(e
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("context.groups"));
         assert!(ev().validate().is_ok());
     }
 

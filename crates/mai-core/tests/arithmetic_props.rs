@@ -160,6 +160,7 @@ fn event(id: &str, tokens: Tokens, cost: Decimal) -> UsageEvent {
         source: Source::Proxy,
         state: EventState::Confirmed,
         created_at: Utc.with_ymd_and_hms(2026, 11, 10, 12, 0, 0).unwrap(),
+        context: Default::default(),
     }
 }
 

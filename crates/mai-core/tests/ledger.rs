@@ -1,9 +1,10 @@
 //! Behaviour of the SQLite ledger on real files.
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use mai_core::ledger::{Ledger, LedgerError, RecordOutcome};
+use mai_core::ledger::{ContextKey, Ledger, LedgerError, RecordOutcome};
+use mai_core::pricing::MarkupSchedule;
 use mai_core::time::YearMonth;
-use mai_core::usage::{EventState, Source, Tokens, UsageEvent, UserRef};
+use mai_core::usage::{ChatContext, EventState, Source, Tokens, UsageEvent, UserRef};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 
@@ -28,6 +29,7 @@ fn ev(id: &str, at: DateTime<Utc>, cost: Decimal) -> UsageEvent {
         source: Source::Proxy,
         state: EventState::Provisional,
         created_at: at,
+        context: Default::default(),
     }
 }
 
@@ -302,4 +304,149 @@ fn utc_windows_sum_events_by_model_for_drift_checks() {
         (t.requests, t.cost_usd, t.tokens.prompt),
         (1, dec!(0.25), 100)
     );
+}
+
+fn with_context(
+    mut e: UsageEvent,
+    chat: Option<&str>,
+    task: Option<&str>,
+    groups: Option<&str>,
+) -> UsageEvent {
+    e.context = ChatContext {
+        chat_id: chat.map(String::from),
+        task: task.map(String::from),
+        groups: groups.map(String::from),
+    };
+    e
+}
+
+#[test]
+fn context_is_stored_kept_through_corrections_and_reported_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = Ledger::open(&dir.path().join("l.db")).unwrap();
+    let evs = [
+        with_context(
+            ev("g1", at(2026, 11, 9, 10, 0), dec!(0.0010)),
+            Some("chat-a"),
+            Some("chat"),
+            Some("Księgowość, Zarząd"),
+        ),
+        with_context(
+            ev("g2", at(2026, 11, 9, 10, 1), dec!(0.0003)),
+            Some("chat-a"),
+            Some("title_generation"),
+            Some("Księgowość, Zarząd"),
+        ),
+        // After the markup change below.
+        with_context(
+            ev("g3", at(2026, 11, 12, 9, 0), dec!(0.0021)),
+            Some("chat-b"),
+            Some("chat"),
+            None,
+        ),
+        with_context(
+            ev("g4", at(2026, 11, 12, 9, 5), dec!(0.00007)),
+            None,
+            None,
+            None,
+        ),
+    ];
+    l.record_batch(&evs).unwrap();
+    // Reconciliation knows nothing of the chat: the proxy's context stays.
+    let mut c = evs[0].clone();
+    c.context = ChatContext::default();
+    c.source = Source::Reconciliation;
+    c.state = EventState::Confirmed;
+    c.cost_usd = dec!(0.0011);
+    assert_eq!(l.record(&c).unwrap(), RecordOutcome::Corrected);
+    assert_eq!(l.get("g1").unwrap().unwrap().event.context, evs[0].context);
+    let page = l.events_since(0, 10).unwrap();
+    assert!(page
+        .events
+        .iter()
+        .any(|e| e.event.context == evs[1].context));
+
+    let mut schedule = MarkupSchedule::flat(dec!(1.3));
+    schedule.set(day("2026-11-10"), dec!(1.5));
+    let (from, to) = (day("2026-11-01"), day("2026-11-30"));
+    let total = l.range("acme", from, to).unwrap();
+    let month_client =
+        mai_core::pricing::price_days(&schedule, &l.daily("acme", from, to).unwrap())
+            .unwrap()
+            .iter()
+            .fold(Decimal::ZERO, |a, s| {
+                a + mai_core::pricing::client_cost(s.raw_cost_usd, s.rate).unwrap()
+            });
+    for key in [ContextKey::Task, ContextKey::Group, ContextKey::Chat] {
+        let rows = l
+            .by_context_priced("acme", from, to, &schedule, key)
+            .unwrap();
+        let (mut req, mut raw, mut client, mut tokens) = (0, Decimal::ZERO, Decimal::ZERO, 0);
+        for r in &rows {
+            req += r.row.totals.requests;
+            raw += r.row.totals.cost_usd;
+            client += r.client_cost_usd;
+            tokens += r.row.totals.tokens.total();
+        }
+        assert_eq!(req, total.requests, "{key:?}");
+        assert_eq!(raw, total.cost_usd, "{key:?}");
+        assert_eq!(tokens, total.tokens.total(), "{key:?}");
+        assert_eq!(client, month_client, "{key:?}");
+    }
+    let tasks = l
+        .by_context_priced("acme", from, to, &schedule, ContextKey::Task)
+        .unwrap();
+    let keys: Vec<_> = tasks.iter().map(|r| r.row.key.as_str()).collect();
+    assert_eq!(keys, ["chat", "title_generation", "(unknown)"]);
+    // chat: 0.0011 at 1.3 + 0.0021 at 1.5, each day at its own rate.
+    assert_eq!(tasks[0].row.totals.cost_usd, dec!(0.0032));
+    assert_eq!(tasks[0].client_cost_usd, dec!(0.00458));
+    assert_eq!(tasks[0].row.totals.requests, 2);
+    let groups = l
+        .by_context_priced("acme", from, to, &schedule, ContextKey::Group)
+        .unwrap();
+    let keys: Vec<_> = groups.iter().map(|r| r.row.key.as_str()).collect();
+    assert_eq!(keys, ["(no group)", "Księgowość, Zarząd"]);
+    let chats = l
+        .by_context_priced("acme", from, to, &schedule, ContextKey::Chat)
+        .unwrap();
+    let keys: Vec<_> = chats.iter().map(|r| r.row.key.as_str()).collect();
+    assert_eq!(keys, ["chat-b", "chat-a", "(no chat)"]);
+}
+
+#[test]
+fn a_ledger_of_schema_1_is_migrated_and_its_rows_read_without_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v1.db");
+    {
+        let mut l = Ledger::open(&p).unwrap();
+        l.record(&ev("old", at(2026, 11, 1, 10, 0), dec!(0.5)))
+            .unwrap();
+    }
+    {
+        // Back to schema 1: what a ledger written before this version holds.
+        let c = rusqlite::Connection::open(&p).unwrap();
+        c.execute_batch(
+            "DROP INDEX events_org_day; ALTER TABLE events DROP COLUMN chat_id;
+             ALTER TABLE events DROP COLUMN task; ALTER TABLE events DROP COLUMN groups;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let l = Ledger::open(&p).unwrap();
+    let e = l.get("old").unwrap().unwrap().event;
+    assert_eq!(e.context, ChatContext::default());
+    assert_eq!(e.user.name.as_deref(), Some("Anna Żółć"));
+    let rows = l
+        .by_context_priced(
+            "acme",
+            day("2026-11-01"),
+            day("2026-11-30"),
+            &MarkupSchedule::flat(dec!(1.3)),
+            ContextKey::Task,
+        )
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].row.key, "(unknown)");
+    assert_eq!(rows[0].client_cost_usd, dec!(0.65));
 }

@@ -57,6 +57,7 @@ fn arb_event() -> impl Strategy<Value = UsageEvent> {
                         EventState::Provisional
                     },
                     created_at: start + Duration::minutes(minutes),
+                    context: Default::default(),
                 }
             },
         )

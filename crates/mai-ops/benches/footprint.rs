@@ -100,6 +100,7 @@ fn main() {
                         created_at: base
                             + chrono::Duration::days(d)
                             + chrono::Duration::seconds(k as i64 * 60),
+                        context: Default::default(),
                     });
                 }
             }

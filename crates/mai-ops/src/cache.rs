@@ -65,6 +65,7 @@ pub fn to_usage_event(client: &str, e: &Event) -> Result<UsageEvent, CacheError>
         source: e.source,
         state: e.state,
         created_at: e.created_at,
+        context: e.context.clone(),
     })
     .and_then(|ev| ev.validate().map(|()| ev).map_err(|e| bad(e.to_string())))
 }

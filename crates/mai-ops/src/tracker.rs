@@ -33,8 +33,8 @@ impl TrackerError {
 
 // The bodies are mai-wire's types, the same ones the tracker serializes.
 pub use mai_wire::tracker::{
-    ByModel, ByUser, Daily, DayUsage, Event, EventPage, KeyState, KeyStatus, Month, Status,
-    SyncReport, SyncState, SyncStatus, Today,
+    ByChat, ByGroup, ByModel, ByTask, ByUser, Daily, DayUsage, Event, EventPage, KeyState,
+    KeyStatus, KeyedUsage, Month, Status, SyncReport, SyncState, SyncStatus, Today,
 };
 use mai_wire::tracker::{ErrorBody, KeyHandover, KeyLabel, SyncRequest};
 use mai_wire::CommercialTerms;
@@ -143,6 +143,18 @@ impl TrackerClient {
     }
     pub async fn by_model(&self, from: NaiveDate, to: NaiveDate) -> Result<ByModel, TrackerError> {
         self.get(&format!("/api/v1/usage/by-model?from={from}&to={to}"))
+            .await
+    }
+    pub async fn by_task(&self, from: NaiveDate, to: NaiveDate) -> Result<ByTask, TrackerError> {
+        self.get(&format!("/api/v1/usage/by-task?from={from}&to={to}"))
+            .await
+    }
+    pub async fn by_group(&self, from: NaiveDate, to: NaiveDate) -> Result<ByGroup, TrackerError> {
+        self.get(&format!("/api/v1/usage/by-group?from={from}&to={to}"))
+            .await
+    }
+    pub async fn by_chat(&self, from: NaiveDate, to: NaiveDate) -> Result<ByChat, TrackerError> {
+        self.get(&format!("/api/v1/usage/by-chat?from={from}&to={to}"))
             .await
     }
     /// `month` as `YYYY-MM`.

@@ -50,6 +50,7 @@ fn event(org: &str, id: &str, day: &str, cost: &str) -> UsageEvent {
         source: Source::Proxy,
         state: EventState::Confirmed,
         created_at: Utc.from_utc_datetime(&d(day).and_hms_opt(12, 0, 0).unwrap()),
+        context: Default::default(),
     }
 }
 

@@ -51,6 +51,7 @@ fn event(id: &str, d: &str, user: &str, model: &str, cost: &str) -> UsageEvent {
         source: Source::Reconciliation,
         state: EventState::Confirmed,
         created_at: Utc.from_utc_datetime(&day(d).and_hms_opt(12, 0, 0).unwrap()),
+        context: Default::default(),
     }
 }
 

@@ -385,3 +385,59 @@ async fn key_actions_without_keychain_fail_clearly() {
     // status still works with env tokens
     assert_eq!(o.refresh().await.len(), 1);
 }
+
+#[tokio::test]
+async fn dashboard_by_task_group_and_chat_from_pulled_events() {
+    setup_env();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, sa) = fake_tracker("acme", TOKEN, Duration::ZERO).await;
+    {
+        let mut g = sa.lock().unwrap();
+        let z = Some("Księgowość, Zarząd");
+        g.add_in_chat("g1", "zofia", "0.003", Some("c1"), Some("chat"), z);
+        g.add_in_chat(
+            "g2",
+            "zofia",
+            "0.0005",
+            Some("c1"),
+            Some("title_generation"),
+            z,
+        );
+        g.add_in_chat(
+            "g3",
+            "zofia",
+            "0.0005",
+            Some("c1"),
+            Some("tags_generation"),
+            z,
+        );
+        g.add_in_chat("g4", "jan", "0.001", Some("c2"), Some("chat"), None);
+        // Recorded before Open WebUI sent the task header.
+        g.add_in_chat("g5", "jan", "0.0002", None, None, None);
+    }
+    let text = fleet_text(dir.path(), &[("acme".into(), a, "1.3")], None);
+    let o = ops(dir.path(), &text, mock_keychain());
+    let dash = o.dashboard("acme").await.unwrap();
+    assert_eq!(dash.month_client_cost_usd, d("0.00676"));
+    for (what, rows) in [
+        ("task", &dash.by_task),
+        ("group", &dash.by_group),
+        ("chat", &dash.top_chats),
+    ] {
+        let sum: Decimal = rows.iter().map(|b| b.client_cost_usd).sum();
+        assert_eq!(sum, dash.month_client_cost_usd, "{what}");
+        assert_eq!(rows.iter().map(|b| b.requests).sum::<u64>(), 5, "{what}");
+    }
+    let keys: Vec<_> = dash.by_task.iter().map(|b| b.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["chat", "tags_generation", "title_generation", "(unknown)"]
+    );
+    // (0.0005 + 0.0005) / (0.003 + 0.0005 + 0.0005 + 0.001) = 0.2
+    assert_eq!(dash.background_share, Some(d("0.2")));
+    let groups: Vec<_> = dash.by_group.iter().map(|b| b.key.as_str()).collect();
+    assert_eq!(groups, ["Księgowość, Zarząd", "(no group)"]);
+    let chats: Vec<_> = dash.top_chats.iter().map(|b| b.key.as_str()).collect();
+    assert_eq!(chats, ["c1", "c2", "(no chat)"]);
+    assert_eq!(dash.chat_count, 3);
+}

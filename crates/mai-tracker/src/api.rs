@@ -18,13 +18,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{Datelike, NaiveDate, Utc};
-use mai_core::ledger::{Ledger, LedgerError, Priced, RecordOutcome, StoredEvent};
+use mai_core::ledger::{
+    ContextKey, KeyTotals, Ledger, LedgerError, Priced, RecordOutcome, StoredEvent,
+};
 use mai_core::pricing::{limit_state, price, MarkupSchedule};
 use mai_core::time::{warsaw_today, YearMonth};
 use mai_core::usage::{EventState, Source, Tokens, UsageEvent, UserRef};
 use mai_wire::tracker::{
-    seed, ByModel, ByUser, Daily, DayUsage, ErrorBody, Event, EventPage, KeyHandover, KeyLabel,
-    ModelUsage, Month, ProxyState, Status, SyncRequest, SyncStatus, Today, UserUsage, WebhookState,
+    seed, ByChat, ByGroup, ByModel, ByTask, ByUser, Daily, DayUsage, ErrorBody, Event, EventPage,
+    KeyHandover, KeyLabel, KeyedUsage, ModelUsage, Month, ProxyState, Status, SyncRequest,
+    SyncStatus, Today, UserUsage, WebhookState,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -311,7 +314,7 @@ pub async fn daily(
     })
 }
 
-/// The ledger query `by-user` and `by-model` price with: rows over a range, priced by
+/// The ledger query `by-user`, `by-model`, `by-task`, `by-group` and `by-chat` price with: rows over a range, priced by
 /// markup segment (the console prices its own copy with the same query).
 type PricedQuery<T> =
     fn(&Ledger, &str, NaiveDate, NaiveDate, &MarkupSchedule) -> Result<Vec<Priced<T>>, LedgerError>;
@@ -386,6 +389,90 @@ pub async fn by_model(
                 .collect(),
         })
     })
+    .await
+}
+
+/// The rows of `by-task`, `by-group` and `by-chat` (the ledger's
+/// [`Ledger::by_context_priced`]) as the wire has them.
+fn keyed_rows(rows: Vec<Priced<KeyTotals>>) -> Vec<KeyedUsage> {
+    rows.into_iter()
+        .map(|p| KeyedUsage {
+            key: p.row.key,
+            requests: p.row.totals.requests,
+            tokens: p.row.totals.tokens.into(),
+            raw_cost_usd: p.row.totals.cost_usd,
+            client_cost_usd: p.client_cost_usd,
+        })
+        .collect()
+}
+
+/// `GET /api/v1/usage/by-task`: the user's own messages (`chat`) against Open WebUI's
+/// background tasks, which are separate paid calls.
+pub async fn by_task(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<RangeQuery>,
+) -> Response {
+    auth!(st, headers, Role::Read);
+    priced_groups(
+        &st,
+        &q,
+        |l, o, f, t, s| l.by_context_priced(o, f, t, s, ContextKey::Task),
+        |from, to, rows| {
+            reply(ByTask {
+                org_id: st.cfg.org_id.clone(),
+                from,
+                to,
+                tasks: keyed_rows(rows),
+            })
+        },
+    )
+    .await
+}
+
+/// `GET /api/v1/usage/by-group`: per set of Open WebUI groups (departments).
+pub async fn by_group(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<RangeQuery>,
+) -> Response {
+    auth!(st, headers, Role::Read);
+    priced_groups(
+        &st,
+        &q,
+        |l, o, f, t, s| l.by_context_priced(o, f, t, s, ContextKey::Group),
+        |from, to, rows| {
+            reply(ByGroup {
+                org_id: st.cfg.org_id.clone(),
+                from,
+                to,
+                groups: keyed_rows(rows),
+            })
+        },
+    )
+    .await
+}
+
+/// `GET /api/v1/usage/by-chat`: per Open WebUI chat.
+pub async fn by_chat(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<RangeQuery>,
+) -> Response {
+    auth!(st, headers, Role::Read);
+    priced_groups(
+        &st,
+        &q,
+        |l, o, f, t, s| l.by_context_priced(o, f, t, s, ContextKey::Chat),
+        |from, to, rows| {
+            reply(ByChat {
+                org_id: st.cfg.org_id.clone(),
+                from,
+                to,
+                chats: keyed_rows(rows),
+            })
+        },
+    )
     .await
 }
 
@@ -489,6 +576,7 @@ fn wire_event(s: StoredEvent) -> Event {
         source: e.source,
         state: e.state,
         created_at: e.created_at,
+        context: e.context,
     }
 }
 
@@ -738,6 +826,7 @@ pub async fn seed_manual(
         source: Source::Manual,
         state: EventState::Confirmed,
         created_at: Utc::now(),
+        context: Default::default(),
     };
     if let Err(e) = ev
         .validate()

@@ -3,6 +3,7 @@
 //! Every secret can also come from `<NAME>_FILE` (Docker secrets). Parsing is a pure
 //! function over a lookup so tests need no process environment.
 
+use crate::identity::IdentityHeaders;
 use mai_core::openrouter::{SecretKey, DEFAULT_BASE_URL};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -105,7 +106,17 @@ pub struct Config {
     /// `MAI_MAX_EVENT_TOKENS`, default 100000000): above them an event is refused
     /// (422 on the API, counted in `/metrics`), never billed.
     pub caps: mai_core::usage::Caps,
+    /// Open WebUI's `FORWARD_USER_INFO_HEADER_JWT_SECRET`: when set, the user comes only
+    /// from its signed token and requests that spend without a valid one are refused
+    /// ([`crate::identity`]).
+    pub openwebui_jwt_secret: Option<Secret>,
+    /// The header names Open WebUI sends (`MAI_OPENWEBUI_HEADER_*`, defaults Open WebUI's).
+    pub openwebui_headers: IdentityHeaders,
 }
+
+/// Shortest `MAI_OPENWEBUI_JWT_SECRET`: HS256 wants a key of at least the hash size
+/// (RFC 7518 3.2; PyJWT warns below it too).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
 impl Config {
     /// Reads the process environment.
@@ -378,6 +389,58 @@ impl Config {
                 }
             },
         };
+        let openwebui_jwt_secret = secret("MAI_OPENWEBUI_JWT_SECRET")?;
+        if let Some(s) = &openwebui_jwt_secret {
+            if s.len() < MIN_JWT_SECRET_BYTES {
+                return Err(ConfigError::Invalid {
+                    name: "MAI_OPENWEBUI_JWT_SECRET",
+                    value: "<hidden>".into(),
+                    reason: format!(
+                        "is {} bytes; use at least {MIN_JWT_SECRET_BYTES} random characters (e.g. openssl rand -hex 32), the same in Open WebUI's FORWARD_USER_INFO_HEADER_JWT_SECRET",
+                        s.len()
+                    ),
+                });
+            }
+        }
+        let mut openwebui_headers = IdentityHeaders::default();
+        for (name, slot) in [
+            (
+                "MAI_OPENWEBUI_HEADER_USER_NAME",
+                &mut openwebui_headers.user_name,
+            ),
+            (
+                "MAI_OPENWEBUI_HEADER_USER_ID",
+                &mut openwebui_headers.user_id,
+            ),
+            (
+                "MAI_OPENWEBUI_HEADER_USER_EMAIL",
+                &mut openwebui_headers.user_email,
+            ),
+            (
+                "MAI_OPENWEBUI_HEADER_USER_ROLE",
+                &mut openwebui_headers.user_role,
+            ),
+            (
+                "MAI_OPENWEBUI_HEADER_CHAT_ID",
+                &mut openwebui_headers.chat_id,
+            ),
+            ("MAI_OPENWEBUI_HEADER_JWT", &mut openwebui_headers.jwt),
+            ("MAI_OPENWEBUI_HEADER_TASK", &mut openwebui_headers.task),
+            (
+                "MAI_OPENWEBUI_HEADER_USER_GROUPS",
+                &mut openwebui_headers.user_groups,
+            ),
+        ] {
+            if let Some(v) = var(name) {
+                *slot = http::HeaderName::from_bytes(v.as_bytes()).map_err(|_| {
+                    invalid(
+                        name,
+                        &v,
+                        "is not an HTTP header name; use letters, digits and '-', as in Open WebUI's setting".into(),
+                    )
+                })?;
+            }
+        }
         Ok(Config {
             openrouter_api_key: SecretKey::new(api_key),
             openrouter_base_url: base.trim_end_matches('/').to_owned(),
@@ -404,6 +467,8 @@ impl Config {
                 max_cost_usd,
                 max_tokens,
             },
+            openwebui_jwt_secret: openwebui_jwt_secret.map(Secret),
+            openwebui_headers,
         })
     }
 }
@@ -474,6 +539,8 @@ mod tests {
             ("MAI_WEBHOOK_SECRET", "short"),
             ("MAI_WEBHOOK_SECRET", "has a space in it, sixteen+"),
             ("MAI_WEBHOOK_SECRET_HEADER", "X Bad Header"),
+            ("MAI_OPENWEBUI_HEADER_USER_NAME", "X User Name"),
+            ("MAI_OPENWEBUI_HEADER_TASK", "x-mai-task:"),
         ] {
             let mut m = base();
             m.insert(name, value.to_owned());
@@ -527,11 +594,40 @@ mod tests {
         let e = parse(&m).unwrap_err().to_string();
         assert!(e.contains("OPENROUTER_API_KEY_FILE"), "{e}");
         let mut m = base();
+        m.insert("MAI_OPENWEBUI_JWT_SECRET", "too-short-secret".into());
+        let e = parse(&m).unwrap_err().to_string();
+        assert!(
+            e.contains("MAI_OPENWEBUI_JWT_SECRET") && !e.contains("too-short"),
+            "{e}"
+        );
+        let mut m = base();
         m.insert("MAI_TRACKER_READ_TOKEN", "short".into());
         let e = parse(&m).unwrap_err().to_string();
         assert!(
             e.contains("MAI_TRACKER_READ_TOKEN") && !e.contains("short"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn open_webui_identity_settings() {
+        let c = parse(&base()).unwrap();
+        assert!(c.openwebui_jwt_secret.is_none());
+        assert_eq!(c.openwebui_headers, IdentityHeaders::default());
+        assert_eq!(c.openwebui_headers.jwt.as_str(), "x-openwebui-user-jwt");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("jwt");
+        let secret = "s3cr3t-".repeat(6);
+        std::fs::write(&f, format!("{secret}\n")).unwrap();
+        let mut m = base();
+        m.insert("MAI_OPENWEBUI_JWT_SECRET_FILE", f.display().to_string());
+        m.insert("MAI_OPENWEBUI_HEADER_USER_NAME", "X-Company-User".into());
+        m.insert("MAI_OPENWEBUI_HEADER_CHAT_ID", "X-Company-Chat".into());
+        let c = parse(&m).unwrap();
+        assert_eq!(c.openwebui_jwt_secret.as_ref().unwrap().expose(), secret);
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+        assert_eq!(c.openwebui_headers.user_name.as_str(), "x-company-user");
+        assert_eq!(c.openwebui_headers.chat_id.as_str(), "x-company-chat");
+        assert_eq!(c.openwebui_headers.task.as_str(), "x-mai-task");
     }
 }

@@ -222,6 +222,7 @@ pub fn prepare_body(
         out,
         RequestInfo {
             user,
+            context: Default::default(),
             model,
             stream,
         },

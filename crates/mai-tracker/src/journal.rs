@@ -30,7 +30,10 @@
 //! otherwise good entry are cut to `MAX_FIELD_BYTES`, keeping the generation.
 
 use chrono::{DateTime, Utc};
-use mai_core::usage::{bound_field, bound_user, UserRef, MAX_FIELD_BYTES, MAX_GENERATION_ID_BYTES};
+use mai_core::usage::{
+    bound_context, bound_field, bound_user, ChatContext, UserRef, MAX_FIELD_BYTES,
+    MAX_GENERATION_ID_BYTES,
+};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -51,6 +54,10 @@ pub struct JournalEntry {
     pub model: String,
     #[serde(default)]
     pub user: UserRef,
+    /// Chat id, task and groups; absent from lines written before they were kept (and
+    /// left out when unknown), read as unknown.
+    #[serde(default, skip_serializing_if = "ChatContext::is_empty")]
+    pub context: ChatContext,
 }
 
 impl JournalEntry {
@@ -60,6 +67,7 @@ impl JournalEntry {
     pub fn bound_fields(&mut self) {
         bound_field(&mut self.model, MAX_FIELD_BYTES);
         bound_user(&mut self.user);
+        bound_context(&mut self.context);
     }
 
     fn is_bounded(&self) -> bool {
@@ -299,11 +307,18 @@ mod tests {
                 at: Utc::now(),
                 model: "a/b".into(),
                 user: UserRef::default(),
+                context: ChatContext {
+                    chat_id: Some(format!("chat-{i}")),
+                    task: (i == 1).then(|| "title_generation".into()),
+                    groups: Some("Księgowość, Zarząd".into()),
+                },
             });
         }
         assert!(!j.is_empty());
         let old = j.rotate().unwrap();
         assert_eq!(old.len(), 3);
+        assert_eq!(old[1].context.task.as_deref(), Some("title_generation"));
+        assert_eq!(old[2].context.groups.as_deref(), Some("Księgowość, Zarząd"));
         assert_eq!(j.len(), 0);
         j.done_with_old().unwrap();
         // Reopening sees an empty live file and no old file.
@@ -318,6 +333,7 @@ mod tests {
             at: Utc::now(),
             model: "a/b".into(),
             user: UserRef::default(),
+            context: ChatContext::default(),
         }
     }
 
@@ -375,5 +391,27 @@ mod tests {
         let back = j.rotate().unwrap();
         assert_eq!(back[0].user.email.as_ref().unwrap().len(), MAX_FIELD_BYTES);
         assert_eq!(back[0].model.len(), MAX_FIELD_BYTES);
+    }
+
+    #[test]
+    fn lines_written_before_the_context_existed_still_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.sqlite");
+        std::fs::write(
+            format!("{}.journal", db.display()),
+            concat!(
+                r#"{"id":"gen-old","at":"2026-11-20T10:00:00Z","model":"a/b","user":{"id":"u1","email":null,"name":"Zofia Łukasiewicz"}}"#,
+                "\n",
+                r#"{"id":"gen-older","at":"2026-11-20T10:00:01Z","model":"a/b"}"#,
+                "\n"
+            ),
+        )
+        .unwrap();
+        let j = Journal::open(&db).unwrap();
+        let old = j.rotate().unwrap();
+        assert_eq!(old.len(), 2);
+        assert_eq!(old[0].user.name.as_deref(), Some("Zofia Łukasiewicz"));
+        assert_eq!(old[0].context, ChatContext::default());
+        assert!(old[1].user.is_unknown());
     }
 }

@@ -11,6 +11,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod endpoint;
+pub mod identity;
 pub mod journal;
 pub mod key_history;
 pub mod limits;
@@ -62,6 +63,9 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/api/v1/usage/daily", get(api::daily))
         .route("/api/v1/usage/by-user", get(api::by_user))
         .route("/api/v1/usage/by-model", get(api::by_model))
+        .route("/api/v1/usage/by-task", get(api::by_task))
+        .route("/api/v1/usage/by-group", get(api::by_group))
+        .route("/api/v1/usage/by-chat", get(api::by_chat))
         .route("/api/v1/usage/month", get(api::month))
         .route("/api/v1/events", get(api::events))
         .route(

@@ -37,6 +37,10 @@ pub struct Metrics {
     /// Broadcast spans not recorded, by reason (`other_key`, `no_key_name`,
     /// `own_key_name_unknown`, `no_generation_id`).
     pub webhook_skipped: Mutex<BTreeMap<&'static str, u64>>,
+    /// Requests refused for their signed identity, by [`crate::identity::Rejection::reason`].
+    pub identity_rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// Identity, chat, task or group header values that were not UTF-8 (kept lossy).
+    pub identity_invalid_utf8: AtomicU64,
 }
 
 impl Metrics {
@@ -88,6 +92,15 @@ impl Metrics {
     pub fn count_webhook_skipped(&self, reason: &'static str) {
         *self
             .webhook_skipped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(reason)
+            .or_default() += 1;
+    }
+
+    pub fn count_identity_rejected(&self, reason: &'static str) {
+        *self
+            .identity_rejected
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(reason)
@@ -269,6 +282,26 @@ impl Metrics {
                 "mai_webhook_spans_skipped_total{{org=\"{org}\",reason=\"{r}\"}} {n}"
             );
         }
+        let _ = writeln!(o, "# HELP mai_identity_rejected_total Requests refused, never forwarded, for a missing or invalid signed identity (X-OpenWebUI-User-Jwt), by reason.\n# TYPE mai_identity_rejected_total counter");
+        {
+            let rejected = self
+                .identity_rejected
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for reason in crate::identity::Rejection::REASONS {
+                let _ = writeln!(
+                    o,
+                    "mai_identity_rejected_total{{org=\"{org}\",reason=\"{reason}\"}} {}",
+                    rejected.get(reason).copied().unwrap_or(0)
+                );
+            }
+        }
+        let _ = writeln!(o, "# HELP mai_identity_header_invalid_utf8_total Identity, chat, task or group header values that were not UTF-8 (kept with U+FFFD, not dropped).\n# TYPE mai_identity_header_invalid_utf8_total counter");
+        let _ = writeln!(
+            o,
+            "mai_identity_header_invalid_utf8_total{{org=\"{org}\"}} {}",
+            self.identity_invalid_utf8.load(Ordering::Relaxed)
+        );
         for (name, help, line) in extra {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{line}");
         }

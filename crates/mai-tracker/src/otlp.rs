@@ -254,6 +254,7 @@ fn parse_span(
         } else {
             EventState::Provisional
         },
+        context: Default::default(),
         created_at: unix_nanos(&span.end_time)
             .or_else(|| unix_nanos(&span.start_time))
             .unwrap_or_else(Utc::now),

@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use futures::Stream;
 use mai_core::openrouter::chat::ChatUsage;
-use mai_core::usage::{EventState, Source, Tokens, UsageEvent, UserRef};
+use mai_core::usage::{ChatContext, EventState, Source, Tokens, UsageEvent, UserRef};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -68,25 +68,12 @@ fn skip_response_header(name: &HeaderName) -> bool {
     )
 }
 
-/// Who asked, from Open WebUI's forwarded headers (ENABLE_FORWARD_USER_INFO_HEADERS).
-pub fn user_from_headers(h: &HeaderMap) -> UserRef {
-    let get = |n: &str| {
-        h.get(n)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.trim().chars().take(256).collect::<String>())
-            .filter(|s| !s.is_empty())
-    };
-    UserRef {
-        id: get("x-openwebui-user-id"),
-        email: get("x-openwebui-user-email"),
-        name: get("x-openwebui-user-name"),
-    }
-}
-
 /// What the proxy learned from the request before forwarding it.
 #[derive(Debug, Clone)]
 pub struct RequestInfo {
     pub user: UserRef,
+    /// Chat id, task and groups ([`crate::identity`]).
+    pub context: ChatContext,
     pub model: Option<String>,
     pub stream: bool,
 }
@@ -137,6 +124,7 @@ pub fn rewrite_chat_body(
         out,
         RequestInfo {
             user,
+            context: ChatContext::default(),
             model,
             stream,
         },
@@ -201,6 +189,7 @@ impl Meter {
             at: Utc::now(),
             model: self.model(),
             user: self.req.user.clone(),
+            context: self.req.context.clone(),
         };
         self.st.journal.append(&e);
         self.journaled = true;
@@ -279,6 +268,7 @@ impl Meter {
             source: Source::Proxy,
             state,
             created_at: Utc::now(),
+            context: self.req.context.clone(),
         };
         self.st.writer.record(ev);
     }
@@ -384,10 +374,25 @@ pub async fn handle(
             return error_response(refusal.status(), &refusal.to_string());
         }
     };
-    let header_user = user_from_headers(&headers);
+    // Who asked; with a JWT secret configured, a request that spends without a valid
+    // signed identity stops here, before anything reaches OpenRouter.
+    let spends = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let ident = match st.identity.read(&headers, spends, &st.metrics) {
+        Ok(i) => i,
+        Err(r) => {
+            tracing::warn!(reason = r.reason(), path = %uri.path(), "request refused: signed identity missing or invalid");
+            return error_response(
+                StatusCode::UNAUTHORIZED,
+                &r.message(&st.identity.headers.jwt),
+            );
+        }
+    };
     let (body, info) = match route.api {
-        Some(api) => match endpoint::prepare_body(api, body, &header_user) {
-            Ok(x) => x,
+        Some(api) => match endpoint::prepare_body(api, body, &ident.user) {
+            Ok((b, mut info)) => {
+                info.context = ident.context;
+                (b, info)
+            }
             Err(e) => {
                 return error_response(
                     StatusCode::BAD_REQUEST,
@@ -402,7 +407,8 @@ pub async fn handle(
         None => (
             body,
             RequestInfo {
-                user: header_user,
+                user: ident.user,
+                context: ident.context,
                 model: None,
                 stream: false,
             },
@@ -423,7 +429,7 @@ pub async fn handle(
     };
     let mut rb = lane.http().request(method.clone(), &url);
     for (k, v) in headers.iter() {
-        if !skip_request_header(k) {
+        if !skip_request_header(k) && !st.identity.is_own_header(k) {
             rb = rb.header(k, v);
         }
     }

@@ -240,6 +240,8 @@ pub fn event_from_stats(
             .map(|o| o.created_at)
             .or(g.created_at)
             .unwrap_or_else(Utc::now),
+        // OpenRouter knows nothing of the chat; keep what the proxy saw.
+        context: old.map(|o| o.context.clone()).unwrap_or_default(),
     }
 }
 
@@ -271,6 +273,7 @@ pub async fn replay_journal(st: &Arc<AppState>) -> anyhow::Result<u64> {
                 source: Source::Proxy,
                 state: EventState::Provisional,
                 created_at: e.at,
+                context: e.context,
             })
             .collect();
         let outcomes = st.writer.record_wait(evs).await?;

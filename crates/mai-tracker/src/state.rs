@@ -1,6 +1,7 @@
 //! Shared state of the running tracker.
 
 use crate::config::Config;
+use crate::identity::IdentityReader;
 use crate::journal::Journal;
 use crate::key_history::KeyHistory;
 use crate::metrics::Metrics;
@@ -25,6 +26,9 @@ pub struct AppState {
     /// A second connection for reads (WAL lets it run beside the writer).
     pub reader: Mutex<Ledger>,
     pub metrics: Metrics,
+    /// Reads who asked from Open WebUI's headers; holds the keyed JWT verifier, built
+    /// once here so the hot path only clones it.
+    pub identity: IdentityReader,
     /// What the last `/key` check said, in the form `/api/v1/status` reports it.
     pub key_status: Mutex<KeyStatus>,
     /// The reconciliation loop as `/api/v1/status` reports it; `provisional_pending` is
@@ -72,6 +76,10 @@ impl AppState {
             cfg.limits.admin_per_minute,
             Instant::now(),
         );
+        let identity = IdentityReader::new(
+            cfg.openwebui_headers.clone(),
+            cfg.openwebui_jwt_secret.as_ref().map(|s| s.expose()),
+        );
         Ok(Arc::new(AppState {
             key_status: Mutex::new(KeyStatus {
                 label: key.label(),
@@ -107,6 +115,7 @@ impl AppState {
             journal,
             reader: Mutex::new(reader),
             metrics: Metrics::default(),
+            identity,
             sync_lock: tokio::sync::Mutex::new(()),
             admin_bucket,
             started: Instant::now(),

@@ -637,6 +637,7 @@ pub(crate) mod tests {
             source: Source::Proxy,
             state: EventState::Confirmed,
             created_at: Utc::now(),
+            context: Default::default(),
         }
     }
 

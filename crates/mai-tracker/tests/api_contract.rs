@@ -12,8 +12,8 @@ use mai_core::usage::{EventState, Source, Tokens, UsageEvent, UserRef};
 use mai_sim::openrouter::{OpenRouterSim, SimConfig};
 use mai_wire::pricing::{CommercialTerms, LimitLevel, MarkupEntry, MarkupSchedule};
 use mai_wire::tracker::{
-    seed, ByModel, ByUser, Daily, ErrorBody, EventPage, KeyHandover, KeyLabel, KeyState, Month,
-    Status, SyncReport, SyncRequest, SyncStatus, Today,
+    seed, ByChat, ByGroup, ByModel, ByTask, ByUser, Daily, ErrorBody, EventPage, KeyHandover,
+    KeyLabel, KeyState, Month, Status, SyncReport, SyncRequest, SyncStatus, Today,
 };
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
@@ -148,7 +148,10 @@ async fn every_endpoint_answers_with_its_wire_type() {
         if let Some(u) = user {
             rb = rb
                 .header("X-OpenWebUI-User-Id", u)
-                .header("X-OpenWebUI-User-Email", format!("{u}@acme.pl"));
+                .header("X-OpenWebUI-User-Email", format!("{u}@acme.pl"))
+                .header("X-OpenWebUI-Chat-Id", format!("chat-of-{u}"))
+                .header("X-Mai-Task", if i == 0 { "" } else { "title_generation" })
+                .header("X-Mai-User-Groups", "Zarz%C4%85d");
         }
         let r = rb.send().await.unwrap();
         assert_eq!(r.status(), 200);
@@ -247,6 +250,27 @@ async fn every_endpoint_answers_with_its_wire_type() {
     let m: ByModel = env.read("/api/v1/usage/by-model").await;
     assert_eq!(m.models.len(), 1);
     assert_eq!(m.models[0].requests, 3);
+    let tasks: ByTask = env.read("/api/v1/usage/by-task").await;
+    let mut keys: Vec<_> = tasks.tasks.iter().map(|r| r.key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["(unknown)", "chat", "title_generation"]);
+    let groups: ByGroup = env.read("/api/v1/usage/by-group").await;
+    let mut keys: Vec<_> = groups.groups.iter().map(|r| r.key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["(no group)", "Zarząd"]);
+    let chats: ByChat = env.read("/api/v1/usage/by-chat").await;
+    assert_eq!(chats.chats.len(), 3);
+    for rows in [&tasks.tasks, &groups.groups, &chats.chats] {
+        assert_eq!(rows.iter().map(|r| r.requests).sum::<u64>(), 3);
+        assert_eq!(
+            rows.iter().map(|r| r.raw_cost_usd).sum::<Decimal>(),
+            t.raw_cost_usd
+        );
+        assert_eq!(
+            rows.iter().map(|r| r.client_cost_usd).sum::<Decimal>(),
+            t.client_cost_usd
+        );
+    }
     let month: Month = env.read("/api/v1/usage/month").await;
     assert_eq!(month.month, YearMonth::of(today).to_string());
     assert_eq!(month.requests, 3);
@@ -266,6 +290,11 @@ async fn every_endpoint_answers_with_its_wire_type() {
     assert!(all
         .iter()
         .all(|e| e.source == Source::Proxy && e.state == EventState::Confirmed));
+    assert!(all
+        .iter()
+        .any(|e| e.context.chat_id.as_deref() == Some("chat-of-u1")
+            && e.context.task.as_deref() == Some("chat")
+            && e.context.groups.as_deref() == Some("Zarząd")));
 
     // Admin: terms and key hand-over.
     let terms = CommercialTerms {
@@ -463,6 +492,7 @@ async fn pushed_terms_price_every_reply_survive_restarts_and_bad_ones_are_refuse
             source: Source::Reconciliation,
             state: EventState::Confirmed,
             created_at: past_at,
+            context: Default::default(),
         })
         .unwrap();
     // ...and two of u1 today through the proxy.

@@ -509,8 +509,28 @@ pub struct Dashboard {
     pub days: Vec<DayPoint>,
     pub by_user: Vec<Breakdown>,
     pub by_model: Vec<Breakdown>,
+    /// The month by task kind: `chat` (the users' own messages), each Open WebUI
+    /// background task (`title_generation`, ...) and `(unknown)` (the chat app did not
+    /// send `X-Mai-Task`); sums to the month.
+    pub by_task: Vec<Breakdown>,
+    /// Background tasks' share of the client cost of the events whose task is known
+    /// (0.25 = a quarter), rounded half up to 4 decimals; `null` when no event of the
+    /// month has a known task.
+    #[serde(with = "rust_decimal::serde::str_option")]
+    #[ts(type = "string | null")]
+    pub background_share: Option<Decimal>,
+    /// The month by group set (department), `(no group)` included; sums to the month.
+    pub by_group: Vec<Breakdown>,
+    /// The month's most expensive chats (at most [`TOP_CHATS`]); `(no chat)` is a row
+    /// when requests came outside any chat.
+    pub top_chats: Vec<Breakdown>,
+    /// How many chats (and the `(no chat)` row) the month has in all.
+    pub chat_count: u64,
     pub pln: PlnRate,
 }
+
+/// Most chats the dashboard lists.
+pub const TOP_CHATS: usize = 10;
 
 // ---------------------------------------------------------------------------------------
 // Billing

@@ -29,4 +29,4 @@ pub mod usage;
 pub use pricing::{
     CommercialTerms, LimitLevel, LimitState, MarkupEntry, MarkupSchedule, MarkupSegment,
 };
-pub use usage::{EventState, Source, TokenCounts, UnknownVariant, UserRef};
+pub use usage::{ChatContext, EventState, Source, TokenCounts, UnknownVariant, UserRef};

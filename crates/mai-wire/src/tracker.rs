@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::pricing::{CommercialTerms, LimitState, MarkupSegment};
-use crate::usage::{EventState, Source, TokenCounts, UserRef};
+use crate::usage::{ChatContext, EventState, Source, TokenCounts, UserRef};
 
 /// Every error reply: `{"error":{"code":<http status>,"message":"..."}}`. The message
 /// says what failed, on which input, and what to do.
@@ -295,6 +295,66 @@ pub struct ByModel {
     pub models: Vec<ModelUsage>,
 }
 
+/// Key of the `by-task` row of events whose task the chat app did not tell
+/// ([`ChatContext::task`] `null`); the user's own messages are
+/// [`crate::usage::TASK_CHAT`], background tasks their Open WebUI name.
+pub const TASK_UNKNOWN: &str = "(unknown)";
+/// Key of the `by-group` row of events without groups.
+pub const NO_GROUP: &str = "(no group)";
+/// Key of the `by-chat` row of events outside any chat.
+pub const NO_CHAT: &str = "(no chat)";
+
+/// One row of `by-task`, `by-group` or `by-chat`: the events sharing one key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct KeyedUsage {
+    /// The task kind ([`crate::usage::TASK_CHAT`], a task name or [`TASK_UNKNOWN`]), the
+    /// group set ([`NO_GROUP`]) or the chat id ([`NO_CHAT`]).
+    pub key: String,
+    pub requests: u64,
+    pub tokens: TokenCounts,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[ts(type = "string")]
+    pub raw_cost_usd: Decimal,
+    /// Priced by markup segment (each day at its own rate), as `by-user`.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[ts(type = "string")]
+    pub client_cost_usd: Decimal,
+}
+
+/// `GET /api/v1/usage/by-task?from=&to=` (read), highest raw cost first. The rows sum
+/// exactly to the range's totals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct ByTask {
+    pub org_id: String,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub tasks: Vec<KeyedUsage>,
+}
+
+/// `GET /api/v1/usage/by-group?from=&to=` (read), highest raw cost first. A user in
+/// several groups counts once, under the whole set (`"Finance, Sales"`), so the rows
+/// sum exactly to the range's totals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct ByGroup {
+    pub org_id: String,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub groups: Vec<KeyedUsage>,
+}
+
+/// `GET /api/v1/usage/by-chat?from=&to=` (read), highest raw cost first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct ByChat {
+    pub org_id: String,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub chats: Vec<KeyedUsage>,
+}
+
 /// `GET /api/v1/usage/month?month=YYYY-MM` (read), priced with the pushed terms.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields)]
@@ -342,6 +402,11 @@ pub struct Event {
     pub source: Source,
     pub state: EventState,
     pub created_at: DateTime<Utc>,
+    /// Chat id, task and groups; left out when none is known, so events without them
+    /// read as before this field existed.
+    #[serde(default, skip_serializing_if = "ChatContext::is_empty")]
+    #[ts(optional, as = "Option<ChatContext>")]
+    pub context: ChatContext,
 }
 
 /// `GET /api/v1/events?after=<cursor>&limit=<n>` (read).

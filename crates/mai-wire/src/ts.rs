@@ -25,13 +25,14 @@ pub fn typescript() -> String {
          // Do not edit: change the Rust types instead. Money is a decimal string; never parse it as a float.\n\n",
     );
     decls!(out, cfg;
-        usage::TokenCounts, usage::UserRef, usage::Source, usage::EventState,
+        usage::TokenCounts, usage::UserRef, usage::ChatContext, usage::Source, usage::EventState,
         pricing::MarkupSchedule, pricing::MarkupEntry, pricing::MarkupSegment,
         pricing::CommercialTerms, pricing::LimitLevel, pricing::LimitState,
         tracker::ErrorBody, tracker::ErrorDetail, tracker::KeyState, tracker::KeyStatus,
         tracker::Drift, tracker::ActivityDrift, tracker::SyncState, tracker::ProxyState,
         tracker::Status, tracker::Today, tracker::DayUsage, tracker::Daily,
         tracker::UserUsage, tracker::ByUser, tracker::ModelUsage, tracker::ByModel,
+        tracker::KeyedUsage, tracker::ByTask, tracker::ByGroup, tracker::ByChat,
         tracker::Month, tracker::Event, tracker::EventPage, tracker::SyncRequest,
         tracker::SyncStatus, tracker::SyncReport, tracker::KeyLabel,
         // The console's IPC: command replies, struct arguments and event payloads.

@@ -76,6 +76,50 @@ impl UserRef {
     }
 }
 
+/// What the chat app told us about a request besides who sent it: Open WebUI's chat
+/// id (`X-OpenWebUI-Chat-Id`), the background task (custom header `X-Mai-Task` filled
+/// with `{{TASK}}`) and the user's groups (custom header `X-Mai-User-Groups` filled with
+/// `{{USER_GROUPS}}`). Kept per event so cost can be shown per chat, per kind of
+/// request (the user's own message against title/tags/follow-up generation, which are
+/// separate paid calls) and per group (department). Every part may be unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct ChatContext {
+    /// Open WebUI's chat id; `null` for requests outside a chat (or not told).
+    #[serde(default)]
+    pub chat_id: Option<String>,
+    /// [`TASK_CHAT`] for the user's own message (the task header present and empty),
+    /// else Open WebUI's task name (`title_generation`, `tags_generation`, ...);
+    /// `null` when the chat app did not send the task header at all (not configured,
+    /// or an event recorded before the header existed), so an unconfigured chat app
+    /// never passes its background calls off as the users' own messages.
+    #[serde(default)]
+    pub task: Option<String>,
+    /// The user's group names, trimmed, sorted, deduplicated, joined with ", ";
+    /// `null` when the user is in no group or the chat app did not say.
+    #[serde(default)]
+    pub groups: Option<String>,
+}
+
+/// [`ChatContext::task`] of the user's own message (Open WebUI's `{{TASK}}` empty).
+/// Open WebUI has no task of this name, so it cannot be mistaken for one.
+pub const TASK_CHAT: &str = "chat";
+
+impl ChatContext {
+    pub fn is_empty(&self) -> bool {
+        self.chat_id.is_none() && self.task.is_none() && self.groups.is_none()
+    }
+    /// Fills what `self` lacks from `older`, as [`UserRef::or`]: a reconciliation
+    /// record knows nothing of the chat, the proxy did.
+    pub fn or(self, older: &ChatContext) -> ChatContext {
+        ChatContext {
+            chat_id: self.chat_id.or_else(|| older.chat_id.clone()),
+            task: self.task.or_else(|| older.task.clone()),
+            groups: self.groups.or_else(|| older.groups.clone()),
+        }
+    }
+}
+
 /// Where a record came from. Also its authority when two records of one generation
 /// disagree (see `mai_core::usage::UsageEvent::authority`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]

@@ -80,11 +80,15 @@ type Check = fn(&str, &str);
 /// (section, index of the block in it, type). Keep in the document's order.
 const TABLE: &[(&str, usize, Check)] = &[
     ("Conventions", 0, check::<tracker::ErrorBody>),
+    ("Proxy (OpenAI-compatible)", 0, check::<tracker::ErrorBody>),
     ("GET /api/v1/status", 0, check::<tracker::Status>),
     ("GET /api/v1/usage/today", 0, check::<tracker::Today>),
     ("GET /api/v1/usage/daily", 0, check::<tracker::Daily>),
     ("GET /api/v1/usage/by-user", 0, check::<tracker::ByUser>),
     ("GET /api/v1/usage/by-model", 0, check::<tracker::ByModel>),
+    ("GET /api/v1/usage/by-task", 0, check::<tracker::ByTask>),
+    ("GET /api/v1/usage/by-group", 0, check::<tracker::ByGroup>),
+    ("GET /api/v1/usage/by-chat", 0, check::<tracker::ByChat>),
     ("GET /api/v1/usage/month", 0, check::<tracker::Month>),
     ("GET /api/v1/events", 0, check::<tracker::EventPage>),
     ("POST /api/v1/sync", 0, check::<tracker::SyncRequest>),

@@ -47,6 +47,19 @@ export function percent(p: string | null | undefined): string {
   return a ? formatFixed(a, 1, ',', '.') + '%' : '—';
 }
 
+/** A fraction as a percentage with one decimal ("0.25" -> "25.0%"), exactly. */
+export function share(fraction: string | null | undefined): string {
+  const a = parseDec(fraction);
+  return a ? formatFixed(mul(a, { units: 100n, scale: 0 }), 1, ',', '.') + '%' : '—';
+}
+
+/** What a `by_task` row is, for people: Open WebUI's task names as they are. */
+export function taskLabel(key: string): string {
+  if (key === 'chat') return "Users' own messages";
+  if (key === '(unknown)') return 'Unknown (X-Mai-Task not sent)';
+  return key;
+}
+
 /** For charts only (axis scaling); never for displayed money. */
 export function toChartNumber(amount: string): number {
   return Number(amount);

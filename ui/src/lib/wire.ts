@@ -3,6 +3,24 @@
 
 export type TokenCounts = { prompt: number, completion: number, reasoning: number, cached: number, total: number, };
 export type UserRef = { id: string | null, email: string | null, name: string | null, };
+export type ChatContext = { 
+/**
+ * Open WebUI's chat id; `null` for requests outside a chat (or not told).
+ */
+chat_id: string | null, 
+/**
+ * [`TASK_CHAT`] for the user's own message (the task header present and empty),
+ * else Open WebUI's task name (`title_generation`, `tags_generation`, ...);
+ * `null` when the chat app did not send the task header at all (not configured,
+ * or an event recorded before the header existed), so an unconfigured chat app
+ * never passes its background calls off as the users' own messages.
+ */
+task: string | null, 
+/**
+ * The user's group names, trimmed, sorted, deduplicated, joined with ", ";
+ * `null` when the user is in no group or the chat app did not say.
+ */
+groups: string | null, };
 export type Source = "proxy" | "webhook" | "manual" | "reconciliation";
 export type EventState = "provisional" | "confirmed";
 export type MarkupSchedule = { default_rate: string, 
@@ -94,6 +112,19 @@ client_cost_usd: string, };
 export type ByUser = { org_id: string, from: string, to: string, users: Array<UserUsage>, };
 export type ModelUsage = { model: string, requests: number, tokens: TokenCounts, raw_cost_usd: string, client_cost_usd: string, };
 export type ByModel = { org_id: string, from: string, to: string, models: Array<ModelUsage>, };
+export type KeyedUsage = { 
+/**
+ * The task kind ([`crate::usage::TASK_CHAT`], a task name or [`TASK_UNKNOWN`]), the
+ * group set ([`NO_GROUP`]) or the chat id ([`NO_CHAT`]).
+ */
+key: string, requests: number, tokens: TokenCounts, raw_cost_usd: string, 
+/**
+ * Priced by markup segment (each day at its own rate), as `by-user`.
+ */
+client_cost_usd: string, };
+export type ByTask = { org_id: string, from: string, to: string, tasks: Array<KeyedUsage>, };
+export type ByGroup = { org_id: string, from: string, to: string, groups: Array<KeyedUsage>, };
+export type ByChat = { org_id: string, from: string, to: string, chats: Array<KeyedUsage>, };
 export type Month = { org_id: string, 
 /**
  * `YYYY-MM`.
@@ -111,7 +142,12 @@ export type Event = {
 /**
  * The ledger's change sequence: grows on every insert and correction.
  */
-seq: number, generation_id: string, org_id: string, user: UserRef, model: string, provider: string | null, tokens: TokenCounts, cost_usd: string, source: Source, state: EventState, created_at: string, };
+seq: number, generation_id: string, org_id: string, user: UserRef, model: string, provider: string | null, tokens: TokenCounts, cost_usd: string, source: Source, state: EventState, created_at: string, 
+/**
+ * Chat id, task and groups; left out when none is known, so events without them
+ * read as before this field existed.
+ */
+context?: ChatContext, };
 export type EventPage = { events: Array<Event>, next_cursor: number, has_more: boolean, };
 export type SyncRequest = { 
 /**
@@ -219,7 +255,32 @@ live: boolean, pull_error: string | null, updated_at: string, today: DayPoint, m
 /**
  * The last 30 days, oldest first, zeros included.
  */
-days: Array<DayPoint>, by_user: Array<Breakdown>, by_model: Array<Breakdown>, pln: PlnRate, };
+days: Array<DayPoint>, by_user: Array<Breakdown>, by_model: Array<Breakdown>, 
+/**
+ * The month by task kind: `chat` (the users' own messages), each Open WebUI
+ * background task (`title_generation`, ...) and `(unknown)` (the chat app did not
+ * send `X-Mai-Task`); sums to the month.
+ */
+by_task: Array<Breakdown>, 
+/**
+ * Background tasks' share of the client cost of the events whose task is known
+ * (0.25 = a quarter), rounded half up to 4 decimals; `null` when no event of the
+ * month has a known task.
+ */
+background_share: string | null, 
+/**
+ * The month by group set (department), `(no group)` included; sums to the month.
+ */
+by_group: Array<Breakdown>, 
+/**
+ * The month's most expensive chats (at most [`TOP_CHATS`]); `(no chat)` is a row
+ * when requests came outside any chat.
+ */
+top_chats: Array<Breakdown>, 
+/**
+ * How many chats (and the `(no chat)` row) the month has in all.
+ */
+chat_count: number, pln: PlnRate, };
 export type BillingStatus = "provisional" | "ready_to_issue" | "issued" | "missing_data" | "no_usage";
 export type TableARate = { 
 /**

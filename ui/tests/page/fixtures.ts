@@ -49,6 +49,21 @@ export function fixtures(scenario: string) {
     by_model: [
       { key: 'openai/gpt-4o-mini', label: 'openai/gpt-4o-mini', requests: 1000, tokens: 1000000, prompt_tokens: 800000, completion_tokens: 200000, raw_cost_usd: '1.2', client_cost_usd: '1.56' },
     ],
+    by_task: [
+      { key: 'chat', label: 'chat', requests: 300, tokens: 600000, prompt_tokens: 450000, completion_tokens: 150000, raw_cost_usd: '3', client_cost_usd: '3.9' },
+      { key: 'title_generation', label: 'title_generation', requests: 300, tokens: 90000, prompt_tokens: 80000, completion_tokens: 10000, raw_cost_usd: '0.6', client_cost_usd: '0.78' },
+      { key: 'follow_up_generation', label: 'follow_up_generation', requests: 300, tokens: 90000, prompt_tokens: 80000, completion_tokens: 10000, raw_cost_usd: '0.4', client_cost_usd: '0.52' },
+      { key: '(unknown)', label: '(unknown)', requests: 3, tokens: 900, prompt_tokens: 800, completion_tokens: 100, raw_cost_usd: '0.0001', client_cost_usd: '0.00013' },
+    ],
+    background_share: '0.25',
+    by_group: [
+      { key: 'Księgowość, Zarząd', label: 'Księgowość, Zarząd', requests: 600, tokens: 700000, prompt_tokens: 500000, completion_tokens: 200000, raw_cost_usd: '4', client_cost_usd: '5.2' },
+      { key: '(no group)', label: '(no group)', requests: 3, tokens: 900, prompt_tokens: 800, completion_tokens: 100, raw_cost_usd: '0.0001', client_cost_usd: '0.00013' },
+    ],
+    top_chats: [
+      { key: '6c1f0a2e-1b7a-4d0e-9d0e-0f6a3b2c1d00', label: '6c1f0a2e-1b7a-4d0e-9d0e-0f6a3b2c1d00', requests: 12, tokens: 40000, prompt_tokens: 30000, completion_tokens: 10000, raw_cost_usd: '0.9', client_cost_usd: '1.17' },
+    ],
+    chat_count: 57,
     pln,
   });
   const info: AppInfo = { version: '0.1.0', fleet_path: '/etc/mai/fleet.toml', load_error: null,

@@ -98,6 +98,19 @@ await test('client dashboard: cards in USD and PLN, chart, tabs by keyboard', as
   await page.keyboard.press('ArrowRight');
   assert.match(await text(page, '[data-testid="table-models"]'), /openai\/gpt-4o-mini/);
   await page.screenshot({ path: join(out, 'client-by-model.png'), fullPage: true });
+  await page.keyboard.press('ArrowRight');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'tab-tasks');
+  assert.match(await text(page, '[data-testid="background-share"]'), /25\.0%/);
+  assert.match(await text(page, '[data-testid="table-tasks"]'), /Users' own messages/);
+  assert.match(await text(page, '[data-testid="table-tasks"]'), /title_generation/);
+  await page.screenshot({ path: join(out, 'client-by-task.png'), fullPage: true });
+  await page.keyboard.press('ArrowRight');
+  assert.match(await text(page, '[data-testid="table-groups"]'), /Księgowość, Zarząd/);
+  await page.screenshot({ path: join(out, 'client-by-group.png'), fullPage: true });
+  await page.keyboard.press('ArrowRight');
+  assert.match(await text(page, '[data-testid="chat-count"]'), /1 most expensive of 57 chats/);
+  assert.match(await text(page, '[data-testid="table-chats"]'), /6c1f0a2e-1b7a-4d0e-9d0e-0f6a3b2c1d00/);
+  await page.screenshot({ path: join(out, 'client-top-chats.png'), fullPage: true });
 });
 
 await test('client dashboard: visible warning when PLN is unavailable', async (page) => {

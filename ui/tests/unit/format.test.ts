@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { age, int, percent, usd, usdPln } from '../../src/lib/format';
+import { age, int, percent, share, taskLabel, usd, usdPln } from '../../src/lib/format';
 import type { PlnRate } from '../../src/lib/wire';
 import { parseDec, round, formatFixed } from '../../src/lib/decimal';
 
@@ -50,5 +50,23 @@ describe('helpers', () => {
   it('decimal parse/round/format', () => {
     expect(formatFixed(round(parseDec('1E-9')!, 9), 9, ',', '.')).toBe('0.000000001');
     expect(parseDec('')).toBeNull();
+  });
+});
+
+describe('share', () => {
+  it('turns an exact fraction into a percentage with one decimal', () => {
+    expect(share('0.25')).toBe('25.0%');
+    expect(share('0.1234')).toBe('12.3%');
+    expect(share('0.00005')).toBe('0.0%');
+    expect(share('1')).toBe('100.0%');
+    expect(share(null)).toBe('—');
+  });
+});
+
+describe('taskLabel', () => {
+  it("names the users' own messages and the unknown row, keeps task names", () => {
+    expect(taskLabel('chat')).toBe("Users' own messages");
+    expect(taskLabel('(unknown)')).toMatch(/X-Mai-Task/);
+    expect(taskLabel('title_generation')).toBe('title_generation');
   });
 });

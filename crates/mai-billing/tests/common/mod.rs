@@ -106,6 +106,7 @@ pub fn event(org: &str, id: &str, model: &str, day: NaiveDate, cost: Decimal) ->
         state: EventState::Confirmed,
         // Noon UTC is the same Warsaw day all year.
         created_at: Utc.from_utc_datetime(&day.and_hms_opt(12, 0, 0).unwrap()),
+        context: Default::default(),
     }
 }
 

@@ -29,14 +29,14 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-pub use query::{EventPage, ModelTotals, Priced, UserTotals};
+pub use query::{ContextKey, EventPage, KeyTotals, ModelTotals, Priced, UserTotals};
 pub use schema::SCHEMA_VERSION;
 
 use crate::pricing::{MarkupSchedule, MonthSummary};
 use crate::time::{warsaw_day, YearMonth};
 use crate::usage::{
-    check_bounds, exact_add, exact_sub, Caps, EventState, Overflow, Source, Tokens, UsageError,
-    UsageEvent, UserRef,
+    check_bounds, exact_add, exact_sub, Caps, ChatContext, EventState, Overflow, Source, Tokens,
+    UsageError, UsageEvent, UserRef,
 };
 
 /// Ledger failures. Each says which file or record and what to do.
@@ -538,7 +538,8 @@ pub(crate) fn ts(at: DateTime<Utc>) -> String {
 }
 
 const EVENT_COLUMNS: &str = "seq, generation_id, org_id, user_id, user_email, user_name, model, provider, \
-     prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost_usd, source, state, created_at";
+     prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost_usd, source, state, created_at, \
+     chat_id, task, groups";
 
 /// A row as read, before validation of its text fields.
 pub(crate) struct EventRow {
@@ -553,6 +554,7 @@ pub(crate) struct EventRow {
     source: String,
     state: String,
     created_at: String,
+    context: ChatContext,
 }
 
 pub(crate) fn read_event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
@@ -572,6 +574,11 @@ pub(crate) fn read_event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow
         source: r.get(13)?,
         state: r.get(14)?,
         created_at: r.get(15)?,
+        context: ChatContext {
+            chat_id: r.get(16)?,
+            task: r.get(17)?,
+            groups: r.get(18)?,
+        },
     })
 }
 
@@ -607,6 +614,7 @@ impl EventRow {
                 source,
                 state,
                 created_at,
+                context: self.context,
             },
         })
     }
@@ -724,15 +732,17 @@ fn write_batch(
     ))?;
     let mut upsert = tx.prepare_cached(
         "INSERT INTO events (generation_id, seq, org_id, day, user_key, user_id, user_email, user_name, model, provider,
-             prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost_usd, source, state, created_at, recorded_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+             prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost_usd, source, state, created_at, recorded_at,
+             chat_id, task, groups)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
          ON CONFLICT (generation_id) DO UPDATE SET seq = excluded.seq, org_id = excluded.org_id, day = excluded.day,
              user_key = excluded.user_key, user_id = excluded.user_id, user_email = excluded.user_email,
              user_name = excluded.user_name, model = excluded.model, provider = excluded.provider,
              prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
              reasoning_tokens = excluded.reasoning_tokens, cached_tokens = excluded.cached_tokens,
              cost_usd = excluded.cost_usd, source = excluded.source, state = excluded.state,
-             created_at = excluded.created_at, recorded_at = excluded.recorded_at",
+             created_at = excluded.created_at, recorded_at = excluded.recorded_at,
+             chat_id = excluded.chat_id, task = excluded.task, groups = excluded.groups",
     )?;
     // Events of this batch not yet visible through `select` are tracked here, so a
     // generation twice in one batch behaves as if recorded one after the other.
@@ -760,6 +770,7 @@ fn write_batch(
                 // lacks are kept from the old one.
                 merged.org_id = old.org_id.clone();
                 merged.user = ev.user.clone().or(&old.user);
+                merged.context = ev.context.clone().or(&old.context);
                 if merged.provider.is_none() {
                     merged.provider = old.provider.clone();
                 }
@@ -793,6 +804,9 @@ fn write_batch(
             new.state.as_str(),
             ts(new.created_at),
             now,
+            new.context.chat_id,
+            new.context.task,
+            new.context.groups,
         ])?;
         next_seq += 1;
         pending.insert(ev.generation_id.as_str(), new);

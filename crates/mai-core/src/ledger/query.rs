@@ -51,6 +51,44 @@ pub struct ModelTotals {
     pub totals: Totals,
 }
 
+/// What [`Ledger::by_context_priced`] groups a range's events by: a part of their
+/// [`crate::usage::ChatContext`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextKey {
+    /// The task kind: `chat` (the user's own message), a background task's name, or
+    /// `(unknown)` when the chat app did not say.
+    Task,
+    /// The user's group set, or `(no group)`.
+    Group,
+    /// The chat id, or `(no chat)`.
+    Chat,
+}
+
+impl ContextKey {
+    fn column(self) -> &'static str {
+        match self {
+            ContextKey::Task => "task",
+            ContextKey::Group => "groups",
+            ContextKey::Chat => "chat_id",
+        }
+    }
+    /// The row key of events that lack this part (one owner: mai-wire's constants).
+    pub fn missing(self) -> &'static str {
+        match self {
+            ContextKey::Task => mai_wire::tracker::TASK_UNKNOWN,
+            ContextKey::Group => mai_wire::tracker::NO_GROUP,
+            ContextKey::Chat => mai_wire::tracker::NO_CHAT,
+        }
+    }
+}
+
+/// The usage of the events sharing one key (a task kind, group set or chat).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyTotals {
+    pub key: String,
+    pub totals: Totals,
+}
+
 /// A page of the raw event feed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventPage {
@@ -348,6 +386,84 @@ impl Ledger {
             |p| p.row.model.clone(),
             |p| p.row.totals.cost_usd,
         ))
+    }
+
+    /// Per task kind, group set or chat over `from..=to` (Warsaw days), unordered.
+    ///
+    /// There is no rollup by these keys (a chat id is nearly one key per few events),
+    /// so this sums the range's events themselves through the `(org_id, day)` index:
+    /// one pass, costs added as exact decimals, never in SQL (the text would go
+    /// through a float there).
+    pub fn by_context(
+        &self,
+        org: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+        key: ContextKey,
+    ) -> Result<BTreeMap<String, Totals>, LedgerError> {
+        check_range(from, to)?;
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {}, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost_usd
+                 FROM events WHERE org_id = ?1 AND day BETWEEN ?2 AND ?3",
+                key.column()
+            ))
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(params![org, from.to_string(), to.to_string()], |r| {
+                let mut t = read_totals_without_requests(r)?;
+                t.0.requests = 1;
+                Ok((r.get::<_, Option<String>>(0)?, t))
+            })
+            .map_err(|e| self.sql(e))?;
+        let mut out: BTreeMap<String, Totals> = BTreeMap::new();
+        for row in rows {
+            let (k, t) = row.map_err(|e| self.sql(e))?;
+            let k = k.unwrap_or_else(|| key.missing().to_owned());
+            let t = with_cost(t, &format!("event of {org}/{k}"))?;
+            out.entry(k)
+                .or_default()
+                .add(&t)
+                .map_err(|e| self.overflow(e))?;
+        }
+        Ok(out)
+    }
+
+    /// [`Ledger::by_context`] priced by markup segment, as [`Ledger::by_user_priced`]:
+    /// the rows sum exactly to the range's totals and client cost. Highest raw cost
+    /// first, then by key.
+    pub fn by_context_priced(
+        &self,
+        org: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+        schedule: &MarkupSchedule,
+        key: ContextKey,
+    ) -> Result<Vec<Priced<KeyTotals>>, LedgerError> {
+        let mut acc: BTreeMap<String, Priced<KeyTotals>> = BTreeMap::new();
+        for seg in price_days(schedule, &self.daily(org, from, to)?)? {
+            for (k, t) in self.by_context(org, seg.from, seg.to, key)? {
+                let e = acc.entry(k.clone()).or_insert_with(|| Priced {
+                    row: KeyTotals {
+                        key: k,
+                        totals: Totals::default(),
+                    },
+                    client_cost_usd: Decimal::ZERO,
+                });
+                e.row.totals.add(&t).map_err(|e| self.overflow(e))?;
+                let c = client_cost(t.cost_usd, seg.rate)?;
+                e.client_cost_usd = exact_add(e.client_cost_usd, c).ok_or_else(|| {
+                    self.overflow(Overflow {
+                        what: "client cost",
+                    })
+                })?;
+            }
+        }
+        let mut v: Vec<_> = acc.into_values().collect();
+        v.iter_mut()
+            .for_each(|p| p.row.totals.cost_usd = p.row.totals.cost_usd.normalize());
+        Ok(sorted(v, |p| p.row.key.clone(), |p| p.row.totals.cost_usd))
     }
 
     /// Orgs with any usage.

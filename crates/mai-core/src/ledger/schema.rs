@@ -68,6 +68,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         detail TEXT NOT NULL
     );
     "#,
+    // 2: what the chat app told about each request besides the user (Open WebUI's chat
+    // id, the background task, the user's groups). Rows written before read as unknown
+    // (NULL). The reports by task, group and chat scan a range's events by Warsaw day.
+    r#"
+    ALTER TABLE events ADD COLUMN chat_id TEXT;
+    ALTER TABLE events ADD COLUMN task TEXT;
+    ALTER TABLE events ADD COLUMN groups TEXT;
+    CREATE INDEX events_org_day ON events (org_id, day);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
-use mai_core::ledger::{ModelTotals, Priced, UserTotals};
+use mai_core::ledger::{ContextKey, KeyTotals, ModelTotals, Priced, UserTotals};
 use mai_core::pricing::MarkupSchedule;
 use mai_core::usage::Totals;
 use rust_decimal::Decimal;
@@ -13,7 +13,7 @@ use rust_decimal::Decimal;
 use super::{Ops, OpsError};
 
 /// What the dashboard shows crosses the console's IPC as it is.
-pub use mai_wire::console::{Breakdown, Dashboard, DayPoint, PlnRate};
+pub use mai_wire::console::{Breakdown, Dashboard, DayPoint, PlnRate, TOP_CHATS};
 
 /// The cache rows one dashboard is built from.
 #[derive(Debug, Clone)]
@@ -23,6 +23,10 @@ pub struct DashboardRows {
     /// This month so far, priced by markup segment (`Ledger::by_user_priced`).
     pub users: Vec<Priced<UserTotals>>,
     pub models: Vec<Priced<ModelTotals>>,
+    /// This month by task kind, group set and chat (`Ledger::by_context_priced`).
+    pub tasks: Vec<Priced<KeyTotals>>,
+    pub groups: Vec<Priced<KeyTotals>>,
+    pub chats: Vec<Priced<KeyTotals>>,
     /// The fleet file's schedule.
     pub schedule: MarkupSchedule,
 }
@@ -34,6 +38,52 @@ pub struct UsageView {
     pub days: Vec<DayPoint>,
     pub by_user: Vec<Breakdown>,
     pub by_model: Vec<Breakdown>,
+    pub by_task: Vec<Breakdown>,
+    pub background_share: Option<Decimal>,
+    pub by_group: Vec<Breakdown>,
+    /// At most [`TOP_CHATS`], highest raw cost first.
+    pub top_chats: Vec<Breakdown>,
+    pub chat_count: u64,
+}
+
+/// A task kind, group set or chat row as the dashboard shows it.
+fn keyed(p: Priced<KeyTotals>) -> Breakdown {
+    let Priced {
+        row,
+        client_cost_usd,
+    } = p;
+    Breakdown {
+        label: row.key.clone(),
+        key: row.key,
+        requests: row.totals.requests,
+        tokens: row.totals.tokens.total(),
+        prompt_tokens: row.totals.tokens.prompt,
+        completion_tokens: row.totals.tokens.completion,
+        raw_cost_usd: row.totals.cost_usd,
+        client_cost_usd,
+    }
+}
+
+/// Open WebUI's background tasks (title, tags, follow-ups, ...) as a share of the
+/// client cost of the requests whose task is known: what "1 message = 4 requests"
+/// costs. Requests of unknown task (the chat app did not send `X-Mai-Task`) are left
+/// out rather than counted as the users' own. `None` when no task is known.
+pub fn background_share(tasks: &[Breakdown]) -> Option<Decimal> {
+    let mut known = Decimal::ZERO;
+    let mut background = Decimal::ZERO;
+    for t in tasks {
+        if t.key == mai_wire::tracker::TASK_UNKNOWN {
+            continue;
+        }
+        known = known.checked_add(t.client_cost_usd)?;
+        if t.key != mai_core::usage::TASK_CHAT {
+            background = background.checked_add(t.client_cost_usd)?;
+        }
+    }
+    if known.is_zero() {
+        return None;
+    }
+    Some(mai_core::money::round_half_up(background.checked_div(known)?, 4).normalize())
 }
 
 /// Prices the cache rows for display: each day at its own markup; the month's by-user
@@ -47,6 +97,9 @@ pub fn usage_view(
         daily,
         users,
         models,
+        tasks,
+        groups,
+        chats,
         schedule,
     } = rows;
     let price = |d: NaiveDate, raw: Decimal| mai_core::pricing::price(&schedule, d, raw);
@@ -108,11 +161,18 @@ pub fn usage_view(
             },
         )
         .collect();
+    let by_task: Vec<Breakdown> = tasks.into_iter().map(keyed).collect();
+    let chat_count = chats.len() as u64;
     Ok(UsageView {
         today: today_point,
         days,
         by_user,
         by_model,
+        background_share: background_share(&by_task),
+        by_task,
+        by_group: groups.into_iter().map(keyed).collect(),
+        top_chats: chats.into_iter().take(TOP_CHATS).map(keyed).collect(),
+        chat_count,
     })
 }
 
@@ -158,6 +218,27 @@ impl Ops {
                         daily: l.daily(&org, from, today)?,
                         users: l.by_user_priced(&org, ym.first_day(), today, &schedule)?,
                         models: l.by_model_priced(&org, ym.first_day(), today, &schedule)?,
+                        tasks: l.by_context_priced(
+                            &org,
+                            ym.first_day(),
+                            today,
+                            &schedule,
+                            ContextKey::Task,
+                        )?,
+                        groups: l.by_context_priced(
+                            &org,
+                            ym.first_day(),
+                            today,
+                            &schedule,
+                            ContextKey::Group,
+                        )?,
+                        chats: l.by_context_priced(
+                            &org,
+                            ym.first_day(),
+                            today,
+                            &schedule,
+                            ContextKey::Chat,
+                        )?,
                         schedule,
                     },
                     month,
@@ -183,6 +264,11 @@ impl Ops {
             days: view.days,
             by_user: view.by_user,
             by_model: view.by_model,
+            by_task: view.by_task,
+            background_share: view.background_share,
+            by_group: view.by_group,
+            top_chats: view.top_chats,
+            chat_count: view.chat_count,
             pln,
         })
     }
@@ -238,6 +324,9 @@ mod tests {
                 ],
                 users: vec![],
                 models: vec![],
+                tasks: vec![],
+                groups: vec![],
+                chats: vec![],
                 schedule,
             },
         )
@@ -257,6 +346,9 @@ mod tests {
                 daily: vec![],
                 users: vec![],
                 models: vec![],
+                tasks: vec![],
+                groups: vec![],
+                chats: vec![],
                 schedule: MarkupSchedule::flat(dec!(1.3)),
             },
         )
@@ -303,6 +395,9 @@ mod tests {
                     ),
                 ],
                 models: vec![],
+                tasks: vec![],
+                groups: vec![],
+                chats: vec![],
                 schedule: MarkupSchedule::flat(dec!(1.25)),
             },
         )
@@ -331,6 +426,9 @@ mod tests {
                     },
                     dec!(2.6),
                 )],
+                tasks: vec![],
+                groups: vec![],
+                chats: vec![],
                 schedule: MarkupSchedule::flat(dec!(1.3)),
             },
         )
@@ -343,5 +441,53 @@ mod tests {
         assert_eq!((m.requests, m.tokens), (4, 500));
         assert_eq!(m.raw_cost_usd, dec!(2));
         assert_eq!(m.client_cost_usd, dec!(2.6));
+    }
+
+    fn key_row(key: &str, requests: u64, cost: Decimal, client: Decimal) -> Priced<KeyTotals> {
+        priced(
+            KeyTotals {
+                key: key.into(),
+                totals: totals(requests, 10, 5, cost),
+            },
+            client,
+        )
+    }
+
+    #[test]
+    fn tasks_groups_and_chats_with_the_background_share() {
+        let chats: Vec<_> = (0..15)
+            .map(|i| key_row(&format!("chat-{i:02}"), 1, dec!(0.01), dec!(0.013)))
+            .collect();
+        let view = usage_view(
+            d("2026-11-10"),
+            DashboardRows {
+                daily: vec![],
+                users: vec![],
+                models: vec![],
+                tasks: vec![
+                    key_row("chat", 4, dec!(0.6), dec!(0.78)),
+                    key_row("title_generation", 4, dec!(0.1), dec!(0.13)),
+                    key_row("(unknown)", 2, dec!(0.05), dec!(0.065)),
+                    key_row("tags_generation", 4, dec!(0.1), dec!(0.13)),
+                ],
+                groups: vec![key_row("Księgowość, Zarząd", 3, dec!(1), dec!(1.3))],
+                chats,
+                schedule: MarkupSchedule::flat(dec!(1.3)),
+            },
+        )
+        .unwrap();
+        // (0.13 + 0.13) / (0.78 + 0.13 + 0.13) = 0.25; the unknown row is left out.
+        assert_eq!(view.background_share, Some(dec!(0.25)));
+        assert_eq!(view.by_task.len(), 4);
+        assert_eq!(view.by_task[1].label, "title_generation");
+        assert_eq!(view.by_group[0].label, "Księgowość, Zarząd");
+        assert_eq!(view.by_group[0].tokens, 15);
+        assert_eq!(view.top_chats.len(), TOP_CHATS);
+        assert_eq!(view.chat_count, 15);
+        assert_eq!(
+            background_share(&view.by_task[2..3]),
+            None,
+            "only unknown tasks"
+        );
     }
 }

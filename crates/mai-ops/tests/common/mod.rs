@@ -16,7 +16,7 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
 use mai_wire::tracker as wire;
-use mai_wire::{CommercialTerms, EventState, Source, TokenCounts, UserRef};
+use mai_wire::{ChatContext, CommercialTerms, EventState, Source, TokenCounts, UserRef};
 
 #[derive(Clone, Debug)]
 pub struct FakeEvent {
@@ -30,6 +30,8 @@ pub struct FakeEvent {
     pub state: EventState,
     pub source: Source,
     pub at: DateTime<Utc>,
+    /// Chat id, task and groups, as the tracker reports what Open WebUI told it.
+    pub context: ChatContext,
 }
 
 #[derive(Default)]
@@ -77,10 +79,28 @@ impl TrackerState {
                 Source::Proxy
             },
             at: Utc::now(),
+            context: ChatContext::default(),
         };
         // A correction re-emits the event with a higher seq.
         self.events.retain(|x| x.id != id);
         self.events.push(e);
+    }
+    /// Like [`TrackerState::add`], with the chat id, task and groups of the event.
+    pub fn add_in_chat(
+        &mut self,
+        id: &str,
+        user: &'static str,
+        cost: &str,
+        chat: Option<&str>,
+        task: Option<&str>,
+        groups: Option<&str>,
+    ) {
+        self.add(id, user, "openai/gpt-4o-mini", cost, "confirmed");
+        self.events.last_mut().unwrap().context = ChatContext {
+            chat_id: chat.map(String::from),
+            task: task.map(String::from),
+            groups: groups.map(String::from),
+        };
     }
     fn today_cost(&self) -> Decimal {
         let today = mai_core::time::warsaw_today();
@@ -280,6 +300,7 @@ async fn events(
             source: e.source,
             state: e.state,
             created_at: e.at,
+            context: e.context.clone(),
         })
         .collect();
     Json(wire::EventPage {
