@@ -26,7 +26,8 @@ stage() {
 trap 'stage_done; printf "\ntest.sh: wall, CPU per stage (%ds in all)\n%s" "$SECONDS" "$summary"; rm -f "$times_file"' EXIT
 
 stage setup
-scripts/setup.sh
+# With the real chat app (open-webui, about 7 GB, installed once into a cached venv).
+scripts/setup.sh openwebui
 scripts/ensure-docker.sh
 # The console embeds ui/dist (src-tauri/build.rs builds it when missing, and watches it):
 # build it before any cargo command, so that no cargo command does and the next one
@@ -62,6 +63,9 @@ tests/run-ui-tests.sh
 
 stage "README commands, exactly as written, against the demo fleet without the console"
 tests/readme-commands.sh
+
+stage "end to end: the real Open WebUI in front of a real tracker (plain and signed identity)"
+tests/run-openwebui-e2e.sh
 
 stage "end to end: real tracker containers, the real console over WebDriver under Xvfb, Docker over SSH"
 tests/run-e2e.sh

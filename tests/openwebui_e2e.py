@@ -265,7 +265,7 @@ def run_mode(mode, args, procs, sim_base, seed_byte):
     check(sum(Decimal(r["raw_cost_usd"]) for r in by_user["users"]) == total, f"[{mode}] by-user total")
 
     by_task = ok(http("GET", tbase + "/api/v1/usage/by-task" + q, token=READ_TOKEN), "by-task")
-    trows = {r["task"]: r for r in by_task["tasks"]}
+    trows = {r["key"]: r for r in by_task["tasks"]}
     check(set(trows) == {"chat", "title_generation"}, f"[{mode}] task kinds {sorted(trows)}")
     check(trows["title_generation"]["requests"] == len(USERS), f"[{mode}] title requests {trows['title_generation']}")
     check(Decimal(trows["title_generation"]["raw_cost_usd"]) == title_truth,
@@ -273,17 +273,17 @@ def run_mode(mode, args, procs, sim_base, seed_byte):
     check(Decimal(trows["chat"]["raw_cost_usd"]) == total - title_truth, f"[{mode}] own-message cost")
 
     by_group = ok(http("GET", tbase + "/api/v1/usage/by-group" + q, token=READ_TOKEN), "by-group")
-    grows = {r["group"]: r for r in by_group["groups"]}
+    grows = {r["key"]: r for r in by_group["groups"]}
     expect_group = defaultdict(Decimal)
     for name, email, gs in USERS:
-        label = ", ".join(sorted(gs)) if gs else None
+        label = ", ".join(sorted(gs)) if gs else "(no group)"
         expect_group[label] += by_user_truth[users[email]["id"]]
-    check(set(grows) == set(expect_group), f"[{mode}] groups {sorted(map(str, grows))} != {sorted(map(str, expect_group))}")
+    check(set(grows) == set(expect_group), f"[{mode}] groups {sorted(grows)} != {sorted(expect_group)}")
     for g, c in expect_group.items():
         check(Decimal(grows[g]["raw_cost_usd"]) == c, f"[{mode}] group {g!r}: {grows[g]['raw_cost_usd']} != {c}")
 
     by_chat = ok(http("GET", tbase + "/api/v1/usage/by-chat" + q, token=READ_TOKEN), "by-chat")
-    crows = {r["chat_id"]: r for r in by_chat["chats"]}
+    crows = {r["key"]: r for r in by_chat["chats"]}
     for cid in chats:
         check(cid in crows and crows[cid]["requests"] == 2, f"[{mode}] chat {cid}: {crows.get(cid)}")
     check(sum(Decimal(r["raw_cost_usd"]) for r in by_chat["chats"]) == total, f"[{mode}] by-chat total")
