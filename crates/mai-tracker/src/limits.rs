@@ -223,20 +223,26 @@ impl<T> TimedIo<T> {
     }
 }
 
-/// Polls the deadline of a pending operation: `Err` once it has passed.
-fn pending_past(
+/// Passes a ready result through (and disarms the deadline); for a pending one, arms
+/// the deadline on first sight and turns it into `TimedOut` once it has passed.
+fn timed<T>(
+    res: Poll<io::Result<T>>,
     slot: &mut Option<Pin<Box<Sleep>>>,
     after: Duration,
     cx: &mut Context<'_>,
     what: &str,
-) -> io::Result<()> {
+) -> Poll<io::Result<T>> {
+    if res.is_ready() {
+        *slot = None;
+        return res;
+    }
     let sleep = slot.get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
     match sleep.as_mut().poll(cx) {
-        Poll::Ready(()) => Err(io::Error::new(
+        Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
             io::ErrorKind::TimedOut,
             format!("{what} for {} s", after.as_secs()),
-        )),
-        Poll::Pending => Ok(()),
+        ))),
+        Poll::Pending => Poll::Pending,
     }
 }
 
@@ -247,21 +253,14 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Pending => match pending_past(
-                &mut this.read_deadline,
-                this.idle,
-                cx,
-                "client sent nothing",
-            ) {
-                Ok(()) => Poll::Pending,
-                Err(e) => Poll::Ready(Err(e)),
-            },
-            ready => {
-                this.read_deadline = None;
-                ready
-            }
-        }
+        let res = Pin::new(&mut this.inner).poll_read(cx, buf);
+        timed(
+            res,
+            &mut this.read_deadline,
+            this.idle,
+            cx,
+            "client sent nothing",
+        )
     }
 }
 
@@ -272,21 +271,14 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Pending => match pending_past(
-                &mut this.write_deadline,
-                this.send,
-                cx,
-                "client read nothing",
-            ) {
-                Ok(()) => Poll::Pending,
-                Err(e) => Poll::Ready(Err(e)),
-            },
-            ready => {
-                this.write_deadline = None;
-                ready
-            }
-        }
+        let res = Pin::new(&mut this.inner).poll_write(cx, buf);
+        timed(
+            res,
+            &mut this.write_deadline,
+            this.send,
+            cx,
+            "client read nothing",
+        )
     }
 
     fn poll_write_vectored(
@@ -295,21 +287,14 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Pending => match pending_past(
-                &mut this.write_deadline,
-                this.send,
-                cx,
-                "client read nothing",
-            ) {
-                Ok(()) => Poll::Pending,
-                Err(e) => Poll::Ready(Err(e)),
-            },
-            ready => {
-                this.write_deadline = None;
-                ready
-            }
-        }
+        let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        timed(
+            res,
+            &mut this.write_deadline,
+            this.send,
+            cx,
+            "client read nothing",
+        )
     }
 
     fn is_write_vectored(&self) -> bool {
