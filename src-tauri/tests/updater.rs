@@ -190,10 +190,11 @@ fn shipped_updater_endpoints_are_https_only() {
     );
 
     let example = dir.join("../fleet.example.toml");
-    let fleet =
-        mai_ops::fleet::Fleet::parse(&std::fs::read_to_string(&example).unwrap(), &example)
-            .unwrap();
-    let u = fleet.updater.expect("fleet.example.toml documents [updater]");
+    let fleet = mai_ops::fleet::Fleet::parse(&std::fs::read_to_string(&example).unwrap(), &example)
+        .unwrap();
+    let u = fleet
+        .updater
+        .expect("fleet.example.toml documents [updater]");
     assert!(
         u.endpoint.starts_with("https://"),
         "fleet.example.toml's updater endpoint {}",

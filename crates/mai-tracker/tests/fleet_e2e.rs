@@ -184,7 +184,10 @@ async fn three_client_fleet_on_docker_matches_the_simulator() {
     assert_eq!(ids, ["10001", "10001"], "{top}");
     let env = run(Command::new("docker").args(["inspect", "-f", "{{json .Config.Env}}", &c1]));
     assert!(!env.contains("OPENROUTER_API_KEY="), "{env}");
-    assert!(env.contains("OPENROUTER_API_KEY_FILE=/run/secrets/"), "{env}");
+    assert!(
+        env.contains("OPENROUTER_API_KEY_FILE=/run/secrets/"),
+        "{env}"
+    );
 
     // Traffic on all three; client 2 is restarted in the middle of it.
     let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
