@@ -26,7 +26,7 @@ stage() {
 trap 'stage_done; printf "\ntest.sh: wall, CPU per stage (%ds in all)\n%s" "$SECONDS" "$summary"; rm -f "$times_file"' EXIT
 
 stage setup
-scripts/setup.sh
+scripts/setup.sh fuzz deny   # with cargo-fuzz and cargo-deny (the stages below)
 scripts/ensure-docker.sh
 # The console embeds ui/dist (src-tauri/build.rs builds it when missing, and watches it):
 # build it before any cargo command, so that no cargo command does and the next one
@@ -41,6 +41,9 @@ cargo fmt --all --check
 
 stage "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+stage "supply chain: cargo deny (licenses, bans, sources; advisories when the DB is reachable)"
+tests/run-deny.sh
 
 # One build for every stage below: the whole workspace with its tests, with one feature
 # set (scripts/env.sh). Later stages only run what this built.
@@ -64,6 +67,9 @@ tests/readme-commands.sh
 
 stage "end to end: real tracker containers, the real console over WebDriver under Xvfb, Docker over SSH"
 tests/run-e2e.sh
+
+stage "fuzz: each cargo-fuzz target for ${FUZZ_SECONDS:-60} s from its seed corpus (tests/run-fuzz.sh)"
+tests/run-fuzz.sh
 
 echo
 echo "test.sh: all stages passed"
