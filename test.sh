@@ -26,8 +26,9 @@ stage() {
 trap 'stage_done; printf "\ntest.sh: wall, CPU per stage (%ds in all)\n%s" "$SECONDS" "$summary"; rm -f "$times_file"' EXIT
 
 stage setup
-# With the real chat app (open-webui, about 7 GB, installed once into a cached venv).
-scripts/setup.sh openwebui
+# With the real chat app (open-webui, about 7 GB, installed once into a cached venv),
+# cargo-fuzz and cargo-deny (the stages below).
+scripts/setup.sh openwebui fuzz deny
 scripts/ensure-docker.sh
 # The console embeds ui/dist (src-tauri/build.rs builds it when missing, and watches it):
 # build it before any cargo command, so that no cargo command does and the next one
@@ -42,6 +43,9 @@ cargo fmt --all --check
 
 stage "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+stage "supply chain: cargo deny (licenses, bans, sources; advisories when the DB is reachable)"
+tests/run-deny.sh
 
 # One build for every stage below: the whole workspace with its tests, with one feature
 # set (scripts/env.sh). Later stages only run what this built.
@@ -69,6 +73,9 @@ tests/run-openwebui-e2e.sh
 
 stage "end to end: real tracker containers, the real console over WebDriver under Xvfb, Docker over SSH"
 tests/run-e2e.sh
+
+stage "fuzz: each cargo-fuzz target for ${FUZZ_SECONDS:-60} s from its seed corpus (tests/run-fuzz.sh)"
+tests/run-fuzz.sh
 
 echo
 echo "test.sh: all stages passed"

@@ -33,6 +33,7 @@ build() { # name binary dockerfile
   rm -rf "${ctx:?}"/*
   cp "$bin/$2" "$ctx/$2"
   cp "$here/$3" "$ctx/Dockerfile"
+  mkdir "$ctx/data"   # the tracker's /data, owned by its non-root user (Dockerfile.tracker)
   docker build -q -t "$1:$tag" "$ctx" >/dev/null
   echo "build-images: $1:$tag ($(docker image inspect -f '{{.Size}}' "$1:$tag") bytes)"
 }

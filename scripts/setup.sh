@@ -10,6 +10,8 @@
 #   scripts/setup.sh openwebui  also the real chat app, open-webui $OPENWEBUI_VERSION from
 #                               PyPI, in $MAI_OPENWEBUI_VENV (about 7 GB: installed once,
 #                               reused by every run; test.sh's end-to-end stage needs it)
+#   scripts/setup.sh fuzz       also cargo-fuzz (tests/run-fuzz.sh; test.sh asks for it)
+#   scripts/setup.sh deny       also cargo-deny (deny.toml; test.sh asks for it)
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
@@ -55,11 +57,20 @@ if ! command -v tauri-driver >/dev/null 2>&1; then
   env -u CARGO_TARGET_DIR cargo install tauri-driver --version 2.1.0 --locked --quiet
 fi
 
-# Frontend dependencies (versions from package-lock.json). `npm install`, not `npm ci`:
-# with this machine's omit-lockfile-registry-resolved setting npm 11 leaves other
-# platforms' optional packages out of the lock, and `npm ci` then refuses it.
-if [ -f "$MAI_ROOT/ui/package-lock.json" ] && [ ! -d "$MAI_ROOT/ui/node_modules" ]; then
-  (cd "$MAI_ROOT/ui" && npm install --no-audit --no-fund --loglevel=error)
+# Frontend dependencies, exactly as ui/package-lock.json pins them: `npm ci` when
+# node_modules is missing or the lock changed since the last install (a stamp with the
+# lock's hash). ui/.npmrc turns off this machine's omit-lockfile-registry-resolved: with it
+# npm 11 wrote locks without other platforms' optional packages (@rollup/rollup-darwin-*
+# ...), which `npm ci` refuses as out of sync. Regenerate the lock inside ui/ so that
+# .npmrc applies (`npm install --package-lock-only`).
+if [ -f "$MAI_ROOT/ui/package-lock.json" ]; then
+  lock_sum="$(sha256sum "$MAI_ROOT/ui/package-lock.json" | cut -d' ' -f1)"
+  stamp="$MAI_ROOT/ui/node_modules/.mai-lock-sha256"
+  if [ ! -d "$MAI_ROOT/ui/node_modules" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ]; then
+    echo "setup: npm ci in ui/"
+    (cd "$MAI_ROOT/ui" && npm ci --no-audit --no-fund --loglevel=error)
+    printf '%s\n' "$lock_sum" >"$stamp"
+  fi
 fi
 
 # A real client library (openai, PyPI) for the simulator's contract test.
@@ -68,6 +79,16 @@ if ! "$MAI_VENV/bin/python" -c 'import openai' >/dev/null 2>&1; then
   [ -x "$MAI_VENV/bin/python" ] || python3 -m venv "$MAI_VENV"
   "$MAI_VENV/bin/pip" install --quiet openai
 fi
+
+# A cargo-installed tool at a pinned version; skipped when that version answers.
+cargo_tool() { # crate version
+  if [ "$("$1" --version 2>/dev/null | awk '{print $2}')" != "$2" ]; then
+    echo "setup: installing $1 $2"
+    env -u CARGO_TARGET_DIR cargo install "$1" --version "$2" --locked --quiet
+  fi
+}
+CARGO_FUZZ_VERSION=0.13.2
+CARGO_DENY_VERSION=0.20.2
 
 for extra in "$@"; do
   case "$extra" in
@@ -93,7 +114,17 @@ for extra in "$@"; do
         touch "$venv/.installed-$OPENWEBUI_VERSION"
       fi
       ;;
-    *) echo "setup: unknown component '$extra' (known: litellm, openwebui)" >&2; exit 2 ;;
+    fuzz)
+      # cargo-fuzz for tests/run-fuzz.sh (which also says why it runs with
+      # RUSTC_BOOTSTRAP=1 on the stable toolchain). Built in cargo install's own temp dir.
+      cargo_tool cargo-fuzz "$CARGO_FUZZ_VERSION"
+      ;;
+    deny)
+      # cargo-deny for the supply-chain stage (deny.toml: advisories, licenses, bans,
+      # sources). A few minutes to build, once.
+      cargo_tool cargo-deny "$CARGO_DENY_VERSION"
+      ;;
+    *) echo "setup: unknown component '$extra' (known: litellm, openwebui, fuzz, deny)" >&2; exit 2 ;;
   esac
 done
 echo "setup: ok"

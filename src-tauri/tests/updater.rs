@@ -1,6 +1,7 @@
 //! The updater against a local update server with a minisign-signed manifest, on tauri's
 //! mock runtime: a newer version is found, its artifact downloads and verifies; a tampered
-//! artifact is refused; an older manifest means "up to date".
+//! artifact is refused; an older manifest means "up to date". And what ships: the
+//! updater endpoints of tauri.conf.json and of fleet.example.toml are https only.
 
 use std::io::Cursor;
 
@@ -155,4 +156,48 @@ fn an_older_or_equal_release_means_up_to_date() {
             .unwrap();
         assert!(updater.check().await.unwrap().is_none());
     });
+}
+
+/// Every updater endpoint that ships is https: tauri.conf.json's (the default) and the
+/// documented fleet-file override. The plugin itself refuses a non-https endpoint in
+/// release builds only while `dangerousInsecureTransportProtocol` is off, so that flag
+/// must not be in the shipped config either (tests set it on their own mock context).
+#[test]
+fn shipped_updater_endpoints_are_https_only() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let conf: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("tauri.conf.json")).unwrap())
+            .unwrap();
+    let updater = &conf["plugins"]["updater"];
+    let endpoints = updater["endpoints"]
+        .as_array()
+        .expect("tauri.conf.json: plugins.updater.endpoints");
+    assert!(!endpoints.is_empty());
+    for e in endpoints {
+        let url = e.as_str().expect("an endpoint is a string");
+        assert!(
+            url.starts_with("https://"),
+            "tauri.conf.json ships updater endpoint {url}"
+        );
+    }
+    assert!(
+        updater.get("dangerousInsecureTransportProtocol").is_none(),
+        "tauri.conf.json must not allow insecure updater transport"
+    );
+    assert!(
+        updater["pubkey"].as_str().is_some_and(|k| !k.is_empty()),
+        "the release signing public key"
+    );
+
+    let example = dir.join("../fleet.example.toml");
+    let fleet = mai_ops::fleet::Fleet::parse(&std::fs::read_to_string(&example).unwrap(), &example)
+        .unwrap();
+    let u = fleet
+        .updater
+        .expect("fleet.example.toml documents [updater]");
+    assert!(
+        u.endpoint.starts_with("https://"),
+        "fleet.example.toml's updater endpoint {}",
+        u.endpoint
+    );
 }

@@ -120,13 +120,20 @@ pub struct Overflow {
 /// scale of its operands; a rounded one has a smaller scale.
 pub fn exact_add(a: Decimal, b: Decimal) -> Option<Decimal> {
     let r = a.checked_add(b)?;
-    (r.scale() == a.scale().max(b.scale())).then_some(r)
+    kept_all_digits(a, b, r).then_some(r)
 }
 
 /// `a - b` if exact (see [`exact_add`]).
 pub fn exact_sub(a: Decimal, b: Decimal) -> Option<Decimal> {
     let r = a.checked_sub(b)?;
-    (r.scale() == a.scale().max(b.scale())).then_some(r)
+    kept_all_digits(a, b, r).then_some(r)
+}
+
+/// rust_decimal drops fractional digits (lowers the scale) when a result no longer fits
+/// its 96-bit mantissa. A zero operand is the exception: the other one is returned as
+/// it is, at its own scale, which is exact (found by `ledger_props`: `0 - 0.000000000`).
+fn kept_all_digits(a: Decimal, b: Decimal, r: Decimal) -> bool {
+    a.is_zero() || b.is_zero() || r.scale() >= a.scale().max(b.scale())
 }
 
 /// Token counts as OpenRouter reports them (native tokenizer). `prompt` includes

@@ -230,7 +230,19 @@ fn read_entries(path: &Path) -> std::io::Result<Entries> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
         Err(e) => return Err(e),
     };
-    let mut r = BufReader::new(f);
+    read_entries_from(BufReader::new(f))
+}
+
+/// The entries of a journal's bytes, one JSON object per line: public for the fuzz
+/// target (fuzz/fuzz_targets/journal_lines.rs). Bad lines are left out.
+pub fn read_from(r: impl BufRead) -> std::io::Result<Vec<JournalEntry>> {
+    read_entries_from(r).map(|(good, _)| good)
+}
+
+/// Lines are bytes, not text: a torn write can end in the middle of a multi-byte
+/// character (a user's name), and a crash can leave garbage blocks; such a line is set
+/// aside like any other bad line, never fails the whole read (and with it start-up).
+fn read_entries_from(mut r: impl BufRead) -> std::io::Result<Entries> {
     let (mut good, mut bad) = (Vec::new(), Vec::new());
     let mut buf = Vec::new();
     loop {
@@ -413,5 +425,39 @@ mod tests {
         assert_eq!(old[0].user.name.as_deref(), Some("Zofia Łukasiewicz"));
         assert_eq!(old[0].context, ChatContext::default());
         assert!(old[1].user.is_unknown());
+    }
+
+    /// Found by fuzz/fuzz_targets/journal_lines.rs: a line that is not UTF-8 (here
+    /// bytes 0x91 0xa5, as a torn write leaves a cut multi-byte character) made the
+    /// whole journal unreadable, so `rotate` failed and the tracker could not start.
+    #[test]
+    fn a_line_that_is_not_utf8_is_skipped_not_fatal() {
+        let crash: &[u8] = &[
+            123, 34, 105, 100, 34, 58, 34, 103, 101, 110, 45, 50, 34, 44, 34, 97, 116, 34, 34, 109,
+            145, 165, 101, 108, 34, 58, 34, 111, 112, 101, 110, 97, 105, 47, 103, 112, 58, 48, 49,
+            90, 34, 44, 34, 109, 111, 100, 101, 108, 34, 58, 34, 111, 112, 1, 0, 0, 0, 0, 0, 0, 98,
+            45, 52, 111, 45, 109, 105, 110, 105, 34, 125, 10,
+        ];
+        assert!(read_from(crash).unwrap().is_empty());
+
+        // On disk, between good entries: a torn "Zoë" followed by the next append.
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.sqlite");
+        let good = |id: &str| JournalEntry {
+            id: id.into(),
+            at: Utc::now(),
+            model: "a/b".into(),
+            user: UserRef::default(),
+            context: ChatContext::default(),
+        };
+        let mut bytes = serde_json::to_vec(&good("gen-1")).unwrap();
+        bytes.extend_from_slice(b"\n{\"id\":\"gen-torn\",\"user\":{\"name\":\"Zo\xc3");
+        bytes.extend_from_slice(crash);
+        bytes.extend(serde_json::to_vec(&good("gen-2")).unwrap());
+        bytes.push(b'\n');
+        std::fs::write(format!("{}.journal", db.display()), bytes).unwrap();
+        let j = Journal::open(&db).unwrap();
+        let ids: Vec<String> = j.rotate().unwrap().into_iter().map(|e| e.id).collect();
+        assert_eq!(ids, ["gen-1", "gen-2"]);
     }
 }

@@ -582,6 +582,24 @@ mod tests {
         assert!(!info.stream);
     }
 
+    /// From fuzz/fuzz_targets/chat_body.rs: a number beyond f64's range is valid JSON
+    /// (RFC 8259 sets no limit) and goes upstream byte for byte; reading the body as
+    /// `serde_json::Value` would refuse it ("number out of range"), so nothing on this
+    /// path may. (The fuzz harness had made that mistake, not the proxy.)
+    #[test]
+    fn numbers_beyond_f64_pass_through_verbatim() {
+        let body = br#"{"poi/c3mmm": 5122e33021222}"#;
+        let u = UserRef {
+            email: Some("a@b.pl".into()),
+            ..UserRef::default()
+        };
+        let (out, _) = rewrite_chat_body(body, &u).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(r#""poi/c3mmm":5122e33021222"#), "{text}");
+        assert!(text.contains(r#""user":"a@b.pl""#), "{text}");
+        serde_json::from_str::<serde::de::IgnoredAny>(&text).unwrap();
+    }
+
     #[test]
     fn malformed_bodies_are_refused() {
         assert!(rewrite_chat_body(b"{not json", &UserRef::default()).is_err());

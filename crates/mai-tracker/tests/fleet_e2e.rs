@@ -137,8 +137,17 @@ async fn three_client_fleet_on_docker_matches_the_simulator() {
     run(Command::new(root.join("deploy/build-images.sh")).arg("e2e"));
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("compose.yml");
-    let yml =
-        run(Command::new(root.join("deploy/gen-compose.sh")).args([&CLIENTS.to_string(), "e2e"]));
+    // The OpenRouter keys go in as files (compose secrets), written by the generator.
+    let secrets = dir.path().join("secrets");
+    let yml = run(Command::new(root.join("deploy/gen-compose.sh")).args([
+        &CLIENTS.to_string(),
+        "e2e",
+        secrets.to_str().unwrap(),
+    ]));
+    assert!(
+        !yml.contains("OPENROUTER_API_KEY:"),
+        "the key must not be in the environment:\n{yml}"
+    );
     std::fs::write(&file, yml).unwrap();
     let fleet = Fleet {
         project: format!("maie2e{}", std::process::id()),
@@ -161,6 +170,24 @@ async fn three_client_fleet_on_docker_matches_the_simulator() {
         &fleet.container("tracker-client2"),
     ]));
     assert_eq!(labels.trim(), "client2 tracker");
+    // Not root: the image's user, and the process really runs as it; the key is a file,
+    // not an environment variable (it works: the traffic below is billed to it).
+    let c1 = fleet.container("tracker-client1");
+    let user = run(Command::new("docker").args(["inspect", "-f", "{{.Config.User}}", &c1]));
+    assert_eq!(user.trim(), "10001:10001");
+    let top = run(Command::new("docker").args(["top", &c1, "-o", "pid,uid,gid,comm"]));
+    let proc_line = top
+        .lines()
+        .find(|l| l.contains("mai-tracker"))
+        .unwrap_or_else(|| panic!("no mai-tracker process in {top}"));
+    let ids: Vec<&str> = proc_line.split_whitespace().skip(1).take(2).collect();
+    assert_eq!(ids, ["10001", "10001"], "{top}");
+    let env = run(Command::new("docker").args(["inspect", "-f", "{{json .Config.Env}}", &c1]));
+    assert!(!env.contains("OPENROUTER_API_KEY="), "{env}");
+    assert!(
+        env.contains("OPENROUTER_API_KEY_FILE=/run/secrets/"),
+        "{env}"
+    );
 
     // Traffic on all three; client 2 is restarted in the middle of it.
     let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));

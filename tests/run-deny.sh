@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Supply-chain checks of the workspace's dependency tree with cargo-deny (deny.toml):
+# licenses, bans (duplicates, wildcards) and sources (crates.io only) always run, for
+# real; advisories (the RustSec database) run when the database can be fetched. It is a
+# git repository on GitHub, which some machines (this project's CI among them) cannot
+# reach: then this says so loudly and does not count it as a pass.
+#   tests/run-deny.sh          MAI_DENY_REQUIRE_ADVISORIES=1 makes an unreachable DB fail
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/env.sh
+command -v cargo-deny >/dev/null 2>&1 || scripts/setup.sh deny
+
+# Errors in full; the duplicate-version warnings (Tauri's tree has a few dozen) as a count.
+echo "run-deny: licenses, bans, sources"
+out="$(mktemp)"
+trap 'rm -f "$out"' EXIT
+if ! cargo deny --locked check --hide-inclusion-graph licenses bans sources >"$out" 2>&1; then
+  cat "$out" >&2
+  exit 1
+fi
+grep -E '^(warning|error)' "$out" | grep -v '^warning\[duplicate\]' || true
+echo "run-deny: $(grep -c '^warning\[duplicate\]' "$out" || true) crates in two or more versions (cargo deny check bans lists them); $(tail -1 "$out")"
+
+echo "run-deny: advisories"
+fetch_log="$(mktemp)"
+trap 'rm -f "$out" "$fetch_log"' EXIT
+if cargo deny --locked fetch db >"$fetch_log" 2>&1; then
+  cargo deny --locked check --hide-inclusion-graph advisories
+else
+  why="$(grep -m1 '^fatal:' "$fetch_log" || grep -m1 -i 'error' "$fetch_log" || tail -1 "$fetch_log")"
+  cat >&2 <<MSG
+
+############################################################################
+SKIPPED advisories: the RustSec advisory database could not be fetched
+from https://github.com/rustsec/advisory-db:
+  ${why:-no detail}
+Known vulnerabilities in dependencies were NOT checked on this machine.
+Run tests/run-deny.sh where GitHub is reachable.
+############################################################################
+
+MSG
+  if [ "${MAI_DENY_REQUIRE_ADVISORIES:-0}" = 1 ]; then exit 1; fi
+fi
