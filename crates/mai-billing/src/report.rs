@@ -410,9 +410,6 @@ pub struct IssueOutcome {
     pub skipped: Vec<Skipped>,
 }
 
-/// Issues the month's invoices that are not issued yet (all clients, or `only`).
-/// Clients with missing data are skipped with the reason; the rest are issued.
-#[allow(clippy::too_many_arguments)]
 /// The provisional events of `month` per client of `orgs` (clients without any left out).
 pub fn unconfirmed_events(
     ledger: &Ledger,
@@ -481,6 +478,11 @@ pub fn check_unconfirmed(
     })
 }
 
+/// Issues the month's invoices that are not issued yet (all clients, or `only`).
+/// Clients with missing data are skipped with the reason; the rest are issued. A month
+/// with unconfirmed events for a client to invoice is refused unless `allow_unconfirmed`
+/// (see [`check_unconfirmed`]); then each invoice lists its own.
+#[allow(clippy::too_many_arguments)]
 pub fn issue_month(
     cfg: &BillingConfig,
     ledger: &Ledger,
