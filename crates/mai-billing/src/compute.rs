@@ -129,6 +129,22 @@ pub struct Statement {
     pub hosting_pln: Decimal,
     #[serde(with = "rust_decimal::serde::str")]
     pub profit_pln: Decimal,
+    /// Events of the month OpenRouter had not confirmed when the invoice was issued
+    /// (billed at what the tracker recorded, possibly $0), listed because the issuer
+    /// overrode the refusal to invoice over them. Empty on a normal invoice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unconfirmed: Vec<UnconfirmedEvent>,
+}
+
+/// A provisional ledger event on an invoice issued with `allow_unconfirmed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnconfirmedEvent {
+    pub generation_id: String,
+    pub day: NaiveDate,
+    pub model: String,
+    /// What the ledger holds for it now (often 0: the cost was never seen).
+    #[serde(with = "rust_decimal::serde::str")]
+    pub cost_usd: Decimal,
 }
 
 /// Everything [`price`] needs.
@@ -317,6 +333,7 @@ pub fn price(input: &PriceInput<'_>) -> Result<Statement, mai_core::usage::Overf
         eur_rate,
         hosting_pln,
         profit_pln,
+        unconfirmed: Vec::new(),
     })
 }
 

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use mai_core::time::YearMonth;
 
-pub use compute::{Amounts, InvoiceLine, Statement};
+pub use compute::{Amounts, InvoiceLine, Statement, UnconfirmedEvent};
 pub use config::{BillingConfig, ClientBilling, LineMode, Seller, VatTreatment};
 pub use report::{ClientRow, InvoiceRates, MonthReport, RowStatus};
 pub use service::{Billing, ExportFormat, ExportProgress, ExportRequest, ExportSummary};
@@ -75,6 +75,19 @@ pub enum BillingError {
          to a TTF font with Polish letters"
     )]
     Font { path: PathBuf, detail: String },
+    /// Invoicing over events OpenRouter has not confirmed would bill them at whatever the
+    /// tracker recorded (often $0) without anyone noticing.
+    #[error(
+        "{month} has {count} unconfirmed (provisional) usage event(s), billed at $0 or an unchecked cost if invoiced now: {detail}. \
+         Run a sync (console: Sync; `maictl sync`) so the trackers confirm them with OpenRouter, then issue again; \
+         to invoice anyway, pass --allow-unconfirmed (console: \"issue with unconfirmed usage\"): the invoice then lists them"
+    )]
+    Unconfirmed {
+        month: YearMonth,
+        count: usize,
+        /// Per client: count and the first ids.
+        detail: String,
+    },
     #[error("{0}")]
     InvalidData(String),
 }

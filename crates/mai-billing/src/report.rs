@@ -410,8 +410,78 @@ pub struct IssueOutcome {
     pub skipped: Vec<Skipped>,
 }
 
+/// The provisional events of `month` per client of `orgs` (clients without any left out).
+pub fn unconfirmed_events(
+    ledger: &Ledger,
+    month: YearMonth,
+    orgs: &[&str],
+) -> Result<BTreeMap<String, Vec<crate::compute::UnconfirmedEvent>>, BillingError> {
+    let mut out = BTreeMap::new();
+    for org in orgs {
+        let evs = ledger.provisional_between(org, month.first_day(), month.last_day())?;
+        if evs.is_empty() {
+            continue;
+        }
+        let list = evs
+            .into_iter()
+            .map(|s| crate::compute::UnconfirmedEvent {
+                day: mai_core::time::warsaw_day(s.event.created_at),
+                generation_id: s.event.generation_id,
+                model: s.event.model,
+                cost_usd: s.event.cost_usd.normalize(),
+            })
+            .collect();
+        out.insert((*org).to_owned(), list);
+    }
+    Ok(out)
+}
+
+/// How many ids the refusal names per client (the rest are counted).
+const IDS_SHOWN: usize = 10;
+
+/// Refuses to invoice over unconfirmed events unless `allow`; the error lists them.
+pub fn check_unconfirmed(
+    month: YearMonth,
+    unconfirmed: &BTreeMap<String, Vec<crate::compute::UnconfirmedEvent>>,
+    allow: bool,
+) -> Result<(), BillingError> {
+    let count: usize = unconfirmed.values().map(Vec::len).sum();
+    if allow || count == 0 {
+        return Ok(());
+    }
+    let detail = unconfirmed
+        .iter()
+        .map(|(org, evs)| {
+            let ids: Vec<&str> = evs
+                .iter()
+                .take(IDS_SHOWN)
+                .map(|e| e.generation_id.as_str())
+                .collect();
+            let more = evs.len().saturating_sub(IDS_SHOWN);
+            format!(
+                "client {org}: {} event(s): {}{}",
+                evs.len(),
+                ids.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(BillingError::Unconfirmed {
+        month,
+        count,
+        detail,
+    })
+}
+
 /// Issues the month's invoices that are not issued yet (all clients, or `only`).
-/// Clients with missing data are skipped with the reason; the rest are issued.
+/// Clients with missing data are skipped with the reason; the rest are issued. A month
+/// with unconfirmed events for a client to invoice is refused unless `allow_unconfirmed`
+/// (see [`check_unconfirmed`]); then each invoice lists its own.
 #[allow(clippy::too_many_arguments)]
 pub fn issue_month(
     cfg: &BillingConfig,
@@ -422,6 +492,7 @@ pub fn issue_month(
     today: NaiveDate,
     rates: &InvoiceRates,
     only: Option<&str>,
+    allow_unconfirmed: bool,
 ) -> Result<IssueOutcome, BillingError> {
     if today <= month.last_day() {
         return Err(BillingError::MonthOpen {
@@ -446,6 +517,14 @@ pub fn issue_month(
     let format = NumberFormat::parse(&cfg.invoice_number_format)
         .map_err(|e| BillingError::InvalidData(format!("invoice_number_format: {e}")))?;
     let report = build_report(cfg, ledger, store, month, today, Ok(rates), only)?;
+    let to_issue: Vec<&str> = report
+        .clients
+        .iter()
+        .filter(|r| r.status == RowStatus::ReadyToIssue)
+        .map(|r| r.org_id.as_str())
+        .collect();
+    let mut unconfirmed = unconfirmed_events(ledger, month, &to_issue)?;
+    check_unconfirmed(month, &unconfirmed, allow_unconfirmed)?;
     let mut out = IssueOutcome::default();
     for row in report.clients {
         match row.status {
@@ -470,9 +549,10 @@ pub fn issue_month(
                 reason: format!("{month} is still open"),
             }),
             RowStatus::ReadyToIssue => {
-                let Some(statement) = row.statement else {
+                let Some(mut statement) = row.statement else {
                     continue;
                 };
+                statement.unconfirmed = unconfirmed.remove(&row.org_id).unwrap_or_default();
                 let buyer = cfg.client(&row.org_id).cloned().ok_or_else(|| {
                     BillingError::InvalidData(format!(
                         "client {} vanished from the config",

@@ -30,6 +30,9 @@ pub struct ExportRequest {
     pub dialect: CsvDialect,
     /// Defaults to today (Warsaw).
     pub issue_date: Option<NaiveDate>,
+    /// Issue even if the month has events OpenRouter has not confirmed (they are listed
+    /// on the invoice); otherwise issuing is refused naming them.
+    pub allow_unconfirmed: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,6 +271,7 @@ impl Billing {
             let rates = self.rates_for(reference).await?;
             let this = self.clone();
             let client = req.client.clone();
+            let allow_unconfirmed = req.allow_unconfirmed;
             let outcome = tokio::task::spawn_blocking(move || {
                 let ledger = open_ledger(&this.ledger_path)?;
                 let mut store = BillingStore::open(&this.store_path)?;
@@ -280,6 +284,7 @@ impl Billing {
                     today,
                     &rates,
                     client.as_deref(),
+                    allow_unconfirmed,
                 )
             })
             .await

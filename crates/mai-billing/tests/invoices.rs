@@ -27,6 +27,7 @@ fn req(env: &Env, format: ExportFormat, dir: &str) -> ExportRequest {
         out_dir: env.out(dir),
         dialect: CsvDialect::Polish,
         issue_date: None,
+        allow_unconfirmed: false,
     }
 }
 
@@ -360,6 +361,7 @@ async fn a_closed_month_stays_frozen_when_late_usage_arrives() {
                 out_dir: env.out("jan"),
                 dialect: CsvDialect::Plain,
                 issue_date: None,
+                allow_unconfirmed: false,
             },
             &mut |_| {},
         )
@@ -470,5 +472,78 @@ async fn one_client_export_and_unknown_client() {
     let err = billing.export(&r, &mut |_| {}).await.unwrap_err();
     assert!(matches!(err, BillingError::UnknownClient { .. }));
     assert!(err.to_string().contains("acme"));
+    env.sim.shutdown().await.unwrap();
+}
+
+/// Unconfirmed (provisional) usage is never invoiced silently: the export is refused
+/// naming it, or, when told to, issued with the events listed on the invoice.
+#[tokio::test]
+async fn unconfirmed_usage_refuses_the_invoice_unless_overridden_then_lists_it() {
+    let env = Env::new().await;
+    let billing = env.billing("2026-01-05");
+    let mut ledger = env.ledger();
+    for (id, day) in [("gen-lost-1", "2025-12-30"), ("gen-lost-2", "2025-12-31")] {
+        let mut e = event("acme", id, "openai/gpt-4o", d(day), Decimal::ZERO);
+        e.state = mai_core::usage::EventState::Provisional;
+        ledger.record(&e).unwrap();
+    }
+    drop(ledger);
+    let err = billing
+        .export(&req(&env, ExportFormat::Pdf, "r"), &mut |_| {})
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, BillingError::Unconfirmed { count: 2, .. }),
+        "{err:?}"
+    );
+    for part in [
+        "client acme: 2 event(s)",
+        "gen-lost-1",
+        "gen-lost-2",
+        "sync",
+        "--allow-unconfirmed",
+    ] {
+        assert!(msg.contains(part), "{part} missing: {msg}");
+    }
+    let store = BillingStore::open(&env.store_path).unwrap();
+    assert!(
+        store.invoices_for_month(dec_month()).unwrap().is_empty(),
+        "nothing issued, no number used"
+    );
+    drop(store);
+    let ok = billing
+        .export(
+            &ExportRequest {
+                allow_unconfirmed: true,
+                ..req(&env, ExportFormat::Pdf, "r")
+            },
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok.issued[0], "FV/2026/01/0001");
+    let store = BillingStore::open(&env.store_path).unwrap();
+    let invs = store.invoices_for_month(dec_month()).unwrap();
+    let acme = invs.iter().find(|i| i.statement.org_id == "acme").unwrap();
+    let ids: Vec<&str> = acme
+        .statement
+        .unconfirmed
+        .iter()
+        .map(|e| e.generation_id.as_str())
+        .collect();
+    assert_eq!(ids, ["gen-lost-1", "gen-lost-2"]);
+    assert!(
+        invs.iter()
+            .filter(|i| i.statement.org_id != "acme")
+            .all(|i| i.statement.unconfirmed.is_empty()),
+        "only the client that has them lists them"
+    );
+    let pdf = env.out("r").join(format!("{}.pdf", acme.file_stem()));
+    let (code, text, _) = run("pdftotext", &[pdf.to_str().unwrap(), "-"]);
+    if code == 0 {
+        assert!(text.contains("gen-lost-1"), "{text}");
+        assert!(text.contains("niepotwierdzone"), "{text}");
+    }
     env.sim.shutdown().await.unwrap();
 }

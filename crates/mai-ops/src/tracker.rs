@@ -39,6 +39,11 @@ pub use mai_wire::tracker::{
 use mai_wire::tracker::{ErrorBody, KeyHandover, KeyLabel, SyncRequest};
 use mai_wire::CommercialTerms;
 
+/// How long the console waits for a key hand-over's reply: longer than the tracker's own
+/// check of the new key (its `GET /key` times out at 15 s), so a slow OpenRouter ends in
+/// the tracker's answer rather than in a console timeout with the outcome unknown.
+pub const HANDOVER_TIMEOUT: Duration = Duration::from_secs(45);
+
 #[derive(Clone)]
 pub struct TrackerClient {
     http: reqwest::Client,
@@ -204,7 +209,7 @@ impl TrackerClient {
             name: name.map(str::to_owned),
         });
         let l: KeyLabel = self
-            .send(req, &url, self.timeout.max(Duration::from_secs(15)))
+            .send(req, &url, self.timeout.max(HANDOVER_TIMEOUT))
             .await?;
         Ok(l.label)
     }

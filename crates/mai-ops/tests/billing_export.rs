@@ -90,6 +90,7 @@ fn request(format: ExportFormat, out: &Path) -> InvoiceExportRequest {
         out_dir: Some(out.to_path_buf()),
         dialect: Default::default(),
         issue_date: None,
+        allow_unconfirmed: None,
     }
 }
 

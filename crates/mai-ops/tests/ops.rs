@@ -441,3 +441,141 @@ async fn dashboard_by_task_group_and_chat_from_pulled_events() {
     assert_eq!(chats, ["c1", "c2", "(no chat)"]);
     assert_eq!(dash.chat_count, 3);
 }
+
+/// Issue #12: a rotation against a real tracker while OpenRouter's `GET /key` takes
+/// 14.9 s (just under the tracker's 15 s timeout for its check of the new key). Whether
+/// the check makes it or not, the key the tracker ends up using is enabled, the old key
+/// is disabled only if the tracker took the new one, nothing half-created is left, and
+/// the client's chats work throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_key_check_never_disables_the_key_in_use() {
+    use mai_sim::openrouter::{FaultEndpoint, FaultRule, KeySpec, OpenRouterSim, SimConfig};
+    use std::collections::HashMap;
+    const ADMIN: &str = "admin-token-rotation-0123";
+    unsafe { std::env::set_var("MAI_ROTATION_ADMIN_TOKEN", ADMIN) };
+    let mgmt = "sk-or-v1-2222222222222222222222222222222222222222222222222222222222222222";
+    let sim = OpenRouterSim::spawn(SimConfig {
+        management_key: Some(mgmt.into()),
+        accept_any_key: false,
+        ..SimConfig::fast()
+    })
+    .await
+    .unwrap();
+    let old = format!("sk-or-v1-{:064x}", 0x01d5eed_u64);
+    let old_hash = sim.register_key(KeySpec {
+        name: "client-acme".into(),
+        ..KeySpec::new(old.clone())
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let env: HashMap<&str, String> = HashMap::from([
+        ("OPENROUTER_API_KEY", old.clone()),
+        ("OPENROUTER_BASE_URL", sim.base_url()),
+        ("MAI_ORG_ID", "acme".into()),
+        ("MAI_TRACKER_LISTEN", "127.0.0.1:0".into()),
+        (
+            "MAI_TRACKER_DB",
+            dir.path().join("t.sqlite").display().to_string(),
+        ),
+        (
+            "MAI_TRACKER_PROXY_TOKEN",
+            "proxy-token-rotation-0123".into(),
+        ),
+        ("MAI_TRACKER_READ_TOKEN", "read-token-rotation-01234".into()),
+        ("MAI_TRACKER_ADMIN_TOKEN", ADMIN.into()),
+        ("OPENROUTER_USAGE_SYNC_INTERVAL", "0".into()),
+    ]);
+    let cfg = mai_tracker::config::Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+    let tracker = mai_tracker::start(cfg).await.unwrap();
+    let text = fleet_text(dir.path(), &[("acme".into(), tracker.addr, "1.3")], None)
+        .replace("env:FAKE_TRACKER_TOKEN", "env:MAI_ROTATION_ADMIN_TOKEN")
+        .replace(
+            "[nbp]",
+            &format!("[openrouter]\nbase_url = \"{}\"\n\n[nbp]", sim.base_url()),
+        );
+    let kc = mock_keychain();
+    kc.set(SecretKind::OpenRouter, "acme", &old).unwrap();
+    kc.set_management_key(mgmt).unwrap();
+    let o = ops(dir.path(), &text, kc.clone());
+    sim.set_fault(FaultRule {
+        endpoint: FaultEndpoint::Key,
+        ..FaultRule::parse("latency=14900").unwrap()
+    });
+    // Chats through the tracker all along the rotation.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let chats = {
+        let stop = stop.clone();
+        let url = format!("{}/v1/chat/completions", tracker.base_url());
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut codes = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = http
+                    .post(&url)
+                    .bearer_auth("proxy-token-rotation-0123")
+                    .json(&serde_json::json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+                    .send()
+                    .await
+                    .unwrap();
+                codes.push(r.status().as_u16());
+                r.text().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            codes
+        })
+    };
+    let outcome = o.rotate("acme").await;
+    sim.clear_faults();
+    let st = tracker.state.key_status.lock().unwrap().clone();
+    let http = reqwest::Client::new();
+    let disabled = |hash: String| {
+        let http = http.clone();
+        let url = format!("{}/keys/{hash}", sim.base_url());
+        async move {
+            let r = http.get(url).bearer_auth(mgmt).send().await.unwrap();
+            if r.status() == 404 {
+                return None;
+            }
+            let v: serde_json::Value = r.json().await.unwrap();
+            Some(v["data"]["disabled"].as_bool().unwrap())
+        }
+    };
+    match &outcome {
+        Ok(r) => {
+            // The tracker took the new key within its check: old disabled, new in use.
+            assert_eq!(st.hash, r.new_hash, "{r:?}");
+            assert!(r.old_disabled, "{r:?}");
+            assert_eq!(disabled(r.new_hash.clone()).await, Some(false));
+            assert_eq!(disabled(old_hash.clone()).await, Some(true));
+            assert_eq!(
+                mai_core::openrouter::key_hash(&kc.get(SecretKind::OpenRouter, "acme").unwrap()),
+                r.new_hash
+            );
+        }
+        Err(e) => {
+            // The check timed out: the tracker kept the old key, which stays enabled;
+            // the new key is gone.
+            let msg = e.to_string();
+            assert!(msg.contains("stays enabled"), "{msg}");
+            assert_eq!(st.hash, old_hash, "{msg}");
+            assert_eq!(disabled(old_hash.clone()).await, Some(false), "{msg}");
+            assert_eq!(kc.get(SecretKind::OpenRouter, "acme").unwrap(), old);
+            assert_eq!(o.rotations("acme").await.unwrap().len(), 0);
+        }
+    }
+    // Whatever happened, the key in use is enabled and a chat works.
+    assert_eq!(disabled(st.hash.clone()).await, Some(false));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let codes = chats.await.unwrap();
+    assert!(!codes.is_empty());
+    assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
+    let r = http
+        .post(format!("{}/v1/chat/completions", tracker.base_url()))
+        .bearer_auth("proxy-token-rotation-0123")
+        .json(&serde_json::json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    tracker.shutdown().await.unwrap();
+    sim.shutdown().await;
+}

@@ -609,6 +609,18 @@ pub async fn sync(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
     reply(recon::run_once(&st, days).await)
 }
 
+/// `PUT /api/v1/admin/openrouter-key`: the console hands a new key over. The new key is
+/// checked with OpenRouter (`GET /key`) first; the old key's counters are read at the
+/// same time (for drift without a management key), so a slow `/key` costs one wait, not
+/// two. Then, in this order: the key is stored next to the ledger ([`crate::handover`],
+/// so a restart keeps it), the key history records it, and the tracker switches. If the
+/// key cannot be stored the hand-over is refused and the old key stays in use: a switch
+/// that a restart would undo would take the client offline once the old key is disabled.
+///
+/// The switch runs in its own task: a console that gives up waiting (and drops the
+/// connection) cannot leave the key stored but not used, or the other way round. The
+/// console learns the outcome from `/api/v1/status` (`key.hash`, and `key.state` from
+/// this hand-over's check) whatever happened to this reply.
 pub async fn put_key(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
     auth!(st, headers, Role::Admin);
     let Ok(b) = serde_json::from_slice::<KeyHandover>(&body) else {
@@ -622,6 +634,24 @@ pub async fn put_key(State(st): State<Arc<AppState>>, headers: HeaderMap, body: 
         .name
         .map(|n| n.trim().to_owned())
         .filter(|n| !n.is_empty());
+    let st2 = st.clone();
+    match tokio::spawn(async move { hand_over(&st2, key, name).await }).await {
+        Ok(r) => r,
+        Err(e) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("the key hand-over failed ({e}); the old key stays in use"),
+        ),
+    }
+}
+
+async fn hand_over(
+    st: &Arc<AppState>,
+    key: mai_core::openrouter::SecretKey,
+    name: Option<String>,
+) -> Response {
+    // One hand-over at a time: the stored file, the history and the key in memory
+    // always name the same key.
+    let _one = st.handover_lock.lock().await;
     let label = key.label();
     let client = match mai_core::openrouter::OpenRouterClient::with_http(
         st.api_http.clone(),
@@ -631,18 +661,14 @@ pub async fn put_key(State(st): State<Arc<AppState>>, headers: HeaderMap, body: 
         Ok(c) => c,
         Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
-    if let Err(e) = client.key_info().await {
-        return error_response(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &format!("OpenRouter refused the new key {label}: {e}; the old key stays in use"),
-        );
-    }
-    // The old key's own counters as they stand at the hand-over: without a management
-    // key they are all the drift check will know of it (a new key starts at zero).
     let old = st.key();
-    let at_handover = if old.hash() == key.hash() {
-        None
-    } else {
+    let same = old.hash() == key.hash();
+    let old_counters = async {
+        if same {
+            return None;
+        }
+        // The old key's own counters as they stand at the hand-over: without a management
+        // key they are all the drift check will know of it (a new key starts at zero).
         match st.openrouter().key_info().await {
             Ok(k) => Some(crate::key_history::Counters {
                 at: Utc::now(),
@@ -655,19 +681,48 @@ pub async fn put_key(State(st): State<Arc<AppState>>, headers: HeaderMap, body: 
             }
         }
     };
+    let (checked, at_handover) = tokio::join!(client.key_info(), old_counters);
+    let info = match checked {
+        Ok(i) => i,
+        Err(e) => {
+            return error_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &format!("OpenRouter refused the new key {label}: {e}; the old key stays in use"),
+            )
+        }
+    };
+    let db = st.cfg.db_path.clone();
+    let (k1, n1) = (key.clone(), name.clone());
+    let stored =
+        tokio::task::spawn_blocking(move || crate::handover::store(&db, &k1, n1.as_deref()))
+            .await
+            .unwrap_or_else(|e| {
+                Err(crate::handover::HandoverError::Write {
+                    path: crate::handover::path_for(&st.cfg.db_path),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            });
+    if let Err(e) = stored {
+        tracing::error!(error = %e, key = %label, "hand-over refused: the key could not be stored for restarts");
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("{e}; the new key {label} is not used (a restart would lose it), the old key stays in use: fix the tracker's data volume and hand the key over again"),
+        );
+    }
     let now = Utc::now();
     let (k2, n2) = (key.clone(), name.clone());
     if let Err(e) = st
         .update_keys(move |h| h.use_key(&k2, n2, at_handover, now))
         .await
     {
-        // The running tracker still switches: refusing would leave the console's new key
-        // unused while the old one is about to be disabled.
+        // The running tracker still switches: the key itself is stored, and refusing
+        // would leave the console's new key unused while the old one is about to be
+        // disabled.
         tracing::error!(error = %e, "key history not stored; drift after this rotation may be reported falsely");
     }
     let name = st.key_history().current().and_then(|k| k.name.clone());
-    st.set_key(key, name.clone());
-    tracing::info!(key = %label, name = ?name, "OpenRouter key replaced");
+    st.set_key(key, name.clone(), Some(&info));
+    tracing::info!(key = %label, name = ?name, "OpenRouter key replaced (stored next to the ledger for restarts)");
     reply(KeyLabel { label })
 }
 

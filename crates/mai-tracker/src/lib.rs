@@ -11,6 +11,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod endpoint;
+pub mod handover;
 pub mod identity;
 pub mod journal;
 pub mod key_history;
@@ -160,8 +161,48 @@ impl Tracker {
     }
 }
 
+/// Start-up's choice between `OPENROUTER_API_KEY` and the key the console handed over
+/// ([`handover`]): the hand-over wins over a key it replaced, so a restart never goes
+/// back to a key the console has disabled since. Logs which one, by label only.
+fn choose_key(cfg: &mut Config, keys: &key_history::KeyHistory) {
+    let stored = match handover::load(&cfg.db_path) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, env_key = %cfg.openrouter_api_key.label(), "the handed-over key is unreadable; using OPENROUTER_API_KEY (if that key was disabled by a rotation, rotate again from the console)");
+            None
+        }
+    };
+    let known: Vec<String> = keys.0.iter().map(|k| k.hash.clone()).collect();
+    match handover::choose(&cfg.openrouter_api_key, stored.as_ref(), &known) {
+        handover::Choice::Environment => {
+            tracing::info!(key = %cfg.openrouter_api_key.label(), "OpenRouter key: OPENROUTER_API_KEY");
+        }
+        handover::Choice::HandedOver => {
+            let s = stored.expect("chosen from a stored key");
+            tracing::info!(
+                key = %s.key.label(),
+                handed_over_at = %s.at,
+                env_key = %cfg.openrouter_api_key.label(),
+                "OpenRouter key: the one the console handed over (stored next to the ledger), not OPENROUTER_API_KEY, which a rotation replaced; update the environment when convenient"
+            );
+            cfg.openrouter_api_key = s.key;
+            // The environment's name belongs to the environment's key.
+            cfg.openrouter_key_name = s.name;
+        }
+        handover::Choice::EnvironmentIsNewer => {
+            tracing::info!(
+                key = %cfg.openrouter_api_key.label(),
+                "OpenRouter key: OPENROUTER_API_KEY, a key this tracker has not used before (set by the operator), replaces the one the console handed over earlier"
+            );
+            if let Err(e) = handover::remove(&cfg.db_path) {
+                tracing::warn!(error = %e, "the obsolete handed-over key could not be removed");
+            }
+        }
+    }
+}
+
 /// Opens the ledger, replays the crash journal, binds and serves.
-pub async fn start(cfg: Config) -> anyhow::Result<Tracker> {
+pub async fn start(mut cfg: Config) -> anyhow::Result<Tracker> {
     if let Some(dir) = cfg.db_path.parent() {
         if !dir.as_os_str().is_empty() {
             std::fs::create_dir_all(dir).with_context(|| {
@@ -223,6 +264,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Tracker> {
             key_history::KeyHistory::default()
         }
     };
+    choose_key(&mut cfg, &keys);
     if keys.use_key(
         &cfg.openrouter_api_key,
         cfg.openrouter_key_name.clone(),

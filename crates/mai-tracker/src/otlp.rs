@@ -249,11 +249,11 @@ fn parse_span(
         tokens,
         cost_usd: cost.unwrap_or_default(),
         source: Source::Webhook,
-        state: if cost.is_some() {
-            EventState::Confirmed
-        } else {
-            EventState::Provisional
-        },
+        // Never confirmed: a trace is a copy that may be wrong (a cost from the older
+        // attribute, a rounding, a replay), and a confirmed row would outrank the proxy's
+        // record of the same generation. Provisional with its cost, it is counted at once
+        // and reconciliation checks it against `GET /generation`, OpenRouter's own record.
+        state: EventState::Provisional,
         context: Default::default(),
         created_at: unix_nanos(&span.end_time)
             .or_else(|| unix_nanos(&span.start_time))
@@ -301,7 +301,11 @@ mod tests {
             (1200, 250, 100, 7)
         );
         assert_eq!(e.cost_usd.to_string(), "0.00000425");
-        assert_eq!(e.state, EventState::Confirmed);
+        assert_eq!(
+            e.state,
+            EventState::Provisional,
+            "reconciliation checks it against /generation"
+        );
         assert_eq!(e.user.id.as_deref(), Some("u-1"));
         assert_eq!(e.created_at.timestamp(), 1767225601);
     }

@@ -497,6 +497,37 @@ pub async fn handle(
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("text/event-stream"));
+    // A spending refusal says which limit stopped the client: the key's own cap (403 "Key
+    // limit exceeded") or the account's credits (402). The status page learns it now,
+    // not at the next reconciliation. Error bodies are small JSON, read whole.
+    if matches!(status.as_u16(), 402 | 403) && !is_sse {
+        let resp_headers = resp.headers().clone();
+        return match resp.bytes().await {
+            Ok(bytes) => {
+                let e = mai_core::openrouter::ApiError::from_response(
+                    uri.path(),
+                    status.as_u16(),
+                    &resp_headers,
+                    &bytes,
+                );
+                if let Some(r) = e.refusal() {
+                    st.note_refusal(&r, &e.to_string());
+                }
+                let mut r = Response::new(Body::from(bytes));
+                *r.status_mut() = status;
+                *r.headers_mut() = out_headers;
+                r
+            }
+            Err(e) => error_response(
+                StatusCode::BAD_GATEWAY,
+                &format!("OpenRouter's reply was cut off: {e}; retry the request"),
+            )
+            .into_response(),
+        };
+    }
+    if status.is_success() {
+        st.note_spending_works();
+    }
     let mut meter = Meter::new(st.clone(), api, info, header_id, status.is_success());
     if is_sse {
         let stream = MeteredStream {

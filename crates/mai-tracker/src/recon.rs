@@ -85,7 +85,7 @@ async fn run_inner(st: &Arc<AppState>, days_back: u32) -> SyncReport {
         errors.push(format!("crash journal: {e}"));
     }
     let org = st.cfg.org_id.clone();
-    let since = Utc::now() - ChronoDuration::days(days_back as i64);
+    let since = confirmation_since(Utc::now(), days_back);
     let ids = match st
         .read(move |l| l.ids_needing_confirmation(&org, since))
         .await
@@ -187,6 +187,28 @@ async fn run_inner(st: &Arc<AppState>, days_back: u32) -> SyncReport {
         errors,
         drift,
     }
+}
+
+/// How far back provisional events are looked up: `days_back`, but never less than the
+/// start of the previous month (Warsaw calendar, with a day's margin for the offset).
+///
+/// The tracker does not know what has been invoiced; the console invoices a month after
+/// it ends, so the months that may still be invoiced are the current one and the one
+/// before. A provisional event in them must keep being asked about: left alone it would
+/// stay at $0 (or at a webhook's unchecked cost) on an invoice. A calendar bound rather
+/// than a fixed N days: it is exactly "not yet invoiced" on the 1st of a month and costs
+/// nothing extra, since only provisional events are looked up (a handful; `/generation`
+/// answers 404 for ids it never knew, which are asked once per run). Older provisional
+/// events are out of any invoice still to issue; billing refuses a month that has any
+/// (mai-billing), so none is billed at $0 silently.
+pub fn confirmation_since(now: chrono::DateTime<Utc>, days_back: u32) -> chrono::DateTime<Utc> {
+    let by_days = now - ChronoDuration::days(days_back as i64);
+    let prev = mai_core::time::YearMonth::of(mai_core::time::warsaw_day(now))
+        .prev()
+        .first_day();
+    let by_month = Utc.from_utc_datetime(&prev.and_hms_opt(0, 0, 0).expect("midnight"))
+        - ChronoDuration::days(1);
+    by_days.min(by_month)
 }
 
 /// Turns OpenRouter's record of a generation into a confirmed ledger event. Keeps the
@@ -538,5 +560,35 @@ pub async fn run_loop(st: Arc<AppState>, interval: Duration, shutdown: Shutdown)
             );
         }
         next = tokio::time::Instant::now() + interval;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provisional_events_are_looked_up_back_to_the_previous_month() {
+        let at = |s: &str| s.parse::<chrono::DateTime<Utc>>().unwrap();
+        // Mid-month: back to the start of the previous month (and a day's margin).
+        assert_eq!(
+            confirmation_since(at("2026-11-20T10:00:00Z"), 1),
+            at("2026-09-30T00:00:00Z")
+        );
+        // 1 January: December and November are both still to be invoiced or just were.
+        assert_eq!(
+            confirmation_since(at("2027-01-01T08:00:00Z"), 1),
+            at("2026-11-30T00:00:00Z")
+        );
+        // Warsaw's day, not UTC's: 23:30 UTC on 31 October is 1 November in Warsaw.
+        assert_eq!(
+            confirmation_since(at("2026-10-31T23:30:00Z"), 1),
+            at("2026-09-30T00:00:00Z")
+        );
+        // A longer days_back still reaches further.
+        assert_eq!(
+            confirmation_since(at("2026-11-20T10:00:00Z"), 60),
+            at("2026-09-21T10:00:00Z")
+        );
     }
 }

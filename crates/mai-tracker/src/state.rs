@@ -8,7 +8,7 @@ use crate::metrics::Metrics;
 use crate::upstream::Upstream;
 use crate::writer::LedgerWriter;
 use mai_core::ledger::Ledger;
-use mai_core::openrouter::{OpenRouterClient, SecretKey};
+use mai_core::openrouter::{KeyInfo, OpenRouterClient, Refusal, SecretKey};
 use mai_core::pricing::{CommercialTerms, MarkupSchedule};
 use mai_wire::tracker::{KeyState, KeyStatus, SyncState};
 use std::sync::{Arc, Mutex, RwLock};
@@ -42,6 +42,11 @@ pub struct AppState {
     terms: RwLock<Option<CommercialTerms>>,
     /// Serialises terms pushes, so the copy in memory is the one stored last.
     pub terms_push: tokio::sync::Mutex<()>,
+    /// Set when the proxy noted a spending refusal ([`AppState::note_refusal`]), so the
+    /// next success clears it without taking the status lock on every request.
+    refused: std::sync::atomic::AtomicBool,
+    /// Serialises key hand-overs ([`crate::api::put_key`]).
+    pub handover_lock: tokio::sync::Mutex<()>,
     /// Serialises reconciliation runs (periodic and on demand).
     pub sync_lock: tokio::sync::Mutex<()>,
     /// Paces the admin endpoints that start work upstream ([`crate::limits`]).
@@ -117,6 +122,8 @@ impl AppState {
             metrics: Metrics::default(),
             identity,
             sync_lock: tokio::sync::Mutex::new(()),
+            handover_lock: tokio::sync::Mutex::new(()),
+            refused: std::sync::atomic::AtomicBool::new(false),
             admin_bucket,
             started: Instant::now(),
         }))
@@ -127,16 +134,78 @@ impl AppState {
     }
 
     /// Swaps the key for new requests (in-flight ones finish on the old one). The
-    /// caller has stored the key history first.
-    pub fn set_key(&self, k: SecretKey, name: Option<String>) {
+    /// caller has stored the key and the key history first. `checked` is the new key's
+    /// `GET /key` answer read by the hand-over: the status then shows the new key as
+    /// checked, which is what the console waits for before it disables the old key.
+    pub fn set_key(&self, k: SecretKey, name: Option<String>, checked: Option<&KeyInfo>) {
         let (label, hash) = (k.label(), k.hash());
         *self.key.write().unwrap_or_else(|p| p.into_inner()) = k;
         let mut s = self.key_status.lock().unwrap_or_else(|p| p.into_inner());
         s.label = label;
         s.hash = hash;
         s.name = name;
-        s.state = KeyState::Unknown;
-        s.checked_at = None;
+        s.error = None;
+        match checked {
+            Some(i) => {
+                s.state = if i
+                    .limit_remaining
+                    .is_some_and(|r| r <= rust_decimal::Decimal::ZERO)
+                {
+                    KeyState::LimitReached
+                } else {
+                    KeyState::Ok
+                };
+                s.limit = i.limit;
+                s.limit_remaining = i.limit_remaining;
+                s.usage_daily = i.usage_daily;
+                s.usage_monthly = i.usage_monthly;
+                s.checked_at = Some(chrono::Utc::now());
+            }
+            None => {
+                s.state = KeyState::Unknown;
+                s.checked_at = None;
+            }
+        }
+    }
+
+    /// The proxy saw OpenRouter refuse to spend: the status says which limit at once
+    /// (`limit_reached` = the key's cap, `account_out_of_credits` = the account's
+    /// credits), with the advice, until a success or the next `/key` check says otherwise.
+    pub fn note_refusal(&self, r: &Refusal, message: &str) {
+        let state = match r {
+            Refusal::KeyLimitExceeded { .. } => KeyState::LimitReached,
+            Refusal::AccountOutOfCredits => KeyState::AccountOutOfCredits,
+        };
+        {
+            let mut s = self.key_status.lock().unwrap_or_else(|p| p.into_inner());
+            if s.state != state {
+                tracing::warn!(state = %state, advice = r.advice(), "OpenRouter refused to spend");
+            }
+            s.state = state;
+            s.error = Some(message.to_owned());
+            s.checked_at = Some(chrono::Utc::now());
+        }
+        self.refused
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A metered request succeeded: a refusal the proxy noted is over (the cap was raised
+    /// or the account topped up). One atomic load on the hot path; the lock only after a
+    /// refusal.
+    pub fn note_spending_works(&self) {
+        use std::sync::atomic::Ordering;
+        if !self.refused.load(Ordering::Relaxed) || !self.refused.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let mut s = self.key_status.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(
+            s.state,
+            KeyState::LimitReached | KeyState::AccountOutOfCredits
+        ) {
+            s.state = KeyState::Ok;
+            s.error = None;
+            s.checked_at = Some(chrono::Utc::now());
+        }
     }
 
     pub fn key_history(&self) -> KeyHistory {

@@ -171,7 +171,8 @@ async fn broadcast_webhook_secret_header_connection_test_and_key_filter() {
     assert_eq!(e.user.id.as_deref(), Some("anna@acme.pl"));
     assert_eq!(
         (e.source, e.state),
-        (Source::Webhook, EventState::Confirmed)
+        (Source::Webhook, EventState::Provisional),
+        "counted at once, checked against /generation by reconciliation"
     );
     assert_eq!(e.created_at.timestamp(), 1767225601);
     let m = metrics(&env).await;
@@ -201,6 +202,63 @@ async fn broadcast_webhook_secret_header_connection_test_and_key_filter() {
     assert!(s.webhook.enabled);
     assert_eq!(s.webhook.key_names, [KEY_NAME]);
     assert_eq!(s.key.name.as_deref(), Some(KEY_NAME));
+}
+
+/// A Broadcast trace is a copy: OpenRouter's own record (`/generation`) corrects it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_record_with_a_wrong_cost_is_corrected_by_the_next_sync() {
+    let env = start(SimConfig::fast()).await;
+    // A generation made with the client's key outside the tracker: only the webhook
+    // tells the tracker of it, with a wrong cost and token count.
+    let r = env
+        .http
+        .post(format!("{}/chat/completions", env.sim.base_url()))
+        .bearer_auth(KEY)
+        .json(&body(false, Some("u-9")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap();
+    let g = env.sim.generations().remove(0);
+    let mut wrong = g.clone();
+    wrong.cost = g.cost * Decimal::from(3);
+    wrong.completion_tokens += 7;
+    let r: serde_json::Value = hook(&env, span_of(&wrong, KEY_NAME), Some(HOOK), false)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["recorded"], 1, "{r}");
+    env.flush().await;
+    let e = env.ledger().get(&g.id).unwrap().unwrap().event;
+    assert_eq!(
+        (e.source, e.state),
+        (Source::Webhook, EventState::Provisional)
+    );
+    assert_eq!(e.cost_usd, wrong.cost, "counted at once with what it said");
+    let rep = env.sync().await;
+    assert_eq!(rep["corrected"], 1, "{rep}");
+    env.flush().await;
+    let e = env.ledger().get(&g.id).unwrap().unwrap().event;
+    assert_eq!(
+        (e.source, e.state),
+        (Source::Reconciliation, EventState::Confirmed)
+    );
+    assert_eq!(e.cost_usd, g.cost, "OpenRouter's truth");
+    assert_eq!(e.tokens.completion, u64::from(g.completion_tokens));
+    // A redelivery of the wrong trace changes nothing any more.
+    let r: serde_json::Value = hook(&env, span_of(&wrong, KEY_NAME), Some(HOOK), false)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["duplicates"], 1, "{r}");
+    env.flush().await;
+    assert_eq!(
+        env.ledger().get(&g.id).unwrap().unwrap().event.cost_usd,
+        g.cost
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

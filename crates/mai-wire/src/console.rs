@@ -675,6 +675,11 @@ pub struct InvoiceExportRequest {
     #[serde(default)]
     #[ts(optional = nullable)]
     pub issue_date: Option<NaiveDate>,
+    /// Issue even though the month has usage OpenRouter has not confirmed yet (the
+    /// invoice lists those events). Without it such an export is refused, naming them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub allow_unconfirmed: Option<bool>,
 }
 
 /// One client's part of an export.

@@ -364,7 +364,12 @@ dialect: CsvDialect,
 /**
  * Issue date of invoices issued by this export. Default: today in Warsaw.
  */
-issue_date?: string | null, };
+issue_date?: string | null, 
+/**
+ * Issue even though the month has usage OpenRouter has not confirmed yet (the
+ * invoice lists those events). Without it such an export is refused, naming them.
+ */
+allow_unconfirmed?: boolean, };
 export type ClientExport = { org_id: string, invoice_number: string | null, 
 /**
  * Issued by this export (false: issued earlier and rendered again).

@@ -119,6 +119,10 @@ fn money(d: Decimal, c: Currency) -> String {
 }
 
 /// Renders an issued invoice as PDF bytes.
+/// Unconfirmed events printed one per line; the rest are counted (the stored invoice
+/// keeps them all).
+const UNCONFIRMED_SHOWN: usize = 20;
+
 pub fn render(inv: &IssuedInvoice, font_ttf: &[u8]) -> Result<Vec<u8>, BillingError> {
     let s = &inv.statement;
     let a = &s.amounts;
@@ -292,6 +296,45 @@ pub fn render(inv: &IssuedInvoice, font_ttf: &[u8]) -> Result<Vec<u8>, BillingEr
             LEFT,
         );
         w.down(4.5);
+    }
+    if !s.unconfirmed.is_empty() {
+        // Issued over the refusal: the invoice says which usage OpenRouter had not
+        // confirmed and at what it is counted, never a silent $0.
+        w.down(2.0);
+        w.text(
+            &format!(
+                "Zużycie niepotwierdzone przez OpenRouter w dniu wystawienia ({} zdarzeń), ujęte według zapisu licznika:",
+                s.unconfirmed.len()
+            ),
+            8.5,
+            LEFT,
+        );
+        w.down(4.5);
+        for e in s.unconfirmed.iter().take(UNCONFIRMED_SHOWN) {
+            w.text(
+                &format!(
+                    "{}  {}  {}  {} USD",
+                    e.day,
+                    e.generation_id,
+                    e.model,
+                    e.cost_usd.to_string().replace('.', ",")
+                ),
+                8.0,
+                LEFT + 4.0,
+            );
+            w.down(4.0);
+        }
+        if s.unconfirmed.len() > UNCONFIRMED_SHOWN {
+            w.text(
+                &format!(
+                    "… oraz {} kolejnych (pełna lista w rejestrze faktur).",
+                    s.unconfirmed.len() - UNCONFIRMED_SHOWN
+                ),
+                8.0,
+                LEFT + 4.0,
+            );
+            w.down(4.0);
+        }
     }
     w.down(3.0);
     w.text(

@@ -449,6 +449,34 @@ impl Ledger {
         rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
     }
 
+    /// Provisional events of `org` on the Warsaw days `from..=to`, oldest first: what a
+    /// month still lacks OpenRouter's confirmation of (billing refuses to invoice over
+    /// them unless told to, and then lists them).
+    pub fn provisional_between(
+        &self,
+        org: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<StoredEvent>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE org_id = ?1 AND state = 'provisional' AND day >= ?2 AND day <= ?3 ORDER BY created_at, generation_id"
+            ))
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(
+                params![org, from.to_string(), to.to_string()],
+                read_event_row,
+            )
+            .map_err(|e| self.sql(e))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r.map_err(|e| self.sql(e))?.into_stored()?);
+        }
+        Ok(out)
+    }
+
     /// Number of provisional events of `org`.
     pub fn provisional_count(&self, org: &str) -> Result<u64, LedgerError> {
         self.conn

@@ -180,6 +180,7 @@ impl Ops {
             out_dir: out_dir.clone(),
             dialect: req.dialect,
             issue_date: req.issue_date,
+            allow_unconfirmed: req.allow_unconfirmed.unwrap_or(false),
         };
         let summary = billing.export(&export, progress).await?;
         // Which file and number belong to which client: the store knows every issued

@@ -39,6 +39,42 @@ pub fn old_key_from(lookup: Result<ApiKey, OpenRouterError>) -> OldKey {
     }
 }
 
+/// How long the console keeps reading the tracker's status after a hand-over whose reply
+/// did not come (or did, to see the check's outcome).
+pub const CONFIRM_WINDOW: std::time::Duration = std::time::Duration::from_secs(30);
+const CONFIRM_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// What the tracker's status says of a hand-over of the key `new_hash`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handover {
+    /// The tracker uses the new key and its own `GET /key` check of it succeeded: the
+    /// old key may be disabled.
+    Confirmed,
+    /// The tracker uses the new key, but its check says otherwise (or has not run):
+    /// neither key may be disabled.
+    InUseNotChecked(String),
+    /// The tracker still uses another key.
+    OldKeyInUse,
+    /// The status could not be read.
+    Unknown(String),
+}
+
+/// Reads a status reply as the rotation decides on it.
+pub fn handover_seen(status: Result<&crate::tracker::Status, String>, new_hash: &str) -> Handover {
+    use mai_wire::tracker::KeyState;
+    match status {
+        Err(e) => Handover::Unknown(e),
+        Ok(s) if s.key.hash != new_hash => Handover::OldKeyInUse,
+        Ok(s) => match (s.key.state, s.key.checked_at) {
+            (KeyState::Ok, Some(_)) => Handover::Confirmed,
+            (state, _) => Handover::InUseNotChecked(match &s.key.error {
+                Some(e) => format!("state {state}: {e}"),
+                None => format!("state {state}"),
+            }),
+        },
+    }
+}
+
 /// What the operator must still do by hand after a rotation: Broadcast destinations
 /// filter by API key (`api_key_hashes`), which the console cannot change for them.
 pub fn follow_up(new_name: &str) -> Vec<String> {
@@ -104,8 +140,12 @@ impl Ops {
     }
 
     /// Rotation: create a new key with the client's limit, hand it to the tracker (which
-    /// swaps it for new requests while in-flight ones finish on the old key), store it in
-    /// the keychain, disable the old key, and record the rotation.
+    /// stores it for restarts and swaps it for new requests while in-flight ones finish on
+    /// the old key), confirm from the tracker's status that it uses the new key and that
+    /// its check of it succeeded, store it in the keychain, and only then disable the old
+    /// key; record the rotation. A key the tracker may be using is never disabled: if the
+    /// tracker did not take the new key, the new key is deleted and the old one stays; if
+    /// the outcome cannot be confirmed, both stay enabled and the error says what to check.
     pub async fn rotate(&self, id: &str) -> Result<Rotation, OpsError> {
         let c = self.client(id)?.clone();
         let kc = self.keychain("rotating a key")?.clone();
@@ -161,40 +201,121 @@ impl Ops {
             .await
             .map_err(orc("create key"))?;
         let new_key = created.key.expose().to_string();
+        let new_hash = created.info.hash.clone();
         let t = self.tracker(&c.id).await?;
         let new_name = created.info.name.clone().unwrap_or(name);
-        if let Err(e) = t.put_openrouter_key(&new_key, Some(&new_name)).await {
-            // The tracker still uses the old key: undo by disabling the new one.
-            let _ = or
-                .keys_update(
-                    &created.info.hash,
-                    &UpdateKeyRequest {
-                        disabled: Some(true),
-                        ..Default::default()
+        // Hand over, then confirm from the tracker's status; the old key is disabled only
+        // once the tracker is seen using the new key and its check of it succeeded.
+        let put = t.put_openrouter_key(&new_key, Some(&new_name)).await;
+        let seen = match &put {
+            // An answer with an error status: the tracker did not switch (it switches
+            // only on success), so there is nothing to wait for.
+            Err(crate::tracker::TrackerError::Api { .. })
+            | Err(crate::tracker::TrackerError::Unauthorized { .. })
+            | Err(crate::tracker::TrackerError::Decode { .. }) => Handover::OldKeyInUse,
+            // Ok, or no answer: the status says what the tracker did.
+            _ => {
+                let deadline = tokio::time::Instant::now() + CONFIRM_WINDOW;
+                loop {
+                    let s = t.status().await;
+                    let h = handover_seen(s.as_ref().map_err(|e| e.to_string()), &new_hash);
+                    let done = match &h {
+                        Handover::Confirmed => true,
+                        // After an Ok reply the tracker has already switched.
+                        Handover::OldKeyInUse => put.is_ok(),
+                        _ => false,
+                    };
+                    if done || tokio::time::Instant::now() >= deadline {
+                        break h;
+                    }
+                    tokio::time::sleep(CONFIRM_POLL).await;
+                }
+            }
+        };
+        // A successful reply means the tracker switched, whatever its status said since.
+        let seen = match seen {
+            Handover::Unknown(why) if put.is_ok() => Handover::InUseNotChecked(why),
+            other => other,
+        };
+        let put_error = put.as_ref().err().map(|e| e.to_string());
+        match &seen {
+            Handover::Confirmed => {}
+            Handover::OldKeyInUse => {
+                // The client still runs on the old key: leave it enabled and remove the
+                // new one, so nothing half-created stays behind.
+                let undo = match or.keys_delete(&new_hash).await {
+                    Ok(()) => "the new key was deleted".to_string(),
+                    Err(e) => match or
+                        .keys_update(
+                            &new_hash,
+                            &UpdateKeyRequest {
+                                disabled: Some(true),
+                                ..Default::default()
+                            },
+                        )
+                        .await
+                    {
+                        Ok(_) => format!("the new key could not be deleted ({e}) and was disabled; delete it on openrouter.ai"),
+                        Err(e2) => format!("the new key could not be deleted ({e}) nor disabled ({e2}): delete the key {} on openrouter.ai", mask(&new_key)),
                     },
-                )
-                .await;
-            return Err(e.into());
+                };
+                return Err(OpsError::Rotation {
+                    client: c.id.clone(),
+                    message: format!(
+                        "the tracker did not take the new key ({}); it still uses the old key {}, which stays enabled; {undo}. Check the tracker (status, logs) and rotate again",
+                        put_error.unwrap_or_else(|| "its status still reports the old key".into()),
+                        old_label.as_deref().unwrap_or("(unknown)")
+                    ),
+                });
+            }
+            Handover::InUseNotChecked(_) | Handover::Unknown(_) => {}
         }
+        // From here the tracker may be using the new key: it is never disabled, and the
+        // keychain keeps it (the tracker also stores it on its data volume).
         let kc4 = kc.clone();
         let cid = c.id.clone();
         let nk = new_key.clone();
-        blocking(move || kc4.set(SecretKind::OpenRouter, &cid, &nk)).await?;
+        let in_use = matches!(seen, Handover::Confirmed | Handover::InUseNotChecked(_));
+        if in_use {
+            blocking(move || kc4.set(SecretKind::OpenRouter, &cid, &nk)).await?;
+        }
         let mut old_disabled = false;
-        if let (Some(h), OldKey::Found { .. } | OldKey::Unknown(_)) = (&old_hash, &old) {
-            match or
-                .keys_update(
-                    h,
-                    &UpdateKeyRequest {
-                        disabled: Some(true),
-                        ..Default::default()
-                    },
-                )
-                .await
-            {
-                Ok(_) => old_disabled = true,
-                Err(e) => warning = Some(format!("the new key is live but disabling the old one failed ({e}); disable it by hand")),
+        match &seen {
+            Handover::Confirmed => {
+                if let (Some(h), OldKey::Found { .. } | OldKey::Unknown(_)) = (&old_hash, &old) {
+                    match or
+                        .keys_update(
+                            h,
+                            &UpdateKeyRequest {
+                                disabled: Some(true),
+                                ..Default::default()
+                            },
+                        )
+                        .await
+                    {
+                        Ok(_) => old_disabled = true,
+                        Err(e) => warning = Some(format!("the new key is live but disabling the old one failed ({e}); disable it by hand")),
+                    }
+                }
             }
+            Handover::InUseNotChecked(why) => {
+                warning = Some(format!(
+                    "the tracker uses the new key but its check of it did not succeed ({why}); the old key was left enabled: when the tracker's status shows the key as ok, disable the old key {} by hand (or rotate again)",
+                    old_label.as_deref().unwrap_or("(unknown)")
+                ));
+            }
+            Handover::Unknown(why) => {
+                return Err(OpsError::Rotation {
+                    client: c.id.clone(),
+                    message: format!(
+                        "the hand-over could not be confirmed ({}; status: {why}); both keys were left enabled and the keychain still holds the old key. When the tracker answers: if its status reports the key hash {new_hash}, disable the old key {} on openrouter.ai and store the new key; otherwise delete the new key {}",
+                        put_error.unwrap_or_else(|| "no error from the hand-over".into()),
+                        old_label.as_deref().unwrap_or("(unknown)"),
+                        mask(&new_key),
+                    ),
+                });
+            }
+            Handover::OldKeyInUse => unreachable!("returned above"),
         }
         let rot = Rotation {
             client_id: c.id.clone(),

@@ -68,6 +68,10 @@ pub enum OpsError {
     BadMonth(String),
     #[error(transparent)]
     Billing(#[from] mai_billing::BillingError),
+    /// A key rotation stopped before the old key was disabled: the client keeps working
+    /// on the key it has; the message says what happened to each key and what to do.
+    #[error("key rotation for {client} stopped: {message}")]
+    Rotation { client: String, message: String },
 }
 
 pub struct Ops {

@@ -170,7 +170,11 @@ async fn status(State(s): State<Shared>, h: HeaderMap) -> Response {
         terms: g.terms.clone(),
         key: wire::KeyStatus {
             label: g.key_label.clone(),
-            hash: "ab".repeat(32),
+            hash: g
+                .received_keys
+                .last()
+                .map(|k| mai_core::openrouter::key_hash(k))
+                .unwrap_or_else(|| "ab".repeat(32)),
             name: None,
             state: wire::KeyState::Ok,
             limit: Some(Decimal::from(100)),

@@ -53,7 +53,7 @@ FAULTS (header X-Sim-Fault on any request, --fault, or POST /__sim/faults):
   Inference endpoints: /chat/completions, /completions, /responses, /messages, /embeddings
   (rules with endpoint \"chat\" apply to all of them; malformed and mid_error: chat only).
   e.g. 'status=503;retry_after=2', 'mid_error=502;after=3;with_usage', 'status=429;free_tier'
-  POST /__sim/faults body: {\"fault\":\"status=500\",\"endpoint\":\"chat|generation|any\",
+  POST /__sim/faults body: {\"fault\":\"status=500\",\"endpoint\":\"chat|generation|key|any\",
     \"key\":\"sk-or-v1-...\" or \"key_hash\":\"...\",\"rate\":0.1,\"count\":5}; DELETE /__sim/faults clears.
 
 OTHER TEST HOOKS:

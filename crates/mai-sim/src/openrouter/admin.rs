@@ -166,7 +166,7 @@ pub(crate) async fn key_info(State(shared): State<Arc<Shared>>, headers: HeaderM
         Ok(c) => c,
         Err(r) => return r,
     };
-    if let Err(r) = any_fault(&shared, &headers, &caller.hash).await {
+    if let Err(r) = endpoint_fault(&shared, &headers, FaultEndpoint::Key, &caller.hash).await {
         return r;
     }
     let exp = shared.cfg.exponent_below;
@@ -204,7 +204,17 @@ pub(crate) async fn key_info(State(shared): State<Arc<Shared>>, headers: HeaderM
 
 /// Faults for endpoints other than chat and generation (rules with `endpoint: any`).
 async fn any_fault(shared: &Shared, headers: &HeaderMap, hash: &str) -> Result<(), Resp> {
-    if let Some(f) = shared.pick_fault(headers, FaultEndpoint::Any, Some(hash))? {
+    endpoint_fault(shared, headers, FaultEndpoint::Any, hash).await
+}
+
+/// Faults for one endpoint: rules scoped to it, and rules with `endpoint: any`.
+async fn endpoint_fault(
+    shared: &Shared,
+    headers: &HeaderMap,
+    endpoint: FaultEndpoint,
+    hash: &str,
+) -> Result<(), Resp> {
+    if let Some(f) = shared.pick_fault(headers, endpoint, Some(hash))? {
         if let Some(l) = f.latency {
             tokio::time::sleep(l).await;
         }

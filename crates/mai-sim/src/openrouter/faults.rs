@@ -198,6 +198,8 @@ pub enum FaultEndpoint {
     Chat,
     /// GET /generation.
     Generation,
+    /// GET /key (the key's own state: what a tracker checks a handed-over key with).
+    Key,
     /// Every `/api/v1` endpoint.
     Any,
 }

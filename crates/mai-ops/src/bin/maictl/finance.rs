@@ -150,6 +150,11 @@ pub struct InvoicesArgs {
     /// Issue date of new invoices (default: today in Warsaw).
     #[arg(long = "issue-date")]
     pub issue_date: Option<NaiveDate>,
+    /// Issue even though the month has usage OpenRouter has not confirmed (provisional
+    /// events, possibly at $0); the invoice lists them. Without it such an export is
+    /// refused with the list: run `maictl sync` first.
+    #[arg(long = "allow-unconfirmed")]
+    pub allow_unconfirmed: bool,
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -195,6 +200,7 @@ pub async fn invoices(ops: &Ops, a: &InvoicesArgs) -> Result<u8, OpsError> {
         out_dir: a.out.clone(),
         dialect: a.dialect.into(),
         issue_date: a.issue_date,
+        allow_unconfirmed: Some(a.allow_unconfirmed),
     };
     let result = ops.billing_export(&req, &mut |_| {}).await?;
     if a.json {
