@@ -29,7 +29,7 @@ pub fn typescript() -> String {
         pricing::MarkupSchedule, pricing::MarkupEntry, pricing::MarkupSegment,
         pricing::CommercialTerms, pricing::LimitLevel, pricing::LimitState,
         tracker::ErrorBody, tracker::ErrorDetail, tracker::KeyState, tracker::KeyStatus,
-        tracker::Drift, tracker::ActivityDrift, tracker::SyncState, tracker::ProxyState,
+        tracker::Drift, tracker::ActivityDrift, tracker::SyncState, tracker::ProxyState, tracker::WebhookState,
         tracker::Status, tracker::Today, tracker::DayUsage, tracker::Daily,
         tracker::UserUsage, tracker::ByUser, tracker::ModelUsage, tracker::ByModel,
         tracker::KeyedUsage, tracker::ByTask, tracker::ByGroup, tracker::ByChat,

@@ -91,6 +91,21 @@ export type ProxyState = {
  * Proxied requests in flight right now.
  */
 inflight: number, };
+export type WebhookState = { 
+/**
+ * False without `MAI_WEBHOOK_SECRET`: the endpoint then answers 404.
+ */
+enabled: boolean, 
+/**
+ * The header the destination must send the secret in (its custom headers).
+ */
+secret_header: string | null, 
+/**
+ * Spans are recorded only when their key name is one of these: this client's
+ * current key and the keys it used before a rotation. Empty = no span is recorded
+ * (the key's name is not known yet).
+ */
+key_names: Array<string>, };
 export type Status = { org_id: string, org_name: string | null, version: string, uptime_seconds: number, 
 /**
  * The commercial terms the console last pushed; `null` until the first push (the
