@@ -58,9 +58,21 @@ fn zofia() -> UserRef {
 fn seed(l: &mut Ledger) {
     let jan = user(Some("u-jan"), Some("jan@acme.pl"), Some("Jan Kowalski"));
     let evs = vec![
-        ev("gen-1", zofia(), at(3, 9), "openai/gpt-4o-mini", dec!(0.0011)),
+        ev(
+            "gen-1",
+            zofia(),
+            at(3, 9),
+            "openai/gpt-4o-mini",
+            dec!(0.0011),
+        ),
         ev("gen-2", zofia(), at(3, 11), "anthropic/claude", dec!(0.25)),
-        ev("gen-3", zofia(), at(14, 23), "openai/gpt-4o-mini", dec!(0.0009)),
+        ev(
+            "gen-3",
+            zofia(),
+            at(14, 23),
+            "openai/gpt-4o-mini",
+            dec!(0.0009),
+        ),
         ev(
             "gen-4",
             user(None, Some("Zofia.Lukasiewicz@ACME.pl"), Some(NAME)),
@@ -68,7 +80,13 @@ fn seed(l: &mut Ledger) {
             "openai/gpt-4o-mini",
             dec!(0.003),
         ),
-        ev("gen-5", jan.clone(), at(3, 10), "openai/gpt-4o-mini", dec!(0.5)),
+        ev(
+            "gen-5",
+            jan.clone(),
+            at(3, 10),
+            "openai/gpt-4o-mini",
+            dec!(0.5),
+        ),
         ev("gen-6", jan, at(20, 10), "anthropic/claude", dec!(0.07)),
         ev(
             "gen-7",
@@ -117,7 +135,12 @@ fn figures(l: &Ledger) -> Figures {
             .map(|m| (m.row.model, m.row.totals, m.client_cost_usd))
             .collect(),
         month_client_cost: l
-            .month_summary("acme", YearMonth::new(2026, 11).unwrap(), d("2026-11-30"), &s)
+            .month_summary(
+                "acme",
+                YearMonth::new(2026, 11).unwrap(),
+                d("2026-11-30"),
+                &s,
+            )
             .unwrap()
             .client_cost_usd,
         jan: users
@@ -196,7 +219,10 @@ fn erasure_keeps_every_total_and_leaves_no_byte_of_the_person() {
     assert!(r.compacted);
 
     let after = figures(&l);
-    assert_eq!(before, after, "totals by day, model, user sum, org and month");
+    assert_eq!(
+        before, after,
+        "totals by day, model, user sum, org and month"
+    );
 
     // The person is listed as one pseudonymous user with her exact totals.
     let (from, to) = (d("2026-11-01"), d("2026-11-30"));
@@ -206,7 +232,10 @@ fn erasure_keeps_every_total_and_leaves_no_byte_of_the_person() {
         .find(|u| u.user.id.as_deref() == Some(r.pseudonym.as_str()))
         .unwrap();
     assert_eq!((p.totals.requests, p.totals.cost_usd), (5, dec!(0.255)));
-    assert_eq!((p.user.email.as_deref(), p.user.name.as_deref()), (None, None));
+    assert_eq!(
+        (p.user.email.as_deref(), p.user.name.as_deref()),
+        (None, None)
+    );
     assert!(!users.iter().any(|u| u.user.label() == Some(NAME)));
     // The stored events keep usage and lose identity and chat.
     let g2 = l.get("gen-2").unwrap().unwrap().event;
@@ -277,7 +306,13 @@ fn a_later_record_of_an_erased_generation_does_not_bring_the_person_back() {
     // gen-4 had only her e-mail and no id: not hers by id alone.
     assert_eq!(r.events, 4);
     // Reconciliation confirms the provisional one with OpenRouter's external_user.
-    let mut c = ev("gen-9", zofia(), at(21, 9), "openai/gpt-4o-mini", dec!(0.002));
+    let mut c = ev(
+        "gen-9",
+        zofia(),
+        at(21, 9),
+        "openai/gpt-4o-mini",
+        dec!(0.002),
+    );
     c.source = Source::Reconciliation;
     assert_eq!(l.record(&c).unwrap(), RecordOutcome::Corrected);
     let g9 = l.get("gen-9").unwrap().unwrap().event;

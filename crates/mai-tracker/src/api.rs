@@ -26,8 +26,8 @@ use mai_core::time::{warsaw_today, YearMonth};
 use mai_core::usage::{EventState, Source, Tokens, UsageEvent, UserRef};
 use mai_wire::tracker::{
     seed, ByChat, ByGroup, ByModel, ByTask, ByUser, Daily, DayUsage, EraseRequest, ErasureReport,
-    ErrorBody, Event, EventPage, KeyHandover, KeyLabel, KeyedUsage, ModelUsage, Month, PrivacyExport, ProxyState, Status, SyncRequest,
-    SyncStatus, Today, UserUsage, WebhookState,
+    ErrorBody, Event, EventPage, KeyHandover, KeyLabel, KeyedUsage, ModelUsage, Month,
+    PrivacyExport, ProxyState, Status, SyncRequest, SyncStatus, Today, UserUsage, WebhookState,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -778,7 +778,12 @@ pub async fn privacy_erase(
     }
     let er = match st
         .writer
-        .erase_user(&st.cfg.org_id, subject.clone(), &who.pseudonym, "admin-token")
+        .erase_user(
+            &st.cfg.org_id,
+            subject.clone(),
+            &who.pseudonym,
+            "admin-token",
+        )
         .await
     {
         Ok(r) => r,

@@ -778,7 +778,11 @@ async fn retired_markup_settings_are_ignored_with_one_warning() {
 async fn privacy_export_and_erase_round_trip() {
     use mai_wire::tracker::{EraseRequest, ErasureReport, PrivacyExport, PrivacySubject};
     let env = start(mai_sim::openrouter::SimConfig::fast()).await;
-    for (id, name) in [("u1", "Anna%20Nowak"), ("u1", "Anna%20Nowak"), ("u2", "Jan")] {
+    for (id, name) in [
+        ("u1", "Anna%20Nowak"),
+        ("u1", "Anna%20Nowak"),
+        ("u2", "Jan"),
+    ] {
         let r = env
             .chat(body(false, None))
             .header("X-OpenWebUI-User-Id", id)
@@ -803,7 +807,10 @@ async fn privacy_export_and_erase_round_trip() {
     let path = "/api/v1/admin/privacy/export?email=U1@acme.pl";
     assert_eq!(env.get(path, READ).send().await.unwrap().status(), 401);
     let x: PrivacyExport = typed(env.get(path, ADMIN).send().await.unwrap(), 200).await;
-    assert_eq!((x.org_id.as_str(), x.requests, x.events.len()), ("acme", 2, 2));
+    assert_eq!(
+        (x.org_id.as_str(), x.requests, x.events.len()),
+        ("acme", 2, 2)
+    );
     assert!(x
         .events
         .iter()
@@ -836,7 +843,11 @@ async fn privacy_export_and_erase_round_trip() {
             .contains("user id or e-mail"),
         true
     );
-    error(erase("{\"email\":\"u1@acme.pl\"}").send().await.unwrap(), 400).await;
+    error(
+        erase("{\"email\":\"u1@acme.pl\"}").send().await.unwrap(),
+        400,
+    )
+    .await;
     let req = EraseRequest {
         user: PrivacySubject {
             id: Some("u1".into()),
@@ -880,7 +891,10 @@ async fn privacy_export_and_erase_round_trip() {
         .iter()
         .find(|u| u.user_id.as_deref() == Some(rep.pseudonym.as_str()))
         .expect("the pseudonym's row");
-    assert_eq!((p.requests, p.email.as_deref(), p.name.as_deref()), (2, None, None));
+    assert_eq!(
+        (p.requests, p.email.as_deref(), p.name.as_deref()),
+        (2, None, None)
+    );
     assert_eq!(p.raw_cost_usd, x.raw_cost_usd);
     assert!(users
         .users

@@ -78,7 +78,11 @@ pub fn normalize_subject(s: &PrivacySubject) -> Result<PrivacySubject, LedgerErr
             "a privacy request needs the person's user id or e-mail (or both)".into(),
         ));
     }
-    if out.id.as_deref().is_some_and(|i| i.starts_with(ERASED_USER_PREFIX)) {
+    if out
+        .id
+        .as_deref()
+        .is_some_and(|i| i.starts_with(ERASED_USER_PREFIX))
+    {
         return Err(LedgerError::BadQuery(format!(
             "user id `{}` is already a pseudonym of an erased person",
             out.id.as_deref().unwrap_or_default()
@@ -332,9 +336,11 @@ impl Ledger {
         }
         // (busy, WAL frames, frames checkpointed): busy = 1 when a reader kept it from
         // truncating.
-        match self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-            r.get::<_, i64>(0)
-        }) {
+        match self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            }) {
             Ok(0) => true,
             Ok(_) => {
                 tracing::warn!(path = %self.path.display(), "WAL not truncated after an erasure (a reader holds an old snapshot); it is at the next checkpoint");
