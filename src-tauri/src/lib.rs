@@ -12,8 +12,8 @@ use futures::StreamExt;
 use mai_ops::{Fleet, Keychain, Ops};
 use mai_wire::console::{
     AppInfo, BillingReport, ClientRef, ContainerInfo, ContainerRole, Dashboard, FleetRow,
-    InvoiceExportRequest, InvoiceExportResult, LogLine, MaskedKey, Rotation, SecretKind,
-    SyncOutcome, UpdateCheck,
+    InvoiceExportRequest, InvoiceExportResult, LogLine, MaskedKey, PrivacyErasure,
+    PrivacyExportResult, Rotation, SecretKind, SyncOutcome, UpdateCheck,
 };
 use tauri::{Emitter, Manager, Runtime, State};
 use tauri_plugin_updater::UpdaterExt;
@@ -243,6 +243,38 @@ async fn key_rotate(state: State<'_, Console>, client_id: String) -> Result<Rota
         .map_err(|e| e.to_string())
 }
 
+/// GDPR art. 17: erases one person of a client on its tracker and in the cache.
+#[tauri::command]
+async fn privacy_erase(
+    state: State<'_, Console>,
+    client_id: String,
+    user_id: Option<String>,
+    email: Option<String>,
+) -> Result<PrivacyErasure, String> {
+    let who = mai_wire::tracker::PrivacySubject { id: user_id, email };
+    state
+        .ops()?
+        .privacy_erase(&client_id, &who)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// GDPR art. 15: one person's usage of a client.
+#[tauri::command]
+async fn privacy_export(
+    state: State<'_, Console>,
+    client_id: String,
+    user_id: Option<String>,
+    email: Option<String>,
+) -> Result<PrivacyExportResult, String> {
+    let who = mai_wire::tracker::PrivacySubject { id: user_id, email };
+    state
+        .ops()?
+        .privacy_export(&client_id, &who)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// Called once by the UI when the fleet table first painted with data.
 #[tauri::command]
 fn first_paint(rows: usize) -> u64 {
@@ -320,6 +352,8 @@ pub fn builder<R: Runtime>(b: tauri::Builder<R>, console: Console) -> tauri::Bui
             key_set,
             key_delete,
             key_rotate,
+            privacy_erase,
+            privacy_export,
             check_update,
             billing_report,
             billing_export,

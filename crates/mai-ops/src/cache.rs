@@ -197,4 +197,32 @@ impl Cache {
         let (key, value) = (key.to_string(), value.to_string());
         self.with(move |l| l.set_meta(&key, &value)).await
     }
+    /// Erases one person of `client` in the cache with the tracker's `pseudonym`, so
+    /// both list the person alike ([`Ledger::erase_user`]).
+    pub async fn erase_user(
+        &self,
+        client: &str,
+        subject: &mai_core::ledger::PrivacySubject,
+        pseudonym: &str,
+        actor: &str,
+    ) -> Result<mai_core::ledger::Erasure, CacheError> {
+        let (client, subject, pseudonym, actor) = (
+            client.to_owned(),
+            subject.clone(),
+            pseudonym.to_owned(),
+            actor.to_owned(),
+        );
+        self.with(move |l| l.erase_user(&client, &subject, Some(&pseudonym), &actor))
+            .await
+    }
+
+    /// One person's events of `client` in the cache and their sum.
+    pub async fn user_export(
+        &self,
+        client: &str,
+        subject: &mai_core::ledger::PrivacySubject,
+    ) -> Result<mai_core::ledger::UserExport, CacheError> {
+        let (client, subject) = (client.to_owned(), subject.clone());
+        self.with(move |l| l.user_export(&client, &subject)).await
+    }
 }

@@ -36,6 +36,7 @@ pub use mai_wire::tracker::{
     ByChat, ByGroup, ByModel, ByTask, ByUser, Daily, DayUsage, Event, EventPage, KeyState,
     KeyStatus, KeyedUsage, Month, Status, SyncReport, SyncState, SyncStatus, Today,
 };
+pub use mai_wire::tracker::{EraseRequest, ErasureReport, PrivacyExport, PrivacySubject};
 use mai_wire::tracker::{ErrorBody, KeyHandover, KeyLabel, SyncRequest};
 use mai_wire::CommercialTerms;
 
@@ -212,5 +213,48 @@ impl TrackerClient {
             .send(req, &url, self.timeout.max(HANDOVER_TIMEOUT))
             .await?;
         Ok(l.label)
+    }
+    /// Erases one person's personal data on the tracker (GDPR art. 17). The tracker
+    /// rebuilds its ledger file afterwards, so this gets a long timeout.
+    pub async fn privacy_erase(
+        &self,
+        subject: &PrivacySubject,
+    ) -> Result<ErasureReport, TrackerError> {
+        let url = self.url("/api/v1/admin/privacy/erase");
+        let req = self.http.post(&url).json(&EraseRequest {
+            user: subject.clone(),
+        });
+        self.send(req, &url, self.timeout.max(Duration::from_secs(120)))
+            .await
+    }
+
+    /// One person's events and totals (GDPR art. 15).
+    pub async fn privacy_export(
+        &self,
+        subject: &PrivacySubject,
+    ) -> Result<PrivacyExport, TrackerError> {
+        let mut url = url::Url::parse(&self.url("/api/v1/admin/privacy/export")).map_err(|e| {
+            TrackerError::Unreachable {
+                url: self.base.to_string(),
+                message: e.to_string(),
+            }
+        })?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(id) = &subject.id {
+                q.append_pair("user_id", id);
+            }
+            if let Some(e) = &subject.email {
+                q.append_pair("email", e);
+            }
+        }
+        // The query holds the person's e-mail: errors name the path only.
+        let shown = self.url("/api/v1/admin/privacy/export");
+        self.send(
+            self.http.get(url),
+            &shown,
+            self.timeout.max(Duration::from_secs(30)),
+        )
+        .await
     }
 }

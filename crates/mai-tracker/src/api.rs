@@ -25,9 +25,9 @@ use mai_core::pricing::{limit_state, price, MarkupSchedule};
 use mai_core::time::{warsaw_today, YearMonth};
 use mai_core::usage::{EventState, Source, Tokens, UsageEvent, UserRef};
 use mai_wire::tracker::{
-    seed, ByChat, ByGroup, ByModel, ByTask, ByUser, Daily, DayUsage, ErrorBody, Event, EventPage,
-    KeyHandover, KeyLabel, KeyedUsage, ModelUsage, Month, ProxyState, Status, SyncRequest,
-    SyncStatus, Today, UserUsage, WebhookState,
+    seed, ByChat, ByGroup, ByModel, ByTask, ByUser, Daily, DayUsage, EraseRequest, ErasureReport,
+    ErrorBody, Event, EventPage, KeyHandover, KeyLabel, KeyedUsage, ModelUsage, Month,
+    PrivacyExport, ProxyState, Status, SyncRequest, SyncStatus, Today, UserUsage, WebhookState,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -764,6 +764,152 @@ pub async fn put_terms(
         "commercial terms pushed"
     );
     reply(t)
+}
+
+// ---------- privacy (GDPR art. 15 and 17) ----------
+
+fn subject_or_400(
+    s: &mai_core::ledger::PrivacySubject,
+) -> Result<mai_core::ledger::PrivacySubject, Response> {
+    mai_core::ledger::normalize_subject(s).map_err(|e| {
+        error_response(
+            StatusCode::BAD_REQUEST,
+            &format!("{e}; send {{\"user\":{{\"id\":\"...\",\"email\":\"...\"}}}}"),
+        )
+    })
+}
+
+/// `POST /api/v1/admin/privacy/erase`: replaces one person's identity in the ledger
+/// with a pseudonym (amounts untouched) and scrubs the crash journal. The journal is
+/// replayed first, so generations only it knew are in the ledger when it is erased.
+/// Logs name the person by the subject's hash only.
+pub async fn privacy_erase(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    auth!(st, headers, Role::Admin);
+    let req: EraseRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("erase body rejected ({e}); send {{\"user\":{{\"id\":\"...\",\"email\":\"...\"}}}} with the id, the e-mail or both"),
+            )
+        }
+    };
+    let subject = match subject_or_400(&req.user) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let hash = mai_core::ledger::subject_hash(&subject);
+    let who = crate::journal::ScrubSubject {
+        id: subject.id.clone(),
+        email: subject.email.clone(),
+        pseudonym: mai_core::ledger::new_pseudonym(),
+    };
+    let scrub = |when: &str| {
+        st.journal.scrub(&who).map_err(|e| {
+            tracing::error!(subject_hash = %hash, error = %e, when, "crash journal not scrubbed for an erasure");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("scrubbing the crash journal {when} the erasure failed: {e}; fix the journal file's permissions or disk space and repeat the erasure"),
+            )
+        })
+    };
+    // The journal's lines of the person take the pseudonym first, so the replay that
+    // follows records generations only the journal knew under it; the replay puts
+    // every journal id in the ledger before the ledger is erased.
+    let mut journal_lines = match scrub("before") {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    if let Err(e) = recon::replay_journal(&st).await {
+        tracing::error!(subject_hash = %hash, error = %e, "erasure refused: the crash journal could not be replayed");
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("replaying the crash journal before the erasure failed: {e}; the ledger was not erased, retry"),
+        );
+    }
+    let er = match st
+        .writer
+        .erase_user(
+            &st.cfg.org_id,
+            subject.clone(),
+            &who.pseudonym,
+            "admin-token",
+        )
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(subject_hash = %hash, error = %e, "erasure failed");
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("erasing failed: {e}; the ledger was not erased, retry"),
+            );
+        }
+    };
+    // Requests of the person in flight meanwhile appended lines of their own.
+    match scrub("after") {
+        Ok(n) => journal_lines += n,
+        Err(r) => return r,
+    }
+    tracing::info!(subject_hash = %hash, events = er.events, rollup_rows = er.rollup_rows, journal_lines, compacted = er.compacted, "personal data erased");
+    reply(ErasureReport {
+        org_id: st.cfg.org_id.clone(),
+        subject_hash: er.subject_hash,
+        pseudonym: er.pseudonym,
+        events: er.events,
+        rollup_rows: er.rollup_rows,
+        journal_lines,
+        compacted: er.compacted,
+        erased_at: Utc::now(),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ExportQuery {
+    user_id: Option<String>,
+    email: Option<String>,
+}
+
+/// `GET /api/v1/admin/privacy/export?user_id=&email=`: one person's events and totals.
+/// Admin only: the reply is personal data.
+pub async fn privacy_export(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    q: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    auth!(st, headers, Role::Admin);
+    let Ok(Query(q)) = q else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "use /api/v1/admin/privacy/export?user_id=...&email=... (either or both)",
+        );
+    };
+    let subject = match subject_or_400(&mai_core::ledger::PrivacySubject {
+        id: q.user_id,
+        email: q.email,
+    }) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (org, s) = (st.cfg.org_id.clone(), subject.clone());
+    let x = match st.read(move |l| l.user_export(&org, &s)).await {
+        Ok(x) => x,
+        Err(e) => return ledger_error(e),
+    };
+    tracing::info!(subject_hash = %mai_core::ledger::subject_hash(&subject), events = x.events.len(), "personal data exported");
+    reply(PrivacyExport {
+        org_id: st.cfg.org_id.clone(),
+        subject,
+        generated_at: Utc::now(),
+        requests: x.totals.requests,
+        tokens: x.totals.tokens.into(),
+        raw_cost_usd: x.totals.cost_usd.normalize(),
+        events: x.events.into_iter().map(wire_event).collect(),
+    })
 }
 
 // ---------- seed-compatible endpoints ----------

@@ -221,6 +221,127 @@ impl Journal {
     }
 }
 
+/// Which journal lines are a person's (GDPR erasure): their Open WebUI user id, or
+/// their e-mail in any ASCII case, as [`mai_core::ledger::Ledger::erase_user`] matches.
+#[derive(Debug, Clone)]
+pub struct ScrubSubject {
+    pub id: Option<String>,
+    pub email: Option<String>,
+    /// What the person's entries carry from now on (their generation ids stay: the
+    /// journal is what keeps a crash from losing a generation).
+    pub pseudonym: String,
+}
+
+impl ScrubSubject {
+    fn matches(&self, u: &UserRef) -> bool {
+        let id = self.id.is_some() && u.id == self.id;
+        let email = match (&self.email, &u.email) {
+            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+            _ => false,
+        };
+        id || email
+    }
+
+    /// The raw line mentions the person (for lines that are not entries).
+    fn mentioned_in(&self, line: &[u8]) -> bool {
+        let lower = line.to_ascii_lowercase();
+        [self.id.as_deref(), self.email.as_deref()]
+            .into_iter()
+            .flatten()
+            .map(|n| n.to_ascii_lowercase().into_bytes())
+            .any(|n| !n.is_empty() && lower.windows(n.len()).any(|w| w == n.as_slice()))
+    }
+}
+
+impl Journal {
+    /// Removes a person's identity from the journal files (GDPR art. 17): in the live
+    /// and the `.old` journal their entries get the pseudonym as user and lose the chat
+    /// id (the generation id, model and time stay, so a crash still loses nothing);
+    /// quarantined lines mentioning them are dropped (they are unusable anyway). Files
+    /// are rewritten to a temporary file and renamed over the old one, which leaves the
+    /// old bytes to the file system's free space, like the ledger's truncated WAL.
+    /// Returns the lines changed or dropped.
+    pub fn scrub(&self, who: &ScrubSubject) -> std::io::Result<u64> {
+        let mut n = 0;
+        {
+            // Appends wait while the live file is rewritten.
+            let mut g = self.file.lock().unwrap_or_else(|p| p.into_inner());
+            let (changed, len) = rewrite(&self.path, |line| scrub_entry(line, who))?;
+            if changed > 0 {
+                let f = OpenOptions::new()
+                    .create(true)
+                    .read(true)
+                    .append(true)
+                    .open(&self.path)?;
+                *g = (f, len);
+            }
+            n += changed;
+        }
+        n += rewrite(&self.old_path, |line| scrub_entry(line, who))?.0;
+        n += rewrite(&self.quarantine_path, |line| {
+            if who.mentioned_in(line) {
+                Some(None)
+            } else {
+                None
+            }
+        })?
+        .0;
+        Ok(n)
+    }
+}
+
+/// `None`: keep the line; `Some(None)`: drop it; `Some(Some(l))`: replace it.
+type LineEdit = Option<Option<Vec<u8>>>;
+
+fn scrub_entry(line: &[u8], who: &ScrubSubject) -> LineEdit {
+    match serde_json::from_slice::<JournalEntry>(line) {
+        Ok(mut e) if who.matches(&e.user) => {
+            e.user = UserRef::erased(&who.pseudonym);
+            e.context.chat_id = None;
+            Some(serde_json::to_vec(&e).ok())
+        }
+        Ok(_) => None,
+        // Not an entry (torn): it would be quarantined at the next replay.
+        Err(_) if who.mentioned_in(line) => Some(None),
+        Err(_) => None,
+    }
+}
+
+/// Applies `edit` to each line of `path` (absent: nothing to do); rewrites the file
+/// only when a line changed. Returns (lines changed, the file's new length).
+fn rewrite(path: &Path, edit: impl Fn(&[u8]) -> LineEdit) -> std::io::Result<(u64, u64)> {
+    let data = match std::fs::read(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::with_capacity(data.len());
+    let mut changed = 0;
+    for line in data.split_inclusive(|b| *b == b'\n') {
+        let body = line.strip_suffix(b"\n").unwrap_or(line);
+        match edit(body) {
+            None => out.extend_from_slice(line),
+            Some(None) => changed += 1,
+            Some(Some(new)) => {
+                changed += 1;
+                out.extend_from_slice(&new);
+                out.push(b'\n');
+            }
+        }
+    }
+    if changed == 0 {
+        return Ok((0, data.len() as u64));
+    }
+    let tmp = PathBuf::from(format!("{}.scrub", path.display()));
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(&out)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    Ok((changed, out.len() as u64))
+}
+
 /// Good entries, and bad lines with why. Reads at most [`MAX_LINE_BYTES`] of a line.
 type Entries = (Vec<JournalEntry>, Vec<(Vec<u8>, String)>);
 
@@ -403,6 +524,52 @@ mod tests {
         let back = j.rotate().unwrap();
         assert_eq!(back[0].user.email.as_ref().unwrap().len(), MAX_FIELD_BYTES);
         assert_eq!(back[0].model.len(), MAX_FIELD_BYTES);
+    }
+
+    #[test]
+    fn scrub_replaces_the_persons_identity_and_keeps_the_generation_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.sqlite");
+        let j = Journal::open(&db).unwrap();
+        let with = |id: &str, email: &str, name: &str| {
+            let mut e = entry(id);
+            e.user = UserRef {
+                id: Some(format!("u-{name}")),
+                email: Some(email.into()),
+                name: Some(name.into()),
+            };
+            e.context.chat_id = Some(format!("chat-{id}"));
+            e
+        };
+        j.append(&with("gen-1", "zofia@acme.pl", "Zofia"));
+        j.append(&with("gen-2", "jan@acme.pl", "Jan"));
+        j.append(&with("gen-3", "ZOFIA@acme.pl", "Zofia"));
+        std::fs::write(
+            j.quarantine_path(),
+            "{\"id\":\"gen-0\",\"user\":{\"email\":\"zofia@acme.pl\"\nnot json\n",
+        )
+        .unwrap();
+        let who = ScrubSubject {
+            id: None,
+            email: Some("zofia@acme.pl".into()),
+            pseudonym: "erased-00".into(),
+        };
+        assert_eq!(j.scrub(&who).unwrap(), 3);
+        // Appends go on after the rewrite.
+        j.append(&entry("gen-4"));
+        let live = std::fs::read_to_string(format!("{}.journal", db.display())).unwrap();
+        assert!(!live.to_lowercase().contains("zofia"), "{live}");
+        assert!(!live.contains("chat-gen-1"), "{live}");
+        assert!(live.contains("Jan"), "{live}");
+        assert_eq!(
+            std::fs::read_to_string(j.quarantine_path()).unwrap(),
+            "not json\n"
+        );
+        let back = j.rotate().unwrap();
+        let ids: Vec<&str> = back.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["gen-1", "gen-2", "gen-3", "gen-4"]);
+        assert_eq!(back[0].user, UserRef::erased("erased-00"));
+        assert_eq!(j.scrub(&who).unwrap(), 0, "nothing left");
     }
 
     #[test]

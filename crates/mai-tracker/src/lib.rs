@@ -78,6 +78,8 @@ pub fn router(st: Arc<AppState>) -> Router {
     let admin_work = Router::new()
         .route("/api/v1/sync", post(api::sync))
         .route("/api/v1/admin/openrouter-key", put(api::put_key))
+        // Not upstream, but it rebuilds the ledger file (VACUUM): paced as well.
+        .route("/api/v1/admin/privacy/erase", post(api::privacy_erase))
         .route(
             "/api/v1/usage-tracking/sync/openrouter-usage",
             post(api::seed_sync),
@@ -86,6 +88,7 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route_layer(role(Role::Admin));
     let admin = Router::new()
         .route("/api/v1/admin/terms", put(api::put_terms))
+        .route("/api/v1/admin/privacy/export", get(api::privacy_export))
         .route(
             "/api/v1/usage-tracking/usage/manual-record",
             post(api::seed_manual),

@@ -36,7 +36,7 @@
 //! the metrics. Only a failure to flush at shutdown makes the process exit non-zero
 //! (see [`crate::Tracker::shutdown`]).
 
-use mai_core::ledger::{Ledger, LedgerError, RecordOutcome};
+use mai_core::ledger::{Erasure, Ledger, LedgerError, PrivacySubject, RecordOutcome};
 use mai_core::usage::UsageEvent;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -79,6 +79,14 @@ enum Cmd {
         key: &'static str,
         value: String,
         reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// A person's erasure (GDPR art. 17): one transaction, then the file is rebuilt.
+    Erase {
+        org: String,
+        subject: PrivacySubject,
+        pseudonym: String,
+        actor: String,
+        reply: oneshot::Sender<Result<Erasure, String>>,
     },
     Flush(oneshot::Sender<()>),
 }
@@ -217,6 +225,32 @@ impl LedgerWriter {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Cmd::SetMeta { key, value, reply })
+            .map_err(|_| WriterError::Stopped)?;
+        rx.await
+            .map_err(|_| WriterError::Stopped)?
+            .map_err(WriterError::Ledger)
+    }
+
+    /// Erases a person's identity from the ledger ([`Ledger::erase_user`]) after
+    /// everything queued before it is committed, so an event of theirs still in the
+    /// queue is erased too. Takes as long as rebuilding the file (`VACUUM`); proxy
+    /// events wait in the queue meanwhile.
+    pub async fn erase_user(
+        &self,
+        org: &str,
+        subject: PrivacySubject,
+        pseudonym: &str,
+        actor: &str,
+    ) -> Result<Erasure, WriterError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Erase {
+                org: org.to_owned(),
+                subject,
+                pseudonym: pseudonym.to_owned(),
+                actor: actor.to_owned(),
+                reply,
+            })
             .map_err(|_| WriterError::Stopped)?;
         rx.await
             .map_err(|_| WriterError::Stopped)?
@@ -597,6 +631,16 @@ impl Worker {
             }
             Cmd::SetMeta { key, value, reply } => {
                 let a = self.attempt(|l| l.set_meta(key, &value));
+                let _ = reply.send(done(a, self));
+            }
+            Cmd::Erase {
+                org,
+                subject,
+                pseudonym,
+                actor,
+                reply,
+            } => {
+                let a = self.attempt(|l| l.erase_user(&org, &subject, Some(&pseudonym), &actor));
                 let _ = reply.send(done(a, self));
             }
             Cmd::Record(_) | Cmd::Flush(_) => unreachable!("queued, not served"),

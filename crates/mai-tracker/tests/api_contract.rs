@@ -771,3 +771,147 @@ async fn retired_markup_settings_are_ignored_with_one_warning() {
         assert!(lines[0].contains(w), "`{}` lacks `{w}`", lines[0]);
     }
 }
+
+/// GDPR: a person's usage exported and then erased over the admin API. Totals stay
+/// exact, the person leaves the ledger file and the crash journal, others stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privacy_export_and_erase_round_trip() {
+    use mai_wire::tracker::{EraseRequest, ErasureReport, PrivacyExport, PrivacySubject};
+    let env = start(mai_sim::openrouter::SimConfig::fast()).await;
+    for (id, name) in [
+        ("u1", "Anna%20Nowak"),
+        ("u1", "Anna%20Nowak"),
+        ("u2", "Jan"),
+    ] {
+        let r = env
+            .chat(body(false, None))
+            .header("X-OpenWebUI-User-Id", id)
+            .header("X-OpenWebUI-User-Email", format!("{id}@acme.pl"))
+            .header("X-OpenWebUI-User-Name", name)
+            .header("X-OpenWebUI-Chat-Id", format!("chat-of-{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap();
+    }
+    env.flush().await;
+    let journal = format!("{}.journal", env.db().display());
+    assert!(std::fs::read_to_string(&journal)
+        .unwrap()
+        .contains("u1@acme.pl"));
+    let month_before: Month = env.read("/api/v1/usage/month").await;
+    let models_before: ByModel = env.read("/api/v1/usage/by-model").await;
+
+    // Export: admin only; by e-mail in another case.
+    let path = "/api/v1/admin/privacy/export?email=U1@acme.pl";
+    assert_eq!(env.get(path, READ).send().await.unwrap().status(), 401);
+    let x: PrivacyExport = typed(env.get(path, ADMIN).send().await.unwrap(), 200).await;
+    assert_eq!(
+        (x.org_id.as_str(), x.requests, x.events.len()),
+        ("acme", 2, 2)
+    );
+    assert!(x
+        .events
+        .iter()
+        .all(|e| e.user.name.as_deref() == Some("Anna Nowak")));
+    assert_eq!(
+        x.raw_cost_usd,
+        x.events.iter().map(|e| e.cost_usd).sum::<Decimal>()
+    );
+    let m = error(
+        env.get("/api/v1/admin/privacy/export", ADMIN)
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    assert!(m.contains("user id or e-mail"), "{m}");
+
+    // Erase.
+    let erase = |b: &str| {
+        env.http
+            .post(format!("{}/api/v1/admin/privacy/erase", env.base))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/json")
+            .body(b.to_owned())
+    };
+    let m = error(erase("{\"user\":{}}").send().await.unwrap(), 400).await;
+    assert!(m.contains("user id or e-mail"), "{m}");
+    error(
+        erase("{\"email\":\"u1@acme.pl\"}").send().await.unwrap(),
+        400,
+    )
+    .await;
+    let req = EraseRequest {
+        user: PrivacySubject {
+            id: Some("u1".into()),
+            email: Some("u1@acme.pl".into()),
+        },
+    };
+    let r = env
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/admin/privacy/erase",
+            READ,
+            &req,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = env
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/admin/privacy/erase",
+            ADMIN,
+            &req,
+        )
+        .send()
+        .await
+        .unwrap();
+    let rep: ErasureReport = typed(r, 200).await;
+    assert_eq!((rep.events, rep.rollup_rows), (2, 1));
+    assert!(rep.journal_lines >= 2, "{rep:?}");
+    assert!(rep.compacted);
+    assert_eq!(rep.subject_hash, mai_core::ledger::subject_hash(&req.user));
+
+    let month_after: Month = env.read("/api/v1/usage/month").await;
+    let models_after: ByModel = env.read("/api/v1/usage/by-model").await;
+    assert_eq!(month_before, month_after);
+    assert_eq!(models_before, models_after);
+    let users: ByUser = env.read("/api/v1/usage/by-user").await;
+    let p = users
+        .users
+        .iter()
+        .find(|u| u.user_id.as_deref() == Some(rep.pseudonym.as_str()))
+        .expect("the pseudonym's row");
+    assert_eq!(
+        (p.requests, p.email.as_deref(), p.name.as_deref()),
+        (2, None, None)
+    );
+    assert_eq!(p.raw_cost_usd, x.raw_cost_usd);
+    assert!(users
+        .users
+        .iter()
+        .any(|u| u.email.as_deref() == Some("u2@acme.pl")));
+    let x2: PrivacyExport = typed(env.get(path, ADMIN).send().await.unwrap(), 200).await;
+    assert!(x2.events.is_empty());
+
+    // Nothing of her is left in the ledger file, its WAL or the journal files.
+    let mut bytes = std::fs::read(env.db()).unwrap();
+    for f in [
+        format!("{}-wal", env.db().display()),
+        journal.clone(),
+        format!("{journal}.old"),
+        format!("{journal}.quarantine"),
+    ] {
+        bytes.extend(std::fs::read(f).unwrap_or_default());
+    }
+    let has = |n: &str| bytes.windows(n.len()).any(|w| w == n.as_bytes());
+    for gone in ["u1@acme.pl", "Anna Nowak", "chat-of-u1", "\"u1\""] {
+        assert!(!has(gone), "{gone} is still on disk");
+    }
+    assert!(has("u2@acme.pl"));
+}

@@ -414,6 +414,42 @@ pub struct Rotation {
 }
 
 // ---------------------------------------------------------------------------------------
+// Privacy (GDPR art. 15 and 17)
+
+/// `privacy_erase`: one person's personal data erased on the client's tracker and in
+/// the console cache. Totals, invoices and other users are untouched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct PrivacyErasure {
+    pub client_id: String,
+    /// How the audit log names the person (SHA-256 hex of the id and e-mail asked for).
+    pub subject_hash: String,
+    /// The random user id the person's usage is now listed under (`erased-…`).
+    pub pseudonym: String,
+    /// Events changed on the tracker and in the console cache.
+    pub tracker_events: u64,
+    pub cache_events: u64,
+    /// Crash-journal lines of the person the tracker removed.
+    pub journal_lines: u64,
+    /// Both ledger files were rebuilt, so no old copy of the fields is left in them.
+    pub compacted: bool,
+    pub at: DateTime<Utc>,
+    /// The audit log the action was written to.
+    pub audit_log: String,
+}
+
+/// `privacy_export`: one person's usage on one client, from the tracker (or, when it
+/// is unreachable, from the console cache: `from_cache`, with `warning` saying why).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct PrivacyExportResult {
+    pub client_id: String,
+    pub from_cache: bool,
+    pub warning: Option<String>,
+    pub export: crate::tracker::PrivacyExport,
+    /// The audit log the action was written to.
+    pub audit_log: String,
+}
+
+// ---------------------------------------------------------------------------------------
 // Client dashboard
 
 /// One Warsaw day of a client's usage, priced at that day's markup.

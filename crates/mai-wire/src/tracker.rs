@@ -475,6 +475,68 @@ pub struct KeyLabel {
     pub label: String,
 }
 
+/// Who a privacy request (erasure, export) is about: the person's Open WebUI user id,
+/// e-mail, or both (at least one). Events match when their user id equals `id` or
+/// their e-mail equals `email` (ASCII case-insensitive); every event sharing a rollup
+/// key (id, else e-mail) with a match belongs to the person too.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySubject {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// Body of `POST /api/v1/admin/privacy/erase` (admin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct EraseRequest {
+    pub user: PrivacySubject,
+}
+
+/// Reply of `POST /api/v1/admin/privacy/erase`: what the erasure changed. Amounts are
+/// not touched, so there are none here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureReport {
+    pub org_id: String,
+    /// SHA-256 hex of the subject (`mai_core::ledger::subject_hash`): how audit logs
+    /// name the person, never by e-mail or name.
+    pub subject_hash: String,
+    /// `erased-<32 hex>`: the random user id the person's usage is now kept under, so
+    /// per-user totals stay whole. Not stored next to `subject_hash` anywhere.
+    pub pseudonym: String,
+    /// Events whose user fields (and chat id) were replaced.
+    pub events: u64,
+    /// Per-user daily rollup rows merged into the pseudonym's.
+    pub rollup_rows: u64,
+    /// Crash-journal and quarantine lines of the person removed from the tracker's files.
+    pub journal_lines: u64,
+    /// The ledger file was rebuilt (`VACUUM`) and its WAL truncated, so no old copy of
+    /// the erased fields is left in free pages or the WAL.
+    pub compacted: bool,
+    pub erased_at: DateTime<Utc>,
+}
+
+/// Reply of `GET /api/v1/admin/privacy/export?user_id=&email=` (admin): one person's
+/// usage (GDPR art. 15), every event and the totals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyExport {
+    pub org_id: String,
+    pub subject: PrivacySubject,
+    pub generated_at: DateTime<Utc>,
+    pub requests: u64,
+    pub tokens: TokenCounts,
+    /// What OpenRouter charged for the person's requests (USD).
+    #[serde(with = "rust_decimal::serde::str")]
+    #[ts(type = "string")]
+    pub raw_cost_usd: Decimal,
+    /// Oldest first.
+    pub events: Vec<Event>,
+}
+
 /// The seed-compatible endpoints (`/api/v1/usage-tracking/...`), kept byte-compatible
 /// with the system the tracker replaces: their money is a JSON **number** written from
 /// the exact decimal text ([`crate::money::json_number`]), not our string convention.

@@ -35,6 +35,8 @@ pub fn typescript() -> String {
         tracker::KeyedUsage, tracker::ByTask, tracker::ByGroup, tracker::ByChat,
         tracker::Month, tracker::Event, tracker::EventPage, tracker::SyncRequest,
         tracker::SyncStatus, tracker::SyncReport, tracker::KeyLabel,
+        tracker::PrivacySubject, tracker::EraseRequest, tracker::ErasureReport,
+        tracker::PrivacyExport,
         // The console's IPC: command replies, struct arguments and event payloads.
         console::ClientRef, console::AppInfo, console::UpdateCheck,
         console::ContainerRole, console::ContainerState, console::ContainerHealth,
@@ -42,6 +44,7 @@ pub fn typescript() -> String {
         console::FleetRow, console::LogLine,
         console::SyncOutcomeStatus, console::SyncOutcome, console::SyncProgress,
         console::SecretKind, console::MaskedKey, console::Rotation,
+        console::PrivacyErasure, console::PrivacyExportResult,
         console::DayPoint, console::Breakdown, console::PlnRate, console::Dashboard,
         console::BillingStatus, console::TableARate, console::BillingRow,
         console::BillingTotals, console::BillingReport, console::ExportFormat,

@@ -74,7 +74,29 @@ impl UserRef {
             .or(self.email.as_deref())
             .or(self.id.as_deref())
     }
+    /// A user whose personal data was erased (GDPR art. 17): the id is a pseudonym
+    /// starting with [`ERASED_USER_PREFIX`], e-mail and name are gone. The ledger keeps
+    /// such a user as it is when a later record of the same generation (reconciliation,
+    /// a late proxy record) brings the identity back.
+    pub fn is_erased(&self) -> bool {
+        self.id
+            .as_deref()
+            .is_some_and(|id| id.starts_with(ERASED_USER_PREFIX))
+    }
+    /// The pseudonymous user that replaces an erased person: `pseudonym` as the id,
+    /// nothing else.
+    pub fn erased(pseudonym: &str) -> UserRef {
+        UserRef {
+            id: Some(pseudonym.to_owned()),
+            email: None,
+            name: None,
+        }
+    }
 }
+
+/// Prefix of the pseudonym an erased person's usage is kept under
+/// (`erased-<32 hex digits>`, random, so it cannot be computed back from the person).
+pub const ERASED_USER_PREFIX: &str = "erased-";
 
 /// What the chat app told us about a request besides who sent it: Open WebUI's chat
 /// id (`X-OpenWebUI-Chat-Id`), the background task (custom header `X-Mai-Task` filled

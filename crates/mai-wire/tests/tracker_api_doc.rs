@@ -106,6 +106,21 @@ const TABLE: &[(&str, usize, Check)] = &[
     ("PUT /api/v1/admin/terms", 0, check::<CommercialTerms>),
     ("PUT /api/v1/admin/terms", 1, check::<CommercialTerms>),
     (
+        "POST /api/v1/admin/privacy/erase",
+        0,
+        check::<tracker::EraseRequest>,
+    ),
+    (
+        "POST /api/v1/admin/privacy/erase",
+        1,
+        check::<tracker::ErasureReport>,
+    ),
+    (
+        "GET /api/v1/admin/privacy/export",
+        0,
+        check::<tracker::PrivacyExport>,
+    ),
+    (
         "POST /api/v1/usage-tracking/sync/openrouter-usage",
         0,
         check::<tracker::SyncRequest>,

@@ -5,7 +5,7 @@ import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type {
   AppInfo, BillingReport, ContainerInfo, ContainerRole, Dashboard, ExportProgress, FleetRow, InvoiceExportRequest,
-  InvoiceExportResult, LogLine, MaskedKey, Rotation, SecretKind, SyncOutcome, SyncProgress, UpdateCheck,
+  InvoiceExportResult, LogLine, MaskedKey, PrivacyErasure, PrivacyExportResult, Rotation, SecretKind, SyncOutcome, SyncProgress, UpdateCheck,
 } from './wire';
 
 export const api = {
@@ -20,6 +20,11 @@ export const api = {
   keySet: (clientId: string, kind: SecretKind, secret: string) => invoke<string>('key_set', { clientId, kind, secret }),
   keyDelete: (clientId: string, kind: SecretKind) => invoke<void>('key_delete', { clientId, kind }),
   keyRotate: (clientId: string) => invoke<Rotation>('key_rotate', { clientId }),
+  // GDPR: one person of one client, by Open WebUI user id and/or e-mail; audited.
+  privacyExport: (clientId: string, userId: string | null, email: string | null) =>
+    invoke<PrivacyExportResult>('privacy_export', { clientId, userId, email }),
+  privacyErase: (clientId: string, userId: string | null, email: string | null) =>
+    invoke<PrivacyErasure>('privacy_erase', { clientId, userId, email }),
   checkUpdate: () => invoke<UpdateCheck>('check_update'),
   firstPaint: (rows: number) => invoke<number>('first_paint', { rows }),
   billingReport: (month: string) => invoke<BillingReport>('billing_report', { month }),

@@ -176,6 +176,45 @@ export type SyncReport = { status: SyncStatus, checked: number, confirmed: numbe
  */
 still_provisional: number, corrected: number, errors: Array<string>, drift: Drift | null, };
 export type KeyLabel = { label: string, };
+export type PrivacySubject = { id: string | null, email: string | null, };
+export type EraseRequest = { user: PrivacySubject, };
+export type ErasureReport = { org_id: string, 
+/**
+ * SHA-256 hex of the subject (`mai_core::ledger::subject_hash`): how audit logs
+ * name the person, never by e-mail or name.
+ */
+subject_hash: string, 
+/**
+ * `erased-<32 hex>`: the random user id the person's usage is now kept under, so
+ * per-user totals stay whole. Not stored next to `subject_hash` anywhere.
+ */
+pseudonym: string, 
+/**
+ * Events whose user fields (and chat id) were replaced.
+ */
+events: number, 
+/**
+ * Per-user daily rollup rows merged into the pseudonym's.
+ */
+rollup_rows: number, 
+/**
+ * Crash-journal and quarantine lines of the person removed from the tracker's files.
+ */
+journal_lines: number, 
+/**
+ * The ledger file was rebuilt (`VACUUM`) and its WAL truncated, so no old copy of
+ * the erased fields is left in free pages or the WAL.
+ */
+compacted: boolean, erased_at: string, };
+export type PrivacyExport = { org_id: string, subject: PrivacySubject, generated_at: string, requests: number, tokens: TokenCounts, 
+/**
+ * What OpenRouter charged for the person's requests (USD).
+ */
+raw_cost_usd: string, 
+/**
+ * Oldest first.
+ */
+events: Array<Event>, };
 export type ClientRef = { id: string, legal_name: string, };
 export type AppInfo = { version: string, fleet_path: string | null, load_error: string | null, keychain_error: string | null, clients: Array<ClientRef>, update_endpoint: string | null, 
 /**
@@ -247,6 +286,36 @@ old_disabled: boolean, warning: string | null,
  * Broadcast destination's API-key filter); empty in records older than it.
  */
 follow_up: Array<string>, };
+export type PrivacyErasure = { client_id: string, 
+/**
+ * How the audit log names the person (SHA-256 hex of the id and e-mail asked for).
+ */
+subject_hash: string, 
+/**
+ * The random user id the person's usage is now listed under (`erased-…`).
+ */
+pseudonym: string, 
+/**
+ * Events changed on the tracker and in the console cache.
+ */
+tracker_events: number, cache_events: number, 
+/**
+ * Crash-journal lines of the person the tracker removed.
+ */
+journal_lines: number, 
+/**
+ * Both ledger files were rebuilt, so no old copy of the fields is left in them.
+ */
+compacted: boolean, at: string, 
+/**
+ * The audit log the action was written to.
+ */
+audit_log: string, };
+export type PrivacyExportResult = { client_id: string, from_cache: boolean, warning: string | null, export: PrivacyExport, 
+/**
+ * The audit log the action was written to.
+ */
+audit_log: string, };
 export type DayPoint = { date: string, requests: number, tokens: number, raw_cost_usd: string, client_cost_usd: string, };
 export type Breakdown = { 
 /**

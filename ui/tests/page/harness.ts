@@ -3,7 +3,8 @@ import { mockIPC } from '@tauri-apps/api/mocks';
 import { emit } from '@tauri-apps/api/event';
 import { fixtures } from './fixtures';
 import type {
-  ContainerInfo, ExportProgress, InvoiceExportRequest, InvoiceExportResult, SecretKind, SyncOutcome, SyncProgress, UpdateCheck,
+  ContainerInfo, ExportProgress, InvoiceExportRequest, InvoiceExportResult, PrivacyErasure, PrivacyExportResult, SecretKind,
+  SyncOutcome, SyncProgress, UpdateCheck,
 } from '../../src/lib/wire';
 
 /** Events as the Rust side emits them, typed by their payload. */
@@ -65,6 +66,28 @@ mockIPC(
         return null;
       case 'first_paint':
         return 1;
+      case 'privacy_export': {
+        const a = args as { clientId: string; userId: string | null; email: string | null };
+        const r: PrivacyExportResult = {
+          client_id: a.clientId, from_cache: false, warning: null, audit_log: '/home/anna/.local/share/mai/audit.log',
+          export: {
+            org_id: a.clientId, subject: { id: a.userId, email: a.email }, generated_at: '2026-11-23T10:00:00Z',
+            requests: 1, tokens: { prompt: 100, completion: 20, reasoning: 0, cached: 0, total: 120 }, raw_cost_usd: '0.00066',
+            events: [],
+          },
+        };
+        return r;
+      }
+      case 'privacy_erase': {
+        const a = args as { clientId: string; userId: string | null; email: string | null };
+        if (!a.userId && !a.email) throw 'a privacy request needs the person\'s user id or e-mail (or both)';
+        const r: PrivacyErasure = {
+          client_id: a.clientId, subject_hash: 'ab'.repeat(32), pseudonym: 'erased-9f86d081884c7d659a2feaa0c55ad015',
+          tracker_events: 600, cache_events: 600, journal_lines: 0, compacted: true, at: '2026-11-23T10:00:00Z',
+          audit_log: '/home/anna/.local/share/mai/audit.log',
+        };
+        return r;
+      }
       case 'billing_report':
         return data.billing;
       case 'billing_export': {

@@ -113,6 +113,48 @@ await test('client dashboard: cards in USD and PLN, chart, tabs by keyboard', as
   await page.screenshot({ path: join(out, 'client-top-chats.png'), fullPage: true });
 });
 
+await test('client by user: export and erase one person, with a confirmation dialog', async (page) => {
+  await page.goto(base);
+  await page.getByTestId('nav-client').click();
+  await page.locator('#tab-users').click();
+  await page.getByTestId('table-users').waitFor();
+  // The unknown user has no personal data to act on.
+  assert.equal(await page.locator('[data-testid="table-users"] [data-testid^="erase-"]').count(), 1);
+  await page.getByTestId('export-u1').click();
+  assert.ok(await page.getByTestId('privacy-dialog').evaluate((d) => d.open));
+  assert.equal(await page.getByTestId('privacy-user-id').inputValue(), 'u1');
+  await page.getByTestId('privacy-email').fill('anna@acme.pl');
+  await page.getByTestId('privacy-confirm').click();
+  await page.getByTestId('privacy-export-result').waitFor();
+  assert.match(await text(page, '[data-testid="privacy-export-result"]'), /1 requests, \$0\.000660/);
+  assert.match(await page.getByTestId('privacy-download').getAttribute('href'), /^blob:/);
+  await page.screenshot({ path: join(out, 'client-privacy-export.png'), fullPage: true });
+  await page.getByTestId('privacy-close').click();
+  assert.ok(!(await page.getByTestId('privacy-dialog').evaluate((d) => d.open)));
+
+  // Erase: the dialog warns, Cancel does nothing, Erase calls the command.
+  await page.getByTestId('erase-u1').click();
+  assert.match(await text(page, '[data-testid="privacy-dialog"]'), /cannot be undone/);
+  await page.getByTestId('privacy-close').click();
+  let calls = await page.evaluate(() => window.__calls.map((c) => c.cmd));
+  assert.ok(!calls.includes('privacy_erase'), 'cancel erases nothing');
+  await page.getByTestId('erase-u1').click();
+  await page.getByTestId('privacy-user-id').fill('');
+  await page.getByTestId('privacy-confirm').click();
+  assert.match(await text(page, '[data-testid="privacy-error"]'), /user id or the e-mail/);
+  await page.getByTestId('privacy-user-id').fill('u1');
+  await page.screenshot({ path: join(out, 'client-privacy-erase-confirm.png'), fullPage: true });
+  await page.getByTestId('privacy-confirm').click();
+  await page.getByTestId('privacy-erase-result').waitFor();
+  assert.match(await text(page, '[data-testid="privacy-erase-result"]'), /600 requests on the tracker.*erased-9f86/s);
+  calls = await page.evaluate(() => window.__calls);
+  const erase = calls.filter((c) => c.cmd === 'privacy_erase');
+  assert.deepEqual(erase.map((c) => c.args), [{ clientId: 'acme', userId: 'u1', email: null }]);
+  const idx = calls.findIndex((c) => c.cmd === 'privacy_erase');
+  assert.ok(calls.slice(idx + 1).some((c) => c.cmd === 'client_dashboard'), 'the dashboard is reloaded');
+  await page.screenshot({ path: join(out, 'client-privacy-erased.png'), fullPage: true });
+});
+
 await test('client dashboard: visible warning when PLN is unavailable', async (page) => {
   await page.goto(base + '?scenario=no-pln');
   await page.getByTestId('nav-client').click();

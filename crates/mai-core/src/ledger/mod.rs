@@ -17,6 +17,7 @@
 //! All methods are synchronous; async callers use a dedicated writer thread or
 //! `spawn_blocking`.
 
+mod privacy;
 mod query;
 mod schema;
 
@@ -29,6 +30,10 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+pub use privacy::{
+    new_pseudonym, normalize_subject, subject_hash, Erasure, PrivacySubject, UserExport,
+    ERASED_USER_PREFIX,
+};
 pub use query::{ContextKey, EventPage, KeyTotals, ModelTotals, Priced, UserTotals};
 pub use schema::SCHEMA_VERSION;
 
@@ -799,6 +804,13 @@ fn write_batch(
                 merged.org_id = old.org_id.clone();
                 merged.user = ev.user.clone().or(&old.user);
                 merged.context = ev.context.clone().or(&old.context);
+                // An erased person stays erased (GDPR art. 17): reconciliation's record
+                // carries OpenRouter's `external_user` (the person's id or e-mail), a
+                // late proxy record the whole identity and chat.
+                if old.user.is_erased() {
+                    merged.user = old.user.clone();
+                    merged.context.chat_id = None;
+                }
                 if merged.provider.is_none() {
                     merged.provider = old.provider.clone();
                 }

@@ -7,7 +7,8 @@
 //! - [`dashboard`] — one client's usage from the cache, with the PLN display rate;
 //! - [`billing`] — mai-billing's report, invoice export and NBP invoice rate, with their
 //!   files found through the fleet file;
-//! - [`fleet`] — the fleet table and container actions.
+//! - [`fleet`] — the fleet table and container actions;
+//! - [`privacy`] — one person's erasure and export (GDPR), audited.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub mod billing;
 pub mod dashboard;
 pub mod fleet;
 pub mod keys;
+pub mod privacy;
 pub mod sync;
 
 pub use billing::{
@@ -72,6 +74,12 @@ pub enum OpsError {
     /// on the key it has; the message says what happened to each key and what to do.
     #[error("key rotation for {client} stopped: {message}")]
     Rotation { client: String, message: String },
+    /// A privacy request that cannot be carried out as asked (no id or e-mail given,
+    /// or only part of it was done); the message says what to do.
+    #[error("{0}")]
+    Privacy(String),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 pub struct Ops {

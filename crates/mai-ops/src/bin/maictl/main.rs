@@ -84,6 +84,56 @@ enum Cmd {
     Billing(finance::BillingArgs),
     /// Export invoices (CSV, PDF, KSeF FA(3)) for a month.
     Invoices(finance::InvoicesArgs),
+    /// One person's data on one client (GDPR): export (art. 15) or erase (art. 17).
+    /// Audited in the console's audit.log (data_dir of the fleet file).
+    Privacy {
+        #[command(subcommand)]
+        cmd: PrivacyCmd,
+    },
+}
+
+/// Who: the person's e-mail, their Open WebUI user id, or both.
+#[derive(clap::Args)]
+struct PrivacyWho {
+    #[arg(long)]
+    client: String,
+    /// The person's e-mail (matched in any letter case).
+    #[arg(long, required_unless_present = "user_id")]
+    email: Option<String>,
+    /// The person's Open WebUI user id.
+    #[arg(long)]
+    user_id: Option<String>,
+}
+
+impl PrivacyWho {
+    fn subject(&self) -> mai_core::ledger::PrivacySubject {
+        mai_core::ledger::PrivacySubject {
+            id: self.user_id.clone(),
+            email: self.email.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum PrivacyCmd {
+    /// Replace the person's e-mail, name and user id with a pseudonym on the tracker
+    /// and in the console cache; amounts, totals and invoices stay exactly the same.
+    Erase {
+        #[command(flatten)]
+        who: PrivacyWho,
+        /// Do not ask for confirmation (needed when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the person's usage events and totals.
+    Export {
+        #[command(flatten)]
+        who: PrivacyWho,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -134,7 +184,95 @@ fn code_for(e: &OpsError) -> u8 {
             EXIT_KEYCHAIN
         }
         OpsError::Key(KeyError::Invalid(_)) => EXIT_USAGE,
+        OpsError::Privacy(m) if m.contains("pass --yes") || m.contains("user id or e-mail") => {
+            EXIT_USAGE
+        }
         _ => EXIT_FAIL,
+    }
+}
+
+/// Asks on the terminal; `Ok(false)` when the answer is not yes. Without a terminal
+/// it refuses: an irreversible action in a script needs `--yes`.
+fn confirm(question: &str) -> Result<bool, OpsError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(OpsError::Privacy(
+            "stdin is not a terminal, so the erasure cannot be confirmed; pass --yes".into(),
+        ));
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| OpsError::Privacy(format!("reading the answer: {e}")))?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES"))
+}
+
+async fn privacy(ops: &Ops, cmd: PrivacyCmd) -> Result<u8, OpsError> {
+    match cmd {
+        PrivacyCmd::Erase { who, yes, json } => {
+            ops.client(&who.client)?;
+            let named = [who.email.as_deref(), who.user_id.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" / ");
+            if !yes
+                && !confirm(&format!(
+                    "Erase the personal data of {named} on {} (tracker and console cache)? This cannot be undone.",
+                    who.client
+                ))?
+            {
+                eprintln!("maictl: not erased");
+                return Ok(EXIT_FAIL);
+            }
+            let r = ops.privacy_erase(&who.client, &who.subject()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r).expect("serialize"));
+            } else {
+                println!(
+                    "erased on {}: {} events on the tracker, {} in the console cache, {} journal lines; now listed as {}",
+                    r.client_id, r.tracker_events, r.cache_events, r.journal_lines, r.pseudonym
+                );
+                println!("audit: {} (subject {})", r.audit_log, r.subject_hash);
+                if !r.compacted {
+                    eprintln!("warning: a ledger file could not be compacted at once (a reader was busy); old bytes leave it at its next checkpoint");
+                }
+            }
+            Ok(0)
+        }
+        PrivacyCmd::Export { who, json } => {
+            let r = ops.privacy_export(&who.client, &who.subject()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r).expect("serialize"));
+            } else {
+                let x = &r.export;
+                println!(
+                    "{}: {} requests, {} tokens, {} (raw, USD)",
+                    r.client_id,
+                    x.requests,
+                    x.tokens.total,
+                    x.raw_cost_usd.normalize()
+                );
+                for e in &x.events {
+                    println!(
+                        "{}  {:<32} {:>8} tokens  {:>12}  {}",
+                        e.created_at.format("%Y-%m-%d %H:%M:%S"),
+                        e.model,
+                        e.tokens.total,
+                        e.cost_usd,
+                        e.context.chat_id.as_deref().unwrap_or("-")
+                    );
+                }
+                eprintln!("audit: {}", r.audit_log);
+            }
+            if let Some(w) = &r.warning {
+                eprintln!("warning: {w}");
+            }
+            Ok(if r.from_cache { EXIT_PARTIAL } else { 0 })
+        }
     }
 }
 
@@ -448,6 +586,7 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
         } => finance::invoice_rate(ops, &a).await,
         Cmd::Billing(a) => finance::billing(ops, &a).await,
         Cmd::Invoices(a) => finance::invoices(ops, &a).await,
+        Cmd::Privacy { cmd } => privacy(ops, cmd).await,
         Cmd::Usage { client, json } => {
             let d = ops.dashboard(&client).await?;
             if json {
