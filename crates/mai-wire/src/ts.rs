@@ -34,7 +34,7 @@ pub fn typescript() -> String {
         tracker::UserUsage, tracker::ByUser, tracker::ModelUsage, tracker::ByModel,
         tracker::KeyedUsage, tracker::ByTask, tracker::ByGroup, tracker::ByChat,
         tracker::Month, tracker::Event, tracker::EventPage, tracker::SyncRequest,
-        tracker::SyncStatus, tracker::SyncReport, tracker::KeyLabel,
+        tracker::SyncStatus, tracker::SyncReport, tracker::KeyLabel, tracker::WebhookState,
         // The console's IPC: command replies, struct arguments and event payloads.
         console::ClientRef, console::AppInfo, console::UpdateCheck,
         console::ContainerRole, console::ContainerState, console::ContainerHealth,

@@ -161,6 +161,21 @@ export type SyncReport = { status: SyncStatus, checked: number, confirmed: numbe
  */
 still_provisional: number, corrected: number, errors: Array<string>, drift: Drift | null, };
 export type KeyLabel = { label: string, };
+export type WebhookState = { 
+/**
+ * False without `MAI_WEBHOOK_SECRET`: the endpoint then answers 404.
+ */
+enabled: boolean, 
+/**
+ * The header the destination must send the secret in (its custom headers).
+ */
+secret_header: string | null, 
+/**
+ * Spans are recorded only when their key name is one of these: this client's
+ * current key and the keys it used before a rotation. Empty = no span is recorded
+ * (the key's name is not known yet).
+ */
+key_names: Array<string>, };
 export type ClientRef = { id: string, legal_name: string, };
 export type AppInfo = { version: string, fleet_path: string | null, load_error: string | null, keychain_error: string | null, clients: Array<ClientRef>, update_endpoint: string | null, 
 /**
@@ -216,7 +231,7 @@ ok: boolean, status: SyncOutcomeStatus, checked: number | null, confirmed: numbe
  */
 pulled: number | null, error: string | null, };
 export type SyncProgress = { done: number, total: number, outcome: SyncOutcome, };
-export type SecretKind = "open-router" | "tracker-token";
+export type SecretKind = "open-router" | "tracker-token" | "tracker-read-token";
 export type MaskedKey = { client: string, kind: SecretKind, 
 /**
  * Absent (`null`) when nothing is stored.
