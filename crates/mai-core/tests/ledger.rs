@@ -359,7 +359,10 @@ fn context_is_stored_kept_through_corrections_and_reported_by_key() {
     c.state = EventState::Confirmed;
     c.cost_usd = dec!(0.0011);
     assert_eq!(l.record(&c).unwrap(), RecordOutcome::Corrected);
-    assert_eq!(l.get("acme", "g1").unwrap().unwrap().event.context, evs[0].context);
+    assert_eq!(
+        l.get("acme", "g1").unwrap().unwrap().event.context,
+        evs[0].context
+    );
     let page = l.events_since(0, 10).unwrap();
     assert!(page
         .events
@@ -482,7 +485,10 @@ fn two_orgs_with_the_same_generation_id_keep_their_own_events_and_totals() {
 
     let ea = l.get("acme", "gen-same").unwrap().unwrap().event;
     let eb = l.get("globex", "gen-same").unwrap().unwrap().event;
-    assert_eq!((ea.cost_usd, ea.state), (dec!(0.25), EventState::Provisional));
+    assert_eq!(
+        (ea.cost_usd, ea.state),
+        (dec!(0.25), EventState::Provisional)
+    );
     assert_eq!((eb.cost_usd, eb.state), (dec!(5), EventState::Confirmed));
     assert_eq!(eb.user.email.as_deref(), Some("jan@globex.pl"));
     let ta = l.day("acme", day("2026-11-23")).unwrap();

@@ -115,7 +115,13 @@ async fn every_spending_endpoint_is_metered_exactly_once_streamed_or_not() {
     let l = env.ledger();
     for g in &truth {
         assert_eq!(
-            l.get("acme", &g.id).unwrap().unwrap().event.user.id.as_deref(),
+            l.get("acme", &g.id)
+                .unwrap()
+                .unwrap()
+                .event
+                .user
+                .id
+                .as_deref(),
             Some("u-7")
         );
     }
