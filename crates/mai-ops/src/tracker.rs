@@ -271,15 +271,23 @@ fn send_error(url: &str, e: reqwest::Error) -> TrackerError {
     let mut message = e.to_string();
     let mut src = std::error::Error::source(&e);
     while let Some(s) = src {
-        if let Some(m) = s.downcast_ref::<rustls::Error>() {
-            if let rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o)) = m {
-                if let Some(p) = o.0.downcast_ref::<PinMismatch>() {
-                    return TrackerError::CertMismatch {
-                        url: url.to_string(),
-                        got: p.got.clone(),
-                        pinned: p.pinned.clone(),
-                    };
-                }
+        // The TLS error arrives as itself or inside an io::Error (whose `source` skips it).
+        // (io::Errors may nest).
+        let mut inner: &(dyn std::error::Error + 'static) = s;
+        while let Some(i) = inner
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            inner = i;
+        }
+        let tls = inner.downcast_ref::<rustls::Error>();
+        if let Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o))) = tls {
+            if let Some(p) = o.0.downcast_ref::<PinMismatch>() {
+                return TrackerError::CertMismatch {
+                    url: url.to_string(),
+                    got: p.got.clone(),
+                    pinned: p.pinned.clone(),
+                };
             }
         }
         let text = s.to_string();
