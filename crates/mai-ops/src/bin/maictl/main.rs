@@ -205,6 +205,17 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    // What the fleet file allows but weakens (plain HTTP to another machine, polling with
+    // the admin token): said on every run, on stderr, so scripts' output stays clean.
+    for c in &fleet.clients {
+        for w in &c.warnings {
+            eprintln!(
+                "maictl: warning: {}: client {}: {w}",
+                fleet.path.display(),
+                c.id
+            );
+        }
+    }
     let keychain = Keychain::secret_service();
     let mut ops = match Ops::new(fleet, keychain) {
         Ok(o) => o,
