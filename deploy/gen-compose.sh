@@ -79,6 +79,9 @@ for i in $(seq 1 "$n"); do
       MAI_TRACKER_PROXY_TOKEN: proxy-token-client$i-000000
       MAI_TRACKER_READ_TOKEN: read-token-client$i-0000000
       MAI_TRACKER_ADMIN_TOKEN: admin-token-client$i-000000
+      # Plain HTTP: the port is published on 127.0.0.1 only (the image's default,
+      # MAI_TRACKER_TLS=auto, serves HTTPS on 0.0.0.0; see crates/mai-tracker/README.md).
+      MAI_TRACKER_TLS: "off"
       OPENROUTER_USAGE_SYNC_INTERVAL: "30"
       RUST_LOG: info
     volumes: ["ledger-client$i:/data"]

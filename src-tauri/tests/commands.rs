@@ -145,7 +145,8 @@ address = "ul. Prosta 1"
 host = "h"
 markup = "1.3"
 tracker_url = "http://{addr}"
-tracker_token = "env:CONSOLE_TEST_TOKEN"
+tracker_read_token = "env:CONSOLE_TEST_TOKEN"
+tracker_admin_token = "env:CONSOLE_TEST_TOKEN"
 "#
     );
     Fleet::parse(&text, &dir.join("fleet.toml")).unwrap()

@@ -70,7 +70,7 @@ fn same_generation_twice_counts_once_and_correction_moves_rollups() {
         (t.requests, t.tokens.completion, t.cost_usd),
         (1, 30, dec!(0.0015))
     );
-    let stored = l.get("gen-1").unwrap().unwrap();
+    let stored = l.get("acme", "gen-1").unwrap().unwrap();
     assert_eq!(
         stored.event.user.email.as_deref(),
         Some("anna@acme.pl"),
@@ -177,7 +177,7 @@ fn bad_event_rejects_the_whole_batch_and_touches_nothing() {
         err.to_string().contains("cost_usd") && err.to_string().contains("-1"),
         "{err}"
     );
-    assert!(l.get("ok").unwrap().is_none());
+    assert!(l.get("acme", "ok").unwrap().is_none());
     assert_eq!(l.day("acme", day("2026-11-01")).unwrap().cost_usd, dec!(1));
     let long = ev(&"x".repeat(300), at(2026, 11, 1, 10, 0), dec!(1));
     assert!(matches!(l.record(&long), Err(LedgerError::Invalid(_))));
@@ -359,7 +359,10 @@ fn context_is_stored_kept_through_corrections_and_reported_by_key() {
     c.state = EventState::Confirmed;
     c.cost_usd = dec!(0.0011);
     assert_eq!(l.record(&c).unwrap(), RecordOutcome::Corrected);
-    assert_eq!(l.get("g1").unwrap().unwrap().event.context, evs[0].context);
+    assert_eq!(
+        l.get("acme", "g1").unwrap().unwrap().event.context,
+        evs[0].context
+    );
     let page = l.events_since(0, 10).unwrap();
     assert!(page
         .events
@@ -434,7 +437,7 @@ fn a_ledger_of_schema_1_is_migrated_and_its_rows_read_without_context() {
         .unwrap();
     }
     let l = Ledger::open(&p).unwrap();
-    let e = l.get("old").unwrap().unwrap().event;
+    let e = l.get("acme", "old").unwrap().unwrap().event;
     assert_eq!(e.context, ChatContext::default());
     assert_eq!(e.user.name.as_deref(), Some("Anna Żółć"));
     let rows = l
@@ -449,4 +452,121 @@ fn a_ledger_of_schema_1_is_migrated_and_its_rows_read_without_context() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].row.key, "(unknown)");
     assert_eq!(rows[0].client_cost_usd, dec!(0.65));
+}
+
+/// The console's cache holds every client's events in one ledger: two trackers that
+/// send the same generation id (ids are unique per OpenRouter account, not across
+/// clients) must each keep their own event and totals.
+#[test]
+fn two_orgs_with_the_same_generation_id_keep_their_own_events_and_totals() {
+    let mut l = Ledger::open_in_memory().unwrap();
+    let t = at(2026, 11, 23, 10, 0);
+    let a = ev("gen-same", t, dec!(0.25));
+    let mut b = ev("gen-same", t, dec!(4));
+    b.org_id = "globex".into();
+    b.user.email = Some("jan@globex.pl".into());
+    assert_eq!(l.record(&a).unwrap(), RecordOutcome::Inserted);
+    assert_eq!(l.record(&b).unwrap(), RecordOutcome::Inserted);
+    // A confirmation of one client's event corrects that one only.
+    let mut b2 = b.clone();
+    b2.state = EventState::Confirmed;
+    b2.source = Source::Reconciliation;
+    b2.cost_usd = dec!(5);
+    assert_eq!(l.record(&b2).unwrap(), RecordOutcome::Corrected);
+    // The same id twice in one batch, for two orgs: two inserts.
+    let mut c1 = ev("gen-batch", t, dec!(1));
+    c1.org_id = "acme".into();
+    let mut c2 = c1.clone();
+    c2.org_id = "globex".into();
+    assert_eq!(
+        l.record_batch(&[c1, c2]).unwrap(),
+        vec![RecordOutcome::Inserted, RecordOutcome::Inserted]
+    );
+
+    let ea = l.get("acme", "gen-same").unwrap().unwrap().event;
+    let eb = l.get("globex", "gen-same").unwrap().unwrap().event;
+    assert_eq!(
+        (ea.cost_usd, ea.state),
+        (dec!(0.25), EventState::Provisional)
+    );
+    assert_eq!((eb.cost_usd, eb.state), (dec!(5), EventState::Confirmed));
+    assert_eq!(eb.user.email.as_deref(), Some("jan@globex.pl"));
+    let ta = l.day("acme", day("2026-11-23")).unwrap();
+    let tb = l.day("globex", day("2026-11-23")).unwrap();
+    assert_eq!((ta.requests, ta.cost_usd), (2, dec!(1.25)));
+    assert_eq!((tb.requests, tb.cost_usd), (2, dec!(6)));
+    assert!(l.get("initech", "gen-same").unwrap().is_none());
+}
+
+/// A ledger of schema 2 (events keyed by the generation id alone) is migrated to the
+/// (org, generation id) key with its rows, sequence numbers and indexes.
+#[test]
+fn a_ledger_of_schema_2_is_migrated_to_the_org_and_generation_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v2.db");
+    {
+        let mut l = Ledger::open(&p).unwrap();
+        l.record(&ev("gen-1", at(2026, 11, 1, 10, 0), dec!(0.5)))
+            .unwrap();
+        l.record(&ev("gen-2", at(2026, 11, 2, 10, 0), dec!(0.75)))
+            .unwrap();
+    }
+    {
+        // Back to schema 2's table: generation_id alone is the primary key.
+        let c = rusqlite::Connection::open(&p).unwrap();
+        c.execute_batch(
+            "BEGIN;
+             CREATE TABLE events_v2 (
+                generation_id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, org_id TEXT NOT NULL,
+                day TEXT NOT NULL, user_key TEXT NOT NULL, user_id TEXT, user_email TEXT, user_name TEXT,
+                model TEXT NOT NULL, provider TEXT, prompt_tokens INTEGER NOT NULL,
+                completion_tokens INTEGER NOT NULL, reasoning_tokens INTEGER NOT NULL,
+                cached_tokens INTEGER NOT NULL, cost_usd TEXT NOT NULL, source TEXT NOT NULL,
+                state TEXT NOT NULL, created_at TEXT NOT NULL, recorded_at TEXT NOT NULL,
+                chat_id TEXT, task TEXT, groups TEXT);
+             INSERT INTO events_v2 SELECT generation_id, seq, org_id, day, user_key, user_id, user_email,
+                user_name, model, provider, prompt_tokens, completion_tokens, reasoning_tokens,
+                cached_tokens, cost_usd, source, state, created_at, recorded_at, chat_id, task, groups
+                FROM events;
+             DROP TABLE events;
+             ALTER TABLE events_v2 RENAME TO events;
+             CREATE INDEX events_provisional ON events (org_id, created_at) WHERE state = 'provisional';
+             CREATE INDEX events_org_created ON events (org_id, created_at);
+             CREATE INDEX events_org_day ON events (org_id, day);
+             PRAGMA user_version = 2;
+             COMMIT;",
+        )
+        .unwrap();
+    }
+    let mut l = Ledger::open(&p).unwrap();
+    let e = l.get("acme", "gen-1").unwrap().unwrap();
+    assert_eq!(e.event.cost_usd, dec!(0.5));
+    let page = l.events_since(0, 10).unwrap().events;
+    assert_eq!(page.len(), 2, "every row copied");
+    assert!(page[0].seq < page[1].seq, "sequence numbers kept");
+    let mut other = ev("gen-1", at(2026, 11, 1, 10, 0), dec!(3));
+    other.org_id = "globex".into();
+    assert_eq!(l.record(&other).unwrap(), RecordOutcome::Inserted);
+    drop(l);
+    let c = rusqlite::Connection::open(&p).unwrap();
+    let mut names: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    names.sort();
+    assert_eq!(
+        names,
+        ["events_org_created", "events_org_day", "events_provisional"]
+    );
+    let pk: Vec<String> = c
+        .prepare("SELECT name FROM pragma_table_info('events') WHERE pk > 0 ORDER BY pk")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(pk, ["org_id", "generation_id"]);
 }

@@ -63,21 +63,22 @@ fn arb_event() -> impl Strategy<Value = UsageEvent> {
         )
 }
 
-/// What the ledger must hold: per generation, the first record with the highest
-/// authority (ties keep the earlier one), org fixed by the first record.
-fn expected(events: &[UsageEvent]) -> BTreeMap<String, UsageEvent> {
-    let mut m: BTreeMap<String, UsageEvent> = BTreeMap::new();
+/// What the ledger must hold: per (org, generation), the first record with the highest
+/// authority (ties keep the earlier one). The same id in two orgs is two events (the
+/// console's cache holds many clients).
+fn expected(events: &[UsageEvent]) -> BTreeMap<(String, String), UsageEvent> {
+    let mut m: BTreeMap<(String, String), UsageEvent> = BTreeMap::new();
     for e in events {
-        match m.get(&e.generation_id) {
+        let key = (e.org_id.clone(), e.generation_id.clone());
+        match m.get(&key) {
             Some(old) if e.authority() <= old.authority() => {}
             Some(old) => {
                 let mut n = e.clone();
-                n.org_id = old.org_id.clone();
                 n.user = e.user.clone().or(&old.user);
-                m.insert(e.generation_id.clone(), n);
+                m.insert(key, n);
             }
             None => {
-                m.insert(e.generation_id.clone(), e.clone());
+                m.insert(key, e.clone());
             }
         }
     }

@@ -238,14 +238,20 @@ fn erasure_keeps_every_total_and_leaves_no_byte_of_the_person() {
     );
     assert!(!users.iter().any(|u| u.user.label() == Some(NAME)));
     // The stored events keep usage and lose identity and chat.
-    let g2 = l.get("gen-2").unwrap().unwrap().event;
+    let g2 = l.get("acme", "gen-2").unwrap().unwrap().event;
     assert_eq!(g2.user, UserRef::erased(&r.pseudonym));
     assert_eq!(g2.cost_usd, dec!(0.25));
     assert_eq!(g2.context.chat_id, None);
     assert_eq!(g2.context.groups.as_deref(), Some("Zarząd"));
     // Jan untouched.
     assert_eq!(
-        l.get("gen-5").unwrap().unwrap().event.user.name.as_deref(),
+        l.get("acme", "gen-5")
+            .unwrap()
+            .unwrap()
+            .event
+            .user
+            .name
+            .as_deref(),
         Some("Jan Kowalski")
     );
     // Erased events come again in the change feed (a new seq).
@@ -315,7 +321,7 @@ fn a_later_record_of_an_erased_generation_does_not_bring_the_person_back() {
     );
     c.source = Source::Reconciliation;
     assert_eq!(l.record(&c).unwrap(), RecordOutcome::Corrected);
-    let g9 = l.get("gen-9").unwrap().unwrap().event;
+    let g9 = l.get("acme", "gen-9").unwrap().unwrap().event;
     assert_eq!(g9.user, UserRef::erased(&r.pseudonym));
     assert_eq!(g9.context.chat_id, None);
     assert_eq!(g9.cost_usd, dec!(0.002));
@@ -324,7 +330,7 @@ fn a_later_record_of_an_erased_generation_does_not_bring_the_person_back() {
     assert_eq!(users[0].user, UserRef::erased(&r.pseudonym));
     assert_eq!(users[0].totals.cost_usd, dec!(0.002));
     // Another org's events of the same person are that org's business.
-    let g10 = l.get("gen-10").unwrap().unwrap().event;
+    let g10 = l.get("globex", "gen-10").unwrap().unwrap().event;
     assert_eq!(g10.user, zofia());
 }
 

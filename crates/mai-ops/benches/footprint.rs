@@ -33,6 +33,12 @@ fn main() {
         .unwrap_or(20);
     let rt = tokio::runtime::Runtime::new().unwrap();
     unsafe { std::env::set_var("FAKE_TRACKER_TOKEN", "bench-token") };
+    unsafe {
+        std::env::set_var(
+            "FAKE_TRACKER_READ_TOKEN",
+            common::read_token_of("bench-token"),
+        )
+    };
     // The guard deletes the directory at the end unless it is to be kept.
     let (_guard, dir) = match std::env::var_os("FOOTPRINT_KEEP_DIR") {
         Some(keep) => {

@@ -13,6 +13,12 @@ use mai_ops::{Fleet, Keychain, Ops};
 fn refresh_100(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     unsafe { std::env::set_var("FAKE_TRACKER_TOKEN", "bench-token") };
+    unsafe {
+        std::env::set_var(
+            "FAKE_TRACKER_READ_TOKEN",
+            common::read_token_of("bench-token"),
+        )
+    };
     let dir = tempfile::tempdir().unwrap();
     let ops = rt.block_on(async {
         let mut clients = Vec::new();

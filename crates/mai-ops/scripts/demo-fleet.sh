@@ -5,6 +5,7 @@
 # the README's commands (tests/readme-commands.sh), which rely on these files:
 #   $DEMO_DIR/fleet.toml           the fleet file (billing.toml next to it)
 #   $DEMO_DIR/tracker-token        the trackers' admin token, read by the fleet file (file:)
+#   $DEMO_DIR/tracker-read-token   the trackers' read token (routine polling), likewise
 #   $DEMO_DIR/keys/<client>.key    each client's (simulated) OpenRouter key
 #   $DEMO_DIR/keys/management.key  the simulator's management key, for key rotation
 #
@@ -109,6 +110,7 @@ up() {
   mkdir -p "$DEMO_DIR/keys"
   (umask 077
    printf '%s\n' "$ADMIN_TOKEN" >"$DEMO_DIR/tracker-token"
+   printf '%s\n' "$READ_TOKEN" >"$DEMO_DIR/tracker-read-token"
    printf '%s\n' "$MGMT_KEY" >"$DEMO_DIR/keys/management.key")
   [ "$MODE" = docker ] && ver=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
   fleet="$DEMO_DIR/fleet.toml"
@@ -188,7 +190,8 @@ host = "local"
 markup = "${MARKUPS[$i]}"
 monthly_limit_usd = "${LIMITS[$i]}"
 tracker_url = "http://127.0.0.1:$port"
-tracker_token = "file:tracker-token"
+tracker_read_token = "file:tracker-read-token"
+tracker_admin_token = "file:tracker-token"
 TOML
     clients_json+="${clients_json:+,}{\"id\":\"$id\",\"tracker_url\":\"http://127.0.0.1:$port\",\"key\":\"$key\",\"markup\":\"${MARKUPS[$i]}\"}"
   done

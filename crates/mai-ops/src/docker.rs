@@ -37,6 +37,21 @@ pub enum DockerError {
         action: String,
         message: String,
     },
+    #[error("the SSH host key of {target} (Docker host {host}) is not known, and host keys are checked strictly: verify its fingerprint out of band (on that machine: `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`), then trust it with `ssh-keyscan -p {port} {hostname} >> ~/.ssh/known_hosts` and compare `ssh-keygen -lF {hostname}` with what you verified")]
+    HostKeyUnknown {
+        host: String,
+        target: String,
+        hostname: String,
+        port: String,
+    },
+    #[error("the SSH host key of {target} (Docker host {host}) has CHANGED since it was trusted: someone may be intercepting the connection, or the machine was reinstalled. Nothing was sent. Verify the new key's fingerprint out of band (on that machine: `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`); only then remove the old one with `ssh-keygen -R {known_hosts_name}` and trust the new one with `ssh-keyscan -p {port} {hostname} >> ~/.ssh/known_hosts`")]
+    HostKeyChanged {
+        host: String,
+        target: String,
+        hostname: String,
+        port: String,
+        known_hosts_name: String,
+    },
     #[error("no container with label mai.client={client} (role {role}) on host {host}; is it deployed with the mai.* labels?")]
     NotFound {
         host: String,
@@ -58,6 +73,7 @@ pub async fn connect(host: &Host) -> Result<Docker, DockerError> {
             Docker::connect_with_unix(path, timeout_s, API_DEFAULT_VERSION)
         }
         DockerEndpoint::Ssh { url } => {
+            verify_ssh_host_key(&host.name, url, timeout_s).await?;
             Docker::connect_with_ssh(url, timeout_s, API_DEFAULT_VERSION, None)
         }
         DockerEndpoint::Tcp { url, tls: Some(t) } => {
@@ -76,6 +92,133 @@ pub async fn connect(host: &Host) -> Result<Docker, DockerError> {
             timeout_ms: host.timeout_ms,
         }),
     }
+}
+
+/// How long a strict host-key check holds for a destination before it is made again.
+const HOST_KEY_CHECK_TTL: Duration = Duration::from_secs(600);
+
+/// Checks the SSH host key of `url` strictly before bollard connects.
+///
+/// bollard's SSH transport (the `openssh` crate, which runs `ssh` for `docker system
+/// dial-stdio`) hard-codes `StrictHostKeyChecking=accept-new`: it silently trusts a host
+/// it has never seen (trust on first use, where the first use may be the attack).
+/// OpenSSH's own safe setting is `yes`: an unknown or changed key is an error and the
+/// operator adds the key after checking its fingerprint out of band (what `ssh` itself
+/// asks an interactive user to do). So a non-interactive `ssh -o
+/// StrictHostKeyChecking=yes -o BatchMode=yes DEST true` runs first; once it passed, the
+/// key is in known_hosts, and bollard's accept-new then accepts only that key (a changed
+/// key fails there too). A passed check is remembered for [`HOST_KEY_CHECK_TTL`] so a
+/// refresh does not pay one more SSH handshake per host.
+async fn verify_ssh_host_key(host: &str, url: &str, timeout_s: u64) -> Result<(), DockerError> {
+    use std::collections::HashMap as Map;
+    use std::sync::{Mutex, OnceLock};
+    use std::time::Instant;
+    static CHECKED: OnceLock<Mutex<Map<String, Instant>>> = OnceLock::new();
+    let checked = CHECKED.get_or_init(Default::default);
+    let fresh =
+        |m: &Map<String, Instant>| m.get(url).is_some_and(|t| t.elapsed() < HOST_KEY_CHECK_TTL);
+    if fresh(&checked.lock().unwrap_or_else(|p| p.into_inner())) {
+        return Ok(());
+    }
+    check_host_key_with(std::ffi::OsStr::new("ssh"), host, url, timeout_s).await?;
+    checked
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(url.to_string(), Instant::now());
+    Ok(())
+}
+
+/// [`verify_ssh_host_key`] with the `ssh` program to run (tests pass a fake).
+pub(crate) async fn check_host_key_with(
+    ssh: &std::ffi::OsStr,
+    host: &str,
+    url: &str,
+    timeout_s: u64,
+) -> Result<(), DockerError> {
+    let dest = url.trim_start_matches("ssh://");
+    let connect = |message: String| DockerError::Connect {
+        host: host.to_string(),
+        endpoint: url.to_string(),
+        message,
+    };
+    let out = tokio::time::timeout(
+        Duration::from_secs(timeout_s + 2),
+        tokio::process::Command::new(ssh)
+            .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
+            .arg("-o")
+            .arg(format!("ConnectTimeout={timeout_s}"))
+            .args(["--", dest, "true"])
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .map_err(|_| DockerError::Timeout {
+        host: host.to_string(),
+        timeout_ms: (timeout_s + 2) * 1000,
+    })?
+    .map_err(|e| connect(format!("cannot run ssh ({e}); install the OpenSSH client")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let changed = stderr.contains("REMOTE HOST IDENTIFICATION HAS CHANGED");
+    let unknown =
+        stderr.contains("Host key verification failed") || stderr.contains("host key is known for");
+    if !changed && !unknown {
+        return Err(connect(format!(
+            "ssh failed: {}",
+            stderr.trim().lines().last().unwrap_or("no message")
+        )));
+    }
+    // Where ssh really connects (a ~/.ssh/config alias resolved), for the commands.
+    let (hostname, port) = resolve_ssh_dest(ssh, dest).await;
+    let target = dest.to_string();
+    let host = host.to_string();
+    if changed {
+        let known_hosts_name = if port == "22" {
+            hostname.clone()
+        } else {
+            format!("[{hostname}]:{port}")
+        };
+        Err(DockerError::HostKeyChanged {
+            host,
+            target,
+            hostname,
+            port,
+            known_hosts_name,
+        })
+    } else {
+        Err(DockerError::HostKeyUnknown {
+            host,
+            target,
+            hostname,
+            port,
+        })
+    }
+}
+
+/// `ssh -G DEST`: the host name and port ssh would use; the destination itself and 22
+/// when that fails.
+async fn resolve_ssh_dest(ssh: &std::ffi::OsStr, dest: &str) -> (String, String) {
+    let bare = dest.rsplit('@').next().unwrap_or(dest).to_string();
+    let out = tokio::process::Command::new(ssh)
+        .args(["-G", "--", dest])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await;
+    let Some(out) = out.ok().filter(|o| o.status.success()) else {
+        return (bare, "22".into());
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
+    };
+    (
+        field("hostname ").unwrap_or(bare),
+        field("port ").unwrap_or_else(|| "22".into()),
+    )
 }
 
 fn api<'a>(host: &'a str, action: &str) -> impl Fn(bollard::errors::Error) -> DockerError + 'a {
@@ -234,4 +377,79 @@ pub async fn logs(
             message: e.to_string(),
         })
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A fake `ssh`: answers `-G` like OpenSSH and fails the login with `stderr`.
+    fn fake_ssh(dir: &std::path::Path, stderr: &str) -> std::path::PathBuf {
+        let p = dir.join("ssh");
+        std::fs::write(
+            &p,
+            format!(
+                "#!/bin/sh\necho \"$@\" >> {log}\nif [ \"$1\" = -G ]; then printf 'user deploy\\nhostname 10.0.0.5\\nport 2222\\n'; exit 0; fi\nprintf '%s\\n' \"{stderr}\" >&2\nexit 255\n",
+                log = dir.join("args").display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    #[tokio::test]
+    async fn unknown_host_key_is_an_error_naming_the_host_and_how_to_trust_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ssh = fake_ssh(
+            dir.path(),
+            "No ED25519 host key is known for fsn1 and you have requested strict checking.\nHost key verification failed.",
+        );
+        let e = check_host_key_with(ssh.as_os_str(), "fsn1", "ssh://deploy@fsn1", 3)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, DockerError::HostKeyUnknown { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("deploy@fsn1")
+                && msg.contains("ssh-keyscan -p 2222 10.0.0.5 >> ~/.ssh/known_hosts")
+                && msg.contains("out of band"),
+            "{msg}"
+        );
+        let args = std::fs::read_to_string(dir.path().join("args")).unwrap();
+        assert!(
+            args.contains("StrictHostKeyChecking=yes") && args.contains("BatchMode=yes"),
+            "{args}"
+        );
+    }
+
+    #[tokio::test]
+    async fn changed_host_key_is_refused_with_the_removal_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let ssh = fake_ssh(
+            dir.path(),
+            "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\nHost key verification failed.",
+        );
+        let e = check_host_key_with(ssh.as_os_str(), "fsn1", "ssh://deploy@fsn1", 3)
+            .await
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, DockerError::HostKeyChanged { .. }), "{msg}");
+        assert!(
+            msg.contains("CHANGED") && msg.contains("ssh-keygen -R [10.0.0.5]:2222"),
+            "{msg}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_known_host_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ssh");
+        std::fs::write(&p, "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        check_host_key_with(p.as_os_str(), "h", "ssh://u@h", 3)
+            .await
+            .unwrap();
+    }
 }

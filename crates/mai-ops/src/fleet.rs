@@ -109,6 +109,70 @@ pub struct Host {
     pub timeout_ms: u64,
 }
 
+/// A tracker certificate's SHA-256 fingerprint (of its DER encoding), as the tracker
+/// logs it and `/healthz` shows it: the console accepts only that certificate.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct CertFingerprint(pub [u8; 32]);
+
+impl CertFingerprint {
+    /// Accepts 64 hex digits, with or without `:` between bytes (the form
+    /// `openssl x509 -fingerprint -sha256` prints), any case.
+    pub fn parse(s: &str) -> Result<CertFingerprint, String> {
+        let hex: String = s
+            .trim()
+            .trim_start_matches("sha256:")
+            .chars()
+            .filter(|c| *c != ':')
+            .collect();
+        if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!(
+                "tracker_cert_sha256 {s:?} is not a SHA-256 fingerprint: write the 64 hex digits \
+                 the tracker logs at start and shows at /healthz (e.g. \"AB:CD:...\")"
+            ));
+        }
+        let mut out = [0u8; 32];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("checked hex");
+        }
+        Ok(CertFingerprint(out))
+    }
+}
+
+impl fmt::Display for CertFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, b) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(":")?;
+            }
+            write!(f, "{b:02X}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for CertFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CertFingerprint({self})")
+    }
+}
+
+impl Serialize for CertFingerprint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Whether a URL's host is this machine: the only place plain HTTP may go without the
+/// operator saying so (nothing crosses a network).
+pub fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
 /// One client company. The fleet file is the one owner of its commercial facts: the
 /// markup schedule and monthly limit ([`Client::terms`], pushed to its tracker) and its
 /// invoice data ([`Client::invoice`], handed to mai-billing). See ARCHITECTURE.md.
@@ -123,8 +187,32 @@ pub struct Client {
     pub invoice: ClientBilling,
     #[serde(serialize_with = "ser_url")]
     pub tracker_url: url::Url,
-    pub tracker_token: SecretRef,
+    /// The tracker's admin token (`tracker_admin_token`, formerly `tracker_token`): used
+    /// only for admin actions (sync, key hand-over, terms push).
+    pub tracker_admin_token: SecretRef,
+    /// The tracker's read token (`tracker_read_token`): routine polling (status, usage,
+    /// events). `None` in fleet files written before it existed: polling then falls back
+    /// to the admin token, with a warning ([`Client::warnings`]).
+    pub tracker_read_token: Option<SecretRef>,
+    /// Pinned certificate of an `https://` tracker (`tracker_cert_sha256`); without it an
+    /// https tracker must present a certificate of a public CA.
+    pub tracker_cert_sha256: Option<CertFingerprint>,
+    /// `insecure_http = true`: plain HTTP to a tracker that is not on this machine, which
+    /// the operator accepted (shown as a warning on every refresh).
+    pub insecure_http: bool,
     pub tracker_timeout_ms: u64,
+    /// What about this entry is allowed but weak (plain HTTP, no read token): the fleet
+    /// table shows them as warnings and `maictl` prints them.
+    pub warnings: Vec<String>,
+}
+
+impl Client {
+    /// The token of routine polling: the read token, else (old fleet files) the admin one.
+    pub fn read_token(&self) -> &SecretRef {
+        self.tracker_read_token
+            .as_ref()
+            .unwrap_or(&self.tracker_admin_token)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -242,6 +330,23 @@ impl Fleet {
             }
             let docker = parse_docker(h.docker.get_ref(), h.tls.clone(), &base)
                 .map_err(|m| err_at(h.docker.span(), m))?;
+            // The Docker API over plain TCP is unauthenticated root on that host: anyone
+            // who can reach the port can start a privileged container. Like Docker itself
+            // (which warns, and since v27 refuses, a -H tcp:// without --tls unless told),
+            // it must be asked for by name.
+            if let DockerEndpoint::Tcp { tls: None, url } = &docker {
+                if !h.docker_insecure_tcp.unwrap_or(false) {
+                    return Err(err_at(
+                        h.docker.span(),
+                        format!(
+                            "host {:?}: {url} is the Docker API over plain TCP without TLS, which gives anyone who can reach that port root on the host; \
+                             add tls = {{ ca = \"ca.pem\", cert = \"cert.pem\", key = \"key.pem\" }} (dockerd --tlsverify), use ssh://user@host, \
+                             or, only on a network you fully trust, add docker_insecure_tcp = true to this [[hosts]] entry",
+                            h.name.get_ref()
+                        ),
+                    ));
+                }
+            }
             hosts.push(Host {
                 name: h.name.into_inner(),
                 docker,
@@ -282,11 +387,83 @@ impl Fleet {
             let invoice = parse_invoice(&c, id, &terms).map_err(|(span, m)| err_at(span, m))?;
             let tracker_url =
                 parse_url(c.tracker_url.get_ref()).map_err(|m| err_at(c.tracker_url.span(), m))?;
-            let tracker_token = SecretRef::from_str(c.tracker_token.get_ref())
-                .map_err(|m| err_at(c.tracker_token.span(), m))?;
-            let tracker_token = match tracker_token {
-                SecretRef::File(p) => SecretRef::File(resolve(&base, &p)),
-                other => other,
+            let mut warnings = Vec::new();
+            let insecure_http = c.insecure_http.as_ref().is_some_and(|v| *v.get_ref());
+            let tracker_cert_sha256 = match &c.tracker_cert_sha256 {
+                Some(v) => {
+                    Some(CertFingerprint::parse(v.get_ref()).map_err(|m| err_at(v.span(), m))?)
+                }
+                None => None,
+            };
+            match tracker_url.scheme() {
+                "http" => {
+                    if let Some(v) = &c.tracker_cert_sha256 {
+                        return Err(err_at(
+                            v.span(),
+                            format!("client {id:?}: tracker_cert_sha256 pins the certificate of an https:// tracker, but tracker_url is http://; use https:// (MAI_TRACKER_TLS=on on the tracker)"),
+                        ));
+                    }
+                    if !is_loopback(&tracker_url) {
+                        if !insecure_http {
+                            return Err(err_at(
+                                c.tracker_url.span(),
+                                format!(
+                                    "client {id:?}: tracker_url {} is plain http:// to another machine, so its tokens and usage data would cross the network in clear text; \
+                                     use https:// with tracker_cert_sha256 = \"<the fingerprint the tracker logs at start and shows at /healthz>\" (MAI_TRACKER_TLS=on on the tracker), \
+                                     or, only on a network you trust, add insecure_http = true to this client",
+                                    tracker_url.as_str()
+                                ),
+                            ));
+                        }
+                        warnings.push(format!(
+                            "tracker {} is reached over plain HTTP (insecure_http = true): tokens and usage data cross the network unencrypted; switch to https:// with tracker_cert_sha256",
+                            tracker_url.as_str()
+                        ));
+                    }
+                }
+                _ => {
+                    if let Some(v) = &c.insecure_http {
+                        if *v.get_ref() {
+                            return Err(err_at(
+                                v.span(),
+                                format!("client {id:?}: insecure_http applies only to http:// tracker URLs; remove it"),
+                            ));
+                        }
+                    }
+                }
+            }
+            let secret = |v: &Spanned<String>| -> Result<SecretRef, FleetError> {
+                match SecretRef::from_str(v.get_ref()).map_err(|m| err_at(v.span(), m))? {
+                    SecretRef::File(p) => Ok(SecretRef::File(resolve(&base, &p))),
+                    other => Ok(other),
+                }
+            };
+            // `tracker_token` is the name fleet files used before the read token existed;
+            // it was (and is) the admin token.
+            let tracker_admin_token = match (&c.tracker_admin_token, &c.tracker_token) {
+                (Some(_), Some(old)) => {
+                    return Err(err_at(
+                        old.span(),
+                        format!("client {id:?} has both tracker_token and tracker_admin_token; tracker_token is the old name of tracker_admin_token, keep only tracker_admin_token"),
+                    ));
+                }
+                (Some(v), None) | (None, Some(v)) => secret(v)?,
+                (None, None) => {
+                    return Err(err_at(
+                        c.id.span(),
+                        format!("client {id:?} has no tracker_admin_token; add tracker_admin_token = \"keychain\" (or \"env:VAR\", \"file:/path\") and tracker_read_token likewise"),
+                    ));
+                }
+            };
+            let tracker_read_token = match &c.tracker_read_token {
+                Some(v) => Some(secret(v)?),
+                None => {
+                    warnings.push(format!(
+                        "no tracker_read_token for {id}: routine polling uses the admin token; add tracker_read_token (the tracker's MAI_TRACKER_READ_TOKEN) so the admin token is sent only for admin actions{}",
+                        if c.tracker_token.is_some() { ", and rename tracker_token to tracker_admin_token" } else { "" }
+                    ));
+                    None
+                }
             };
             clients.push(Client {
                 id: c.id.into_inner(),
@@ -295,8 +472,12 @@ impl Fleet {
                 terms,
                 invoice,
                 tracker_url,
-                tracker_token,
+                tracker_admin_token,
+                tracker_read_token,
+                tracker_cert_sha256,
+                insecure_http,
                 tracker_timeout_ms: c.tracker_timeout_ms.unwrap_or(console.tracker_timeout_ms),
+                warnings,
             });
         }
         let billing = raw.billing.map(|b| BillingSettings {
@@ -608,6 +789,8 @@ struct RawHost {
     docker: Spanned<String>,
     tls: Option<TlsPaths>,
     timeout_ms: Option<u64>,
+    /// `tcp://` without `tls`, accepted knowingly (see the check in `Fleet::parse`).
+    docker_insecure_tcp: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -630,7 +813,12 @@ struct RawClient {
     monthly_limit_usd: Option<Spanned<toml::Value>>,
     invoice_currency: Option<Spanned<String>>,
     tracker_url: Spanned<String>,
-    tracker_token: Spanned<String>,
+    /// The old name of `tracker_admin_token` (still read).
+    tracker_token: Option<Spanned<String>>,
+    tracker_admin_token: Option<Spanned<String>>,
+    tracker_read_token: Option<Spanned<String>>,
+    tracker_cert_sha256: Option<Spanned<String>>,
+    insecure_http: Option<Spanned<bool>>,
     tracker_timeout_ms: Option<u64>,
 }
 
@@ -715,7 +903,7 @@ tracker_token = "env:ACME_TOKEN"
         assert_eq!(c.invoice.vat, VatTreatment::Rate(23));
         assert_eq!(c.invoice.name.as_deref(), Some("ACME Sp. z o.o."));
         assert!(c.invoice.missing_invoice_data().is_empty());
-        assert_eq!(c.tracker_token, SecretRef::Env("ACME_TOKEN".into()));
+        assert_eq!(c.tracker_admin_token, SecretRef::Env("ACME_TOKEN".into()));
     }
 
     #[test]
@@ -816,6 +1004,127 @@ tracker_token = "env:ACME_TOKEN"
         let (_, _, msg) = err(&GOOD.replace("env:ACME_TOKEN", "s3cr3t"));
         assert!(msg.contains("never the token itself"), "{msg}");
         assert!(!msg.contains("s3cr3t"), "{msg}");
+    }
+
+    #[test]
+    fn plain_http_to_another_machine_is_refused_naming_the_line_and_the_fix() {
+        let text = GOOD.replace("http://127.0.0.1:9001", "http://10.0.1.10:8080");
+        let (line, _, msg) = err(&text);
+        assert_eq!(line, 27);
+        assert!(
+            msg.contains("clear text")
+                && msg.contains("tracker_cert_sha256")
+                && msg.contains("insecure_http = true"),
+            "{msg}"
+        );
+        // Accepted knowingly: a warning on the client, shown by the console and maictl.
+        let ok = text.replace(
+            "tracker_token = ",
+            "insecure_http = true\ntracker_read_token = \"env:R\"\ntracker_admin_token = ",
+        );
+        let f = Fleet::parse(&ok, Path::new("f.toml")).unwrap();
+        let c = &f.clients[0];
+        assert!(c.insecure_http);
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("plain HTTP"), "{:?}", c.warnings);
+        // Loopback needs no flag; localhost and [::1] are loopback too.
+        for u in [
+            "http://localhost:9001",
+            "http://[::1]:9001",
+            "http://127.0.0.2:1",
+        ] {
+            let f = Fleet::parse(&GOOD.replace("http://127.0.0.1:9001", u), Path::new("f"));
+            assert!(f.is_ok(), "{u}: {:?}", f.err());
+        }
+        // A pin on an http:// URL, insecure_http on https://: both mistakes named.
+        let (_, _, msg) = err(&GOOD.replace(
+            "tracker_token = ",
+            "tracker_cert_sha256 = \"00000000000000000000000000000000000000000000000000000000000000ff\"\ntracker_token = ",
+        ));
+        assert!(msg.contains("https://"), "{msg}");
+        let (_, _, msg) = err(&GOOD
+            .replace("http://127.0.0.1:9001", "https://t.example")
+            .replace("tracker_token = ", "insecure_http = true\ntracker_token = "));
+        assert!(msg.contains("only to http://"), "{msg}");
+    }
+
+    #[test]
+    fn certificate_pins_parse_with_or_without_colons() {
+        let hex = "5c1e070d3a9b4218c49f6eaa012b77e390dd4c6518f23ba76ec01194582de60f";
+        let a = CertFingerprint::parse(hex).unwrap();
+        let b = CertFingerprint::parse(&a.to_string()).unwrap();
+        assert_eq!(a, b);
+        assert!(a.to_string().starts_with("5C:1E:07"));
+        let text = GOOD
+            .replace("http://127.0.0.1:9001", "https://10.0.1.10:8443")
+            .replace(
+                "tracker_token = ",
+                &format!("tracker_cert_sha256 = \"{a}\"\ntracker_token = "),
+            );
+        let f = Fleet::parse(&text, Path::new("f.toml")).unwrap();
+        assert_eq!(f.clients[0].tracker_cert_sha256, Some(a));
+        let (_, _, msg) = err(&text.replace(&a.to_string(), "AB:CD"));
+        assert!(msg.contains("64 hex digits"), "{msg}");
+    }
+
+    #[test]
+    fn read_and_admin_tokens_and_the_old_field_name() {
+        // Old files: `tracker_token` is the admin token; polling falls back to it, with
+        // a warning saying what to add.
+        let f = Fleet::parse(GOOD, Path::new("f.toml")).unwrap();
+        let c = &f.clients[0];
+        assert_eq!(c.tracker_read_token, None);
+        assert_eq!(c.read_token(), &SecretRef::Env("ACME_TOKEN".into()));
+        assert!(
+            c.warnings.iter().any(|w| w.contains("tracker_read_token")
+                && w.contains("rename tracker_token to tracker_admin_token")),
+            "{:?}",
+            c.warnings
+        );
+        let new = GOOD.replace(
+            "tracker_token = \"env:ACME_TOKEN\"",
+            "tracker_read_token = \"env:ACME_READ\"\ntracker_admin_token = \"file:admin-token\"",
+        );
+        let f = Fleet::parse(&new, Path::new("/etc/mai/fleet.toml")).unwrap();
+        let c = &f.clients[0];
+        assert_eq!(c.read_token(), &SecretRef::Env("ACME_READ".into()));
+        assert_eq!(
+            c.tracker_admin_token,
+            SecretRef::File(PathBuf::from("/etc/mai/admin-token"))
+        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let (_, _, msg) = err(&new.replace(
+            "tracker_admin_token",
+            "tracker_token = \"env:X\"\ntracker_admin_token",
+        ));
+        assert!(msg.contains("old name"), "{msg}");
+        let (_, _, msg) = err(&GOOD.replace("tracker_token = \"env:ACME_TOKEN\"\n", ""));
+        assert!(msg.contains("no tracker_admin_token"), "{msg}");
+    }
+
+    #[test]
+    fn docker_over_plain_tcp_needs_the_explicit_flag() {
+        let plain = GOOD.replace(
+            "tls = { ca = \"certs/ca.pem\", cert = \"certs/cert.pem\", key = \"/abs/key.pem\" }\n",
+            "",
+        );
+        let (line, _, msg) = err(&plain);
+        assert_eq!(line, 16);
+        assert!(
+            msg.contains("nbg1")
+                && msg.contains("root")
+                && msg.contains("docker_insecure_tcp = true"),
+            "{msg}"
+        );
+        let ok = plain.replace(
+            "docker = \"tcp://nbg1:2376\"\n",
+            "docker = \"tcp://nbg1:2376\"\ndocker_insecure_tcp = true\n",
+        );
+        let f = Fleet::parse(&ok, Path::new("f.toml")).unwrap();
+        assert!(matches!(
+            f.hosts[2].docker,
+            DockerEndpoint::Tcp { tls: None, .. }
+        ));
     }
 
     #[test]

@@ -21,6 +21,7 @@ fn entry_user(kind: SecretKind, client: &str) -> String {
     match kind {
         SecretKind::OpenRouter => format!("openrouter:{client}"),
         SecretKind::TrackerToken => format!("tracker-token:{client}"),
+        SecretKind::TrackerReadToken => format!("tracker-read-token:{client}"),
     }
 }
 
@@ -28,7 +29,8 @@ fn entry_user(kind: SecretKind, client: &str) -> String {
 fn describe(kind: SecretKind) -> &'static str {
     match kind {
         SecretKind::OpenRouter => "OpenRouter key",
-        SecretKind::TrackerToken => "tracker token",
+        SecretKind::TrackerToken => "tracker admin token",
+        SecretKind::TrackerReadToken => "tracker read token",
     }
 }
 
@@ -218,7 +220,11 @@ impl Keychain {
     pub fn list_masked(&self, clients: &[String]) -> Result<Vec<MaskedKey>, KeyError> {
         let mut out = Vec::new();
         for c in clients {
-            for kind in [SecretKind::OpenRouter, SecretKind::TrackerToken] {
+            for kind in [
+                SecretKind::OpenRouter,
+                SecretKind::TrackerToken,
+                SecretKind::TrackerReadToken,
+            ] {
                 let (masked, error) = match self.get(kind, c) {
                     Ok(k) => (Some(mask(&k)), None),
                     Err(KeyError::Missing { .. }) => (None, None),

@@ -48,7 +48,16 @@ pub struct Gathered {
 
 /// Pure: turns what was gathered into the row and its alerts.
 pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
-    let mut alerts = Vec::new();
+    // What the fleet file allows but weakens (plain HTTP to another machine, polling
+    // with the admin token) is shown on every refresh, not only at load.
+    let mut alerts: Vec<Alert> = client
+        .warnings
+        .iter()
+        .map(|w| Alert {
+            level: AlertLevel::Warning,
+            message: w.clone(),
+        })
+        .collect();
     let (container, tracker_container, docker_error) = match &g.containers {
         Ok(list) => {
             let mine: Vec<&ContainerInfo> = list.iter().filter(|c| c.client == client.id).collect();
@@ -401,7 +410,8 @@ address = "ul. Prosta 1, 00-001 Warszawa"
 host = "hel1"
 markup = "1.3"
 tracker_url = "http://127.0.0.1:9001"
-tracker_token = "env:ACME_TOKEN"
+tracker_read_token = "env:ACME_READ_TOKEN"
+tracker_admin_token = "env:ACME_TOKEN"
 "#;
 
     fn client() -> Client {
@@ -513,6 +523,32 @@ tracker_token = "env:ACME_TOKEN"
                 AlertLevel::Warning,
                 "no chat container labelled mai.client=acme on hel1"
             )]
+        );
+    }
+
+    #[test]
+    fn fleet_file_warnings_are_alerts_on_every_refresh() {
+        let text = FLEET
+            .replace("http://127.0.0.1:9001", "http://10.0.1.10:8080")
+            .replace("tracker_url", "insecure_http = true\ntracker_url");
+        let c = Fleet::parse(&text, std::path::Path::new("f.toml"))
+            .unwrap()
+            .clients
+            .remove(0);
+        let r = build_row(
+            &c,
+            Gathered {
+                containers: Ok(vec![]),
+                tracker: Err("x".into()),
+                last_good: None,
+            },
+            now(),
+        );
+        assert!(
+            r.alerts.iter().any(|a| a.level == AlertLevel::Warning
+                && a.message.contains("plain HTTP (insecure_http = true)")),
+            "{:?}",
+            r.alerts
         );
     }
 

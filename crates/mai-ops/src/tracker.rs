@@ -20,6 +20,14 @@ pub enum TrackerError {
     },
     #[error("tracker {url} sent a reply the console cannot read: {message}; are the tracker and console versions compatible?")]
     Decode { url: String, message: String },
+    #[error("tracker {url} presented a certificate with SHA-256 fingerprint {got}, but the fleet file pins {pinned} (tracker_cert_sha256); if the tracker's certificate was renewed on purpose, check the new fingerprint at the tracker (its start-up log or /healthz, read on the host) and update the fleet file; otherwise something is intercepting the connection")]
+    CertMismatch {
+        url: String,
+        got: String,
+        pinned: String,
+    },
+    #[error("cannot do an admin action on tracker {url}: {message}; set the client's tracker_admin_token")]
+    NoAdminToken { url: String, message: String },
 }
 
 impl TrackerError {
@@ -45,11 +53,17 @@ use mai_wire::CommercialTerms;
 /// the tracker's answer rather than in a console timeout with the outcome unknown.
 pub const HANDOVER_TIMEOUT: Duration = Duration::from_secs(45);
 
+/// A tracker's HTTP client. Two tokens, two roles (docs/tracker-api.md): the read token
+/// goes with every routine call (status, usage, events), the admin token only with the
+/// calls that change the tracker (sync, terms push, key hand-over), so a refresh loop
+/// that leaks (a proxy log, a captured request) leaks only read access.
 #[derive(Clone)]
 pub struct TrackerClient {
     http: reqwest::Client,
     base: url::Url,
     token: String,
+    /// The admin token, or why there is none.
+    admin: Result<String, String>,
     timeout: Duration,
 }
 
@@ -62,13 +76,32 @@ impl std::fmt::Debug for TrackerClient {
 }
 
 impl TrackerClient {
+    /// A client whose `token` is used for every call, admin ones included (tests, tools
+    /// holding one token); see [`TrackerClient::with_admin_token`].
     pub fn new(http: reqwest::Client, base: url::Url, token: String, timeout: Duration) -> Self {
         TrackerClient {
             http,
             base,
+            admin: Ok(token.clone()),
             token,
             timeout,
         }
+    }
+
+    /// Sets the token of the admin calls (`Err`: why there is none); the token given to
+    /// [`TrackerClient::new`] stays the one of the reads.
+    pub fn with_admin_token(mut self, admin: Result<String, String>) -> Self {
+        self.admin = admin;
+        self
+    }
+
+    fn admin_token(&self, url: &str) -> Result<&str, TrackerError> {
+        self.admin
+            .as_deref()
+            .map_err(|m| TrackerError::NoAdminToken {
+                url: url.to_string(),
+                message: m.clone(),
+            })
     }
 
     pub fn base(&self) -> &url::Url {
@@ -85,13 +118,33 @@ impl TrackerClient {
         url: &str,
         timeout: Duration,
     ) -> Result<T, TrackerError> {
+        let token = self.token.clone();
+        self.send_with(req, url, timeout, &token).await
+    }
+
+    async fn send_admin<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<T, TrackerError> {
+        let token = self.admin_token(url)?.to_string();
+        self.send_with(req, url, timeout, &token).await
+    }
+
+    async fn send_with<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: &str,
+        timeout: Duration,
+        token: &str,
+    ) -> Result<T, TrackerError> {
         let fut = async {
-            let resp = req.bearer_auth(&self.token).send().await.map_err(|e| {
-                TrackerError::Unreachable {
-                    url: url.to_string(),
-                    message: e.without_url().to_string(),
-                }
-            })?;
+            let resp = req
+                .bearer_auth(token)
+                .send()
+                .await
+                .map_err(|e| send_error(url, e))?;
             let status = resp.status();
             let bytes = resp.bytes().await.map_err(|e| TrackerError::Unreachable {
                 url: url.to_string(),
@@ -183,7 +236,7 @@ impl TrackerClient {
         let req = self.http.post(&url).json(&SyncRequest {
             days_back: Some(days_back),
         });
-        self.send(req, &url, timeout).await
+        self.send_admin(req, &url, timeout).await
     }
 
     /// Pushes the client's commercial terms (from the fleet file, their owner); the
@@ -194,7 +247,7 @@ impl TrackerClient {
     ) -> Result<CommercialTerms, TrackerError> {
         let url = self.url("/api/v1/admin/terms");
         let req = self.http.put(&url).json(terms);
-        self.send(req, &url, self.timeout).await
+        self.send_admin(req, &url, self.timeout).await
     }
 
     /// Hot-swaps the upstream OpenRouter key; the reply carries only the masked label.
@@ -210,10 +263,11 @@ impl TrackerClient {
             name: name.map(str::to_owned),
         });
         let l: KeyLabel = self
-            .send(req, &url, self.timeout.max(HANDOVER_TIMEOUT))
+            .send_admin(req, &url, self.timeout.max(HANDOVER_TIMEOUT))
             .await?;
         Ok(l.label)
     }
+
     /// Erases one person's personal data on the tracker (GDPR art. 17). The tracker
     /// rebuilds its ledger file afterwards, so this gets a long timeout.
     pub async fn privacy_erase(
@@ -224,7 +278,7 @@ impl TrackerClient {
         let req = self.http.post(&url).json(&EraseRequest {
             user: subject.clone(),
         });
-        self.send(req, &url, self.timeout.max(Duration::from_secs(120)))
+        self.send_admin(req, &url, self.timeout.max(Duration::from_secs(120)))
             .await
     }
 
@@ -250,11 +304,180 @@ impl TrackerClient {
         }
         // The query holds the person's e-mail: errors name the path only.
         let shown = self.url("/api/v1/admin/privacy/export");
-        self.send(
+        self.send_admin(
             self.http.get(url),
             &shown,
             self.timeout.max(Duration::from_secs(30)),
         )
         .await
     }
+}
+
+/// What a failed request says, with its causes: reqwest's own message ("error sending
+/// request") hides the TLS or connect error that tells the operator what to fix. A
+/// pinned certificate that does not match becomes [`TrackerError::CertMismatch`].
+fn send_error(url: &str, e: reqwest::Error) -> TrackerError {
+    let e = e.without_url();
+    let mut message = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        // The TLS error arrives as itself or inside an io::Error (whose `source` skips it).
+        // (io::Errors may nest).
+        let mut inner: &(dyn std::error::Error + 'static) = s;
+        while let Some(i) = inner
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            inner = i;
+        }
+        let tls = inner.downcast_ref::<rustls::Error>();
+        if let Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o))) = tls {
+            if let Some(p) = o.0.downcast_ref::<PinMismatch>() {
+                return TrackerError::CertMismatch {
+                    url: url.to_string(),
+                    got: p.got.clone(),
+                    pinned: p.pinned.clone(),
+                };
+            }
+        }
+        let text = s.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        src = s.source();
+    }
+    TrackerError::Unreachable {
+        url: url.to_string(),
+        message,
+    }
+}
+
+/// The certificate a pinned tracker presented was not the pinned one.
+#[derive(Debug)]
+struct PinMismatch {
+    got: String,
+    pinned: String,
+}
+
+impl std::fmt::Display for PinMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "certificate SHA-256 {} is not the pinned {}",
+            self.got, self.pinned
+        )
+    }
+}
+
+impl std::error::Error for PinMismatch {}
+
+/// Accepts exactly one certificate: the one whose SHA-256 (of its DER bytes) the fleet
+/// file pins, like an SSH host key in known_hosts (or HPKP's pins, on the certificate
+/// instead of its key).
+///
+/// Why a pin and not a CA: each tracker makes its own self-signed certificate at first
+/// start (crates/mai-tracker/README.md, TLS), usually on a private address no public CA
+/// would certify, and running a private CA would put one more secret (the CA key) on
+/// the operator's machine whose theft would let anyone impersonate every tracker. A pin
+/// trusts one certificate for one client, learned out of band (the tracker's start-up
+/// log or `/healthz` read on its host) and changed only by editing the fleet file.
+///
+/// The host name is not checked (the pin names the certificate, whatever address the
+/// fleet file uses), expiry neither (a self-signed pinned certificate is revoked by
+/// removing the pin); the handshake signature is, with the certificate's key, so only
+/// the holder of the private key can present it.
+#[derive(Debug)]
+pub struct PinnedCert {
+    pin: [u8; 32],
+    provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl PinnedCert {
+    pub fn new(pin: crate::fleet::CertFingerprint) -> PinnedCert {
+        PinnedCert {
+            pin: pin.0,
+            provider: std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+        }
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use sha2::{Digest, Sha256};
+        let got: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
+        if got == self.pin {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Other(rustls::OtherError(std::sync::Arc::new(
+                    PinMismatch {
+                        got: crate::fleet::CertFingerprint(got).to_string(),
+                        pinned: crate::fleet::CertFingerprint(self.pin).to_string(),
+                    },
+                ))),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// An HTTP client that talks only to the server holding the pinned certificate.
+pub fn pinned_http_client(
+    pin: crate::fleet::CertFingerprint,
+    builder: reqwest::ClientBuilder,
+) -> Result<reqwest::Client, String> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(PinnedCert::new(pin)))
+        .with_no_client_auth();
+    // The tracker serves HTTP/1.1 only.
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    builder
+        .use_preconfigured_tls(tls)
+        .https_only(true)
+        .build()
+        .map_err(|e| e.to_string())
 }

@@ -15,6 +15,7 @@ const TOKEN: &str = "t0ken-for-tests";
 fn setup_env() {
     // Same value in every test, so parallel tests do not race on it.
     unsafe { std::env::set_var("FAKE_TRACKER_TOKEN", TOKEN) };
+    unsafe { std::env::set_var("FAKE_TRACKER_READ_TOKEN", common::read_token_of(TOKEN)) };
 }
 
 fn mock_keychain() -> Keychain {
@@ -453,6 +454,7 @@ async fn a_slow_key_check_never_disables_the_key_in_use() {
     use std::collections::HashMap;
     const ADMIN: &str = "admin-token-rotation-0123";
     unsafe { std::env::set_var("MAI_ROTATION_ADMIN_TOKEN", ADMIN) };
+    unsafe { std::env::set_var("MAI_ROTATION_READ_TOKEN", "read-token-rotation-01234") };
     let mgmt = "sk-or-v1-2222222222222222222222222222222222222222222222222222222222222222";
     let sim = OpenRouterSim::spawn(SimConfig {
         management_key: Some(mgmt.into()),
@@ -488,6 +490,7 @@ async fn a_slow_key_check_never_disables_the_key_in_use() {
     let tracker = mai_tracker::start(cfg).await.unwrap();
     let text = fleet_text(dir.path(), &[("acme".into(), tracker.addr, "1.3")], None)
         .replace("env:FAKE_TRACKER_TOKEN", "env:MAI_ROTATION_ADMIN_TOKEN")
+        .replace("env:FAKE_TRACKER_READ_TOKEN", "env:MAI_ROTATION_READ_TOKEN")
         .replace(
             "[nbp]",
             &format!("[openrouter]\nbase_url = \"{}\"\n\n[nbp]", sim.base_url()),
@@ -578,4 +581,79 @@ async fn a_slow_key_check_never_disables_the_key_in_use() {
     assert_eq!(r.status(), 200);
     tracker.shutdown().await.unwrap();
     sim.shutdown().await;
+}
+
+/// Routine polling (refresh, pulls) carries the read token; the admin token goes only
+/// with the calls that change the tracker (sync, terms push).
+#[tokio::test]
+async fn polling_uses_the_read_token_and_only_admin_actions_the_admin_token() {
+    setup_env();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, sa) = fake_tracker("acme", TOKEN, Duration::ZERO).await;
+    sa.lock()
+        .unwrap()
+        .add("gen-1", "anna", "openai/gpt-4o-mini", "0.5", "confirmed");
+    let text = fleet_text(dir.path(), &[("acme".into(), a, "1.3")], None);
+    let o = ops(dir.path(), &text, mock_keychain());
+    let rows = o.refresh().await;
+    assert!(rows[0].tracker_reachable, "{:?}", rows[0].tracker_error);
+    assert!(rows[0]
+        .alerts
+        .iter()
+        .all(|al| !al.message.contains("token")));
+    o.pull("acme").await.unwrap();
+    let out = o.sync_one("acme").await;
+    assert!(out.ok, "{out:?}");
+    let log = sa.lock().unwrap().auth_log.clone();
+    assert!(log.iter().any(|(r, _)| r.starts_with("PUT")), "{log:?}");
+    assert!(log.iter().any(|(r, _)| r.starts_with("POST")), "{log:?}");
+    for (route, kind) in &log {
+        let want = if route.starts_with("GET") {
+            "read"
+        } else {
+            "admin"
+        };
+        assert_eq!(*kind, want, "{route} carried the {kind} token: {log:?}");
+    }
+}
+
+/// Two clients' trackers that send the same generation id: the console cache keeps
+/// both events and both clients' totals (it is keyed by client and generation id).
+#[tokio::test]
+async fn same_generation_id_from_two_trackers_keeps_both_clients_events() {
+    setup_env();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, sa) = fake_tracker("acme", TOKEN, Duration::ZERO).await;
+    let (b, sb) = fake_tracker("beta", TOKEN, Duration::ZERO).await;
+    sa.lock()
+        .unwrap()
+        .add("gen-same", "anna", "m", "0.5", "confirmed");
+    sb.lock()
+        .unwrap()
+        .add("gen-same", "jan", "m", "2", "confirmed");
+    let text = fleet_text(
+        dir.path(),
+        &[("acme".into(), a, "1.3"), ("beta".into(), b, "1.3")],
+        None,
+    );
+    let o = ops(dir.path(), &text, mock_keychain());
+    assert_eq!(o.pull("acme").await.unwrap().inserted, 1);
+    assert_eq!(o.pull("beta").await.unwrap().inserted, 1);
+    let today = o.today();
+    let (ta, tb, ea, eb) = o
+        .cache
+        .with(move |l| {
+            Ok((
+                l.day("acme", today)?,
+                l.day("beta", today)?,
+                l.get("acme", "gen-same")?,
+                l.get("beta", "gen-same")?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!((ta.requests, ta.cost_usd), (1, d("0.5")));
+    assert_eq!((tb.requests, tb.cost_usd), (1, d("2")));
+    assert_eq!(ea.unwrap().event.user.id.as_deref(), Some("anna"));
+    assert_eq!(eb.unwrap().event.user.id.as_deref(), Some("jan"));
 }

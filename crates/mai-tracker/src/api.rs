@@ -106,8 +106,15 @@ fn d(x: Decimal) -> String {
     x.normalize().to_string()
 }
 
-pub async fn healthz() -> &'static str {
-    "ok"
+/// `ok`; over HTTPS a second line `tls_cert_sha256=AB:CD:…`: the certificate's
+/// fingerprint, which the operator reads on the tracker's host (`curl -sk
+/// https://localhost:8080/healthz`) and pins in the fleet file. Unauthenticated like the
+/// rest of `/healthz`: a fingerprint is public (every TLS client sees the certificate).
+pub async fn healthz(State(st): State<Arc<AppState>>) -> String {
+    match st.tls_fingerprint.get().and_then(Option::as_deref) {
+        Some(fp) => format!("ok\ntls_cert_sha256={fp}\n"),
+        None => "ok".to_owned(),
+    }
 }
 
 /// Ready while the ledger writer is alive and its writes succeed; 503 while events wait

@@ -70,6 +70,8 @@ pub struct Config {
     pub org_name: String,
     pub listen: SocketAddr,
     pub db_path: PathBuf,
+    /// HTTPS on the listener ([`crate::tls`]); `None` = plain HTTP.
+    pub tls: Option<crate::tls::TlsSource>,
     pub proxy_token: Secret,
     pub read_token: Secret,
     pub admin_token: Secret,
@@ -211,6 +213,51 @@ impl Config {
         let db_path = PathBuf::from(
             var("MAI_TRACKER_DB").unwrap_or_else(|| "/data/tracker.sqlite".to_owned()),
         );
+        // MAI_TRACKER_TLS: on | off | auto (default). auto = HTTPS unless the listen
+        // address is loopback: a tracker reachable from other machines serves TLS unless
+        // the operator says otherwise (a listener on 127.0.0.1 is reached only through
+        // this machine, e.g. an SSH tunnel or a reverse proxy, and the tests and the demo
+        // fleet run there). The console refuses plain http:// to another machine anyway
+        // unless its fleet entry says insecure_http = true.
+        let tls_cert = var("MAI_TRACKER_TLS_CERT").map(PathBuf::from);
+        let tls_key = var("MAI_TRACKER_TLS_KEY").map(PathBuf::from);
+        let tls_mode = var("MAI_TRACKER_TLS");
+        let tls_on = match tls_mode.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("auto") => !listen.ip().is_loopback(),
+            Some("on" | "true" | "1") => true,
+            Some("off" | "false" | "0") => false,
+            Some(_) => return Err(invalid(
+                "MAI_TRACKER_TLS",
+                tls_mode.as_deref().unwrap_or_default(),
+                "use on, off or auto (auto: HTTPS unless MAI_TRACKER_LISTEN is a loopback address)"
+                    .into(),
+            )),
+        };
+        let tls = match (tls_cert, tls_key) {
+            (Some(cert), Some(key)) => {
+                if !tls_on {
+                    return Err(invalid(
+                        "MAI_TRACKER_TLS",
+                        tls_mode.as_deref().unwrap_or("auto"),
+                        "MAI_TRACKER_TLS_CERT and _KEY are set but TLS is off; remove them or set MAI_TRACKER_TLS=on".into(),
+                    ));
+                }
+                Some(crate::tls::TlsSource::Files { cert, key })
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(ConfigError::Missing {
+                    name: "MAI_TRACKER_TLS_KEY",
+                    hint: "MAI_TRACKER_TLS_CERT and MAI_TRACKER_TLS_KEY go together (PEM files of the certificate chain and its private key)",
+                })
+            }
+            (None, None) if tls_on => Some(crate::tls::TlsSource::SelfSigned {
+                dir: db_path
+                    .parent()
+                    .map(PathBuf::from)
+                    .unwrap_or_default(),
+            }),
+            (None, None) => None,
+        };
         let token = |name: &'static str| -> Result<String, ConfigError> {
             let t = required_secret(name, "set a random token of at least 16 characters")?;
             if t.len() < 16 {
@@ -449,6 +496,7 @@ impl Config {
             org_name,
             listen,
             db_path,
+            tls,
             proxy_token: Secret(proxy_token),
             read_token: Secret(read_token),
             admin_token: Secret(admin_token),

@@ -25,6 +25,7 @@ pub mod shutdown;
 pub mod sse;
 pub mod state;
 pub mod terms;
+pub mod tls;
 pub mod upstream;
 mod utc_sums;
 pub mod writer;
@@ -122,6 +123,8 @@ pub const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20
 /// A running tracker (used by the binary and by in-process tests).
 pub struct Tracker {
     pub addr: SocketAddr,
+    /// SHA-256 of the served certificate (`AB:CD:…`) when the listener is HTTPS.
+    pub tls_fingerprint: Option<String>,
     pub state: Arc<AppState>,
     trigger: Trigger,
     server: tokio::task::JoinHandle<()>,
@@ -130,7 +133,12 @@ pub struct Tracker {
 
 impl Tracker {
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls_fingerprint.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Stops accepting, lets in-flight streams finish (bounded by the drain timeout),
@@ -321,6 +329,28 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<Tracker> {
             }
         });
     }
+    let tls = match &st.cfg.tls {
+        Some(src) => {
+            let t = tls::TlsServer::load(src).context("setting up HTTPS (MAI_TRACKER_TLS)")?;
+            // Not a secret: what the operator compares with the console's pin.
+            tracing::info!(
+                cert = %t.cert_path.display(),
+                sha256 = %t.fingerprint,
+                "serving HTTPS; pin this certificate in the fleet file: tracker_cert_sha256 = \"{}\"",
+                t.fingerprint
+            );
+            Some(t)
+        }
+        None => {
+            if !listen.ip().is_loopback() {
+                tracing::warn!(%listen, "serving plain HTTP on a non-loopback address (MAI_TRACKER_TLS=off): tokens and usage data cross the network unencrypted");
+            }
+            None
+        }
+    };
+    let tls_fingerprint = tls.as_ref().map(|t| t.fingerprint.clone());
+    let _ = st.tls_fingerprint.set(tls_fingerprint.clone());
+    let tls_config = tls.map(|t| t.config);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen} (MAI_TRACKER_LISTEN)"))?;
@@ -331,7 +361,7 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<Tracker> {
     let sd = shutdown.clone();
     let server = tokio::spawn(async move {
         tokio::select! {
-            _ = server::serve(listener, app, sd.clone(), limits) => {}
+            _ = server::serve(listener, app, sd.clone(), limits, tls_config) => {}
             _ = async { sd.wait().await; tokio::time::sleep(drain).await } => {
                 tracing::warn!(drain_s = drain.as_secs(), "drain timeout: in-flight streams cut; their ids are in the crash journal and will be reconciled");
             }
@@ -378,6 +408,7 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<Tracker> {
     tracing::info!(%addr, org = %st.cfg.org_id, key = %st.key().label(), upstream = %st.cfg.openrouter_base_url, "mai-tracker listening");
     Ok(Tracker {
         addr,
+        tls_fingerprint,
         state: st,
         trigger,
         server,

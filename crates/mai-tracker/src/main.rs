@@ -51,7 +51,8 @@ async fn wait_for_signal() {
     }
 }
 
-/// GET /healthz on the configured port over plain TCP; exit code 0 when it answers 200.
+/// GET /healthz on the configured port (over TLS when the tracker serves HTTPS); exit
+/// code 0 when it answers 200.
 fn healthcheck() -> i32 {
     use std::io::{Read, Write};
     let listen = std::env::var("MAI_TRACKER_LISTEN").unwrap_or_else(|_| "0.0.0.0:8080".into());
@@ -59,18 +60,38 @@ fn healthcheck() -> i32 {
     let addr = format!("127.0.0.1:{port}");
     let timeout = std::time::Duration::from_secs(3);
     let Ok(sock) = addr.parse() else { return 1 };
-    let Ok(mut s) = std::net::TcpStream::connect_timeout(&sock, timeout) else {
+    let Ok(s) = std::net::TcpStream::connect_timeout(&sock, timeout) else {
         eprintln!("healthcheck: cannot connect to {addr}");
         return 1;
     };
     let _ = s.set_read_timeout(Some(timeout));
-    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
-        return 1;
-    }
+    let req = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
     let mut buf = [0u8; 64];
-    let n = s.read(&mut buf).unwrap_or(0);
+    let tls = Config::from_env().ok().and_then(|c| c.tls);
+    let n = match tls {
+        None => {
+            let mut s = s;
+            if s.write_all(req).is_err() {
+                return 1;
+            }
+            s.read(&mut buf).unwrap_or(0)
+        }
+        Some(src) => {
+            // Trust exactly the certificate this tracker serves (read from its file).
+            let Ok(server) = mai_tracker::tls::TlsServer::load(&src) else {
+                return 1;
+            };
+            let Ok(mut conn) = mai_tracker::tls::loopback_client(&server.fingerprint) else {
+                return 1;
+            };
+            let mut s = s;
+            let mut stream = rustls::Stream::new(&mut conn, &mut s);
+            if stream.write_all(req).is_err() {
+                return 1;
+            }
+            stream.read(&mut buf).unwrap_or(0)
+        }
+    };
     if buf[..n].starts_with(b"HTTP/1.1 200") {
         0
     } else {

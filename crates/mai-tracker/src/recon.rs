@@ -132,10 +132,11 @@ async fn run_inner(st: &Arc<AppState>, days_back: u32) -> SyncReport {
     let mut corrected = 0;
     if !events.is_empty() {
         let ids: Vec<String> = events.iter().map(|(id, _)| id.clone()).collect();
+        let org = st.cfg.org_id.clone();
         let stored = st
             .read(move |l| {
                 ids.iter()
-                    .map(|id| l.get(id))
+                    .map(|id| l.get(&org, id))
                     .collect::<Result<Vec<_>, _>>()
             })
             .await

@@ -30,8 +30,18 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-/// Serves `app` on `listener` until `shutdown` fires and open connections are done.
-pub async fn serve(listener: TcpListener, app: Router, shutdown: Shutdown, limits: Limits) {
+/// Serves `app` on `listener` until `shutdown` fires and open connections are done;
+/// with `tls`, every connection is a TLS one ([`crate::tls`]): there is no plain-text
+/// fallback on the same port. The handshake runs in the connection's task, bounded by
+/// the header timeout, so a slow handshake cannot hold the accept loop.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: Shutdown,
+    limits: Limits,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let mut builder = http1::Builder::new();
     builder
         .half_close(true)
@@ -64,10 +74,34 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: Shutdown, limit
         // of a stream on a kept-alive connection waited ~40 ms for the client's delayed ACK.
         let _ = tcp.set_nodelay(true);
         let io = TimedIo::new(tcp, limits.client_idle, limits.send_timeout);
-        let conn = graceful.watch(
-            builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(app.clone())),
-        );
+        let service = TowerToHyperService::new(app.clone());
+        let Some(acceptor) = acceptor.clone() else {
+            let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                drop(slot);
+            });
+            continue;
+        };
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let handshake_timeout = limits.header_timeout;
         tokio::spawn(async move {
+            let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    // A client that does not trust or speak TLS (plain HTTP, a wrong pin).
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let conn = watcher.watch(builder.serve_connection(TokioIo::new(tls), service));
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }

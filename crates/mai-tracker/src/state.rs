@@ -52,6 +52,9 @@ pub struct AppState {
     /// Paces the admin endpoints that start work upstream ([`crate::limits`]).
     pub admin_bucket: crate::limits::TokenBucket,
     pub started: Instant,
+    /// SHA-256 of the HTTPS certificate (`/healthz` shows it), set once at start;
+    /// `Some(None)` = plain HTTP.
+    pub tls_fingerprint: std::sync::OnceLock<Option<String>>,
 }
 
 impl AppState {
@@ -113,6 +116,7 @@ impl AppState {
             keys: Mutex::new(keys),
             terms: RwLock::new(terms),
             terms_push: tokio::sync::Mutex::new(()),
+            tls_fingerprint: std::sync::OnceLock::new(),
             cfg,
             upstream,
             api_http,

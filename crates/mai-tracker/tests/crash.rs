@@ -141,7 +141,7 @@ async fn kill_9_during_a_burst_loses_and_doubles_nothing() {
     let truth_ids: HashSet<_> = truth.iter().map(|g| g.id.clone()).collect();
     assert_eq!(unique, truth_ids, "every served generation, nothing else");
     for g in &truth {
-        let e = ledger.get(&g.id).unwrap().unwrap().event;
+        let e = ledger.get("acme", &g.id).unwrap().unwrap().event;
         assert_eq!(e.cost_usd, g.cost, "{}", g.id);
         assert_eq!(e.tokens.completion, g.completion_tokens as u64, "{}", g.id);
         assert_eq!(e.state, mai_core::usage::EventState::Confirmed);
@@ -195,7 +195,7 @@ async fn sigterm_lets_streams_finish_and_flushes_the_ledger() {
     assert_eq!(truth.len(), 1);
     let ledger = Ledger::open(&db).unwrap();
     let e = ledger
-        .get(&truth[0].id)
+        .get("acme", &truth[0].id)
         .unwrap()
         .expect("flushed before exit")
         .event;
@@ -317,7 +317,7 @@ async fn kill_9_with_a_damaged_journal_still_starts_and_reconciles_everything() 
     let truth_ids: HashSet<_> = truth.iter().map(|g| g.id.clone()).collect();
     assert_eq!(ids, truth_ids, "every served generation, nothing else");
     for g in &truth {
-        let e = ledger.get(&g.id).unwrap().unwrap().event;
+        let e = ledger.get("acme", &g.id).unwrap().unwrap().event;
         assert_eq!(e.cost_usd, g.cost, "{}", g.id);
         assert_eq!(e.state, mai_core::usage::EventState::Confirmed);
         assert!(e.user.name.as_ref().is_none_or(|n| n.len() <= 512));

@@ -67,7 +67,7 @@ fn assert_ledger_equals_truth(env: &Env, expect_state: EventState) {
     let truth_ids: HashSet<_> = truth.iter().map(|g| g.id.clone()).collect();
     assert_eq!(ids, truth_ids, "ledger ids differ from the simulator's");
     for g in &truth {
-        let e = ledger.get(&g.id).unwrap().unwrap().event;
+        let e = ledger.get("acme", &g.id).unwrap().unwrap().event;
         assert_eq!(e.cost_usd, g.cost, "{}", g.id);
         assert_eq!(e.tokens.prompt, g.prompt_tokens as u64, "{}", g.id);
         assert_eq!(e.tokens.completion, g.completion_tokens as u64, "{}", g.id);
@@ -115,7 +115,13 @@ async fn every_spending_endpoint_is_metered_exactly_once_streamed_or_not() {
     let l = env.ledger();
     for g in &truth {
         assert_eq!(
-            l.get(&g.id).unwrap().unwrap().event.user.id.as_deref(),
+            l.get("acme", &g.id)
+                .unwrap()
+                .unwrap()
+                .event
+                .user
+                .id
+                .as_deref(),
             Some("u-7")
         );
     }

@@ -121,7 +121,7 @@ async fn a_locked_ledger_mid_burst_loses_and_doubles_nothing() {
     let truth_ids: HashSet<_> = truth.iter().map(|g| g.id.clone()).collect();
     assert_eq!(unique, truth_ids, "every served generation, nothing else");
     for g in &truth {
-        let e = ledger.get(&g.id).unwrap().unwrap().event;
+        let e = ledger.get("acme", &g.id).unwrap().unwrap().event;
         assert_eq!(e.cost_usd, g.cost, "{}", g.id);
         assert_eq!(e.tokens.completion, g.completion_tokens as u64, "{}", g.id);
         assert_eq!(e.state, EventState::Confirmed, "{}", g.id);

@@ -225,7 +225,7 @@ async fn a_provisional_event_weeks_old_is_still_confirmed() {
     let rep = env.sync().await;
     assert_eq!(rep["confirmed"], 1, "{rep}");
     env.flush().await;
-    let e = env.ledger().get(&g.id).unwrap().unwrap().event;
+    let e = env.ledger().get("acme", &g.id).unwrap().unwrap().event;
     assert_eq!(e.state, EventState::Confirmed);
     assert_eq!(e.cost_usd, g.cost);
     assert_eq!(

@@ -231,7 +231,7 @@ async fn a_webhook_record_with_a_wrong_cost_is_corrected_by_the_next_sync() {
         .unwrap();
     assert_eq!(r["recorded"], 1, "{r}");
     env.flush().await;
-    let e = env.ledger().get(&g.id).unwrap().unwrap().event;
+    let e = env.ledger().get("acme", &g.id).unwrap().unwrap().event;
     assert_eq!(
         (e.source, e.state),
         (Source::Webhook, EventState::Provisional)
@@ -240,7 +240,7 @@ async fn a_webhook_record_with_a_wrong_cost_is_corrected_by_the_next_sync() {
     let rep = env.sync().await;
     assert_eq!(rep["corrected"], 1, "{rep}");
     env.flush().await;
-    let e = env.ledger().get(&g.id).unwrap().unwrap().event;
+    let e = env.ledger().get("acme", &g.id).unwrap().unwrap().event;
     assert_eq!(
         (e.source, e.state),
         (Source::Reconciliation, EventState::Confirmed)
@@ -256,7 +256,12 @@ async fn a_webhook_record_with_a_wrong_cost_is_corrected_by_the_next_sync() {
     assert_eq!(r["duplicates"], 1, "{r}");
     env.flush().await;
     assert_eq!(
-        env.ledger().get(&g.id).unwrap().unwrap().event.cost_usd,
+        env.ledger()
+            .get("acme", &g.id)
+            .unwrap()
+            .unwrap()
+            .event
+            .cost_usd,
         g.cost
     );
 }

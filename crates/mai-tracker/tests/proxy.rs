@@ -38,7 +38,7 @@ fn assert_ledger_equals_truth(env: &Env, expect_state: EventState) {
     let truth_ids: HashSet<_> = truth.iter().map(|g| g.id.clone()).collect();
     assert_eq!(ids, truth_ids, "ledger ids differ from the simulator's");
     for g in &truth {
-        let e = ledger.get(&g.id).unwrap().unwrap().event;
+        let e = ledger.get("acme", &g.id).unwrap().unwrap().event;
         assert_eq!(e.cost_usd, g.cost, "{}", g.id);
         assert_eq!(e.tokens.prompt, g.prompt_tokens as u64, "{}", g.id);
         assert_eq!(e.tokens.completion, g.completion_tokens as u64, "{}", g.id);
@@ -85,7 +85,7 @@ async fn streaming_and_plain_requests_are_metered_exactly() {
     env.flush().await;
     assert_ledger_equals_truth(&env, EventState::Confirmed);
     let l = env.ledger();
-    let e = l.get(&truth[0].id).unwrap().unwrap().event;
+    let e = l.get("acme", &truth[0].id).unwrap().unwrap().event;
     assert_eq!(e.source, Source::Proxy);
     assert_eq!(e.user.email.as_deref(), Some("user0@acme.pl"));
     assert_eq!(e.user.name.as_deref(), Some("Anna"));
@@ -272,7 +272,7 @@ async fn cut_streams_and_disconnects(env: Env) {
     let l = env.ledger();
     let states: Vec<_> = truth
         .iter()
-        .map(|g| l.get(&g.id).unwrap().unwrap().event.state)
+        .map(|g| l.get("acme", &g.id).unwrap().unwrap().event.state)
         .collect();
     assert_eq!(
         states
@@ -294,7 +294,7 @@ async fn cut_streams_and_disconnects(env: Env) {
         .iter()
         .find(|g| g.external_user.as_deref() == Some("cut-user"))
         .unwrap();
-    let e = l.get(&cut.id).unwrap().unwrap().event;
+    let e = l.get("acme", &cut.id).unwrap().unwrap().event;
     assert_eq!(e.user.id.as_deref(), Some("cut-user"));
     assert_eq!(e.source, Source::Reconciliation);
 }

@@ -380,8 +380,10 @@ pub struct SyncProgress {
 pub enum SecretKind {
     /// A client's OpenRouter inference key.
     OpenRouter,
-    /// The admin token of a client's tracker.
+    /// The admin token of a client's tracker (sent only with admin actions).
     TrackerToken,
+    /// The read token of a client's tracker (routine polling).
+    TrackerReadToken,
 }
 
 /// A stored secret as the console may show it: masked, never the secret.

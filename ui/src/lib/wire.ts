@@ -270,7 +270,7 @@ ok: boolean, status: SyncOutcomeStatus, checked: number | null, confirmed: numbe
  */
 pulled: number | null, error: string | null, };
 export type SyncProgress = { done: number, total: number, outcome: SyncOutcome, };
-export type SecretKind = "open-router" | "tracker-token";
+export type SecretKind = "open-router" | "tracker-token" | "tracker-read-token";
 export type MaskedKey = { client: string, kind: SecretKind, 
 /**
  * Absent (`null`) when nothing is stored.

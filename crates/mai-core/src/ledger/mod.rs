@@ -420,16 +420,22 @@ impl Ledger {
         Ok(outcomes[0])
     }
 
-    /// The stored event of a generation.
-    pub fn get(&self, generation_id: &str) -> Result<Option<StoredEvent>, LedgerError> {
+    /// The stored event of a generation of `org_id`. Events are keyed by (org,
+    /// generation id): the console's cache holds many clients, and a generation id is
+    /// unique only within one client's tracker (schema migration 3).
+    pub fn get(
+        &self,
+        org_id: &str,
+        generation_id: &str,
+    ) -> Result<Option<StoredEvent>, LedgerError> {
         let mut st = self
             .conn
             .prepare_cached(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE generation_id = ?1"
+                "SELECT {EVENT_COLUMNS} FROM events WHERE org_id = ?1 AND generation_id = ?2"
             ))
             .map_err(|e| self.sql(e))?;
         let row = st
-            .query_row([generation_id], read_event_row)
+            .query_row([org_id, generation_id], read_event_row)
             .optional()
             .map_err(|e| self.sql(e))?;
         row.map(|r| r.into_stored()).transpose()
@@ -761,14 +767,14 @@ fn write_batch(
     let mut outcomes = Vec::with_capacity(events.len());
     let now = ts(Utc::now());
     let mut select = tx.prepare_cached(&format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE generation_id = ?1"
+        "SELECT {EVENT_COLUMNS} FROM events WHERE org_id = ?1 AND generation_id = ?2"
     ))?;
     let mut upsert = tx.prepare_cached(
         "INSERT INTO events (generation_id, seq, org_id, day, user_key, user_id, user_email, user_name, model, provider,
              prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost_usd, source, state, created_at, recorded_at,
              chat_id, task, groups)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
-         ON CONFLICT (generation_id) DO UPDATE SET seq = excluded.seq, org_id = excluded.org_id, day = excluded.day,
+         ON CONFLICT (org_id, generation_id) DO UPDATE SET seq = excluded.seq, day = excluded.day,
              user_key = excluded.user_key, user_id = excluded.user_id, user_email = excluded.user_email,
              user_name = excluded.user_name, model = excluded.model, provider = excluded.provider,
              prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
@@ -779,12 +785,14 @@ fn write_batch(
     )?;
     // Events of this batch not yet visible through `select` are tracked here, so a
     // generation twice in one batch behaves as if recorded one after the other.
-    let mut pending: HashMap<&str, UsageEvent> = HashMap::new();
+    // Keyed like the table: (org, generation id).
+    let mut pending: HashMap<(&str, &str), UsageEvent> = HashMap::new();
     for ev in events {
-        let old: Option<UsageEvent> = match pending.get(ev.generation_id.as_str()) {
+        let key = (ev.org_id.as_str(), ev.generation_id.as_str());
+        let old: Option<UsageEvent> = match pending.get(&key) {
             Some(e) => Some(e.clone()),
             None => match select
-                .query_row([&ev.generation_id], read_event_row)
+                .query_row([&ev.org_id, &ev.generation_id], read_event_row)
                 .optional()?
             {
                 Some(row) => Some(
@@ -799,9 +807,8 @@ fn write_batch(
             None => (RecordOutcome::Inserted, ev.clone()),
             Some(old) if ev.authority() > old.authority() => {
                 let mut merged = ev.clone();
-                // The org is fixed by the first record; user details the new record
-                // lacks are kept from the old one.
-                merged.org_id = old.org_id.clone();
+                // The org is part of the key, so old and new share it; user details
+                // the new record lacks are kept from the old one.
                 merged.user = ev.user.clone().or(&old.user);
                 merged.context = ev.context.clone().or(&old.context);
                 // An erased person stays erased (GDPR art. 17): reconciliation's record
@@ -849,7 +856,7 @@ fn write_batch(
             new.context.groups,
         ])?;
         next_seq += 1;
-        pending.insert(ev.generation_id.as_str(), new);
+        pending.insert(key, new);
         outcomes.push(outcome);
     }
     apply_deltas(tx, deltas)?;

@@ -77,6 +77,53 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE events ADD COLUMN groups TEXT;
     CREATE INDEX events_org_day ON events (org_id, day);
     "#,
+    // 3: an event is keyed by (org, generation id), not by the generation id alone. The
+    // console's cache holds every client's events in one ledger, and a generation id is
+    // only unique within what one tracker (one OpenRouter account) has seen: with the id
+    // alone as the key, a second client's tracker sending the same id would be taken for
+    // a redelivery and dropped, or (more authoritative) booked under the first client.
+    // A tracker's own ledger holds one org, where this changes nothing. SQLite cannot
+    // change a primary key in place: new table, copy, drop, rename, indexes again, all
+    // in the migration's one transaction (schema.rs runs each migration in its own).
+    r#"
+    CREATE TABLE events_v3 (
+        generation_id     TEXT NOT NULL,
+        seq               INTEGER NOT NULL UNIQUE,
+        org_id            TEXT NOT NULL,
+        day               TEXT NOT NULL,
+        user_key          TEXT NOT NULL,
+        user_id           TEXT,
+        user_email        TEXT,
+        user_name         TEXT,
+        model             TEXT NOT NULL,
+        provider          TEXT,
+        prompt_tokens     INTEGER NOT NULL CHECK (prompt_tokens >= 0),
+        completion_tokens INTEGER NOT NULL CHECK (completion_tokens >= 0),
+        reasoning_tokens  INTEGER NOT NULL CHECK (reasoning_tokens >= 0),
+        cached_tokens     INTEGER NOT NULL CHECK (cached_tokens >= 0),
+        cost_usd          TEXT NOT NULL,
+        source            TEXT NOT NULL,
+        state             TEXT NOT NULL,
+        created_at        TEXT NOT NULL,
+        recorded_at       TEXT NOT NULL,
+        chat_id           TEXT,
+        task              TEXT,
+        groups            TEXT,
+        PRIMARY KEY (org_id, generation_id)
+    );
+    INSERT INTO events_v3 (generation_id, seq, org_id, day, user_key, user_id, user_email,
+        user_name, model, provider, prompt_tokens, completion_tokens, reasoning_tokens,
+        cached_tokens, cost_usd, source, state, created_at, recorded_at, chat_id, task, groups)
+    SELECT generation_id, seq, org_id, day, user_key, user_id, user_email,
+        user_name, model, provider, prompt_tokens, completion_tokens, reasoning_tokens,
+        cached_tokens, cost_usd, source, state, created_at, recorded_at, chat_id, task, groups
+    FROM events;
+    DROP TABLE events;
+    ALTER TABLE events_v3 RENAME TO events;
+    CREATE INDEX events_provisional ON events (org_id, created_at) WHERE state = 'provisional';
+    CREATE INDEX events_org_created ON events (org_id, created_at);
+    CREATE INDEX events_org_day ON events (org_id, day);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -88,6 +88,8 @@ pub struct Ops {
     keychain_error: Option<String>,
     pub cache: Cache,
     http: reqwest::Client,
+    /// HTTP clients pinned to one tracker's certificate, by client id.
+    pinned: std::sync::Mutex<HashMap<String, reqwest::Client>>,
     last_good: RwLock<HashMap<String, TrackerSnapshot>>,
     /// Docker is skipped when false (machines without an engine).
     pub docker_enabled: bool,
@@ -107,11 +109,15 @@ impl std::fmt::Debug for Ops {
     }
 }
 
-fn http_client() -> reqwest::Client {
+fn http_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(3))
         .pool_max_idle_per_host(4)
         .user_agent(concat!("mai-console/", env!("CARGO_PKG_VERSION")))
+}
+
+fn http_client() -> reqwest::Client {
+    http_builder()
         .build()
         .expect("static reqwest configuration")
 }
@@ -143,6 +149,7 @@ impl Ops {
             keychain_error,
             cache,
             http: http_client(),
+            pinned: Default::default(),
             last_good: RwLock::new(HashMap::new()),
             docker_enabled: true,
             nbp,
@@ -175,12 +182,18 @@ impl Ops {
         self.keychain_error.as_deref()
     }
 
-    async fn token(&self, c: &Client) -> Result<String, OpsError> {
+    /// Reads one of a client's tracker tokens; `kind` names the keychain entry.
+    async fn secret(
+        &self,
+        c: &Client,
+        r: &SecretRef,
+        kind: SecretKind,
+    ) -> Result<String, OpsError> {
         let err = |message: String| OpsError::Token {
             client: c.id.clone(),
             message,
         };
-        match &c.tracker_token {
+        match r {
             SecretRef::Env(v) => {
                 std::env::var(v).map_err(|_| err(format!("environment variable {v} is not set")))
             }
@@ -190,7 +203,7 @@ impl Ops {
             SecretRef::Keychain => {
                 let k = self.keychain("reading the tracker token")?.clone();
                 let id = c.id.clone();
-                tokio::task::spawn_blocking(move || k.get(SecretKind::TrackerToken, &id))
+                tokio::task::spawn_blocking(move || k.get(kind, &id))
                     .await
                     .map_err(|e| err(e.to_string()))?
                     .map_err(OpsError::from)
@@ -198,15 +211,57 @@ impl Ops {
         }
     }
 
+    /// The client of one tracker: routine reads carry the read token; the admin token
+    /// is read too but sent only by the admin calls (sync, key hand-over, terms). A
+    /// missing admin token does not stop reads: admin calls then fail naming why.
     pub async fn tracker(&self, id: &str) -> Result<TrackerClient, OpsError> {
         let c = self.client(id)?;
-        let token = self.token(c).await?;
+        let admin = self
+            .secret(c, &c.tracker_admin_token, SecretKind::TrackerToken)
+            .await;
+        let read = match &c.tracker_read_token {
+            Some(r) => self.secret(c, r, SecretKind::TrackerReadToken).await?,
+            // Fleet files from before the read token: poll with the admin token (the
+            // fleet file's warning says to add one).
+            None => match &admin {
+                Ok(t) => t.clone(),
+                Err(_) => {
+                    self.secret(c, &c.tracker_admin_token, SecretKind::TrackerToken)
+                        .await?
+                }
+            },
+        };
+        let http = match self.http_for(c) {
+            Ok(h) => h,
+            Err(e) => return Err(OpsError::Tracker(e)),
+        };
         Ok(TrackerClient::new(
-            self.http.clone(),
+            http,
             c.tracker_url.clone(),
-            token,
+            read,
             Duration::from_millis(c.tracker_timeout_ms),
-        ))
+        )
+        .with_admin_token(admin.map_err(|e| e.to_string())))
+    }
+
+    /// The HTTP client of a tracker: the shared pool, or one pinned to the tracker's
+    /// certificate (`tracker_cert_sha256`), built once per client and kept.
+    fn http_for(&self, c: &Client) -> Result<reqwest::Client, TrackerError> {
+        let Some(pin) = c.tracker_cert_sha256 else {
+            return Ok(self.http.clone());
+        };
+        let mut pinned = self.pinned.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = pinned.get(&c.id) {
+            return Ok(h.clone());
+        }
+        let h = crate::tracker::pinned_http_client(pin, http_builder()).map_err(|message| {
+            TrackerError::Unreachable {
+                url: c.tracker_url.to_string(),
+                message,
+            }
+        })?;
+        pinned.insert(c.id.clone(), h.clone());
+        Ok(h)
     }
 
     /// The console cache's ledger file, which billing reads as its usage ledger.

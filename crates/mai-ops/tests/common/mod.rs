@@ -37,7 +37,11 @@ pub struct FakeEvent {
 #[derive(Default)]
 pub struct TrackerState {
     pub org: String,
+    /// The admin token; the read token is [`read_token_of`] it.
     pub token: String,
+    /// Which token each request carried: (method and path, "read" | "admin"), as the
+    /// real tracker's roles see them (read routes take either, admin routes only admin).
+    pub auth_log: Vec<(String, &'static str)>,
     pub latency: Duration,
     pub events: Vec<FakeEvent>,
     pub next_seq: i64,
@@ -128,7 +132,14 @@ fn err(code: StatusCode, msg: &str) -> Response {
         .into_response()
 }
 
-async fn auth(s: &Shared, h: &HeaderMap) -> Result<(), Response> {
+/// The fake's read token for an admin token (`FAKE_TRACKER_READ_TOKEN` in the tests).
+pub fn read_token_of(admin: &str) -> String {
+    format!("read-{admin}")
+}
+
+/// Checks the bearer token like the real tracker's roles: `admin` routes take only the
+/// admin token, the others the read or the admin token. Logs which one came.
+async fn auth_as(s: &Shared, h: &HeaderMap, route: &str, admin: bool) -> Result<(), Response> {
     let (token, latency) = {
         let g = s.lock().unwrap();
         (g.token.clone(), g.latency)
@@ -136,11 +147,19 @@ async fn auth(s: &Shared, h: &HeaderMap) -> Result<(), Response> {
     if !latency.is_zero() {
         tokio::time::sleep(latency).await; // simulated network/tracker latency
     }
-    let ok = h
+    let presented = h
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == format!("Bearer {token}"));
-    if ok {
+        .unwrap_or_default();
+    let kind = if presented == format!("Bearer {token}") {
+        "admin"
+    } else if presented == format!("Bearer {}", read_token_of(&token)) {
+        "read"
+    } else {
+        "none"
+    };
+    s.lock().unwrap().auth_log.push((route.to_string(), kind));
+    if kind == "admin" || (kind == "read" && !admin) {
         Ok(())
     } else {
         Err(err(StatusCode::UNAUTHORIZED, "bad token"))
@@ -158,7 +177,7 @@ fn tokens(p: u64, c: u64) -> TokenCounts {
 }
 
 async fn status(State(s): State<Shared>, h: HeaderMap) -> Response {
-    if let Err(r) = auth(&s, &h).await {
+    if let Err(r) = auth_as(&s, &h, "GET /api/v1/status", false).await {
         return r;
     }
     let g = s.lock().unwrap();
@@ -202,7 +221,7 @@ async fn status(State(s): State<Shared>, h: HeaderMap) -> Response {
 }
 
 async fn today(State(s): State<Shared>, h: HeaderMap) -> Response {
-    if let Err(r) = auth(&s, &h).await {
+    if let Err(r) = auth_as(&s, &h, "GET /api/v1/usage/today", false).await {
         return r;
     }
     let g = s.lock().unwrap();
@@ -229,7 +248,7 @@ async fn daily(
     h: HeaderMap,
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = auth(&s, &h).await {
+    if let Err(r) = auth_as(&s, &h, "GET /api/v1/usage/daily", false).await {
         return r;
     }
     let g = s.lock().unwrap();
@@ -271,7 +290,7 @@ async fn events(
     h: HeaderMap,
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    if let Err(r) = auth(&s, &h).await {
+    if let Err(r) = auth_as(&s, &h, "GET /api/v1/events", false).await {
         return r;
     }
     let after: i64 = q.get("after").and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -316,7 +335,7 @@ async fn events(
 }
 
 async fn sync(State(s): State<Shared>, h: HeaderMap) -> Response {
-    if let Err(r) = auth(&s, &h).await {
+    if let Err(r) = auth_as(&s, &h, "POST /api/v1/sync", true).await {
         return r;
     }
     let mut g = s.lock().unwrap();
@@ -339,7 +358,7 @@ async fn put_terms(
     h: HeaderMap,
     Json(terms): Json<CommercialTerms>,
 ) -> Response {
-    if let Err(r) = auth(&s, &h).await {
+    if let Err(r) = auth_as(&s, &h, "PUT /api/v1/admin/terms", true).await {
         return r;
     }
     let mut g = s.lock().unwrap();
@@ -353,7 +372,7 @@ async fn put_key(
     h: HeaderMap,
     Json(body): Json<wire::KeyHandover>,
 ) -> Response {
-    if let Err(r) = auth(&s, &h).await {
+    if let Err(r) = auth_as(&s, &h, "PUT /api/v1/admin/openrouter-key", true).await {
         return r;
     }
     let key = body.key;
@@ -508,7 +527,7 @@ pub fn fleet_text(
     s += "[[hosts]]\nname = \"h1\"\ndocker = \"unix:///nonexistent/docker.sock\"\n\n";
     for (id, addr, markup) in clients {
         s += &format!(
-            "[[clients]]\nid = \"{id}\"\nlegal_name = \"{id} Sp. z o.o.\"\nnip = \"5261040828\"\naddress = \"ul. Testowa 1\"\nhost = \"h1\"\nmarkup = \"{markup}\"\nmonthly_limit_usd = \"10\"\ntracker_url = \"http://{addr}\"\ntracker_token = \"env:FAKE_TRACKER_TOKEN\"\n\n"
+            "[[clients]]\nid = \"{id}\"\nlegal_name = \"{id} Sp. z o.o.\"\nnip = \"5261040828\"\naddress = \"ul. Testowa 1\"\nhost = \"h1\"\nmarkup = \"{markup}\"\nmonthly_limit_usd = \"10\"\ntracker_url = \"http://{addr}\"\ntracker_admin_token = \"env:FAKE_TRACKER_TOKEN\"\ntracker_read_token = \"env:FAKE_TRACKER_READ_TOKEN\"\n\n"
         );
     }
     s

@@ -148,16 +148,21 @@ enum KeysCmd {
     Set {
         client: String,
         /// Store the tracker admin token instead of the OpenRouter key.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "tracker_read_token")]
         tracker_token: bool,
+        /// Store the tracker read token (routine polling) instead of the OpenRouter key.
+        #[arg(long)]
+        tracker_read_token: bool,
     },
     /// Store the OpenRouter management (provisioning) key, read from stdin.
     SetManagement,
     /// Delete a client's OpenRouter key (or tracker token) from the keychain.
     Delete {
         client: String,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "tracker_read_token")]
         tracker_token: bool,
+        #[arg(long)]
+        tracker_read_token: bool,
     },
     /// Masked listing of every client's secrets.
     List {
@@ -338,6 +343,17 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    // What the fleet file allows but weakens (plain HTTP to another machine, polling with
+    // the admin token): said on every run, on stderr, so scripts' output stays clean.
+    for c in &fleet.clients {
+        for w in &c.warnings {
+            eprintln!(
+                "maictl: warning: {}: client {}: {w}",
+                fleet.path.display(),
+                c.id
+            );
+        }
+    }
     let keychain = Keychain::secret_service();
     let mut ops = match Ops::new(fleet, keychain) {
         Ok(o) => o,
@@ -470,23 +486,20 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
             KeysCmd::Set {
                 client,
                 tracker_token,
+                tracker_read_token,
             } => {
                 let secret = read_stdin_secret().map_err(|e| OpsError::Token {
                     client: client.clone(),
                     message: e.to_string(),
                 })?;
-                let kind = if tracker_token {
-                    SecretKind::TrackerToken
-                } else {
-                    SecretKind::OpenRouter
-                };
+                let kind = secret_kind(tracker_token, tracker_read_token);
                 let masked = ops.key_set(&client, kind, secret).await?;
                 println!(
                     "stored {} for {client}: {masked}",
-                    if tracker_token {
-                        "tracker token"
-                    } else {
-                        "OpenRouter key"
+                    match kind {
+                        SecretKind::TrackerToken => "tracker admin token",
+                        SecretKind::TrackerReadToken => "tracker read token",
+                        SecretKind::OpenRouter => "OpenRouter key",
                     }
                 );
                 Ok(0)
@@ -503,12 +516,9 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
             KeysCmd::Delete {
                 client,
                 tracker_token,
+                tracker_read_token,
             } => {
-                let kind = if tracker_token {
-                    SecretKind::TrackerToken
-                } else {
-                    SecretKind::OpenRouter
-                };
+                let kind = secret_kind(tracker_token, tracker_read_token);
                 ops.key_delete(&client, kind).await?;
                 println!("deleted");
                 Ok(0)
@@ -612,5 +622,15 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
             }
             Ok(if d.live { 0 } else { EXIT_PARTIAL })
         }
+    }
+}
+
+fn secret_kind(tracker_token: bool, tracker_read_token: bool) -> SecretKind {
+    if tracker_token {
+        SecretKind::TrackerToken
+    } else if tracker_read_token {
+        SecretKind::TrackerReadToken
+    } else {
+        SecretKind::OpenRouter
     }
 }
