@@ -338,4 +338,58 @@ async fn three_client_fleet_on_docker_matches_the_simulator() {
         grand >= ok,
         "{grand} generations for {ok} completed requests"
     );
+
+    // Issue #12: a rotated key survives `docker restart`. Hand client 3 a new key, restart
+    // its container, and a chat returns 200 and is billed to the new key (the tracker
+    // stored it on its data volume; the compose secret still holds the old one).
+    let new_key = key(99);
+    let b3 = &bases[2];
+    let r = http
+        .put(format!("{b3}/api/v1/admin/openrouter-key"))
+        .bearer_auth("admin-token-client3-000000")
+        .json(&serde_json::json!({ "key": new_key }))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "hand-over: {}",
+        r.text().await.unwrap()
+    );
+    let c3 = fleet.container("tracker-client3");
+    run(Command::new("docker").args(["restart", "-t", "2", &c3]));
+    let b3 = fleet.port("tracker-client3", 8080);
+    wait_ok(&http, &format!("{b3}/readyz")).await;
+    let r = http
+        .post(format!("{b3}/v1/chat/completions"))
+        .bearer_auth("proxy-token-client3-000000")
+        .json(&serde_json::json!({
+            "model": "openai/gpt-4o-mini",
+            "messages": [{"role": "user", "content": "after the restart"}]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "chat after restart");
+    let id = r.headers()["x-generation-id"].to_str().unwrap().to_owned();
+    let truth: serde_json::Value = http
+        .get(format!("{sim}/__sim/truth"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let g = truth["generations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == id.as_str())
+        .expect("the chat after the restart reached OpenRouter");
+    assert_eq!(
+        g["key_hash"].as_str().unwrap(),
+        hex::encode(Sha256::digest(new_key.as_bytes())),
+        "billed to the handed-over key, not the compose secret's"
+    );
+    println!("client3: key handed over, container restarted, chat billed to the new key");
 }

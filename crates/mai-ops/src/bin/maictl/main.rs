@@ -197,13 +197,14 @@ fn code_for(e: &OpsError) -> u8 {
 }
 
 /// Asks on the terminal; `Ok(false)` when the answer is not yes. Without a terminal
-/// it refuses: an irreversible action in a script needs `--yes`.
-fn confirm(question: &str) -> Result<bool, OpsError> {
+/// it refuses: an irreversible action in a script needs `--yes`. The error is the
+/// message for [`OpsError::Privacy`].
+fn confirm(question: &str) -> Result<bool, String> {
     use std::io::{BufRead, IsTerminal, Write};
     if !std::io::stdin().is_terminal() {
-        return Err(OpsError::Privacy(
+        return Err(
             "stdin is not a terminal, so the erasure cannot be confirmed; pass --yes".into(),
-        ));
+        );
     }
     eprint!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
@@ -211,7 +212,7 @@ fn confirm(question: &str) -> Result<bool, OpsError> {
     std::io::stdin()
         .lock()
         .read_line(&mut line)
-        .map_err(|e| OpsError::Privacy(format!("reading the answer: {e}")))?;
+        .map_err(|e| format!("reading the answer: {e}"))?;
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES"))
 }
 
@@ -228,7 +229,8 @@ async fn privacy(ops: &Ops, cmd: PrivacyCmd) -> Result<u8, OpsError> {
                 && !confirm(&format!(
                     "Erase the personal data of {named} on {} (tracker and console cache)? This cannot be undone.",
                     who.client
-                ))?
+                ))
+                .map_err(OpsError::Privacy)?
             {
                 eprintln!("maictl: not erased");
                 return Ok(EXIT_FAIL);
