@@ -51,6 +51,21 @@ async fn hook(env: &Env, body: String, secret: Option<&str>, test: bool) -> reqw
     rb.send().await.unwrap()
 }
 
+/// Syncs until the key state is `want`: the tracker's own first key check, started in
+/// the background at start-up, may answer after the test's first sync and report what
+/// the key was before the test changed it.
+async fn sync_until_key_state(env: &Env, want: KeyState) -> Status {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        env.sync().await;
+        let s = status(env).await;
+        if s.key.state == want || std::time::Instant::now() > deadline {
+            return s;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 async fn status(env: &Env) -> Status {
     env.get("/api/v1/status", READ)
         .send()
@@ -461,8 +476,7 @@ async fn the_keys_own_cap_and_the_accounts_credits_are_told_apart() {
         limit: Some(Decimal::ZERO),
         ..KeySpec::new(KEY)
     });
-    env.sync().await;
-    let s = status(&env).await;
+    let s = sync_until_key_state(&env, KeyState::LimitReached).await;
     assert_eq!(s.key.state, KeyState::LimitReached);
     assert!(metrics(&env)
         .await
@@ -483,8 +497,7 @@ async fn the_keys_own_cap_and_the_accounts_credits_are_told_apart() {
         ..SimConfig::fast()
     })
     .await;
-    env.sync().await;
-    let s = status(&env).await;
+    let s = sync_until_key_state(&env, KeyState::AccountOutOfCredits).await;
     assert_eq!(s.key.state, KeyState::AccountOutOfCredits);
     assert!(metrics(&env)
         .await
