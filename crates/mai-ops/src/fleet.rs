@@ -723,7 +723,12 @@ fn parse_invoice(c: &RawClient, id: &str, terms: &CommercialTerms) -> Spanned2<C
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
+    // An offset inside a multi-byte character (a span past escapes before a Polish
+    // letter, found by fuzz/fuzz_targets/fleet_file.rs) points at that character.
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let col = before
@@ -846,6 +851,21 @@ struct RawFleet {
 
 #[cfg(test)]
 mod tests {
+
+    /// Found by fuzz/fuzz_targets/fleet_file.rs: an error position inside "ż" (after a
+    /// run of escaped backslashes) panicked while the line and column were computed.
+    #[test]
+    fn an_error_position_inside_a_multibyte_letter_does_not_panic() {
+        let text = include_str!("../tests/data/fleet_fuzz_crash_1.toml");
+        match Fleet::parse(text, Path::new("/etc/mai/fleet.toml")) {
+            Err(FleetError::Invalid { line, column, .. }) => {
+                assert!(line >= 1 && line <= text.lines().count() + 1, "line {line}");
+                assert!(column >= 1);
+            }
+            other => panic!("expected a fleet file error, got {other:?}"),
+        }
+    }
+
     use super::*;
 
     const GOOD: &str = r#"
