@@ -85,7 +85,9 @@ pub(crate) fn require(st: &AppState, headers: &HeaderMap, role: Role) -> Result<
         let what = match role {
             Role::Admin => "the admin token (MAI_TRACKER_ADMIN_TOKEN)",
             Role::Read => "the read or admin token",
-            Role::Proxy => "the proxy token",
+            Role::Proxy => {
+                "the proxy token (MAI_TRACKER_PROXY_TOKEN: the chat app's OpenAI API key)"
+            }
         };
         Err(error_response(
             StatusCode::UNAUTHORIZED,

@@ -11,7 +11,6 @@
 //! waits for SQLite.
 
 use crate::api::error_response;
-use crate::auth::{bearer, token_matches};
 use crate::endpoint::{self, Api};
 use crate::journal::JournalEntry;
 use crate::sse::SseScanner;
@@ -349,11 +348,8 @@ impl Stream for MeteredStream {
     }
 }
 
-fn authorized(st: &AppState, headers: &HeaderMap) -> bool {
-    bearer(headers).is_some_and(|t| token_matches(t, st.cfg.proxy_token.expose()))
-}
-
-/// Every `/v1/*` request (and `/api/v1/<metered endpoint>`).
+/// Every `/v1/*` request (and `/api/v1/<metered endpoint>`). The proxy token was checked
+/// from the headers by the route layer (`limits::require_role`) before the body was read.
 pub async fn handle(
     State(st): State<Arc<AppState>>,
     method: Method,
@@ -361,12 +357,6 @@ pub async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !authorized(&st, &headers) {
-        return error_response(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong proxy token: configure the chat app's OpenAI API key with MAI_TRACKER_PROXY_TOKEN",
-        );
-    }
     let route = match endpoint::route(&method, &uri) {
         Ok(r) => r,
         Err(refusal) => {
