@@ -149,7 +149,12 @@ impl Journal {
         match g.0.write_all(&line) {
             Ok(()) => g.1 += line.len() as u64,
             Err(err) => {
-                tracing::error!(path = %self.path.display(), error = %err, "cannot append to the crash journal; check disk space")
+                // A failed append (ENOSPC mid-line) can leave part of the line behind;
+                // the next append would be glued onto it and both lines lost at replay.
+                // Cut the file back to its last whole line: shrinking a file needs no
+                // free space, so this works on a full disk too.
+                let cut = g.0.set_len(g.1);
+                tracing::error!(path = %self.path.display(), error = %err, cut_back = cut.is_ok(), "cannot append to the crash journal; check disk space")
             }
         }
     }

@@ -441,11 +441,18 @@ async fn a_full_disk_mid_burst_loses_and_doubles_nothing() {
         "no event given up on: {m}"
     );
 
-    // A restart replays the crash journal, whose appends failed while the disk was full
-    // (a line torn by ENOSPC is quarantined): every id in it is already in the ledger,
-    // so nothing is added or doubled.
+    // A restart replays the crash journal, whose appends failed while the disk was full:
+    // a failed append is cut back to the last whole line, so nothing is torn (no
+    // quarantine file) and every id in it is already in the ledger: nothing is added
+    // or doubled.
     env.restart(&[]).await;
     env.flush().await;
+    let quarantine = std::path::PathBuf::from(format!("{}.journal.quarantine", env.db().display()));
+    assert!(
+        !quarantine.exists(),
+        "a journal line was torn by the full disk: {:?}",
+        std::fs::read_to_string(&quarantine)
+    );
     assert_ledger_is_the_truth(&env, 48);
     assert_eq!(ready(&env).await, 200);
     env.tracker.take().unwrap().shutdown().await.unwrap();
