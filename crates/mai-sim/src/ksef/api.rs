@@ -743,11 +743,13 @@ pub(crate) async fn send_invoice(
     };
     let verdict = match &plain {
         None => Verdict::Undecryptable,
-        Some(bytes) => match file_checks(bytes).and_then(read_facts) {
+        Some(bytes) => match file_checks(bytes) {
             Err(details) => Verdict::File(details),
-            Ok(facts) => match &shared.validator {
+            // The schema before the fields: xmllint names the element and the rule broken,
+            // which says more than "P_2 is missing".
+            Ok(text) => match &shared.validator {
                 Some(v) => match v.validate(bytes).await {
-                    Ok(()) => Verdict::Read(facts),
+                    Ok(()) => read_facts(text).map_or_else(Verdict::File, Verdict::Read),
                     Err(lines) => {
                         let mut details = vec![
                             "Faktura niezgodna ze schematem FA (3) (schemat_FA(3)_v1-0E.xsd):".to_string(),
@@ -756,7 +758,7 @@ pub(crate) async fn send_invoice(
                         Verdict::File(details)
                     }
                 },
-                None => Verdict::Read(facts),
+                None => read_facts(text).map_or_else(Verdict::File, Verdict::Read),
             },
         },
     };
