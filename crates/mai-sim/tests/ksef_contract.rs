@@ -24,7 +24,8 @@ use x509_cert::der::{Decode, Encode};
 
 const NIP: &str = "5265877635";
 const TOKEN: &str = "20250625-EC-2F5F3D4000-0D9A2B1C3E-11|nip-5265877635|0123456789abcdef";
-const EXAMPLE: &str = include_str!("../../mai-billing/schemas/ksef-fa3/examples/FA_3_Przyklad_1.xml");
+const EXAMPLE: &str =
+    include_str!("../../mai-billing/schemas/ksef-fa3/examples/FA_3_Przyklad_1.xml");
 
 // ------------------------------------------------------------ the contract
 
@@ -36,7 +37,7 @@ fn spec() -> &'static Value {
     })
 }
 
-fn resolve<'a>(s: &'a Value) -> &'a Value {
+fn resolve(s: &Value) -> &Value {
     match s.get("$ref").and_then(Value::as_str) {
         Some(r) => {
             let name = r.trim_start_matches("#/components/schemas/");
@@ -86,10 +87,16 @@ fn conform(schema: &Value, v: &Value, path: &str, errs: &mut Vec<String>) {
     }
     if let Some(t) = v.as_str() {
         let n = t.chars().count() as u64;
-        if s.get("minLength").and_then(Value::as_u64).is_some_and(|m| n < m) {
+        if s.get("minLength")
+            .and_then(Value::as_u64)
+            .is_some_and(|m| n < m)
+        {
             errs.push(format!("{path}: `{t}` shorter than minLength"));
         }
-        if s.get("maxLength").and_then(Value::as_u64).is_some_and(|m| n > m) {
+        if s.get("maxLength")
+            .and_then(Value::as_u64)
+            .is_some_and(|m| n > m)
+        {
             errs.push(format!("{path}: `{t}` longer than maxLength"));
         }
         if let Some(e) = s.get("enum").and_then(Value::as_array) {
@@ -122,7 +129,10 @@ fn assert_contract(method: &str, path: &str, status: u16, content_type: &str, bo
     let op = &spec()["paths"][path][method];
     assert!(op.is_object(), "{method} {path} is not in open-api.json");
     let resp = &op["responses"][status.to_string()];
-    assert!(resp.is_object(), "{method} {path}: status {status} is not in the contract");
+    assert!(
+        resp.is_object(),
+        "{method} {path}: status {status} is not in the contract"
+    );
     let schema = &resp["content"][content_type]["schema"];
     assert!(
         schema.is_object(),
@@ -130,7 +140,10 @@ fn assert_contract(method: &str, path: &str, status: u16, content_type: &str, bo
     );
     let mut errs = Vec::new();
     conform(schema, body, "$", &mut errs);
-    assert!(errs.is_empty(), "{method} {path} {status}: {errs:#?}\n{body:#}");
+    assert!(
+        errs.is_empty(),
+        "{method} {path} {status}: {errs:#?}\n{body:#}"
+    );
 }
 
 // ------------------------------------------------------------ a client, written here
@@ -171,7 +184,13 @@ impl Client {
         }
     }
 
-    async fn call(&self, method: &str, path: &str, bearer: Option<&str>, body: Option<Value>) -> Reply {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let url = format!("{}{path}", self.base);
         let mut rb = match method {
             "get" => self.http.get(&url),
@@ -198,7 +217,14 @@ impl Client {
 
     /// `call`, and the answer checked against the contract (`template` is the
     /// open-api.json path the request matched).
-    async fn checked(&self, method: &str, template: &str, path: &str, bearer: Option<&str>, body: Option<Value>) -> Reply {
+    async fn checked(
+        &self,
+        method: &str,
+        template: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let r = self.call(method, path, bearer, body).await;
         if !r.text.is_empty() && r.content_type().contains("json") {
             let ct = if r.content_type().contains("problem") {
@@ -213,7 +239,13 @@ impl Client {
 
     async fn keys(&self) -> (RsaPublicKey, RsaPublicKey) {
         let r = self
-            .checked("get", "/security/public-key-certificates", "/security/public-key-certificates", None, None)
+            .checked(
+                "get",
+                "/security/public-key-certificates",
+                "/security/public-key-certificates",
+                None,
+                None,
+            )
             .await;
         assert_eq!(r.status, 200);
         let mut token = None;
@@ -222,7 +254,11 @@ impl Client {
             let der = B64.decode(c["certificate"].as_str().unwrap()).unwrap();
             assert_eq!(c["certificateId"], B64.encode(Sha256::digest(&der)));
             let cert = x509_cert::Certificate::from_der(&der).expect("an X.509 certificate in DER");
-            let spki = cert.tbs_certificate.subject_public_key_info.to_der().unwrap();
+            let spki = cert
+                .tbs_certificate
+                .subject_public_key_info
+                .to_der()
+                .unwrap();
             assert_eq!(c["publicKeyId"], B64.encode(Sha256::digest(&spki)));
             let key = RsaPublicKey::from_public_key_der(&spki).expect("an RSA key");
             match c["usage"][0].as_str().unwrap() {
@@ -231,19 +267,28 @@ impl Client {
                 other => panic!("usage {other}"),
             }
         }
-        (token.expect("a token key"), symmetric.expect("a symmetric key"))
+        (
+            token.expect("a token key"),
+            symmetric.expect("a symmetric key"),
+        )
     }
 
     /// Challenge → encrypted token → status polled to its end; the authentication
     /// token and the final status.
     async fn start_auth(&self, nip: &str, token: &str) -> (String, String, Value) {
         let (token_key, _) = self.keys().await;
-        let c = self.checked("post", "/auth/challenge", "/auth/challenge", None, None).await;
+        let c = self
+            .checked("post", "/auth/challenge", "/auth/challenge", None, None)
+            .await;
         assert_eq!(c.status, 200, "{}", c.text);
         let ts = c.body["timestampMs"].as_i64().unwrap();
         let plain = format!("{token}|{ts}");
         let enc = token_key
-            .encrypt(&mut rand::thread_rng(), Oaep::new::<Sha256>(), plain.as_bytes())
+            .encrypt(
+                &mut rand::thread_rng(),
+                Oaep::new::<Sha256>(),
+                plain.as_bytes(),
+            )
             .unwrap();
         let r = self
             .checked(
@@ -260,10 +305,19 @@ impl Client {
             .await;
         assert_eq!(r.status, 202, "{}", r.text);
         let reference = r.body["referenceNumber"].as_str().unwrap().to_string();
-        let auth_token = r.body["authenticationToken"]["token"].as_str().unwrap().to_string();
+        let auth_token = r.body["authenticationToken"]["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let status = poll(|| async {
             let s = self
-                .checked("get", "/auth/{referenceNumber}", &format!("/auth/{reference}"), Some(&auth_token), None)
+                .checked(
+                    "get",
+                    "/auth/{referenceNumber}",
+                    &format!("/auth/{reference}"),
+                    Some(&auth_token),
+                    None,
+                )
                 .await;
             assert_eq!(s.status, 200, "{}", s.text);
             (s.body["status"]["code"] != 100).then_some(s.body)
@@ -277,12 +331,21 @@ impl Client {
         let (_, auth_token, status) = self.start_auth(nip, token).await;
         assert_eq!(status["status"]["code"], 200, "{status}");
         let r = self
-            .checked("post", "/auth/token/redeem", "/auth/token/redeem", Some(&auth_token), None)
+            .checked(
+                "post",
+                "/auth/token/redeem",
+                "/auth/token/redeem",
+                Some(&auth_token),
+                None,
+            )
             .await;
         assert_eq!(r.status, 200, "{}", r.text);
         (
             r.body["accessToken"]["token"].as_str().unwrap().to_string(),
-            r.body["refreshToken"]["token"].as_str().unwrap().to_string(),
+            r.body["refreshToken"]["token"]
+                .as_str()
+                .unwrap()
+                .to_string(),
         )
     }
 
@@ -398,7 +461,10 @@ fn invoice(nip: &str, number: &str, day: &str) -> String {
 }
 
 fn today(sim: &KsefSim) -> String {
-    sim.now().with_timezone(&Warsaw).format("%Y-%m-%d").to_string()
+    sim.now()
+        .with_timezone(&Warsaw)
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 async fn sim() -> KsefSim {
@@ -414,14 +480,22 @@ async fn sim() -> KsefSim {
 /// Validates a receipt against `upo-v4-3.xsd` with xmllint.
 fn assert_valid_upo(xml: &str) {
     use std::io::Write;
-    let xsd = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ksef-api/upo-v4-3.xsd");
+    let xsd = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/ksef-api/upo-v4-3.xsd"
+    );
     let mut child = std::process::Command::new("xmllint")
         .args(["--noout", "--nonet", "--schema", xsd, "-"])
         .stdin(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("xmllint (libxml2-utils) is installed");
-    child.stdin.take().unwrap().write_all(xml.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(xml.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -446,7 +520,9 @@ async fn full_flow_issues_an_invoice_with_a_checked_ksef_number_and_receipts() {
     let (key, iv) = ([0x11u8; 32], [0x22u8; 16]);
     let session = c.open_session(&access, &key, &iv).await;
     let xml = invoice(NIP, "FV/2026/SIM/1", &today(&sim));
-    let r = c.send_raw(&access, &session, send_body(&key, &iv, xml.as_bytes())).await;
+    let r = c
+        .send_raw(&access, &session, send_body(&key, &iv, xml.as_bytes()))
+        .await;
     assert_eq!(r.status, 202, "{}", r.text);
     let inv_ref = r.body["referenceNumber"].as_str().unwrap().to_string();
 
@@ -456,7 +532,10 @@ async fn full_flow_issues_an_invoice_with_a_checked_ksef_number_and_receipts() {
         seen.windows(2).all(|w| w[0] < w[1]) && seen.iter().all(|c| [100, 150, 200].contains(c)),
         "status went {seen:?}"
     );
-    assert!(seen.len() >= 2, "polling every 10 ms sees 100 or 150 first: {seen:?}");
+    assert!(
+        seen.len() >= 2,
+        "polling every 10 ms sees 100 or 150 first: {seen:?}"
+    );
     let ksef = v["ksefNumber"].as_str().unwrap().to_string();
     assert!(ksef_number_is_valid(&ksef), "{ksef}");
     let acquired: DateTime<Utc> = v["acquisitionDate"].as_str().unwrap().parse().unwrap();
@@ -469,7 +548,14 @@ async fn full_flow_issues_an_invoice_with_a_checked_ksef_number_and_receipts() {
     let accepted = sim.accepted();
     assert_eq!(accepted.len(), 1);
     let a = &accepted[0];
-    assert_eq!((a.seller_nip.as_str(), a.invoice_number.as_str(), a.kind.as_str()), (NIP, "FV/2026/SIM/1", "VAT"));
+    assert_eq!(
+        (
+            a.seller_nip.as_str(),
+            a.invoice_number.as_str(),
+            a.kind.as_str()
+        ),
+        (NIP, "FV/2026/SIM/1", "VAT")
+    );
     assert_eq!(a.ksef_number, ksef);
     assert_eq!(a.xml, xml);
     let truth: Value = reqwest::get(format!("{}/accepted", sim.control_url()))
@@ -492,9 +578,16 @@ async fn full_flow_issues_an_invoice_with_a_checked_ksef_number_and_receipts() {
             u.headers["x-ms-meta-hash"].to_str().unwrap(),
             b64_sha(u.text.as_bytes())
         );
-        assert!(u.text.contains(&format!("<NumerKSeFDokumentu>{ksef}</NumerKSeFDokumentu>")));
-        assert!(u.text.contains("<NumerFaktury>FV/2026/SIM/1</NumerFaktury>"));
-        assert!(u.text.contains(&format!("<SkrotDokumentu>{}</SkrotDokumentu>", b64_sha(xml.as_bytes()))));
+        assert!(u
+            .text
+            .contains(&format!("<NumerKSeFDokumentu>{ksef}</NumerKSeFDokumentu>")));
+        assert!(u
+            .text
+            .contains("<NumerFaktury>FV/2026/SIM/1</NumerFaktury>"));
+        assert!(u.text.contains(&format!(
+            "<SkrotDokumentu>{}</SkrotDokumentu>",
+            b64_sha(xml.as_bytes())
+        )));
         assert_valid_upo(&u.text);
     }
     // The storage link needs no bearer.
@@ -504,45 +597,91 @@ async fn full_flow_issues_an_invoice_with_a_checked_ksef_number_and_receipts() {
 
     // Lists, close, the session's receipt.
     let l = c
-        .checked("get", "/sessions/{referenceNumber}/invoices", &format!("/sessions/{session}/invoices"), Some(&access), None)
+        .checked(
+            "get",
+            "/sessions/{referenceNumber}/invoices",
+            &format!("/sessions/{session}/invoices"),
+            Some(&access),
+            None,
+        )
         .await;
     assert_eq!(l.body["invoices"].as_array().unwrap().len(), 1);
     let f = c
-        .checked("get", "/sessions/{referenceNumber}/invoices/failed", &format!("/sessions/{session}/invoices/failed"), Some(&access), None)
+        .checked(
+            "get",
+            "/sessions/{referenceNumber}/invoices/failed",
+            &format!("/sessions/{session}/invoices/failed"),
+            Some(&access),
+            None,
+        )
         .await;
     assert_eq!(f.body["invoices"].as_array().unwrap().len(), 0);
     let s = c
-        .checked("get", "/sessions/{referenceNumber}", &format!("/sessions/{session}"), Some(&access), None)
+        .checked(
+            "get",
+            "/sessions/{referenceNumber}",
+            &format!("/sessions/{session}"),
+            Some(&access),
+            None,
+        )
         .await;
     assert_eq!(s.body["status"]["code"], 100);
     let close = c
-        .call("post", &format!("/sessions/online/{session}/close"), Some(&access), None)
+        .call(
+            "post",
+            &format!("/sessions/online/{session}/close"),
+            Some(&access),
+            None,
+        )
         .await;
     assert_eq!(close.status, 204, "{}", close.text);
     let again = c
-        .checked("post", "/sessions/online/{referenceNumber}/close", &format!("/sessions/online/{session}/close"), Some(&access), None)
+        .checked(
+            "post",
+            "/sessions/online/{referenceNumber}/close",
+            &format!("/sessions/online/{session}/close"),
+            Some(&access),
+            None,
+        )
         .await;
     assert_eq!((again.status, again.exception_code()), (400, 21180));
     let s = poll(|| async {
         let s = c
-            .checked("get", "/sessions/{referenceNumber}", &format!("/sessions/{session}"), Some(&access), None)
+            .checked(
+                "get",
+                "/sessions/{referenceNumber}",
+                &format!("/sessions/{session}"),
+                Some(&access),
+                None,
+            )
             .await;
         (s.body["status"]["code"] != 170).then_some(s.body)
     })
     .await;
     assert_eq!(s["status"]["code"], 200, "{s:#}");
-    assert_eq!((s["invoiceCount"].as_i64(), s["successfulInvoiceCount"].as_i64()), (Some(1), Some(1)));
+    assert_eq!(
+        (
+            s["invoiceCount"].as_i64(),
+            s["successfulInvoiceCount"].as_i64()
+        ),
+        (Some(1), Some(1))
+    );
     let page = &s["upo"]["pages"][0];
     let upo = c
         .call(
             "get",
-            &format!("/sessions/{session}/upo/{}", page["referenceNumber"].as_str().unwrap()),
+            &format!(
+                "/sessions/{session}/upo/{}",
+                page["referenceNumber"].as_str().unwrap()
+            ),
             Some(&access),
             None,
         )
         .await;
     assert_eq!(upo.status, 200, "{}", upo.text);
-    assert!(upo.text.contains("<CalkowitaLiczbaDokumentow>1</CalkowitaLiczbaDokumentow>"));
+    assert!(upo
+        .text
+        .contains("<CalkowitaLiczbaDokumentow>1</CalkowitaLiczbaDokumentow>"));
     assert_valid_upo(&upo.text);
     sim.shutdown().await;
 }
@@ -566,7 +705,13 @@ async fn iv_prefixed_ciphertext_is_accepted_as_well() {
     });
     let r = c.send_raw(&access, &session, body).await;
     assert_eq!(r.status, 202, "{}", r.text);
-    let (v, _) = c.settle(&access, &session, r.body["referenceNumber"].as_str().unwrap()).await;
+    let (v, _) = c
+        .settle(
+            &access,
+            &session,
+            r.body["referenceNumber"].as_str().unwrap(),
+        )
+        .await;
     assert_eq!(v["status"]["code"], 200, "{v:#}");
     assert_eq!(sim.accepted()[0].xml, xml);
 }
@@ -578,16 +723,34 @@ async fn schema_invalid_invoice_is_430_with_the_validators_message() {
     let (access, _) = c.login(NIP, TOKEN).await;
     let (key, iv) = ([5u8; 32], [6u8; 16]);
     let session = c.open_session(&access, &key, &iv).await;
-    let xml = invoice(NIP, "FV/BAD/1", &today(&sim)).replace("<KodWaluty>PLN</KodWaluty>", "<KodWaluty>ZZZ</KodWaluty>");
-    let r = c.send_raw(&access, &session, send_body(&key, &iv, xml.as_bytes())).await;
+    let xml = invoice(NIP, "FV/BAD/1", &today(&sim))
+        .replace("<KodWaluty>PLN</KodWaluty>", "<KodWaluty>ZZZ</KodWaluty>");
+    let r = c
+        .send_raw(&access, &session, send_body(&key, &iv, xml.as_bytes()))
+        .await;
     assert_eq!(r.status, 202, "{}", r.text);
-    let (v, _) = c.settle(&access, &session, r.body["referenceNumber"].as_str().unwrap()).await;
+    let (v, _) = c
+        .settle(
+            &access,
+            &session,
+            r.body["referenceNumber"].as_str().unwrap(),
+        )
+        .await;
     assert_eq!(v["status"]["code"], 430, "{v:#}");
     assert_eq!(v["status"]["description"], "Błąd weryfikacji pliku faktury");
     let details = v["status"]["details"].to_string();
-    assert!(details.contains("KodWaluty") && details.contains("ZZZ"), "{details}");
+    assert!(
+        details.contains("KodWaluty") && details.contains("ZZZ"),
+        "{details}"
+    );
     let failed = c
-        .checked("get", "/sessions/{referenceNumber}/invoices/failed", &format!("/sessions/{session}/invoices/failed"), Some(&access), None)
+        .checked(
+            "get",
+            "/sessions/{referenceNumber}/invoices/failed",
+            &format!("/sessions/{session}/invoices/failed"),
+            Some(&access),
+            None,
+        )
         .await;
     assert_eq!(failed.body["invoices"][0]["status"]["code"], 430);
     assert!(sim.accepted().is_empty());
@@ -595,10 +758,21 @@ async fn schema_invalid_invoice_is_430_with_the_validators_message() {
     // A byte-order mark and forbidden characters fail the same way, with their reasons.
     let mut bom = vec![0xEF, 0xBB, 0xBF];
     bom.extend(invoice(NIP, "FV/BOM/1", &today(&sim)).as_bytes());
-    let r = c.send_raw(&access, &session, send_body(&key, &iv, &bom)).await;
-    let (v, _) = c.settle(&access, &session, r.body["referenceNumber"].as_str().unwrap()).await;
+    let r = c
+        .send_raw(&access, &session, send_body(&key, &iv, &bom))
+        .await;
+    let (v, _) = c
+        .settle(
+            &access,
+            &session,
+            r.body["referenceNumber"].as_str().unwrap(),
+        )
+        .await;
     assert_eq!(v["status"]["code"], 430);
-    assert!(v["status"]["details"][0].as_str().unwrap().contains("BOM"), "{v:#}");
+    assert!(
+        v["status"]["details"][0].as_str().unwrap().contains("BOM"),
+        "{v:#}"
+    );
 }
 
 #[tokio::test]
@@ -609,15 +783,45 @@ async fn duplicate_is_440_naming_the_original() {
     let (key, iv) = ([7u8; 32], [8u8; 16]);
     let first_session = c.open_session(&access, &key, &iv).await;
     let xml = invoice(NIP, "FV/DUP/1", &today(&sim));
-    let r = c.send_raw(&access, &first_session, send_body(&key, &iv, xml.as_bytes())).await;
-    let (first, _) = c.settle(&access, &first_session, r.body["referenceNumber"].as_str().unwrap()).await;
+    let r = c
+        .send_raw(
+            &access,
+            &first_session,
+            send_body(&key, &iv, xml.as_bytes()),
+        )
+        .await;
+    let (first, _) = c
+        .settle(
+            &access,
+            &first_session,
+            r.body["referenceNumber"].as_str().unwrap(),
+        )
+        .await;
     assert_eq!(first["status"]["code"], 200);
     let second_session = c.open_session(&access, &key, &iv).await;
-    let r = c.send_raw(&access, &second_session, send_body(&key, &iv, xml.as_bytes())).await;
-    let (dup, _) = c.settle(&access, &second_session, r.body["referenceNumber"].as_str().unwrap()).await;
+    let r = c
+        .send_raw(
+            &access,
+            &second_session,
+            send_body(&key, &iv, xml.as_bytes()),
+        )
+        .await;
+    let (dup, _) = c
+        .settle(
+            &access,
+            &second_session,
+            r.body["referenceNumber"].as_str().unwrap(),
+        )
+        .await;
     assert_eq!(dup["status"]["code"], 440, "{dup:#}");
-    assert_eq!(dup["status"]["extensions"]["originalKsefNumber"], first["ksefNumber"]);
-    assert_eq!(dup["status"]["extensions"]["originalSessionReferenceNumber"], first_session.as_str());
+    assert_eq!(
+        dup["status"]["extensions"]["originalKsefNumber"],
+        first["ksefNumber"]
+    );
+    assert_eq!(
+        dup["status"]["extensions"]["originalSessionReferenceNumber"],
+        first_session.as_str()
+    );
     assert_eq!(sim.accepted().len(), 1);
 }
 
@@ -660,9 +864,18 @@ async fn hash_and_size_mismatches_are_rejected_at_once() {
     assert_eq!(r.status(), 400);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     let v: Value = r.json().await.unwrap();
-    assert_contract("post", "/sessions/online/{referenceNumber}/invoices", 400, "application/problem+json", &v);
+    assert_contract(
+        "post",
+        "/sessions/online/{referenceNumber}/invoices",
+        400,
+        "application/problem+json",
+        &v,
+    );
     assert_eq!(v["errors"][0]["code"], 21403);
-    assert!(sim.invoices().is_empty(), "nothing rejected at send time is kept");
+    assert!(
+        sim.invoices().is_empty(),
+        "nothing rejected at send time is kept"
+    );
 }
 
 #[tokio::test]
@@ -671,12 +884,16 @@ async fn too_many_requests_carries_retry_after_then_lapses() {
     let c = Client::new(&sim);
     sim.add_fault(FaultRule::too_many_requests(FaultEndpoint::Challenge, 7, 2));
     for _ in 0..2 {
-        let r = c.checked("post", "/auth/challenge", "/auth/challenge", None, None).await;
+        let r = c
+            .checked("post", "/auth/challenge", "/auth/challenge", None, None)
+            .await;
         assert_eq!(r.status, 429);
         assert_eq!(r.headers["retry-after"], "7");
         assert_eq!(r.body["status"]["code"], 429);
     }
-    let r = c.checked("post", "/auth/challenge", "/auth/challenge", None, None).await;
+    let r = c
+        .checked("post", "/auth/challenge", "/auth/challenge", None, None)
+        .await;
     assert_eq!(r.status, 200, "the rule lapsed after 2");
     // 5xx, over the control endpoint.
     let http = reqwest::Client::new();
@@ -687,9 +904,19 @@ async fn too_many_requests_carries_retry_after_then_lapses() {
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
-    let r = c.call("get", "/security/public-key-certificates", None, None).await;
-    assert_eq!((r.status, r.headers["retry-after"].to_str().unwrap()), (503, "2"));
-    assert_eq!(c.call("get", "/security/public-key-certificates", None, None).await.status, 200);
+    let r = c
+        .call("get", "/security/public-key-certificates", None, None)
+        .await;
+    assert_eq!(
+        (r.status, r.headers["retry-after"].to_str().unwrap()),
+        (503, "2")
+    );
+    assert_eq!(
+        c.call("get", "/security/public-key-certificates", None, None)
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -698,22 +925,71 @@ async fn redeeming_twice_is_400_and_bearers_are_checked() {
     let c = Client::new(&sim);
     let (_, auth_token, status) = c.start_auth(NIP, TOKEN).await;
     assert_eq!(status["status"]["code"], 200);
-    let first = c.checked("post", "/auth/token/redeem", "/auth/token/redeem", Some(&auth_token), None).await;
+    let first = c
+        .checked(
+            "post",
+            "/auth/token/redeem",
+            "/auth/token/redeem",
+            Some(&auth_token),
+            None,
+        )
+        .await;
     assert_eq!(first.status, 200);
-    let second = c.checked("post", "/auth/token/redeem", "/auth/token/redeem", Some(&auth_token), None).await;
-    assert_eq!((second.status, second.exception_code()), (400, 21301), "{}", second.text);
+    let second = c
+        .checked(
+            "post",
+            "/auth/token/redeem",
+            "/auth/token/redeem",
+            Some(&auth_token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (second.status, second.exception_code()),
+        (400, 21301),
+        "{}",
+        second.text
+    );
     let access = first.body["accessToken"]["token"].as_str().unwrap();
     let refresh = first.body["refreshToken"]["token"].as_str().unwrap();
 
     // No bearer, a wrong one, and an expired one: 401 in the problem-details shape.
     for bearer in [None, Some("eyJ.not.ours"), Some(refresh)] {
-        let r = c.checked("post", "/sessions/online", "/sessions/online", bearer, Some(json!({}))).await;
+        let r = c
+            .checked(
+                "post",
+                "/sessions/online",
+                "/sessions/online",
+                bearer,
+                Some(json!({})),
+            )
+            .await;
         assert_eq!(r.status, 401, "{bearer:?}: {}", r.text);
     }
     sim.advance(Duration::from_secs(16 * 60));
-    let r = c.checked("get", "/sessions/{referenceNumber}", "/sessions/20260101-SO-0000000000-0000000000-00", Some(access), None).await;
-    assert_eq!(r.status, 401, "the access token lives 15 minutes: {}", r.text);
-    let fresh = c.checked("post", "/auth/token/refresh", "/auth/token/refresh", Some(refresh), None).await;
+    let r = c
+        .checked(
+            "get",
+            "/sessions/{referenceNumber}",
+            "/sessions/20260101-SO-0000000000-0000000000-00",
+            Some(access),
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.status, 401,
+        "the access token lives 15 minutes: {}",
+        r.text
+    );
+    let fresh = c
+        .checked(
+            "post",
+            "/auth/token/refresh",
+            "/auth/token/refresh",
+            Some(refresh),
+            None,
+        )
+        .await;
     assert_eq!(fresh.status, 200, "{}", fresh.text);
     let new_access = fresh.body["accessToken"]["token"].as_str().unwrap();
     let (key, iv) = ([2u8; 32], [2u8; 16]);
@@ -737,14 +1013,35 @@ async fn authentication_failures_are_statuses() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let (access, _) = c.login("1111111111", "read-only-token").await;
-    let r = c.checked("post", "/sessions/online", "/sessions/online", Some(&access), Some(json!({}))).await;
+    let r = c
+        .checked(
+            "post",
+            "/sessions/online",
+            "/sessions/online",
+            Some(&access),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(r.status, 403, "{}", r.text);
     assert_eq!(r.body["reasonCode"], "missing-permissions");
     // A challenge is good once.
     let ch = c.call("post", "/auth/challenge", None, None).await;
     let body = json!({"challenge": ch.body["challenge"], "contextIdentifier": {"type": "Nip", "value": NIP}, "encryptedToken": B64.encode([0u8; 256])});
-    assert_eq!(c.call("post", "/auth/ksef-token", None, Some(body.clone())).await.status, 202);
-    let again = c.checked("post", "/auth/ksef-token", "/auth/ksef-token", None, Some(body)).await;
+    assert_eq!(
+        c.call("post", "/auth/ksef-token", None, Some(body.clone()))
+            .await
+            .status,
+        202
+    );
+    let again = c
+        .checked(
+            "post",
+            "/auth/ksef-token",
+            "/auth/ksef-token",
+            None,
+            Some(body),
+        )
+        .await;
     assert_eq!(again.exception_code(), 21111);
     let _ = Permission::InvoiceWrite;
 }
@@ -756,26 +1053,69 @@ async fn issue_date_after_acquisition_is_450_and_forced_outcomes_apply() {
     let (access, _) = c.login(NIP, TOKEN).await;
     let (key, iv) = ([12u8; 32], [13u8; 16]);
     let session = c.open_session(&access, &key, &iv).await;
-    let tomorrow = (sim.now().with_timezone(&Warsaw).date_naive() + chrono::Days::new(2)).to_string();
+    let tomorrow =
+        (sim.now().with_timezone(&Warsaw).date_naive() + chrono::Days::new(2)).to_string();
     let r = c
-        .send_raw(&access, &session, send_body(&key, &iv, invoice(NIP, "FV/P1/1", &tomorrow).as_bytes()))
+        .send_raw(
+            &access,
+            &session,
+            send_body(&key, &iv, invoice(NIP, "FV/P1/1", &tomorrow).as_bytes()),
+        )
         .await;
-    let (v, _) = c.settle(&access, &session, r.body["referenceNumber"].as_str().unwrap()).await;
+    let (v, _) = c
+        .settle(
+            &access,
+            &session,
+            r.body["referenceNumber"].as_str().unwrap(),
+        )
+        .await;
     assert_eq!(v["status"]["code"], 450, "{v:#}");
     assert!(v["status"]["details"][0].as_str().unwrap().contains("P_1"));
 
     sim.add_fault(FaultRule::reject_invoices(440, 1));
     let r = c
-        .send_raw(&access, &session, send_body(&key, &iv, invoice(NIP, "FV/FORCED/1", &today(&sim)).as_bytes()))
+        .send_raw(
+            &access,
+            &session,
+            send_body(
+                &key,
+                &iv,
+                invoice(NIP, "FV/FORCED/1", &today(&sim)).as_bytes(),
+            ),
+        )
         .await;
-    let (v, _) = c.settle(&access, &session, r.body["referenceNumber"].as_str().unwrap()).await;
+    let (v, _) = c
+        .settle(
+            &access,
+            &session,
+            r.body["referenceNumber"].as_str().unwrap(),
+        )
+        .await;
     assert_eq!(v["status"]["code"], 440, "{v:#}");
-    assert!(ksef_number_is_valid(v["status"]["extensions"]["originalKsefNumber"].as_str().unwrap()));
+    assert!(ksef_number_is_valid(
+        v["status"]["extensions"]["originalKsefNumber"]
+            .as_str()
+            .unwrap()
+    ));
     // The rule was used up: the same invoice now goes through.
     let r = c
-        .send_raw(&access, &session, send_body(&key, &iv, invoice(NIP, "FV/FORCED/1", &today(&sim)).as_bytes()))
+        .send_raw(
+            &access,
+            &session,
+            send_body(
+                &key,
+                &iv,
+                invoice(NIP, "FV/FORCED/1", &today(&sim)).as_bytes(),
+            ),
+        )
         .await;
-    let (v, _) = c.settle(&access, &session, r.body["referenceNumber"].as_str().unwrap()).await;
+    let (v, _) = c
+        .settle(
+            &access,
+            &session,
+            r.body["referenceNumber"].as_str().unwrap(),
+        )
+        .await;
     assert_eq!(v["status"]["code"], 200, "{v:#}");
 }
 
@@ -788,7 +1128,15 @@ async fn slow_processing_holds_150_until_the_clock_moves() {
     let session = c.open_session(&access, &key, &iv).await;
     sim.add_fault(FaultRule::slow_processing(Duration::from_secs(3600), 1));
     let r = c
-        .send_raw(&access, &session, send_body(&key, &iv, invoice(NIP, "FV/SLOW/1", &today(&sim)).as_bytes()))
+        .send_raw(
+            &access,
+            &session,
+            send_body(
+                &key,
+                &iv,
+                invoice(NIP, "FV/SLOW/1", &today(&sim)).as_bytes(),
+            ),
+        )
         .await;
     let inv = r.body["referenceNumber"].as_str().unwrap().to_string();
     let v = poll(|| async {
@@ -813,13 +1161,27 @@ async fn an_expired_session_takes_no_more_invoices() {
     let session = c.open_session(&access, &key, &iv).await;
     assert!(sim.expire_session(&session));
     let r = c
-        .send_raw(&access, &session, send_body(&key, &iv, invoice(NIP, "FV/EXP/1", &today(&sim)).as_bytes()))
+        .send_raw(
+            &access,
+            &session,
+            send_body(&key, &iv, invoice(NIP, "FV/EXP/1", &today(&sim)).as_bytes()),
+        )
         .await;
     assert_eq!((r.status, r.exception_code()), (400, 21180), "{}", r.text);
     let s = c
-        .checked("get", "/sessions/{referenceNumber}", &format!("/sessions/{session}"), Some(&access), None)
+        .checked(
+            "get",
+            "/sessions/{referenceNumber}",
+            &format!("/sessions/{session}"),
+            Some(&access),
+            None,
+        )
         .await;
-    assert_eq!(s.body["status"]["code"], 440, "closed without invoices: {}", s.text);
+    assert_eq!(
+        s.body["status"]["code"], 440,
+        "closed without invoices: {}",
+        s.text
+    );
 }
 
 #[tokio::test]
@@ -829,7 +1191,14 @@ async fn latency_applies_to_every_call() {
     let c = Client::new(&sim);
     for _ in 0..2 {
         let t = Instant::now();
-        assert_eq!(c.call("post", "/auth/challenge", None, None).await.status, 200);
-        assert!(t.elapsed() >= Duration::from_millis(100), "{:?}", t.elapsed());
+        assert_eq!(
+            c.call("post", "/auth/challenge", None, None).await.status,
+            200
+        );
+        assert!(
+            t.elapsed() >= Duration::from_millis(100),
+            "{:?}",
+            t.elapsed()
+        );
     }
 }

@@ -225,21 +225,22 @@ pub(crate) async fn ksef_token(State(shared): State<Arc<Shared>>, body: Bytes) -
         Some(c) if c.used => {
             return Err(bad(
                 21111,
-                format!("Wyzwanie {} zostało już użyte; pobierz nowe (POST /auth/challenge).", r.challenge),
+                format!(
+                    "Wyzwanie {} zostało już użyte; pobierz nowe (POST /auth/challenge).",
+                    r.challenge
+                ),
             ))
         }
         Some(_) => {
             return Err(bad(
                 21111,
-                format!("Wyzwanie {} wygasło (ważne 10 minut); pobierz nowe.", r.challenge),
+                format!(
+                    "Wyzwanie {} wygasło (ważne 10 minut); pobierz nowe.",
+                    r.challenge
+                ),
             ))
         }
-        None => {
-            return Err(bad(
-                21111,
-                format!("Nieznane wyzwanie {}.", r.challenge),
-            ))
-        }
+        None => return Err(bad(21111, format!("Nieznane wyzwanie {}.", r.challenge))),
     };
     let failed = |code: u16, description: &'static str, detail: &str| AuthOutcome::Failed {
         code,
@@ -249,10 +250,10 @@ pub(crate) async fn ksef_token(State(shared): State<Arc<Shared>>, body: Bytes) -
     // What the asynchronous check will conclude, decided now and revealed by the clock.
     let outcome = match shared.token_key.decrypt_oaep(&encrypted) {
         Err(_) => failed(450, BAD_TOKEN, "Nieprawidłowy token"),
-        Ok(plain) => match String::from_utf8(plain)
-            .ok()
-            .and_then(|t| t.rsplit_once('|').map(|(a, b)| (a.to_string(), b.to_string())))
-        {
+        Ok(plain) => match String::from_utf8(plain).ok().and_then(|t| {
+            t.rsplit_once('|')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        }) {
             None => failed(450, BAD_TOKEN, "Nieprawidłowy token"),
             Some((token, ts)) => {
                 if ts.trim().parse::<i64>().ok() != Some(issued.timestamp_millis()) {
@@ -428,10 +429,22 @@ pub(crate) async fn redeem(State(shared): State<Arc<Shared>>, headers: HeaderMap
     }
     let nip = op.nip.clone();
     let t = &shared.cfg.timing;
-    let (access, access_until) =
-        new_bearer(&shared, &mut st, "ContextToken", &reference, &nip, t.access_token_ttl);
-    let (refresh, refresh_until) =
-        new_bearer(&shared, &mut st, "RefreshToken", &reference, &nip, t.refresh_token_ttl);
+    let (access, access_until) = new_bearer(
+        &shared,
+        &mut st,
+        "ContextToken",
+        &reference,
+        &nip,
+        t.access_token_ttl,
+    );
+    let (refresh, refresh_until) = new_bearer(
+        &shared,
+        &mut st,
+        "RefreshToken",
+        &reference,
+        &nip,
+        t.refresh_token_ttl,
+    );
     if let Some(op) = st.auth_ops.get_mut(&reference) {
         op.redeemed = true;
         op.refresh_valid_until = Some(refresh_until);
@@ -520,7 +533,12 @@ pub(crate) async fn open_session(
     require(&ctx, WRITE)?;
     let r: OpenSessionRequest = parse_json(&body)?;
     let f = &r.form_code;
-    if (f.system_code.as_str(), f.schema_version.as_str(), f.value.as_str()) != ("FA (3)", "1-0E", "FA") {
+    if (
+        f.system_code.as_str(),
+        f.schema_version.as_str(),
+        f.value.as_str(),
+    ) != ("FA (3)", "1-0E", "FA")
+    {
         return Err(input_error(format!(
             "Wskazany kod formularza nie jest wspierany: {{systemCode: {}, schemaVersion: {}, value: {}}}; symulator przyjmuje FA (3) / 1-0E / FA.",
             f.system_code, f.schema_version, f.value
@@ -534,14 +552,20 @@ pub(crate) async fn open_session(
             ));
         }
     }
-    let iv = b64_field(&r.encryption.initialization_vector, "encryption.initializationVector")?;
+    let iv = b64_field(
+        &r.encryption.initialization_vector,
+        "encryption.initializationVector",
+    )?;
     let iv: [u8; 16] = iv.as_slice().try_into().map_err(|_| {
         input_error(format!(
             "encryption.initializationVector: {} bajtów po dekodowaniu; wymagane 16.",
             iv.len()
         ))
     })?;
-    let wrapped = b64_field(&r.encryption.encrypted_symmetric_key, "encryption.encryptedSymmetricKey")?;
+    let wrapped = b64_field(
+        &r.encryption.encrypted_symmetric_key,
+        "encryption.encryptedSymmetricKey",
+    )?;
     // A key that does not decrypt still opens the session; its status is then 415.
     let key: Option<[u8; 32]> = shared
         .symmetric_key
@@ -551,12 +575,14 @@ pub(crate) async fn open_session(
     let token = bearer(&headers).unwrap_or_default().to_string();
     let mut st = shared.lock();
     let token_reference = match st.bearers.get(&token) {
-        Some(Bearer::Access { reference, .. }) => match st.auth_ops.get(reference).map(|o| &o.outcome) {
-            Some(AuthOutcome::Success {
-                token_reference, ..
-            }) => token_reference.clone(),
-            _ => String::new(),
-        },
+        Some(Bearer::Access { reference, .. }) => {
+            match st.auth_ops.get(reference).map(|o| &o.outcome) {
+                Some(AuthOutcome::Success {
+                    token_reference, ..
+                }) => token_reference.clone(),
+                _ => String::new(),
+            }
+        }
         _ => String::new(),
     };
     let n = st.next();
@@ -637,7 +663,9 @@ fn decrypt_invoice(
     let Some(first) = candidates.first() else {
         return Err(None);
     };
-    if first.len() as u64 != declared_size && !candidates.iter().any(|p| p.len() as u64 == declared_size) {
+    if first.len() as u64 != declared_size
+        && !candidates.iter().any(|p| p.len() as u64 == declared_size)
+    {
         return Err(Some(bad(
             21402,
             format!(
@@ -710,7 +738,9 @@ pub(crate) async fn send_invoice(
         }
     }
     if r.invoice_size == 0 || r.encrypted_invoice_size == 0 {
-        return Err(input_error("invoiceSize i encryptedInvoiceSize muszą być ≥ 1."));
+        return Err(input_error(
+            "invoiceSize i encryptedInvoiceSize muszą być ≥ 1.",
+        ));
     }
     let content = b64_field(&r.encrypted_invoice_content, "encryptedInvoiceContent")?;
     if content.len() as u64 != r.encrypted_invoice_size {
@@ -752,7 +782,8 @@ pub(crate) async fn send_invoice(
                     Ok(()) => read_facts(text).map_or_else(Verdict::File, Verdict::Read),
                     Err(lines) => {
                         let mut details = vec![
-                            "Faktura niezgodna ze schematem FA (3) (schemat_FA(3)_v1-0E.xsd):".to_string(),
+                            "Faktura niezgodna ze schematem FA (3) (schemat_FA(3)_v1-0E.xsd):"
+                                .to_string(),
                         ];
                         details.extend(lines);
                         Verdict::File(details)
@@ -767,7 +798,10 @@ pub(crate) async fn send_invoice(
     let now = st.now();
     // The session may have been closed while the file was checked.
     {
-        let s = st.sessions.get(&reference).ok_or_else(|| no_session(&reference))?;
+        let s = st
+            .sessions
+            .get(&reference)
+            .ok_or_else(|| no_session(&reference))?;
         let (code, _, _) = session_status(s, &st.invoices, dur(shared.cfg.timing.session_upo), now);
         if code != 100 {
             return Err(bad(
@@ -778,7 +812,9 @@ pub(crate) async fn send_invoice(
     }
     let t = &shared.cfg.timing;
     let processing_from = now + dur(t.invoice_accepted);
-    let done_at = processing_from + dur(t.invoice_processing) + faults.slow.map_or(chrono::Duration::zero(), dur);
+    let done_at = processing_from
+        + dur(t.invoice_processing)
+        + faults.slow.map_or(chrono::Duration::zero(), dur);
     let n = st.next();
     let seed = shared.cfg.seed;
     let invoice_reference = reference_number("EE", now, seed, n);
@@ -807,8 +843,10 @@ pub(crate) async fn send_invoice(
     };
     if let (Outcome::Success { .. }, Some(f)) = (&outcome, &facts) {
         let idx = st.invoices.len();
-        st.issued
-            .insert((f.seller_nip.clone(), f.kind.clone(), f.number.clone()), idx);
+        st.issued.insert(
+            (f.seller_nip.clone(), f.kind.clone(), f.number.clone()),
+            idx,
+        );
     }
     let ordinal = {
         let s = st.sessions.get(&reference).map_or(0, |s| s.invoices.len());
@@ -832,7 +870,10 @@ pub(crate) async fn send_invoice(
         s.invoices.push(idx);
         s.updated = now;
     }
-    Ok(json_ok(202, &json!({ "referenceNumber": invoice_reference })))
+    Ok(json_ok(
+        202,
+        &json!({ "referenceNumber": invoice_reference }),
+    ))
 }
 
 /// The checks after the file's own: the seller's context, a forced outcome, the issue
@@ -855,7 +896,8 @@ fn judge(
         .issued
         .get(&(f.seller_nip.clone(), f.kind.clone(), f.number.clone()))
         .map(|&i| &st.invoices[i]);
-    let duplicate = |ksef: &str, orig_session: &str, forced: bool| Outcome::Failed {
+    let duplicate = |ksef: &str, orig_session: &str, forced: bool| {
+        Outcome::Failed {
         code: 440,
         details: vec![format!(
             "Duplikat faktury. Faktura o numerze KSeF: {ksef} została już prawidłowo przesłana do systemu w sesji: {orig_session}{}",
@@ -865,6 +907,7 @@ fn judge(
             ("originalSessionReferenceNumber".to_string(), orig_session.to_string()),
             ("originalKsefNumber".to_string(), ksef.to_string()),
         ])),
+    }
     };
     match forced {
         Some(440) => {
@@ -895,7 +938,10 @@ fn judge(
         Some(_) => {
             return fail(
                 450,
-                vec!["Błąd weryfikacji semantyki dokumentu faktury (wymuszony przez mai-sim).".into()],
+                vec![
+                    "Błąd weryfikacji semantyki dokumentu faktury (wymuszony przez mai-sim)."
+                        .into(),
+                ],
             )
         }
         None => {}
@@ -976,11 +1022,14 @@ const LINK_TTL: chrono::Duration = chrono::Duration::days(3);
 fn invoice_json(inv: &Invoice, now: DateTime<Utc>, origin: &str) -> Value {
     let code = inv.status_code(now);
     let mut status = json!({"code": code, "description": invoice_status_description(code)});
-    if let (true, Outcome::Failed {
-        details,
-        extensions,
-        ..
-    }) = (inv.is_final(now), &inv.outcome)
+    if let (
+        true,
+        Outcome::Failed {
+            details,
+            extensions,
+            ..
+        },
+    ) = (inv.is_final(now), &inv.outcome)
     {
         status["details"] = json!(details);
         if let Some(x) = extensions {
@@ -1025,11 +1074,7 @@ fn session_of<'a>(
         .ok_or_else(|| no_session(reference))
 }
 
-fn session_status_json(
-    shared: &Shared,
-    headers: &HeaderMap,
-    reference: &str,
-) -> ApiResult {
+fn session_status_json(shared: &Shared, headers: &HeaderMap, reference: &str) -> ApiResult {
     let st = shared.lock();
     let now = st.now();
     let s = session_of(&st, headers, reference, now)?;
@@ -1094,8 +1139,16 @@ fn list(
             .ok()
             .and_then(|t| B64.decode(t).ok())
             .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.strip_prefix("offset:").and_then(|n| n.parse::<usize>().ok()))
-            .ok_or_else(|| bad(21418, "Token kontynuacji nie pochodzi z poprzedniej strony wyników."))?,
+            .and_then(|s| {
+                s.strip_prefix("offset:")
+                    .and_then(|n| n.parse::<usize>().ok())
+            })
+            .ok_or_else(|| {
+                bad(
+                    21418,
+                    "Token kontynuacji nie pochodzi z poprzedniej strony wyników.",
+                )
+            })?,
     };
     let st = shared.lock();
     let now = st.now();
@@ -1158,7 +1211,10 @@ pub(crate) async fn invoice_status(
                 "Faktura o numerze referencyjnym {invoice} nie została znaleziona w sesji {reference}."
             ))
         })?;
-    Ok(json_ok(200, &invoice_json(inv, now, &origin(&shared, &headers))))
+    Ok(json_ok(
+        200,
+        &invoice_json(inv, now, &origin(&shared, &headers)),
+    ))
 }
 
 fn xml_response(xml: String) -> Resp {

@@ -146,7 +146,9 @@ impl FromStr for TokenSpec {
             .split_once('=')
             .ok_or_else(|| err("no `=` between the NIP and the token".into()))?;
         let (token, perms) = match rest.rsplit_once('=') {
-            Some((t, p)) if !p.is_empty() && p.split(',').all(|x| x.parse::<Permission>().is_ok()) => {
+            Some((t, p))
+                if !p.is_empty() && p.split(',').all(|x| x.parse::<Permission>().is_ok()) =>
+            {
                 (t, Some(p))
             }
             _ => (rest, None),

@@ -68,8 +68,12 @@ fn private_key(seed: u64, usage: KeyUsage) -> Result<RsaPrivateKey, KeyError> {
         KeyUsage::SymmetricKeyEncryption => 0x73_6b,
     };
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ stream);
-    let key = RsaPrivateKey::new(&mut rng, 2048)
-        .map_err(|e| KeyError(format!("generating the RSA-2048 {} key: {e}", usage.as_str())))?;
+    let key = RsaPrivateKey::new(&mut rng, 2048).map_err(|e| {
+        KeyError(format!(
+            "generating the RSA-2048 {} key: {e}",
+            usage.as_str()
+        ))
+    })?;
     map.insert((seed, usage), key.clone());
     Ok(key)
 }
@@ -106,15 +110,26 @@ impl PublishedKey {
         params
             .distinguished_name
             .push(rcgen::DnType::CountryName, "PL");
-        params.not_before = rcgen::date_time_ymd(valid_from.year(), valid_from.month() as u8, valid_from.day() as u8);
-        params.not_after = rcgen::date_time_ymd(valid_to.year(), valid_to.month() as u8, valid_to.day() as u8);
+        params.not_before = rcgen::date_time_ymd(
+            valid_from.year(),
+            valid_from.month() as u8,
+            valid_from.day() as u8,
+        );
+        params.not_after = rcgen::date_time_ymd(
+            valid_to.year(),
+            valid_to.month() as u8,
+            valid_to.day() as u8,
+        );
         params.key_usages = vec![
             rcgen::KeyUsagePurpose::KeyEncipherment,
             rcgen::KeyUsagePurpose::DataEncipherment,
         ];
-        let cert = params
-            .self_signed(&key_pair)
-            .map_err(|e| KeyError(format!("self-signing the {} certificate: {e}", usage.as_str())))?;
+        let cert = params.self_signed(&key_pair).map_err(|e| {
+            KeyError(format!(
+                "self-signing the {} certificate: {e}",
+                usage.as_str()
+            ))
+        })?;
         let certificate_der = cert.der().to_vec();
         Ok(PublishedKey {
             usage,
@@ -143,7 +158,7 @@ fn ymd_to_chrono(t: DateTime<Utc>) -> DateTime<Utc> {
 
 /// AES-256-CBC with PKCS#7 padding; `None` when the key/IV lengths or the padding are wrong.
 pub(crate) fn aes_cbc_decrypt(key: &[u8; 32], iv: &[u8], ciphertext: &[u8]) -> Option<Vec<u8>> {
-    if iv.len() != 16 || ciphertext.is_empty() || ciphertext.len() % 16 != 0 {
+    if iv.len() != 16 || ciphertext.is_empty() || !ciphertext.len().is_multiple_of(16) {
         return None;
     }
     cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv)

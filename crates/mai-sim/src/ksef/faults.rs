@@ -240,8 +240,11 @@ impl FaultRule {
             && f.status.is_none()
             && f.latency.is_none()
             && !f.expire_session;
-        let only_session =
-            f.expire_session && f.status.is_none() && f.latency.is_none() && f.reject.is_none() && f.slow.is_none();
+        let only_session = f.expire_session
+            && f.status.is_none()
+            && f.latency.is_none()
+            && f.reject.is_none()
+            && f.slow.is_none();
         scope
             && (!only_invoice || endpoint == FaultEndpoint::SendInvoice)
             && (!only_session || names_session)
@@ -290,7 +293,14 @@ mod tests {
         ] {
             assert_eq!(s.parse::<FaultSpec>().unwrap().to_string(), s);
         }
-        for bad in ["status=404", "reject=200", "retry_after=2", "", "boom", "latency=x"] {
+        for bad in [
+            "status=404",
+            "reject=200",
+            "retry_after=2",
+            "",
+            "boom",
+            "latency=x",
+        ] {
             assert!(bad.parse::<FaultSpec>().is_err(), "{bad}");
         }
     }

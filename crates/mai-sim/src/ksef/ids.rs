@@ -63,7 +63,15 @@ pub fn reference_number(kind: &str, at: DateTime<Utc>, seed: u64, counter: u64) 
 
 /// An opaque bearer token shaped like the Ministry's JWTs (`header.payload.signature`,
 /// base64url). Nothing verifies it: the simulator looks it up in its own table.
-pub fn jwt_like(kind: &str, reference: &str, nip: &str, iat: i64, exp: i64, seed: u64, n: u64) -> String {
+pub fn jwt_like(
+    kind: &str,
+    reference: &str,
+    nip: &str,
+    iat: i64,
+    exp: i64,
+    seed: u64,
+    n: u64,
+) -> String {
     let header = B64URL.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
     let payload = serde_json::json!({
         "token-type": kind,
@@ -111,7 +119,9 @@ mod tests {
 
     #[test]
     fn generated_numbers_and_references_have_the_contract_shape() {
-        let t = DateTime::parse_from_rfc3339("2026-02-15T23:30:00Z").unwrap().to_utc();
+        let t = DateTime::parse_from_rfc3339("2026-02-15T23:30:00Z")
+            .unwrap()
+            .to_utc();
         let n = ksef_number("5265877635", t, 0x0100001AF629);
         // 23:30 UTC is already the next day in Warsaw.
         assert!(n.starts_with("5265877635-20260216-0100001AF629-"), "{n}");

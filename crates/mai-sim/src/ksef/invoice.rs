@@ -118,7 +118,10 @@ fn declared_encoding(text: &str) -> Option<&str> {
     let decl = text.strip_prefix("<?xml")?;
     let decl = &decl[..decl.find("?>")?];
     let at = decl.find("encoding")?;
-    let rest = decl[at + "encoding".len()..].trim_start().strip_prefix('=')?.trim_start();
+    let rest = decl[at + "encoding".len()..]
+        .trim_start()
+        .strip_prefix('=')?
+        .trim_start();
     let quote = rest.chars().next().filter(|q| *q == '"' || *q == '\'')?;
     let rest = &rest[1..];
     Some(&rest[..rest.find(quote)?])
@@ -154,9 +157,13 @@ pub fn read_facts(text: &str) -> Result<InvoiceFacts, Vec<String>> {
         }
         n.text().map(|t| t.trim().to_string())
     };
-    let missing = |p: &str| vec![format!("Brak elementu {p} (wymagany do weryfikacji faktury).")];
-    let seller_nip =
-        path(&["Podmiot1", "DaneIdentyfikacyjne", "NIP"]).ok_or_else(|| missing("Podmiot1/DaneIdentyfikacyjne/NIP"))?;
+    let missing = |p: &str| {
+        vec![format!(
+            "Brak elementu {p} (wymagany do weryfikacji faktury)."
+        )]
+    };
+    let seller_nip = path(&["Podmiot1", "DaneIdentyfikacyjne", "NIP"])
+        .ok_or_else(|| missing("Podmiot1/DaneIdentyfikacyjne/NIP"))?;
     let kind = path(&["Fa", "RodzajFaktury"]).ok_or_else(|| missing("Fa/RodzajFaktury"))?;
     let number = path(&["Fa", "P_2"]).ok_or_else(|| missing("Fa/P_2"))?;
     let p1 = path(&["Fa", "P_1"]).ok_or_else(|| missing("Fa/P_1"))?;
@@ -308,7 +315,10 @@ mod tests {
         let bad = EXAMPLE.replace("ABC AGD", "ABC\u{85}\u{86}AGD");
         let e = file_checks(bad.as_bytes()).unwrap_err();
         assert_eq!(e.len(), 1, "U+0085 is allowed, U+0086 is not: {e:?}");
-        assert!(e[0].contains("U+0086") && e[0].contains("wierszu 13"), "{e:?}");
+        assert!(
+            e[0].contains("U+0086") && e[0].contains("wierszu 13"),
+            "{e:?}"
+        );
         let latin = EXAMPLE.replacen("UTF-8", "ISO-8859-2", 1);
         assert!(file_checks(latin.as_bytes()).unwrap_err()[0].contains("ISO-8859-2"));
         let pi = EXAMPLE.replacen("<Naglowek>", "<?sim x?><Naglowek>", 1);

@@ -136,7 +136,9 @@ async fn outer(AxState(shared): AxState<Arc<Shared>>, mut req: Request, next: Ne
             };
             let mut r = finish(&shared, &e);
             if status != 429 {
-                if let Some(s) = retry_after.and_then(|s| http::HeaderValue::from_str(&s.to_string()).ok()) {
+                if let Some(s) =
+                    retry_after.and_then(|s| http::HeaderValue::from_str(&s.to_string()).ok())
+                {
                     r.headers_mut().insert(http::header::RETRY_AFTER, s);
                 }
             }
@@ -232,8 +234,14 @@ impl KsefSim {
             let identity = crate::tls::TlsIdentity::generate()?;
             let ca = identity.ca_pem().to_owned();
             let task = tokio::spawn(async move {
-                crate::tls::serve(listener, app, &identity, crate::tls::DEFAULT_H2_MAX_STREAMS, rx)
-                    .await
+                crate::tls::serve(
+                    listener,
+                    app,
+                    &identity,
+                    crate::tls::DEFAULT_H2_MAX_STREAMS,
+                    rx,
+                )
+                .await
             });
             (task, Some(ca))
         } else {
@@ -271,7 +279,11 @@ impl KsefSim {
     }
 
     fn origin(&self) -> String {
-        let scheme = if self.ca_pem.is_some() { "https" } else { "http" };
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         format!("{scheme}://{}", self.addr)
     }
 
@@ -322,7 +334,10 @@ impl KsefSim {
 
     /// Adds a standing fault rule (see [`super::faults`]).
     pub fn add_fault(&self, rule: FaultRule) {
-        self.shared.lock().faults.push(ActiveRule { rule, fired: 0 });
+        self.shared
+            .lock()
+            .faults
+            .push(ActiveRule { rule, fired: 0 });
     }
 
     pub fn clear_faults(&self) {
