@@ -1185,6 +1185,38 @@ async fn an_expired_session_takes_no_more_invoices() {
 }
 
 #[tokio::test]
+async fn serves_https_with_its_test_ca() {
+    let sim = KsefSim::start(
+        "127.0.0.1:0".parse().unwrap(),
+        KsefConfig {
+            seed: 7,
+            ..KsefConfig::default()
+        },
+        true,
+    )
+    .await
+    .unwrap();
+    assert!(sim.base_url().starts_with("https://") && sim.base_url().ends_with("/v2"));
+    let ca = reqwest::Certificate::from_pem(sim.ca_pem().unwrap().as_bytes()).unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    let url = format!("{}/security/public-key-certificates", sim.base_url())
+        .replace("127.0.0.1", "localhost");
+    let r = http.get(url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_contract(
+        "get",
+        "/security/public-key-certificates",
+        200,
+        "application/json",
+        &v,
+    );
+}
+
+#[tokio::test]
 async fn latency_applies_to_every_call() {
     let sim = sim().await;
     sim.add_fault(FaultRule::latency(Duration::from_millis(100)));
