@@ -1,4 +1,4 @@
-//! `mai-sim openrouter …` and `mai-sim nbp …`: the simulators as standalone servers.
+//! `mai-sim openrouter …`, `mai-sim nbp …` and `mai-sim ksef …`: the simulators as standalone servers.
 
 mod cli;
 
@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "mai-sim",
     version,
-    about = "Local simulators of the OpenRouter and NBP APIs"
+    about = "Local simulators of the OpenRouter, NBP and KSeF 2.0 APIs"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -21,6 +21,8 @@ enum Command {
     Openrouter(cli::openrouter::CliArgs),
     /// Serve a simulated NBP Web API (exchange-rate tables A and C).
     Nbp(cli::nbp::CliArgs),
+    /// Serve a simulated KSeF 2.0 API (Poland's e-invoicing: auth, online sessions, UPO).
+    Ksef(cli::ksef::CliArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Openrouter(args) => cli::openrouter::run_cli(args).await,
             Command::Nbp(args) => cli::nbp::run_cli(args).await,
+            Command::Ksef(args) => cli::ksef::run_cli(args).await,
         }
     })
 }
