@@ -10,18 +10,21 @@ use mai_core::pricing::MarkupSchedule;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::fees::FeeConfig;
 use crate::nip::normalise_nip;
 use crate::numbering::NumberFormat;
+use crate::validate::{check_bank_account, check_number_format_year, client_problems};
 use crate::BillingError;
 
 /// Where the PDF font is read from unless the config says otherwise (Debian package
 /// `fonts-dejavu-core`; it has every Polish glyph).
 pub const DEFAULT_PDF_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
-/// EU member states (for the reverse-charge variant "np II" and `KodUE`).
-pub const EU_COUNTRIES: &[&str] = &[
-    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "EL", "ES", "FI", "FR", "HR", "HU", "IE", "IT",
-    "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK", "XI",
+/// EU member states by ISO 3166 code (the address's `KodKraju`; Greece is `GR` here and
+/// `EL` only as a VAT prefix, see [`crate::validate::vies_prefix`]).
+pub const EU_MEMBER_STATES: &[&str] = &[
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT",
+    "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +43,9 @@ pub struct BillingConfig {
     /// Hosting cost per client per month (EUR) used for profit unless a client overrides it.
     #[serde(default, with = "rust_decimal::serde::str_option")]
     pub default_hosting_eur: Option<Decimal>,
+    /// What OpenRouter charges on top of usage (credit purchases, BYOK), for profit.
+    #[serde(default)]
+    pub fees: FeeConfig,
     /// Filled from the fleet file by mai-ops ([`BillingConfig::with_clients`]); a billing
     /// file that still lists clients is refused by [`BillingConfig::parse`].
     #[serde(default)]
@@ -200,50 +206,24 @@ impl ClientBilling {
         self.country.eq_ignore_ascii_case("PL")
     }
 
+    /// A member state for services: Northern Ireland (`XI`) is in the EU VAT area for
+    /// goods only (Windsor Framework), so a service there is supplied outside the EU.
+    /// `EL` (Greece's VAT prefix given as the country) counts as Greece; the validator
+    /// reports it.
     pub fn is_eu(&self) -> bool {
-        EU_COUNTRIES
-            .iter()
-            .any(|c| c.eq_ignore_ascii_case(&self.country))
+        let c = self.country.trim().to_ascii_uppercase();
+        c == "EL" || EU_MEMBER_STATES.contains(&c.as_str())
     }
 
-    /// What an invoice for this client still lacks, in plain words (empty = complete).
+    /// What an invoice for this client still lacks or has wrong, one sentence each
+    /// naming the client, the fleet-file key and the fix (empty = ready to invoice).
+    /// The report marks such a client `missing_data`, so issuing skips it, listing
+    /// these, while the other clients are issued.
     pub fn missing_invoice_data(&self) -> Vec<String> {
-        let mut missing = Vec::new();
-        let blank = |v: &Option<String>| v.as_deref().is_none_or(|s| s.trim().is_empty());
-        if blank(&self.name) {
-            missing.push("buyer name (`name`)".to_string());
-        }
-        if blank(&self.address_line1) {
-            missing.push("buyer address (`address_line1`)".to_string());
-        }
-        if self.country.len() != 2 || !self.country.bytes().all(|b| b.is_ascii_alphabetic()) {
-            missing.push(format!(
-                "a 2-letter country code (`country`, got `{}`)",
-                self.country
-            ));
-        }
-        if self.is_domestic() {
-            match &self.nip {
-                None => missing.push("Polish NIP (`nip`)".to_string()),
-                Some(n) => {
-                    if let Err(e) = normalise_nip(n) {
-                        missing.push(format!("a valid NIP: {e}"));
-                    }
-                }
-            }
-            if self.vat == VatTreatment::ReverseCharge {
-                missing.push(
-                    "a VAT rate: reverse charge (\"np\") applies only to foreign business clients"
-                        .to_string(),
-                );
-            }
-        } else if blank(&self.vat_id) {
-            missing.push("foreign VAT/tax id (`vat_id`)".to_string());
-        }
-        if self.currency == Currency::Eur {
-            missing.push("an invoice currency of PLN or USD (`currency`, got EUR)".to_string());
-        }
-        missing
+        client_problems(self)
+            .into_iter()
+            .map(|p| p.to_string())
+            .collect()
     }
 }
 
@@ -300,15 +280,13 @@ impl BillingConfig {
         if self.seller.address_line1.trim().is_empty() {
             return Err("seller.address_line1 is empty".into());
         }
-        let acct = bank_account_digits(&self.seller.bank_account);
-        if !(10..=34).contains(&acct.len()) {
-            return Err(format!(
-                "seller.bank_account `{}` must have 10 to 34 letters and digits",
-                self.seller.bank_account
-            ));
-        }
+        check_bank_account(&self.seller.bank_account)
+            .map_err(|e| format!("seller.bank_account {e}"))?;
         NumberFormat::parse(&self.invoice_number_format)
             .map_err(|e| format!("invoice_number_format: {e}"))?;
+        check_number_format_year(&self.invoice_number_format)
+            .map_err(|e| format!("invoice_number_format {e}"))?;
+        self.fees.check(&self.clients)?;
         let mut seen = std::collections::BTreeSet::new();
         for c in &self.clients {
             if !seen.insert(c.org_id.as_str()) {
@@ -383,9 +361,11 @@ vat = \"np\"
         assert!(b.contains("reverse charge"), "{b}");
         let c = cfg.client("c").unwrap();
         assert!(!c.is_eu());
-        assert_eq!(
-            c.missing_invoice_data(),
-            vec!["foreign VAT/tax id (`vat_id`)"]
+        let m = c.missing_invoice_data();
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(
+            m[0].starts_with("client `c` (C Ltd): `vat_id` is missing") && m[0].contains("fix:"),
+            "{m:?}"
         );
     }
 
@@ -413,6 +393,20 @@ vat = \"np\"
         assert!(BillingConfig::parse(&fmt)
             .unwrap_err()
             .contains("invoice_number_format"));
+        let no_year = format!("invoice_number_format = \"FV/{{mm}}/{{seq:04}}\"\n{SELLER}");
+        let e = BillingConfig::parse(&no_year).unwrap_err();
+        assert!(
+            e.contains("invoice_number_format") && e.contains("KSeF") && e.contains("{yyyy}"),
+            "{e}"
+        );
+        let bad_iban = SELLER.replace("PL61 1090", "PL62 1090");
+        let e = BillingConfig::parse(&bad_iban).unwrap_err();
+        assert!(
+            e.contains("seller.bank_account") && e.contains("mod 97"),
+            "{e}"
+        );
+        let nrb = SELLER.replace("PL61 1090", "61 1090");
+        assert!(BillingConfig::parse(&nrb).is_ok(), "a bare NRB is accepted");
         let float = format!("default_hosting_eur = 25.5\n{SELLER}");
         assert!(
             BillingConfig::parse(&float).is_err(),

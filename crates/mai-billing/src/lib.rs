@@ -10,11 +10,13 @@
 pub mod compute;
 pub mod config;
 pub mod export;
+pub mod fees;
 pub mod nip;
 pub mod numbering;
 pub mod report;
 pub mod service;
 pub mod store;
+pub mod validate;
 
 use std::path::PathBuf;
 

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::compute::{price, CarryOver, ModelUsage, PriceInput, SegmentUsage, Statement};
 use crate::config::{BillingConfig, ClientBilling};
+use crate::fees::{byok_share, client_profit, margin_percent, ClientProfit};
 use crate::numbering::NumberFormat;
 use crate::store::{BillingStore, IssuedInvoice, NewInvoice};
 use crate::BillingError;
@@ -51,6 +52,9 @@ pub struct ClientRow {
     pub late_usage_usd: Decimal,
     /// What an invoice still lacks.
     pub missing: Vec<String>,
+    /// Fees, profit after fees and margins (with the statement; `None` without one).
+    #[serde(default)]
+    pub profit: Option<ClientProfit>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +91,24 @@ pub struct ReportTotals {
     #[serde(with = "rust_decimal::serde::str")]
     pub late_usage_usd: Decimal,
     pub by_currency: Vec<CurrencyTotals>,
+    /// OpenRouter fees of the rows (see [`crate::fees`]); `profit_usd` / `profit_pln`
+    /// above are before them.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub fees_usd: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub fees_pln: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub profit_after_fees_usd: Decimal,
+    /// What the month earned once OpenRouter's fees are paid (what reaches the bank,
+    /// bar the card's FX spread).
+    #[serde(with = "rust_decimal::serde::str")]
+    pub profit_after_fees_pln: Decimal,
+    /// profit_pln / net_pln × 100 (0.01); `None` for a zero net.
+    #[serde(with = "rust_decimal::serde::str_option")]
+    pub margin_before_fees_percent: Option<Decimal>,
+    /// profit_after_fees_pln / net_pln × 100 (0.01); `None` for a zero net.
+    #[serde(with = "rust_decimal::serde::str_option")]
+    pub effective_margin_percent: Option<Decimal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +123,12 @@ pub struct MonthReport {
     pub clients: Vec<ClientRow>,
     /// Sums over rows that have a statement.
     pub totals: ReportTotals,
+    /// How the month's OpenRouter fees were computed (which purchases, which rate).
+    pub fees_basis: String,
+    /// The last day to issue this month's invoices (VAT Act art. 106i ust. 1).
+    pub issue_deadline: NaiveDate,
+    /// Set when invoices are still to be issued and the deadline is near or past.
+    pub deadline_warning: Option<String>,
 }
 
 /// The console's view of the report (what its Billing view shows), made here so that a
@@ -346,9 +374,20 @@ pub fn build_report(
             statement,
             late_usage_usd: late,
             missing,
+            profit: None,
         });
     }
-    let totals = totals(&rows);
+    let fees_basis = apply_fees(cfg, ledger, month, &mut rows)?;
+    let totals = totals(&rows)?;
+    let pending: Vec<&str> = rows
+        .iter()
+        // Orgs missing from the fleet file are never invoiced: not pending.
+        .filter(|r| {
+            r.configured && matches!(r.status, RowStatus::ReadyToIssue | RowStatus::MissingData)
+        })
+        .map(|r| r.org_id.as_str())
+        .collect();
+    let deadline_warning = crate::validate::deadline_warning(month, today, &pending);
     Ok(MonthReport {
         month,
         today,
@@ -357,11 +396,49 @@ pub fn build_report(
         rate_error: rates.err(),
         clients: rows,
         totals,
+        fees_basis,
+        issue_deadline: crate::validate::issue_deadline(month),
+        deadline_warning,
     })
 }
 
-fn totals(rows: &[ClientRow]) -> ReportTotals {
+/// Fills each row's [`ClientProfit`] from its statement; returns how the fees were found.
+/// BYOK's free allowance is account-wide, so its request count is read for every BYOK
+/// client, also when the report is for one client only.
+fn apply_fees(
+    cfg: &BillingConfig,
+    ledger: &Ledger,
+    month: YearMonth,
+    rows: &mut [ClientRow],
+) -> Result<String, BillingError> {
+    let fees = &cfg.fees;
+    let rate = fees
+        .month_rate(month)
+        .map_err(|e| BillingError::InvalidData(e.to_string()))?;
+    let mut byok_requests: u64 = 0;
+    for org in &fees.byok_clients {
+        let t = ledger.range(org, month.first_day(), month.last_day())?;
+        byok_requests = byok_requests
+            .checked_add(t.requests)
+            .ok_or(BillingError::Overflow(mai_core::usage::Overflow {
+                what: "BYOK requests of the month",
+            }))?;
+    }
+    let share = byok_share(byok_requests, fees.byok_free_requests_per_month);
+    for row in rows.iter_mut() {
+        let Some(s) = &row.statement else { continue };
+        let f = fees
+            .client_fees(&row.org_id, s.raw_cost_usd, &rate, share)
+            .and_then(|f| client_profit(s, f))
+            .map_err(|e| BillingError::InvalidData(e.to_string()))?;
+        row.profit = Some(f);
+    }
+    Ok(rate.describe(fees))
+}
+
+fn totals(rows: &[ClientRow]) -> Result<ReportTotals, BillingError> {
     let mut t = ReportTotals::default();
+    let overflow = |what| BillingError::Overflow(mai_core::usage::Overflow { what });
     let mut by: BTreeMap<Currency, CurrencyTotals> = BTreeMap::new();
     for r in rows {
         t.late_usage_usd += r.late_usage_usd;
@@ -385,13 +462,35 @@ fn totals(rows: &[ClientRow]) -> ReportTotals {
         c.net += s.amounts.net;
         c.vat += s.amounts.vat;
         c.gross += s.amounts.gross;
+        if let Some(p) = &r.profit {
+            t.fees_usd = t
+                .fees_usd
+                .checked_add(p.fees.total_usd)
+                .ok_or_else(|| overflow("the month's fees (USD)"))?;
+            t.fees_pln = t
+                .fees_pln
+                .checked_add(p.fees_pln)
+                .ok_or_else(|| overflow("the month's fees (PLN)"))?;
+            t.profit_after_fees_usd = t
+                .profit_after_fees_usd
+                .checked_add(p.profit_after_fees_usd)
+                .ok_or_else(|| overflow("the month's profit after fees (USD)"))?;
+            t.profit_after_fees_pln = t
+                .profit_after_fees_pln
+                .checked_add(p.profit_after_fees_pln)
+                .ok_or_else(|| overflow("the month's profit after fees (PLN)"))?;
+        }
     }
     t.raw_cost_usd = t.raw_cost_usd.normalize();
     t.client_net_usd = t.client_net_usd.normalize();
     t.profit_usd = t.profit_usd.normalize();
     t.late_usage_usd = t.late_usage_usd.normalize();
+    t.fees_usd = t.fees_usd.normalize();
+    t.profit_after_fees_usd = t.profit_after_fees_usd.normalize();
+    t.margin_before_fees_percent = margin_percent(t.profit_pln, t.net_pln);
+    t.effective_margin_percent = margin_percent(t.profit_after_fees_pln, t.net_pln);
     t.by_currency = by.into_values().collect();
-    t
+    Ok(t)
 }
 
 /// A client that was not invoiced, and why.

@@ -375,6 +375,8 @@ impl Billing {
                         crate::export::pdf::render(
                             &inv,
                             font.as_deref().map(Vec::as_slice).unwrap_or_default(),
+                            // Hook for the KSeF path: the receipt of the accepted XML.
+                            None,
                         )?,
                     ),
                     _ => ("xml", crate::export::ksef::render(&inv)?.into_bytes()),

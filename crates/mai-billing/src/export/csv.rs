@@ -68,7 +68,19 @@ pub const COLUMNS: &[&str] = &[
     "profit_pln",
     "late_usage_usd",
     "missing",
+    // Appended (issue 15): OpenRouter fees and the margin they leave; `profit_pln` above
+    // stays the profit before fees.
+    "fees_usd",
+    "fees_pln",
+    "profit_after_fees_pln",
+    "margin_before_fees_percent",
+    "effective_margin_percent",
 ];
+
+/// A margin (already rounded to 0.01), empty when there is none.
+fn percent(dialect: CsvDialect, p: Option<Decimal>) -> String {
+    p.map(|p| dialect.money(p)).unwrap_or_default()
+}
 
 fn field(s: &str, sep: char) -> String {
     if s.contains(sep) || s.contains('"') || s.contains('\n') || s.contains('\r') {
@@ -152,6 +164,16 @@ pub fn render(report: &MonthReport, dialect: CsvDialect) -> String {
         }
         cells.push(dialect.num(r.late_usage_usd));
         cells.push(r.missing.join("; "));
+        match &r.profit {
+            Some(p) => cells.extend([
+                dialect.num(p.fees.total_usd),
+                dialect.money(p.fees_pln),
+                dialect.money(p.profit_after_fees_pln),
+                percent(dialect, p.margin_before_fees_percent),
+                percent(dialect, p.effective_margin_percent),
+            ]),
+            None => cells.extend(std::iter::repeat_n(String::new(), 5)),
+        }
         out.push_str(&line(cells));
     }
     let t = &report.totals;
@@ -187,6 +209,11 @@ pub fn render(report: &MonthReport, dialect: CsvDialect) -> String {
         dialect.money(t.profit_pln),
         dialect.num(t.late_usage_usd),
         report.rate_error.clone().unwrap_or_default(),
+        dialect.num(t.fees_usd),
+        dialect.money(t.fees_pln),
+        dialect.money(t.profit_after_fees_pln),
+        percent(dialect, t.margin_before_fees_percent),
+        percent(dialect, t.effective_margin_percent),
     ];
     cells.truncate(COLUMNS.len());
     out.push_str(&line(cells));

@@ -97,6 +97,9 @@ pub fn render(inv: &IssuedInvoice) -> Result<String, BillingError> {
 
     // Seller
     let _ = writeln!(w, "  <Podmiot1>");
+    if crate::validate::needs_pl_prefix(&inv.buyer) {
+        let _ = writeln!(w, "    <PrefiksPodatnika>PL</PrefiksPodatnika>");
+    }
     let _ = writeln!(w, "    <DaneIdentyfikacyjne>");
     let _ = writeln!(w, "      <NIP>{seller_nip}</NIP>");
     let _ = writeln!(w, "      <Nazwa>{}</Nazwa>", esc(&inv.seller.name));
@@ -129,8 +132,15 @@ pub fn render(inv: &IssuedInvoice) -> Result<String, BillingError> {
         let id = b.vat_id.clone().unwrap_or_default();
         let id: String = id.chars().filter(|c| !c.is_whitespace()).collect();
         if b.is_eu() {
-            let id = id.strip_prefix(&country).unwrap_or(&id).to_string();
-            let _ = writeln!(w, "      <KodUE>{}</KodUE>", esc(&country));
+            // KodUE is the VAT prefix (EL for Greece, whose country code is GR).
+            let (prefix, id) = match crate::validate::vat_ue_id(b) {
+                Ok(Some(v)) => (v.prefix.to_string(), v.number),
+                _ => (
+                    country.clone(),
+                    id.strip_prefix(&country).unwrap_or(&id).to_string(),
+                ),
+            };
+            let _ = writeln!(w, "      <KodUE>{}</KodUE>", esc(&prefix));
             let _ = writeln!(w, "      <NrVatUE>{}</NrVatUE>", esc(&id));
         } else {
             let _ = writeln!(w, "      <KodKraju>{}</KodKraju>", esc(&country));
@@ -224,8 +234,8 @@ pub fn render(inv: &IssuedInvoice) -> Result<String, BillingError> {
             "      <P_7>{}</P_7>",
             esc(&truncate(&l.description, 512))
         );
-        let _ = writeln!(w, "      <P_8A>usł.</P_8A>");
-        let _ = writeln!(w, "      <P_8B>1</P_8B>");
+        let _ = writeln!(w, "      <P_8A>{}</P_8A>", super::LINE_UNIT);
+        let _ = writeln!(w, "      <P_8B>{}</P_8B>", super::LINE_QUANTITY);
         let _ = writeln!(w, "      <P_9A>{}</P_9A>", fixed2(l.net));
         let _ = writeln!(w, "      <P_11>{}</P_11>", fixed2(l.net));
         let _ = writeln!(w, "      <P_12>{p12}</P_12>");

@@ -7,6 +7,12 @@ pub mod pdf;
 
 use rust_decimal::Decimal;
 
+/// Each invoice line is one service for its period: unit `usł.` (usługa), quantity 1, so
+/// the net unit price is the line's net. FA(3) (`P_8A`, `P_8B`, `P_9A`) and the PDF print
+/// the same.
+pub const LINE_UNIT: &str = "usł.";
+pub const LINE_QUANTITY: u32 = 1;
+
 /// An amount with exactly two decimals, dot separator (`1234.50`), as XML wants it.
 pub fn fixed2(d: Decimal) -> String {
     let mut r = mai_core::money::round_minor(d);

@@ -3,17 +3,31 @@
 //! The font is read at run time (default: Debian's DejaVuSans from fonts-dejavu-core)
 //! rather than vendored, to keep the repository small; a missing font is a clear error.
 //! printpdf writes a ToUnicode map, so `pdftotext` gets the Polish letters back.
+//!
+//! Since KSeF, the invoice is the FA(3) XML KSeF accepted; the PDF is its visualisation.
+//! So a PDF carries the KSeF number and the verification QR code (KOD I,
+//! `shared/schemas/ksef-api/docs/kody-qr.md`) once KSeF has accepted the XML, and
+//! without them it says plainly that it is not an invoice yet.
 
 use std::path::Path;
 
+use base64::Engine as _;
+use chrono::NaiveDate;
 use mai_core::money::Currency;
-use printpdf::{IndirectFontRef, Line, Mm, PdfDocument, PdfLayerReference, Point};
+use printpdf::path::PaintMode;
+use printpdf::{
+    Color, IndirectFontRef, Line, Mm, PdfDocument, PdfLayerReference, Point, Rect, Rgb,
+};
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
-use super::format_pl;
+use super::{format_pl, LINE_QUANTITY, LINE_UNIT};
 use crate::compute::month_name_pl;
 use crate::config::VatTreatment;
+use crate::nip::normalise_nip;
 use crate::store::IssuedInvoice;
+use crate::validate::{needs_pl_prefix, vat_ue_id};
 use crate::BillingError;
 
 const PAGE_W: f32 = 210.0;
@@ -21,6 +35,79 @@ const PAGE_H: f32 = 297.0;
 const LEFT: f32 = 15.0;
 const RIGHT: f32 = 195.0;
 const BOTTOM: f32 = 20.0;
+/// One QR module, mm: 45 modules (version 7, the KOD I URL at level M) make a 31.5 mm
+/// code, ~5 px per module when printed at 200 dpi.
+const QR_MODULE_MM: f32 = 0.7;
+/// The blank margin ISO/IEC 18004 asks for around the code, in modules.
+const QR_QUIET_MODULES: f32 = 4.0;
+
+/// The KSeF environment an invoice was sent to: it decides the QR code's host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KsefEnvironment {
+    /// TE, `api-test`: integration tests, invoices without legal force.
+    Test,
+    /// DEMO, pre-production.
+    Demo,
+    /// PRD: invoices with legal force.
+    Production,
+}
+
+impl KsefEnvironment {
+    /// The QR host per environment (`docs/kody-qr.md`, "Środowiska").
+    pub fn qr_base_url(self) -> &'static str {
+        match self {
+            KsefEnvironment::Test => "https://qr-test.ksef.mf.gov.pl",
+            KsefEnvironment::Demo => "https://qr-demo.ksef.mf.gov.pl",
+            KsefEnvironment::Production => "https://qr.ksef.mf.gov.pl",
+        }
+    }
+}
+
+/// What KSeF's acceptance adds to the printed invoice. Made by the KSeF client once the
+/// invoice's status is 200 (accepted, numbered).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KsefReceiptForPdf {
+    /// `NIP-RRRRMMDD-XXXXXXXXXXXX-CC`, 35 characters (`docs/numer-ksef.md`).
+    pub ksef_number: String,
+    /// SHA-256 of the exact XML bytes sent to KSeF (the same digest the send request
+    /// declares as `invoiceHash`).
+    pub xml_sha256: [u8; 32],
+    pub environment: KsefEnvironment,
+}
+
+impl KsefReceiptForPdf {
+    /// From the XML bytes themselves (hashes them).
+    pub fn for_xml(
+        ksef_number: impl Into<String>,
+        invoice_xml: &[u8],
+        environment: KsefEnvironment,
+    ) -> Self {
+        KsefReceiptForPdf {
+            ksef_number: ksef_number.into(),
+            xml_sha256: Sha256::digest(invoice_xml).into(),
+            environment,
+        }
+    }
+}
+
+/// KOD I, the verification link: `{host}/invoice/{seller NIP}/{P_1 as DD-MM-RRRR}/{SHA-256
+/// of the XML, Base64URL}`. The digest is Base64URL without `=` padding, as in the
+/// documentation's example (`UtQp9Gpc51y-…WzIE`, 43 characters for 32 bytes).
+pub fn kod_i_url(
+    environment: KsefEnvironment,
+    seller_nip: &str,
+    issue_date: NaiveDate,
+    xml_sha256: &[u8; 32],
+) -> String {
+    format!(
+        "{}/invoice/{}/{}/{}",
+        environment.qr_base_url(),
+        seller_nip,
+        issue_date.format("%d-%m-%Y"),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(xml_sha256)
+    )
+}
 
 /// Reads the TTF font used for invoices.
 pub fn load_font(path: &Path) -> Result<Vec<u8>, BillingError> {
@@ -55,6 +142,14 @@ fn text_width_mm(s: &str, size_pt: f32) -> f32 {
     units as f32 / 2048.0 * size_pt * 0.3528
 }
 
+fn black() -> Color {
+    Color::Rgb(Rgb::new(0.0, 0.0, 0.0, None))
+}
+
+fn red() -> Color {
+    Color::Rgb(Rgb::new(0.75, 0.0, 0.0, None))
+}
+
 struct Writer {
     doc: printpdf::PdfDocumentReference,
     layer: PdfLayerReference,
@@ -71,15 +166,24 @@ impl Writer {
         let x = x_right - text_width_mm(s, size);
         self.layer.use_text(s, size, Mm(x), Mm(self.y), &self.font);
     }
+    fn new_page(&mut self) {
+        self.pages += 1;
+        let (p, l) = self
+            .doc
+            .add_page(Mm(PAGE_W), Mm(PAGE_H), format!("Strona {}", self.pages));
+        self.layer = self.doc.get_page(p).get_layer(l);
+        self.y = PAGE_H - 20.0;
+    }
     fn down(&mut self, mm: f32) {
         self.y -= mm;
         if self.y < BOTTOM {
-            self.pages += 1;
-            let (p, l) =
-                self.doc
-                    .add_page(Mm(PAGE_W), Mm(PAGE_H), format!("Strona {}", self.pages));
-            self.layer = self.doc.get_page(p).get_layer(l);
-            self.y = PAGE_H - 20.0;
+            self.new_page();
+        }
+    }
+    /// Starts a new page unless `mm` fit below the current line.
+    fn keep(&mut self, mm: f32) {
+        if self.y - mm < BOTTOM {
+            self.new_page();
         }
     }
     fn rule(&self) {
@@ -92,6 +196,42 @@ impl Writer {
         };
         self.layer.set_outline_thickness(0.5);
         self.layer.add_line(line);
+    }
+    /// Draws `url` as a QR code whose top-left corner (quiet zone excluded) is at
+    /// (`x`, `y_top`): one filled rectangle per run of dark modules in a row, so the
+    /// code is vector, sharp at any zoom and printer. Returns its side, mm.
+    fn qr(&self, url: &str, x: f32, y_top: f32) -> Result<f32, BillingError> {
+        let code =
+            qrcode::QrCode::with_error_correction_level(url, qrcode::EcLevel::M).map_err(|e| {
+                BillingError::InvalidData(format!("the KSeF QR code cannot hold {url}: {e}"))
+            })?;
+        let n = code.width();
+        let dark: Vec<bool> = code
+            .to_colors()
+            .into_iter()
+            .map(|c| c == qrcode::Color::Dark)
+            .collect();
+        self.layer.set_fill_color(black());
+        for row in 0..n {
+            let mut col = 0;
+            while col < n {
+                if !dark[row * n + col] {
+                    col += 1;
+                    continue;
+                }
+                let start = col;
+                while col < n && dark[row * n + col] {
+                    col += 1;
+                }
+                let x0 = x + start as f32 * QR_MODULE_MM;
+                let x1 = x + col as f32 * QR_MODULE_MM;
+                let y1 = y_top - row as f32 * QR_MODULE_MM;
+                let y0 = y1 - QR_MODULE_MM;
+                self.layer
+                    .add_rect(Rect::new(Mm(x0), Mm(y0), Mm(x1), Mm(y1)).with_mode(PaintMode::Fill));
+            }
+        }
+        Ok(n as f32 * QR_MODULE_MM)
     }
 }
 
@@ -118,17 +258,57 @@ fn money(d: Decimal, c: Currency) -> String {
     format!("{} {}", format_pl(d), c)
 }
 
-/// Renders an issued invoice as PDF bytes.
 /// Unconfirmed events printed one per line; the rest are counted (the stored invoice
 /// keeps them all).
 const UNCONFIRMED_SHOWN: usize = 20;
 
-pub fn render(inv: &IssuedInvoice, font_ttf: &[u8]) -> Result<Vec<u8>, BillingError> {
+/// The mark of a PDF made before KSeF accepted the XML: without a KSeF number it is a
+/// preview, and a buyer must not book it as the invoice.
+pub const NOT_ACCEPTED_MARK: &str =
+    "TO NIE JEST FAKTURA: dokument nie został jeszcze przyjęty przez KSeF";
+/// The same in English, for foreign buyers.
+pub const NOT_ACCEPTED_MARK_EN: &str = "(not an invoice: not yet accepted by KSeF)";
+
+/// Checks that the receipt belongs to this invoice's seller: a KSeF number starts with
+/// the seller's NIP and has 35 characters (`docs/numer-ksef.md`).
+fn check_receipt(
+    inv: &IssuedInvoice,
+    seller_nip: &str,
+    r: &KsefReceiptForPdf,
+) -> Result<(), BillingError> {
+    let n = &r.ksef_number;
+    if n.chars().count() != 35 || !n.starts_with(&format!("{seller_nip}-")) {
+        return Err(BillingError::InvalidData(format!(
+            "invoice {}: KSeF number `{n}` is not this seller's (a KSeF number is 35 characters starting with the seller NIP {seller_nip}-); \
+             pass the number KSeF assigned to this invoice",
+            inv.number
+        )));
+    }
+    Ok(())
+}
+
+/// Renders an issued invoice as PDF bytes. `ksef` is KSeF's acceptance of its FA(3)
+/// XML: with it the PDF prints the KSeF number and the KOD I QR code; without it the PDF
+/// is marked as not an invoice ([`NOT_ACCEPTED_MARK`]).
+pub fn render(
+    inv: &IssuedInvoice,
+    font_ttf: &[u8],
+    ksef: Option<&KsefReceiptForPdf>,
+) -> Result<Vec<u8>, BillingError> {
     let s = &inv.statement;
     let a = &s.amounts;
     let ccy = a.currency;
+    let seller_nip = normalise_nip(&inv.seller.nip)
+        .map_err(|e| BillingError::InvalidData(format!("invoice {}: seller {e}", inv.number)))?;
+    if let Some(r) = ksef {
+        check_receipt(inv, &seller_nip, r)?;
+    }
     let title = format!("Faktura VAT nr {}", inv.number);
-    let (doc, page, layer) = PdfDocument::new(&title, Mm(PAGE_W), Mm(PAGE_H), "Strona 1");
+    let doc_title = match ksef {
+        Some(r) => format!("{title} (KSeF {})", r.ksef_number),
+        None => format!("{title} — {NOT_ACCEPTED_MARK}"),
+    };
+    let (doc, page, layer) = PdfDocument::new(&doc_title, Mm(PAGE_W), Mm(PAGE_H), "Strona 1");
     let font = doc
         .add_external_font(std::io::Cursor::new(font_ttf))
         .map_err(|e| BillingError::Font {
@@ -145,7 +325,21 @@ pub fn render(inv: &IssuedInvoice, font_ttf: &[u8]) -> Result<Vec<u8>, BillingEr
     };
 
     w.text(&title, 16.0, LEFT);
-    w.down(8.0);
+    w.down(7.0);
+    match ksef {
+        Some(r) => {
+            w.text(&format!("Numer KSeF: {}", r.ksef_number), 10.0, LEFT);
+            w.down(7.0);
+        }
+        None => {
+            w.layer.set_fill_color(red());
+            w.text(NOT_ACCEPTED_MARK, 12.0, LEFT);
+            w.down(5.0);
+            w.text(NOT_ACCEPTED_MARK_EN, 10.0, LEFT);
+            w.layer.set_fill_color(black());
+            w.down(7.0);
+        }
+    }
     w.text(
         &format!(
             "Data wystawienia: {}    Okres rozliczeniowy: {} – {} ({})",
@@ -169,12 +363,18 @@ pub fn render(inv: &IssuedInvoice, font_ttf: &[u8]) -> Result<Vec<u8>, BillingEr
     );
     w.down(10.0);
 
-    // Parties, side by side.
+    // Parties, side by side. An EU reverse-charge invoice shows both VAT-UE numbers:
+    // the seller's is its NIP with PL in front (the same case FA(3) marks with
+    // PrefiksPodatnika), the buyer's with its own prefix (EL for Greece).
     let seller = &inv.seller;
     let buyer = &inv.buyer;
     let mut left = vec![seller.name.clone(), seller.address_line1.clone()];
     left.extend(seller.address_line2.clone());
-    left.push(format!("NIP: {}", seller.nip));
+    if needs_pl_prefix(buyer) {
+        left.push(format!("NIP VAT-UE: PL{seller_nip}"));
+    } else {
+        left.push(format!("NIP: {seller_nip}"));
+    }
     left.push(format!("Konto: {}", seller.bank_account));
     if let Some(b) = &seller.bank_name {
         left.push(b.clone());
@@ -185,11 +385,14 @@ pub fn render(inv: &IssuedInvoice, font_ttf: &[u8]) -> Result<Vec<u8>, BillingEr
     if buyer.is_domestic() {
         right.push(format!("NIP: {}", buyer.nip.clone().unwrap_or_default()));
     } else {
-        right.push(format!(
-            "Kraj: {}    VAT ID: {}",
-            buyer.country,
-            buyer.vat_id.clone().unwrap_or_default()
-        ));
+        right.push(format!("Kraj: {}", buyer.country.to_ascii_uppercase()));
+        match vat_ue_id(buyer) {
+            Ok(Some(id)) if buyer.is_eu() => right.push(format!("NIP VAT-UE: {id}")),
+            _ => right.push(format!(
+                "Nr identyfikacji podatkowej: {}",
+                buyer.vat_id.clone().unwrap_or_default()
+            )),
+        }
     }
     w.text("Sprzedawca", 10.0, LEFT);
     w.text("Nabywca", 10.0, 110.0);
@@ -205,11 +408,23 @@ pub fn render(inv: &IssuedInvoice, font_ttf: &[u8]) -> Result<Vec<u8>, BillingEr
     }
     w.down(6.0);
 
-    // Lines.
-    w.text("Lp.", 9.0, LEFT);
-    w.text("Nazwa usługi", 9.0, LEFT + 10.0);
-    w.right("Stawka", 9.0, 150.0);
-    w.right(&format!("Wartość netto ({ccy})"), 9.0, RIGHT);
+    // Lines: the same unit, quantity and unit price as FA(3)'s P_8A / P_8B / P_9A.
+    const X_NAME: f32 = LEFT + 8.0;
+    const X_UNIT: f32 = 110.0;
+    const R_QTY: f32 = 130.0;
+    const R_PRICE: f32 = 156.0;
+    const R_RATE: f32 = 171.0;
+    w.text("Lp.", 8.0, LEFT);
+    w.text("Nazwa usługi", 8.0, X_NAME);
+    w.text("J.m.", 8.0, X_UNIT);
+    w.right("Ilość", 8.0, R_QTY);
+    w.right("Cena jedn.", 8.0, R_PRICE);
+    w.right("Stawka", 8.0, R_RATE);
+    w.right("Wartość", 8.0, RIGHT);
+    w.down(3.5);
+    w.right("netto", 8.0, R_PRICE);
+    w.right("VAT", 8.0, R_RATE);
+    w.right(&format!("netto ({ccy})"), 8.0, RIGHT);
     w.down(2.0);
     w.rule();
     w.down(5.0);
@@ -218,15 +433,19 @@ pub fn render(inv: &IssuedInvoice, font_ttf: &[u8]) -> Result<Vec<u8>, BillingEr
         VatTreatment::ReverseCharge => "np".to_string(),
     };
     for l in &s.lines {
+        let parts = wrap(&l.description, 44);
+        w.keep(4.5 * parts.len() as f32);
         w.text(&format!("{}.", l.no), 9.0, LEFT);
-        let parts = wrap(&l.description, 58);
-        w.right(&rate_txt, 9.0, 150.0);
+        w.text(LINE_UNIT, 9.0, X_UNIT);
+        w.right(&LINE_QUANTITY.to_string(), 9.0, R_QTY);
+        w.right(&format_pl(l.net), 9.0, R_PRICE);
+        w.right(&rate_txt, 9.0, R_RATE);
         w.right(&format_pl(l.net), 9.0, RIGHT);
         for (i, p) in parts.iter().enumerate() {
             if i > 0 {
                 w.down(4.5);
             }
-            w.text(p, 9.0, LEFT + 10.0);
+            w.text(p, 9.0, X_NAME);
         }
         w.down(5.5);
     }
@@ -345,6 +564,42 @@ pub fn render(inv: &IssuedInvoice, font_ttf: &[u8]) -> Result<Vec<u8>, BillingEr
         8.5,
         LEFT,
     );
+
+    // KOD I with the KSeF number under it (kody-qr.md, "Oznaczenie pod kodem QR").
+    if let Some(rc) = ksef {
+        let url = kod_i_url(rc.environment, &seller_nip, inv.issue_date, &rc.xml_sha256);
+        let quiet = QR_QUIET_MODULES * QR_MODULE_MM;
+        // Version 7 at most (the URL is ~110 bytes): 45 modules.
+        let side_max = 45.0 * QR_MODULE_MM;
+        w.down(6.0);
+        w.keep(side_max + 2.0 * quiet + 8.0);
+        let x = LEFT + quiet;
+        let top = w.y - quiet;
+        let side = w.qr(&url, x, top)?;
+        let text_x = x + side + quiet + 2.0;
+        w.y = top - 4.0;
+        w.text("Weryfikacja faktury w KSeF", 10.0, text_x);
+        w.down(5.5);
+        w.text(&format!("Numer KSeF: {}", rc.ksef_number), 9.0, text_x);
+        w.down(5.0);
+        w.text(
+            "Zeskanuj kod QR lub otwórz adres, aby sprawdzić fakturę i pobrać jej XML:",
+            8.0,
+            text_x,
+        );
+        w.down(4.0);
+        w.text(&url, 6.5, text_x);
+        w.y = top - side - 3.5;
+        // Centred under the code, but never left of the margin (the number is wider).
+        let label = &rc.ksef_number;
+        let label_size = 6.5;
+        let cx = x + side / 2.0;
+        w.text(
+            label,
+            label_size,
+            (cx - text_width_mm(label, label_size) / 2.0).max(LEFT),
+        );
+    }
 
     w.doc.save_to_bytes().map_err(|e| BillingError::Export {
         path: format!("{}.pdf", inv.file_stem()).into(),
