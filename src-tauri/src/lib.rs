@@ -15,6 +15,7 @@ use mai_wire::console::{
     InvoiceExportRequest, InvoiceExportResult, LogLine, MaskedKey, PrivacyErasure,
     PrivacyExportResult, Rotation, SecretKind, SyncOutcome, UpdateCheck,
 };
+use mai_wire::ksef::{KsefInvoiceRow, KsefSendSummary, KsefTokenStatus};
 use tauri::{Emitter, Manager, Runtime, State};
 use tauri_plugin_updater::UpdaterExt;
 
@@ -105,6 +106,7 @@ fn app_info(state: State<'_, Console>) -> AppInfo {
             .unwrap_or_default(),
         update_endpoint: ops.and_then(|o| o.fleet.updater.as_ref().map(|u| u.endpoint.clone())),
         billing_available: ops.is_some_and(|o| o.fleet.billing.is_some()),
+        ksef_available: ops.is_some_and(|o| o.fleet.ksef.is_some()),
     }
 }
 
@@ -314,6 +316,87 @@ async fn billing_export<R: Runtime>(
     .map_err(|e| e.to_string())
 }
 
+/// The month's invoices in KSeF, one row per client (`KsefInvoiceRow`).
+#[tauri::command]
+async fn ksef_status(
+    state: State<'_, Console>,
+    month: String,
+) -> Result<Vec<KsefInvoiceRow>, String> {
+    state
+        .ops()?
+        .ksef_status(&month)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Sends the month's invoices (one client's, or all) to KSeF; progress goes out as
+/// `ksef-send-progress` events (`KsefSendProgress`), like the export's.
+#[tauri::command]
+async fn ksef_send<R: Runtime>(
+    app: tauri::AppHandle<R>,
+    state: State<'_, Console>,
+    month: String,
+    client_id: Option<String>,
+) -> Result<KsefSendSummary, String> {
+    let ops = state.ops()?;
+    ops.ksef_send(&month, client_id.as_deref(), &mut |p| {
+        let _ = app.emit("ksef-send-progress", &p);
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// Saves an invoice's KSeF receipt (UPO) into the month's invoice folder (or `out_dir`,
+/// the Billing view's folder field); returns the file's path.
+#[tauri::command]
+async fn ksef_upo(
+    state: State<'_, Console>,
+    month: String,
+    ksef_number: String,
+    out_dir: Option<PathBuf>,
+) -> Result<PathBuf, String> {
+    state
+        .ops()?
+        .ksef_upo(
+            &month,
+            &ksef_number,
+            out_dir.filter(|d| !d.as_os_str().is_empty()),
+        )
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[tauri::command]
+async fn ksef_token_status(state: State<'_, Console>) -> Result<KsefTokenStatus, String> {
+    state
+        .ops()?
+        .ksef_token_status()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The KSeF token crosses IPC once, goes to the keychain, and only its mask comes back.
+#[tauri::command]
+async fn ksef_token_set(
+    state: State<'_, Console>,
+    token: String,
+) -> Result<KsefTokenStatus, String> {
+    state
+        .ops()?
+        .ksef_token_set(token)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[tauri::command]
+async fn ksef_token_delete(state: State<'_, Console>) -> Result<KsefTokenStatus, String> {
+    state
+        .ops()?
+        .ksef_token_delete()
+        .await
+        .map_err(|e| e.to_string())
+}
+
 #[tauri::command]
 async fn check_update<R: Runtime>(
     app: tauri::AppHandle<R>,
@@ -357,6 +440,12 @@ pub fn builder<R: Runtime>(b: tauri::Builder<R>, console: Console) -> tauri::Bui
             check_update,
             billing_report,
             billing_export,
+            ksef_status,
+            ksef_send,
+            ksef_upo,
+            ksef_token_status,
+            ksef_token_set,
+            ksef_token_delete,
             first_paint,
         ])
 }

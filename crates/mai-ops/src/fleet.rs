@@ -1,4 +1,5 @@
-//! The fleet file (`fleet.toml`): hosts (Docker endpoints) and clients.
+//! The fleet file (`fleet.toml`): hosts (Docker endpoints), clients, and the console's
+//! billing and KSeF settings.
 //!
 //! Parsing is pure: it turns text into a validated [`Fleet`] or a [`FleetError`] that
 //! names the line and column, so an operator can fix a typo without guessing.
@@ -12,6 +13,7 @@ use chrono::NaiveDate;
 use mai_billing::config::{ClientBilling, LineMode, VatTreatment};
 use mai_core::money::Currency;
 use mai_core::pricing::{validate_markup, CommercialTerms, MarkupSchedule, DEFAULT_MARKUP};
+pub use mai_wire::ksef::KsefEnvironment;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
@@ -245,6 +247,70 @@ pub struct BillingSettings {
     pub store: PathBuf,
 }
 
+/// Where and how invoices are sent to KSeF (`[ksef]`). The seller, i.e. the KSeF context
+/// and the NIP the token is for, is the billing file's seller: one owner, not repeated here.
+#[derive(Debug, Clone, Serialize)]
+pub struct KsefSettings {
+    /// `environment = "test" | "demo" | "prd"`, or `custom` for a `base_url` that is none
+    /// of the Ministry's.
+    pub environment: KsefEnvironment,
+    /// The API base: the environment's, or `base_url`. `KSEF_BASE_URL` overrides it when
+    /// the console or maictl runs ([`KsefSettings::endpoint`]).
+    #[serde(serialize_with = "ser_url")]
+    pub base_url: url::Url,
+    /// An extra CA certificate (PEM) to trust for KSeF's TLS: a test simulator's.
+    pub ca_cert: Option<PathBuf>,
+    /// Most invoices in flight at once; `None`: the KSeF client's default.
+    pub concurrency: Option<usize>,
+}
+
+/// The KSeF a run actually talks to: the fleet file's, or `KSEF_BASE_URL`'s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KsefEndpoint {
+    pub environment: KsefEnvironment,
+    #[serde(serialize_with = "ser_url")]
+    pub base_url: url::Url,
+    pub ca_cert: Option<PathBuf>,
+    pub concurrency: Option<usize>,
+}
+
+/// Most invoices in flight the fleet file may ask for: KSeF limits requests per context
+/// and IP (`docs/limity-api.md`), so more would mostly buy 429s.
+pub const KSEF_MAX_CONCURRENCY: usize = 32;
+
+impl KsefSettings {
+    /// The KSeF of this run: `env_override` (the value of `KSEF_BASE_URL`, when set and
+    /// not empty) replaces the file's URL, and the environment follows the URL, so a token
+    /// stored for one KSeF is never sent to another.
+    pub fn endpoint(&self, env_override: Option<&str>) -> Result<KsefEndpoint, String> {
+        let (environment, base_url) = match env_override.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(u) => {
+                let url = parse_ksef_url(u).map_err(|m| format!("KSEF_BASE_URL: {m}"))?;
+                (KsefEnvironment::of_base_url(url.as_str()), url)
+            }
+            None => (self.environment, self.base_url.clone()),
+        };
+        Ok(KsefEndpoint {
+            environment,
+            base_url,
+            ca_cert: self.ca_cert.clone(),
+            concurrency: self.concurrency,
+        })
+    }
+}
+
+/// A KSeF base URL: https, or plain http only to this machine (a simulator), since the
+/// access token crosses with every request.
+fn parse_ksef_url(s: &str) -> Result<url::Url, String> {
+    let u = parse_url(s)?;
+    if u.scheme() == "http" && !is_loopback(&u) {
+        return Err(format!(
+            "{s:?} is plain http:// to another machine, so the KSeF access token would cross the network in clear text; use https://"
+        ));
+    }
+    Ok(u)
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Fleet {
     pub path: PathBuf,
@@ -255,6 +321,8 @@ pub struct Fleet {
     pub nbp_base_url: Option<String>,
     /// mai-billing files, when this console also does billing.
     pub billing: Option<BillingSettings>,
+    /// Sending invoices to KSeF, when billing does that too (needs `billing`).
+    pub ksef: Option<KsefSettings>,
     pub hosts: Vec<Host>,
     pub clients: Vec<Client>,
 }
@@ -487,8 +555,22 @@ impl Fleet {
                 .unwrap_or_else(|| console.data_dir.join("billing-store.sqlite")),
             config: resolve(&base, &b.config),
         });
+        let ksef = match raw.ksef {
+            Some(k) => {
+                if billing.is_none() {
+                    return Err(err_at(
+                        k.span(),
+                        "[ksef] sends the invoices billing issues, and the KSeF token is for the billing file's seller NIP: add a [billing] section with config = \"billing.toml\"".into(),
+                    ));
+                }
+                let span = k.span();
+                Some(parse_ksef(k.into_inner(), span, &base).map_err(|(span, m)| err_at(span, m))?)
+            }
+            None => None,
+        };
         Ok(Fleet {
             billing,
+            ksef,
             path: path.to_path_buf(),
             console,
             openrouter,
@@ -572,6 +654,68 @@ fn parse_docker(s: &str, tls: Option<TlsPaths>, base: &Path) -> Result<DockerEnd
     Err(format!(
         "unsupported Docker endpoint {s:?}; use unix:///var/run/docker.sock, ssh://user@host or tcp://host:2376 (with tls = {{ ca, cert, key }})"
     ))
+}
+
+/// The `[ksef]` section: a named environment or a base URL, not both.
+fn parse_ksef(k: RawKsef, section: std::ops::Range<usize>, base: &Path) -> Spanned2<KsefSettings> {
+    let (environment, base_url) = match (&k.environment, &k.base_url) {
+        (Some(_), Some(u)) => {
+            return Err((
+                u.span(),
+                "[ksef] has both environment and base_url; keep environment for the Ministry's KSeF (test, demo, prd) or base_url for another one (a simulator)".into(),
+            ));
+        }
+        (Some(e), None) => {
+            let env: KsefEnvironment = e
+                .get_ref()
+                .trim()
+                .parse()
+                .map_err(|v: mai_wire::UnknownVariant| (e.span(), format!("[ksef] {v}")))?;
+            let url = url::Url::parse(env.base_url().expect("a named environment has a URL"))
+                .expect("static URL");
+            (env, url)
+        }
+        (None, Some(u)) => {
+            let url = parse_ksef_url(u.get_ref())
+                .map_err(|m| (u.span(), format!("[ksef] base_url: {m}")))?;
+            (KsefEnvironment::of_base_url(url.as_str()), url)
+        }
+        (None, None) => {
+            return Err((
+                section,
+                "[ksef] names no KSeF: add environment = \"test\" (or \"demo\", \"prd\"), or base_url = \"https://...\" for a simulator".into(),
+            ));
+        }
+    };
+    let ca_cert = match &k.ca_cert {
+        Some(p) if environment == KsefEnvironment::Prd => {
+            return Err((
+                p.span(),
+                "[ksef] ca_cert is for a test simulator's CA; production KSeF presents a public CA's certificate, and an extra CA there would let its holder read the session: remove ca_cert".into(),
+            ));
+        }
+        Some(p) => Some(resolve(base, Path::new(p.get_ref()))),
+        None => None,
+    };
+    let concurrency = match &k.concurrency {
+        Some(c) => {
+            let n = *c.get_ref();
+            if n < 1 || n > KSEF_MAX_CONCURRENCY as i64 {
+                return Err((
+                    c.span(),
+                    format!("[ksef] concurrency {n} is out of range; use 1 to {KSEF_MAX_CONCURRENCY} (or omit it for the default)"),
+                ));
+            }
+            Some(n as usize)
+        }
+        None => None,
+    };
+    Ok(KsefSettings {
+        environment,
+        base_url,
+        ca_cert,
+        concurrency,
+    })
 }
 
 /// TOML floats go through f64, so money must be a string (or an integer).
@@ -776,6 +920,15 @@ struct RawBilling {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawKsef {
+    environment: Option<Spanned<String>>,
+    base_url: Option<Spanned<String>>,
+    ca_cert: Option<Spanned<String>>,
+    concurrency: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawNbp {
     base_url: String,
 }
@@ -843,6 +996,7 @@ struct RawFleet {
     updater: Option<RawUpdater>,
     nbp: Option<RawNbp>,
     billing: Option<RawBilling>,
+    ksef: Option<Spanned<RawKsef>>,
     #[serde(default)]
     hosts: Vec<RawHost>,
     #[serde(default)]
@@ -1147,6 +1301,115 @@ tracker_token = "env:ACME_TOKEN"
         ));
     }
 
+    /// GOOD with a billing section and `ksef` as the `[ksef]` section's body.
+    fn with_ksef(ksef: &str) -> String {
+        format!("[billing]\nconfig = \"billing.toml\"\n\n[ksef]\n{ksef}\n{GOOD}")
+    }
+
+    #[test]
+    fn ksef_by_environment_or_base_url() {
+        let f = Fleet::parse(
+            &with_ksef("environment = \"test\"\nconcurrency = 4"),
+            Path::new("/etc/mai/fleet.toml"),
+        )
+        .unwrap();
+        let k = f.ksef.as_ref().unwrap();
+        assert_eq!(k.environment, KsefEnvironment::Test);
+        assert_eq!(k.base_url.as_str(), "https://api-test.ksef.mf.gov.pl/v2");
+        assert_eq!(k.concurrency, Some(4));
+        assert_eq!(k.ca_cert, None);
+        assert!(Fleet::parse(GOOD, Path::new("f.toml"))
+            .unwrap()
+            .ksef
+            .is_none());
+
+        let f = Fleet::parse(
+            &with_ksef(
+                "base_url = \"https://127.0.0.1:18443/v2\"\nca_cert = \"certs/ksef-sim-ca.pem\"",
+            ),
+            Path::new("/etc/mai/fleet.toml"),
+        )
+        .unwrap();
+        let k = f.ksef.as_ref().unwrap();
+        assert_eq!(k.environment, KsefEnvironment::Custom);
+        assert_eq!(
+            k.ca_cert,
+            Some(PathBuf::from("/etc/mai/certs/ksef-sim-ca.pem"))
+        );
+        // The Ministry's URL written out is that environment, not a custom one.
+        let f = Fleet::parse(
+            &with_ksef("base_url = \"https://api-demo.ksef.mf.gov.pl/v2/\""),
+            Path::new("f"),
+        )
+        .unwrap();
+        assert_eq!(f.ksef.unwrap().environment, KsefEnvironment::Demo);
+    }
+
+    #[test]
+    fn ksef_base_url_from_the_environment_overrides_the_file_and_names_the_environment() {
+        let f = Fleet::parse(&with_ksef("environment = \"prd\""), Path::new("f")).unwrap();
+        let k = f.ksef.unwrap();
+        let e = k.endpoint(None).unwrap();
+        assert_eq!(
+            (e.environment, e.base_url.as_str()),
+            (KsefEnvironment::Prd, "https://api.ksef.mf.gov.pl/v2")
+        );
+        assert_eq!(k.endpoint(Some("  ")).unwrap(), e);
+        let sim = k.endpoint(Some("http://127.0.0.1:18200/v2")).unwrap();
+        assert_eq!(sim.environment, KsefEnvironment::Custom);
+        assert_eq!(sim.base_url.as_str(), "http://127.0.0.1:18200/v2");
+        let test = k
+            .endpoint(Some("https://api-test.ksef.mf.gov.pl/v2"))
+            .unwrap();
+        assert_eq!(test.environment, KsefEnvironment::Test);
+        let msg = k.endpoint(Some("http://ksef.example:80/v2")).unwrap_err();
+        assert!(
+            msg.contains("KSEF_BASE_URL") && msg.contains("https://"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn ksef_mistakes_name_their_line_and_the_fix() {
+        // [billing] is on lines 1-2, [ksef] on line 4, its first key on line 5.
+        let (line, col, msg) = err(&with_ksef("environment = \"prod\""));
+        assert_eq!((line, col), (5, 15));
+        assert!(
+            msg.contains("`prod`") && msg.contains("test, demo or prd"),
+            "{msg}"
+        );
+        let (line, _, msg) = err(&with_ksef(
+            "environment = \"test\"\nbase_url = \"https://x.example/v2\"",
+        ));
+        assert_eq!(line, 6);
+        assert!(msg.contains("both environment and base_url"), "{msg}");
+        let (line, _, msg) = err(&with_ksef("concurrency = 1"));
+        assert_eq!(line, 4);
+        assert!(
+            msg.contains("names no KSeF") && msg.contains("environment = \"test\""),
+            "{msg}"
+        );
+        let (line, _, msg) = err(&with_ksef("environment = \"test\"\nconcurrency = 0"));
+        assert_eq!(line, 6);
+        assert!(msg.contains("1 to 32"), "{msg}");
+        let (_, _, msg) = err(&with_ksef("base_url = \"http://10.0.0.5:8080/v2\""));
+        assert!(
+            msg.contains("clear text") && msg.contains("https://"),
+            "{msg}"
+        );
+        let (_, _, msg) = err(&with_ksef("environment = \"prd\"\nca_cert = \"ca.pem\""));
+        assert!(msg.contains("remove ca_cert"), "{msg}");
+        let (_, _, msg) = err(&with_ksef("environment = \"test\"\nnip = \"1234563218\""));
+        assert!(msg.contains("nip"), "{msg}");
+        // Without [billing] there is no seller to send as.
+        let (line, _, msg) = err(&format!("[ksef]\nenvironment = \"test\"\n{GOOD}"));
+        assert_eq!(line, 1);
+        assert!(
+            msg.contains("[billing]") && msg.contains("seller NIP"),
+            "{msg}"
+        );
+    }
+
     #[test]
     fn syntax_error_has_line_and_column() {
         let (line, col, _) = err("[[hosts]]\nname = \"a\"\ndocker = \n");
@@ -1167,5 +1430,8 @@ mod example_file {
         assert!(f.updater.is_some());
         assert!(f.billing.as_ref().unwrap().config.ends_with("billing.toml"));
         assert_eq!(f.nbp_base_url.as_deref(), Some("https://api.nbp.pl/api"));
+        let k = f.ksef.as_ref().unwrap();
+        assert_eq!(k.environment, super::KsefEnvironment::Prd);
+        assert_eq!(k.concurrency, Some(4));
     }
 }

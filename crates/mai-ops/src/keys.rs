@@ -48,6 +48,8 @@ pub enum KeyError {
         client: String,
         message: String,
     },
+    #[error("no KSeF token stored for seller NIP {nip} in KSeF {environment}; store it with `maictl ksef token set` (reads it from stdin) or in the console's Billing view (KSeF token)")]
+    MissingKsefToken { nip: String, environment: String },
     #[error("{0}")]
     Invalid(String),
 }
@@ -151,6 +153,50 @@ impl Keychain {
             .expect("present until drop")
             .build(SERVICE, user, None)
             .map_err(|e| classify(e, what, client))
+    }
+
+    /// Reads the entry `user` under [`SERVICE`]; `what` and `whose` name it in errors.
+    pub(crate) fn get_entry(
+        &self,
+        user: &str,
+        what: &'static str,
+        whose: &str,
+    ) -> Result<String, KeyError> {
+        off_runtime(|| {
+            self.entry(user, what, whose)?
+                .get_password()
+                .map_err(|e| classify(e, what, whose))
+        })
+    }
+
+    /// Stores `secret` (already checked by the caller) as the entry `user`.
+    pub(crate) fn set_entry(
+        &self,
+        user: &str,
+        secret: &str,
+        what: &'static str,
+        whose: &str,
+    ) -> Result<(), KeyError> {
+        off_runtime(|| {
+            self.entry(user, what, whose)?
+                .set_password(secret)
+                .map_err(|e| classify(e, what, whose))
+        })
+    }
+
+    /// Deletes the entry `user`; deleting what is not there is not an error.
+    pub(crate) fn delete_entry(
+        &self,
+        user: &str,
+        what: &'static str,
+        whose: &str,
+    ) -> Result<(), KeyError> {
+        off_runtime(
+            || match self.entry(user, what, whose)?.delete_credential() {
+                Ok(()) | Err(KrError::NoEntry) => Ok(()),
+                Err(e) => Err(classify(e, what, whose)),
+            },
+        )
     }
 
     pub fn get(&self, kind: SecretKind, client: &str) -> Result<String, KeyError> {

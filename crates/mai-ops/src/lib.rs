@@ -8,6 +8,7 @@ pub mod cache;
 pub mod docker;
 pub mod fleet;
 pub mod keys;
+pub mod ksef_token;
 pub mod ops;
 pub mod refresh;
 pub mod tracker;

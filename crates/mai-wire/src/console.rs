@@ -42,6 +42,8 @@ pub struct AppInfo {
     pub update_endpoint: Option<String>,
     /// The fleet file has a `[billing]` section (report and export available).
     pub billing_available: bool,
+    /// The fleet file has a `[ksef]` section too (sending invoices to KSeF available).
+    pub ksef_available: bool,
 }
 
 /// `check_update`: a result either way; a failed check is `error`, not a command error,

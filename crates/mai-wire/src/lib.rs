@@ -2,11 +2,11 @@
 //!
 //! Every body that crosses a process boundary we own is a type here: the tracker's HTTP
 //! API ([`tracker`]), the commercial terms the console pushes to trackers ([`pricing`]),
-//! and the console's IPC to its web view ([`console`]). The tracker serializes these
-//! types, mai-ops and the test fakes deserialize them, the Tauri commands return them and
-//! the UI's TypeScript declarations are generated from them ([`typescript`]), so a field
-//! renamed here breaks every side at compile time (or in the staleness test of
-//! `ui/src/lib/wire.ts`) instead of in production.
+//! and the console's IPC to its web view ([`console`]; sending invoices to KSeF: [`ksef`]).
+//! The tracker serializes these types, mai-ops and the test fakes deserialize them, the
+//! Tauri commands return them and the UI's TypeScript declarations are generated from
+//! them ([`typescript`]), so a field renamed here breaks every side at compile time (or
+//! in the staleness test of `ui/src/lib/wire.ts`) instead of in production.
 //!
 //! Rules of the contract:
 //! - money is a JSON **string** holding an exact decimal (`"0.000123"`), USD unless the
@@ -20,6 +20,7 @@
 //!   agree on.
 
 pub mod console;
+pub mod ksef;
 pub mod money;
 pub mod pricing;
 pub mod tracker;

@@ -6,7 +6,7 @@
 
 use ts_rs::{Config, TS};
 
-use crate::{console, pricing, tracker, usage};
+use crate::{console, ksef, pricing, tracker, usage};
 
 /// Appends `export type X = ...;` for each listed type.
 macro_rules! decls {
@@ -50,6 +50,10 @@ pub fn typescript() -> String {
         console::BillingTotals, console::BillingReport, console::ExportFormat,
         console::CsvDialect, console::InvoiceExportRequest, console::ClientExport,
         console::InvoiceExportResult, console::ExportProgress,
+        // KSeF: the invoices of a month in KSeF, a send's progress and summary, the token.
+        ksef::KsefEnvironment, ksef::KsefInvoiceKind, ksef::KsefState, ksef::KsefRejection,
+        ksef::KsefInvoiceRow, ksef::KsefSendPhase, ksef::KsefSendProgress, ksef::KsefSendSummary,
+        ksef::KsefTokenStatus,
     );
     out
 }

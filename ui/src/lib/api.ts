@@ -5,7 +5,8 @@ import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type {
   AppInfo, BillingReport, ContainerInfo, ContainerRole, Dashboard, ExportProgress, FleetRow, InvoiceExportRequest,
-  InvoiceExportResult, LogLine, MaskedKey, PrivacyErasure, PrivacyExportResult, Rotation, SecretKind, SyncOutcome, SyncProgress, UpdateCheck,
+  InvoiceExportResult, KsefInvoiceRow, KsefSendProgress, KsefSendSummary, KsefTokenStatus, LogLine, MaskedKey,
+  PrivacyErasure, PrivacyExportResult, Rotation, SecretKind, SyncOutcome, SyncProgress, UpdateCheck,
 } from './wire';
 
 export const api = {
@@ -29,6 +30,15 @@ export const api = {
   firstPaint: (rows: number) => invoke<number>('first_paint', { rows }),
   billingReport: (month: string) => invoke<BillingReport>('billing_report', { month }),
   billingExport: (request: InvoiceExportRequest) => invoke<InvoiceExportResult>('billing_export', { request }),
+  // KSeF: the month's invoices in KSeF, sending them, their receipts, and the seller's token
+  // (it crosses once, to the keychain; only its mask comes back).
+  ksefStatus: (month: string) => invoke<KsefInvoiceRow[]>('ksef_status', { month }),
+  ksefSend: (month: string, clientId: string | null) => invoke<KsefSendSummary>('ksef_send', { month, clientId }),
+  ksefUpo: (month: string, ksefNumber: string, outDir: string | null) =>
+    invoke<string>('ksef_upo', { month, ksefNumber, outDir }),
+  ksefTokenStatus: () => invoke<KsefTokenStatus>('ksef_token_status'),
+  ksefTokenSet: (token: string) => invoke<KsefTokenStatus>('ksef_token_set', { token }),
+  ksefTokenDelete: () => invoke<KsefTokenStatus>('ksef_token_delete'),
 };
 
 export function onSyncProgress(cb: (p: SyncProgress) => void): Promise<UnlistenFn> {
@@ -36,6 +46,9 @@ export function onSyncProgress(cb: (p: SyncProgress) => void): Promise<UnlistenF
 }
 export function onExportProgress(cb: (p: ExportProgress) => void): Promise<UnlistenFn> {
   return listen<ExportProgress>('billing-export-progress', (e) => cb(e.payload));
+}
+export function onKsefSendProgress(cb: (p: KsefSendProgress) => void): Promise<UnlistenFn> {
+  return listen<KsefSendProgress>('ksef-send-progress', (e) => cb(e.payload));
 }
 export function onLogLine(cb: (p: LogLine) => void): Promise<UnlistenFn> {
   return listen<LogLine>('log-line', (e) => cb(e.payload));

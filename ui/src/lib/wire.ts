@@ -220,7 +220,11 @@ export type AppInfo = { version: string, fleet_path: string | null, load_error: 
 /**
  * The fleet file has a `[billing]` section (report and export available).
  */
-billing_available: boolean, };
+billing_available: boolean, 
+/**
+ * The fleet file has a `[ksef]` section too (sending invoices to KSeF available).
+ */
+ksef_available: boolean, };
 export type UpdateCheck = { available: boolean, version: string | null, notes: string | null, current: string, error: string | null, };
 export type ContainerRole = "chat" | "tracker";
 export type ContainerState = "created" | "running" | "paused" | "restarting" | "removing" | "stopping" | "exited" | "dead" | "unknown";
@@ -454,3 +458,115 @@ export type InvoiceExportResult = { out_dir: string, format: ExportFormat,
  */
 files: Array<string>, clients: Array<ClientExport>, };
 export type ExportProgress = { "event": "started", total: number, } | { "event": "issued", number: string, org_id: string, } | { "event": "wrote", path: string, done: number, total: number, } | { "event": "skipped", org_id: string, reason: string, };
+export type KsefEnvironment = "test" | "demo" | "prd" | "custom";
+export type KsefInvoiceKind = "VAT" | "KOR";
+export type KsefState = { "kind": "not_issued", reason: string, } | { "kind": "prepared" } | { "kind": "sent" } | { "kind": "accepted" } | { "kind": "rejected" };
+export type KsefRejection = { 
+/**
+ * KSeF's invoice status code (430 schema, 440 duplicate, 450 semantic error, ...)
+ * or, for a refusal at send time, its `exceptionCode` (21405, ...).
+ */
+code: number, 
+/**
+ * KSeF's own description, in Polish as it sent it.
+ */
+description: string, 
+/**
+ * KSeF's details (which field, which original KSeF number of a duplicate, ...).
+ */
+details: Array<string>, 
+/**
+ * What the operator should do, in English ([`KsefRejection::fix_for`]).
+ */
+fix: string, };
+export type KsefInvoiceRow = { org_id: string, 
+/**
+ * The buyer's name, as on the invoice.
+ */
+client_name: string, 
+/**
+ * The invoice number (`P_2`); `None` while none is issued.
+ */
+number: string | null, kind: KsefInvoiceKind, 
+/**
+ * What a correction (`KOR`) corrects: the KSeF number of the corrected invoice.
+ */
+corrects_ksef_number: string | null, 
+/**
+ * The corrected invoice's own number, for people (`FV/2026/10/0001`).
+ */
+corrects_number: string | null, state: KsefState, 
+/**
+ * Given by KSeF on acceptance (35 characters, `{NIP}-{YYYYMMDD}-{12 hex}-{2 hex}`).
+ */
+ksef_number: string | null, 
+/**
+ * When KSeF took the invoice: the legal moment of issue.
+ */
+acquisition_date: string | null, 
+/**
+ * Why KSeF refused it (state `rejected`).
+ */
+rejection: KsefRejection | null, 
+/**
+ * The last send failed before KSeF decided (network, authentication, KSeF down):
+ * what failed and what to do. Sending again is safe.
+ */
+error: string | null, 
+/**
+ * The invoice's gross amount in its currency, exact.
+ */
+gross: string, 
+/**
+ * ISO 4217 code of the invoice currency (`PLN`, `USD`).
+ */
+currency: string, 
+/**
+ * KSeF's receipt (UPO) for this invoice can be downloaded (`ksef_upo`).
+ */
+upo_available: boolean, };
+export type KsefSendPhase = "connecting" | "sending" | "processing" | "receipts" | "done";
+export type KsefSendProgress = { 
+/**
+ * Invoices whose outcome is known (accepted, rejected or failed).
+ */
+done: number, 
+/**
+ * Invoices this send handles.
+ */
+total: number, 
+/**
+ * The invoice number being handled, if one is.
+ */
+current: string | null, phase: KsefSendPhase, };
+export type KsefSendSummary = { 
+/**
+ * `YYYY-MM`.
+ */
+month: string, accepted: number, rejected: number, 
+/**
+ * The send did not reach KSeF's verdict (row `error` says why); sending again is safe.
+ */
+failed: number, 
+/**
+ * Sent, KSeF still processing when the send stopped waiting (or not sent at all);
+ * `invoices status` later.
+ */
+pending: number, 
+/**
+ * Clients with no invoice to send (row state `not_issued`).
+ */
+skipped: number, rows: Array<KsefInvoiceRow>, };
+export type KsefTokenStatus = { 
+/**
+ * The seller's NIP (the billing file's), the KSeF context the token is for.
+ */
+seller_nip: string, environment: KsefEnvironment, 
+/**
+ * Where invoices are sent (after `KSEF_BASE_URL`).
+ */
+base_url: string, present: boolean, 
+/**
+ * `…abcd` when present.
+ */
+masked: string | null, };

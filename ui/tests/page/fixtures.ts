@@ -1,6 +1,8 @@
 // Mock replies of the console's commands, typed with the generated wire types so that a
 // change of the Rust side fails `npm run check` here too, not only in the app.
-import type { AppInfo, BillingReport, Dashboard, DayPoint, FleetRow, MaskedKey, PlnRate } from '../../src/lib/wire';
+import type {
+  AppInfo, BillingReport, Dashboard, DayPoint, FleetRow, KsefInvoiceRow, KsefTokenStatus, MaskedKey, PlnRate,
+} from '../../src/lib/wire';
 
 const today = new Date().toISOString().slice(0, 10);
 const now = new Date().toISOString();
@@ -68,7 +70,7 @@ export function fixtures(scenario: string) {
   });
   const info: AppInfo = { version: '0.1.0', fleet_path: '/etc/mai/fleet.toml', load_error: null,
       keychain_error: scenario === 'no-keychain' ? 'the OS keychain is not available (no D-Bus session)' : null,
-      clients: rows.map((r) => ({ id: r.client_id, legal_name: r.legal_name })), update_endpoint: 'http://127.0.0.1:8765/latest.json', billing_available: scenario.startsWith('billing') };
+      clients: rows.map((r) => ({ id: r.client_id, legal_name: r.legal_name })), update_endpoint: 'http://127.0.0.1:8765/latest.json', billing_available: scenario.startsWith('billing'), ksef_available: scenario.startsWith('billing') };
   const billing: BillingReport = {
     month: '2026-10', today, provisional: false,
     usd_rate: { mid: '4.0000', table_no: '210/A/NBP/2026', effective_date: '2026-10-30' }, rate_error: null,
@@ -82,9 +84,39 @@ export function fixtures(scenario: string) {
     { client: r.client_id, kind: 'open-router', masked: r.client_id === 'acme' ? 'sk-or-v1-…abcd' : null, error: null },
     { client: r.client_id, kind: 'tracker-token', masked: null, error: null },
   ]);
+  // The month's invoices in KSeF, one of each state (scenario billing*).
+  const ksefRow = (over: Partial<KsefInvoiceRow>): KsefInvoiceRow => ({
+    org_id: 'acme', client_name: 'ACME Sp. z o.o.', number: null, kind: 'VAT', corrects_ksef_number: null, corrects_number: null,
+    state: { kind: 'prepared' }, ksef_number: null, acquisition_date: null, rejection: null, error: null, gross: '0', currency: 'PLN',
+    upo_available: false, ...over,
+  });
+  const ksefRows: KsefInvoiceRow[] = [
+    ksefRow({ number: 'FV/2026/10/0001', state: { kind: 'accepted' }, ksef_number: '1234563218-20261103-0100001AF629-1C',
+      acquisition_date: '2026-11-03T09:15:42Z', gross: '1584.18', upo_available: true }),
+    ksefRow({ number: 'FK/2026/10/0001', kind: 'KOR', corrects_number: 'FV/2026/09/0001', corrects_ksef_number: '1234563218-20261002-0100002B1C44-7E',
+      state: { kind: 'accepted' }, ksef_number: '1234563218-20261103-0100001AF62A-52', acquisition_date: '2026-11-03T09:16:05Z',
+      gross: '-123.00', upo_available: true }),
+    ksefRow({ org_id: 'kowalski', client_name: 'Kancelaria Kowalski i Wspólnicy sp.k.', number: 'FV/2026/10/0002', state: { kind: 'rejected' },
+      gross: '615.00', rejection: {
+        code: 440, description: 'Duplikat faktury',
+        details: ['Faktura o numerze FV/2026/10/0002 została już przyjęta', 'originalKsefNumber: 1234563218-20261015-0100003C2D55-4B'],
+        fix: 'KSeF already has an invoice with this seller NIP, kind and number (numbers must not repeat for 10 years). If the details name this invoice\'s own earlier send, it was issued then: nothing to do. Otherwise the numbering repeats numbers: make invoice_number_format in the billing file contain the year ({yyyy}) and issue the invoice again.',
+      } }),
+    ksefRow({ org_id: 'baltic', client_name: 'Baltic Trade S.A.', number: 'FV/2026/10/0003', gross: '2460.00',
+      error: 'KSeF did not answer within 30 s (https://api-test.ksef.mf.gov.pl/v2): the invoice was not taken; sending again is safe' }),
+    ksefRow({ org_id: 'nordic', client_name: 'Nordic Data ApS', number: 'FV/2026/10/0004', state: { kind: 'sent' }, gross: '310.50', currency: 'USD' }),
+    ksefRow({ org_id: 'tiny', client_name: 'TINY Sp. z o.o.', state: { kind: 'not_issued', reason: 'missing invoice data: NIP' } }),
+  ];
+  const ksefToken: KsefTokenStatus = {
+    seller_nip: '1234563218', environment: 'test', base_url: 'https://api-test.ksef.mf.gov.pl/v2',
+    present: scenario !== 'billing-no-token', masked: scenario !== 'billing-no-token' ? '…6d5e' : null,
+  };
   return {
     info,
     billing,
+    ksefRows,
+    ksefToken,
+    ksefUnwired: (what: string) => `${what} is not available in this build yet (not wired to the KSeF client); nothing was sent or changed`,
     nbpDown: 'NBP unreachable: could not get table A USD for the invoice rate of reference date 2026-10-31 (dates 2026-10-17..2026-10-30) from http://127.0.0.1:18101/api after 2 attempt(s): connection refused. Check the network or NBP_BASE_URL and retry',
     rows,
     dashboard,

@@ -3,13 +3,14 @@ import { mockIPC } from '@tauri-apps/api/mocks';
 import { emit } from '@tauri-apps/api/event';
 import { fixtures } from './fixtures';
 import type {
-  ContainerInfo, ExportProgress, InvoiceExportRequest, InvoiceExportResult, PrivacyErasure, PrivacyExportResult, SecretKind,
-  SyncOutcome, SyncProgress, UpdateCheck,
+  ContainerInfo, ExportProgress, InvoiceExportRequest, InvoiceExportResult, KsefInvoiceRow, KsefSendProgress, KsefSendSummary,
+  PrivacyErasure, PrivacyExportResult, SecretKind, SyncOutcome, SyncProgress, UpdateCheck,
 } from '../../src/lib/wire';
 
 /** Events as the Rust side emits them, typed by their payload. */
 const emitSyncProgress = (p: SyncProgress) => emit('sync-progress', p);
 const emitExportProgress = (p: ExportProgress) => emit('billing-export-progress', p);
+const emitKsefProgress = (p: KsefSendProgress) => emit('ksef-send-progress', p);
 
 declare global {
   interface Window {
@@ -17,6 +18,8 @@ declare global {
     __scenario: string;
     /** Lets a page test hold an export mid-way (after the first progress events). */
     __releaseExport?: () => void;
+    /** Likewise a KSeF send, after the second invoice went out. */
+    __releaseKsefSend?: () => void;
   }
 }
 window.__calls = [];
@@ -111,6 +114,52 @@ mockIPC(
           ],
         };
         return result;
+      }
+      case 'ksef_token_status':
+        return data.ksefToken;
+      case 'ksef_token_set': {
+        const t = (args as { token: string }).token.trim();
+        if (/\s/.test(t)) throw `the KSeF token …${t.slice(-4)} contains spaces, line breaks or control characters; paste it again as one line`;
+        data.ksefToken.present = true;
+        data.ksefToken.masked = '…' + t.slice(-4);
+        return data.ksefToken;
+      }
+      case 'ksef_token_delete':
+        data.ksefToken.present = false;
+        data.ksefToken.masked = null;
+        return data.ksefToken;
+      case 'ksef_status':
+        if (scenario === 'billing-ksef-unwired') throw data.ksefUnwired("the invoices' KSeF status");
+        return data.ksefRows;
+      case 'ksef_send': {
+        const a = args as { month: string; clientId: string | null };
+        if (scenario === 'billing-ksef-unwired') throw data.ksefUnwired('sending invoices to KSeF');
+        const todo = data.ksefRows.filter((r) => ['prepared', 'sent', 'rejected'].includes(r.state.kind) && (!a.clientId || r.org_id === a.clientId));
+        const total = todo.length;
+        await emitKsefProgress({ done: 0, total, current: null, phase: 'connecting' });
+        await emitKsefProgress({ done: 0, total, current: todo[0]?.number ?? null, phase: 'sending' });
+        await emitKsefProgress({ done: 1, total, current: todo[1]?.number ?? null, phase: 'sending' });
+        await new Promise<void>((r) => (window.__releaseKsefSend = r));
+        await emitKsefProgress({ done: total, total, current: null, phase: 'receipts' });
+        // KSeF's verdicts: the duplicate is refused again, the others are accepted.
+        for (const [i, r] of todo.entries()) {
+          if (r.state.kind === 'rejected') continue;
+          r.state = { kind: 'accepted' };
+          r.error = null;
+          r.ksef_number = `1234563218-20261104-01000020000${i}-0${i}`;
+          r.acquisition_date = '2026-11-04T08:00:00Z';
+          r.upo_available = true;
+        }
+        await emitKsefProgress({ done: total, total, current: null, phase: 'done' });
+        const count = (k: KsefInvoiceRow['state']['kind']) => todo.filter((r) => r.state.kind === k).length;
+        const summary: KsefSendSummary = {
+          month: a.month, accepted: count('accepted'), rejected: count('rejected'), failed: 0, pending: 0, skipped: 0, rows: todo,
+        };
+        return summary;
+      }
+      case 'ksef_upo': {
+        const a = args as { month: string; ksefNumber: string; outDir: string | null };
+        return `${a.outDir ?? `/home/anna/mai-invoices/${a.month}`}/UPO_${a.ksefNumber}.xml`;
       }
       default:
         throw `unknown command ${cmd}`;

@@ -263,6 +263,167 @@ await test('billing export: NBP down is a clear error naming the table and dates
   await page.screenshot({ path: join(out, 'billing-export-nbp-down.png'), fullPage: true });
 });
 
+// ---- KSeF (the Billing view's KSeF part)
+const KSEF_TOKEN = '20251010-EC-1B5A8A2000-9D0F7C3E21-5A|nip-1234563218|6f1c0e7b9a2d4c3e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e';
+const row = (page, number) => page.getByTestId(`ksef-row-${number}`);
+
+async function openKsef(page, scenario) {
+  await page.goto(`${base}?scenario=${scenario}`);
+  await page.getByTestId('nav-billing').click();
+  await page.getByTestId('billing-table').waitFor();
+  await page.getByTestId('billing-month').fill('2026-10');
+  await page.getByTestId('ksef').waitFor();
+}
+
+await test('ksef token: save, replace and delete; the token never comes back to the page', async (page) => {
+  await openKsef(page, 'billing-no-token');
+  await page.getByTestId('ksef-token-state').filter({ hasText: 'no KSeF token stored' }).waitFor();
+  assert.match(await text(page, '[data-testid="ksef-token-state"]'), /Seller NIP 1234563218/);
+  assert.equal(await page.getByTestId('ksef-token-input').getAttribute('type'), 'password');
+  assert.ok(await page.getByTestId('ksef-send').isDisabled(), 'no token, no sending');
+  assert.ok(await page.getByTestId('ksef-token-save').isDisabled(), 'nothing typed, nothing to save');
+  assert.equal(await page.getByTestId('ksef-token-delete').count(), 0);
+  assert.equal(await text(page, '[data-testid="ksef-token-save"]'), 'Save token');
+  await page.screenshot({ path: join(out, 'ksef-token-absent.png'), fullPage: true });
+
+  await page.getByTestId('ksef-token-input').fill(KSEF_TOKEN);
+  await page.getByTestId('ksef-token-save').click();
+  await page.getByTestId('ksef-token-message').waitFor();
+  assert.match(await text(page, '[data-testid="ksef-token-message"]'), /KSeF token stored in the OS keychain \(…6d5e\)/);
+  assert.equal(await page.getByTestId('ksef-token-input').inputValue(), '');
+  assert.match(await text(page, '[data-testid="ksef-token-state"]'), /token in the OS keychain …6d5e/);
+  assert.equal(await text(page, '[data-testid="ksef-token-save"]'), 'Replace token');
+  assert.ok(!(await page.getByTestId('ksef-send').isDisabled()), 'a token: sending possible');
+  assert.ok(!(await page.content()).includes('6f1c0e7b9a2d'), 'the plaintext token must not stay in the page');
+  await page.screenshot({ path: join(out, 'ksef-token-stored.png'), fullPage: true });
+
+  // Replace; a pasted token with a line break is refused with the backend's message.
+  await page.getByTestId('ksef-token-input').fill('broken token');
+  await page.getByTestId('ksef-token-save').click();
+  await page.getByTestId('ksef-token-error').waitFor();
+  assert.match(await text(page, '[data-testid="ksef-token-error"]'), /paste it again as one line/);
+  assert.equal(await page.getByTestId('ksef-token-input').inputValue(), '');
+  const replacement = KSEF_TOKEN.replace('6d5e', '0f0f');
+  await page.getByTestId('ksef-token-input').fill(replacement);
+  await page.getByTestId('ksef-token-save').click();
+  await page.getByTestId('ksef-token-message').filter({ hasText: 'replaced' }).waitFor();
+  assert.match(await text(page, '[data-testid="ksef-token-message"]'), /replaced in the OS keychain \(…0f0f\)/);
+  assert.equal(await page.getByTestId('ksef-token-error').count(), 0);
+
+  // Delete asks first; Cancel deletes nothing.
+  await page.getByTestId('ksef-token-delete').click();
+  assert.match(await text(page, '[data-testid="ksef-token-confirm"]'), /Delete the KSeF token of seller NIP 1234563218/);
+  await page.screenshot({ path: join(out, 'ksef-token-delete-confirm.png'), fullPage: true });
+  await page.getByTestId('ksef-token-delete-cancel').click();
+  let calls = await page.evaluate(() => window.__calls.map((c) => c.cmd));
+  assert.ok(!calls.includes('ksef_token_delete'), 'cancel deletes nothing');
+  await page.getByTestId('ksef-token-delete').click();
+  await page.getByTestId('ksef-token-delete-confirm').click();
+  await page.getByTestId('ksef-token-state').filter({ hasText: 'no KSeF token stored' }).waitFor();
+  assert.match(await text(page, '[data-testid="ksef-token-message"]'), /deleted/);
+  calls = await page.evaluate(() => window.__calls);
+  assert.deepEqual(calls.filter((c) => c.cmd === 'ksef_token_set').map((c) => c.args), [
+    { token: KSEF_TOKEN }, { token: 'broken token' }, { token: replacement },
+  ]);
+  assert.equal(calls.filter((c) => c.cmd === 'ksef_token_delete').length, 1);
+});
+
+await test('ksef rows: accepted, correction, rejected with reason and fix, failed, processing, not issued', async (page) => {
+  await openKsef(page, 'billing');
+  await page.getByTestId('ksef-table').waitFor();
+  assert.equal(await text(page, '[data-testid="ksef-env"]'), 'KSeF test');
+  const badge = (n) => row(page, n).getByTestId('ksef-badge').innerText();
+  assert.equal(await badge('FV/2026/10/0001'), 'accepted');
+  assert.match(await row(page, 'FV/2026/10/0001').innerText(), /1234563218-20261103-0100001AF629-1C[\s\S]*received 2026-11-03 09:15 UTC/);
+  assert.match(await row(page, 'FV/2026/10/0001').innerText(), /1\u00a0584,18\u00a0PLN/);
+  // The correction says what it corrects, by number and KSeF number.
+  assert.equal(await badge('FK/2026/10/0001'), 'accepted');
+  assert.match(await row(page, 'FK/2026/10/0001').innerText(), /KOR/);
+  assert.match(await row(page, 'FK/2026/10/0001').getByTestId('ksef-corrects').innerText(),
+    /corrects FV\/2026\/09\/0001\s+KSeF 1234563218-20261002-0100002B1C44-7E/);
+  assert.match(await row(page, 'FK/2026/10/0001').innerText(), /-123,00\u00a0PLN/);
+  // The rejection: KSeF's code and words, its details, and what to do.
+  assert.equal(await badge('FV/2026/10/0002'), 'rejected');
+  assert.equal(await row(page, 'FV/2026/10/0002').getByTestId('ksef-rejection').innerText(), '440 Duplikat faktury');
+  assert.match(await row(page, 'FV/2026/10/0002').innerText(), /originalKsefNumber: 1234563218-20261015-0100003C2D55-4B/);
+  assert.match(await row(page, 'FV/2026/10/0002').getByTestId('ksef-fix').innerText(), /^What to do: KSeF already has .*invoice_number_format/);
+  assert.equal(await row(page, 'FV/2026/10/0002').getByTestId('ksef-upo').count(), 0);
+  assert.equal(await badge('FV/2026/10/0003'), 'send failed');
+  assert.match(await row(page, 'FV/2026/10/0003').getByTestId('ksef-row-error').innerText(), /did not answer within 30 s.*sending again is safe/);
+  assert.equal(await badge('FV/2026/10/0004'), 'sent · KSeF processing');
+  assert.match(await row(page, 'FV/2026/10/0004').innerText(), /310,50\u00a0USD/);
+  assert.equal(await badge('tiny'), 'not issued');
+  assert.match(await row(page, 'tiny').innerText(), /missing invoice data: NIP/);
+  await page.screenshot({ path: join(out, 'ksef-rows.png'), fullPage: true });
+  await page.getByTestId('ksef').screenshot({ path: join(out, 'ksef-panel.png') });
+});
+
+await test('ksef send: progress while running, then the summary and the reloaded rows', async (page) => {
+  await openKsef(page, 'billing');
+  await page.getByTestId('ksef-table').waitFor();
+  await page.getByTestId('ksef-send').click();
+  // The mock holds the send after the second invoice went out.
+  await page.getByTestId('ksef-progress').filter({ hasText: '1/3' }).waitFor();
+  assert.match(await text(page, '[data-testid="ksef-progress"]'), /Sending FV\/2026\/10\/0003/);
+  assert.equal(await page.locator('[data-testid="ksef-progress"] progress').getAttribute('max'), '3');
+  assert.ok(await page.getByTestId('ksef-send').isDisabled());
+  assert.equal(await text(page, '[data-testid="ksef-send"]'), 'Sending…');
+  await page.screenshot({ path: join(out, 'ksef-send-progress.png'), fullPage: true });
+  await page.waitForFunction(() => typeof window.__releaseKsefSend === 'function');
+  await page.evaluate(() => window.__releaseKsefSend());
+  await page.getByTestId('ksef-summary').waitFor();
+  assert.equal(await page.getByTestId('ksef-progress').count(), 0);
+  assert.match(await text(page, '[data-testid="ksef-summary"]'), /2 accepted, 1 rejected, 0 failed: see the rows below for what to do/);
+  await row(page, 'FV/2026/10/0003').getByTestId('ksef-badge').filter({ hasText: 'accepted' }).waitFor();
+  assert.equal(await row(page, 'FV/2026/10/0003').getByTestId('ksef-row-error').count(), 0);
+  assert.equal(await row(page, 'FV/2026/10/0004').getByTestId('ksef-badge').innerText(), 'accepted');
+  assert.equal(await row(page, 'FV/2026/10/0002').getByTestId('ksef-badge').innerText(), 'rejected');
+  const calls = await page.evaluate(() => window.__calls);
+  assert.deepEqual(calls.filter((c) => c.cmd === 'ksef_send').map((c) => c.args), [{ month: '2026-10', clientId: null }]);
+  const idx = calls.findIndex((c) => c.cmd === 'ksef_send');
+  assert.ok(calls.slice(idx + 1).some((c) => c.cmd === 'ksef_status' && c.args.month === '2026-10'), 'rows reloaded after the send');
+  await page.screenshot({ path: join(out, 'ksef-send-done.png'), fullPage: true });
+});
+
+await test('ksef UPO: saved into the month folder, or the folder given', async (page) => {
+  await openKsef(page, 'billing');
+  await page.getByTestId('ksef-table').waitFor();
+  await row(page, 'FV/2026/10/0001').getByTestId('ksef-upo').click();
+  await page.getByTestId('ksef-upo-message').waitFor();
+  assert.equal(await text(page, '[data-testid="ksef-upo-message"]'),
+    'Receipt (UPO) of FV/2026/10/0001 saved to /home/anna/mai-invoices/2026-10/UPO_1234563218-20261103-0100001AF629-1C.xml');
+  await page.getByTestId('export-dir').fill('/srv/faktury');
+  await row(page, 'FK/2026/10/0001').getByTestId('ksef-upo').click();
+  await page.getByTestId('ksef-upo-message').filter({ hasText: 'FK/2026/10/0001' }).waitFor();
+  assert.match(await text(page, '[data-testid="ksef-upo-message"]'), /saved to \/srv\/faktury\/UPO_1234563218-20261103-0100001AF62A-52\.xml/);
+  const upo = (await page.evaluate(() => window.__calls)).filter((c) => c.cmd === 'ksef_upo').map((c) => c.args);
+  assert.deepEqual(upo, [
+    { month: '2026-10', ksefNumber: '1234563218-20261103-0100001AF629-1C', outDir: null },
+    { month: '2026-10', ksefNumber: '1234563218-20261103-0100001AF62A-52', outDir: '/srv/faktury' },
+  ]);
+  await page.screenshot({ path: join(out, 'ksef-upo.png'), fullPage: true });
+});
+
+await test('ksef in a build without the KSeF client: clear messages, nothing breaks', async (page) => {
+  await openKsef(page, 'billing-ksef-unwired');
+  await page.getByTestId('ksef-status-error').waitFor();
+  assert.match(await text(page, '[data-testid="ksef-status-error"]'), /KSeF status unavailable: .*not available in this build yet/);
+  await page.getByTestId('ksef-send').click();
+  await page.getByTestId('ksef-send-error').waitFor();
+  assert.match(await text(page, '[data-testid="ksef-send-error"]'), /Send failed: sending invoices to KSeF is not available in this build yet.*nothing was sent/);
+  assert.equal(await page.getByTestId('ksef-progress').count(), 0);
+  assert.ok(!(await page.getByTestId('ksef-send').isDisabled()));
+  await page.screenshot({ path: join(out, 'ksef-unwired.png'), fullPage: true });
+});
+
+await test('ksef narrow window: the table scrolls inside its box, not the page', async (page) => {
+  await openKsef(page, 'billing');
+  await page.getByTestId('ksef-table').waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(overflow <= 0, `page overflows by ${overflow}px`);
+  await page.screenshot({ path: join(out, 'ksef-narrow.png'), fullPage: true });
+}, { width: 420, height: 800 });
+
 await test('narrow window: no page-level horizontal overflow, keyboard reaches everything', async (page) => {
   await page.goto(base);
   await page.getByTestId('row-acme').waitFor();

@@ -8,7 +8,8 @@
 //! - [`billing`] — mai-billing's report, invoice export and NBP invoice rate, with their
 //!   files found through the fleet file;
 //! - [`fleet`] — the fleet table and container actions;
-//! - [`privacy`] — one person's erasure and export (GDPR), audited.
+//! - [`privacy`] — one person's erasure and export (GDPR), audited;
+//! - [`ksef`] — the KSeF token (keychain, audited) and the month's invoices in KSeF.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub mod billing;
 pub mod dashboard;
 pub mod fleet;
 pub mod keys;
+pub mod ksef;
 pub mod privacy;
 pub mod sync;
 
@@ -36,6 +38,7 @@ pub use billing::{
 };
 pub use dashboard::{Breakdown, Dashboard, DayPoint, PlnRate};
 pub use keys::Rotation;
+pub use ksef::KsefConnection;
 pub use sync::{SyncOutcome, SyncProgress};
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +83,18 @@ pub enum OpsError {
     Privacy(String),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    #[error(
+        "KSeF is not configured in the fleet file {}: add a [ksef] section with \
+         environment = \"test\", \"demo\" or \"prd\" (see fleet.example.toml)",
+        .0.display()
+    )]
+    NoKsef(std::path::PathBuf),
+    /// A KSeF setting or argument that cannot be used; the message names it and the fix.
+    #[error("{0}")]
+    Ksef(String),
+    /// A KSeF action whose backend this build does not have yet; nothing was done.
+    #[error("{0} is not available in this build yet (not wired to the KSeF client); nothing was sent or changed")]
+    NotWired(&'static str),
 }
 
 pub struct Ops {

@@ -1,7 +1,8 @@
-//! maictl's finance commands: `nbp invoice-rate`, `billing`, `invoices`. They call the
-//! same `Ops` methods as the console's Billing view and find billing.toml, the console
-//! cache (the usage ledger) and the billing store through the fleet file; the flags here
-//! only override those paths.
+//! maictl's finance commands: `nbp invoice-rate`, `billing`, `invoices` (its KSeF
+//! subcommands `send` and `status` are in `ksef.rs`). They call the same `Ops` methods
+//! as the console's Billing view and find billing.toml, the console cache (the usage
+//! ledger) and the billing store through the fleet file; the flags here only override
+//! those paths.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -131,13 +132,17 @@ impl From<DialectArg> for CsvDialect {
     }
 }
 
-/// `maictl invoices`
+/// `maictl invoices`: without a subcommand, the export (`--month` and `--format`
+/// required); `send` and `status` are the month's invoices in KSeF.
 #[derive(Debug, Clone, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct InvoicesArgs {
-    #[arg(long)]
-    pub month: YearMonth,
-    #[arg(long, value_enum)]
-    pub format: FormatArg,
+    #[command(subcommand)]
+    pub cmd: Option<crate::ksef::InvoicesCmd>,
+    #[arg(long, required = true)]
+    pub month: Option<YearMonth>,
+    #[arg(long, value_enum, required = true)]
+    pub format: Option<FormatArg>,
     /// Only this client (org id).
     #[arg(long)]
     pub client: Option<String>,
@@ -193,9 +198,17 @@ pub async fn billing(ops: &Ops, a: &BillingArgs) -> Result<u8, OpsError> {
 }
 
 pub async fn invoices(ops: &Ops, a: &InvoicesArgs) -> Result<u8, OpsError> {
+    match &a.cmd {
+        Some(crate::ksef::InvoicesCmd::Send(s)) => return crate::ksef::send(ops, s).await,
+        Some(crate::ksef::InvoicesCmd::Status(s)) => return crate::ksef::status(ops, s).await,
+        None => {}
+    }
+    let (Some(month), Some(format)) = (a.month, a.format) else {
+        unreachable!("clap requires --month and --format without a subcommand")
+    };
     let req = InvoiceExportRequest {
-        month: a.month.to_string(),
-        format: a.format.into(),
+        month: month.to_string(),
+        format: format.into(),
         client: a.client.clone(),
         out_dir: a.out.clone(),
         dialect: a.dialect.into(),
@@ -206,7 +219,7 @@ pub async fn invoices(ops: &Ops, a: &InvoicesArgs) -> Result<u8, OpsError> {
     if a.json {
         println!("{}", json(&result));
     } else {
-        print!("{}", render_export(&result, a.month));
+        print!("{}", render_export(&result, month));
     }
     Ok(0)
 }

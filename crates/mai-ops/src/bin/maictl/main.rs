@@ -4,9 +4,11 @@
 //! finds its files through the fleet file; the argument parsing (clap) lives here only.
 //!
 //! Exit codes: 0 ok; 1 operation failed; 2 usage or fleet-file error;
-//! 3 partial (some clients failed, e.g. unreachable trackers); 4 keychain unavailable or locked.
+//! 3 partial (some clients failed, e.g. unreachable trackers; some invoices not accepted by
+//! KSeF); 4 keychain unavailable or locked.
 
 mod finance;
+mod ksef;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -82,8 +84,14 @@ enum Cmd {
     },
     /// Monthly billing report per client from the console cache.
     Billing(finance::BillingArgs),
-    /// Export invoices (CSV, PDF, KSeF FA(3)) for a month.
+    /// Export invoices (CSV, PDF, KSeF FA(3)) for a month; `invoices send` and
+    /// `invoices status`: the month's invoices in KSeF.
     Invoices(finance::InvoicesArgs),
+    /// KSeF settings of the seller: its KSeF token in the OS keychain.
+    Ksef {
+        #[command(subcommand)]
+        cmd: ksef::KsefCmd,
+    },
     /// One person's data on one client (GDPR): export (art. 15) or erase (art. 17).
     /// Audited in the console's audit.log (data_dir of the fleet file).
     Privacy {
@@ -179,7 +187,7 @@ enum KeysCmd {
 
 const EXIT_FAIL: u8 = 1;
 const EXIT_USAGE: u8 = 2;
-const EXIT_PARTIAL: u8 = 3;
+pub(crate) const EXIT_PARTIAL: u8 = 3;
 const EXIT_KEYCHAIN: u8 = 4;
 
 fn code_for(e: &OpsError) -> u8 {
@@ -188,7 +196,7 @@ fn code_for(e: &OpsError) -> u8 {
         OpsError::NoKeychain(_) | OpsError::Key(KeyError::Locked(_) | KeyError::Unavailable(_)) => {
             EXIT_KEYCHAIN
         }
-        OpsError::Key(KeyError::Invalid(_)) => EXIT_USAGE,
+        OpsError::Key(KeyError::Invalid(_)) | OpsError::NoKsef(_) | OpsError::Ksef(_) => EXIT_USAGE,
         OpsError::Privacy(m) if m.contains("pass --yes") || m.contains("user id or e-mail") => {
             EXIT_USAGE
         }
@@ -283,7 +291,7 @@ async fn privacy(ops: &Ops, cmd: PrivacyCmd) -> Result<u8, OpsError> {
     }
 }
 
-fn read_stdin_secret() -> anyhow::Result<String> {
+pub(crate) fn read_stdin_secret() -> anyhow::Result<String> {
     let mut s = String::new();
     std::io::stdin().read_to_string(&mut s)?;
     Ok(s.trim().to_string())
@@ -370,7 +378,11 @@ async fn main() -> ExitCode {
             cmd: NbpCmd::InvoiceRate(a),
         } => a.nbp.overrides(),
         Cmd::Billing(a) => a.files.overrides(),
-        Cmd::Invoices(a) => a.files.overrides(),
+        Cmd::Invoices(a) => match &a.cmd {
+            Some(sub) => sub.overrides(),
+            None => a.files.overrides(),
+        },
+        Cmd::Ksef { cmd } => cmd.overrides(),
         _ => Default::default(),
     };
     match run(&ops, cli.cmd).await {
@@ -598,6 +610,9 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
         } => finance::invoice_rate(ops, &a).await,
         Cmd::Billing(a) => finance::billing(ops, &a).await,
         Cmd::Invoices(a) => finance::invoices(ops, &a).await,
+        Cmd::Ksef {
+            cmd: ksef::KsefCmd::Token { cmd },
+        } => ksef::token(ops, &cmd).await,
         Cmd::Privacy { cmd } => privacy(ops, cmd).await,
         Cmd::Usage { client, json } => {
             let d = ops.dashboard(&client).await?;
