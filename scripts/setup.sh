@@ -24,6 +24,8 @@ PACKAGES=(
   gnome-keyring libsecret-tools
   # page tests, invoice checks, updater signatures, fonts with Polish glyphs
   chromium libxml2-utils poppler-utils minisign fonts-dejavu-core
+  # FA(3) schema check at run time (mai-billing: the libxml crate, bindings made by bindgen)
+  libxml2-dev libclang-dev
   # fleet: Docker engine, compose, SSH transport, a static busybox for images
   docker.io docker-compose openssh-server openssh-client busybox-static
   curl ca-certificates

@@ -38,8 +38,33 @@ pub struct SegmentUsage {
     pub models: Vec<ModelUsage>,
 }
 
-/// Usage of an earlier, already invoiced month that reached the ledger after its
-/// invoice was issued. It is billed on a later invoice, never by changing the old one.
+/// What becomes of usage that reaches the ledger after KSeF accepted its month's invoice
+/// (billing file `late_usage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LateUsage {
+    /// A correction invoice (KOR) of that month's invoice: what art. 106j asks for.
+    #[default]
+    Correction,
+    /// A carry-over line on the client's next invoice. The usage is then taxed in the
+    /// period of that invoice, not in the month it belongs to.
+    Carry,
+}
+
+/// What becomes of a month whose amounts round to 0.00 (billing file `zero_month`): no
+/// invoice is issued for it either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ZeroMonth {
+    /// Its usage goes onto the client's next invoice as a carry-over line.
+    #[default]
+    Carry,
+    /// Its usage is never billed.
+    Waive,
+}
+
+/// Usage of an earlier month billed on a later invoice: a zero month's usage, or (with
+/// `late_usage = "carry"`) usage that reached the ledger after its month's invoice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CarryOver {
     pub month: YearMonth,
@@ -257,11 +282,19 @@ pub fn price(input: &PriceInput<'_>) -> Result<Statement, mai_core::usage::Overf
         let exact = c.raw_cost_usd * c.markup;
         lines.push(InvoiceLine {
             no: 0,
-            description: format!(
-                "Usługi dostępu do modeli AI — {}: użycie zaksięgowane po wystawieniu faktury {}",
-                month_name_pl(c.month),
-                c.after_invoices.join(", ")
-            ),
+            description: if c.after_invoices.is_empty() {
+                // A zero month: no invoice of its own to name.
+                format!(
+                    "Usługi dostępu do modeli AI — {}: zużycie miesiąca o wartości poniżej 0,01, niefakturowane osobno",
+                    month_name_pl(c.month)
+                )
+            } else {
+                format!(
+                    "Usługi dostępu do modeli AI — {}: użycie zaksięgowane po wystawieniu faktury {}",
+                    month_name_pl(c.month),
+                    c.after_invoices.join(", ")
+                )
+            },
             model: None,
             usage_month: c.month,
             period_from: c.month.first_day(),

@@ -34,6 +34,15 @@ pub struct BillingConfig {
     /// Invoice number template, e.g. `FV/{yyyy}/{mm}/{seq:04}`.
     #[serde(default = "default_number_format")]
     pub invoice_number_format: String,
+    /// Number template of correction invoices (KOR), a series of their own.
+    #[serde(default = "default_correction_number_format")]
+    pub correction_number_format: String,
+    /// Usage arriving after KSeF accepted its month's invoice: `correction` or `carry`.
+    #[serde(default)]
+    pub late_usage: crate::compute::LateUsage,
+    /// A month whose amounts round to 0.00: `carry` its usage or `waive` it.
+    #[serde(default)]
+    pub zero_month: crate::compute::ZeroMonth,
     /// Days from the issue date to the payment due date.
     #[serde(default = "default_payment_days")]
     pub payment_days: u32,
@@ -54,6 +63,9 @@ pub struct BillingConfig {
 
 fn default_number_format() -> String {
     "FV/{yyyy}/{mm}/{seq:04}".into()
+}
+fn default_correction_number_format() -> String {
+    "KOR/{yyyy}/{mm}/{seq:04}".into()
 }
 fn default_payment_days() -> u32 {
     14
@@ -287,6 +299,13 @@ impl BillingConfig {
         check_number_format_year(&self.invoice_number_format)
             .map_err(|e| format!("invoice_number_format {e}"))?;
         self.fees.check(&self.clients)?;
+        NumberFormat::parse(&self.correction_number_format)
+            .map_err(|e| format!("correction_number_format: {e}"))?;
+        check_number_format_year(&self.correction_number_format)
+            .map_err(|e| format!("correction_number_format {e}"))?;
+        if self.correction_number_format == self.invoice_number_format {
+            return Err("correction_number_format must differ from invoice_number_format: corrections are a numbering series of their own (default KOR/{yyyy}/{mm}/{seq:04})".into());
+        }
         let mut seen = std::collections::BTreeSet::new();
         for c in &self.clients {
             if !seen.insert(c.org_id.as_str()) {

@@ -3,17 +3,25 @@
 //! Per client and month: raw OpenRouter cost (USD, from the ledger), markup segments,
 //! net, VAT, gross, PLN at the legal NBP rate (art. 31a: table A mid of the last working
 //! day before the tax point), profit, usage counts; invoice numbering; CSV, PDF and KSeF
-//! FA(3) exports. Pure pricing lives in [`compute`]; [`report`] reads the ledger and the
-//! store; [`service`] adds the NBP client. Front ends (the console, `maictl`) reach it
-//! through mai-ops' `Ops`, which finds its files through the fleet file.
+//! FA(3) exports. Pure pricing lives in [`compute`] and [`correction`]; [`report`] reads
+//! the ledger and the store; [`service`] adds the NBP client. Front ends (the console,
+//! `maictl`) reach it through mai-ops' `Ops`, which finds its files through the fleet file.
+//!
+//! Since KSeF an invoice is issued only once KSeF accepted it (art. 106na): billing
+//! prepares invoices (number reserved after the FA(3) schema check, XML stored) with
+//! [`Billing::prepare_for_ksef`], the KSeF client sends the stored bytes, and the store
+//! records what KSeF said ([`BillingStore::record_sent`], `record_accepted`,
+//! `record_duplicate`, `record_rejected`). This crate does not talk to KSeF itself.
 
 pub mod compute;
 pub mod config;
+pub mod correction;
 pub mod export;
 pub mod fees;
 pub mod nip;
 pub mod numbering;
 pub mod report;
+pub mod schema;
 pub mod service;
 pub mod store;
 pub mod validate;
@@ -23,11 +31,21 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use mai_core::time::YearMonth;
 
-pub use compute::{Amounts, InvoiceLine, Statement, UnconfirmedEvent};
+pub use compute::{Amounts, InvoiceLine, LateUsage, Statement, UnconfirmedEvent, ZeroMonth};
 pub use config::{BillingConfig, ClientBilling, LineMode, Seller, VatTreatment};
-pub use report::{ClientRow, InvoiceRates, MonthReport, RowStatus};
-pub use service::{Billing, ExportFormat, ExportProgress, ExportRequest, ExportSummary};
-pub use store::{BillingStore, IssuedInvoice};
+pub use correction::{CorrectedInvoice, Correction, CorrectionEffect};
+pub use report::{
+    ClientProblem, ClientRow, InvoiceRates, MonthReport, NotIssued, PrepareOutcome, ReadyInvoice,
+    RowStatus,
+};
+pub use schema::SchemaIssue;
+pub use service::{
+    Billing, ExportFormat, ExportProgress, ExportRequest, ExportSummary, PrepareRequest,
+};
+pub use store::{
+    BillingStore, InvoiceKind, InvoiceStatusRow, IssuedInvoice, KsefAcceptance, KsefDuplicate,
+    KsefEvent, KsefInfo, KsefRejection, KsefState, KsefSubmission, ZeroMonthRecord,
+};
 
 /// Errors of billing. Each says what failed, on which input, and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -58,8 +76,8 @@ pub enum BillingError {
         today: NaiveDate,
     },
     #[error(
-        "client `{org_id}` already has invoice {number} for {month}; issued invoices are frozen — \
-         late usage goes onto the next month's invoice"
+        "client `{org_id}` already has invoice {number} for {month}; an invoice is never replaced — \
+         late usage is corrected by a correction invoice (or carried, with late_usage = \"carry\")"
     )]
     AlreadyIssued {
         org_id: String,
@@ -92,4 +110,20 @@ pub enum BillingError {
     },
     #[error("{0}")]
     InvalidData(String),
+    #[error("no invoice {number} in the billing store; `ksef_status` lists the month's invoices")]
+    UnknownInvoice { number: String },
+    /// A KSeF answer that does not fit the invoice's state; nothing was recorded.
+    #[error("invoice {number}: {detail}")]
+    KsefState { number: String, detail: String },
+    /// The invoice would not pass KSeF's file and FA(3) schema checks; no number was taken.
+    #[error(
+        "client `{org_id}`: invoice {number} would be refused by KSeF's FA(3) schema check, so no number was taken: {}",
+        issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("; ")
+    )]
+    InvoiceInvalid {
+        org_id: String,
+        /// The number it would have had.
+        number: String,
+        issues: Vec<crate::schema::SchemaIssue>,
+    },
 }

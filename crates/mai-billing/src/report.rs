@@ -1,8 +1,12 @@
-//! A month's billing across clients, and issuing its invoices (sync: ledger + store).
+//! A month's billing across clients, and preparing its invoices for KSeF (sync: ledger +
+//! store).
 //!
-//! Open month → provisional numbers. Closed month → a client with an issued invoice shows
-//! the frozen invoice; usage that reached the ledger later is reported as `late_usage_usd`
-//! and billed as a carry-over line on the client's next invoice.
+//! Open month → provisional numbers. Closed month → a client whose invoice KSeF accepted
+//! shows the month as it stands in law (the invoice, or its latest accepted correction);
+//! usage that reached the ledger later is reported as `late_usage_usd` and becomes a
+//! correction invoice (KOR) of that invoice, or, with `late_usage = "carry"`, a carry-over
+//! line on the client's next invoice. [`prepare_month`] turns a closed month into what
+//! must go to KSeF now.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,11 +20,17 @@ use mai_core::usage::Totals;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::compute::{price, CarryOver, ModelUsage, PriceInput, SegmentUsage, Statement};
+use crate::compute::{
+    price, CarryOver, LateUsage, ModelUsage, PriceInput, SegmentUsage, Statement, ZeroMonth,
+};
 use crate::config::{BillingConfig, ClientBilling};
 use crate::fees::{byok_share, client_profit, margin_percent, ClientProfit};
+use crate::correction::CorrectedInvoice;
 use crate::numbering::NumberFormat;
-use crate::store::{BillingStore, IssuedInvoice, NewInvoice};
+use crate::schema::SchemaIssue;
+use crate::store::{
+    BillingStore, InvoiceKind, IssuedInvoice, KsefState, NewInvoice, ZeroMonthRecord,
+};
 use crate::BillingError;
 
 /// The NBP rates a month is converted at (both of the invoice kind: table A).
@@ -55,6 +65,17 @@ pub struct ClientRow {
     /// Fees, profit after fees and margins (with the statement; `None` without one).
     #[serde(default)]
     pub profit: Option<ClientProfit>,
+    /// Where the month's VAT invoice is in KSeF (`None`: no number reserved yet). The
+    /// status is `Issued` only once KSeF accepted it (or for an invoice from before KSeF).
+    #[serde(default)]
+    pub ksef_state: Option<KsefState>,
+    /// Correction invoices of this month, any state, oldest first.
+    #[serde(default)]
+    pub corrections: Vec<String>,
+    /// The month's amounts round to 0.00: it is not invoiced (status `NoUsage`) and its
+    /// usage is carried or waived per the billing file's `zero_month`.
+    #[serde(default)]
+    pub zero_amounts: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,38 +234,117 @@ pub fn read_month(
     Ok(out)
 }
 
-/// What the org's issued invoices billed per usage month: (raw USD, requests, numbers).
-fn billed_by_month(invoices: &[IssuedInvoice]) -> BTreeMap<YearMonth, (Decimal, u64, Vec<String>)> {
-    let mut out: BTreeMap<YearMonth, (Decimal, u64, Vec<String>)> = BTreeMap::new();
-    for inv in invoices {
-        // A month is "invoiced" once its own invoice exists, even if it had no lines.
-        out.entry(inv.statement.month)
-            .or_insert_with(|| (Decimal::ZERO, 0, Vec::new()));
-        for l in &inv.statement.lines {
-            let e = out
-                .entry(l.usage_month)
-                .or_insert_with(|| (Decimal::ZERO, 0, Vec::new()));
-            e.0 += l.raw_cost_usd;
-            e.1 += l.requests;
-            if !e.2.contains(&inv.number) {
-                e.2.push(inv.number.clone());
-            }
-        }
-    }
-    out
+/// A client's invoices grouped for billing: VAT invoices (any state) and corrections.
+pub struct OrgInvoices {
+    pub vat: Vec<IssuedInvoice>,
+    pub kor: Vec<IssuedInvoice>,
+    pub zero: Vec<ZeroMonthRecord>,
 }
 
-/// Late usage of invoiced months before `before`, to bill on the next invoice.
+impl OrgInvoices {
+    pub fn load(store: &BillingStore, org: &str) -> Result<Self, BillingError> {
+        let (kor, vat) = store
+            .invoices_for_org(org)?
+            .into_iter()
+            .partition(|i| i.kind == InvoiceKind::Kor);
+        Ok(Self {
+            vat,
+            kor,
+            zero: store.zero_months(org)?,
+        })
+    }
+
+    /// The month's VAT invoice, in whatever state.
+    pub fn vat_for(&self, month: YearMonth) -> Option<&IssuedInvoice> {
+        self.vat.iter().find(|i| i.statement.month == month)
+    }
+
+    /// Corrections of the month, oldest first.
+    pub fn corrections_of(&self, month: YearMonth) -> impl Iterator<Item = &IssuedInvoice> {
+        self.kor.iter().filter(move |k| k.statement.month == month)
+    }
+
+    /// The month as it stands in law: the "after" of its latest accepted correction, else
+    /// the invoice itself; with the numbers of the accepted corrections folded in.
+    pub fn latest_state<'a>(&'a self, vat: &'a IssuedInvoice) -> (&'a Statement, Vec<String>) {
+        let accepted: Vec<&IssuedInvoice> = self
+            .corrections_of(vat.statement.month)
+            .filter(|k| k.state() == Some(KsefState::Accepted))
+            .collect();
+        let statement = accepted
+            .last()
+            .map(|k| &k.statement)
+            .unwrap_or(&vat.statement);
+        (
+            statement,
+            accepted.iter().map(|k| k.number.clone()).collect(),
+        )
+    }
+
+    fn zero_month(&self, month: YearMonth) -> Option<&ZeroMonthRecord> {
+        self.zero.iter().find(|z| z.month == month)
+    }
+
+    /// What the invoices billed per usage month: (raw USD, requests, invoice numbers).
+    /// Each VAT invoice counts with its latest accepted state; `except` is left out (the
+    /// invoice being rendered again). A zero month counts with what it waived.
+    fn billed_by_month(
+        &self,
+        except: Option<&str>,
+    ) -> BTreeMap<YearMonth, (Decimal, u64, Vec<String>)> {
+        let mut out: BTreeMap<YearMonth, (Decimal, u64, Vec<String>)> = BTreeMap::new();
+        for inv in self
+            .vat
+            .iter()
+            .filter(|i| Some(i.number.as_str()) != except)
+        {
+            // A month is "invoiced" once its own invoice exists, even if it had no lines.
+            out.entry(inv.statement.month)
+                .or_insert_with(|| (Decimal::ZERO, 0, Vec::new()));
+            let (statement, _) = self.latest_state(inv);
+            for l in &statement.lines {
+                let e = out
+                    .entry(l.usage_month)
+                    .or_insert_with(|| (Decimal::ZERO, 0, Vec::new()));
+                e.0 += l.raw_cost_usd;
+                e.1 += l.requests;
+                if !e.2.contains(&inv.number) {
+                    e.2.push(inv.number.clone());
+                }
+            }
+        }
+        for z in &self.zero {
+            let e = out
+                .entry(z.month)
+                .or_insert_with(|| (Decimal::ZERO, 0, Vec::new()));
+            if z.decision == ZeroMonth::Waive {
+                e.0 += z.raw_cost_usd;
+                e.1 += z.requests;
+            }
+        }
+        out
+    }
+}
+
+/// Usage of earlier months to bill on the invoice of `before`: the usage of zero months,
+/// and, with `late_usage = "carry"`, what reached the ledger after a month's invoice.
+/// `except`: an invoice being rendered again, whose own carry-over lines are recomputed.
 pub fn carry_overs(
     ledger: &Ledger,
     org: &str,
-    invoices: &[IssuedInvoice],
+    invoices: &OrgInvoices,
     before: YearMonth,
     schedule: &MarkupSchedule,
+    late_usage: LateUsage,
+    except: Option<&str>,
 ) -> Result<Vec<CarryOver>, BillingError> {
     let mut out = Vec::new();
-    for (m, (billed, billed_req, numbers)) in billed_by_month(invoices) {
+    for (m, (billed, billed_req, numbers)) in invoices.billed_by_month(except) {
         if m >= before {
+            continue;
+        }
+        let zero = invoices.vat_for(m).is_none() && invoices.zero_month(m).is_some();
+        if !zero && late_usage == LateUsage::Correction {
             continue;
         }
         let now = ledger.range(org, m.first_day(), m.last_day())?;
@@ -260,6 +360,46 @@ pub fn carry_overs(
         }
     }
     Ok(out)
+}
+
+/// The month of one client priced from the ledger now (zero months and carried usage of
+/// earlier months included); `except` as for [`carry_overs`].
+#[allow(clippy::too_many_arguments)]
+fn fresh_statement(
+    cfg: &BillingConfig,
+    ledger: &Ledger,
+    client: &ClientBilling,
+    invoices: &OrgInvoices,
+    month: YearMonth,
+    rates: &InvoiceRates,
+    except: Option<&str>,
+) -> Result<Statement, BillingError> {
+    let segments = read_month(ledger, &client.org_id, month, &client.markup)?;
+    let carry = carry_overs(
+        ledger,
+        &client.org_id,
+        invoices,
+        month,
+        &client.markup,
+        cfg.late_usage,
+        except,
+    )?;
+    Ok(price(&PriceInput {
+        org_id: &client.org_id,
+        month,
+        segments,
+        carry_over: carry,
+        currency: client.currency,
+        vat: client.vat,
+        line_mode: client.lines,
+        usd_rate: &rates.usd,
+        hosting: hosting_for(cfg, client, rates),
+    })?)
+}
+
+/// Amounts that round to 0.00 in the invoice currency: nothing to invoice.
+pub fn is_zero(s: &Statement) -> bool {
+    s.amounts.net.is_zero() && s.amounts.gross.is_zero()
 }
 
 fn hosting_for<'a>(
@@ -290,7 +430,6 @@ pub fn build_report(
     only: Option<&str>,
 ) -> Result<MonthReport, BillingError> {
     let provisional = today <= month.last_day();
-    let issued_this_month = store.invoices_for_month(month)?;
     let mut rows = Vec::new();
     for org in all_orgs(cfg, ledger)? {
         if only.is_some_and(|o| o != org) {
@@ -306,45 +445,50 @@ pub fn build_report(
             missing.insert(0, "an entry in the fleet file ([[clients]] id = …)".into());
         }
         let usage = ledger.range(&org, month.first_day(), month.last_day())?;
-        let org_invoices = store.invoices_for_org(&org)?;
-        let issued = issued_this_month
-            .iter()
-            .find(|i| i.statement.org_id == org && i.kind == "VAT");
-        let (statement, status, number, late) = if let Some(inv) = issued {
-            let billed = billed_by_month(&org_invoices)
+        let invoices = OrgInvoices::load(store, &org)?;
+        let corrections: Vec<String> = invoices
+            .corrections_of(month)
+            .map(|k| k.number.clone())
+            .collect();
+        let vat = invoices.vat_for(month);
+        let mut zero_amounts = false;
+        let (statement, status, number, late, ksef_state) = if let Some(inv) = vat {
+            let billed = invoices
+                .billed_by_month(None)
                 .get(&month)
                 .map(|b| b.0)
                 .unwrap_or_default();
             let late = (usage.cost_usd - billed).normalize();
+            let state = inv.state();
+            let (statement, status) = if inv.is_issued() {
+                (invoices.latest_state(inv).0.clone(), RowStatus::Issued)
+            } else {
+                // Numbered, not an invoice until KSeF accepts it.
+                (inv.statement.clone(), RowStatus::ReadyToIssue)
+            };
             (
-                Some(inv.statement.clone()),
-                RowStatus::Issued,
+                Some(statement),
+                status,
                 Some(inv.number.clone()),
                 late,
+                state,
             )
         } else {
             let st = match &rates {
-                Ok(r) => {
-                    let segments = read_month(ledger, &org, month, &client.markup)?;
-                    let carry = carry_overs(ledger, &org, &org_invoices, month, &client.markup)?;
-                    Some(price(&PriceInput {
-                        org_id: &org,
-                        month,
-                        segments,
-                        carry_over: carry,
-                        currency: client.currency,
-                        vat: client.vat,
-                        line_mode: client.lines,
-                        usd_rate: &r.usd,
-                        hosting: hosting_for(cfg, &client, r),
-                    })?)
-                }
+                Ok(r) => Some(fresh_statement(
+                    cfg, ledger, &client, &invoices, month, r, None,
+                )?),
                 Err(_) => None,
             };
-            let nothing = st
-                .as_ref()
-                .map(|s| s.lines.is_empty())
-                .unwrap_or(usage.requests == 0 && usage.cost_usd.is_zero());
+            zero_amounts = invoices.zero_month(month).is_some()
+                || st
+                    .as_ref()
+                    .is_some_and(|s| !s.lines.is_empty() && is_zero(s));
+            let nothing = zero_amounts
+                || st
+                    .as_ref()
+                    .map(|s| s.lines.is_empty())
+                    .unwrap_or(usage.requests == 0 && usage.cost_usd.is_zero());
             let status = if provisional {
                 RowStatus::Provisional
             } else if nothing {
@@ -354,7 +498,7 @@ pub fn build_report(
             } else {
                 RowStatus::ReadyToIssue
             };
-            (st, status, None, Decimal::ZERO)
+            (st, status, None, Decimal::ZERO, None)
         };
         // An org that is only in the ledger and idle this month is noise, not a client row.
         if !configured && usage.requests == 0 && usage.cost_usd.is_zero() && number.is_none() {
@@ -375,6 +519,9 @@ pub fn build_report(
             late_usage_usd: late,
             missing,
             profit: None,
+            ksef_state,
+            corrections,
+            zero_amounts,
         });
     }
     let fees_basis = apply_fees(cfg, ledger, month, &mut rows)?;
@@ -500,15 +647,6 @@ pub struct Skipped {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IssueOutcome {
-    /// Issued by this call.
-    pub issued: Vec<IssuedInvoice>,
-    /// Issued earlier (unchanged).
-    pub existing: Vec<IssuedInvoice>,
-    pub skipped: Vec<Skipped>,
-}
-
 /// The provisional events of `month` per client of `orgs` (clients without any left out).
 pub fn unconfirmed_events(
     ledger: &Ledger,
@@ -577,22 +715,199 @@ pub fn check_unconfirmed(
     })
 }
 
-/// Issues the month's invoices that are not issued yet (all clients, or `only`).
-/// Clients with missing data are skipped with the reason; the rest are issued. A month
-/// with unconfirmed events for a client to invoice is refused unless `allow_unconfirmed`
-/// (see [`check_unconfirmed`]); then each invoice lists its own.
+/// Why an invoice is handed out to be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadyReason {
+    /// Prepared by this call: its number was reserved now.
+    New,
+    /// Prepared earlier, no verdict recorded: the same bytes again. If KSeF got them the
+    /// first time (a lost answer), it answers 440 → `BillingStore::record_duplicate`.
+    Unsent,
+    /// KSeF rejected it; rendered again from the fixed data under the same number.
+    AfterRejection,
+}
+
+/// An invoice to send to KSeF: exactly `xml`, the bytes the store keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadyInvoice {
+    pub number: String,
+    pub org_id: String,
+    /// The month billed (a correction's: the corrected month).
+    pub month: YearMonth,
+    pub kind: InvoiceKind,
+    pub issue_date: NaiveDate,
+    pub why: ReadyReason,
+    /// The invoice a correction corrects (its KSeF number: `hashOfCorrectedInvoice` and
+    /// the like are the KSeF client's business).
+    pub corrects: Option<CorrectedInvoice>,
+    /// SHA-256 (hex) of `xml`.
+    pub xml_sha256: String,
+    pub xml: Vec<u8>,
+}
+
+/// A client with nothing to send, and why (no usage, amounts round to 0.00, month open).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotIssued {
+    pub org_id: String,
+    pub reason: String,
+    /// Set when the month was not invoiced because its amounts round to 0.00.
+    pub zero_month: Option<ZeroMonthRecord>,
+}
+
+/// A client whose invoice cannot be prepared until its data is fixed; no number was taken
+/// (or, for a rejected invoice, it keeps the one it has).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientProblem {
+    pub org_id: String,
+    pub kind: InvoiceKind,
+    /// The invoice's number if it has one (rejected), else the number it would have had.
+    pub number: Option<String>,
+    /// One sentence per problem: what, where, how to fix.
+    pub messages: Vec<String>,
+    /// The schema's complaints, located (empty for missing data).
+    pub issues: Vec<SchemaIssue>,
+}
+
+/// What a month needs from KSeF now ([`prepare_month`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrepareOutcome {
+    pub month: Option<YearMonth>,
+    /// To send: the month's invoices, corrections due (any month), re-sends.
+    pub ready: Vec<ReadyInvoice>,
+    /// Sent, waiting for KSeF's verdict (poll their status).
+    pub awaiting: Vec<String>,
+    /// The month's invoices KSeF accepted before (or issued before KSeF).
+    pub issued: Vec<String>,
+    pub not_issued: Vec<NotIssued>,
+    pub problems: Vec<ClientProblem>,
+}
+
+/// Renders the FA(3) XML and checks it as KSeF would; any refusal is a client problem
+/// ([`BillingError::InvoiceInvalid`]), raised before the store reserves the number.
+fn render_checked(inv: &IssuedInvoice) -> Result<Vec<u8>, BillingError> {
+    let invalid = |issues| BillingError::InvoiceInvalid {
+        org_id: inv.statement.org_id.clone(),
+        number: inv.number.clone(),
+        issues,
+    };
+    let xml = match crate::export::ksef::render(inv) {
+        Ok(x) => x,
+        Err(BillingError::InvalidData(detail)) => {
+            return Err(invalid(vec![SchemaIssue {
+                line: None,
+                element: None,
+                message: detail,
+                fix: "correct the client's entry in the fleet file or the billing file".into(),
+            }]))
+        }
+        Err(e) => return Err(e),
+    };
+    let issues = crate::schema::validate(xml.as_bytes())?;
+    if !issues.is_empty() {
+        return Err(invalid(issues));
+    }
+    Ok(xml.into_bytes())
+}
+
+fn ready(
+    store: &BillingStore,
+    inv: &IssuedInvoice,
+    why: ReadyReason,
+) -> Result<ReadyInvoice, BillingError> {
+    let xml = store
+        .xml(&inv.number)?
+        .ok_or_else(|| BillingError::KsefState {
+            number: inv.number.clone(),
+            detail: "no XML is stored for it".into(),
+        })?;
+    Ok(ReadyInvoice {
+        number: inv.number.clone(),
+        org_id: inv.statement.org_id.clone(),
+        month: inv.statement.month,
+        kind: inv.kind,
+        issue_date: inv.issue_date,
+        why,
+        corrects: inv.correction.as_ref().map(|c| c.corrected.clone()),
+        xml_sha256: crate::store::sha256_hex(&xml),
+        xml,
+    })
+}
+
+fn problem(kind: InvoiceKind, e: BillingError) -> Result<ClientProblem, BillingError> {
+    match e {
+        BillingError::InvoiceInvalid {
+            org_id,
+            number,
+            issues,
+        } => Ok(ClientProblem {
+            messages: issues
+                .iter()
+                .map(|i| format!("client `{org_id}`, invoice {number}: {i}"))
+                .collect(),
+            org_id,
+            kind,
+            number: Some(number),
+            issues,
+        }),
+        other => Err(other),
+    }
+}
+
+impl PrepareOutcome {
+    /// Files an invoice that already has a number under what it needs now.
+    fn existing(&mut self, store: &BillingStore, inv: &IssuedInvoice) -> Result<(), BillingError> {
+        match inv.state() {
+            Some(KsefState::Prepared) => self.ready.push(ready(store, inv, ReadyReason::Unsent)?),
+            Some(KsefState::Sent) => self.awaiting.push(inv.number.clone()),
+            Some(KsefState::Accepted | KsefState::Legacy) => self.issued.push(inv.number.clone()),
+            // Rendered again by the caller.
+            Some(KsefState::Rejected) | None => {}
+        }
+        Ok(())
+    }
+
+    fn prepared(
+        &mut self,
+        store: &BillingStore,
+        kind: InvoiceKind,
+        result: Result<IssuedInvoice, BillingError>,
+        why: ReadyReason,
+    ) -> Result<(), BillingError> {
+        match result {
+            Ok(inv) => self.ready.push(ready(store, &inv, why)?),
+            Err(BillingError::AlreadyIssued { number, .. }) => {
+                // Another preparation numbered it meanwhile: take that one as it is.
+                if let Some(inv) = store.get(&number)? {
+                    self.existing(store, &inv)?;
+                }
+            }
+            Err(e) => self.problems.push(problem(kind, e)?),
+        }
+        Ok(())
+    }
+}
+
+/// Prepares what `month` needs from KSeF: each client's VAT invoice (new: checked, then
+/// numbered and stored; prepared earlier: handed out again as stored; rejected: rendered
+/// again from the current data under its number), the corrections due for any month whose
+/// invoice KSeF accepted (see [`crate::correction`]) and the re-sends of rejected
+/// corrections. A month whose amounts round to 0.00 is recorded as a zero month and not
+/// numbered. `rates` (table A for the month's invoices) is needed only when a VAT invoice
+/// is rendered. Unconfirmed usage of a client to render refuses the whole call unless
+/// `allow_unconfirmed` (see [`check_unconfirmed`]).
 #[allow(clippy::too_many_arguments)]
-pub fn issue_month(
+pub fn prepare_month(
     cfg: &BillingConfig,
     ledger: &Ledger,
     store: &mut BillingStore,
     month: YearMonth,
     issue_date: NaiveDate,
     today: NaiveDate,
-    rates: &InvoiceRates,
+    rates: Option<&InvoiceRates>,
     only: Option<&str>,
     allow_unconfirmed: bool,
-) -> Result<IssueOutcome, BillingError> {
+) -> Result<PrepareOutcome, BillingError> {
     if today <= month.last_day() {
         return Err(BillingError::MonthOpen {
             month,
@@ -606,80 +921,308 @@ pub fn issue_month(
             month.last_day()
         )));
     }
-    let expected_ref = mai_core::nbp::invoice_reference_date(month.last_day(), issue_date);
-    if rates.usd.reference_date != expected_ref || rates.usd.code != "USD" {
-        return Err(BillingError::InvalidData(format!(
-            "the USD rate given is for reference date {} but invoices for {month} issued on {issue_date} need {expected_ref}",
-            rates.usd.reference_date
-        )));
+    if let Some(rates) = rates {
+        let expected_ref = mai_core::nbp::invoice_reference_date(month.last_day(), issue_date);
+        if rates.usd.reference_date != expected_ref || rates.usd.code != "USD" {
+            return Err(BillingError::InvalidData(format!(
+                "the USD rate given is for reference date {} but invoices for {month} issued on {issue_date} need {expected_ref}",
+                rates.usd.reference_date
+            )));
+        }
     }
-    let format = NumberFormat::parse(&cfg.invoice_number_format)
+    let vat_format = NumberFormat::parse(&cfg.invoice_number_format)
         .map_err(|e| BillingError::InvalidData(format!("invoice_number_format: {e}")))?;
-    let report = build_report(cfg, ledger, store, month, today, Ok(rates), only)?;
-    let to_issue: Vec<&str> = report
+    let kor_format = NumberFormat::parse(&cfg.correction_number_format)
+        .map_err(|e| BillingError::InvalidData(format!("correction_number_format: {e}")))?;
+    let due_date = issue_date + Days::new(u64::from(cfg.payment_days));
+    let report = build_report(
+        cfg,
+        ledger,
+        store,
+        month,
+        today,
+        rates.ok_or_else(|| "not fetched".to_string()),
+        only,
+    )?;
+    let to_render: Vec<&str> = report
         .clients
         .iter()
-        .filter(|r| r.status == RowStatus::ReadyToIssue)
+        .filter(|r| {
+            (r.ksef_state.is_none() && r.status == RowStatus::ReadyToIssue)
+                || r.ksef_state == Some(KsefState::Rejected)
+        })
         .map(|r| r.org_id.as_str())
         .collect();
-    let mut unconfirmed = unconfirmed_events(ledger, month, &to_issue)?;
+    let needs_rates = || {
+        BillingError::InvalidData(format!(
+            "internal error: invoices of {month} must be rendered but no NBP rate was fetched"
+        ))
+    };
+    if !to_render.is_empty() && rates.is_none() {
+        return Err(needs_rates());
+    }
+    let mut unconfirmed = unconfirmed_events(ledger, month, &to_render)?;
     check_unconfirmed(month, &unconfirmed, allow_unconfirmed)?;
-    let mut out = IssueOutcome::default();
-    for row in report.clients {
-        match row.status {
-            RowStatus::Issued => {
-                if let Some(n) = &row.invoice_number {
-                    if let Some(inv) = store.get(n)? {
-                        out.existing.push(inv);
-                    }
-                }
-            }
-            RowStatus::NoUsage => out.skipped.push(Skipped {
-                org_id: row.org_id,
-                reason: "no usage to bill this month".into(),
-            }),
-            RowStatus::MissingData => out.skipped.push(Skipped {
-                org_id: row.org_id,
-                reason: format!("missing invoice data: {}", row.missing.join("; ")),
-            }),
-            // Cannot happen for a closed month (checked above); never issue from it.
-            RowStatus::Provisional => out.skipped.push(Skipped {
-                org_id: row.org_id,
-                reason: format!("{month} is still open"),
-            }),
-            RowStatus::ReadyToIssue => {
-                let Some(mut statement) = row.statement else {
-                    continue;
-                };
-                statement.unconfirmed = unconfirmed.remove(&row.org_id).unwrap_or_default();
-                let buyer = cfg.client(&row.org_id).cloned().ok_or_else(|| {
-                    BillingError::InvalidData(format!(
-                        "client {} vanished from the config",
-                        row.org_id
-                    ))
+
+    let mut out = PrepareOutcome {
+        month: Some(month),
+        ..PrepareOutcome::default()
+    };
+    for row in &report.clients {
+        let org = row.org_id.as_str();
+        if let Some(number) = &row.invoice_number {
+            let inv = store
+                .get(number)?
+                .ok_or_else(|| BillingError::UnknownInvoice {
+                    number: number.clone(),
                 })?;
-                let issued = store.issue(
-                    &format,
+            if inv.state() != Some(KsefState::Rejected) {
+                out.existing(store, &inv)?;
+                continue;
+            }
+            // Rejected: KSeF never registered it; the operator fixed the data.
+            let Some(client) = cfg.client(org) else {
+                out.problems.push(ClientProblem {
+                    org_id: org.into(),
+                    kind: InvoiceKind::Vat,
+                    number: Some(number.clone()),
+                    messages: vec![format!(
+                        "invoice {number} was rejected by KSeF and client `{org}` is no longer in the fleet file: \
+                         put its [[clients]] entry back to send the invoice again under its number"
+                    )],
+                    issues: vec![],
+                });
+                continue;
+            };
+            if !row.missing.is_empty() {
+                out.problems
+                    .push(missing_problem(org, Some(number.clone()), &row.missing));
+                continue;
+            }
+            let invoices = OrgInvoices::load(store, org)?;
+            let rates = rates.ok_or_else(needs_rates)?;
+            let mut statement =
+                fresh_statement(cfg, ledger, client, &invoices, month, rates, Some(number))?;
+            statement.unconfirmed = unconfirmed.remove(org).unwrap_or_default();
+            let result = store.reprepare(
+                number,
+                NewInvoice {
+                    kind: InvoiceKind::Vat,
+                    issue_date: inv.issue_date,
+                    due_date: inv.due_date,
+                    seller: cfg.seller.clone(),
+                    buyer: client.clone(),
+                    statement,
+                    correction: None,
+                },
+                &mut render_checked,
+            );
+            out.prepared(store, InvoiceKind::Vat, result, ReadyReason::AfterRejection)?;
+            continue;
+        }
+        match row.status {
+            RowStatus::Provisional => out.not_issued.push(NotIssued {
+                org_id: org.into(),
+                reason: format!("{month} is still open"),
+                zero_month: None,
+            }),
+            RowStatus::NoUsage if row.zero_amounts && row.configured => {
+                let z = store.record_zero_month(
+                    org,
+                    month,
+                    cfg.zero_month,
+                    row.usage.cost_usd,
+                    row.usage.requests,
+                )?;
+                let then = match z.decision {
+                    ZeroMonth::Carry => "its usage goes onto the next invoice as a carry-over line",
+                    ZeroMonth::Waive => "its usage is waived (zero_month = \"waive\")",
+                };
+                out.not_issued.push(NotIssued {
+                    org_id: org.into(),
+                    reason: format!(
+                        "the amounts of {month} round to 0.00 (raw cost {} USD): not invoiced, no number taken; {then}",
+                        z.raw_cost_usd
+                    ),
+                    zero_month: Some(z),
+                });
+            }
+            RowStatus::NoUsage => out.not_issued.push(NotIssued {
+                org_id: org.into(),
+                reason: "no usage to bill this month".into(),
+                zero_month: None,
+            }),
+            RowStatus::MissingData => out.problems.push(missing_problem(org, None, &row.missing)),
+            RowStatus::ReadyToIssue => {
+                let Some(mut statement) = row.statement.clone() else {
+                    return Err(needs_rates());
+                };
+                statement.unconfirmed = unconfirmed.remove(org).unwrap_or_default();
+                let buyer = cfg.client(org).cloned().ok_or_else(|| {
+                    BillingError::InvalidData(format!("client {org} vanished from the config"))
+                })?;
+                let result = store.prepare(
+                    &vat_format,
                     NewInvoice {
+                        kind: InvoiceKind::Vat,
                         issue_date,
-                        due_date: issue_date + Days::new(u64::from(cfg.payment_days)),
+                        due_date,
                         seller: cfg.seller.clone(),
                         buyer,
                         statement,
+                        correction: None,
                     },
+                    &mut render_checked,
                 );
-                match issued {
-                    Ok(inv) => out.issued.push(inv),
-                    // Another export issued it in the meantime: keep theirs, unchanged.
-                    Err(BillingError::AlreadyIssued { number, .. }) => {
-                        if let Some(inv) = store.get(&number)? {
-                            out.existing.push(inv);
-                        }
-                    }
-                    Err(e) => return Err(e),
+                out.prepared(store, InvoiceKind::Vat, result, ReadyReason::New)?;
+            }
+            // Only rows with a number are issued (handled above).
+            RowStatus::Issued => {}
+        }
+    }
+    prepare_corrections(
+        cfg,
+        ledger,
+        store,
+        &kor_format,
+        issue_date,
+        due_date,
+        only,
+        &mut out,
+    )?;
+    Ok(out)
+}
+
+fn missing_problem(org: &str, number: Option<String>, missing: &[String]) -> ClientProblem {
+    ClientProblem {
+        org_id: org.into(),
+        kind: InvoiceKind::Vat,
+        messages: missing
+            .iter()
+            .map(|m| format!("client `{org}`: missing or invalid invoice data: {m} (fleet file, its [[clients]] entry)"))
+            .collect(),
+        number,
+        issues: vec![],
+    }
+}
+
+/// The corrected month priced again from the ledger, keeping what the original fixed:
+/// exchange rate, currency, VAT treatment, line mode, hosting, carried lines.
+fn correction_after(
+    ledger: &Ledger,
+    client: &ClientBilling,
+    before: &Statement,
+) -> Result<Statement, BillingError> {
+    let segments = read_month(ledger, &client.org_id, before.month, &client.markup)?;
+    let mut after = price(&PriceInput {
+        org_id: &client.org_id,
+        month: before.month,
+        segments,
+        carry_over: before.carry_over.clone(),
+        currency: before.amounts.currency,
+        vat: before.vat,
+        line_mode: before.line_mode,
+        usd_rate: &before.usd_rate,
+        hosting: before.hosting_eur.zip(before.eur_rate.as_ref()),
+    })?;
+    after.unconfirmed = before.unconfirmed.clone();
+    Ok(after)
+}
+
+/// Corrections: for every month whose invoice is issued, the open correction (handed out
+/// again, awaited, or rendered again after a rejection), or a new one when the ledger
+/// changed the month's amounts (`late_usage = "correction"`).
+#[allow(clippy::too_many_arguments)]
+fn prepare_corrections(
+    cfg: &BillingConfig,
+    ledger: &Ledger,
+    store: &mut BillingStore,
+    format: &NumberFormat,
+    issue_date: NaiveDate,
+    due_date: NaiveDate,
+    only: Option<&str>,
+    out: &mut PrepareOutcome,
+) -> Result<(), BillingError> {
+    let seller_nip = crate::nip::normalise_nip(&cfg.seller.nip).ok();
+    for client in cfg
+        .clients
+        .iter()
+        .filter(|c| only.is_none_or(|o| o == c.org_id))
+    {
+        let invoices = OrgInvoices::load(store, &client.org_id)?;
+        for vat in invoices.vat.iter().filter(|v| v.is_issued()) {
+            let month = vat.statement.month;
+            let open = invoices
+                .corrections_of(month)
+                .find(|k| !k.state().is_some_and(KsefState::is_issued));
+            if let Some(k) = open {
+                if k.state() != Some(KsefState::Rejected) {
+                    out.existing(store, k)?;
+                    continue;
+                }
+            } else if cfg.late_usage == LateUsage::Carry {
+                continue;
+            }
+            let (before, earlier) = invoices.latest_state(vat);
+            let after = correction_after(ledger, client, before)?;
+            let corrected = CorrectedInvoice {
+                number: vat.number.clone(),
+                issue_date: vat.issue_date,
+                ksef_number: vat.ksef.as_ref().and_then(|k| k.ksef_number.clone()),
+            };
+            let Some(plan) = crate::correction::plan(corrected, earlier, before, &after) else {
+                if let Some(k) = open {
+                    out.problems.push(ClientProblem {
+                        org_id: client.org_id.clone(),
+                        kind: InvoiceKind::Kor,
+                        number: Some(k.number.clone()),
+                        messages: vec![format!(
+                            "correction {} of invoice {} was rejected by KSeF and the ledger no longer differs from \
+                             the accepted state: it has nothing left to correct, but keeps its number; ask your \
+                             accountant how to close the numbering gap",
+                            k.number, vat.number
+                        )],
+                        issues: vec![],
+                    });
+                }
+                continue;
+            };
+            if crate::nip::normalise_nip(&vat.seller.nip).ok() != seller_nip {
+                out.problems.push(ClientProblem {
+                    org_id: client.org_id.clone(),
+                    kind: InvoiceKind::Kor,
+                    number: None,
+                    messages: vec![format!(
+                        "invoice {} was issued under seller NIP {}, the billing file now has {}: a correction must \
+                         come from the same seller",
+                        vat.number, vat.seller.nip, cfg.seller.nip
+                    )],
+                    issues: vec![],
+                });
+                continue;
+            }
+            let new = NewInvoice {
+                kind: InvoiceKind::Kor,
+                issue_date,
+                due_date,
+                seller: cfg.seller.clone(),
+                // The buyer as invoiced: a correction does not change who bought.
+                buyer: vat.buyer.clone(),
+                statement: after,
+                correction: Some(plan),
+            };
+            match open {
+                Some(k) => {
+                    let number = k.number.clone();
+                    let result = store.reprepare(&number, new, &mut render_checked);
+                    out.prepared(store, InvoiceKind::Kor, result, ReadyReason::AfterRejection)?;
+                }
+                None => {
+                    let result = store.prepare(format, new, &mut render_checked);
+                    out.prepared(store, InvoiceKind::Kor, result, ReadyReason::New)?;
                 }
             }
         }
     }
-    Ok(out)
+    Ok(())
 }

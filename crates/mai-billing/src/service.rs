@@ -1,5 +1,6 @@
 //! Billing service for the console and maictl: NBP rates (async) + ledger/store (sync,
-//! on blocking threads) + exports written to a folder with progress reports.
+//! on blocking threads) + exports written to a folder with progress reports, and the
+//! preparation of invoices for KSeF ([`Billing::prepare_for_ksef`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,8 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::BillingConfig;
 use crate::export::csv::CsvDialect;
-use crate::report::{build_report, issue_month, InvoiceRates, MonthReport, RowStatus, Skipped};
-use crate::store::{BillingStore, IssuedInvoice};
+use crate::report::{
+    build_report, prepare_month, InvoiceRates, MonthReport, PrepareOutcome, RowStatus, Skipped,
+};
+use crate::store::{BillingStore, InvoiceKind, InvoiceStatusRow, IssuedInvoice, KsefState};
 use crate::BillingError;
 
 /// The export formats and progress events are the console's IPC types (defined once in
@@ -35,10 +38,24 @@ pub struct ExportRequest {
     pub allow_unconfirmed: bool,
 }
 
+/// What to prepare for KSeF ([`Billing::prepare_for_ksef`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrepareRequest {
+    pub month: YearMonth,
+    /// One client (org id), or all.
+    pub client: Option<String>,
+    /// The issue date (`P_1`) of invoices numbered now; defaults to today (Warsaw).
+    pub issue_date: Option<NaiveDate>,
+    /// Prepare even if the month has events OpenRouter has not confirmed (they are
+    /// listed on the invoice); otherwise refused naming them.
+    pub allow_unconfirmed: bool,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportSummary {
     pub files: Vec<PathBuf>,
-    /// Invoice numbers issued by this export.
+    /// Always empty since KSeF: an export issues nothing (an invoice is issued when KSeF
+    /// accepts it); kept for the callers that read it.
     pub issued: Vec<String>,
     /// Clients not exported, with the reason (e.g. missing invoice data).
     pub skipped: Vec<Skipped>,
@@ -135,8 +152,9 @@ impl Billing {
         .map_err(join_err)?
     }
 
-    /// Exports a month. PDF/KSeF first issue the invoices not issued yet (closed months
-    /// only, NBP rate required), then render every issued invoice of the month.
+    /// Exports a month: CSV of the report (open months too), or one PDF / FA(3) XML file
+    /// per issued invoice of the month (KSeF accepted it, or it is from before KSeF). An
+    /// invoice KSeF has not accepted is not an invoice: it is skipped with the reason.
     pub async fn export(
         &self,
         req: &ExportRequest,
@@ -224,6 +242,106 @@ impl Billing {
         })
     }
 
+    /// Prepares what `req.month` needs from KSeF (see [`prepare_month`]): numbers are
+    /// reserved only for invoices that passed every check, the XML is stored, and `ready`
+    /// holds the exact bytes to send. The KSeF client then reports back through the store
+    /// ([`BillingStore::record_sent`] and the other `record_*`; [`Billing::with_store`]).
+    /// NBP is asked only when a VAT invoice is rendered.
+    pub async fn prepare_for_ksef(
+        &self,
+        req: &PrepareRequest,
+    ) -> Result<PrepareOutcome, BillingError> {
+        let today = self.today();
+        let month = req.month;
+        if today <= month.last_day() {
+            return Err(BillingError::MonthOpen {
+                month,
+                last_day: month.last_day(),
+                today,
+            });
+        }
+        self.check_client(req.client.as_deref()).await?;
+        let issue_date = req.issue_date.unwrap_or(today);
+        // Does any VAT invoice have to be rendered (no NBP call needed to find out)?
+        let this = self.clone();
+        let client = req.client.clone();
+        let to_render = tokio::task::spawn_blocking(move || {
+            let ledger = open_ledger(&this.ledger_path)?;
+            let store = BillingStore::open(&this.store_path)?;
+            let r = build_report(
+                &this.config,
+                &ledger,
+                &store,
+                month,
+                today,
+                Err("not fetched".into()),
+                client.as_deref(),
+            )?;
+            Ok::<_, BillingError>(r.clients.iter().any(|c| {
+                (c.ksef_state.is_none() && c.status == RowStatus::ReadyToIssue)
+                    || c.ksef_state == Some(KsefState::Rejected)
+            }))
+        })
+        .await
+        .map_err(join_err)??;
+        let rates = if to_render {
+            // NBP down or no rate: nothing is numbered; the error names date and table.
+            Some(
+                self.rates_for(invoice_reference_date(month.last_day(), issue_date))
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let this = self.clone();
+        let client = req.client.clone();
+        let allow_unconfirmed = req.allow_unconfirmed;
+        tokio::task::spawn_blocking(move || {
+            let ledger = open_ledger(&this.ledger_path)?;
+            let mut store = BillingStore::open(&this.store_path)?;
+            prepare_month(
+                &this.config,
+                &ledger,
+                &mut store,
+                month,
+                issue_date,
+                today,
+                rates.as_ref(),
+                client.as_deref(),
+                allow_unconfirmed,
+            )
+        })
+        .await
+        .map_err(join_err)?
+    }
+
+    /// Runs `f` on the billing store on a blocking thread: how the KSeF side records what
+    /// KSeF answered (`record_sent`, `record_accepted`, `record_duplicate`,
+    /// `record_rejected`, `record_upo`) and reads `history`, `xml`, `awaiting_ksef`.
+    pub async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut BillingStore) -> Result<T, BillingError> + Send + 'static,
+    ) -> Result<T, BillingError> {
+        let path = self.store_path.clone();
+        tokio::task::spawn_blocking(move || f(&mut BillingStore::open(&path)?))
+            .await
+            .map_err(join_err)?
+    }
+
+    /// The KSeF status of the month's invoices and corrections.
+    pub async fn ksef_status(
+        &self,
+        month: YearMonth,
+    ) -> Result<Vec<InvoiceStatusRow>, BillingError> {
+        self.with_store(move |s| s.ksef_status(month)).await
+    }
+
+    /// KSeF's receipt (UPO XML) of an accepted invoice.
+    pub async fn upo(&self, number: &str) -> Result<Option<String>, BillingError> {
+        let number = number.to_string();
+        self.with_store(move |s| s.upo(&number)).await
+    }
+
     async fn export_invoices(
         &self,
         req: &ExportRequest,
@@ -238,14 +356,12 @@ impl Billing {
                 today,
             });
         }
-        let issue_date = req.issue_date.unwrap_or(today);
-        // Which clients still need an invoice (no NBP call needed to find out).
         let this = self.clone();
         let client = req.client.clone();
-        let pending = tokio::task::spawn_blocking(move || {
+        let (rows, invoices) = tokio::task::spawn_blocking(move || {
             let ledger = open_ledger(&this.ledger_path)?;
             let store = BillingStore::open(&this.store_path)?;
-            let r = build_report(
+            let report = build_report(
                 &this.config,
                 &ledger,
                 &store,
@@ -254,109 +370,62 @@ impl Billing {
                 Err("not fetched".into()),
                 client.as_deref(),
             )?;
-            Ok::<_, BillingError>(
-                r.clients
-                    .iter()
-                    .filter(|c| c.status == RowStatus::ReadyToIssue)
-                    .count(),
-            )
+            let invoices: Vec<IssuedInvoice> = store
+                .invoices_for_month(month)?
+                .into_iter()
+                .filter(|i| client.as_deref().is_none_or(|c| c == i.statement.org_id))
+                .collect();
+            Ok::<_, BillingError>((report.clients, invoices))
         })
         .await
         .map_err(join_err)??;
 
         let mut summary = ExportSummary::default();
-        if pending > 0 {
-            let reference = invoice_reference_date(month.last_day(), issue_date);
-            // NBP down or no rate: nothing is issued, the error names date and table.
-            let rates = self.rates_for(reference).await?;
-            let this = self.clone();
-            let client = req.client.clone();
-            let allow_unconfirmed = req.allow_unconfirmed;
-            let outcome = tokio::task::spawn_blocking(move || {
-                let ledger = open_ledger(&this.ledger_path)?;
-                let mut store = BillingStore::open(&this.store_path)?;
-                issue_month(
-                    &this.config,
-                    &ledger,
-                    &mut store,
-                    month,
-                    issue_date,
-                    today,
-                    &rates,
-                    client.as_deref(),
-                    allow_unconfirmed,
-                )
-            })
-            .await
-            .map_err(join_err)??;
-            for inv in &outcome.issued {
-                progress(ExportProgress::Issued {
-                    number: inv.number.clone(),
-                    org_id: inv.statement.org_id.clone(),
-                });
-                summary.issued.push(inv.number.clone());
-            }
-            for s in &outcome.skipped {
-                progress(ExportProgress::Skipped {
-                    org_id: s.org_id.clone(),
-                    reason: s.reason.clone(),
-                });
-            }
-            summary.skipped = outcome.skipped;
-        } else {
-            // Still report clients that cannot be invoiced.
-            let report_rows = {
-                let this = self.clone();
-                let client = req.client.clone();
-                tokio::task::spawn_blocking(move || {
-                    let ledger = open_ledger(&this.ledger_path)?;
-                    let store = BillingStore::open(&this.store_path)?;
-                    build_report(
-                        &this.config,
-                        &ledger,
-                        &store,
-                        month,
-                        today,
-                        Err("not fetched".into()),
-                        client.as_deref(),
-                    )
-                })
-                .await
-                .map_err(join_err)??
+        let mut skip = |summary: &mut ExportSummary, org_id: &str, reason: String| {
+            progress(ExportProgress::Skipped {
+                org_id: org_id.to_string(),
+                reason: reason.clone(),
+            });
+            summary.skipped.push(Skipped {
+                org_id: org_id.to_string(),
+                reason,
+            });
+        };
+        for r in &rows {
+            let reason = match r.status {
+                RowStatus::MissingData => format!("missing invoice data: {}", r.missing.join("; ")),
+                RowStatus::ReadyToIssue if r.invoice_number.is_none() => format!(
+                    "no invoice for {month} yet: prepare it for KSeF and send it; an invoice exists once KSeF accepts it"
+                ),
+                _ => continue,
             };
-            for r in report_rows
-                .clients
-                .iter()
-                .filter(|r| r.status == RowStatus::MissingData)
-            {
-                let s = Skipped {
-                    org_id: r.org_id.clone(),
-                    reason: format!("missing invoice data: {}", r.missing.join("; ")),
-                };
-                progress(ExportProgress::Skipped {
-                    org_id: s.org_id.clone(),
-                    reason: s.reason.clone(),
-                });
-                summary.skipped.push(s);
+            skip(&mut summary, &r.org_id, reason);
+        }
+        let mut to_write = Vec::new();
+        for inv in invoices {
+            let state = inv.state().unwrap_or(KsefState::Prepared);
+            if !state.is_issued() {
+                let reason = format!(
+                    "{} {} is {state} in KSeF, not issued yet: send it to KSeF first{}; exports cover invoices KSeF accepted",
+                    if inv.kind == InvoiceKind::Kor { "correction" } else { "invoice" },
+                    inv.number,
+                    if state == KsefState::Rejected { " (it was rejected: fix the data and prepare it again)" } else { "" }
+                );
+                skip(&mut summary, &inv.statement.org_id, reason);
+                continue;
             }
+            if req.format == ExportFormat::Pdf && inv.kind == InvoiceKind::Kor {
+                let reason = format!(
+                    "correction {}: no PDF rendering of corrections yet; the KSeF XML export gives the document KSeF holds",
+                    inv.number
+                );
+                skip(&mut summary, &inv.statement.org_id, reason);
+                continue;
+            }
+            to_write.push(inv);
         }
 
-        let store_path = self.store_path.clone();
-        let client = req.client.clone();
-        let invoices: Vec<IssuedInvoice> = tokio::task::spawn_blocking(move || {
-            let store = BillingStore::open(&store_path)?;
-            Ok::<_, BillingError>(
-                store
-                    .invoices_for_month(month)?
-                    .into_iter()
-                    .filter(|i| client.as_deref().is_none_or(|c| c == i.statement.org_id))
-                    .collect(),
-            )
-        })
-        .await
-        .map_err(join_err)??;
-
-        let total = invoices.len();
+        let total = to_write.len();
         progress(ExportProgress::Started { total });
         let font = match req.format {
             ExportFormat::Pdf if total > 0 => Some(Arc::new(crate::export::pdf::load_font(
@@ -364,10 +433,11 @@ impl Billing {
             )?)),
             _ => None,
         };
-        for (i, inv) in invoices.into_iter().enumerate() {
+        for (i, inv) in to_write.into_iter().enumerate() {
             let format = req.format;
             let font = font.clone();
             let dir = req.out_dir.clone();
+            let store_path = self.store_path.clone();
             let path = tokio::task::spawn_blocking(move || {
                 let (ext, bytes) = match format {
                     ExportFormat::Pdf => (
@@ -379,7 +449,16 @@ impl Billing {
                             None,
                         )?,
                     ),
-                    _ => ("xml", crate::export::ksef::render(&inv)?.into_bytes()),
+                    // What KSeF holds is what was sent: the stored bytes, never a new
+                    // rendering (its SHA-256 is in the QR code). Legacy invoices were never
+                    // sent and are rendered as before.
+                    _ => (
+                        "xml",
+                        match BillingStore::open(&store_path)?.xml(&inv.number)? {
+                            Some(sent) => sent,
+                            None => crate::export::ksef::render(&inv)?.into_bytes(),
+                        },
+                    ),
                 };
                 let path = dir.join(format!("{}.{ext}", inv.file_stem()));
                 write_file(&path, &bytes)?;

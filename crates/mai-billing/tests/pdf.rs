@@ -91,13 +91,15 @@ fn invoice(buyer: ClientBilling) -> IssuedInvoice {
         number: "FV/2026/01/0007".into(),
         seq: 7,
         year: 2026,
-        kind: "VAT".into(),
+        kind: mai_billing::store::InvoiceKind::Vat,
         issue_date: d("2026-01-02"),
         due_date: d("2026-01-16"),
         created_at: Utc.with_ymd_and_hms(2026, 1, 2, 9, 0, 0).unwrap(),
         seller: seller(),
         buyer,
         statement,
+        correction: None,
+        ksef: None,
     }
 }
 

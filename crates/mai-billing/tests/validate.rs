@@ -8,7 +8,7 @@ mod common;
 use chrono::NaiveDate;
 use common::{d, event};
 use mai_billing::config::{BillingConfig, ClientBilling, VatTreatment};
-use mai_billing::report::{build_report, issue_month, InvoiceRates, RowStatus};
+use mai_billing::report::{build_report, prepare_month, InvoiceRates, RowStatus};
 use mai_billing::store::BillingStore;
 use mai_billing::validate::{
     check_bank_account, client_problems, deadline_warning, issue_deadline, needs_pl_prefix,
@@ -343,29 +343,35 @@ vat = "23"
         "{w}"
     );
 
-    let out = issue_month(
+    let out = prepare_month(
         &cfg,
         &ledger,
         &mut store,
         month,
         d("2026-01-13"),
         today,
-        &r,
+        Some(&r),
         None,
         false,
     )
     .unwrap();
-    let issued: Vec<&str> = out
-        .issued
-        .iter()
-        .map(|i| i.statement.org_id.as_str())
-        .collect();
+    let issued: Vec<&str> = out.ready.iter().map(|i| i.org_id.as_str()).collect();
     assert_eq!(issued, ["acme"]);
-    assert_eq!(out.issued[0].number, "FV/2026/01/0001");
-    let skipped: Vec<(&str, &str)> = out
-        .skipped
+    assert_eq!(out.ready[0].number, "FV/2026/01/0001");
+    // Invalid clients get no number: listed as problems (or not issued) with the reasons.
+    let skipped: Vec<(String, String)> = out
+        .problems
         .iter()
-        .map(|s| (s.org_id.as_str(), s.reason.as_str()))
+        .map(|p| (p.org_id.clone(), p.messages.join(" | ")))
+        .chain(
+            out.not_issued
+                .iter()
+                .map(|n| (n.org_id.clone(), n.reason.clone())),
+        )
+        .collect();
+    let skipped: Vec<(&str, &str)> = skipped
+        .iter()
+        .map(|(o, r)| (o.as_str(), r.as_str()))
         .collect();
     assert_eq!(skipped.len(), 2, "{skipped:?}");
     assert!(

@@ -1,18 +1,26 @@
-//! KSeF FA(3) XML of an issued invoice (spec §4; schema in `schemas/ksef-fa3/`).
+//! KSeF FA(3) XML of an invoice (spec §4; schema in `schemas/ksef-fa3/`), VAT or
+//! correction (KOR).
 //!
 //! Element order follows the XSD sequences. Amounts in the invoice currency go in
 //! `P_13_x`/`P_14_x`/`P_15`; for a non-PLN invoice the VAT in PLN goes in `P_14_xW` and
 //! the NBP mid in each line's `KursWaluty`. The NBP table number and date are recorded in
-//! `DodatkowyOpis` for the audit trail.
+//! `DodatkowyOpis` for the audit trail. A correction carries the differences in those
+//! fields, the changed lines before (`StanPrzed` = 1) and after under one line number, the
+//! original's period (`OkresFa`) and rate, and `DaneFaKorygowanej` naming the original by
+//! its number, issue date and KSeF number (`NrKSeFN` for one issued before KSeF).
+//!
+//! The text rendered here is what the store keeps and sends: render once, at preparation.
 
 use std::fmt::Write as _;
 
 use mai_core::money::Currency;
 
 use super::fixed2;
+use crate::compute::{Amounts, InvoiceLine};
 use crate::config::{bank_account_digits, VatTreatment};
+use crate::correction::{difference, line_changes};
 use crate::nip::normalise_nip;
-use crate::store::IssuedInvoice;
+use crate::store::{InvoiceKind, IssuedInvoice};
 use crate::BillingError;
 
 pub const NAMESPACE: &str = "http://crd.gov.pl/wzor/2025/06/25/13775/";
@@ -29,8 +37,8 @@ pub fn esc(s: &str) -> String {
             '>' => o.push_str("&gt;"),
             '"' => o.push_str("&quot;"),
             '\'' => o.push_str("&apos;"),
-            // Control characters are not allowed in XML 1.0.
-            c if (c as u32) < 0x20 && c != '\t' && c != '\n' && c != '\r' => o.push(' '),
+            // Control characters are not allowed in XML 1.0, and KSeF refuses a few more.
+            c if crate::schema::is_forbidden(c) => o.push(' '),
             c => o.push(c),
         }
     }
@@ -66,7 +74,25 @@ pub fn render(inv: &IssuedInvoice) -> Result<String, BillingError> {
         }
     }
     let s = &inv.statement;
-    let a = &s.amounts;
+    let correction = match (inv.kind, &inv.correction) {
+        (InvoiceKind::Kor, Some(k)) => Some(k),
+        (InvoiceKind::Kor, None) => {
+            return Err(BillingError::InvalidData(format!(
+                "correction {} has no corrected invoice recorded",
+                inv.number
+            )))
+        }
+        (InvoiceKind::Vat, _) => None,
+    };
+    // A correction states differences.
+    let diff: Amounts;
+    let a = match correction {
+        Some(k) => {
+            diff = difference(&k.before.amounts, &s.amounts);
+            &diff
+        }
+        None => &s.amounts,
+    };
     let seller_nip = normalise_nip(&inv.seller.nip)
         .map_err(|e| BillingError::InvalidData(format!("invoice {}: seller {e}", inv.number)))?;
     let mut x = String::new();
@@ -206,7 +232,40 @@ pub fn render(inv: &IssuedInvoice) -> Result<String, BillingError> {
     let _ = writeln!(w, "      <P_23>2</P_23>");
     let _ = writeln!(w, "      <PMarzy><P_PMarzyN>1</P_PMarzyN></PMarzy>");
     let _ = writeln!(w, "    </Adnotacje>");
-    let _ = writeln!(w, "    <RodzajFaktury>VAT</RodzajFaktury>");
+    let _ = writeln!(w, "    <RodzajFaktury>{}</RodzajFaktury>", inv.kind);
+    if let Some(k) = correction {
+        let _ = writeln!(
+            w,
+            "    <PrzyczynaKorekty>{}</PrzyczynaKorekty>",
+            esc(&truncate(&k.reason, 256))
+        );
+        let _ = writeln!(w, "    <TypKorekty>{}</TypKorekty>", k.effect.code());
+        let _ = writeln!(w, "    <DaneFaKorygowanej>");
+        let _ = writeln!(
+            w,
+            "      <DataWystFaKorygowanej>{}</DataWystFaKorygowanej>",
+            k.corrected.issue_date
+        );
+        let _ = writeln!(
+            w,
+            "      <NrFaKorygowanej>{}</NrFaKorygowanej>",
+            esc(&k.corrected.number)
+        );
+        match &k.corrected.ksef_number {
+            Some(n) => {
+                let _ = writeln!(w, "      <NrKSeF>1</NrKSeF>");
+                let _ = writeln!(
+                    w,
+                    "      <NrKSeFFaKorygowanej>{}</NrKSeFFaKorygowanej>",
+                    esc(n)
+                );
+            }
+            None => {
+                let _ = writeln!(w, "      <NrKSeFN>1</NrKSeFN>");
+            }
+        }
+        let _ = writeln!(w, "    </DaneFaKorygowanej>");
+    }
     let r = &s.usd_rate;
     let _ = writeln!(
         w,
@@ -226,23 +285,69 @@ pub fn render(inv: &IssuedInvoice) -> Result<String, BillingError> {
             ))
         );
     }
-    for l in &s.lines {
-        let _ = writeln!(w, "    <FaWiersz>");
-        let _ = writeln!(w, "      <NrWierszaFa>{}</NrWierszaFa>", l.no);
-        let _ = writeln!(
-            w,
-            "      <P_7>{}</P_7>",
-            esc(&truncate(&l.description, 512))
-        );
-        let _ = writeln!(w, "      <P_8A>{}</P_8A>", super::LINE_UNIT);
-        let _ = writeln!(w, "      <P_8B>{}</P_8B>", super::LINE_QUANTITY);
-        let _ = writeln!(w, "      <P_9A>{}</P_9A>", fixed2(l.net));
-        let _ = writeln!(w, "      <P_11>{}</P_11>", fixed2(l.net));
-        let _ = writeln!(w, "      <P_12>{p12}</P_12>");
-        if foreign {
-            let _ = writeln!(w, "      <KursWaluty>{}</KursWaluty>", r.mid);
+    if let Some(k) = correction {
+        if !k.earlier_corrections.is_empty() {
+            let _ = writeln!(
+                w,
+                "    <DodatkowyOpis><Klucz>Stan przed korektą</Klucz><Wartosc>{}</Wartosc></DodatkowyOpis>",
+                esc(&truncate(
+                    &format!(
+                        "faktura {} po korektach {}",
+                        k.corrected.number,
+                        k.earlier_corrections.join(", ")
+                    ),
+                    256
+                ))
+            );
         }
-        let _ = writeln!(w, "    </FaWiersz>");
+    }
+    let line =
+        |w: &mut String, no: u32, l: &InvoiceLine, net: rust_decimal::Decimal, before: bool| {
+            let _ = writeln!(w, "    <FaWiersz>");
+            let _ = writeln!(w, "      <NrWierszaFa>{no}</NrWierszaFa>");
+            let _ = writeln!(
+                w,
+                "      <P_7>{}</P_7>",
+                esc(&truncate(&l.description, 512))
+            );
+            let _ = writeln!(w, "      <P_8A>{}</P_8A>", super::LINE_UNIT);
+            let _ = writeln!(w, "      <P_8B>{}</P_8B>", super::LINE_QUANTITY);
+            let _ = writeln!(w, "      <P_9A>{}</P_9A>", fixed2(net));
+            let _ = writeln!(w, "      <P_11>{}</P_11>", fixed2(net));
+            let _ = writeln!(w, "      <P_12>{p12}</P_12>");
+            if foreign {
+                let _ = writeln!(w, "      <KursWaluty>{}</KursWaluty>", r.mid);
+            }
+            if before {
+                let _ = writeln!(w, "      <StanPrzed>1</StanPrzed>");
+            }
+            let _ = writeln!(w, "    </FaWiersz>");
+        };
+    match correction {
+        None => {
+            for l in &s.lines {
+                line(w, l.no, l, l.net, false);
+            }
+        }
+        Some(k) => {
+            for c in line_changes(&k.before, s) {
+                if let Some(b) = c.before {
+                    line(w, c.no, b, b.net, true);
+                }
+                match (c.after, c.before) {
+                    (Some(a), _) => line(w, c.no, a, a.net, false),
+                    // A line that is gone: after the correction it bills nothing.
+                    (None, Some(b)) => line(w, c.no, b, rust_decimal::Decimal::ZERO, false),
+                    (None, None) => {}
+                }
+            }
+        }
+    }
+    // A decrease is paid back, not asked for.
+    if correction.is_some() && a.gross <= rust_decimal::Decimal::ZERO {
+        let _ = writeln!(w, "  </Fa>");
+        let _ = writeln!(w, "</Faktura>");
+        return Ok(x);
     }
     let _ = writeln!(w, "    <Platnosc>");
     let _ = writeln!(

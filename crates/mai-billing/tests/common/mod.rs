@@ -203,3 +203,96 @@ pub fn run(cmd: &str, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A KSeF number as KSeF makes them (`docs/numer-ksef.md`): seller NIP, acquisition date,
+/// 12 upper hex digits, CRC-8 (polynomial 0x07, init 0) of the first 32 characters.
+pub fn ksef_number(nip: &str, day: NaiveDate, n: u64) -> String {
+    let head = format!("{nip}-{}-{n:012X}", day.format("%Y%m%d"));
+    let mut crc: u8 = 0;
+    for b in head.bytes() {
+        crc ^= b;
+        for _ in 0..8 {
+            crc = if crc & 0x80 != 0 {
+                (crc << 1) ^ 0x07
+            } else {
+                crc << 1
+            };
+        }
+    }
+    format!("{head}-{crc:02X}")
+}
+
+/// A 36-character KSeF reference number (`SO` session, `EE` invoice).
+pub fn ksef_ref(kind: &str, n: u64) -> String {
+    format!("20260105-{kind}-{n:010X}-{:010X}-07", n * 7)
+}
+
+/// The SHA-256 of what the KSeF client sends: the stored bytes.
+pub fn sent_hash(store: &mai_billing::BillingStore, number: &str) -> String {
+    mai_billing::store::sha256_hex(&store.xml(number).unwrap().unwrap())
+}
+
+/// A number for KSeF's made-up identifiers, unique in the test process.
+pub fn next_n() -> u64 {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// What KSeF would answer for a prepared invoice when it accepts it: sent in a session,
+/// then accepted on `day` (the test plays the KSeF client's part with these values).
+pub fn accept(
+    store: &mut mai_billing::BillingStore,
+    number: &str,
+    day: NaiveDate,
+    n: u64,
+) -> String {
+    let session_ref = ksef_ref("SO", n);
+    let invoice_ref = ksef_ref("EE", n);
+    store
+        .record_sent(
+            number,
+            &mai_billing::KsefSubmission {
+                session_ref: session_ref.clone(),
+                invoice_ref: invoice_ref.clone(),
+                xml_sha256: sent_hash(store, number),
+            },
+        )
+        .unwrap();
+    let ksef = ksef_number("1234563218", day, n);
+    store
+        .record_accepted(
+            number,
+            &mai_billing::KsefAcceptance {
+                ksef_number: ksef.clone(),
+                acquisition_date: Utc.from_utc_datetime(&day.and_hms_opt(9, 30, 0).unwrap()),
+                session_ref,
+                invoice_ref,
+                upo_xml: Some(format!("<Potwierdzenie><NumerKSeFDokumentu>{ksef}</NumerKSeFDokumentu></Potwierdzenie>")),
+            },
+        )
+        .unwrap();
+    ksef
+}
+
+/// Validates an FA(3) file with xmllint against the vendored XSD (independent of the
+/// validator the crate runs).
+pub fn xmllint(path: &Path) {
+    let schema = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/ksef-fa3/schemat.xsd");
+    let (code, out, err) = run(
+        "xmllint",
+        &[
+            "--noout",
+            "--nonet",
+            "--schema",
+            schema.to_str().unwrap(),
+            path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        code,
+        0,
+        "xmllint rejected {}:\n{out}\n{err}\n{}",
+        path.display(),
+        std::fs::read_to_string(path).unwrap_or_default()
+    );
+}
