@@ -24,8 +24,8 @@ use crate::compute::{
     price, CarryOver, LateUsage, ModelUsage, PriceInput, SegmentUsage, Statement, ZeroMonth,
 };
 use crate::config::{BillingConfig, ClientBilling};
-use crate::fees::{byok_share, client_profit, margin_percent, ClientProfit};
 use crate::correction::CorrectedInvoice;
+use crate::fees::{byok_share, client_profit, margin_percent, ClientProfit};
 use crate::numbering::NumberFormat;
 use crate::schema::SchemaIssue;
 use crate::store::{
