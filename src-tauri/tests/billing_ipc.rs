@@ -182,6 +182,11 @@ fn billing_report_over_ipc_is_the_wire_view_of_the_month() {
         r.totals.requests, 0,
         "totals sum only rows with a statement (none without a rate)"
     );
+    // No statement, no fees or margins; the invoices' deadline is known all the same.
+    assert!(r.clients.iter().all(|c| c.profit.is_none()), "{raw}");
+    assert_eq!(r.totals.effective_margin_percent, None);
+    assert_eq!(raw["issue_deadline"], "2026-01-15");
+    assert!(!r.fees_basis.is_empty(), "{raw}");
 
     let e = invoke(&w, "billing_report", json!({"month": "2025-13"})).unwrap_err();
     assert!(e.as_str().unwrap().contains("YYYY-MM"), "{e}");

@@ -156,7 +156,9 @@ pub struct MonthReport {
 /// change of the report meets its one IPC shape at compile time.
 impl From<&MonthReport> for mai_wire::console::BillingReport {
     fn from(r: &MonthReport) -> Self {
-        use mai_wire::console::{BillingReport, BillingRow, BillingTotals, TableARate};
+        use mai_wire::console::{
+            BillingProfit, BillingReport, BillingRow, BillingTotals, TableARate,
+        };
         let t = &r.totals;
         BillingReport {
             month: r.month.to_string(),
@@ -180,6 +182,20 @@ impl From<&MonthReport> for mai_wire::console::BillingReport {
                     raw_cost_usd: c.usage.cost_usd,
                     late_usage_usd: c.late_usage_usd,
                     missing: c.missing.clone(),
+                    profit: c.profit.as_ref().zip(c.statement.as_ref()).map(|(p, s)| {
+                        BillingProfit {
+                            net_pln: s.amounts.net_pln,
+                            profit_pln: s.profit_pln,
+                            byok: p.fees.byok,
+                            fees_usd: p.fees.total_usd,
+                            fees_pln: p.fees_pln,
+                            profit_after_fees_usd: p.profit_after_fees_usd,
+                            profit_after_fees_pln: p.profit_after_fees_pln,
+                            margin_before_fees_percent: p.margin_before_fees_percent,
+                            effective_margin_percent: p.effective_margin_percent,
+                        }
+                    }),
+                    zero_amounts: c.zero_amounts,
                 })
                 .collect(),
             totals: BillingTotals {
@@ -192,7 +208,16 @@ impl From<&MonthReport> for mai_wire::console::BillingReport {
                 gross_pln: t.gross_pln,
                 profit_pln: t.profit_pln,
                 late_usage_usd: t.late_usage_usd,
+                fees_usd: t.fees_usd,
+                fees_pln: t.fees_pln,
+                profit_after_fees_usd: t.profit_after_fees_usd,
+                profit_after_fees_pln: t.profit_after_fees_pln,
+                margin_before_fees_percent: t.margin_before_fees_percent,
+                effective_margin_percent: t.effective_margin_percent,
             },
+            fees_basis: r.fees_basis.clone(),
+            issue_deadline: r.issue_deadline,
+            deadline_warning: r.deadline_warning.clone(),
         }
     }
 }

@@ -148,6 +148,57 @@ async fn billing_reads_the_fleet_files_with_fleet_alone() {
     let mid = nbp.rate_a("USD", table).unwrap();
     assert_eq!(v["rates"]["usd"]["mid"], mid.to_string(), "{v}");
 
+    // OpenRouter's fees: no purchases recorded and no typical top-up, so the card's
+    // 5.5 % alone, on the month's raw $12.345678908, exact.
+    let dec = |x: &serde_json::Value| Decimal::from_str(x.as_str().unwrap()).unwrap();
+    let t = &v["totals"];
+    assert_eq!(t["fees_usd"], "0.67901233994", "{v}");
+    assert!(
+        v["fees_basis"]
+            .as_str()
+            .unwrap()
+            .contains("top-up sizes unknown"),
+        "{v}"
+    );
+    let fees_pln = dec(&t["fees_pln"]);
+    assert_eq!(
+        fees_pln,
+        mai_core::money::round_minor(dec(&t["fees_usd"]) * mid),
+        "{v}"
+    );
+    assert_eq!(
+        dec(&t["profit_after_fees_pln"]),
+        dec(&t["profit_pln"]) - fees_pln,
+        "{v}"
+    );
+    // Margins are profit / net PLN: 1.3x is about 23.08 % before fees (0.3 / 1.3; the
+    // PLN amounts are rounded to the grosz), not 30 %, and less after them.
+    let pct = |profit: &str| {
+        mai_core::money::round_minor(dec(&t[profit]) * Decimal::ONE_HUNDRED / dec(&t["net_pln"]))
+    };
+    let before = dec(&t["margin_before_fees_percent"]);
+    assert_eq!(before, pct("profit_pln"), "{v}");
+    assert!(
+        (before - Decimal::from_str("23.08").unwrap()).abs() < Decimal::from_str("0.05").unwrap(),
+        "{v}"
+    );
+    let effective = dec(&t["effective_margin_percent"]);
+    assert_eq!(effective, pct("profit_after_fees_pln"), "{v}");
+    assert!(effective < before, "{v}");
+    let row = &v["clients"][0]["profit"];
+    assert_eq!(row["fees_pln"], t["fees_pln"], "{v}");
+    assert_eq!(
+        row["effective_margin_percent"], t["effective_margin_percent"],
+        "{v}"
+    );
+    // December's invoices were due on 15 January; acme's is still to issue.
+    assert_eq!(v["issue_deadline"], "2026-01-15", "{v}");
+    let today = d(v["today"].as_str().unwrap());
+    if today > d("2026-01-15") {
+        let w = v["deadline_warning"].as_str().unwrap_or_default();
+        assert!(w.contains("late") && w.contains("acme"), "{v}");
+    }
+
     // The same through MAI_FLEET, as text.
     let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_maictl"))
         .args(["billing", "--month", "2025-12"])
@@ -162,6 +213,86 @@ async fn billing_reads_the_fleet_files_with_fleet_alone() {
     let text = stdout(&o);
     assert!(text.starts_with("Billing 2025-12\n"), "{text}");
     assert!(text.contains("TOTAL: 1 clients, 2 requests"), "{text}");
+    assert!(
+        text.contains("Issue deadline: 2026-01-15 (VAT Act art. 106i ust. 1)"),
+        "{text}"
+    );
+    if today > d("2026-01-15") {
+        assert!(
+            text.contains("WARNING: invoices for 2025-12 are late"),
+            "{text}"
+        );
+    }
+    assert!(
+        text.contains("fees PLN") && text.contains("after fees PLN"),
+        "{text}"
+    );
+    let acme = text.lines().find(|l| l.starts_with("acme ")).unwrap();
+    assert!(
+        acme.contains(&format!("{effective}% ({before}%)"))
+            && acme.contains(&mai_billing::export::format_pl(fees_pln)),
+        "{acme}"
+    );
+    assert!(
+        text.contains(&format!(
+            "OpenRouter fees {} PLN ($0.68), profit after fees {} PLN",
+            mai_billing::export::format_pl(fees_pln),
+            mai_billing::export::format_pl(dec(&t["profit_after_fees_pln"]))
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("margin {effective}% after fees, {before}% before")),
+        "{text}"
+    );
+    assert!(
+        text.contains("Fee basis: credit-purchase fee 5.5% of credits used"),
+        "{text}"
+    );
+    nbp.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_month_that_rounds_to_zero_is_not_invoiced_and_says_so() {
+    let nbp = NbpSim::spawn(sim::NbpConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let f = fleet(dir.path(), &nbp.base_url(), true);
+    let f = f.to_str().unwrap();
+    // $0.000003 × 1.3 is 0.00 PLN on the invoice.
+    let tiny = dir.path().join("tiny").join("cache.sqlite");
+    ledger(&tiny, &[event("g1", "2025-12-03", "0.000003")]);
+    let args = [
+        "--fleet",
+        f,
+        "billing",
+        "--month",
+        "2025-12",
+        "--ledger",
+        tiny.to_str().unwrap(),
+    ];
+    let v = json(&maictl(dir.path(), &[&args[..], &["--json"]].concat()).await);
+    let row = &v["clients"][0];
+    assert_eq!(row["zero_amounts"], true, "{v}");
+    assert_eq!(row["status"], "no_usage", "{v}");
+    assert!(
+        row["profit"]["effective_margin_percent"].is_null(),
+        "no margin of a zero net: {v}"
+    );
+    // Nothing is left to issue, so no deadline warning.
+    assert!(v["deadline_warning"].is_null(), "{v}");
+
+    let o = maictl(dir.path(), &args).await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let acme = text.lines().position(|l| l.starts_with("acme ")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[acme].contains("- (-)"), "{text}");
+    assert_eq!(
+        lines[acme + 1].trim(),
+        "not invoiced: amounts round to 0.00",
+        "{text}"
+    );
+    assert!(!text.contains("WARNING"), "{text}");
     nbp.shutdown().await.unwrap();
 }
 

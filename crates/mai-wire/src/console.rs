@@ -622,6 +622,53 @@ pub struct BillingRow {
     pub late_usage_usd: Decimal,
     /// What an invoice still lacks.
     pub missing: Vec<String>,
+    /// Fees, profit after fees and margins; `None` without an invoice statement (no NBP
+    /// rate).
+    pub profit: Option<BillingProfit>,
+    /// The month's amounts round to 0.00 in the invoice currency: it is not invoiced
+    /// (status `no_usage`), its usage is carried or waived per the billing file.
+    pub zero_amounts: bool,
+}
+
+/// One client's month once OpenRouter's fees are paid (mai-billing's `ClientProfit`,
+/// with the statement's net and profit it is taken from, so the UI divides nothing).
+/// Margins are percent of the net invoice value in PLN: a 1.3× markup is a 23.08 %
+/// margin before fees, not 30 %.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct BillingProfit {
+    /// The invoice's net value in PLN.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[ts(type = "string")]
+    pub net_pln: Decimal,
+    /// Net − OpenRouter cost − hosting, PLN: the profit before fees.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[ts(type = "string")]
+    pub profit_pln: Decimal,
+    /// The client's usage goes through the operator's own provider keys (BYOK).
+    pub byok: bool,
+    /// All OpenRouter fees of the client's usage (credit purchase + BYOK), USD, exact.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[ts(type = "string")]
+    pub fees_usd: Decimal,
+    /// The fees at the invoice's USD rate, rounded once.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[ts(type = "string")]
+    pub fees_pln: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[ts(type = "string")]
+    pub profit_after_fees_usd: Decimal,
+    /// `profit_pln − fees_pln`: what reaches the bank.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[ts(type = "string")]
+    pub profit_after_fees_pln: Decimal,
+    /// `profit_pln / net_pln × 100`, 0.01; `None` for a zero net.
+    #[serde(with = "rust_decimal::serde::str_option")]
+    #[ts(type = "string | null")]
+    pub margin_before_fees_percent: Option<Decimal>,
+    /// `profit_after_fees_pln / net_pln × 100`, 0.01; `None` for a zero net.
+    #[serde(with = "rust_decimal::serde::str_option")]
+    #[ts(type = "string | null")]
+    pub effective_margin_percent: Option<Decimal>,
 }
 
 /// Sums over the rows that have an invoice statement.
@@ -652,6 +699,27 @@ pub struct BillingTotals {
     #[serde(with = "rust_decimal::serde::str")]
     #[ts(type = "string")]
     pub late_usage_usd: Decimal,
+    /// OpenRouter's fees of the rows; `profit_usd` / `profit_pln` above are before them.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[ts(type = "string")]
+    pub fees_usd: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[ts(type = "string")]
+    pub fees_pln: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[ts(type = "string")]
+    pub profit_after_fees_usd: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[ts(type = "string")]
+    pub profit_after_fees_pln: Decimal,
+    /// `profit_pln / net_pln × 100`, 0.01; `None` for a zero net.
+    #[serde(with = "rust_decimal::serde::str_option")]
+    #[ts(type = "string | null")]
+    pub margin_before_fees_percent: Option<Decimal>,
+    /// `profit_after_fees_pln / net_pln × 100`, 0.01; `None` for a zero net.
+    #[serde(with = "rust_decimal::serde::str_option")]
+    #[ts(type = "string | null")]
+    pub effective_margin_percent: Option<Decimal>,
 }
 
 /// `billing_report`: the console's view of mai-billing's month report (its
@@ -671,6 +739,13 @@ pub struct BillingReport {
     pub rate_error: Option<String>,
     pub clients: Vec<BillingRow>,
     pub totals: BillingTotals,
+    /// How the month's OpenRouter fee rate was found (recorded purchases, a typical
+    /// top-up, or the percentage alone), in words.
+    pub fees_basis: String,
+    /// The last day to issue the month's invoices (VAT Act art. 106i ust. 1).
+    pub issue_deadline: NaiveDate,
+    /// Set when invoices are still to be issued and the deadline is near or past.
+    pub deadline_warning: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]

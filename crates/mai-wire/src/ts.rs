@@ -46,7 +46,7 @@ pub fn typescript() -> String {
         console::SecretKind, console::MaskedKey, console::Rotation,
         console::PrivacyErasure, console::PrivacyExportResult,
         console::DayPoint, console::Breakdown, console::PlnRate, console::Dashboard,
-        console::BillingStatus, console::TableARate, console::BillingRow,
+        console::BillingStatus, console::TableARate, console::BillingRow, console::BillingProfit,
         console::BillingTotals, console::BillingReport, console::ExportFormat,
         console::CsvDialect, console::InvoiceExportRequest, console::ClientExport,
         console::InvoiceExportResult, console::ExportProgress,

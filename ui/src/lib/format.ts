@@ -47,6 +47,12 @@ export function percent(p: string | null | undefined): string {
   return a ? formatFixed(a, 1, ',', '.') + '%' : '—';
 }
 
+/** A margin as the report computed it (already rounded to 0.01): "23.08" -> "23.08%". */
+export function margin(p: string | null | undefined): string {
+  const a = parseDec(p);
+  return a ? formatFixed(a, 2, ',', '.') + '%' : '—';
+}
+
 /** A fraction as a percentage with one decimal ("0.25" -> "25.0%"), exactly. */
 export function share(fraction: string | null | undefined): string {
   const a = parseDec(fraction);

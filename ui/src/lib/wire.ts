@@ -392,8 +392,63 @@ late_usage_usd: string,
 /**
  * What an invoice still lacks.
  */
-missing: Array<string>, };
-export type BillingTotals = { requests: number, raw_cost_usd: string, client_net_usd: string, profit_usd: string, net_pln: string, vat_pln: string, gross_pln: string, profit_pln: string, late_usage_usd: string, };
+missing: Array<string>, 
+/**
+ * Fees, profit after fees and margins; `None` without an invoice statement (no NBP
+ * rate).
+ */
+profit: BillingProfit | null, 
+/**
+ * The month's amounts round to 0.00 in the invoice currency: it is not invoiced
+ * (status `no_usage`), its usage is carried or waived per the billing file.
+ */
+zero_amounts: boolean, };
+export type BillingProfit = { 
+/**
+ * The invoice's net value in PLN.
+ */
+net_pln: string, 
+/**
+ * Net − OpenRouter cost − hosting, PLN: the profit before fees.
+ */
+profit_pln: string, 
+/**
+ * The client's usage goes through the operator's own provider keys (BYOK).
+ */
+byok: boolean, 
+/**
+ * All OpenRouter fees of the client's usage (credit purchase + BYOK), USD, exact.
+ */
+fees_usd: string, 
+/**
+ * The fees at the invoice's USD rate, rounded once.
+ */
+fees_pln: string, profit_after_fees_usd: string, 
+/**
+ * `profit_pln − fees_pln`: what reaches the bank.
+ */
+profit_after_fees_pln: string, 
+/**
+ * `profit_pln / net_pln × 100`, 0.01; `None` for a zero net.
+ */
+margin_before_fees_percent: string | null, 
+/**
+ * `profit_after_fees_pln / net_pln × 100`, 0.01; `None` for a zero net.
+ */
+effective_margin_percent: string | null, };
+export type BillingTotals = { requests: number, raw_cost_usd: string, client_net_usd: string, profit_usd: string, net_pln: string, vat_pln: string, gross_pln: string, profit_pln: string, late_usage_usd: string, 
+/**
+ * OpenRouter's fees of the rows; `profit_usd` / `profit_pln` above are before them.
+ */
+fees_usd: string, fees_pln: string, profit_after_fees_usd: string, profit_after_fees_pln: string, 
+/**
+ * `profit_pln / net_pln × 100`, 0.01; `None` for a zero net.
+ */
+margin_before_fees_percent: string | null, 
+/**
+ * `profit_after_fees_pln / net_pln × 100`, 0.01; `None` for a zero net.
+ */
+effective_margin_percent: string | null, };
 export type BillingReport = { 
 /**
  * `YYYY-MM`.
@@ -414,7 +469,20 @@ usd_rate: TableARate | null,
 /**
  * Why there are no PLN figures for rows that are not frozen.
  */
-rate_error: string | null, clients: Array<BillingRow>, totals: BillingTotals, };
+rate_error: string | null, clients: Array<BillingRow>, totals: BillingTotals, 
+/**
+ * How the month's OpenRouter fee rate was found (recorded purchases, a typical
+ * top-up, or the percentage alone), in words.
+ */
+fees_basis: string, 
+/**
+ * The last day to issue the month's invoices (VAT Act art. 106i ust. 1).
+ */
+issue_deadline: string, 
+/**
+ * Set when invoices are still to be issued and the deadline is near or past.
+ */
+deadline_warning: string | null, };
 export type ExportFormat = "csv" | "pdf" | "ksef";
 export type CsvDialect = "polish" | "plain";
 export type InvoiceExportRequest = { 

@@ -71,14 +71,43 @@ export function fixtures(scenario: string) {
   const info: AppInfo = { version: '0.1.0', fleet_path: '/etc/mai/fleet.toml', load_error: null,
       keychain_error: scenario === 'no-keychain' ? 'the OS keychain is not available (no D-Bus session)' : null,
       clients: rows.map((r) => ({ id: r.client_id, legal_name: r.legal_name })), update_endpoint: 'http://127.0.0.1:8765/latest.json', billing_available: scenario.startsWith('billing'), ksef_available: scenario.startsWith('billing') };
+  // October 2026 at 4.0000 PLN/USD, markup 1.3, no top-ups recorded (the card's 5.5 %
+  // alone). acme: net 321.9866 USD = 1 287,95 zł, raw 990,73 zł, profit 297,22 zł; fees
+  // 247.682 × 5.5 % = $13.62251 = 54,49 zł; after fees 242,73 zł; margins 297.22 / 1287.95
+  // = 23.08 %, 242.73 / 1287.95 = 18.85 %. tiny's month rounds to 0,00 zł: not invoiced.
+  // billing-deadline: kowalski's invoice is still to issue three days after the deadline.
+  const late = scenario === 'billing-deadline';
   const billing: BillingReport = {
-    month: '2026-10', today, provisional: false,
+    month: '2026-10', today: late ? '2026-11-18' : today, provisional: false,
     usd_rate: { mid: '4.0000', table_no: '210/A/NBP/2026', effective_date: '2026-10-30' }, rate_error: null,
     clients: [
-      { org_id: 'acme', name: 'ACME Sp. z o.o.', status: 'issued', invoice_number: 'FV/2026/10/001', requests: 1234, raw_cost_usd: '247.682', late_usage_usd: '0.0004', missing: [] },
-      { org_id: 'tiny', name: null, status: 'missing_data', invoice_number: null, requests: 2, raw_cost_usd: '0.00066', late_usage_usd: '0', missing: ['NIP'] },
+      { org_id: 'acme', name: 'ACME Sp. z o.o.', status: 'issued', invoice_number: 'FV/2026/10/001', requests: 1234, raw_cost_usd: '247.682', late_usage_usd: '0.0004', missing: [],
+        profit: { net_pln: '1287.95', profit_pln: '297.22', byok: false, fees_usd: '13.62251', fees_pln: '54.49', profit_after_fees_usd: '60.68209',
+          profit_after_fees_pln: '242.73', margin_before_fees_percent: '23.08', effective_margin_percent: '18.85' },
+        zero_amounts: false },
+      { org_id: 'tiny', name: null, status: 'no_usage', invoice_number: null, requests: 2, raw_cost_usd: '0.00066', late_usage_usd: '0', missing: ['NIP'],
+        profit: { net_pln: '0.00', profit_pln: '0.00', byok: false, fees_usd: '0.0000363', fees_pln: '0.00', profit_after_fees_usd: '0.0001617',
+          profit_after_fees_pln: '0.00', margin_before_fees_percent: null, effective_margin_percent: null },
+        zero_amounts: true },
+      ...(late ? [{ org_id: 'kowalski', name: 'Kancelaria Kowalski i Wspólnicy sp.k.', status: 'ready_to_issue' as const, invoice_number: null, requests: 310,
+        raw_cost_usd: '120.5', late_usage_usd: '0', missing: [],
+        profit: { net_pln: '626.60', profit_pln: '144.60', byok: false, fees_usd: '6.6275', fees_pln: '26.51', profit_after_fees_usd: '29.5225',
+          profit_after_fees_pln: '118.09', margin_before_fees_percent: '23.08', effective_margin_percent: '18.85' },
+        zero_amounts: false }] : []),
     ],
-    totals: { requests: 1236, raw_cost_usd: '247.68266', client_net_usd: '321.9866', profit_usd: '74.30394', net_pln: '1287.95', vat_pln: '296.23', gross_pln: '1584.18', profit_pln: '297.22', late_usage_usd: '0.0004' },
+    totals: late
+      ? { requests: 1546, raw_cost_usd: '368.18266', client_net_usd: '478.637458', profit_usd: '110.454798', net_pln: '1914.55', vat_pln: '440.35',
+        gross_pln: '2354.90', profit_pln: '441.82', late_usage_usd: '0.0004', fees_usd: '20.2500463', fees_pln: '81.00',
+        profit_after_fees_usd: '90.2047517', profit_after_fees_pln: '360.82', margin_before_fees_percent: '23.08', effective_margin_percent: '18.85' }
+      : { requests: 1236, raw_cost_usd: '247.68266', client_net_usd: '321.987458', profit_usd: '74.304798', net_pln: '1287.95', vat_pln: '296.23',
+        gross_pln: '1584.18', profit_pln: '297.22', late_usage_usd: '0.0004', fees_usd: '13.6225463', fees_pln: '54.49',
+        profit_after_fees_usd: '60.6822517', profit_after_fees_pln: '242.73', margin_before_fees_percent: '23.08', effective_margin_percent: '18.85' },
+    fees_basis: 'credit-purchase fee 5.5% of credits used: top-up sizes unknown (no [[fees.purchases]] this month, no fees.typical_purchase_usd), '
+      + 'so the minimum fee is assumed not to apply (top-ups of $14.55 or more); record purchases or set typical_purchase_usd for the exact figure',
+    issue_deadline: '2026-11-15',
+    deadline_warning: late
+      ? 'invoices for 2026-10 are late: the deadline was 2026-11-15 (VAT Act art. 106i ust. 1: the 15th of the month after the service), 3 day(s) ago; still to issue: kowalski. Issue them now'
+      : null,
   };
   const keys: MaskedKey[] = rows.flatMap((r): MaskedKey[] => [
     { client: r.client_id, kind: 'open-router', masked: r.client_id === 'acme' ? 'sk-or-v1-…abcd' : null, error: null },

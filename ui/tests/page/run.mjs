@@ -210,6 +210,52 @@ await test('billing: month report from mai-billing with PLN totals', async (page
   await page.screenshot({ path: join(out, 'billing-report.png'), fullPage: true });
 });
 
+await test('billing: fees, profit after fees and the margin before and after them', async (page) => {
+  await page.goto(base + '?scenario=billing');
+  await page.getByTestId('nav-billing').click();
+  await page.getByTestId('billing-table').waitFor();
+  const nb = (s) => s.replace(/\u00a0/g, ' ');
+  // Per client: fees in PLN (USD exact in the tooltip), profit after fees with the one
+  // before under it, the margin after fees with the one before under it.
+  const acme = '[data-testid="billing-row-acme"]';
+  assert.equal(nb(await text(page, `${acme} [data-testid="fees"]`)), '54,49 zł');
+  assert.equal(await page.locator(`${acme} [data-testid="fees"]`).getAttribute('title'), '$13.62 at the invoice rate');
+  assert.equal(nb(await text(page, `${acme} [data-testid="profit-after-fees"]`)), '242,73 zł\n297,22 zł before');
+  assert.equal(await text(page, `${acme} [data-testid="margin"]`), '18.85%\n23.08% before fees');
+  assert.match(await page.locator(`${acme} [data-testid="margin"]`).getAttribute('title'), /1\.3× is 23\.08% before fees, not 30%/);
+  // The fleet's totals, in the table's footer and in the summary.
+  const total = '[data-testid="billing-total"]';
+  assert.equal(nb(await text(page, `${total} [data-testid="fees"]`)), '54,49 zł');
+  assert.equal(nb(await text(page, `${total} [data-testid="profit-after-fees"]`)), '242,73 zł\n297,22 zł before');
+  assert.equal(await text(page, `${total} [data-testid="margin"]`), '18.85%\n23.08% before fees');
+  assert.equal(nb(await text(page, '[data-testid="billing-fees"]')), '54,49 zł ($13.62)');
+  assert.equal(nb(await text(page, '[data-testid="billing-profit-after-fees"]')), '242,73 zł');
+  assert.match(await text(page, '[data-testid="billing-margin"]'), /^18\.85% after fees, 23\.08% before\n.*not 30%/);
+  assert.match(await text(page, '[data-testid="billing-fees-basis"]'), /^Credit-purchase fee 5\.5% of credits used: top-up sizes unknown/);
+  // A month whose amounts round to 0.00 is not invoiced, and says so; no margin of a zero net.
+  const tiny = '[data-testid="billing-row-tiny"]';
+  assert.equal(await text(page, `${tiny} [data-testid="zero-amounts"]`), 'not invoiced: amounts round to 0.00');
+  assert.equal(await text(page, `${tiny} [data-testid="margin"]`), '—');
+  // Deadline shown; no warning while nothing is left to issue.
+  assert.match(await text(page, '[data-testid="billing-deadline"]'), /Invoices for 2026-10 must be issued by 2026-11-15/);
+  assert.equal(await page.getByTestId('billing-deadline-warning').count(), 0);
+  await page.screenshot({ path: join(out, 'billing-fees.png'), fullPage: true });
+});
+
+await test('billing: a missed invoice deadline is a red banner naming the clients', async (page) => {
+  await page.goto(base + '?scenario=billing-deadline');
+  await page.getByTestId('nav-billing').click();
+  await page.getByTestId('billing-table').waitFor();
+  const w = page.getByTestId('billing-deadline-warning');
+  assert.equal(await w.getAttribute('role'), 'alert');
+  assert.match(await w.getAttribute('class'), /\bcrit\b/);
+  assert.match(await w.innerText(), /^Invoices for 2026-10 are late: the deadline was 2026-11-15 .* still to issue: kowalski\. Issue them now\.$/);
+  assert.match(await text(page, '[data-testid="billing-row-kowalski"]'), /ready to issue/);
+  assert.equal(await text(page, '[data-testid="billing-total"] [data-testid="margin"]'), '18.85%\n23.08% before fees');
+  assert.equal(await text(page, '[data-testid="billing-fees"]'), '81,00\u00a0zł ($20.25)');
+  await page.screenshot({ path: join(out, 'billing-deadline.png'), fullPage: true });
+});
+
 await test('billing export: progress while running, then per-client results', async (page) => {
   await page.goto(base + '?scenario=billing');
   await page.getByTestId('nav-billing').click();

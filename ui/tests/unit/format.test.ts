@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { age, int, percent, share, taskLabel, usd, usdPln } from '../../src/lib/format';
+import { age, int, margin, percent, share, taskLabel, usd, usdPln } from '../../src/lib/format';
 import type { PlnRate } from '../../src/lib/wire';
 import { parseDec, round, formatFixed } from '../../src/lib/decimal';
 
@@ -68,5 +68,15 @@ describe('taskLabel', () => {
     expect(taskLabel('chat')).toBe("Users' own messages");
     expect(taskLabel('(unknown)')).toMatch(/X-Mai-Task/);
     expect(taskLabel('title_generation')).toBe('title_generation');
+  });
+});
+
+describe('margin', () => {
+  it('shows the report\'s margin with its two decimals, exactly', () => {
+    expect(margin('23.08')).toBe('23.08%');
+    expect(margin('18.8')).toBe('18.80%');
+    expect(margin('-4.5')).toBe('-4.50%');
+    expect(margin('0')).toBe('0.00%');
+    expect(margin(null)).toBe('—');
   });
 });

@@ -224,7 +224,14 @@ pub async fn invoices(ops: &Ops, a: &InvoicesArgs) -> Result<u8, OpsError> {
     Ok(0)
 }
 
-/// The month report as a table for a terminal.
+/// A margin for the terminal: `18.85%`, or `-` without a net to divide by.
+fn margin(m: Option<rust_decimal::Decimal>) -> String {
+    m.map(|m| format!("{m}%")).unwrap_or_else(|| "-".into())
+}
+
+/// The month report as a table for a terminal. Profit is shown before and after
+/// OpenRouter's fees, and the margin after fees with the one before in brackets, because
+/// the markup is not the margin (1.3x is 23.08 % before fees, not 30 %).
 pub fn render_report(report: &MonthReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -252,8 +259,26 @@ pub fn render_report(report: &MonthReport) -> String {
     }
     let _ = writeln!(
         out,
-        "{:<16} {:<14} {:>9} {:>16} {:>14} {:>14} {:>14} {:>14}  invoice",
-        "client", "status", "requests", "raw USD", "net", "gross", "gross PLN", "profit PLN"
+        "Issue deadline: {} (VAT Act art. 106i ust. 1)",
+        report.issue_deadline
+    );
+    if let Some(w) = &report.deadline_warning {
+        let _ = writeln!(out, "WARNING: {w}");
+    }
+    let _ = writeln!(
+        out,
+        "{:<16} {:<14} {:>9} {:>16} {:>14} {:>14} {:>14} {:>14} {:>12} {:>14} {:>16}  invoice",
+        "client",
+        "status",
+        "requests",
+        "raw USD",
+        "net",
+        "gross",
+        "gross PLN",
+        "profit PLN",
+        "fees PLN",
+        "after fees PLN",
+        "margin (before)"
     );
     for r in &report.clients {
         let status = serde_json::to_value(r.status)
@@ -261,19 +286,36 @@ pub fn render_report(report: &MonthReport) -> String {
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
         let _ = match &r.statement {
-            Some(s) => writeln!(
-                out,
-                "{:<16} {:<14} {:>9} {:>16} {:>14} {:>14} {:>14} {:>14}  {}",
-                r.org_id,
-                status,
-                s.usage.requests,
-                s.raw_cost_usd.to_string(),
-                format!("{} {}", format_pl(s.amounts.net), s.amounts.currency),
-                format!("{} {}", format_pl(s.amounts.gross), s.amounts.currency),
-                format_pl(s.amounts.gross_pln),
-                format_pl(s.profit_pln),
-                r.invoice_number.clone().unwrap_or_default()
-            ),
+            Some(s) => {
+                let (fees, after, margins) = match &r.profit {
+                    Some(p) => (
+                        format_pl(p.fees_pln),
+                        format_pl(p.profit_after_fees_pln),
+                        format!(
+                            "{} ({})",
+                            margin(p.effective_margin_percent),
+                            margin(p.margin_before_fees_percent)
+                        ),
+                    ),
+                    None => ("-".into(), "-".into(), "-".into()),
+                };
+                writeln!(
+                    out,
+                    "{:<16} {:<14} {:>9} {:>16} {:>14} {:>14} {:>14} {:>14} {:>12} {:>14} {:>16}  {}",
+                    r.org_id,
+                    status,
+                    s.usage.requests,
+                    s.raw_cost_usd.to_string(),
+                    format!("{} {}", format_pl(s.amounts.net), s.amounts.currency),
+                    format!("{} {}", format_pl(s.amounts.gross), s.amounts.currency),
+                    format_pl(s.amounts.gross_pln),
+                    format_pl(s.profit_pln),
+                    fees,
+                    after,
+                    margins,
+                    r.invoice_number.clone().unwrap_or_default()
+                )
+            }
             None => writeln!(
                 out,
                 "{:<16} {:<14} {:>9} {:>16}",
@@ -283,6 +325,9 @@ pub fn render_report(report: &MonthReport) -> String {
                 r.usage.cost_usd.to_string()
             ),
         };
+        if r.zero_amounts {
+            let _ = writeln!(out, "{:<16} not invoiced: amounts round to 0.00", "");
+        }
         if !r.late_usage_usd.is_zero() {
             let _ = writeln!(
                 out,
@@ -302,7 +347,7 @@ pub fn render_report(report: &MonthReport) -> String {
     let t = &report.totals;
     let _ = writeln!(
         out,
-        "TOTAL: {} clients, {} requests, raw {} USD, client net {} USD, gross {} PLN, profit {} PLN",
+        "TOTAL: {} clients, {} requests, raw {} USD, client net {} USD, gross {} PLN, profit {} PLN before fees",
         t.clients,
         t.requests,
         t.raw_cost_usd,
@@ -310,6 +355,17 @@ pub fn render_report(report: &MonthReport) -> String {
         format_pl(t.gross_pln),
         format_pl(t.profit_pln)
     );
+    let _ = writeln!(
+        out,
+        "OpenRouter fees {} PLN ({}), profit after fees {} PLN ({}); margin {} after fees, {} before (profit / net PLN)",
+        format_pl(t.fees_pln),
+        crate::money(Some(t.fees_usd)),
+        format_pl(t.profit_after_fees_pln),
+        crate::money(Some(t.profit_after_fees_usd)),
+        margin(t.effective_margin_percent),
+        margin(t.margin_before_fees_percent)
+    );
+    let _ = writeln!(out, "Fee basis: {}", report.fees_basis);
     out
 }
 
