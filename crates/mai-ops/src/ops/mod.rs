@@ -94,7 +94,7 @@ pub enum OpsError {
     Ksef(String),
     /// What KSeF (or the way to it) answered: the message names the step, KSeF's codes
     /// and what to do.
-    #[error("KSeF: {0}")]
+    #[error(transparent)]
     KsefClient(#[from] mai_ksef::KsefError),
 }
 
