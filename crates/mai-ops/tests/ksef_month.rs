@@ -364,10 +364,23 @@ async fn a_month_through_ksef_with_a_correction_a_rejection_and_a_lost_answer() 
     );
     let out: PathBuf = w.dir.path().join("out");
     let acme_ksef = acme.ksef_number.clone().unwrap();
-    let upo = o.ksef_upo(&m, &acme_ksef, Some(out.clone())).await.unwrap();
-    assert_eq!(upo, out.join(format!("UPO_{acme_ksef}.xml")));
+    // The receipt of an invoice KSeF accepted on this send (the one accepted through the
+    // 440 has its receipt with the earlier send: the message says so).
+    let with_upo = status
+        .iter()
+        .find(|r| r.upo_available && r.kind == KsefInvoiceKind::Vat)
+        .unwrap();
+    let k = with_upo.ksef_number.clone().unwrap();
+    let upo = o.ksef_upo(&m, &k, Some(out.clone())).await.unwrap();
+    assert_eq!(upo, out.join(format!("UPO_{k}.xml")));
     let upo_text = std::fs::read_to_string(&upo).unwrap();
-    assert!(upo_text.contains(&acme_ksef), "{upo_text}");
+    assert!(upo_text.contains(&k), "{upo_text}");
+    let e = o
+        .ksef_upo(&m, &original, Some(out.clone()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("440") && e.contains("earlier send"), "{e}");
     let e = o
         .ksef_upo(&m, "1234563218-20250826-0100001AF629-AF", Some(out.clone()))
         .await

@@ -500,10 +500,12 @@ impl Ops {
         let upo = match billing.upo(&number).await? {
             Some(u) => u,
             None => {
-                let (Some(session), Some(invoice)) = (&row.session_ref, &row.invoice_ref) else {
+                let (Some(session), Some(invoice), Some(_)) =
+                    (&row.session_ref, &row.invoice_ref, row.acquired_at)
+                else {
                     return Err(OpsError::Ksef(format!(
                         "invoice {number} (KSeF {ksef_number}) has no receipt stored and no KSeF reference to download it with \
-                         (KSeF recognised it as sent earlier, answer 440): download its UPO in KSeF's web application"
+                         (KSeF recognised it as sent earlier, answer 440, so its receipt belongs to that earlier send): download its UPO in KSeF's web application"
                     )));
                 };
                 let client = self.ksef_connect().await?;
