@@ -57,7 +57,7 @@ fn ops(dir: &std::path::Path) -> Ops {
         .unwrap();
     drop(l);
     std::fs::write(dir.join("billing.toml"), BILLING).unwrap();
-    // NBP on a port nothing listens on: CSV still exports, invoices must not.
+    // NBP on a port nothing listens on: CSV and invoice exports need no rate.
     let text = format!(
         "[console]\ndata_dir = {data:?}\n[nbp]\nbase_url = \"http://127.0.0.1:9/api\"\n[billing]\nconfig = \"billing.toml\"\n\
          [[hosts]]\nname = \"h\"\ndocker = \"unix:///nonexistent.sock\"\n\
@@ -117,18 +117,18 @@ fn billing_export_over_ipc_with_progress_events() {
         ]
     );
 
-    // PDF needs the NBP rate: no invoice, and the message says what was needed.
-    let e = invoke(
+    // A PDF export issues nothing since KSeF (no NBP call): without an invoice KSeF
+    // accepted there is no file, and the client's row says to send it to KSeF first.
+    let r = invoke(
         &w,
         "billing_export",
         json!({"request": {"month": "2025-12", "format": "pdf", "client": "acme", "out_dir": out}}),
     )
-    .unwrap_err();
-    let e = e.as_str().unwrap();
-    assert!(
-        e.contains("NBP unreachable") && e.contains("table A USD"),
-        "{e}"
-    );
+    .unwrap();
+    assert_eq!(r["files"], json!([]));
+    assert_eq!(r["clients"][0]["org_id"], "acme");
+    let why = r["clients"][0]["skipped"].as_str().unwrap();
+    assert!(why.contains("KSeF") && why.contains("send"), "{why}");
 
     let e = invoke(
         &w,

@@ -1,7 +1,8 @@
 //! The KSeF commands through the IPC boundary on tauri's mock runtime, with the argument
 //! names the UI sends (camelCase): the token form (status, set, replace, delete: only the
-//! mask comes back, audited), and the send, status and UPO commands, which check their
-//! arguments and, not being wired to a KSeF client in this build, say so as text.
+//! mask comes back, audited), and the send, status and UPO commands against the KSeF and
+//! NBP simulators: `ksef-send-progress` events, the summary, the receipt file; argument
+//! mistakes as text.
 
 mod common;
 use common::{app_with, invoke};
@@ -24,17 +25,24 @@ const TOKEN: &str =
     "20251010-EC-1B5A8A2000-9D0F7C3E21-5A|nip-1234563218|6f1c0e7b9a2d4c3e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e";
 
 fn ops(dir: &std::path::Path, ksef: bool) -> Ops {
+    ops_with(
+        dir,
+        if ksef {
+            "[ksef]\nenvironment = \"test\"\n"
+        } else {
+            ""
+        },
+    )
+}
+
+/// `extra`: the `[ksef]` (and `[nbp]`) sections.
+fn ops_with(dir: &std::path::Path, ksef: &str) -> Ops {
     std::fs::write(dir.join("billing.toml"), BILLING).unwrap();
-    let ksef = if ksef {
-        "[ksef]\nenvironment = \"test\"\n"
-    } else {
-        ""
-    };
     let text = format!(
         "[console]\ndata_dir = {:?}\n[billing]\nconfig = \"billing.toml\"\n{ksef}\
          [[hosts]]\nname = \"h\"\ndocker = \"unix:///nonexistent.sock\"\n\
          [[clients]]\nid = \"acme\"\nlegal_name = \"ACME Sp. z o.o.\"\nnip = \"9876543210\"\naddress = \"ul. Testowa 2\"\n\
-         host = \"h\"\ntracker_url = \"http://127.0.0.1:9\"\ntracker_token = \"env:UNUSED\"\n",
+         address_line2 = \"30-001 Kraków\"\nhost = \"h\"\ntracker_url = \"http://127.0.0.1:9\"\ntracker_token = \"env:UNUSED\"\n",
         dir.join("console")
     );
     let fleet = Fleet::parse(&text, &dir.join("fleet.toml")).unwrap();
@@ -82,12 +90,67 @@ fn the_token_form_over_ipc_only_ever_gets_the_mask_back() {
 }
 
 #[test]
-fn send_status_and_upo_check_their_arguments_then_say_they_are_not_wired() {
+fn send_status_and_upo_over_ipc_against_the_ksef_simulator() {
+    use mai_sim::ksef::{KsefConfig, KsefSim, TokenSpec};
+    use std::sync::{Arc, Mutex};
+    use tauri::Listener;
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _g = rt.enter();
+    let ksef = rt
+        .block_on(KsefSim::spawn(KsefConfig {
+            tokens: vec![TokenSpec::new("1234563218", TOKEN)],
+            ..KsefConfig::default()
+        }))
+        .unwrap();
+    let nbp = rt
+        .block_on(mai_sim::nbp::NbpSim::spawn(
+            mai_sim::nbp::NbpConfig::default(),
+        ))
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (_app, w) = app_with(Console::new(Ok(ops(dir.path(), true)), None));
-
+    let data = dir.path().join("console");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut l = mai_core::ledger::Ledger::open(&data.join("console-cache.sqlite")).unwrap();
+    l.record(&mai_core::usage::UsageEvent {
+        generation_id: "g1".into(),
+        org_id: "acme".into(),
+        user: mai_core::usage::UserRef {
+            id: Some("u1".into()),
+            email: None,
+            name: None,
+        },
+        model: "openai/gpt-4o".into(),
+        provider: None,
+        tokens: mai_core::usage::Tokens {
+            prompt: 10,
+            completion: 5,
+            reasoning: 0,
+            cached: 0,
+        },
+        cost_usd: "7.25".parse().unwrap(),
+        source: mai_core::usage::Source::Proxy,
+        state: mai_core::usage::EventState::Confirmed,
+        created_at: "2025-12-03T12:00:00Z".parse().unwrap(),
+        context: Default::default(),
+    })
+    .unwrap();
+    drop(l);
+    let o = ops_with(
+        dir.path(),
+        &format!(
+            "[ksef]\nbase_url = \"{}\"\n[nbp]\nbase_url = \"{}\"\n",
+            ksef.base_url(),
+            nbp.base_url()
+        ),
+    );
+    let (app, w) = app_with(Console::new(Ok(o), None));
+    let events: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let ev = events.clone();
+    app.listen_any("ksef-send-progress", move |e| {
+        ev.lock()
+            .unwrap()
+            .push(serde_json::from_str(e.payload()).unwrap());
+    });
     let err = |cmd: &str, body| {
         invoke(&w, cmd, body)
             .unwrap_err()
@@ -95,29 +158,66 @@ fn send_status_and_upo_check_their_arguments_then_say_they_are_not_wired() {
             .unwrap()
             .to_string()
     };
-    let e = err("ksef_send", json!({"month": "2026-11", "clientId": null}));
-    assert!(e.contains("not available in this build yet"), "{e}");
+    // No token yet: the send says how to store one; nothing is numbered.
+    let e = err("ksef_send", json!({"month": "2025-12", "clientId": null}));
+    assert!(e.contains("KSeF token"), "{e}");
+    invoke(&w, "ksef_token_set", json!({"token": TOKEN})).unwrap();
+
+    let s = invoke(
+        &w,
+        "ksef_send",
+        json!({"month": "2025-12", "clientId": null}),
+    )
+    .unwrap();
+    assert_eq!(
+        (&s["accepted"], &s["rejected"]),
+        (&json!(1), &json!(0)),
+        "{s}"
+    );
+    let row = &s["rows"][0];
+    assert_eq!(row["state"], json!({"kind": "accepted"}));
+    let k = row["ksef_number"].as_str().unwrap().to_string();
+    assert_eq!(ksef.accepted()[0].ksef_number, k);
+    let phases: Vec<String> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(phases.first().map(String::as_str), Some("connecting"));
+    assert_eq!(phases.last().map(String::as_str), Some("done"));
+
+    let rows = invoke(&w, "ksef_status", json!({"month": "2025-12"})).unwrap();
+    assert_eq!(rows[0]["ksef_number"], k);
+    assert_eq!(rows[0]["upo_available"], true);
+    let out = dir.path().join("out");
+    let p = invoke(
+        &w,
+        "ksef_upo",
+        json!({"month": "2025-12", "ksefNumber": k, "outDir": out}),
+    )
+    .unwrap();
+    let upo = std::fs::read_to_string(p.as_str().unwrap()).unwrap();
+    assert!(upo.contains(&k), "{upo}");
+
     let e = err(
         "ksef_send",
-        json!({"month": "2026-11", "clientId": "nobody"}),
+        json!({"month": "2025-12", "clientId": "nobody"}),
     );
     assert!(e.contains("unknown client"), "{e}");
     let e = err("ksef_status", json!({"month": "2026-13"}));
     assert!(e.contains("YYYY-MM"), "{e}");
-    let e = err("ksef_status", json!({"month": "2026-11"}));
-    assert!(e.contains("not available in this build yet"), "{e}");
     let e = err(
         "ksef_upo",
-        json!({"month": "2026-11", "ksefNumber": "../../x", "outDir": null}),
+        json!({"month": "2025-12", "ksefNumber": "../../x", "outDir": null}),
     );
     assert!(e.contains("not a KSeF number"), "{e}");
-    let e = err(
-        "ksef_upo",
-        json!({"month": "2026-11", "ksefNumber": "1234563218-20261202-0100001AF629-AF", "outDir": ""}),
-    );
-    assert!(e.contains("not available in this build yet"), "{e}");
+}
 
-    // Without [ksef] every KSeF command says how to add it.
+#[test]
+fn without_a_ksef_section_every_ksef_command_says_how_to_add_it() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _g = rt.enter();
     let bare = tempfile::tempdir().unwrap();
     let (_app, w) = app_with(Console::new(Ok(ops(bare.path(), false)), None));
     assert_eq!(

@@ -69,6 +69,9 @@ pub struct Billing {
     pub ledger_path: PathBuf,
     pub store_path: PathBuf,
     today: Option<NaiveDate>,
+    /// The KSeF accepted invoices were sent to: the PDF's QR code points at its
+    /// verification host. `None` (no `[ksef]`): the test environment's.
+    ksef_environment: Option<crate::export::pdf::KsefEnvironment>,
 }
 
 fn join_err(e: tokio::task::JoinError) -> BillingError {
@@ -95,7 +98,14 @@ impl Billing {
             ledger_path,
             store_path,
             today: None,
+            ksef_environment: None,
         }
+    }
+
+    /// Which KSeF the invoices go to (the fleet's `[ksef]`): the host of the QR code on PDFs.
+    pub fn with_ksef_environment(mut self, env: crate::export::pdf::KsefEnvironment) -> Self {
+        self.ksef_environment = Some(env);
+        self
     }
 
     /// Fixes "today" (Warsaw) — for tests and for re-running a past close.
@@ -433,6 +443,9 @@ impl Billing {
             )?)),
             _ => None,
         };
+        let environment = self
+            .ksef_environment
+            .unwrap_or(crate::export::pdf::KsefEnvironment::Test);
         for (i, inv) in to_write.into_iter().enumerate() {
             let format = req.format;
             let font = font.clone();
@@ -440,15 +453,32 @@ impl Billing {
             let store_path = self.store_path.clone();
             let path = tokio::task::spawn_blocking(move || {
                 let (ext, bytes) = match format {
-                    ExportFormat::Pdf => (
-                        "pdf",
-                        crate::export::pdf::render(
-                            &inv,
-                            font.as_deref().map(Vec::as_slice).unwrap_or_default(),
-                            // Hook for the KSeF path: the receipt of the accepted XML.
-                            None,
-                        )?,
-                    ),
+                    ExportFormat::Pdf => {
+                        // An accepted invoice prints its KSeF number and the QR code over
+                        // the exact bytes KSeF holds; a legacy one (never sent) neither.
+                        let sent = BillingStore::open(&store_path)?.xml(&inv.number)?;
+                        let receipt = match (
+                            inv.ksef.as_ref().and_then(|k| k.ksef_number.as_ref()),
+                            &sent,
+                        ) {
+                            (Some(n), Some(xml)) => {
+                                Some(crate::export::pdf::KsefReceiptForPdf::for_xml(
+                                    n.clone(),
+                                    xml,
+                                    environment,
+                                ))
+                            }
+                            _ => None,
+                        };
+                        (
+                            "pdf",
+                            crate::export::pdf::render(
+                                &inv,
+                                font.as_deref().map(Vec::as_slice).unwrap_or_default(),
+                                receipt.as_ref(),
+                            )?,
+                        )
+                    }
                     // What KSeF holds is what was sent: the stored bytes, never a new
                     // rendering (its SHA-256 is in the QR code). Legacy invoices were never
                     // sent and are rendered as before.

@@ -1,5 +1,6 @@
-//! `Ops::billing_export` against a real console-cache ledger file and the NBP simulator:
-//! per-client results, progress events, re-export of issued invoices, NBP down.
+//! `Ops::billing_export` against a real console-cache ledger file, the NBP simulator and
+//! the KSeF simulator: exports cover invoices KSeF accepted (others are skipped with the
+//! reason), per-client results, progress events, NBP down.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -10,6 +11,7 @@ use mai_core::ledger::Ledger;
 use mai_core::usage::{EventState, Source, Tokens, UsageEvent, UserRef};
 use mai_ops::ops::{InvoiceExportRequest, InvoiceExportResult};
 use mai_ops::{Fleet, Keychain, Ops};
+use mai_sim::ksef::{KsefConfig, KsefSim, TokenSpec};
 use mai_sim::nbp::{self as sim, NbpSim};
 use rust_decimal::Decimal;
 
@@ -54,8 +56,23 @@ fn event(org: &str, id: &str, day: &str, cost: &str) -> UsageEvent {
     }
 }
 
-/// A fleet whose console cache holds December 2025 usage of `acme` and `nodata`.
-fn setup(dir: &Path, nbp_base: &str) -> Ops {
+const SELLER_NIP: &str = "1234563218";
+const TOKEN: &str =
+    "20251010-EC-1B5A8A2000-9D0F7C3E21-5A|nip-1234563218|6f1c0e7b9a2d4c3e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e";
+
+/// The KSeF simulator (plain HTTP on loopback) with the seller's token registered.
+async fn ksef_sim() -> KsefSim {
+    KsefSim::spawn(KsefConfig {
+        tokens: vec![TokenSpec::new(SELLER_NIP, TOKEN)],
+        ..KsefConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// A fleet whose console cache holds December 2025 usage of `acme` and `nodata`, sending
+/// to the KSeF at `ksef_base`.
+fn setup(dir: &Path, nbp_base: &str, ksef_base: &str) -> Ops {
     let data = dir.join("console");
     std::fs::create_dir_all(&data).unwrap();
     let mut ledger = Ledger::open(&data.join("console-cache.sqlite")).unwrap();
@@ -69,7 +86,7 @@ fn setup(dir: &Path, nbp_base: &str) -> Ops {
     drop(ledger);
     std::fs::write(dir.join("billing.toml"), BILLING).unwrap();
     let fleet = format!(
-        "[console]\ndata_dir = {data:?}\n\n[nbp]\nbase_url = \"{nbp_base}\"\n\n[billing]\nconfig = \"billing.toml\"\n\n\
+        "[console]\ndata_dir = {data:?}\n\n[nbp]\nbase_url = \"{nbp_base}\"\n\n[billing]\nconfig = \"billing.toml\"\n\n[ksef]\nbase_url = \"{ksef_base}\"\n\n\
          [[hosts]]\nname = \"h1\"\ndocker = \"unix:///nonexistent/docker.sock\"\n\n\
          [[clients]]\nid = \"acme\"\nlegal_name = \"ACME Sp. z o.o.\"\nnip = \"9876543210\"\naddress = \"ul. Testowa 2\"\n\
          address_line2 = \"30-001 Kraków\"\ninvoice_lines = \"summary\"\n\
@@ -107,43 +124,47 @@ async fn export(
 }
 
 #[tokio::test]
-async fn pdf_then_ksef_per_client_results_and_progress() {
+async fn only_invoices_ksef_accepted_are_exported_with_their_ksef_number() {
     let nbp = NbpSim::spawn(sim::NbpConfig::default()).await.unwrap();
+    let ksef = ksef_sim().await;
     let dir = tempfile::tempdir().unwrap();
-    let o = setup(dir.path(), &nbp.base_url());
+    let o = setup(dir.path(), &nbp.base_url(), &ksef.base_url());
     let out = dir.path().join("out");
 
+    // Before KSeF: no invoice, so no file; each client says why.
     let (r, events) = export(&o, &request(ExportFormat::Pdf, &out)).await;
     let r = r.unwrap();
-    assert_eq!(r.out_dir, out);
-    assert_eq!(r.clients.len(), 2, "{r:?}");
-    let acme = &r.clients[0];
-    assert_eq!(acme.org_id, "acme");
-    let number = acme.invoice_number.clone().unwrap();
+    assert!(r.files.is_empty(), "{r:?}");
+    let acme = r.clients.iter().find(|c| c.org_id == "acme").unwrap();
+    assert!(acme.invoice_number.is_none() && !acme.newly_issued);
+    let why = acme.skipped.as_deref().unwrap();
+    assert!(why.contains("KSeF"), "{why}");
+    let nodata = r.clients.iter().find(|c| c.org_id == "nodata").unwrap();
+    assert!(nodata.skipped.as_deref().unwrap().contains("address"));
+    assert!(events.contains(&ExportProgress::Started { total: 0 }));
+
+    // Sent to KSeF and accepted: now the PDF is an invoice with its KSeF number.
+    o.ksef_token_set(TOKEN.into()).await.unwrap();
+    let sent = o.ksef_send("2025-12", None, &mut |_| {}).await.unwrap();
+    assert_eq!(sent.accepted, 1, "{:#?}", sent.rows);
+    let accepted = ksef.accepted();
+    assert_eq!(accepted.len(), 1);
+    let ksef_number = accepted[0].ksef_number.clone();
+    let number = accepted[0].invoice_number.clone();
     assert!(
         number.starts_with("FV/") && number.ends_with("/0001"),
         "{number}"
     );
-    assert!(acme.newly_issued);
-    assert_eq!(acme.files.len(), 1);
-    assert!(std::fs::read(&acme.files[0]).unwrap().starts_with(b"%PDF"));
-    assert_eq!(acme.skipped, None);
-    let nodata = &r.clients[1];
-    assert_eq!(nodata.org_id, "nodata");
-    assert!(nodata.files.is_empty() && nodata.invoice_number.is_none());
-    let why = nodata.skipped.as_deref().unwrap();
-    assert!(why.contains("address"), "{why}");
-    assert_eq!(r.files, acme.files);
 
-    // Progress: the issue, the skip, then one file of one.
-    assert!(events.contains(&ExportProgress::Issued {
-        number: number.clone(),
-        org_id: "acme".into()
-    }));
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, ExportProgress::Skipped { org_id, .. } if org_id == "nodata")));
-    assert!(events.contains(&ExportProgress::Started { total: 1 }));
+    let (r, events) = export(&o, &request(ExportFormat::Pdf, &out)).await;
+    let r = r.unwrap();
+    let acme = r.clients.iter().find(|c| c.org_id == "acme").unwrap();
+    assert_eq!(acme.invoice_number.as_deref(), Some(number.as_str()));
+    assert!(!acme.newly_issued);
+    assert_eq!(acme.files.len(), 1);
+    let pdf = std::fs::read(&acme.files[0]).unwrap();
+    assert!(pdf.starts_with(b"%PDF"));
+    assert_eq!(r.files, acme.files);
     assert_eq!(
         events.last(),
         Some(&ExportProgress::Wrote {
@@ -152,22 +173,24 @@ async fn pdf_then_ksef_per_client_results_and_progress() {
             total: 1
         })
     );
+    let text = std::process::Command::new("pdftotext")
+        .arg(&acme.files[0])
+        .arg("-")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains(&ksef_number), "{text}");
 
-    // The report now shows the number; the rate is table A mid of 2025-12-30.
+    // The report shows the number; the KSeF export is the very XML KSeF received, with
+    // the exact net at table A mid of 2025-12-30.
     let report = o.billing_report("2025-12").await.unwrap();
     let row = report.clients.iter().find(|c| c.org_id == "acme").unwrap();
     assert_eq!(row.invoice_number.as_deref(), Some(number.as_str()));
-
-    // KSeF re-renders the same invoice, without issuing a new number; net is exact.
-    let (r2, events2) = export(&o, &request(ExportFormat::Ksef, &out)).await;
+    let (r2, _) = export(&o, &request(ExportFormat::Ksef, &out)).await;
     let r2 = r2.unwrap();
     let acme2 = r2.clients.iter().find(|c| c.org_id == "acme").unwrap();
-    assert_eq!(acme2.invoice_number.as_deref(), Some(number.as_str()));
-    assert!(!acme2.newly_issued);
-    assert!(!events2
-        .iter()
-        .any(|e| matches!(e, ExportProgress::Issued { .. })));
     let xml = std::fs::read_to_string(&acme2.files[0]).unwrap();
+    assert_eq!(xml, accepted[0].xml);
     let mid = sim::rate_a("USD", d("2025-12-30")).unwrap();
     let raw = Decimal::from_str("12.345678908").unwrap();
     let net = mai_core::money::round_minor(raw * Decimal::new(13, 1) * mid);
@@ -175,7 +198,6 @@ async fn pdf_then_ksef_per_client_results_and_progress() {
         xml.contains(&format!("<P_13_1>{net:.2}</P_13_1>")),
         "net {net} not in {xml}"
     );
-    assert!(xml.contains(&number));
 }
 
 #[tokio::test]
@@ -184,28 +206,37 @@ async fn nbp_down_no_invoice_and_the_error_names_the_table_and_dates() {
         .unwrap()
         .local_addr()
         .unwrap();
+    let ksef = ksef_sim().await;
     let dir = tempfile::tempdir().unwrap();
-    let o = setup(dir.path(), &format!("http://{dead}/api"));
-    let out = dir.path().join("out");
-    let (r, events) = export(&o, &request(ExportFormat::Pdf, &out)).await;
-    let e = r.unwrap_err();
+    let o = setup(dir.path(), &format!("http://{dead}/api"), &ksef.base_url());
+    o.ksef_token_set(TOKEN.into()).await.unwrap();
+    // Preparing the invoice needs the rate: nothing is numbered or sent.
+    let e = o
+        .ksef_send("2025-12", None, &mut |_| {})
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("NBP unreachable") && e.contains("table A USD") && e.contains("2025-12-31"),
         "{e}"
     );
-    assert!(!events
-        .iter()
-        .any(|e| matches!(e, ExportProgress::Issued { .. })));
-    // No number was used: nothing is in the store for the month.
+    assert!(ksef.invoices().is_empty());
     let report = o.billing_report("2025-12").await.unwrap();
     assert!(report.clients.iter().all(|c| c.invoice_number.is_none()));
+    // An export needs no rate (it issues nothing): it works and says why nothing is there.
+    let out = dir.path().join("out");
+    let (r, _) = export(&o, &request(ExportFormat::Pdf, &out)).await;
+    let r = r.unwrap();
+    assert!(r.files.is_empty());
+    assert!(r.clients.iter().all(|c| c.skipped.is_some()), "{r:?}");
 }
 
 #[tokio::test]
 async fn csv_and_bad_input_errors() {
     let nbp = NbpSim::spawn(sim::NbpConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let o = setup(dir.path(), &nbp.base_url());
+    let ksef = ksef_sim().await;
+    let o = setup(dir.path(), &nbp.base_url(), &ksef.base_url());
     let out = dir.path().join("csv");
     let (r, _) = export(&o, &request(ExportFormat::Csv, &out)).await;
     let r = r.unwrap();

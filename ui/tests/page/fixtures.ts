@@ -145,7 +145,8 @@ export function fixtures(scenario: string) {
     billing,
     ksefRows,
     ksefToken,
-    ksefUnwired: (what: string) => `${what} is not available in this build yet (not wired to the KSeF client); nothing was sent or changed`,
+    // What Ops::ksef_send returns when KSeF cannot be reached (mai-ksef's KsefError::Transport).
+    ksefDown: 'KSeF POST /auth/challenge: could not reach https://api-test.ksef.mf.gov.pl/v2: connection refused; check the network, KSEF_BASE_URL and KSEF_CA_CERT, then retry',
     nbpDown: 'NBP unreachable: could not get table A USD for the invoice rate of reference date 2026-10-31 (dates 2026-10-17..2026-10-30) from http://127.0.0.1:18101/api after 2 attempt(s): connection refused. Check the network or NBP_BASE_URL and retry',
     rows,
     dashboard,

@@ -129,11 +129,10 @@ mockIPC(
         data.ksefToken.masked = null;
         return data.ksefToken;
       case 'ksef_status':
-        if (scenario === 'billing-ksef-unwired') throw data.ksefUnwired("the invoices' KSeF status");
         return data.ksefRows;
       case 'ksef_send': {
         const a = args as { month: string; clientId: string | null };
-        if (scenario === 'billing-ksef-unwired') throw data.ksefUnwired('sending invoices to KSeF');
+        if (scenario === 'billing-ksef-down') throw data.ksefDown;
         const todo = data.ksefRows.filter((r) => ['prepared', 'sent', 'rejected'].includes(r.state.kind) && (!a.clientId || r.org_id === a.clientId));
         const total = todo.length;
         await emitKsefProgress({ done: 0, total, current: null, phase: 'connecting' });

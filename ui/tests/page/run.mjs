@@ -450,16 +450,17 @@ await test('ksef UPO: saved into the month folder, or the folder given', async (
   await page.screenshot({ path: join(out, 'ksef-upo.png'), fullPage: true });
 });
 
-await test('ksef in a build without the KSeF client: clear messages, nothing breaks', async (page) => {
-  await openKsef(page, 'billing-ksef-unwired');
-  await page.getByTestId('ksef-status-error').waitFor();
-  assert.match(await text(page, '[data-testid="ksef-status-error"]'), /KSeF status unavailable: .*not available in this build yet/);
+await test('ksef send with KSeF unreachable: the rows stay, the message says what failed and what to do', async (page) => {
+  await openKsef(page, 'billing-ksef-down');
+  await page.getByTestId('ksef-table').waitFor();
+  assert.equal(await page.getByTestId('ksef-status-error').count(), 0);
   await page.getByTestId('ksef-send').click();
   await page.getByTestId('ksef-send-error').waitFor();
-  assert.match(await text(page, '[data-testid="ksef-send-error"]'), /Send failed: sending invoices to KSeF is not available in this build yet.*nothing was sent/);
+  assert.match(await text(page, '[data-testid="ksef-send-error"]'), /Send failed: KSeF POST \/auth\/challenge: could not reach .*check the network/);
   assert.equal(await page.getByTestId('ksef-progress').count(), 0);
   assert.ok(!(await page.getByTestId('ksef-send').isDisabled()));
-  await page.screenshot({ path: join(out, 'ksef-unwired.png'), fullPage: true });
+  assert.equal(await row(page, 'FV/2026/10/0001').getByTestId('ksef-badge').innerText(), 'accepted');
+  await page.screenshot({ path: join(out, 'ksef-down.png'), fullPage: true });
 });
 
 await test('ksef narrow window: the table scrolls inside its box, not the page', async (page) => {

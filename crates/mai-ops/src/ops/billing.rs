@@ -135,7 +135,7 @@ impl Ops {
             .map_err(|e| OpsError::Billing(mai_billing::BillingError::Rate(e)))
     }
 
-    fn billing_service(&self) -> Result<mai_billing::service::Billing, OpsError> {
+    pub(crate) fn billing_service(&self) -> Result<mai_billing::service::Billing, OpsError> {
         let files = self.billing_files()?;
         // The billing file has the seller; the clients' invoice data and markup come
         // from the fleet file, their one owner.
@@ -151,10 +151,14 @@ impl Ops {
                 path: self.fleet.path.clone(),
                 detail,
             })?;
-        Ok(
+        let billing =
             mai_billing::service::Billing::new(cfg, self.billing_nbp()?, files.ledger, files.store)
-                .with_today(self.today()),
-        )
+                .with_today(self.today());
+        // The PDF's QR code points at the KSeF the invoices went to.
+        Ok(match self.ksef_endpoint() {
+            Ok(e) => billing.with_ksef_environment(super::ksef::pdf_environment(e.environment)),
+            Err(_) => billing,
+        })
     }
 
     /// Exports a month's invoices (CSV, PDF or KSeF XML) to a folder, `progress` called as

@@ -92,9 +92,10 @@ pub enum OpsError {
     /// A KSeF setting or argument that cannot be used; the message names it and the fix.
     #[error("{0}")]
     Ksef(String),
-    /// A KSeF action whose backend this build does not have yet; nothing was done.
-    #[error("{0} is not available in this build yet (not wired to the KSeF client); nothing was sent or changed")]
-    NotWired(&'static str),
+    /// What KSeF (or the way to it) answered: the message names the step, KSeF's codes
+    /// and what to do.
+    #[error(transparent)]
+    KsefClient(#[from] mai_ksef::KsefError),
 }
 
 pub struct Ops {
