@@ -11,7 +11,7 @@
 # - The demo fleet runs its trackers in Docker (`maictl logs` reads a container's log):
 #   scripts/ensure-docker.sh starts an engine first.
 # - It uses the README's fixed paths and ports: /tmp/mai-demo (a demo started by
-#   ./demo.sh is stopped), 127.0.0.1:18080, :18081, :8700 and the demo's 18100-18113.
+#   ./demo.sh is stopped), 127.0.0.1:18080, :18081, :18082, :8700 and the demo's 18100-18113.
 #
 # Commands README.md shows elsewhere, and why they are not run here:
 #   ./demo.sh      opens the console window and runs until Ctrl-C. Its pieces are run

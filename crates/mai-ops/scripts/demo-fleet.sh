@@ -23,10 +23,12 @@ MODE="${DEMO_MODE:-auto}"
 BASE="${DEMO_PORT_BASE:-18100}"
 BIN="$CARGO_TARGET_DIR/debug"
 TAG="$(basename "$DEMO_DIR")"   # names and labels containers of this run only
-OR_PORT=$BASE; NBP_PORT=$((BASE + 1)); TR_BASE=$((BASE + 10))
+OR_PORT=$BASE; NBP_PORT=$((BASE + 1)); KSEF_PORT=$((BASE + 2)); TR_BASE=$((BASE + 10))
 PROXY_TOKEN="demo-proxy-token-0123456789"
 READ_TOKEN="demo-read-token-0123456789"
 ADMIN_TOKEN="demo-admin-token-0123456789"
+SELLER_NIP="1234563218"   # billing.toml's seller, the KSeF context
+KSEF_TOKEN="demo-ksef-token-0123456789"
 MGMT_KEY="sk-or-v1-$(printf 'f%.0s' $(seq 64))"
 IDS=(acme kowalski-law nowak-dental baltic-logistics mazur-design orion-it pixel-media zielony-ogrod)
 NAMES=("ACME Sp. z o.o." "Kancelaria Kowalski sp.k." "Nowak Dental s.c." "Baltic Logistics S.A." "Mazur Design" "Orion IT Sp. z o.o." "Pixel Media" "Zielony Ogród")
@@ -97,7 +99,13 @@ up() {
   echo $! >>"$DEMO_DIR/pids"
   "$BIN/mai-sim" nbp --listen "127.0.0.1:$NBP_PORT" >"$DEMO_DIR/nbp.log" 2>&1 &
   echo $! >>"$DEMO_DIR/pids"
+  # KSeF 2.0 (TEST-like): accepts the seller's demo token; invoices are really checked
+  # (FA(3) XSD with xmllint, hashes, duplicates) and get KSeF numbers and UPOs.
+  "$BIN/mai-sim" ksef --listen "127.0.0.1:$KSEF_PORT" --token "$SELLER_NIP=$KSEF_TOKEN" \
+    >"$DEMO_DIR/ksef.log" 2>&1 &
+  echo $! >>"$DEMO_DIR/pids"
   wait_http "http://127.0.0.1:$OR_PORT/api/v1/models" "OpenRouter simulator"
+  wait_http "http://127.0.0.1:$KSEF_PORT/v2/security/public-key-certificates" "KSeF simulator"
 
   if [ "$MODE" = docker ]; then
     ver=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
@@ -111,7 +119,8 @@ up() {
   (umask 077
    printf '%s\n' "$ADMIN_TOKEN" >"$DEMO_DIR/tracker-token"
    printf '%s\n' "$READ_TOKEN" >"$DEMO_DIR/tracker-read-token"
-   printf '%s\n' "$MGMT_KEY" >"$DEMO_DIR/keys/management.key")
+   printf '%s\n' "$MGMT_KEY" >"$DEMO_DIR/keys/management.key"
+   printf '%s\n' "$KSEF_TOKEN" >"$DEMO_DIR/keys/ksef.token")
   [ "$MODE" = docker ] && ver=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
   fleet="$DEMO_DIR/fleet.toml"
   cat >"$fleet" <<TOML
@@ -132,6 +141,10 @@ base_url = "http://127.0.0.1:$NBP_PORT/api"
 # is in its [[clients]] entry below. The store defaults to the console data dir.
 config = "billing.toml"
 
+[ksef]
+# The KSeF simulator; production: environment = "prd" (the token: maictl ksef token set).
+base_url = "http://127.0.0.1:$KSEF_PORT/v2"
+
 [[hosts]]
 name = "local"
 docker = "unix:///var/run/docker.sock"
@@ -143,7 +156,7 @@ payment_days = 14
 
 [seller]
 name = "mAI Odsprzedaż Sp. z o.o."
-nip = "1234563218"
+nip = "$SELLER_NIP"
 address_line1 = "ul. Świętokrzyska 12"
 address_line2 = "00-916 Warszawa"
 bank_account = "PL61 1090 1014 0000 0712 1981 2874"
