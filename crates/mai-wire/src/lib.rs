@@ -20,6 +20,7 @@
 //!   agree on.
 
 pub mod console;
+pub mod lifecycle;
 pub mod money;
 pub mod pricing;
 pub mod tracker;

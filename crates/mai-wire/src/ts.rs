@@ -6,7 +6,7 @@
 
 use ts_rs::{Config, TS};
 
-use crate::{console, pricing, tracker, usage};
+use crate::{console, lifecycle, pricing, tracker, usage};
 
 /// Appends `export type X = ...;` for each listed type.
 macro_rules! decls {
@@ -50,6 +50,13 @@ pub fn typescript() -> String {
         console::BillingTotals, console::BillingReport, console::ExportFormat,
         console::CsvDialect, console::InvoiceExportRequest, console::ClientExport,
         console::InvoiceExportResult, console::ExportProgress,
+    );
+    // A client's life cycle (onboarding, offboarding).
+    decls!(out, cfg;
+        lifecycle::NewClient, lifecycle::Deployment, lifecycle::OnboardRequest,
+        lifecycle::FieldError, lifecycle::LifecycleStep, lifecycle::StepState,
+        lifecycle::LifecycleProgress, lifecycle::OnboardResult, lifecycle::BillingMonthCheck,
+        lifecycle::OffboardCheck, lifecycle::OffboardResult,
     );
     out
 }

@@ -8,7 +8,8 @@
 //! - [`billing`] — mai-billing's report, invoice export and NBP invoice rate, with their
 //!   files found through the fleet file;
 //! - [`fleet`] — the fleet table and container actions;
-//! - [`privacy`] — one person's erasure and export (GDPR), audited.
+//! - [`privacy`] — one person's erasure and export (GDPR), audited;
+//! - [`lifecycle`] — onboarding and offboarding a client on a Docker host, audited.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub mod billing;
 pub mod dashboard;
 pub mod fleet;
 pub mod keys;
+pub mod lifecycle;
 pub mod privacy;
 pub mod sync;
 
@@ -80,6 +82,9 @@ pub enum OpsError {
     Privacy(String),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    /// Onboarding or offboarding a client (ops::lifecycle).
+    #[error(transparent)]
+    Lifecycle(#[from] lifecycle::LifecycleError),
 }
 
 pub struct Ops {

@@ -447,7 +447,7 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
         }
         Cmd::Sync { client, all, json } => {
             let ids: Vec<String> = if all {
-                ops.fleet.clients.iter().map(|c| c.id.clone()).collect()
+                ops.fleet.active_clients().map(|c| c.id.clone()).collect()
             } else {
                 let id = client.expect("clap enforces --client or --all");
                 ops.client(&id)?;
