@@ -6,6 +6,7 @@
 //! Exit codes: 0 ok; 1 operation failed; 2 usage or fleet-file error;
 //! 3 partial (some clients failed, e.g. unreachable trackers); 4 keychain unavailable or locked.
 
+mod clients;
 mod finance;
 
 use std::io::Read;
@@ -89,6 +90,11 @@ enum Cmd {
     Privacy {
         #[command(subcommand)]
         cmd: PrivacyCmd,
+    },
+    /// Onboard (add) and offboard (remove) clients: key, containers, fleet file. Audited.
+    Clients {
+        #[command(subcommand)]
+        cmd: clients::ClientsCmd,
     },
 }
 
@@ -189,6 +195,7 @@ fn code_for(e: &OpsError) -> u8 {
             EXIT_KEYCHAIN
         }
         OpsError::Key(KeyError::Invalid(_)) => EXIT_USAGE,
+        OpsError::Lifecycle(mai_ops::ops::lifecycle::LifecycleError::Invalid(_)) => EXIT_USAGE,
         OpsError::Privacy(m) if m.contains("pass --yes") || m.contains("user id or e-mail") => {
             EXIT_USAGE
         }
@@ -599,6 +606,7 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
         Cmd::Billing(a) => finance::billing(ops, &a).await,
         Cmd::Invoices(a) => finance::invoices(ops, &a).await,
         Cmd::Privacy { cmd } => privacy(ops, cmd).await,
+        Cmd::Clients { cmd } => clients::run(ops, cmd).await,
         Cmd::Usage { client, json } => {
             let d = ops.dashboard(&client).await?;
             if json {
