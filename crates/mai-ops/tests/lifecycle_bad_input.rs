@@ -77,6 +77,7 @@ async fn an_invalid_nip_is_a_field_error_and_nothing_is_created() {
     let e = lifecycle(ops.onboard(&req, &progress.sink()).await.unwrap_err());
     assert_eq!(e.field_errors().len(), 1);
     assert!(e.to_string().contains("client.nip"), "{e}");
+    println!("{e}");
     let ev = progress.events();
     assert_eq!(ev.last().unwrap().step, S::Validate);
     assert_eq!(ev.last().unwrap().state, StepState::Failed);
@@ -94,6 +95,7 @@ async fn a_host_that_does_not_answer_stops_before_anything_is_created() {
     let progress = Progress::default();
     let e = lifecycle(env.ops().onboard(&req, &progress.sink()).await.unwrap_err());
     let msg = e.to_string();
+    println!("{msg}");
     assert!(matches!(e, LifecycleError::NotStarted { .. }), "{msg}");
     assert!(
         msg.contains("Docker host local does not answer") && msg.contains("nothing was created"),
@@ -123,6 +125,7 @@ async fn an_image_not_on_the_host_is_named_and_nothing_is_created() {
             .unwrap_err(),
     );
     let msg = e.to_string();
+    println!("{msg}");
     assert!(matches!(e, LifecycleError::NotStarted { .. }), "{msg}");
     assert!(
         msg.contains("mai-no-such-chat-app:0.0.0 is not on host local")
@@ -153,6 +156,7 @@ async fn a_port_clash_undoes_everything_and_disables_the_new_key() {
     let progress = Progress::default();
     let e = lifecycle(env.ops().onboard(&req, &progress.sink()).await.unwrap_err());
     let msg = e.to_string();
+    println!("{msg}");
     assert!(matches!(e, LifecycleError::Failed { .. }), "{msg}");
     assert!(
         msg.contains(&format!("port 127.0.0.1:{port} is already in use"))
@@ -236,6 +240,8 @@ async fn a_key_refused_by_openrouter_is_explained_and_nothing_is_created() {
         let e = lifecycle(env.ops().onboard(&req, &progress.sink()).await.unwrap_err());
         env.sim.clear_faults();
         let msg = e.to_string();
+        println!("{msg}");
+        println!("{msg}");
         assert!(
             msg.contains(&format!(
                 "OpenRouter refused to create the key (HTTP {status}"

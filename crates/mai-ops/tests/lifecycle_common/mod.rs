@@ -16,7 +16,7 @@ use mai_sim::openrouter::{OpenRouterSim, SimConfig, SimHandle};
 /// The images' tag: these tests' own, so other checkouts building their images on the
 /// same engine (`e2e`, `dev`) never swap them under a running test.
 pub const TAG: &str = "lifecycle";
-pub const MGMT: &str = "sk-or-v1-6d676d746d676d746d676d746d676d746d676d746d676d746d676d746d676d";
+pub const MGMT: &str = "sk-or-v1-6d676d746d676d746d676d746d676d746d676d746d676d746d676d746d676d74";
 
 /// Like fleet_e2e's gate: runs when the script that starts Docker says so, and otherwise
 /// says on the terminal that it did not run.
@@ -184,7 +184,7 @@ timeout_ms = 5000
         }
     }
 
-    /// Every key on the simulated account, disabled ones too.
+    /// Every key on the simulated account but the management key, disabled ones too.
     pub async fn keys(&self) -> Vec<serde_json::Value> {
         let r: serde_json::Value = reqwest::Client::new()
             .get(format!(
@@ -198,7 +198,14 @@ timeout_ms = 5000
             .json()
             .await
             .unwrap();
-        r["data"].as_array().unwrap().clone()
+        let mgmt = mai_core::openrouter::key_hash(MGMT);
+        r["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["hash"] != mgmt.as_str())
+            .cloned()
+            .collect()
     }
 
     /// What carries `mai.client=<id>` on the engine.

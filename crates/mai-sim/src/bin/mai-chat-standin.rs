@@ -55,7 +55,16 @@ fn main() {
             "mai-chat-standin: listening on {addr}, OpenAI base {:?}",
             std::env::var("OPENAI_API_BASE_URL").ok()
         );
-        axum::serve(listener, app).await.expect("serving");
+        // PID 1 in its container: without a handler SIGTERM would be ignored and every
+        // `docker stop` would wait out its grace period.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler");
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                term.recv().await;
+            })
+            .await
+            .expect("serving");
     });
 }
 
