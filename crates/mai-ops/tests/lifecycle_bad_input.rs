@@ -241,7 +241,6 @@ async fn a_key_refused_by_openrouter_is_explained_and_nothing_is_created() {
         env.sim.clear_faults();
         let msg = e.to_string();
         println!("{msg}");
-        println!("{msg}");
         assert!(
             msg.contains(&format!(
                 "OpenRouter refused to create the key (HTTP {status}"
