@@ -370,6 +370,7 @@ pub fn builder<R: Runtime>(b: tauri::Builder<R>, console: Console) -> tauri::Bui
             billing_report,
             billing_export,
             first_paint,
+            lifecycle::fleet_hosts,
             lifecycle::onboard_validate,
             lifecycle::onboard_client,
             lifecycle::offboard_check,

@@ -10,6 +10,18 @@ use tauri::{Emitter, Runtime, State};
 
 use crate::Console;
 
+/// The fleet file's hosts, for the form's host list.
+#[tauri::command]
+pub fn fleet_hosts(state: State<'_, Console>) -> Result<Vec<String>, String> {
+    Ok(state
+        .ops()?
+        .fleet
+        .hosts
+        .iter()
+        .map(|h| h.name.clone())
+        .collect())
+}
+
 /// The form's field errors against the fleet file as it is now; empty = valid. Creates
 /// nothing.
 #[tauri::command]

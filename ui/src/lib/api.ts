@@ -7,6 +7,9 @@ import type {
   AppInfo, BillingReport, ContainerInfo, ContainerRole, Dashboard, ExportProgress, FleetRow, InvoiceExportRequest,
   InvoiceExportResult, LogLine, MaskedKey, PrivacyErasure, PrivacyExportResult, Rotation, SecretKind, SyncOutcome, SyncProgress, UpdateCheck,
 } from './wire';
+import type {
+  FieldError, LifecycleProgress, OffboardCheck, OffboardResult, OnboardRequest, OnboardResult,
+} from './wire';
 
 export const api = {
   appInfo: () => invoke<AppInfo>('app_info'),
@@ -29,6 +32,12 @@ export const api = {
   firstPaint: (rows: number) => invoke<number>('first_paint', { rows }),
   billingReport: (month: string) => invoke<BillingReport>('billing_report', { month }),
   billingExport: (request: InvoiceExportRequest) => invoke<InvoiceExportResult>('billing_export', { request }),
+  // A client's life cycle (issue 13): onboarding and offboarding, with progress events.
+  fleetHosts: () => invoke<string[]>('fleet_hosts'),
+  onboardValidate: (request: OnboardRequest) => invoke<FieldError[]>('onboard_validate', { request }),
+  onboardClient: (request: OnboardRequest) => invoke<OnboardResult>('onboard_client', { request }),
+  offboardCheck: (clientId: string) => invoke<OffboardCheck>('offboard_check', { clientId }),
+  offboardClient: (clientId: string) => invoke<OffboardResult>('offboard_client', { clientId }),
 };
 
 export function onSyncProgress(cb: (p: SyncProgress) => void): Promise<UnlistenFn> {
@@ -36,6 +45,12 @@ export function onSyncProgress(cb: (p: SyncProgress) => void): Promise<UnlistenF
 }
 export function onExportProgress(cb: (p: ExportProgress) => void): Promise<UnlistenFn> {
   return listen<ExportProgress>('billing-export-progress', (e) => cb(e.payload));
+}
+export function onOnboardProgress(cb: (p: LifecycleProgress) => void): Promise<UnlistenFn> {
+  return listen<LifecycleProgress>('onboard-progress', (e) => cb(e.payload));
+}
+export function onOffboardProgress(cb: (p: LifecycleProgress) => void): Promise<UnlistenFn> {
+  return listen<LifecycleProgress>('offboard-progress', (e) => cb(e.payload));
 }
 export function onLogLine(cb: (p: LogLine) => void): Promise<UnlistenFn> {
   return listen<LogLine>('log-line', (e) => cb(e.payload));

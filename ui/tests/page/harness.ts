@@ -2,6 +2,7 @@
 import { mockIPC } from '@tauri-apps/api/mocks';
 import { emit } from '@tauri-apps/api/event';
 import { fixtures } from './fixtures';
+import { lifecycleMock } from './lifecycle-mock';
 import type {
   ContainerInfo, ExportProgress, InvoiceExportRequest, InvoiceExportResult, PrivacyErasure, PrivacyExportResult, SecretKind,
   SyncOutcome, SyncProgress, UpdateCheck,
@@ -112,8 +113,12 @@ mockIPC(
         };
         return result;
       }
-      default:
+      default: {
+        // Onboarding and offboarding (issue 13): lifecycle-mock.ts.
+        const r = await lifecycleMock(cmd, args, scenario);
+        if (r !== undefined) return r;
         throw `unknown command ${cmd}`;
+      }
     }
   },
   { shouldMockEvents: true },
