@@ -15,7 +15,7 @@ use mai_sim::openrouter::{FaultEndpoint, FaultRule};
 
 fn lifecycle(e: OpsError) -> LifecycleError {
     match e {
-        OpsError::Lifecycle(l) => l,
+        OpsError::Lifecycle(l) => *l,
         other => panic!("expected a lifecycle error, got {other}"),
     }
 }

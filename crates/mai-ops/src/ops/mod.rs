@@ -82,9 +82,15 @@ pub enum OpsError {
     Privacy(String),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
-    /// Onboarding or offboarding a client (ops::lifecycle).
+    /// Onboarding or offboarding a client (ops::lifecycle); boxed, its messages are long.
     #[error(transparent)]
-    Lifecycle(#[from] lifecycle::LifecycleError),
+    Lifecycle(Box<lifecycle::LifecycleError>),
+}
+
+impl From<lifecycle::LifecycleError> for OpsError {
+    fn from(e: lifecycle::LifecycleError) -> Self {
+        OpsError::Lifecycle(Box::new(e))
+    }
 }
 
 pub struct Ops {

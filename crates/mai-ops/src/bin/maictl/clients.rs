@@ -16,7 +16,7 @@ pub enum ClientsCmd {
     /// Onboard a client: check its data, create its OpenRouter key (monthly cap), deploy
     /// its chat app and tracker on a host, wait until both answer, send one metered probe,
     /// and add it to the fleet file. A failure undoes everything.
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// What offboarding a client would do: this and last month's billing state, its
     /// containers, network and volumes, its key. Changes nothing.
     Check {
@@ -102,12 +102,11 @@ pub struct AddArgs {
 }
 
 fn usage(m: String) -> OpsError {
-    OpsError::Lifecycle(LifecycleError::Invalid(vec![
-        mai_ops::ops::lifecycle::FieldError {
-            field: "--from".into(),
-            message: m,
-        },
-    ]))
+    LifecycleError::Invalid(vec![mai_ops::ops::lifecycle::FieldError {
+        field: "--from".into(),
+        message: m,
+    }])
+    .into()
 }
 
 /// Reads a snippet: the client's keys at the top, the deployment in `[deploy]`. Unknown
@@ -160,12 +159,14 @@ pub fn parse_snippet(text: &str) -> Result<OnboardRequest, String> {
 }
 
 impl AddArgs {
-    pub fn request(&self) -> Result<OnboardRequest, OpsError> {
+    /// The request; the error is a message for [`usage`] (an `OpsError` is too large to
+    /// return here).
+    pub fn request(&self) -> Result<OnboardRequest, String> {
         let mut r = match &self.from {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
-                    .map_err(|e| usage(format!("cannot read {}: {e}", p.display())))?;
-                parse_snippet(&text).map_err(|m| usage(format!("{}: {m}", p.display())))?
+                    .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                parse_snippet(&text).map_err(|m| format!("{}: {m}", p.display()))?
             }
             None => OnboardRequest::default(),
         };
@@ -270,12 +271,13 @@ fn print_billing(b: &[BillingMonthCheck]) {
     }
 }
 
-fn confirm(question: &str) -> Result<bool, OpsError> {
+/// Asks on the terminal; the error is a message for [`usage`].
+fn confirm(question: &str) -> Result<bool, String> {
     use std::io::{BufRead, IsTerminal, Write};
     if !std::io::stdin().is_terminal() {
-        return Err(usage(
+        return Err(
             "stdin is not a terminal, so offboarding cannot be confirmed; pass --yes".into(),
-        ));
+        );
     }
     eprint!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
@@ -283,14 +285,14 @@ fn confirm(question: &str) -> Result<bool, OpsError> {
     std::io::stdin()
         .lock()
         .read_line(&mut line)
-        .map_err(|e| usage(format!("reading the answer: {e}")))?;
+        .map_err(|e| format!("reading the answer: {e}"))?;
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES"))
 }
 
 pub async fn run(ops: &Ops, cmd: ClientsCmd) -> Result<u8, OpsError> {
     match cmd {
         ClientsCmd::Add(a) => {
-            let req = a.request()?;
+            let req = a.request().map_err(usage)?;
             let r = ops.onboard(&req, &print_progress).await?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&r).expect("serialize"));
@@ -330,7 +332,7 @@ pub async fn run(ops: &Ops, cmd: ClientsCmd) -> Result<u8, OpsError> {
             if !json {
                 print_check(&c);
             }
-            if !yes && !confirm(&format!("Offboard {id} ({}): disable its key, remove its containers and volumes (the ledger is archived first)?", c.legal_name))? {
+            if !yes && !confirm(&format!("Offboard {id} ({}): disable its key, remove its containers and volumes (the ledger is archived first)?", c.legal_name)).map_err(usage)? {
                 eprintln!("maictl: not offboarded");
                 return Ok(1);
             }

@@ -195,7 +195,11 @@ fn code_for(e: &OpsError) -> u8 {
             EXIT_KEYCHAIN
         }
         OpsError::Key(KeyError::Invalid(_)) => EXIT_USAGE,
-        OpsError::Lifecycle(mai_ops::ops::lifecycle::LifecycleError::Invalid(_)) => EXIT_USAGE,
+        OpsError::Lifecycle(l)
+            if matches!(**l, mai_ops::ops::lifecycle::LifecycleError::Invalid(_)) =>
+        {
+            EXIT_USAGE
+        }
         OpsError::Privacy(m) if m.contains("pass --yes") || m.contains("user id or e-mail") => {
             EXIT_USAGE
         }
