@@ -40,13 +40,48 @@ pub const HEALTHY_WITHIN: Duration = Duration::from_secs(180);
 /// How long the probe's generation may take to reach the tracker's ledger.
 pub const PROBE_WITHIN: Duration = Duration::from_secs(30);
 
-/// What onboarding created so far: what its undo removes.
+/// What onboarding created so far: what its undo removes, by name, so an undo never
+/// touches an object this run did not make. A name is recorded before its create call,
+/// so an object whose creation timed out is removed too.
 #[derive(Debug, Default)]
 struct Created {
     /// The OpenRouter key: (hash, name).
     key: Option<(String, String)>,
     keychain: bool,
-    objects: bool,
+    network: Option<String>,
+    volumes: Vec<String>,
+    containers: Vec<String>,
+}
+
+/// One onboarding per client id at a time (console and maictl share the data dir): a
+/// lock file created exclusively, removed when onboarding ends.
+struct OnboardLock(std::path::PathBuf);
+
+impl OnboardLock {
+    fn take(data_dir: &std::path::Path, id: &str) -> Result<OnboardLock, String> {
+        let dir = data_dir.join("locks");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let path = dir.join(format!("onboard-{id}.lock"));
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut f) => {
+                use std::io::Write;
+                let _ = writeln!(f, "{} {}", std::process::id(), Utc::now().to_rfc3339());
+                Ok(OnboardLock(path))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(format!(
+                "another onboarding of {id} is running, or one was interrupted ({} exists); if no console or maictl is onboarding {id}, delete that file and retry",
+                path.display()
+            )),
+            Err(e) => Err(format!("cannot create {}: {e}", path.display())),
+        }
+    }
+}
+
+impl Drop for OnboardLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// A failed step: which, and what happened (with what to do).
@@ -124,6 +159,8 @@ impl Ops {
         r.done(S::Validate, None);
 
         r.start(S::Preflight);
+        let _lock = OnboardLock::take(&self.fleet.console.data_dir, &v.id)
+            .map_err(|m| not_started(S::Preflight, m))?;
         let (docker, or) = match self.preflight(&v).await {
             Ok(x) => x,
             Err(m) => return Err(not_started(S::Preflight, m).into()),
@@ -311,8 +348,8 @@ impl Ops {
             Some("OpenRouter key and tracker tokens in the keychain".into()),
         );
 
-        created.objects = true;
         r.start(S::CreateNetwork);
+        created.network = Some(pair.network.clone());
         docker::create_network(d, host, &pair.network, docker::client_labels(&v.id, &[]))
             .await
             .map_err(|e| (S::CreateNetwork, e.to_string()))?;
@@ -324,6 +361,7 @@ impl Ops {
             (&pair.chat_volume, "chat-data"),
             (&pair.secrets_volume, "secrets"),
         ] {
+            created.volumes.push(name.clone());
             docker::create_volume(d, host, name, pair.volume_labels(kind))
                 .await
                 .map_err(|e| (S::CreateVolumes, e.to_string()))?;
@@ -331,6 +369,7 @@ impl Ops {
         // The secret files: written into the secrets volume through a container that is
         // created (never started) only for that, then removed; the tracker mounts the
         // volume read-only.
+        created.containers.push(pair.secrets_init_container.clone());
         docker::create_container(
             d,
             host,
@@ -352,6 +391,9 @@ impl Ops {
         docker::remove_container(d, host, &pair.secrets_init_container)
             .await
             .map_err(|e| (S::CreateVolumes, e.to_string()))?;
+        created
+            .containers
+            .retain(|c| c != &pair.secrets_init_container);
         r.done(S::CreateVolumes, Some(pair.volumes().join(", ")));
 
         let cfg = PairConfig {
@@ -370,8 +412,9 @@ impl Ops {
             signed_identity: v.signed_identity,
         };
         let addr = v.publish_address.to_string();
-        let start = |step: S, name: String, body, port: u16, field: &'static str| {
+        let mut start = |step: S, name: String, body, port: u16, field: &'static str| {
             let addr = addr.clone();
+            created.containers.push(name.clone());
             async move {
                 docker::create_container(d, host, &name, body)
                     .await
@@ -611,40 +654,33 @@ impl Ops {
         let host = v.host.name.as_str();
         let mut done = Vec::new();
         let mut left = Vec::new();
-        if created.objects {
-            // Everything labelled with this id: preflight found none before we started.
-            match docker::list_client_objects(d, host, &v.id).await {
-                Ok(o) => {
-                    r.start(S::UndoContainers);
-                    for c in &o.containers {
-                        match docker::remove_container(d, host, c).await {
-                            Ok(()) => done.push(format!("container {c} removed")),
-                            Err(e) => left.push(format!("container {c} ({e}): `docker rm -f {c}`")),
-                        }
-                    }
-                    r.done(S::UndoContainers, Some(o.containers.join(", ")));
-                    r.start(S::UndoNetwork);
-                    for n in &o.networks {
-                        match docker::remove_network(d, host, n).await {
-                            Ok(()) => done.push(format!("network {n} removed")),
-                            Err(e) => left.push(format!("network {n} ({e}): `docker network rm {n}`")),
-                        }
-                    }
-                    r.done(S::UndoNetwork, Some(o.networks.join(", ")));
-                    r.start(S::UndoVolumes);
-                    for vol in &o.volumes {
-                        match docker::remove_volume(d, host, vol).await {
-                            Ok(()) => done.push(format!("volume {vol} removed")),
-                            Err(e) => left.push(format!("volume {vol} ({e}): `docker volume rm {vol}`")),
-                        }
-                    }
-                    r.done(S::UndoVolumes, Some(o.volumes.join(", ")));
+        if !created.containers.is_empty() {
+            r.start(S::UndoContainers);
+            for c in created.containers.iter().rev() {
+                match docker::remove_container(d, host, c).await {
+                    Ok(()) => done.push(format!("container {c} removed")),
+                    Err(e) => left.push(format!("container {c} ({e}): `docker rm -f {c}`")),
                 }
-                Err(e) => left.push(format!(
-                    "the containers, network and volumes labelled mai.client={} on {host} (cannot list them: {e}); remove them by hand",
-                    v.id
-                )),
             }
+            r.done(S::UndoContainers, Some(created.containers.join(", ")));
+        }
+        if let Some(n) = &created.network {
+            r.start(S::UndoNetwork);
+            match docker::remove_network(d, host, n).await {
+                Ok(()) => done.push(format!("network {n} removed")),
+                Err(e) => left.push(format!("network {n} ({e}): `docker network rm {n}`")),
+            }
+            r.done(S::UndoNetwork, Some(n.clone()));
+        }
+        if !created.volumes.is_empty() {
+            r.start(S::UndoVolumes);
+            for vol in created.volumes.iter().rev() {
+                match docker::remove_volume(d, host, vol).await {
+                    Ok(()) => done.push(format!("volume {vol} removed")),
+                    Err(e) => left.push(format!("volume {vol} ({e}): `docker volume rm {vol}`")),
+                }
+            }
+            r.done(S::UndoVolumes, Some(created.volumes.join(", ")));
         }
         if let Some((hash, name)) = &created.key {
             r.start(S::UndoKey);
@@ -753,6 +789,17 @@ fn fleet_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_onboarding_per_client_id_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = OnboardLock::take(dir.path(), "acme").unwrap();
+        let e = OnboardLock::take(dir.path(), "acme").err().unwrap();
+        assert!(e.contains("another onboarding of acme is running"), "{e}");
+        OnboardLock::take(dir.path(), "other").unwrap();
+        drop(first);
+        OnboardLock::take(dir.path(), "acme").unwrap();
+    }
 
     #[test]
     fn refusals_say_what_to_do() {
