@@ -102,11 +102,7 @@ pub struct AddArgs {
 }
 
 fn usage(m: String) -> OpsError {
-    LifecycleError::Invalid(vec![mai_ops::ops::lifecycle::FieldError {
-        field: "--from".into(),
-        message: m,
-    }])
-    .into()
+    LifecycleError::Usage(m).into()
 }
 
 /// Reads a snippet: the client's keys at the top, the deployment in `[deploy]`. Unknown
@@ -241,6 +237,14 @@ fn print_progress(p: LifecycleProgress) {
 }
 
 fn print_billing(b: &[BillingMonthCheck]) {
+    // The same reason for every month (billing not configured): said once.
+    if b.len() > 1
+        && b.iter()
+            .all(|m| m.row.is_none() && m.note.is_some() && m.note == b[0].note)
+    {
+        println!("  billing: {}", b[0].note.as_deref().unwrap_or("-"));
+        return;
+    }
     for m in b {
         match &m.row {
             Some(r) => println!(

@@ -196,7 +196,11 @@ fn code_for(e: &OpsError) -> u8 {
         }
         OpsError::Key(KeyError::Invalid(_)) => EXIT_USAGE,
         OpsError::Lifecycle(l)
-            if matches!(**l, mai_ops::ops::lifecycle::LifecycleError::Invalid(_)) =>
+            if matches!(
+                **l,
+                mai_ops::ops::lifecycle::LifecycleError::Invalid(_)
+                    | mai_ops::ops::lifecycle::LifecycleError::Usage(_)
+            ) =>
         {
             EXIT_USAGE
         }

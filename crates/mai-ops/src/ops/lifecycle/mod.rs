@@ -74,6 +74,10 @@ pub enum LifecycleError {
         message: String,
         done: String,
     },
+    /// A front end's own refusal (maictl: a snippet it cannot read, a confirmation it
+    /// cannot ask for); nothing was done.
+    #[error("{0}")]
+    Usage(String),
     /// The fleet file changed (a client added or marked) but cannot be loaded again.
     #[error("the fleet file cannot be loaded again after the change: {0}")]
     Reload(crate::fleet::FleetError),
