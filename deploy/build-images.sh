@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the mai-tracker and mai-sim images from this checkout, with no registry:
+# Builds the mai-tracker, mai-sim and mai-chat-standin images from this checkout, with no
+# registry (mai-chat-standin stands in for Open WebUI in the onboarding tests):
 # static glibc binaries (crt-static, see shared tooling notes 5.4) copied into
 # FROM-scratch images. Starts a Docker engine first if none answers.
 #   deploy/build-images.sh [TAG]        (default tag: dev)
@@ -20,7 +21,7 @@ echo "build-images: compiling static binaries ($profile, x86_64-unknown-linux-gn
 (cd "$root" && RUSTFLAGS="-C target-feature=+crt-static" \
   cargo build --profile "$profile" --locked --target x86_64-unknown-linux-gnu -p mai-tracker -p mai-sim)
 bin="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/$profile"
-for b in mai-tracker mai-sim; do
+for b in mai-tracker mai-sim mai-chat-standin; do
   if ldd "$bin/$b" 2>&1 | grep -q '=>'; then
     echo "build-images: $bin/$b is dynamically linked; it cannot run FROM scratch" >&2
     exit 1
@@ -39,3 +40,4 @@ build() { # name binary dockerfile
 }
 build mai-tracker mai-tracker Dockerfile.tracker
 build mai-sim mai-sim Dockerfile.sim
+build mai-chat-standin mai-chat-standin Dockerfile.chat-standin

@@ -22,6 +22,10 @@
 #                  run by hand and their figures kept in the crates' READMEs.
 #   deploy/build-images.sh  builds the release images; the image tests of `cargo test`
 #                  (MAI_TEST_DOCKER=1 in test.sh) build the same images.
+#   maictl clients add|check|remove  (section "Onboarding and offboarding a client") need
+#                  the images on the host and a management key; the same flow runs in
+#                  crates/mai-ops/tests/lifecycle_e2e.rs (cargo test, MAI_TEST_DOCKER=1)
+#                  and, through maictl, in deploy/bench/onboard.sh.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"

@@ -19,14 +19,16 @@ use mai_wire::ksef::{KsefInvoiceRow, KsefSendSummary, KsefTokenStatus};
 use tauri::{Emitter, Manager, Runtime, State};
 use tauri_plugin_updater::UpdaterExt;
 
+pub mod lifecycle;
 pub mod update;
 
 /// Process start, for the "cold start to first painted fleet view" figure.
 static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
-/// Console state: the operator library (absent if the fleet file failed to load).
+/// Console state: the operator library (absent if the fleet file failed to load),
+/// replaced when onboarding or offboarding changed the fleet file ([`Console::reload`]).
 pub struct Console {
-    pub ops: Option<Arc<Ops>>,
+    pub ops: std::sync::RwLock<Option<Arc<Ops>>>,
     pub fleet_path: Option<PathBuf>,
     pub load_error: Option<String>,
     logs: Mutex<HashMap<u32, tokio::task::AbortHandle>>,
@@ -40,7 +42,7 @@ impl Console {
             Err(e) => (None, Some(e)),
         };
         Console {
-            ops,
+            ops: std::sync::RwLock::new(ops),
             fleet_path,
             load_error,
             logs: Mutex::new(HashMap::new()),
@@ -76,17 +78,28 @@ impl Console {
     }
 
     fn ops(&self) -> Result<Arc<Ops>, String> {
-        self.ops.clone().ok_or_else(|| {
+        let ops = self.ops.read().unwrap_or_else(|p| p.into_inner()).clone();
+        ops.ok_or_else(|| {
             self.load_error
                 .clone()
                 .unwrap_or_else(|| "the fleet is not loaded".into())
         })
     }
+
+    /// Swaps in `Ops` over the fleet file as it is on disk now; on failure the old one
+    /// stays (and the error is logged).
+    pub fn reload(&self, current: &Ops) {
+        match current.reload() {
+            Ok(o) => *self.ops.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(o)),
+            Err(e) => tracing::error!("the fleet file changed but cannot be loaded again: {e}"),
+        }
+    }
 }
 
 #[tauri::command]
 fn app_info(state: State<'_, Console>) -> AppInfo {
-    let ops = state.ops.as_ref();
+    let ops = state.ops().ok();
+    let ops = ops.as_deref();
     AppInfo {
         version: env!("CARGO_PKG_VERSION").into(),
         fleet_path: state.fleet_path.as_ref().map(|p| p.display().to_string()),
@@ -95,8 +108,7 @@ fn app_info(state: State<'_, Console>) -> AppInfo {
         clients: ops
             .map(|o| {
                 o.fleet
-                    .clients
-                    .iter()
+                    .active_clients()
                     .map(|c| ClientRef {
                         id: c.id.clone(),
                         legal_name: c.legal_name.clone(),
@@ -402,7 +414,7 @@ async fn check_update<R: Runtime>(
     app: tauri::AppHandle<R>,
     state: State<'_, Console>,
 ) -> Result<UpdateCheck, String> {
-    let cfg = state.ops.as_ref().and_then(|o| o.fleet.updater.clone());
+    let cfg = state.ops().ok().and_then(|o| o.fleet.updater.clone());
     let mut b = app.updater_builder();
     if let Some(u) = cfg {
         let url = u.endpoint.parse().map_err(|e| {
@@ -447,6 +459,11 @@ pub fn builder<R: Runtime>(b: tauri::Builder<R>, console: Console) -> tauri::Bui
             ksef_token_set,
             ksef_token_delete,
             first_paint,
+            lifecycle::fleet_hosts,
+            lifecycle::onboard_validate,
+            lifecycle::onboard_client,
+            lifecycle::offboard_check,
+            lifecycle::offboard_client,
         ])
 }
 

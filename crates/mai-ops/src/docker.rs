@@ -379,6 +379,440 @@ pub async fn logs(
     }))
 }
 
+// ---------------------------------------------------------------------------------------
+// A client pair's objects: what onboarding creates and offboarding removes. Every object
+// carries `mai.client=<id>` (and `mai.managed-by=mai-console`), so a client's containers,
+// network and volumes are found, and cleaned up, by label alone.
+
+/// Marks the objects the console created (networks, volumes, containers).
+pub const LABEL_MANAGED: &str = "mai.managed-by";
+pub const MANAGED_BY: &str = "mai-console";
+/// What a volume holds (`tracker-data`, `chat-data`, `secrets`).
+pub const LABEL_VOLUME: &str = "mai.volume";
+
+/// Long enough for a container to start or stop on a loaded host; the per-host timeout
+/// of the fleet file is for quick reads.
+const ACTION_TIMEOUT: Duration = Duration::from_secs(90);
+
+fn slow(docker: &Docker) -> Docker {
+    docker.clone().with_timeout(ACTION_TIMEOUT)
+}
+
+/// Whether a bollard error is the engine's 404 (no such object).
+pub fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// Whether the image is on the host (no registry is ever asked).
+pub async fn image_present(docker: &Docker, host: &str, image: &str) -> Result<bool, DockerError> {
+    match docker.inspect_image(image).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_not_found(&e) => Ok(false),
+        Err(e) => Err(api(host, &format!("inspect the image {image}"))(e)),
+    }
+}
+
+/// A host port some container publishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedPort {
+    /// `0.0.0.0`, `127.0.0.1`, `::` ...
+    pub ip: String,
+    pub port: u16,
+    pub container: String,
+}
+
+/// Every host port the host's containers publish (running or not: a stopped container
+/// takes its ports back when it starts).
+pub async fn published_ports(
+    docker: &Docker,
+    host: &str,
+) -> Result<Vec<PublishedPort>, DockerError> {
+    let opts = ListContainersOptionsBuilder::default().all(true).build();
+    let list = docker
+        .list_containers(Some(opts))
+        .await
+        .map_err(api(host, "list containers"))?;
+    let mut out = Vec::new();
+    for c in list {
+        let name = c
+            .names
+            .as_ref()
+            .and_then(|n| n.first())
+            .map(|n| n.trim_start_matches('/').to_string())
+            .unwrap_or_default();
+        for p in c.ports.iter().flatten() {
+            if let Some(port) = p.public_port {
+                out.push(PublishedPort {
+                    ip: p.ip.clone().unwrap_or_else(|| "0.0.0.0".into()),
+                    port,
+                    container: name.clone(),
+                });
+            }
+        }
+        // A created container has no port list yet: its host config says what it wants.
+        if c.ports.as_ref().is_none_or(|p| p.is_empty()) {
+            if let Some(id) = &c.id {
+                if let Ok(i) = docker
+                    .inspect_container(id, None::<InspectContainerOptions>)
+                    .await
+                {
+                    let bindings = i
+                        .host_config
+                        .and_then(|h| h.port_bindings)
+                        .unwrap_or_default();
+                    for b in bindings.values().flatten().flatten() {
+                        if let Some(port) = b.host_port.as_deref().and_then(|p| p.parse().ok()) {
+                            out.push(PublishedPort {
+                                ip: b
+                                    .host_ip
+                                    .clone()
+                                    .filter(|i| !i.is_empty())
+                                    .unwrap_or_else(|| "0.0.0.0".into()),
+                                port,
+                                container: name.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The labels of an object of `client`.
+pub fn client_labels(client: &str, extra: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut l = HashMap::from([
+        (LABEL_CLIENT.to_string(), client.to_string()),
+        (LABEL_MANAGED.to_string(), MANAGED_BY.to_string()),
+    ]);
+    for (k, v) in extra {
+        l.insert(k.to_string(), v.to_string());
+    }
+    l
+}
+
+pub async fn create_network(
+    docker: &Docker,
+    host: &str,
+    name: &str,
+    labels: HashMap<String, String>,
+) -> Result<(), DockerError> {
+    let req = bollard::models::NetworkCreateRequest {
+        name: name.to_string(),
+        driver: Some("bridge".into()),
+        labels: Some(labels),
+        ..Default::default()
+    };
+    slow(docker)
+        .create_network(req)
+        .await
+        .map_err(api(host, &format!("create the network {name}")))?;
+    Ok(())
+}
+
+pub async fn create_volume(
+    docker: &Docker,
+    host: &str,
+    name: &str,
+    labels: HashMap<String, String>,
+) -> Result<(), DockerError> {
+    let req = bollard::models::VolumeCreateRequest {
+        name: Some(name.to_string()),
+        labels: Some(labels),
+        ..Default::default()
+    };
+    slow(docker)
+        .create_volume(req)
+        .await
+        .map_err(api(host, &format!("create the volume {name}")))?;
+    Ok(())
+}
+
+/// Creates (does not start) a container; returns its id.
+pub async fn create_container(
+    docker: &Docker,
+    host: &str,
+    name: &str,
+    body: bollard::models::ContainerCreateBody,
+) -> Result<String, DockerError> {
+    let opts = bollard::query_parameters::CreateContainerOptionsBuilder::default()
+        .name(name)
+        .build();
+    let r = slow(docker)
+        .create_container(Some(opts), body)
+        .await
+        .map_err(api(host, &format!("create the container {name}")))?;
+    Ok(r.id)
+}
+
+pub async fn start_container(docker: &Docker, host: &str, name: &str) -> Result<(), DockerError> {
+    slow(docker)
+        .start_container(
+            name,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await
+        .map_err(api(host, &format!("start the container {name}")))
+}
+
+/// Stops a container, giving it `grace_s` to finish cleanly (the tracker drains and
+/// closes its ledger on SIGTERM). Stopping what is stopped or gone is not an error.
+pub async fn stop_container(
+    docker: &Docker,
+    host: &str,
+    name: &str,
+    grace_s: i32,
+) -> Result<(), DockerError> {
+    let opts = bollard::query_parameters::StopContainerOptionsBuilder::default()
+        .t(grace_s)
+        .build();
+    match docker
+        .clone()
+        .with_timeout(ACTION_TIMEOUT + Duration::from_secs(grace_s.max(0) as u64))
+        .stop_container(name, Some(opts))
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 304 | 404,
+            ..
+        }) => Ok(()),
+        Err(e) => Err(api(host, &format!("stop the container {name}"))(e)),
+    }
+}
+
+/// Removes a container (forced: stopped first if it runs); gone already is fine.
+pub async fn remove_container(docker: &Docker, host: &str, name: &str) -> Result<(), DockerError> {
+    let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .build();
+    match slow(docker).remove_container(name, Some(opts)).await {
+        Err(e) if !is_not_found(&e) => Err(api(host, &format!("remove the container {name}"))(e)),
+        _ => Ok(()),
+    }
+}
+
+pub async fn remove_network(docker: &Docker, host: &str, name: &str) -> Result<(), DockerError> {
+    match slow(docker).remove_network(name).await {
+        Err(e) if !is_not_found(&e) => Err(api(host, &format!("remove the network {name}"))(e)),
+        _ => Ok(()),
+    }
+}
+
+pub async fn remove_volume(docker: &Docker, host: &str, name: &str) -> Result<(), DockerError> {
+    let opts = bollard::query_parameters::RemoveVolumeOptionsBuilder::default().build();
+    match slow(docker).remove_volume(name, Some(opts)).await {
+        Err(e) if !is_not_found(&e) => Err(api(host, &format!("remove the volume {name}"))(e)),
+        _ => Ok(()),
+    }
+}
+
+/// One file to put into a container.
+pub struct UploadFile<'a> {
+    pub name: &'a str,
+    pub bytes: &'a [u8],
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+}
+
+/// Writes files into directory `dir` of a (created or running) container, through the
+/// engine's archive API: nothing is written on the console's machine or on the host's
+/// file system outside the container's own layers and volumes.
+pub async fn upload_files(
+    docker: &Docker,
+    host: &str,
+    container: &str,
+    dir: &str,
+    files: &[UploadFile<'_>],
+) -> Result<(), DockerError> {
+    let mut b = tar::Builder::new(Vec::new());
+    for f in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(f.bytes.len() as u64);
+        h.set_mode(f.mode);
+        h.set_uid(f.uid);
+        h.set_gid(f.gid);
+        h.set_mtime(Utc::now().timestamp().max(0) as u64);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, f.name, f.bytes)
+            .map_err(|e| DockerError::Api {
+                host: host.to_string(),
+                action: "pack files for the container".into(),
+                message: e.to_string(),
+            })?;
+    }
+    let tar = b.into_inner().map_err(|e| DockerError::Api {
+        host: host.to_string(),
+        action: "pack files for the container".into(),
+        message: e.to_string(),
+    })?;
+    let opts = bollard::query_parameters::UploadToContainerOptionsBuilder::default()
+        .path(dir)
+        .build();
+    slow(docker)
+        .upload_to_container(container, Some(opts), bollard::body_full(tar.into()))
+        .await
+        .map_err(api(host, &format!("write files into {container}:{dir}")))
+}
+
+/// Streams a tar archive of `path` in a container (running or stopped) into `out`;
+/// returns the bytes read.
+pub async fn download_tar(
+    docker: &Docker,
+    host: &str,
+    container: &str,
+    path: &str,
+    out: &mut (dyn std::io::Write + Send),
+) -> Result<u64, DockerError> {
+    let opts = bollard::query_parameters::DownloadFromContainerOptionsBuilder::default()
+        .path(path)
+        .build();
+    let long = docker.clone().with_timeout(Duration::from_secs(3600));
+    let mut s = Box::pin(long.download_from_container(container, Some(opts)));
+    let mut n = 0u64;
+    while let Some(chunk) = s.next().await {
+        let chunk = chunk.map_err(api(host, &format!("read {container}:{path}")))?;
+        out.write_all(&chunk).map_err(|e| DockerError::Api {
+            host: host.to_string(),
+            action: format!("save {container}:{path}"),
+            message: e.to_string(),
+        })?;
+        n += chunk.len() as u64;
+    }
+    Ok(n)
+}
+
+/// A container's state as onboarding waits on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerStatus {
+    pub state: ContainerState,
+    pub health: Option<ContainerHealth>,
+    pub exit_code: Option<i64>,
+    pub restart_count: i64,
+}
+
+pub async fn container_status(
+    docker: &Docker,
+    host: &str,
+    name: &str,
+) -> Result<ContainerStatus, DockerError> {
+    let i = docker
+        .inspect_container(name, None::<InspectContainerOptions>)
+        .await
+        .map_err(api(host, &format!("inspect the container {name}")))?;
+    let st = i.state.as_ref();
+    Ok(ContainerStatus {
+        state: st
+            .and_then(|s| s.status.map(|x| x.to_string()))
+            .map_or(ContainerState::Unknown, |s| ContainerState::from_docker(&s)),
+        health: st
+            .and_then(|s| s.health.as_ref())
+            .and_then(|h| h.status)
+            .and_then(|h| ContainerHealth::from_docker(h.as_ref())),
+        exit_code: st.and_then(|s| s.exit_code),
+        restart_count: i.restart_count.unwrap_or(0),
+    })
+}
+
+/// The last `n` log lines of a container, for an error message.
+pub async fn log_tail(docker: &Docker, name: &str, n: u32) -> String {
+    let opts = LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .tail(&n.to_string())
+        .build();
+    let lines: Vec<String> = docker
+        .logs(name, Some(opts))
+        .take(n as usize * 4)
+        .filter_map(|l| async move { l.ok().map(|l| l.to_string()) })
+        .collect()
+        .await;
+    lines.concat().trim().to_string()
+}
+
+/// Everything on a host that carries `mai.client=<client>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientObjects {
+    /// Container names (any role, running or not).
+    pub containers: Vec<String>,
+    pub networks: Vec<String>,
+    pub volumes: Vec<String>,
+}
+
+impl ClientObjects {
+    pub fn is_empty(&self) -> bool {
+        self.containers.is_empty() && self.networks.is_empty() && self.volumes.is_empty()
+    }
+}
+
+pub async fn list_client_objects(
+    docker: &Docker,
+    host: &str,
+    client: &str,
+) -> Result<ClientObjects, DockerError> {
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![format!("{LABEL_CLIENT}={client}")],
+    )]);
+    let containers = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .map_err(api(host, "list containers"))?
+        .into_iter()
+        .filter_map(|c| {
+            c.names
+                .and_then(|n| n.into_iter().next())
+                .map(|n| n.trim_start_matches('/').to_string())
+        })
+        .collect();
+    let networks = docker
+        .list_networks(Some(
+            bollard::query_parameters::ListNetworksOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .map_err(api(host, "list networks"))?
+        .into_iter()
+        .filter_map(|n| n.name)
+        .collect();
+    let volumes = docker
+        .list_volumes(Some(
+            bollard::query_parameters::ListVolumesOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .map_err(api(host, "list volumes"))?
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    let mut o = ClientObjects {
+        containers,
+        networks,
+        volumes,
+    };
+    o.containers.sort();
+    o.networks.sort();
+    o.volumes.sort();
+    Ok(o)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -206,6 +206,9 @@ pub struct Client {
     /// What about this entry is allowed but weak (plain HTTP, no read token): the fleet
     /// table shows them as warnings and `maictl` prints them.
     pub warnings: Vec<String>,
+    /// `offboarded = "YYYY-MM-DD"`: the Warsaw day the client left. The entry stays so
+    /// past months still bill and report; discovery, the fleet table and sync skip it.
+    pub offboarded: Option<NaiveDate>,
 }
 
 impl Client {
@@ -340,6 +343,19 @@ impl Fleet {
         self.clients.iter().find(|c| c.id == id)
     }
 
+    /// The clients still served (not offboarded): what the fleet table, sync and
+    /// discovery look at. Billing and reports take every client.
+    pub fn active_clients(&self) -> impl Iterator<Item = &Client> {
+        self.clients.iter().filter(|c| c.offboarded.is_none())
+    }
+
+    /// This fleet with only its [active](Fleet::active_clients) clients.
+    pub fn without_offboarded(&self) -> Fleet {
+        let mut f = self.clone();
+        f.clients.retain(|c| c.offboarded.is_none());
+        f
+    }
+
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.hosts.iter().find(|h| h.name == name)
     }
@@ -452,6 +468,15 @@ impl Fleet {
                 ));
             }
             let terms = parse_terms(&c, id).map_err(|(span, m)| err_at(span, m))?;
+            let offboarded = match &c.offboarded {
+                Some(v) => Some(parse_day(v.get_ref()).ok_or_else(|| {
+                    err_at(
+                        v.span(),
+                        format!("offboarded of client {id:?} is not a day; write offboarded = \"2026-11-30\""),
+                    )
+                })?),
+                None => None,
+            };
             let invoice = parse_invoice(&c, id, &terms).map_err(|(span, m)| err_at(span, m))?;
             let tracker_url =
                 parse_url(c.tracker_url.get_ref()).map_err(|m| err_at(c.tracker_url.span(), m))?;
@@ -546,6 +571,7 @@ impl Fleet {
                 insecure_http,
                 tracker_timeout_ms: c.tracker_timeout_ms.unwrap_or(console.tracker_timeout_ms),
                 warnings,
+                offboarded,
             });
         }
         let billing = raw.billing.map(|b| BillingSettings {
@@ -978,6 +1004,18 @@ struct RawClient {
     tracker_cert_sha256: Option<Spanned<String>>,
     insecure_http: Option<Spanned<bool>>,
     tracker_timeout_ms: Option<u64>,
+    /// A TOML date or a string holding one (maictl clients remove writes a string).
+    offboarded: Option<Spanned<toml::Value>>,
+}
+
+/// A day written as a TOML date (`2026-11-16`) or a string holding one.
+fn parse_day(v: &toml::Value) -> Option<NaiveDate> {
+    let text = match v {
+        toml::Value::Datetime(d) => d.to_string(),
+        toml::Value::String(s) => s.trim().to_string(),
+        _ => return None,
+    };
+    NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok()
 }
 
 #[derive(Deserialize)]

@@ -21,6 +21,7 @@
 
 pub mod console;
 pub mod ksef;
+pub mod lifecycle;
 pub mod money;
 pub mod pricing;
 pub mod tracker;

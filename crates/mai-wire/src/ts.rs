@@ -6,7 +6,7 @@
 
 use ts_rs::{Config, TS};
 
-use crate::{console, ksef, pricing, tracker, usage};
+use crate::{console, ksef, lifecycle, pricing, tracker, usage};
 
 /// Appends `export type X = ...;` for each listed type.
 macro_rules! decls {
@@ -54,6 +54,13 @@ pub fn typescript() -> String {
         ksef::KsefEnvironment, ksef::KsefInvoiceKind, ksef::KsefState, ksef::KsefRejection,
         ksef::KsefInvoiceRow, ksef::KsefSendPhase, ksef::KsefSendProgress, ksef::KsefSendSummary,
         ksef::KsefTokenStatus,
+    );
+    // A client's life cycle (onboarding, offboarding).
+    decls!(out, cfg;
+        lifecycle::NewClient, lifecycle::Deployment, lifecycle::OnboardRequest,
+        lifecycle::FieldError, lifecycle::LifecycleStep, lifecycle::StepState,
+        lifecycle::LifecycleProgress, lifecycle::OnboardResult, lifecycle::BillingMonthCheck,
+        lifecycle::OffboardCheck, lifecycle::OffboardResult,
     );
     out
 }

@@ -8,6 +8,9 @@ import type {
   InvoiceExportResult, KsefInvoiceRow, KsefSendProgress, KsefSendSummary, KsefTokenStatus, LogLine, MaskedKey,
   PrivacyErasure, PrivacyExportResult, Rotation, SecretKind, SyncOutcome, SyncProgress, UpdateCheck,
 } from './wire';
+import type {
+  FieldError, LifecycleProgress, OffboardCheck, OffboardResult, OnboardRequest, OnboardResult,
+} from './wire';
 
 export const api = {
   appInfo: () => invoke<AppInfo>('app_info'),
@@ -39,6 +42,12 @@ export const api = {
   ksefTokenStatus: () => invoke<KsefTokenStatus>('ksef_token_status'),
   ksefTokenSet: (token: string) => invoke<KsefTokenStatus>('ksef_token_set', { token }),
   ksefTokenDelete: () => invoke<KsefTokenStatus>('ksef_token_delete'),
+  // A client's life cycle (issue 13): onboarding and offboarding, with progress events.
+  fleetHosts: () => invoke<string[]>('fleet_hosts'),
+  onboardValidate: (request: OnboardRequest) => invoke<FieldError[]>('onboard_validate', { request }),
+  onboardClient: (request: OnboardRequest) => invoke<OnboardResult>('onboard_client', { request }),
+  offboardCheck: (clientId: string) => invoke<OffboardCheck>('offboard_check', { clientId }),
+  offboardClient: (clientId: string) => invoke<OffboardResult>('offboard_client', { clientId }),
 };
 
 export function onSyncProgress(cb: (p: SyncProgress) => void): Promise<UnlistenFn> {
@@ -49,6 +58,12 @@ export function onExportProgress(cb: (p: ExportProgress) => void): Promise<Unlis
 }
 export function onKsefSendProgress(cb: (p: KsefSendProgress) => void): Promise<UnlistenFn> {
   return listen<KsefSendProgress>('ksef-send-progress', (e) => cb(e.payload));
+}
+export function onOnboardProgress(cb: (p: LifecycleProgress) => void): Promise<UnlistenFn> {
+  return listen<LifecycleProgress>('onboard-progress', (e) => cb(e.payload));
+}
+export function onOffboardProgress(cb: (p: LifecycleProgress) => void): Promise<UnlistenFn> {
+  return listen<LifecycleProgress>('offboard-progress', (e) => cb(e.payload));
 }
 export function onLogLine(cb: (p: LogLine) => void): Promise<UnlistenFn> {
   return listen<LogLine>('log-line', (e) => cb(e.payload));

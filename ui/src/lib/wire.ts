@@ -638,3 +638,136 @@ base_url: string, present: boolean,
  * `…abcd` when present.
  */
 masked: string | null, };
+export type NewClient = { 
+/**
+ * Letters, digits, `-`, `_`; names the containers, keychain entries and invoices.
+ */
+id: string, legal_name: string, 
+/**
+ * Polish NIP (check digit verified); required when `country` is PL.
+ */
+nip: string | null, 
+/**
+ * A foreign client's VAT id (e.g. `DE123456789`).
+ */
+vat_id: string | null, 
+/**
+ * Street and number.
+ */
+address: string, 
+/**
+ * Postal code and city.
+ */
+address_line2: string | null, 
+/**
+ * Two letters; PL when empty.
+ */
+country: string | null, 
+/**
+ * `PLN` (default) or `USD`.
+ */
+invoice_currency: string | null, 
+/**
+ * `23` (default), `8`, `5` or `np` (reverse charge).
+ */
+vat: string | null, invoice_email: string | null, 
+/**
+ * Decimal text, e.g. `1.3` (the default).
+ */
+markup: string | null, 
+/**
+ * Decimal text in USD; none = no limit.
+ */
+monthly_limit_usd: string | null, };
+export type Deployment = { 
+/**
+ * A `[[hosts]]` name of the fleet file.
+ */
+host: string, 
+/**
+ * Host port the tracker is published on (the console's way in).
+ */
+tracker_port: number, 
+/**
+ * Host port the chat app is published on (the users' way in, usually behind a
+ * TLS reverse proxy).
+ */
+chat_port: number, 
+/**
+ * Host address both ports are published on; `127.0.0.1` when empty.
+ */
+publish_address: string | null, 
+/**
+ * The chat app's image, already on the host; the Open WebUI image when empty.
+ */
+chat_image: string | null, 
+/**
+ * The tracker's image, already on the host (deploy/build-images.sh).
+ */
+tracker_image: string | null, 
+/**
+ * Open WebUI signs who asked (HS256 JWT) and the tracker refuses unsigned spending.
+ */
+signed_identity: boolean, 
+/**
+ * OpenRouter's API base as the tracker container reaches it; the fleet file's
+ * `[openrouter] base_url` when empty.
+ */
+tracker_openrouter_url: string | null, };
+export type OnboardRequest = { client: NewClient, deploy: Deployment, };
+export type FieldError = { field: string, message: string, };
+export type LifecycleStep = "validate" | "preflight" | "create_key" | "store_secrets" | "create_network" | "create_volumes" | "start_tracker" | "start_chat" | "wait_healthy" | "probe" | "push_terms" | "write_fleet" | "undo_containers" | "undo_network" | "undo_volumes" | "undo_key" | "undo_secrets" | "final_sync" | "billing_check" | "disable_key" | "stop_containers" | "export_ledger" | "archive_volume" | "remove_containers" | "remove_network" | "remove_volumes" | "forget_secrets" | "mark_offboarded";
+export type StepState = "started" | "done" | "warning" | "failed" | "skipped";
+export type LifecycleProgress = { client_id: string, step: LifecycleStep, state: StepState, detail: string | null, 
+/**
+ * Milliseconds since the action started.
+ */
+elapsed_ms: number, };
+export type OnboardResult = { client_id: string, host: string, tracker_url: string, 
+/**
+ * The chat app's published address (users reach it here or behind a proxy).
+ */
+chat_url: string, tracker_container: string, chat_container: string, network: string, volumes: Array<string>, 
+/**
+ * The new OpenRouter key, masked (`sk-or-v1-…abcd`), and its hash.
+ */
+key_label: string, key_hash: string, key_name: string, 
+/**
+ * The key's monthly cap in USD (the limit divided by today's markup), if any.
+ */
+key_limit_usd: string | null, signed_identity: boolean, 
+/**
+ * The probe request's generation, as the tracker metered it.
+ */
+probe_generation_id: string, fleet_path: string, audit_log: string, elapsed_ms: number, };
+export type BillingMonthCheck = { 
+/**
+ * `YYYY-MM`.
+ */
+month: string, row: BillingRow | null, note: string | null, };
+export type OffboardCheck = { client_id: string, legal_name: string, host: string, 
+/**
+ * Set when the client is already offboarded (nothing left to do).
+ */
+offboarded: string | null, 
+/**
+ * This month and the previous one.
+ */
+billing: Array<BillingMonthCheck>, containers: Array<string>, networks: Array<string>, volumes: Array<string>, 
+/**
+ * The OpenRouter key that will be disabled (masked), if the keychain holds one.
+ */
+key_label: string | null, 
+/**
+ * Where the ledger export and the volume archive will be written.
+ */
+archive_dir: string, warnings: Array<string>, };
+export type OffboardResult = { client_id: string, offboarded_on: string, billing: Array<BillingMonthCheck>, key_disabled: boolean, removed_containers: Array<string>, removed_networks: Array<string>, removed_volumes: Array<string>, 
+/**
+ * The tracker's ledger, a consistent SQLite copy (`VACUUM INTO`).
+ */
+ledger_export: string | null, ledger_events: number, ledger_raw_cost_usd: string, 
+/**
+ * The tracker's whole data volume, tar.gz.
+ */
+archive: string | null, archive_bytes: number, warnings: Array<string>, audit_log: string, elapsed_ms: number, };

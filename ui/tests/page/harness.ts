@@ -2,6 +2,7 @@
 import { mockIPC } from '@tauri-apps/api/mocks';
 import { emit } from '@tauri-apps/api/event';
 import { fixtures } from './fixtures';
+import { lifecycleMock } from './lifecycle-mock';
 import type {
   ContainerInfo, ExportProgress, InvoiceExportRequest, InvoiceExportResult, KsefInvoiceRow, KsefSendProgress, KsefSendSummary,
   PrivacyErasure, PrivacyExportResult, SecretKind, SyncOutcome, SyncProgress, UpdateCheck,
@@ -160,8 +161,12 @@ mockIPC(
         const a = args as { month: string; ksefNumber: string; outDir: string | null };
         return `${a.outDir ?? `/home/anna/mai-invoices/${a.month}`}/UPO_${a.ksefNumber}.xml`;
       }
-      default:
+      default: {
+        // Onboarding and offboarding (issue 13): lifecycle-mock.ts.
+        const r = await lifecycleMock(cmd, args, scenario);
+        if (r !== undefined) return r;
         throw `unknown command ${cmd}`;
+      }
     }
   },
   { shouldMockEvents: true },

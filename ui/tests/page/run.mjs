@@ -6,6 +6,7 @@ import { createServer } from 'node:http';
 import { readFile, mkdir } from 'node:fs/promises';
 import { extname, join, resolve } from 'node:path';
 import assert from 'node:assert/strict';
+import { lifecycleTests } from './lifecycle.mjs';
 
 const dist = resolve(import.meta.dirname, '../../../test-output/ui-harness');
 const out = resolve(import.meta.dirname, '../../../test-output/ui');
@@ -490,6 +491,9 @@ await test('narrow window: no page-level horizontal overflow, keyboard reaches e
   assert.ok(o2 <= 0, `dashboard overflows by ${o2}px`);
   await page.screenshot({ path: join(out, 'client-narrow.png'), fullPage: true });
 }, { width: 420, height: 800 });
+
+// Onboarding and offboarding (issue 13): lifecycle.mjs.
+await lifecycleTests({ test, base, out, text });
 
 await browser.close();
 server.close();

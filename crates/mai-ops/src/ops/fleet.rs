@@ -19,8 +19,10 @@ impl Ops {
     /// The fleet table. Remembers every good tracker answer (in memory and in the cache)
     /// so the next refresh can show the age of the last good data.
     pub async fn refresh(&self) -> Vec<FleetRow> {
+        // Offboarded clients have no containers or tracker left to ask.
+        let fleet = self.fleet.without_offboarded();
         let mut trackers = HashMap::new();
-        for c in &self.fleet.clients {
+        for c in &fleet.clients {
             trackers.insert(
                 c.id.clone(),
                 self.tracker(&c.id).await.map_err(|e| e.to_string()),
@@ -28,7 +30,7 @@ impl Ops {
         }
         {
             let mut lg = self.last_good.write().await;
-            for c in &self.fleet.clients {
+            for c in &fleet.clients {
                 if !lg.contains_key(&c.id) {
                     // First look at this client since start: an old cache may remember
                     // markup changes the fleet file (now their only owner) lacks.
@@ -49,7 +51,7 @@ impl Ops {
         }
         let last_good = self.last_good.read().await.clone();
         let (rows, fresh) = refresh::refresh_all(refresh::RefreshInput {
-            fleet: &self.fleet,
+            fleet: &fleet,
             trackers: &trackers,
             last_good: &last_good,
             docker: self.docker_enabled,

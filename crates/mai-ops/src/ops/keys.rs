@@ -106,7 +106,8 @@ pub fn append_rotation(stored: Option<&str>, rot: Rotation) -> String {
 impl Ops {
     pub async fn keys_list(&self) -> Result<Vec<MaskedKey>, OpsError> {
         let k = self.keychain("listing keys")?.clone();
-        let ids: Vec<String> = self.fleet.clients.iter().map(|c| c.id.clone()).collect();
+        // Offboarding deleted the secrets of offboarded clients.
+        let ids: Vec<String> = self.fleet.active_clients().map(|c| c.id.clone()).collect();
         blocking(move || k.list_masked(&ids)).await
     }
 

@@ -10,6 +10,7 @@
 //! - [`fleet`] — the fleet table and container actions;
 //! - [`privacy`] — one person's erasure and export (GDPR), audited;
 //! - [`ksef`] — the KSeF token (keychain, audited) and the month's invoices in KSeF.
+//! - [`lifecycle`] — onboarding and offboarding a client on a Docker host, audited.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub mod dashboard;
 pub mod fleet;
 pub mod keys;
 pub mod ksef;
+pub mod lifecycle;
 pub mod privacy;
 pub mod sync;
 
@@ -96,6 +98,15 @@ pub enum OpsError {
     /// and what to do.
     #[error(transparent)]
     KsefClient(#[from] mai_ksef::KsefError),
+    /// Onboarding or offboarding a client (ops::lifecycle); boxed, its messages are long.
+    #[error(transparent)]
+    Lifecycle(Box<lifecycle::LifecycleError>),
+}
+
+impl From<lifecycle::LifecycleError> for OpsError {
+    fn from(e: lifecycle::LifecycleError) -> Self {
+        OpsError::Lifecycle(Box::new(e))
+    }
 }
 
 pub struct Ops {

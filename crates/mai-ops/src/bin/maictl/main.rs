@@ -7,6 +7,7 @@
 //! 3 partial (some clients failed, e.g. unreachable trackers; some invoices not accepted by
 //! KSeF); 4 keychain unavailable or locked.
 
+mod clients;
 mod finance;
 mod ksef;
 
@@ -97,6 +98,11 @@ enum Cmd {
     Privacy {
         #[command(subcommand)]
         cmd: PrivacyCmd,
+    },
+    /// Onboard (add) and offboard (remove) clients: key, containers, fleet file. Audited.
+    Clients {
+        #[command(subcommand)]
+        cmd: clients::ClientsCmd,
     },
 }
 
@@ -197,6 +203,15 @@ fn code_for(e: &OpsError) -> u8 {
             EXIT_KEYCHAIN
         }
         OpsError::Key(KeyError::Invalid(_)) | OpsError::NoKsef(_) | OpsError::Ksef(_) => EXIT_USAGE,
+        OpsError::Lifecycle(l)
+            if matches!(
+                **l,
+                mai_ops::ops::lifecycle::LifecycleError::Invalid(_)
+                    | mai_ops::ops::lifecycle::LifecycleError::Usage(_)
+            ) =>
+        {
+            EXIT_USAGE
+        }
         OpsError::Privacy(m) if m.contains("pass --yes") || m.contains("user id or e-mail") => {
             EXIT_USAGE
         }
@@ -459,7 +474,7 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
         }
         Cmd::Sync { client, all, json } => {
             let ids: Vec<String> = if all {
-                ops.fleet.clients.iter().map(|c| c.id.clone()).collect()
+                ops.fleet.active_clients().map(|c| c.id.clone()).collect()
             } else {
                 let id = client.expect("clap enforces --client or --all");
                 ops.client(&id)?;
@@ -614,6 +629,7 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
             cmd: ksef::KsefCmd::Token { cmd },
         } => ksef::token(ops, &cmd).await,
         Cmd::Privacy { cmd } => privacy(ops, cmd).await,
+        Cmd::Clients { cmd } => clients::run(ops, cmd).await,
         Cmd::Usage { client, json } => {
             let d = ops.dashboard(&client).await?;
             if json {

@@ -1,0 +1,585 @@
+//! A client's life cycle on a plain Docker host: onboarding ([`onboard`]) and
+//! offboarding ([`offboard`]), with the request checked field by field first
+//! ([`validate`]) and the probe request that proves a new pair meters ([`probe`]).
+//!
+//! This module is the one place that knows what a deployed client *is*: the
+//! [`ClientPair`] (names of its containers, network and volumes) and how its two
+//! containers are configured ([`tracker_body`], [`chat_body`], [`secret_files`]). An
+//! image update re-creates containers from the same definitions.
+//!
+//! What a client pair is on its host:
+//! - a private bridge network `mai-<id>`; the tracker is `tracker` on it, so the chat
+//!   app's OpenAI base URL is `http://tracker:8080/v1` and never leaves the host;
+//! - `mai-<id>-tracker` (the tracker image, uid 10001) with its ledger on the volume
+//!   `mai-<id>-tracker-data` at `/data`, and its secrets as files on the volume
+//!   `mai-<id>-secrets`, mounted read-only at `/run/secrets` (`*_FILE` settings): the
+//!   OpenRouter key, the three tokens and the Open WebUI JWT secret never appear in its
+//!   environment, `docker inspect` or a log;
+//! - `mai-<id>-chat` (Open WebUI, or what the request names) with its data on
+//!   `mai-<id>-chat-data`, configured through its environment (it reads no files): the
+//!   tracker as OpenAI base URL, the proxy token as its API key, user-info forwarding on
+//!   and, in signed mode, the JWT secret;
+//! - both published on the host's loopback (or the address given) and labelled
+//!   `mai.client=<id>` with `mai.role` (what the fleet table discovers) and
+//!   `mai.managed-by=mai-console` (what onboarding's undo and offboarding remove).
+
+use std::collections::HashMap;
+
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkingConfig,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum,
+};
+
+use crate::docker::{client_labels, UploadFile, LABEL_ROLE, LABEL_VERSION, LABEL_VOLUME};
+
+pub mod offboard;
+pub mod onboard;
+pub mod probe;
+pub mod validate;
+
+pub use mai_wire::lifecycle::{
+    BillingMonthCheck, Deployment, FieldError, LifecycleProgress, LifecycleStep, NewClient,
+    OffboardCheck, OffboardResult, OnboardRequest, OnboardResult, StepState,
+};
+
+/// Why onboarding or offboarding did not complete; each message says what happened to
+/// what was created and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("the new client's data is not valid: {}", field_list(.0))]
+    Invalid(Vec<FieldError>),
+    /// Nothing was created: the fleet file, the keychain, OpenRouter and the host are as
+    /// they were.
+    #[error("onboarding {client} stopped at {step} before anything was created: {message}")]
+    NotStarted {
+        client: String,
+        step: String,
+        message: String,
+    },
+    /// A step failed after something was created; `undo` says what was undone (and what
+    /// could not be, with the command to finish it).
+    #[error("onboarding {client} failed at {step}: {message}. {undo}")]
+    Failed {
+        client: String,
+        step: String,
+        message: String,
+        undo: String,
+    },
+    /// Offboarding stopped; `done` lists what was already done. Running it again goes on
+    /// from there.
+    #[error("offboarding {client} stopped at {step}: {message}. {done}")]
+    Offboard {
+        client: String,
+        step: String,
+        message: String,
+        done: String,
+    },
+    /// A front end's own refusal (maictl: a snippet it cannot read, a confirmation it
+    /// cannot ask for); nothing was done.
+    #[error("{0}")]
+    Usage(String),
+    /// The fleet file changed (a client added or marked) but cannot be loaded again.
+    #[error("the fleet file cannot be loaded again after the change: {0}")]
+    Reload(crate::fleet::FleetError),
+}
+
+impl LifecycleError {
+    /// The per-field problems of an invalid request (the console shows them by field).
+    pub fn field_errors(&self) -> &[FieldError] {
+        match self {
+            LifecycleError::Invalid(v) => v,
+            _ => &[],
+        }
+    }
+}
+
+fn field_list(v: &[FieldError]) -> String {
+    v.iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The chat app when the request names none: Open WebUI at the version the end-to-end
+/// test runs (scripts/env.sh `OPENWEBUI_VERSION`). It must already be on the host
+/// (`docker pull` / `docker load` there); onboarding never pulls.
+pub const DEFAULT_CHAT_IMAGE: &str = "ghcr.io/open-webui/open-webui:v0.12.4";
+/// The tracker image deploy/build-images.sh builds (its default tag).
+pub const DEFAULT_TRACKER_IMAGE: &str = "mai-tracker:dev";
+/// Where the client's users reach the chat app inside its container (Open WebUI's port).
+pub const CHAT_PORT: u16 = 8080;
+/// Open WebUI's data directory (its SQLite database, uploads).
+pub const CHAT_DATA_DIR: &str = "/app/backend/data";
+/// The tracker's listening port inside its container (Dockerfile.tracker).
+pub const TRACKER_PORT: u16 = 8080;
+/// The tracker's data directory (ledger, journal, handed-over key, TLS files).
+pub const TRACKER_DATA_DIR: &str = "/data";
+/// The tracker's ledger inside its data directory (Dockerfile.tracker's MAI_TRACKER_DB).
+pub const TRACKER_LEDGER_FILE: &str = "tracker.sqlite";
+/// Where the tracker's secret files are mounted.
+pub const SECRETS_DIR: &str = "/run/secrets";
+/// The tracker's user (Dockerfile.tracker): its secret files belong to it, mode 0400.
+pub const TRACKER_UID: u64 = 10001;
+/// The chat app's name for the tracker on the client's network.
+pub const TRACKER_ALIAS: &str = "tracker";
+/// The host-gateway name the tracker container resolves (Docker's `host-gateway`): how a
+/// tracker reaches an OpenRouter stand-in on its own host (tests, the demo).
+pub const HOST_GATEWAY_NAME: &str = "host.docker.internal";
+
+/// The names of one client's objects on its host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientPair {
+    pub client: String,
+    pub network: String,
+    pub tracker_container: String,
+    pub chat_container: String,
+    /// A container that is created (never started) only to write the secret files into
+    /// the secrets volume, then removed.
+    pub secrets_init_container: String,
+    pub tracker_volume: String,
+    pub chat_volume: String,
+    pub secrets_volume: String,
+}
+
+impl ClientPair {
+    pub fn of(client: &str) -> ClientPair {
+        let p = format!("mai-{client}");
+        ClientPair {
+            client: client.to_string(),
+            network: p.clone(),
+            tracker_container: format!("{p}-tracker"),
+            chat_container: format!("{p}-chat"),
+            secrets_init_container: format!("{p}-secrets-init"),
+            tracker_volume: format!("{p}-tracker-data"),
+            chat_volume: format!("{p}-chat-data"),
+            secrets_volume: format!("{p}-secrets"),
+        }
+    }
+
+    pub fn volumes(&self) -> [&str; 3] {
+        [
+            &self.tracker_volume,
+            &self.chat_volume,
+            &self.secrets_volume,
+        ]
+    }
+
+    /// The labels of volume `kind` (`tracker-data`, `chat-data`, `secrets`).
+    pub fn volume_labels(&self, kind: &str) -> HashMap<String, String> {
+        client_labels(&self.client, &[(LABEL_VOLUME, kind)])
+    }
+}
+
+/// The secret file names in [`SECRETS_DIR`] and the tracker settings that read them.
+pub const SECRET_OPENROUTER_KEY: &str = "openrouter-key";
+pub const SECRET_PROXY_TOKEN: &str = "proxy-token";
+pub const SECRET_READ_TOKEN: &str = "read-token";
+pub const SECRET_ADMIN_TOKEN: &str = "admin-token";
+pub const SECRET_JWT: &str = "openwebui-jwt-secret";
+
+/// The secrets of one new client. Never logged, never serialized.
+pub struct PairSecrets {
+    pub openrouter_key: String,
+    pub proxy_token: String,
+    pub read_token: String,
+    pub admin_token: String,
+    /// Open WebUI's signing secret for user identity (signed mode only).
+    pub jwt_secret: Option<String>,
+    /// Open WebUI's own session secret (`WEBUI_SECRET_KEY`).
+    pub webui_secret: String,
+}
+
+impl std::fmt::Debug for PairSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PairSecrets(…)")
+    }
+}
+
+/// A random token: `prefix` and 32 random bytes in hex (64 characters), far above the
+/// tracker's 16-character minimum and its JWT secret's 32 bytes.
+pub fn random_token(prefix: &str) -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    format!("{prefix}{}", hex::encode(b))
+}
+
+impl PairSecrets {
+    /// Fresh tokens for a client whose OpenRouter key is `openrouter_key`.
+    pub fn generate(openrouter_key: String, signed_identity: bool) -> PairSecrets {
+        PairSecrets {
+            openrouter_key,
+            proxy_token: random_token("mai-proxy-"),
+            read_token: random_token("mai-read-"),
+            admin_token: random_token("mai-admin-"),
+            jwt_secret: signed_identity.then(|| random_token("")),
+            webui_secret: random_token(""),
+        }
+    }
+}
+
+/// The tracker's secret files: (file name, content).
+pub fn secret_files(s: &PairSecrets) -> Vec<(&'static str, &str)> {
+    let mut v = vec![
+        (SECRET_OPENROUTER_KEY, s.openrouter_key.as_str()),
+        (SECRET_PROXY_TOKEN, s.proxy_token.as_str()),
+        (SECRET_READ_TOKEN, s.read_token.as_str()),
+        (SECRET_ADMIN_TOKEN, s.admin_token.as_str()),
+    ];
+    if let Some(j) = &s.jwt_secret {
+        v.push((SECRET_JWT, j.as_str()));
+    }
+    v
+}
+
+/// The files as [`crate::docker::upload_files`] writes them: the tracker's, read-only.
+pub fn secret_uploads<'a>(files: &'a [(&'static str, &'a str)]) -> Vec<UploadFile<'a>> {
+    files
+        .iter()
+        .map(|(name, content)| UploadFile {
+            name,
+            bytes: content.as_bytes(),
+            mode: 0o400,
+            uid: TRACKER_UID,
+            gid: TRACKER_UID,
+        })
+        .collect()
+}
+
+/// The non-secret settings of one client pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairConfig {
+    pub tracker_image: String,
+    pub chat_image: String,
+    pub publish_address: String,
+    pub tracker_port: u16,
+    pub chat_port: u16,
+    pub org_name: String,
+    /// OpenRouter's base as the tracker container reaches it.
+    pub openrouter_base_url: String,
+    /// The OpenRouter key's name (the tracker reports it and filters Broadcast spans by it).
+    pub key_name: String,
+    pub signed_identity: bool,
+}
+
+fn volume_mount(source: &str, target: &str, read_only: bool) -> Mount {
+    Mount {
+        typ: Some(MountType::VOLUME),
+        source: Some(source.to_string()),
+        target: Some(target.to_string()),
+        read_only: Some(read_only),
+        ..Default::default()
+    }
+}
+
+fn published(
+    address: &str,
+    host_port: u16,
+    container_port: u16,
+) -> HashMap<String, Option<Vec<PortBinding>>> {
+    HashMap::from([(
+        format!("{container_port}/tcp"),
+        Some(vec![PortBinding {
+            host_ip: Some(address.to_string()),
+            host_port: Some(host_port.to_string()),
+        }]),
+    )])
+}
+
+/// The tag of an image reference (`mai-tracker:dev` → `dev`), for `mai.version`.
+fn image_tag(image: &str) -> Option<&str> {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    last.split_once(':').map(|(_, t)| t)
+}
+
+fn labels(pair: &ClientPair, role: &str, image: &str) -> HashMap<String, String> {
+    let mut l = client_labels(&pair.client, &[(LABEL_ROLE, role)]);
+    if let Some(t) = image_tag(image) {
+        l.insert(LABEL_VERSION.to_string(), t.to_string());
+    }
+    l
+}
+
+fn on_network(pair: &ClientPair, aliases: Vec<String>) -> NetworkingConfig {
+    NetworkingConfig {
+        endpoints_config: Some(HashMap::from([(
+            pair.network.clone(),
+            EndpointSettings {
+                aliases: Some(aliases),
+                ..Default::default()
+            },
+        )])),
+    }
+}
+
+/// The tracker container. Every secret is a `*_FILE` path; plain HTTP is served because
+/// the port is published on the host's loopback and the chat app talks to it on the
+/// client's private network (crates/mai-tracker/README.md, TLS).
+pub fn tracker_body(pair: &ClientPair, cfg: &PairConfig) -> ContainerCreateBody {
+    let file = |name: &str| format!("{SECRETS_DIR}/{name}");
+    let mut env = vec![
+        format!("OPENROUTER_API_KEY_FILE={}", file(SECRET_OPENROUTER_KEY)),
+        format!("OPENROUTER_API_KEY_NAME={}", cfg.key_name),
+        format!("OPENROUTER_BASE_URL={}", cfg.openrouter_base_url),
+        format!("MAI_ORG_ID={}", pair.client),
+        format!("MAI_ORG_NAME={}", cfg.org_name),
+        format!("MAI_TRACKER_PROXY_TOKEN_FILE={}", file(SECRET_PROXY_TOKEN)),
+        format!("MAI_TRACKER_READ_TOKEN_FILE={}", file(SECRET_READ_TOKEN)),
+        format!("MAI_TRACKER_ADMIN_TOKEN_FILE={}", file(SECRET_ADMIN_TOKEN)),
+        "MAI_TRACKER_TLS=off".to_string(),
+    ];
+    if cfg.signed_identity {
+        env.push(format!(
+            "MAI_OPENWEBUI_JWT_SECRET_FILE={}",
+            file(SECRET_JWT)
+        ));
+    }
+    ContainerCreateBody {
+        image: Some(cfg.tracker_image.clone()),
+        env: Some(env),
+        labels: Some(labels(pair, "tracker", &cfg.tracker_image)),
+        exposed_ports: Some(vec![format!("{TRACKER_PORT}/tcp")]),
+        host_config: Some(HostConfig {
+            mounts: Some(vec![
+                volume_mount(&pair.tracker_volume, TRACKER_DATA_DIR, false),
+                volume_mount(&pair.secrets_volume, SECRETS_DIR, true),
+            ]),
+            port_bindings: Some(published(
+                &cfg.publish_address,
+                cfg.tracker_port,
+                TRACKER_PORT,
+            )),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
+            network_mode: Some(pair.network.clone()),
+            extra_hosts: Some(vec![format!("{HOST_GATEWAY_NAME}:host-gateway")]),
+            ..Default::default()
+        }),
+        networking_config: Some(on_network(pair, vec![TRACKER_ALIAS.to_string()])),
+        ..Default::default()
+    }
+}
+
+/// The container that only carries the secrets volume, writable, for the upload.
+pub fn secrets_init_body(pair: &ClientPair, tracker_image: &str) -> ContainerCreateBody {
+    ContainerCreateBody {
+        image: Some(tracker_image.to_string()),
+        labels: Some(labels(pair, "secrets-init", tracker_image)),
+        network_disabled: Some(true),
+        host_config: Some(HostConfig {
+            mounts: Some(vec![volume_mount(&pair.secrets_volume, SECRETS_DIR, false)]),
+            network_mode: Some("none".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The chat app container (Open WebUI's settings; docs: ../shared/specs/openwebui.md).
+/// Open WebUI reads its settings only from the environment, so the proxy token and, in
+/// signed mode, the JWT secret are there: both allow only what the chat app itself does.
+pub fn chat_body(pair: &ClientPair, cfg: &PairConfig, s: &PairSecrets) -> ContainerCreateBody {
+    let mut env = vec![
+        format!("OPENAI_API_BASE_URL=http://{TRACKER_ALIAS}:{TRACKER_PORT}/v1"),
+        format!("OPENAI_API_KEY={}", s.proxy_token),
+        "ENABLE_OLLAMA_API=false".to_string(),
+        "ENABLE_FORWARD_USER_INFO_HEADERS=true".to_string(),
+        format!("WEBUI_SECRET_KEY={}", s.webui_secret),
+        format!("WEBUI_NAME={} (mAI)", cfg.org_name),
+    ];
+    if let Some(j) = &s.jwt_secret {
+        env.push(format!("FORWARD_USER_INFO_HEADER_JWT_SECRET={j}"));
+    }
+    ContainerCreateBody {
+        image: Some(cfg.chat_image.clone()),
+        env: Some(env),
+        labels: Some(labels(pair, "chat", &cfg.chat_image)),
+        exposed_ports: Some(vec![format!("{CHAT_PORT}/tcp")]),
+        host_config: Some(HostConfig {
+            mounts: Some(vec![volume_mount(&pair.chat_volume, CHAT_DATA_DIR, false)]),
+            port_bindings: Some(published(&cfg.publish_address, cfg.chat_port, CHAT_PORT)),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
+            network_mode: Some(pair.network.clone()),
+            ..Default::default()
+        }),
+        networking_config: Some(on_network(pair, vec!["chat".to_string()])),
+        ..Default::default()
+    }
+}
+
+impl crate::ops::Ops {
+    /// A new `Ops` over the fleet file as it is on disk now (after onboarding or
+    /// offboarding changed it), with this one's keychain and settings: what the console
+    /// swaps in so the new client shows at once.
+    pub fn reload(&self) -> Result<crate::ops::Ops, crate::ops::OpsError> {
+        let fleet = crate::fleet::Fleet::load(&self.fleet.path).map_err(LifecycleError::Reload)?;
+        let keychain = self.keychain.clone().ok_or_else(|| {
+            crate::keys::KeyError::Unavailable(self.keychain_error.clone().unwrap_or_default())
+        });
+        let mut o = crate::ops::Ops::new(fleet, keychain)?;
+        o.docker_enabled = self.docker_enabled;
+        o.billing_overrides = self.billing_overrides.clone();
+        o.today = self.today;
+        Ok(o)
+    }
+}
+
+/// Reports the steps of one action, with the time since it started.
+pub(crate) struct Reporter<'a> {
+    client: String,
+    started: std::time::Instant,
+    sink: &'a (dyn Fn(LifecycleProgress) + Send + Sync),
+}
+
+impl<'a> Reporter<'a> {
+    pub(crate) fn new(client: &str, sink: &'a (dyn Fn(LifecycleProgress) + Send + Sync)) -> Self {
+        Reporter {
+            client: client.to_string(),
+            started: std::time::Instant::now(),
+            sink,
+        }
+    }
+
+    pub(crate) fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub(crate) fn report(&self, step: LifecycleStep, state: StepState, detail: Option<String>) {
+        (self.sink)(LifecycleProgress {
+            client_id: self.client.clone(),
+            step,
+            state,
+            detail,
+            elapsed_ms: self.elapsed_ms(),
+        });
+    }
+
+    pub(crate) fn start(&self, step: LifecycleStep) {
+        self.report(step, StepState::Started, None);
+    }
+
+    pub(crate) fn done(&self, step: LifecycleStep, detail: impl Into<Option<String>>) {
+        self.report(step, StepState::Done, detail.into());
+    }
+}
+
+/// A step's name as maictl prints it and error messages say it (`create_key`).
+pub fn step_name(step: LifecycleStep) -> String {
+    serde_json::to_value(step)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> PairConfig {
+        PairConfig {
+            tracker_image: "mai-tracker:dev".into(),
+            chat_image: DEFAULT_CHAT_IMAGE.into(),
+            publish_address: "127.0.0.1".into(),
+            tracker_port: 18100,
+            chat_port: 18101,
+            org_name: "ACME Sp. z o.o.".into(),
+            openrouter_base_url: "https://openrouter.ai/api/v1".into(),
+            key_name: "mai-acme-20261124120000".into(),
+            signed_identity: true,
+        }
+    }
+
+    #[test]
+    fn no_secret_reaches_the_trackers_environment_or_labels() {
+        let pair = ClientPair::of("acme");
+        let s = PairSecrets::generate(
+            "sk-or-v1-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into(),
+            true,
+        );
+        let t = tracker_body(&pair, &cfg());
+        let text = serde_json::to_string(&t).unwrap();
+        for secret in [
+            &s.openrouter_key,
+            &s.proxy_token,
+            &s.read_token,
+            &s.admin_token,
+        ] {
+            assert!(!text.contains(secret.as_str()), "{text}");
+        }
+        let env = t.env.unwrap();
+        assert!(env.contains(&"OPENROUTER_API_KEY_FILE=/run/secrets/openrouter-key".to_string()));
+        assert!(env.contains(
+            &"MAI_OPENWEBUI_JWT_SECRET_FILE=/run/secrets/openwebui-jwt-secret".to_string()
+        ));
+        assert!(!env.iter().any(|e| e.starts_with("OPENROUTER_API_KEY=")));
+        let l = t.labels.unwrap();
+        assert_eq!(l["mai.client"], "acme");
+        assert_eq!(l["mai.role"], "tracker");
+        assert_eq!(l["mai.version"], "dev");
+        let hc = t.host_config.unwrap();
+        let secrets = hc
+            .mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.target.as_deref() == Some("/run/secrets"))
+            .unwrap();
+        assert_eq!(secrets.read_only, Some(true));
+        let b = &hc.port_bindings.unwrap()["8080/tcp"];
+        assert_eq!(b.as_ref().unwrap()[0].host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(b.as_ref().unwrap()[0].host_port.as_deref(), Some("18100"));
+        // The tracker's files: read-only for its user.
+        let files = secret_files(&s);
+        assert_eq!(files.len(), 5);
+        for u in secret_uploads(&files) {
+            assert_eq!((u.mode, u.uid), (0o400, 10001));
+        }
+    }
+
+    #[test]
+    fn the_chat_app_uses_the_tracker_with_forwarded_and_signed_identity() {
+        let pair = ClientPair::of("acme");
+        let s = PairSecrets::generate("sk-or-v1-x".into(), true);
+        let env = chat_body(&pair, &cfg(), &s).env.unwrap();
+        assert!(env.contains(&"OPENAI_API_BASE_URL=http://tracker:8080/v1".to_string()));
+        assert!(env.contains(&format!("OPENAI_API_KEY={}", s.proxy_token)));
+        assert!(env.contains(&"ENABLE_FORWARD_USER_INFO_HEADERS=true".to_string()));
+        assert!(env.contains(&format!(
+            "FORWARD_USER_INFO_HEADER_JWT_SECRET={}",
+            s.jwt_secret.as_deref().unwrap()
+        )));
+        assert!(!env.iter().any(|e| e.contains(&s.openrouter_key)));
+        let plain = PairSecrets::generate("sk-or-v1-x".into(), false);
+        let env = chat_body(
+            &pair,
+            &PairConfig {
+                signed_identity: false,
+                ..cfg()
+            },
+            &plain,
+        )
+        .env
+        .unwrap();
+        assert!(!env
+            .iter()
+            .any(|e| e.starts_with("FORWARD_USER_INFO_HEADER_JWT_SECRET")));
+        assert_ne!(s.proxy_token, s.read_token);
+        assert!(s.proxy_token.len() >= 16 && s.jwt_secret.unwrap().len() >= 32);
+    }
+
+    #[test]
+    fn image_tags() {
+        assert_eq!(image_tag("mai-tracker:dev"), Some("dev"));
+        assert_eq!(
+            image_tag("ghcr.io/open-webui/open-webui:v0.12.4"),
+            Some("v0.12.4")
+        );
+        assert_eq!(image_tag("localhost:5000/x"), None);
+        assert_eq!(step_name(LifecycleStep::CreateKey), "create_key");
+    }
+}
