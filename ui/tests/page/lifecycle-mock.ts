@@ -56,9 +56,9 @@ const check = (id: string): OffboardCheck => ({
   client_id: id, legal_name: id.toUpperCase() + ' Sp. z o.o.', host: 'hel1', offboarded: null,
   billing: [
     { month: '2026-10', row: { org_id: id, name: id.toUpperCase() + ' Sp. z o.o.', status: 'issued', invoice_number: 'FV/2026/10/0002',
-      requests: 23456, raw_cost_usd: '247.682', late_usage_usd: '0', missing: [] }, note: null },
+      requests: 23456, raw_cost_usd: '247.682', late_usage_usd: '0', missing: [], profit: null, zero_amounts: false }, note: null },
     { month: '2026-11', row: { org_id: id, name: id.toUpperCase() + ' Sp. z o.o.', status: 'provisional', invoice_number: null,
-      requests: 1234, raw_cost_usd: '9.615384615', late_usage_usd: '0', missing: [] }, note: null },
+      requests: 1234, raw_cost_usd: '9.615384615', late_usage_usd: '0', missing: [], profit: null, zero_amounts: false }, note: null },
   ],
   containers: [`mai-${id}-chat`, `mai-${id}-tracker`], networks: [`mai-${id}`],
   volumes: [`mai-${id}-chat-data`, `mai-${id}-secrets`, `mai-${id}-tracker-data`],
