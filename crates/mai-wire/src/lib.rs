@@ -19,11 +19,13 @@
 //! - no I/O and no dependency on other crates of ours: this crate is what the others
 //!   agree on.
 
+pub mod change;
 pub mod console;
 pub mod money;
 pub mod pricing;
 pub mod tracker;
 pub mod ts;
+pub mod update;
 pub mod usage;
 
 pub use pricing::{
