@@ -24,6 +24,7 @@ use crate::refresh::TrackerSnapshot;
 use crate::tracker::{TrackerClient, TrackerError};
 
 pub mod billing;
+pub mod change;
 pub mod dashboard;
 pub mod fleet;
 pub mod keys;
@@ -80,6 +81,19 @@ pub enum OpsError {
     Privacy(String),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    /// A client change with wrong fields; nothing was changed.
+    #[error("client {client}: nothing was changed: {}", .errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    InvalidChange {
+        client: String,
+        errors: Vec<mai_wire::change::FieldError>,
+    },
+    #[error("client {0}: the change changes nothing (every value given is the current one)")]
+    NothingToChange(String),
+    /// A client change that stopped; the message says what was and was not changed.
+    #[error("client {client}: {message}")]
+    Change { client: String, message: String },
+    #[error(transparent)]
+    FleetEdit(#[from] crate::fleet_change::FleetEditError),
 }
 
 pub struct Ops {
