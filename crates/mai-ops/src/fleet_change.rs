@@ -420,9 +420,18 @@ tracker_admin_token = "env:Y"
         d.add_markup_change("other", day("2026-12-01"), "1.4".parse().unwrap())
             .unwrap();
         let text = d.text();
-        assert!(text.contains("monthly_limit_usd = \"200.5\"  # USD\n"), "{text}");
-        assert!(text.contains("# Limit on client cost.\nmonthly_limit_usd"), "{text}");
-        assert!(text.contains("nip = \"5261040828\"   # checked\n"), "{text}");
+        assert!(
+            text.contains("monthly_limit_usd = \"200.5\"  # USD\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# Limit on client cost.\nmonthly_limit_usd"),
+            "{text}"
+        );
+        assert!(
+            text.contains("nip = \"5261040828\"   # checked\n"),
+            "{text}"
+        );
         assert!(
             text.contains("address = \"ul. Prosta 1\"\naddress_line2 = \"00-001 Warszawa\"\nhost = \"local\"\n# Price = cost × markup.\n"),
             "{text}"
@@ -433,7 +442,9 @@ tracker_admin_token = "env:Y"
         );
         assert!(text.starts_with("# the fleet\n"));
         assert_eq!(
-            d.value_text("acme", "monthly_limit_usd").unwrap().as_deref(),
+            d.value_text("acme", "monthly_limit_usd")
+                .unwrap()
+                .as_deref(),
             Some("200.5")
         );
         d.set_monthly_limit("acme", None).unwrap();
@@ -457,7 +468,9 @@ tracker_admin_token = "env:Y"
             .unwrap();
         std::fs::write(&p, format!("{FILE}\n# edited by hand\n")).unwrap();
         assert!(matches!(d.write(), Err(FleetEditError::Concurrent { .. })));
-        assert!(std::fs::read_to_string(&p).unwrap().ends_with("# edited by hand\n"));
+        assert!(std::fs::read_to_string(&p)
+            .unwrap()
+            .ends_with("# edited by hand\n"));
         let mut d = FleetDoc::open(&p).unwrap();
         d.set_monthly_limit("acme", Some(Decimal::from(100)))
             .unwrap();

@@ -276,12 +276,9 @@ impl TrackerClient {
         model: Option<&str>,
     ) -> Result<mai_wire::tracker::ProbeReport, TrackerError> {
         let url = self.url("/api/v1/admin/probe");
-        let req = self
-            .http
-            .post(&url)
-            .json(&mai_wire::tracker::ProbeRequest {
-                model: model.map(str::to_owned),
-            });
+        let req = self.http.post(&url).json(&mai_wire::tracker::ProbeRequest {
+            model: model.map(str::to_owned),
+        });
         self.send_admin(req, &url, self.timeout.max(Duration::from_secs(30)))
             .await
     }

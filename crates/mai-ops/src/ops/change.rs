@@ -25,7 +25,7 @@ use mai_core::time::YearMonth;
 use rust_decimal::Decimal;
 
 use super::{blocking, Ops, OpsError};
-use crate::audit::{AuditRecord, AuditLog};
+use crate::audit::{AuditLog, AuditRecord};
 use crate::fleet::{Client, Fleet, FleetError};
 use crate::fleet_change::FleetDoc;
 use crate::keys::SecretKind;
@@ -48,7 +48,10 @@ pub struct Invoiced {
 /// One edit of the fleet file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Edit {
-    Markup { from: NaiveDate, rate: Decimal },
+    Markup {
+        from: NaiveDate,
+        rate: Decimal,
+    },
     Limit(Option<Decimal>),
     /// An invoice field's new text (`None` removes it).
     Field {
@@ -82,8 +85,12 @@ fn err(field: ClientField, message: impl Into<String>) -> FieldError {
 
 /// A decimal as typed (`1,4` is refused: the fleet file writes `1.4`).
 fn decimal(field: ClientField, s: &str, example: &str) -> Result<Decimal, FieldError> {
-    Decimal::from_str(s.trim())
-        .map_err(|_| err(field, format!("{s:?} is not a decimal number; write e.g. {example}")))
+    Decimal::from_str(s.trim()).map_err(|_| {
+        err(
+            field,
+            format!("{s:?} is not a decimal number; write e.g. {example}"),
+        )
+    })
 }
 
 /// Validates `change` against the client as the fleet file has it now. `old` reads a
@@ -109,7 +116,9 @@ pub fn plan_change(
             if r < Decimal::ONE {
                 return Err(err(
                     ClientField::Markup,
-                    format!("markup {r} is below 1, which would sell under cost; use e.g. 1.3 (+30%)"),
+                    format!(
+                        "markup {r} is below 1, which would sell under cost; use e.g. 1.3 (+30%)"
+                    ),
                 ));
             }
             validate_markup(r).map_err(|_| {
@@ -146,7 +155,12 @@ pub fn plan_change(
         match (rate, from) {
             (Ok(rate), Ok(from)) => {
                 let before = c.terms.markup.rate_on(from);
-                let same_day = c.terms.markup.entries.iter().any(|e| e.effective_from == from);
+                let same_day = c
+                    .terms
+                    .markup
+                    .entries
+                    .iter()
+                    .any(|e| e.effective_from == from);
                 if before == rate && !same_day {
                     errors.push(err(
                         ClientField::Markup,
@@ -229,7 +243,10 @@ pub fn plan_change(
     let mut seen = std::collections::HashSet::new();
     for fv in &change.invoice {
         if !seen.insert(fv.field) {
-            errors.push(err(fv.field, format!("{} is given twice; give it once", fv.field)));
+            errors.push(err(
+                fv.field,
+                format!("{} is given twice; give it once", fv.field),
+            ));
             continue;
         }
         match check_invoice_field(fv.field, &fv.value, &country_after) {
@@ -306,14 +323,20 @@ fn check_invoice_field(
         ClientField::Country => {
             let t = v.to_ascii_uppercase();
             if t.len() != 2 || !t.bytes().all(|b| b.is_ascii_alphabetic()) {
-                return Err(err(field, format!("{v:?} is not a 2-letter country code such as PL or DE")));
+                return Err(err(
+                    field,
+                    format!("{v:?} is not a 2-letter country code such as PL or DE"),
+                ));
             }
             Ok(Some(t))
         }
         ClientField::InvoiceCurrency => match v.to_ascii_uppercase().as_str() {
             "" => Ok(None),
             c @ ("PLN" | "USD") => Ok(Some(c.into())),
-            _ => Err(err(field, format!("{v:?} is not an invoice currency; invoices are issued in PLN or USD"))),
+            _ => Err(err(
+                field,
+                format!("{v:?} is not an invoice currency; invoices are issued in PLN or USD"),
+            )),
         },
         ClientField::Vat => {
             if v.is_empty() {
@@ -332,7 +355,10 @@ fn check_invoice_field(
         ClientField::InvoiceLines => match v {
             "" => Ok(None),
             "by_model" | "summary" => Ok(Some(v.into())),
-            _ => Err(err(field, format!("{v:?} is not known; use by_model (one line per model) or summary"))),
+            _ => Err(err(
+                field,
+                format!("{v:?} is not known; use by_model (one line per model) or summary"),
+            )),
         },
         ClientField::HostingEur => {
             if v.is_empty() {
@@ -349,7 +375,10 @@ fn check_invoice_field(
                 return Ok(None);
             }
             let ok = v.split_once('@').is_some_and(|(user, domain)| {
-                !user.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+                !user.is_empty()
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
             }) && !v.chars().any(char::is_whitespace);
             if !ok {
                 return Err(err(field, format!("{v:?} is not an e-mail address")));
@@ -511,10 +540,13 @@ impl Ops {
             return Err(OpsError::NothingToChange(id.to_string()));
         }
         let mut doc = FleetDoc::open(&self.fleet.path)?;
-        let fleet = Fleet::parse(doc.original(), &self.fleet.path).map_err(|e| OpsError::Change {
-            client: id.to_string(),
-            message: format!("the fleet file does not parse as it is now, so nothing was changed: {e}"),
-        })?;
+        let fleet =
+            Fleet::parse(doc.original(), &self.fleet.path).map_err(|e| OpsError::Change {
+                client: id.to_string(),
+                message: format!(
+                    "the fleet file does not parse as it is now, so nothing was changed: {e}"
+                ),
+            })?;
         let c = fleet
             .client(id)
             .ok_or_else(|| OpsError::UnknownClient(id.to_string()))?
@@ -529,12 +561,13 @@ impl Ops {
             olds.insert(f, doc.value_text(id, fleet_key(f))?);
         }
         let old = |f: ClientField| olds.get(&f).cloned().flatten();
-        let plan = plan_change(&c, &old, change, self.today(), invoiced.as_ref()).map_err(
-            |errors| OpsError::InvalidChange {
-                client: id.to_string(),
-                errors,
-            },
-        )?;
+        let plan =
+            plan_change(&c, &old, change, self.today(), invoiced.as_ref()).map_err(|errors| {
+                OpsError::InvalidChange {
+                    client: id.to_string(),
+                    errors,
+                }
+            })?;
         if plan.changes.is_empty() {
             return Err(OpsError::NothingToChange(id.to_string()));
         }
@@ -829,9 +862,22 @@ tracker_admin_token = "env:X"
     #[test]
     fn a_markup_from_a_day_is_appended_and_an_invoiced_month_is_refused() {
         let c = client();
-        let p = plan_change(&c, &no_old, &markup("1.4", "2026-12-01"), day("2026-11-20"), None).unwrap();
-        assert_eq!(p.terms.markup.rate_on(day("2026-11-30")), "1.35".parse().unwrap());
-        assert_eq!(p.terms.markup.rate_on(day("2026-12-01")), "1.4".parse().unwrap());
+        let p = plan_change(
+            &c,
+            &no_old,
+            &markup("1.4", "2026-12-01"),
+            day("2026-11-20"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            p.terms.markup.rate_on(day("2026-11-30")),
+            "1.35".parse().unwrap()
+        );
+        assert_eq!(
+            p.terms.markup.rate_on(day("2026-12-01")),
+            "1.4".parse().unwrap()
+        );
         assert_eq!(p.changes[0].old.as_deref(), Some("1.35"));
         assert_eq!(p.changes[0].new.as_deref(), Some("1.4 from 2026-12-01"));
         let inv = Invoiced {
@@ -839,12 +885,32 @@ tracker_admin_token = "env:X"
             number: "FV/2026/12/0001".into(),
         };
         for d in ["2026-11-30", "2026-10-01"] {
-            let e = plan_change(&c, &no_old, &markup("1.4", d), day("2026-12-05"), Some(&inv)).unwrap_err();
+            let e = plan_change(
+                &c,
+                &no_old,
+                &markup("1.4", d),
+                day("2026-12-05"),
+                Some(&inv),
+            )
+            .unwrap_err();
             assert_eq!(fields(&e), [ClientField::MarkupFrom]);
-            assert!(e[0].message.contains("2026-11") && e[0].message.contains("FV/2026/12/0001") && e[0].message.contains("2026-12-01"), "{}", e[0].message);
+            assert!(
+                e[0].message.contains("2026-11")
+                    && e[0].message.contains("FV/2026/12/0001")
+                    && e[0].message.contains("2026-12-01"),
+                "{}",
+                e[0].message
+            );
         }
         // After the invoiced month (even before today): accepted, with a warning.
-        let p = plan_change(&c, &no_old, &markup("1.4", "2026-12-01"), day("2026-12-05"), Some(&inv)).unwrap();
+        let p = plan_change(
+            &c,
+            &no_old,
+            &markup("1.4", "2026-12-01"),
+            day("2026-12-05"),
+            Some(&inv),
+        )
+        .unwrap();
         assert!(p.warnings[0].contains("repriced"), "{:?}", p.warnings);
     }
 
@@ -852,14 +918,32 @@ tracker_admin_token = "env:X"
     fn every_wrong_field_is_named_at_once() {
         let c = client();
         let change = ClientChange {
-            markup: Some(MarkupChange { rate: "0.9".into(), from: "2026-13-01".into() }),
+            markup: Some(MarkupChange {
+                rate: "0.9".into(),
+                from: "2026-13-01".into(),
+            }),
             monthly_limit_usd: Some("12.345".into()),
             invoice: vec![
-                FieldValue { field: ClientField::Nip, value: "526-104-08-29".into() },
-                FieldValue { field: ClientField::InvoiceCurrency, value: "EUR".into() },
-                FieldValue { field: ClientField::Vat, value: "np".into() },
-                FieldValue { field: ClientField::InvoiceEmail, value: "faktury at acme".into() },
-                FieldValue { field: ClientField::LegalName, value: " ".into() },
+                FieldValue {
+                    field: ClientField::Nip,
+                    value: "526-104-08-29".into(),
+                },
+                FieldValue {
+                    field: ClientField::InvoiceCurrency,
+                    value: "EUR".into(),
+                },
+                FieldValue {
+                    field: ClientField::Vat,
+                    value: "np".into(),
+                },
+                FieldValue {
+                    field: ClientField::InvoiceEmail,
+                    value: "faktury at acme".into(),
+                },
+                FieldValue {
+                    field: ClientField::LegalName,
+                    value: " ".into(),
+                },
             ],
         };
         let e = plan_change(&c, &no_old, &change, day("2026-11-20"), None).unwrap_err();
@@ -881,7 +965,10 @@ tracker_admin_token = "env:X"
             &c,
             &no_old,
             &ClientChange {
-                invoice: vec![FieldValue { field: ClientField::Country, value: "Polska".into() }],
+                invoice: vec![FieldValue {
+                    field: ClientField::Country,
+                    value: "Polska".into(),
+                }],
                 ..Default::default()
             },
             day("2026-11-20"),
@@ -897,7 +984,10 @@ tracker_admin_token = "env:X"
     #[test]
     fn limits_are_exact_and_unchanged_values_are_not_changes() {
         let c = client();
-        let lim = |s: &str| ClientChange { monthly_limit_usd: Some(s.into()), ..Default::default() };
+        let lim = |s: &str| ClientChange {
+            monthly_limit_usd: Some(s.into()),
+            ..Default::default()
+        };
         let p = plan_change(&c, &no_old, &lim("200.50"), day("2026-11-20"), None).unwrap();
         assert_eq!(p.terms.monthly_limit_usd, Some("200.5".parse().unwrap()));
         assert_eq!(p.changes[0].old.as_deref(), Some("500"));
@@ -915,11 +1005,26 @@ tracker_admin_token = "env:X"
             &old,
             &ClientChange {
                 invoice: vec![
-                    FieldValue { field: ClientField::Country, value: "de".into() },
-                    FieldValue { field: ClientField::VatId, value: "DE123456789".into() },
-                    FieldValue { field: ClientField::Vat, value: "np".into() },
-                    FieldValue { field: ClientField::Nip, value: "".into() },
-                    FieldValue { field: ClientField::AddressLine2, value: "".into() },
+                    FieldValue {
+                        field: ClientField::Country,
+                        value: "de".into(),
+                    },
+                    FieldValue {
+                        field: ClientField::VatId,
+                        value: "DE123456789".into(),
+                    },
+                    FieldValue {
+                        field: ClientField::Vat,
+                        value: "np".into(),
+                    },
+                    FieldValue {
+                        field: ClientField::Nip,
+                        value: "".into(),
+                    },
+                    FieldValue {
+                        field: ClientField::AddressLine2,
+                        value: "".into(),
+                    },
                 ],
                 ..Default::default()
             },
@@ -930,7 +1035,14 @@ tracker_admin_token = "env:X"
         // address_line2 was absent and stays absent: not a change.
         assert_eq!(p.changes.len(), 4, "{:?}", p.changes);
         assert_eq!(p.changes[0].new.as_deref(), Some("DE"));
-        assert_eq!(p.changes[3], FieldChange { field: ClientField::Nip, old: Some("526-104-08-28".into()), new: None });
+        assert_eq!(
+            p.changes[3],
+            FieldChange {
+                field: ClientField::Nip,
+                old: Some("526-104-08-28".into()),
+                new: None
+            }
+        );
     }
 
     #[test]
@@ -942,7 +1054,9 @@ tracker_admin_token = "env:X"
                 "acme",
                 outcome,
                 match op {
-                    Some(op) => serde_json::json!({"op": op, "changes": [{"field": "markup", "old": "1.3", "new": "1.4 from 2026-12-01"}]}),
+                    Some(op) => {
+                        serde_json::json!({"op": op, "changes": [{"field": "markup", "old": "1.3", "new": "1.4 from 2026-12-01"}]})
+                    }
                     None => serde_json::json!({"events": 3}),
                 },
                 None,
