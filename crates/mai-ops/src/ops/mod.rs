@@ -30,6 +30,7 @@ pub mod fleet;
 pub mod keys;
 pub mod privacy;
 pub mod sync;
+pub mod update;
 
 pub use billing::{
     default_invoice_dir, BillingFiles, BillingOverrides, ClientExport, InvoiceExportRequest,
@@ -94,6 +95,9 @@ pub enum OpsError {
     Change { client: String, message: String },
     #[error(transparent)]
     FleetEdit(#[from] crate::fleet_change::FleetEditError),
+    /// A fleet update that cannot start as asked; nothing was changed.
+    #[error("fleet update: {0}")]
+    Update(String),
 }
 
 pub struct Ops {
