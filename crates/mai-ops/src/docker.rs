@@ -651,7 +651,7 @@ pub fn recreate_body(
 
 /// A container replaced by one of another image; its predecessor is parked (stopped,
 /// renamed) until [`finish_recreate`] removes it or [`undo_recreate`] puts it back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Recreated {
     pub name: String,
     pub old_id: String,
@@ -660,6 +660,9 @@ pub struct Recreated {
     pub old_image_id: String,
     pub new_id: String,
     pub new_image: String,
+    /// The old container again, from its image, with the ports it had (a stopped
+    /// container started again would take a new "any free port").
+    restore: RecreateSpec,
 }
 
 /// Docker calls that wait for a container to stop or start get longer than listing.
@@ -681,10 +684,7 @@ pub async fn recreate_with_image(
     image: &str,
     grace_s: i32,
 ) -> Result<Recreated, DockerError> {
-    use bollard::query_parameters::{
-        CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder,
-        RenameContainerOptionsBuilder, StartContainerOptions, StopContainerOptionsBuilder,
-    };
+    use bollard::query_parameters::{RenameContainerOptionsBuilder, StopContainerOptionsBuilder};
     let d = slow(docker, grace_s);
     let old = d
         .inspect_container(id, None::<InspectContainerOptions>)
@@ -713,6 +713,17 @@ pub async fn recreate_with_image(
         action: "read the container's configuration".into(),
         message: m,
     })?;
+    // The image to put back: its tag if that still names the same image, else its id.
+    let back_to = match self::image(&d, host, &old_image).await {
+        Ok(Some(i)) if i.id == old_image_id => old_image.clone(),
+        _ => old_image_id.clone(),
+    };
+    let restore =
+        recreate_body(&old, old_cfg.as_ref(), &back_to).map_err(|m| DockerError::Api {
+            host: host.into(),
+            action: "read the container's configuration".into(),
+            message: m,
+        })?;
     let parked = parked_name(&spec.name);
     if d.inspect_container(&parked, None::<InspectContainerOptions>)
         .await
@@ -743,36 +754,7 @@ pub async fn recreate_with_image(
     )
     .await
     .map_err(|e| api(host, "rename the stopped container")(e))?;
-    let created = async {
-        let c = d
-            .create_container(
-                Some(
-                    CreateContainerOptionsBuilder::default()
-                        .name(&spec.name)
-                        .build(),
-                ),
-                spec.body.clone(),
-            )
-            .await
-            .map_err(api(host, &format!("create the container from {image}")))?;
-        for (net, ep) in &spec.extra_networks {
-            d.connect_network(
-                net,
-                bollard::models::NetworkConnectRequest {
-                    container: c.id.clone(),
-                    endpoint_config: Some(ep.clone()),
-                },
-            )
-            .await
-            .map_err(api(host, &format!("connect the new container to {net}")))?;
-        }
-        d.start_container(&c.id, None::<StartContainerOptions>)
-            .await
-            .map_err(api(host, &format!("start the container from {image}")))?;
-        Ok::<_, DockerError>(c.id)
-    }
-    .await;
-    match created {
+    match create_and_start(&d, host, &spec, image).await {
         Ok(new_id) => Ok(Recreated {
             name: spec.name,
             old_id,
@@ -780,37 +762,134 @@ pub async fn recreate_with_image(
             old_image_id,
             new_id,
             new_image: image.to_string(),
+            restore,
         }),
         Err(e) => {
             // Back to how it was: the half-made container gone, the old one running.
-            if let Ok(c) = d
-                .inspect_container(&spec.name, None::<InspectContainerOptions>)
-                .await
-            {
-                if c.id.as_deref() != Some(old_id.as_str()) {
-                    let _ = d
-                        .remove_container(
-                            &spec.name,
-                            Some(RemoveContainerOptionsBuilder::default().force(true).build()),
-                        )
-                        .await;
-                }
-            }
-            let back = restore(&d, host, &old_id, &spec.name).await;
+            let _ = remove_named_unless(&d, &spec.name, &old_id).await;
+            let back = put_back(&d, host, &old_id, &restore).await;
             Err(match back {
                 Ok(()) => e,
                 Err(b) => DockerError::Api {
                     host: host.into(),
                     action: "put the previous container back".into(),
-                    message: format!("{e}; then putting {parked} back as {} failed: {b}; rename and start it by hand (`docker rename {parked} {}; docker start {}`)", spec.name, spec.name, spec.name),
+                    message: format!("{e}; then {b}"),
                 },
             })
         }
     }
 }
 
+/// Creates a container from `spec`, connects its other networks, starts it.
+async fn create_and_start(
+    d: &Docker,
+    host: &str,
+    spec: &RecreateSpec,
+    image: &str,
+) -> Result<String, DockerError> {
+    use bollard::query_parameters::{CreateContainerOptionsBuilder, StartContainerOptions};
+    let c = d
+        .create_container(
+            Some(
+                CreateContainerOptionsBuilder::default()
+                    .name(&spec.name)
+                    .build(),
+            ),
+            spec.body.clone(),
+        )
+        .await
+        .map_err(api(host, &format!("create the container from {image}")))?;
+    for (net, ep) in &spec.extra_networks {
+        d.connect_network(
+            net,
+            bollard::models::NetworkConnectRequest {
+                container: c.id.clone(),
+                endpoint_config: Some(ep.clone()),
+            },
+        )
+        .await
+        .map_err(api(host, &format!("connect the new container to {net}")))?;
+    }
+    d.start_container(&c.id, None::<StartContainerOptions>)
+        .await
+        .map_err(api(host, &format!("start the container from {image}")))?;
+    Ok(c.id)
+}
+
+/// Removes the container called `name` unless it is `keep_id` (force: it may run).
+async fn remove_named_unless(
+    d: &Docker,
+    name: &str,
+    keep_id: &str,
+) -> Result<(), bollard::errors::Error> {
+    use bollard::query_parameters::RemoveContainerOptionsBuilder;
+    match d
+        .inspect_container(name, None::<InspectContainerOptions>)
+        .await
+    {
+        Ok(c) if c.id.as_deref() != Some(keep_id) => {
+            d.remove_container(
+                name,
+                Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+            )
+            .await
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Puts the previous container back under its name: recreated from its image with its
+/// configuration and the very host ports it had, then the parked one removed (its
+/// volumes stay: the restored container mounts them). Should that fail, the parked
+/// container itself is renamed back and started (its "any free port" bindings may then
+/// get other ports). The error says what is left to do.
+async fn put_back(
+    d: &Docker,
+    host: &str,
+    parked_id: &str,
+    restore: &RecreateSpec,
+) -> Result<(), DockerError> {
+    use bollard::query_parameters::RemoveContainerOptionsBuilder;
+    let name = &restore.name;
+    let image = restore.body.image.clone().unwrap_or_default();
+    match create_and_start(d, host, restore, &image).await {
+        Ok(_) => {
+            if let Err(e) = d
+                .remove_container(
+                    parked_id,
+                    Some(RemoveContainerOptionsBuilder::default().build()),
+                )
+                .await
+            {
+                if !not_found(&e) {
+                    tracing::warn!(host, container = %name, "the parked previous container could not be removed: {e}");
+                }
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let _ = remove_named_unless(d, name, parked_id).await;
+            restore_parked(d, host, parked_id, name).await.map_err(|b| DockerError::Api {
+                host: host.into(),
+                action: "put the previous container back".into(),
+                message: format!(
+                    "recreating it from {image} failed ({e}) and renaming the parked one back failed too ({b}); by hand: `docker rename {} {name} && docker start {name}`",
+                    parked_name(name)
+                ),
+            })?;
+            tracing::warn!(host, container = %name, "the previous container was restarted as it was (recreating it failed: {e}); a published \"any free port\" may have changed");
+            Ok(())
+        }
+    }
+}
+
 /// The parked container renamed back and started.
-async fn restore(d: &Docker, host: &str, old_id: &str, name: &str) -> Result<(), DockerError> {
+async fn restore_parked(
+    d: &Docker,
+    host: &str,
+    old_id: &str,
+    name: &str,
+) -> Result<(), DockerError> {
     use bollard::query_parameters::{RenameContainerOptionsBuilder, StartContainerOptions};
     d.rename_container(
         old_id,
@@ -829,7 +908,8 @@ async fn restore(d: &Docker, host: &str, old_id: &str, name: &str) -> Result<(),
 }
 
 /// Puts the previous container back: the new one stopped and removed (its volumes are
-/// the old one's, so they stay), the parked one renamed back and started.
+/// the old one's, so they stay), the previous one recreated from its own image with its
+/// configuration, volumes and host ports ([`put_back`]).
 pub async fn undo_recreate(docker: &Docker, host: &str, r: &Recreated) -> Result<(), DockerError> {
     use bollard::query_parameters::RemoveContainerOptionsBuilder;
     let d = slow(docker, 10);
@@ -844,7 +924,7 @@ pub async fn undo_recreate(docker: &Docker, host: &str, r: &Recreated) -> Result
         Err(e) if not_found(&e) => {}
         Err(e) => return Err(api(host, "remove the new container")(e)),
     }
-    restore(&d, host, &r.old_id, &r.name).await
+    put_back(&d, host, &r.old_id, &r.restore).await
 }
 
 /// Keeps the new container: the parked one is removed (not its volumes).

@@ -76,5 +76,11 @@ async fn a_refused_probe_says_what_openrouter_answered() {
     let t = r.text().await.unwrap();
     assert!(t.contains("503") && t.contains("probe"), "{t}");
     env.flush().await;
-    assert_eq!(env.ledger().day("acme", mai_core::time::warsaw_today()).unwrap().requests, 0);
+    assert_eq!(
+        env.ledger()
+            .day("acme", mai_core::time::warsaw_today())
+            .unwrap()
+            .requests,
+        0
+    );
 }

@@ -199,6 +199,29 @@ pub struct ChangeReport {
     pub audit_log: String,
 }
 
+/// `client_change_check`'s reply: the field errors, or (none) what the change would do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct ChangeCheck {
+    pub errors: Vec<FieldError>,
+    pub changes: Vec<FieldChange>,
+    /// What applying it would also do or mean (a repriced open month, a key cap to
+    /// follow a future markup).
+    pub warnings: Vec<String>,
+}
+
+/// `client_facts`: a client's changeable facts as the fleet file has them now, for the
+/// change dialog to start from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct ClientFacts {
+    pub client_id: String,
+    pub terms: crate::pricing::CommercialTerms,
+    /// Every invoice field, as the file writes it (empty when not set).
+    pub invoice: Vec<FieldValue>,
+    /// The latest month with an issued invoice (`YYYY-MM`): a markup change must start
+    /// after it.
+    pub last_invoiced_month: Option<String>,
+}
+
 /// What an audit record is about. New actions read as `other` in older consoles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
@@ -295,7 +318,10 @@ mod tests {
     #[test]
     fn fields_cross_as_the_fleet_files_keys() {
         assert_eq!(json!(ClientField::AddressLine2), json!("address_line2"));
-        assert_eq!(json!(ClientField::MonthlyLimitUsd), json!("monthly_limit_usd"));
+        assert_eq!(
+            json!(ClientField::MonthlyLimitUsd),
+            json!("monthly_limit_usd")
+        );
         for f in ClientField::INVOICE {
             assert_eq!(json!(f), json!(f.as_str()));
             assert_eq!(f.as_str().parse::<ClientField>(), Ok(f));
@@ -319,9 +345,15 @@ mod tests {
 
     #[test]
     fn audit_words_round_trip_and_unknown_actions_read_as_other() {
-        assert_eq!(AuditAction::parse("client_change"), AuditAction::ClientChange);
+        assert_eq!(
+            AuditAction::parse("client_change"),
+            AuditAction::ClientChange
+        );
         assert_eq!(AuditAction::parse("client_add"), AuditAction::Other);
-        assert_eq!(AuditOutcome::parse("rolled_back"), Some(AuditOutcome::RolledBack));
+        assert_eq!(
+            AuditOutcome::parse("rolled_back"),
+            Some(AuditOutcome::RolledBack)
+        );
         assert_eq!(json!(AuditOutcome::RolledBack), json!("rolled_back"));
     }
 }

@@ -53,6 +53,7 @@ pub fn typescript() -> String {
         // Changing a client and its audit history; fleet image updates.
         change::ClientField, change::MarkupChange, change::FieldValue, change::ClientChange,
         change::FieldError, change::FieldChange, change::ApplyState, change::ChangeReport,
+        change::ChangeCheck, change::ClientFacts,
         change::AuditAction, change::AuditOutcome, change::HistoryEntry,
         update::UpdatePlan, update::TargetState, update::ImageTarget,
         update::ClientUpdatePreview, update::UpdatePreview, update::GateCheck,

@@ -208,7 +208,10 @@ pub enum UpdateProgress {
         detail: String,
     },
     /// One gate check ended.
-    Gate { client_id: String, result: GateResult },
+    Gate {
+        client_id: String,
+        result: GateResult,
+    },
     /// A client is finished.
     Finished { result: ClientUpdateResult },
 }

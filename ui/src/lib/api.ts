@@ -7,6 +7,10 @@ import type {
   AppInfo, BillingReport, ContainerInfo, ContainerRole, Dashboard, ExportProgress, FleetRow, InvoiceExportRequest,
   InvoiceExportResult, LogLine, MaskedKey, PrivacyErasure, PrivacyExportResult, Rotation, SecretKind, SyncOutcome, SyncProgress, UpdateCheck,
 } from './wire';
+import type {
+  ChangeCheck, ChangeReport, ClientChange, ClientFacts, HistoryEntry, UpdatePlan, UpdatePreview, UpdateProgress,
+  UpdateSummary,
+} from './wire';
 
 export const api = {
   appInfo: () => invoke<AppInfo>('app_info'),
@@ -29,6 +33,14 @@ export const api = {
   firstPaint: (rows: number) => invoke<number>('first_paint', { rows }),
   billingReport: (month: string) => invoke<BillingReport>('billing_report', { month }),
   billingExport: (request: InvoiceExportRequest) => invoke<InvoiceExportResult>('billing_export', { request }),
+  // Changing a client (validated per field, audited) and its audit history.
+  clientFacts: (clientId: string) => invoke<ClientFacts>('client_facts', { clientId }),
+  clientChangeCheck: (clientId: string, change: ClientChange) => invoke<ChangeCheck>('client_change_check', { clientId, change }),
+  clientChange: (clientId: string, change: ClientChange) => invoke<ChangeReport>('client_change', { clientId, change }),
+  clientHistory: (clientId: string) => invoke<HistoryEntry[]>('client_history', { clientId }),
+  // The fleet's images: preview, then the update with its progress events.
+  fleetUpdatePreview: (plan: UpdatePlan) => invoke<UpdatePreview>('fleet_update_preview', { plan }),
+  fleetUpdate: (plan: UpdatePlan) => invoke<UpdateSummary>('fleet_update', { plan }),
 };
 
 export function onSyncProgress(cb: (p: SyncProgress) => void): Promise<UnlistenFn> {
@@ -36,6 +48,9 @@ export function onSyncProgress(cb: (p: SyncProgress) => void): Promise<UnlistenF
 }
 export function onExportProgress(cb: (p: ExportProgress) => void): Promise<UnlistenFn> {
   return listen<ExportProgress>('billing-export-progress', (e) => cb(e.payload));
+}
+export function onUpdateProgress(cb: (p: UpdateProgress) => void): Promise<UnlistenFn> {
+  return listen<UpdateProgress>('fleet-update-progress', (e) => cb(e.payload));
 }
 export function onLogLine(cb: (p: LogLine) => void): Promise<UnlistenFn> {
   return listen<LogLine>('log-line', (e) => cb(e.payload));

@@ -516,6 +516,22 @@ warnings: Array<string>,
  * The audit log the change was written to.
  */
 audit_log: string, };
+export type ChangeCheck = { errors: Array<FieldError>, changes: Array<FieldChange>, 
+/**
+ * What applying it would also do or mean (a repriced open month, a key cap to
+ * follow a future markup).
+ */
+warnings: Array<string>, };
+export type ClientFacts = { client_id: string, terms: CommercialTerms, 
+/**
+ * Every invoice field, as the file writes it (empty when not set).
+ */
+invoice: Array<FieldValue>, 
+/**
+ * The latest month with an issued invoice (`YYYY-MM`): a markup change must start
+ * after it.
+ */
+last_invoiced_month: string | null, };
 export type AuditAction = "client_change" | "image_update" | "privacy_erase" | "privacy_export" | "other";
 export type AuditOutcome = "ok" | "partial" | "failed" | "started" | "rolled_back";
 export type HistoryEntry = { at: string, 

@@ -31,8 +31,8 @@ use crate::fleet_change::FleetDoc;
 use crate::keys::SecretKind;
 
 pub use mai_wire::change::{
-    ApplyState, AuditAction, AuditOutcome, ChangeReport, ClientChange, ClientField, FieldChange,
-    FieldError, FieldValue, HistoryEntry, MarkupChange,
+    ApplyState, AuditAction, AuditOutcome, ChangeCheck, ChangeReport, ClientChange, ClientFacts,
+    ClientField, FieldChange, FieldError, FieldValue, HistoryEntry, MarkupChange,
 };
 
 /// The audit log's name of this action.
@@ -520,13 +520,55 @@ impl Ops {
     }
 
     /// Checks a change without applying it: the field errors, or what it would change.
+    /// Other failures (the fleet file unreadable, the billing store) are errors.
     pub async fn check_client_change(
         &self,
         id: &str,
         change: &ClientChange,
-    ) -> Result<Vec<FieldChange>, OpsError> {
-        let (_, _, plan) = self.prepare_change(id, change).await?;
-        Ok(plan.changes)
+    ) -> Result<ChangeCheck, OpsError> {
+        match self.prepare_change(id, change).await {
+            Ok((_, _, plan)) => Ok(ChangeCheck {
+                errors: Vec::new(),
+                changes: plan.changes,
+                warnings: plan.warnings,
+            }),
+            Err(OpsError::InvalidChange { errors, .. }) => Ok(ChangeCheck {
+                errors,
+                changes: Vec::new(),
+                warnings: Vec::new(),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A client's changeable facts as the fleet file has them now (not as this process
+    /// loaded it), for the change dialog.
+    pub async fn client_facts(&self, id: &str) -> Result<ClientFacts, OpsError> {
+        let mut doc = FleetDoc::open(&self.fleet.path)?;
+        let fleet =
+            Fleet::parse(doc.original(), &self.fleet.path).map_err(|e| OpsError::Change {
+                client: id.to_string(),
+                message: format!("the fleet file does not parse as it is now: {e}"),
+            })?;
+        let c = fleet
+            .client(id)
+            .ok_or_else(|| OpsError::UnknownClient(id.to_string()))?;
+        let mut invoice = Vec::new();
+        for f in ClientField::INVOICE {
+            invoice.push(FieldValue {
+                field: f,
+                value: doc.value_text(id, fleet_key(f))?.unwrap_or_default(),
+            });
+        }
+        Ok(ClientFacts {
+            client_id: id.to_string(),
+            terms: c.terms.clone(),
+            invoice,
+            last_invoiced_month: self
+                .last_invoiced(&fleet, id)
+                .await?
+                .map(|i| i.month.to_string()),
+        })
     }
 
     /// Reads the fleet file as it is now (not as this process loaded it: another console
@@ -801,6 +843,26 @@ impl Ops {
         )
         .map_err(|e| format!("OpenRouter client setup failed: {e}"))?;
         Ok((or, hash))
+    }
+
+    /// This console with the fleet file read again (after a change was written to it):
+    /// the same keychain, cache and settings. The console swaps its `Ops` for it.
+    pub fn reloaded(&self) -> Result<Ops, OpsError> {
+        let fleet = Fleet::load(&self.fleet.path).map_err(|e| OpsError::Change {
+            client: String::new(),
+            message: format!("the fleet file was changed but cannot be read again: {e}"),
+        })?;
+        let keychain = match &self.keychain {
+            Some(k) => Ok(k.clone()),
+            None => Err(crate::keys::KeyError::Unavailable(
+                self.keychain_error.clone().unwrap_or_default(),
+            )),
+        };
+        let mut o = Ops::with_cache(fleet, keychain, self.cache.clone());
+        o.docker_enabled = self.docker_enabled;
+        o.billing_overrides = self.billing_overrides.clone();
+        o.today = self.today;
+        Ok(o)
     }
 
     /// One client's audit history (changes, image updates, privacy actions), newest first.

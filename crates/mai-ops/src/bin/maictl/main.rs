@@ -7,6 +7,7 @@
 //! 3 partial (some clients failed, e.g. unreachable trackers); 4 keychain unavailable or locked.
 
 mod finance;
+mod fleet_ops;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -89,6 +90,16 @@ enum Cmd {
     Privacy {
         #[command(subcommand)]
         cmd: PrivacyCmd,
+    },
+    /// Change a client (markup from a day, monthly limit, invoice data); its history.
+    Clients {
+        #[command(subcommand)]
+        cmd: fleet_ops::ClientsCmd,
+    },
+    /// The fleet's images: update with a canary, health gates and automatic rollback.
+    Fleet {
+        #[command(subcommand)]
+        cmd: fleet_ops::FleetCmd,
     },
 }
 
@@ -189,6 +200,9 @@ fn code_for(e: &OpsError) -> u8 {
             EXIT_KEYCHAIN
         }
         OpsError::Key(KeyError::Invalid(_)) => EXIT_USAGE,
+        OpsError::InvalidChange { .. } | OpsError::NothingToChange(_) | OpsError::Update(_) => {
+            EXIT_USAGE
+        }
         OpsError::Privacy(m) if m.contains("pass --yes") || m.contains("user id or e-mail") => {
             EXIT_USAGE
         }
@@ -599,6 +613,8 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
         Cmd::Billing(a) => finance::billing(ops, &a).await,
         Cmd::Invoices(a) => finance::invoices(ops, &a).await,
         Cmd::Privacy { cmd } => privacy(ops, cmd).await,
+        Cmd::Clients { cmd } => fleet_ops::clients(ops, cmd).await,
+        Cmd::Fleet { cmd } => fleet_ops::fleet(ops, cmd).await,
         Cmd::Usage { client, json } => {
             let d = ops.dashboard(&client).await?;
             if json {
