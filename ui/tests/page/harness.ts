@@ -2,6 +2,7 @@
 import { mockIPC } from '@tauri-apps/api/mocks';
 import { emit } from '@tauri-apps/api/event';
 import { fixtures } from './fixtures';
+import { changeUpdateMock } from './mock_change_update';
 import type {
   ContainerInfo, ExportProgress, InvoiceExportRequest, InvoiceExportResult, PrivacyErasure, PrivacyExportResult, SecretKind,
   SyncOutcome, SyncProgress, UpdateCheck,
@@ -112,8 +113,11 @@ mockIPC(
         };
         return result;
       }
-      default:
-        throw `unknown command ${cmd}`;
+      default: {
+        const r = await changeUpdateMock(cmd, args, scenario);
+        if (r === undefined) throw `unknown command ${cmd}`;
+        return r;
+      }
     }
   },
   { shouldMockEvents: true },

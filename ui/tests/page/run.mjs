@@ -283,6 +283,9 @@ await test('narrow window: no page-level horizontal overflow, keyboard reaches e
   await page.screenshot({ path: join(out, 'client-narrow.png'), fullPage: true });
 }, { width: 420, height: 800 });
 
+// The client change dialog, audit history and Update view (issue 13).
+await (await import('./change_update.mjs')).default({ test, base, out, text });
+
 await browser.close();
 server.close();
 const failed = results.filter(([, e]) => e);

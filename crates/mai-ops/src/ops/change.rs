@@ -275,6 +275,19 @@ pub fn plan_change(
     if !errors.is_empty() {
         return Err(errors);
     }
+    // The key's cap follows today's markup; a rate from a later day changes it then.
+    if let (Some(Edit::Markup { from, .. }), Some(limit)) = (
+        plan.edits.iter().find(|e| matches!(e, Edit::Markup { .. })),
+        plan.terms.monthly_limit_usd,
+    ) {
+        if *from > today {
+            plan.warnings.push(format!(
+                "the OpenRouter key's cap is the limit divided by today's markup; from {from} the new markup makes it {}: set the limit again on {from} (`maictl clients set {} --monthly-limit {limit}`) so the cap follows",
+                key_limit_usd(&plan.terms, *from).map_or("none".into(), |c| format!("{c} USD")),
+                c.id,
+            ));
+        }
+    }
     Ok(plan)
 }
 
@@ -719,21 +732,6 @@ impl Ops {
             }
             openrouter = ApplyState::Done;
             key = Some(k);
-        }
-        if plan.edits.iter().any(|e| matches!(e, Edit::Markup { .. }))
-            && before.terms.monthly_limit_usd.is_some()
-        {
-            if let Some(Edit::Markup { from, .. }) =
-                plan.edits.iter().find(|e| matches!(e, Edit::Markup { .. }))
-            {
-                if *from > today {
-                    warnings.push(format!(
-                        "the OpenRouter key's cap is the limit divided by today's markup; from {from} the new markup makes it {}: set the limit again on {from} (`maictl clients set {id} --monthly-limit {}`) so the cap follows",
-                        key_limit_usd(&plan.terms, *from).map_or("none".into(), |c| format!("{c} USD")),
-                        plan.terms.monthly_limit_usd.map_or("none".into(), |l| l.to_string()),
-                    ));
-                }
-            }
         }
         // 3. The fleet file.
         if let Err(e) = doc.write() {

@@ -337,8 +337,13 @@ impl Ops {
                 }
             }
         }
-        let rest: Vec<ClientUpdateResult> = futures::stream::iter(todo)
+        // The futures are made first and then run a few at a time (a stream mapped by a
+        // closure over borrowed previews would not be `Send` for the console's command).
+        let jobs: Vec<_> = todo
+            .into_iter()
             .map(|p| self.update_client(&hosts, p, false, gate_timeout, progress))
+            .collect();
+        let rest: Vec<ClientUpdateResult> = futures::stream::iter(jobs)
             .buffer_unordered(plan.parallelism.max(1) as usize)
             .collect()
             .await;
