@@ -143,6 +143,11 @@ fn ms(d: Duration) -> u64 {
 impl Ops {
     fn update_selection(&self, plan: &UpdatePlan) -> Result<Vec<Client>, OpsError> {
         check_plan(plan, &|id| self.fleet.client(id).is_some()).map_err(OpsError::Update)?;
+        if !self.docker_enabled {
+            return Err(OpsError::Update(
+                "Docker is switched off for this console (maictl --no-docker, MAI_NO_DOCKER), and images are updated through it; run without it".into(),
+            ));
+        }
         Ok(self
             .fleet
             .clients
