@@ -13,7 +13,7 @@ pub enum ClientsCmd {
     /// Change a client: markup from a day on, monthly limit, invoice data. Validated
     /// field by field; applied without restarting anything (the OpenRouter key's cap,
     /// the fleet file in place, the tracker's terms); audited (`clients history`).
-    Set(SetArgs),
+    Set(Box<SetArgs>),
     /// A client's audit history (changes, image updates, privacy actions), newest first.
     History {
         client: String,
