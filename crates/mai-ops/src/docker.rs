@@ -672,20 +672,69 @@ fn slow(docker: &Docker, grace_s: i32) -> Docker {
         .with_timeout(Duration::from_secs(grace_s.max(0) as u64 + 60))
 }
 
+/// What a failed [`recreate_with_image`] left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Left {
+    /// Nothing was changed (the failure came before the old container was stopped).
+    Untouched,
+    /// The old container was stopped and is back, running as before.
+    Restored,
+    /// The old container could not be put back: the error says what to do by hand.
+    Broken,
+}
+
+/// A failed [`recreate_with_image`]: why, and in which state it left the container.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct RecreateFailed {
+    pub error: DockerError,
+    pub left: Left,
+}
+
 /// Recreates container `id` from `image` (which the host must have), keeping its name,
 /// configuration, volumes, networks and published ports ([`recreate_body`]). The old
 /// container is stopped (`grace_s` to stop cleanly) and parked under
 /// [`parked_name`]; if the new one cannot be created or started it is removed and the
-/// old one put back and started, so an error leaves the client as it was.
+/// old one put back and started; the error says what it left ([`Left`]).
 pub async fn recreate_with_image(
     docker: &Docker,
     host: &str,
     id: &str,
     image: &str,
     grace_s: i32,
-) -> Result<Recreated, DockerError> {
-    use bollard::query_parameters::{RenameContainerOptionsBuilder, StopContainerOptionsBuilder};
+) -> Result<Recreated, RecreateFailed> {
+    let untouched = |error| RecreateFailed {
+        error,
+        left: Left::Untouched,
+    };
     let d = slow(docker, grace_s);
+    let prepared = prepare_recreate(&d, host, id, image)
+        .await
+        .map_err(untouched)?;
+    let (spec, restore, old_id, old_image, old_image_id) = prepared;
+    let parked = parked_name(&spec.name);
+    swap(&d, host, &spec, &restore, &old_id, &parked, image, grace_s)
+        .await
+        .map(|new_id| Recreated {
+            name: spec.name.clone(),
+            old_id,
+            old_image,
+            old_image_id,
+            new_id,
+            new_image: image.to_string(),
+            restore,
+        })
+}
+
+/// What a recreate needs before touching anything: the new container's spec, the old
+/// one's (to put it back), the old id and image. Checks the image exists and that no
+/// container is parked already.
+async fn prepare_recreate(
+    d: &Docker,
+    host: &str,
+    id: &str,
+    image: &str,
+) -> Result<(RecreateSpec, RecreateSpec, String, String, String), DockerError> {
     let old = d
         .inspect_container(id, None::<InspectContainerOptions>)
         .await
@@ -697,14 +746,14 @@ pub async fn recreate_with_image(
         .as_ref()
         .and_then(|c| c.image.clone())
         .unwrap_or_else(|| old_image_id.clone());
-    if self::image(&d, host, image).await?.is_none() {
+    if self::image(d, host, image).await?.is_none() {
         return Err(DockerError::Api {
             host: host.into(),
             action: format!("find the image {image}"),
             message: format!("the host has no image {image}; build it there (deploy/build-images.sh) or `docker load` it, then update again"),
         });
     }
-    let old_cfg = match self::image(&d, host, &old_image_id).await? {
+    let old_cfg = match self::image(d, host, &old_image_id).await? {
         Some(i) => i.config,
         None => None,
     };
@@ -714,7 +763,7 @@ pub async fn recreate_with_image(
         message: m,
     })?;
     // The image to put back: its tag if that still names the same image, else its id.
-    let back_to = match self::image(&d, host, &old_image).await {
+    let back_to = match self::image(d, host, &old_image).await {
         Ok(Some(i)) if i.id == old_image_id => old_image.clone(),
         _ => old_image_id.clone(),
     };
@@ -735,47 +784,90 @@ pub async fn recreate_with_image(
             message: format!("a container {parked} is left from an update that did not finish; check which of {parked} and {} holds the right image, remove the other (`docker rm`), and update again", spec.name),
         });
     }
+    Ok((spec, restore, old_id, old_image, old_image_id))
+}
+
+/// Stops and parks the old container, creates and starts the new one; on failure puts
+/// the old one back.
+#[allow(clippy::too_many_arguments)]
+async fn swap(
+    d: &Docker,
+    host: &str,
+    spec: &RecreateSpec,
+    restore: &RecreateSpec,
+    old_id: &str,
+    parked: &str,
+    image: &str,
+    grace_s: i32,
+) -> Result<String, RecreateFailed> {
+    use bollard::query_parameters::{
+        RenameContainerOptionsBuilder, StartContainerOptions, StopContainerOptionsBuilder,
+    };
+    let fail = |error, left| RecreateFailed { error, left };
     match d
         .stop_container(
-            &old_id,
+            old_id,
             Some(StopContainerOptionsBuilder::default().t(grace_s).build()),
         )
         .await
     {
         Ok(()) => {}
         Err(e) if not_modified(&e) => {}
-        Err(e) => return Err(api(host, "stop the container")(e)),
+        Err(e) => {
+            // A stop that failed half way: make sure the old container runs.
+            let _ = d
+                .start_container(old_id, None::<StartContainerOptions>)
+                .await;
+            return Err(fail(api(host, "stop the container")(e), Left::Untouched));
+        }
     }
-    d.rename_container(
-        &old_id,
-        RenameContainerOptionsBuilder::default()
-            .name(&parked)
-            .build(),
-    )
-    .await
-    .map_err(|e| api(host, "rename the stopped container")(e))?;
-    match create_and_start(&d, host, &spec, image).await {
-        Ok(new_id) => Ok(Recreated {
-            name: spec.name,
+    if let Err(e) = d
+        .rename_container(
             old_id,
-            old_image,
-            old_image_id,
-            new_id,
-            new_image: image.to_string(),
-            restore,
-        }),
+            RenameContainerOptionsBuilder::default()
+                .name(parked)
+                .build(),
+        )
+        .await
+    {
+        let e = api(host, "rename the stopped container")(e);
+        return Err(
+            match d
+                .start_container(old_id, None::<StartContainerOptions>)
+                .await
+            {
+                Ok(()) => fail(e, Left::Restored),
+                Err(e2) if not_modified(&e2) => fail(e, Left::Restored),
+                Err(e2) => fail(
+                    DockerError::Api {
+                        host: host.into(),
+                        action: "start the previous container again".into(),
+                        message: format!(
+                            "{e}; then starting it again failed too ({e2}): `docker start {}`",
+                            spec.name
+                        ),
+                    },
+                    Left::Broken,
+                ),
+            },
+        );
+    }
+    match create_and_start(d, host, spec, image).await {
+        Ok(new_id) => Ok(new_id),
         Err(e) => {
             // Back to how it was: the half-made container gone, the old one running.
-            let _ = remove_named_unless(&d, &spec.name, &old_id).await;
-            let back = put_back(&d, host, &old_id, &restore).await;
-            Err(match back {
-                Ok(()) => e,
-                Err(b) => DockerError::Api {
-                    host: host.into(),
-                    action: "put the previous container back".into(),
-                    message: format!("{e}; then {b}"),
-                },
-            })
+            let _ = remove_named_unless(d, &spec.name, old_id).await;
+            match put_back(d, host, old_id, restore).await {
+                Ok(()) => Err(fail(e, Left::Restored)),
+                Err(b) => Err(fail(
+                    DockerError::Api {
+                        host: host.into(),
+                        action: "put the previous container back".into(),
+                        message: format!("{e}; then {b}"),
+                    },
+                    Left::Broken,
+                )),
+            }
         }
     }
 }

@@ -435,7 +435,13 @@ impl Ops {
                     detail: text,
                     elapsed_ms: ms(started.elapsed()),
                 };
-                phase(UpdatePhase::Done, format!("{:?}", outcome).to_lowercase());
+                phase(
+                    UpdatePhase::Done,
+                    serde_json::to_value(outcome)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                );
                 progress(UpdateProgress::Finished { result: r.clone() });
                 r
             };
@@ -472,19 +478,10 @@ impl Ops {
                 .await
             {
                 Ok(r) => done.push((t.role, r)),
-                Err(e) => {
-                    let (outcome, audit, text) = match self.roll_back(d, &p.host, &mut done).await {
-                        Ok(()) => (
-                            ClientOutcome::RolledBack,
-                            AuditOutcome::RolledBack,
-                            format!("the new {} container did not start: {e}; the previous containers run again", t.role),
-                        ),
-                        Err(b) => (
-                            ClientOutcome::Failed,
-                            AuditOutcome::Failed,
-                            format!("the new {} container did not start: {e}; and {b}", t.role),
-                        ),
-                    };
+                Err(f) => {
+                    let first = done.is_empty();
+                    let back = self.roll_back(d, &p.host, &mut done).await;
+                    let (outcome, audit, text) = recreate_failure(t.role, &f, first, back);
                     return finish(outcome, audit, Vec::new(), text);
                 }
             }
@@ -498,11 +495,19 @@ impl Ops {
             .find(|(r, _)| *r == ContainerRole::Tracker)
             .map(|(_, r)| r.new_id.clone())
             .or_else(|| container_of(p, ContainerRole::Tracker));
-        let chat_c = done
+        let mut chat_c = done
             .iter()
             .find(|(r, _)| *r == ContainerRole::Chat)
             .map(|(_, r)| r.new_id.clone())
             .or_else(|| container_of(p, ContainerRole::Chat));
+        // A tracker-only update still gates on the chat app: it talks to the tracker.
+        if chat_c.is_none() {
+            chat_c = docker::find_container(d, &p.host, id, ContainerRole::Chat)
+                .await
+                .ok()
+                .flatten()
+                .map(|c| c.id);
+        }
         let (passed, gate) = self
             .gate(
                 id,
@@ -534,7 +539,13 @@ impl Ops {
         let why = gate
             .iter()
             .find(|g| !g.passed)
-            .map(|g| format!("{:?}: {}", g.check, g.detail).to_lowercase())
+            .map(|g| {
+                let check = serde_json::to_value(g.check)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                format!("{check}: {}", g.detail)
+            })
             .unwrap_or_default();
         phase(UpdatePhase::RollingBack, why.clone());
         match self.roll_back(d, &p.host, &mut done).await {
@@ -732,6 +743,41 @@ impl Ops {
     }
 }
 
+/// The outcome of a client whose container `role` could not be recreated (`f`), after
+/// the containers recreated before it were put back (`back`); `first`: it was the first.
+fn recreate_failure(
+    role: ContainerRole,
+    f: &docker::RecreateFailed,
+    first: bool,
+    back: Result<(), String>,
+) -> (ClientOutcome, AuditOutcome, String) {
+    use docker::Left;
+    match (f.left, back) {
+        (Left::Untouched, Ok(())) if first => (
+            ClientOutcome::Failed,
+            AuditOutcome::Failed,
+            format!("not updated: {f}; nothing was changed"),
+        ),
+        (Left::Untouched | Left::Restored, Ok(())) => (
+            ClientOutcome::RolledBack,
+            AuditOutcome::RolledBack,
+            format!(
+                "the new {role} container did not start: {f}; the previous containers run again"
+            ),
+        ),
+        (Left::Broken, Ok(())) => (
+            ClientOutcome::Failed,
+            AuditOutcome::Failed,
+            format!("the new {role} container did not start and the previous one is not back: {f}"),
+        ),
+        (_, Err(b)) => (
+            ClientOutcome::Failed,
+            AuditOutcome::Failed,
+            format!("the new {role} container did not start: {f}; and {b}"),
+        ),
+    }
+}
+
 fn container_of(p: &ClientUpdatePreview, role: ContainerRole) -> Option<String> {
     p.targets
         .iter()
@@ -851,6 +897,43 @@ mod tests {
             p.canary = Some("beta".into());
         })
         .contains("not one of"));
+    }
+
+    #[test]
+    fn a_failed_recreate_is_rolled_back_only_when_something_was_put_back() {
+        let f = |left| docker::RecreateFailed {
+            error: docker::DockerError::Timeout {
+                host: "h".into(),
+                timeout_ms: 1,
+            },
+            left,
+        };
+        let t = ContainerRole::Tracker;
+        let (o, a, m) = recreate_failure(t, &f(docker::Left::Untouched), true, Ok(()));
+        assert_eq!((o, a), (ClientOutcome::Failed, AuditOutcome::Failed));
+        assert!(m.contains("nothing was changed"), "{m}");
+        let (o, _, m) = recreate_failure(t, &f(docker::Left::Restored), true, Ok(()));
+        assert_eq!(o, ClientOutcome::RolledBack);
+        assert!(m.contains("run again"), "{m}");
+        // The chat container failed untouched after the tracker was recreated and put back.
+        let (o, _, _) = recreate_failure(
+            ContainerRole::Chat,
+            &f(docker::Left::Untouched),
+            false,
+            Ok(()),
+        );
+        assert_eq!(o, ClientOutcome::RolledBack);
+        let (o, _, m) = recreate_failure(t, &f(docker::Left::Broken), true, Ok(()));
+        assert_eq!(o, ClientOutcome::Failed);
+        assert!(m.contains("not back"), "{m}");
+        let (o, _, m) = recreate_failure(
+            t,
+            &f(docker::Left::Restored),
+            false,
+            Err("docker rename …".into()),
+        );
+        assert_eq!(o, ClientOutcome::Failed);
+        assert!(m.contains("docker rename"), "{m}");
     }
 
     #[test]
