@@ -88,7 +88,7 @@ pub enum OpsError {
         client: String,
         errors: Vec<mai_wire::change::FieldError>,
     },
-    #[error("client {0}: the change changes nothing (every value given is the current one)")]
+    #[error("client {0}: nothing to change: give a new markup (with its first day), monthly limit or invoice field that differs from the current one")]
     NothingToChange(String),
     /// A client change that stopped; the message says what was and was not changed.
     #[error("client {client}: {message}")]
