@@ -42,7 +42,12 @@ cleanup() {
     local ids
     ids=$(docker ps -aq --filter "label=mai.bench=$run_id" 2>/dev/null || true)
     [ -n "$ids" ] && docker rm -f -v $ids >/dev/null 2>&1 || true
-    docker network rm "$net" >/dev/null 2>&1 || true
+    # The engine may still be detaching the removed containers' endpoints.
+    for _ in 1 2 3 4 5; do
+        docker network rm "$net" >/dev/null 2>&1 && break
+        docker network inspect "$net" >/dev/null 2>&1 || break
+        sleep 1
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
