@@ -99,9 +99,20 @@ impl Drop for Deployment {
                 .args(&ids)
                 .output();
         }
-        let _ = Command::new("docker")
+        // The engine may still be detaching the removed containers' endpoints.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Command::new("docker")
             .args(["network", "rm", &self.network])
-            .output();
+            .output()
+            .is_ok_and(|o| !o.status.success())
+            && Command::new("docker")
+                .args(["network", "inspect", &self.network])
+                .output()
+                .is_ok_and(|o| o.status.success())
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }
 
