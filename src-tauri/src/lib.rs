@@ -10,12 +10,14 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use mai_ops::{Fleet, Keychain, Ops};
+use mai_wire::change::{ChangeCheck, ChangeReport, ClientChange, ClientFacts, HistoryEntry};
 use mai_wire::console::{
     AppInfo, BillingReport, ClientRef, ContainerInfo, ContainerRole, Dashboard, FleetRow,
     InvoiceExportRequest, InvoiceExportResult, LogLine, MaskedKey, PrivacyErasure,
     PrivacyExportResult, Rotation, SecretKind, SyncOutcome, UpdateCheck,
 };
 use mai_wire::ksef::{KsefInvoiceRow, KsefSendSummary, KsefTokenStatus};
+use mai_wire::update::{UpdatePlan, UpdatePreview, UpdateProgress, UpdateSummary};
 use tauri::{Emitter, Manager, Runtime, State};
 use tauri_plugin_updater::UpdaterExt;
 
@@ -28,6 +30,8 @@ static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::n
 /// Console state: the operator library (absent if the fleet file failed to load),
 /// replaced when onboarding or offboarding changed the fleet file ([`Console::reload`]).
 pub struct Console {
+    /// Swapped for one with the fleet file read again after an action changed the file
+    /// (a client change); commands in flight keep the one they started with.
     pub ops: std::sync::RwLock<Option<Arc<Ops>>>,
     pub fleet_path: Option<PathBuf>,
     pub load_error: Option<String>,
@@ -77,29 +81,32 @@ impl Console {
         Console::new(ops, Some(path))
     }
 
+    /// The operator library now (see [`Console::ops`]'s field).
+    pub fn current(&self) -> Option<Arc<Ops>> {
+        self.ops.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Reads the fleet file again after `ops` changed it (a client change, onboarding,
+    /// offboarding); on failure the old `Ops` stays.
+    fn reload(&self, ops: &Ops) -> Result<(), String> {
+        let fresh = Arc::new(ops.reloaded().map_err(|e| e.to_string())?);
+        *self.ops.write().unwrap_or_else(|p| p.into_inner()) = Some(fresh);
+        Ok(())
+    }
+
     fn ops(&self) -> Result<Arc<Ops>, String> {
-        let ops = self.ops.read().unwrap_or_else(|p| p.into_inner()).clone();
-        ops.ok_or_else(|| {
+        self.current().ok_or_else(|| {
             self.load_error
                 .clone()
                 .unwrap_or_else(|| "the fleet is not loaded".into())
         })
     }
-
-    /// Swaps in `Ops` over the fleet file as it is on disk now; on failure the old one
-    /// stays (and the error is logged).
-    pub fn reload(&self, current: &Ops) {
-        match current.reload() {
-            Ok(o) => *self.ops.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(o)),
-            Err(e) => tracing::error!("the fleet file changed but cannot be loaded again: {e}"),
-        }
-    }
 }
 
 #[tauri::command]
 fn app_info(state: State<'_, Console>) -> AppInfo {
-    let ops = state.ops().ok();
-    let ops = ops.as_deref();
+    let current = state.current();
+    let ops = current.as_deref();
     AppInfo {
         version: env!("CARGO_PKG_VERSION").into(),
         fleet_path: state.fleet_path.as_ref().map(|p| p.display().to_string()),
@@ -289,6 +296,91 @@ async fn privacy_export(
         .map_err(|e| e.to_string())
 }
 
+/// A client's changeable facts as the fleet file has them now (the change dialog's start).
+#[tauri::command]
+async fn client_facts(state: State<'_, Console>, client_id: String) -> Result<ClientFacts, String> {
+    state
+        .ops()?
+        .client_facts(&client_id)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Checks a change: the errors per field, or what it would change.
+#[tauri::command]
+async fn client_change_check(
+    state: State<'_, Console>,
+    client_id: String,
+    change: ClientChange,
+) -> Result<ChangeCheck, String> {
+    state
+        .ops()?
+        .check_client_change(&client_id, &change)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Applies a change to a client (audited as the OS user), then reads the fleet file again.
+#[tauri::command]
+async fn client_change(
+    state: State<'_, Console>,
+    client_id: String,
+    change: ClientChange,
+) -> Result<ChangeReport, String> {
+    let ops = state.ops()?;
+    let mut r = ops
+        .change_client(&client_id, &change, &mai_ops::audit::os_user())
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Err(e) = state.reload(&ops) {
+        r.warnings
+            .push(format!("{e}; restart the console to see the change"));
+    }
+    Ok(r)
+}
+
+/// A client's audit history, newest first.
+#[tauri::command]
+async fn client_history(
+    state: State<'_, Console>,
+    client_id: String,
+) -> Result<Vec<HistoryEntry>, String> {
+    state
+        .ops()?
+        .client_history(&client_id)
+        .map_err(|e| e.to_string())
+}
+
+/// Per client the image running versus the target; nothing changed.
+#[tauri::command]
+async fn fleet_update_preview(
+    state: State<'_, Console>,
+    plan: UpdatePlan,
+) -> Result<UpdatePreview, String> {
+    state
+        .ops()?
+        .update_preview(&plan)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Updates the fleet's images; progress goes out as `fleet-update-progress` events
+/// (`UpdateProgress`).
+#[tauri::command]
+async fn fleet_update<R: Runtime>(
+    app: tauri::AppHandle<R>,
+    state: State<'_, Console>,
+    plan: UpdatePlan,
+) -> Result<UpdateSummary, String> {
+    let ops = state.ops()?;
+    let progress = move |p: UpdateProgress| {
+        let _ = app.emit("fleet-update-progress", &p);
+    };
+    ops.update_images(&plan, &progress)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// Called once by the UI when the fleet table first painted with data.
 #[tauri::command]
 fn first_paint(rows: usize) -> u64 {
@@ -414,7 +506,7 @@ async fn check_update<R: Runtime>(
     app: tauri::AppHandle<R>,
     state: State<'_, Console>,
 ) -> Result<UpdateCheck, String> {
-    let cfg = state.ops().ok().and_then(|o| o.fleet.updater.clone());
+    let cfg = state.current().and_then(|o| o.fleet.updater.clone());
     let mut b = app.updater_builder();
     if let Some(u) = cfg {
         let url = u.endpoint.parse().map_err(|e| {
@@ -464,6 +556,12 @@ pub fn builder<R: Runtime>(b: tauri::Builder<R>, console: Console) -> tauri::Bui
             lifecycle::onboard_client,
             lifecycle::offboard_check,
             lifecycle::offboard_client,
+            client_facts,
+            client_change_check,
+            client_change,
+            client_history,
+            fleet_update_preview,
+            fleet_update,
         ])
 }
 

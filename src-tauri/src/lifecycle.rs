@@ -46,7 +46,9 @@ pub async fn onboard_client<R: Runtime>(
         .onboard(&request, &sink)
         .await
         .map_err(|e| e.to_string())?;
-    state.reload(&ops);
+    if let Err(e) = state.reload(&ops) {
+        tracing::error!("the fleet file changed but cannot be loaded again: {e}");
+    }
     Ok(r)
 }
 
@@ -74,6 +76,8 @@ pub async fn offboard_client<R: Runtime>(
     };
     let r = ops.offboard(&client_id, &sink).await;
     // Reload even after a stop halfway: the fleet file may be marked already.
-    state.reload(&ops);
+    if let Err(e) = state.reload(&ops) {
+        tracing::error!("the fleet file changed but cannot be loaded again: {e}");
+    }
     r.map_err(|e| e.to_string())
 }

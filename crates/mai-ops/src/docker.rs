@@ -813,6 +813,742 @@ pub async fn list_client_objects(
     Ok(o)
 }
 
+// ---------------------------------------------------------------------------------------
+// Image updates: a container recreated with another image, everything else kept; the old
+// container parked (stopped, renamed) until the new one passed its health gate, so
+// putting it back is a rename and a start, with the very same configuration and volumes.
+
+/// An image as a host has it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageInfo {
+    /// `sha256:…`.
+    pub id: String,
+    pub config: Option<bollard::models::ImageConfig>,
+}
+
+fn not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+fn not_modified(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 304,
+            ..
+        }
+    )
+}
+
+/// The image `name` on this host, or `None` when the host does not have it (no
+/// registry is ever asked: images are built or loaded on the host).
+pub async fn image(
+    docker: &Docker,
+    host: &str,
+    name: &str,
+) -> Result<Option<ImageInfo>, DockerError> {
+    match docker.inspect_image(name).await {
+        Ok(i) => Ok(Some(ImageInfo {
+            id: i.id.unwrap_or_default(),
+            config: i.config,
+        })),
+        Err(e) if not_found(&e) => Ok(None),
+        Err(e) => Err(api(host, &format!("inspect the image {name}"))(e)),
+    }
+}
+
+/// The client's container of `role`, if it has one.
+pub async fn find_container(
+    docker: &Docker,
+    host: &str,
+    client: &str,
+    role: ContainerRole,
+) -> Result<Option<ContainerInfo>, DockerError> {
+    match find(docker, host, client, role).await {
+        Ok(c) => Ok(Some(c)),
+        Err(DockerError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The name a container is parked under while its replacement is gated.
+pub fn parked_name(name: &str) -> String {
+    format!("{name}-mai-previous")
+}
+
+/// What [`recreate_body`] builds: the new container's name, its creation body, and the
+/// networks to connect before it starts (an engine older than API 1.44 takes one
+/// network at creation).
+#[derive(Debug, Clone)]
+pub struct RecreateSpec {
+    pub name: String,
+    pub body: bollard::models::ContainerCreateBody,
+    pub extra_networks: Vec<(String, bollard::models::EndpointSettings)>,
+}
+
+/// The creation body of a container like `old` but from `image` (pure). What the old
+/// image set by default (environment, command, entry point, labels, health check,
+/// user, working directory, ports, volumes) is left to the new image, so the new one's
+/// defaults apply; what the container itself set is kept. `mai.*` labels are always
+/// kept: the console finds containers by them. Volumes stay: every volume mounted in
+/// the old container (named or anonymous) is mounted at the same place, and host ports
+/// published as "any free port" keep the port they got, so the tracker's URL holds.
+pub fn recreate_body(
+    old: &bollard::models::ContainerInspectResponse,
+    old_image: Option<&bollard::models::ImageConfig>,
+    image: &str,
+) -> Result<RecreateSpec, String> {
+    use bollard::models::{ContainerCreateBody, EndpointSettings, NetworkingConfig};
+    let name = old
+        .name
+        .as_deref()
+        .map(|n| n.trim_start_matches('/').to_string())
+        .filter(|n| !n.is_empty())
+        .ok_or("the container has no name")?;
+    let cfg = old.config.clone().unwrap_or_default();
+    let img = old_image.cloned().unwrap_or_default();
+    let same = |a: &Option<Vec<String>>, b: &Option<Vec<String>>| a.is_some() && a == b;
+    let env = cfg.env.clone().map(|env| {
+        let defaults = img.env.clone().unwrap_or_default();
+        env.into_iter()
+            .filter(|e| !defaults.contains(e))
+            .collect::<Vec<_>>()
+    });
+    let labels = cfg.labels.clone().map(|l| {
+        let defaults = img.labels.clone().unwrap_or_default();
+        l.into_iter()
+            .filter(|(k, v)| k.starts_with("mai.") || defaults.get(k) != Some(v))
+            .collect::<HashMap<_, _>>()
+    });
+    let without = |v: &Option<Vec<String>>, d: &Option<Vec<String>>| {
+        v.clone().map(|v| {
+            let d = d.clone().unwrap_or_default();
+            v.into_iter().filter(|x| !d.contains(x)).collect::<Vec<_>>()
+        })
+    };
+    let unless_default = |v: &Option<String>, d: &Option<String>| {
+        if v.is_some() && v == d {
+            None
+        } else {
+            v.clone()
+        }
+    };
+    let mut host_config = old.host_config.clone().unwrap_or_default();
+    // Keep the host ports the old container got for "any free port" bindings.
+    if let (Some(bindings), Some(actual)) = (
+        host_config.port_bindings.as_mut(),
+        old.network_settings.as_ref().and_then(|n| n.ports.as_ref()),
+    ) {
+        for (port, list) in bindings.iter_mut() {
+            let Some(list) = list.as_mut() else { continue };
+            let got = actual.get(port).cloned().flatten().unwrap_or_default();
+            for (i, b) in list.iter_mut().enumerate() {
+                if b.host_port.as_deref().unwrap_or("").is_empty() {
+                    let same_ip = got
+                        .iter()
+                        .find(|g| {
+                            g.host_ip.as_deref().unwrap_or("") == b.host_ip.as_deref().unwrap_or("")
+                        })
+                        .or_else(|| got.get(i));
+                    if let Some(g) = same_ip {
+                        b.host_port = g.host_port.clone();
+                    }
+                }
+            }
+        }
+    }
+    // Every volume of the old container at the same place (anonymous ones included:
+    // they came from the old image's VOLUME and hold the data all the same).
+    let mut covered: Vec<String> = Vec::new();
+    for b in host_config.binds.iter().flatten() {
+        if let Some(dest) = b.split(':').nth(1) {
+            covered.push(dest.to_string());
+        }
+    }
+    for m in host_config.mounts.iter().flatten() {
+        if let Some(t) = &m.target {
+            covered.push(t.clone());
+        }
+    }
+    let mut binds = host_config.binds.clone().unwrap_or_default();
+    for m in old.mounts.iter().flatten() {
+        let (Some(dest), Some(name)) = (&m.destination, &m.name) else {
+            continue;
+        };
+        if m.typ.as_deref() != Some("volume") || covered.contains(dest) {
+            continue;
+        }
+        let ro = if m.rw == Some(false) { ":ro" } else { "" };
+        binds.push(format!("{name}:{dest}{ro}"));
+    }
+    host_config.binds = (!binds.is_empty()).then_some(binds);
+    // Networks: aliases and static addresses kept; the old container's id alias (Docker
+    // adds the short id itself) and everything the engine assigns are left out.
+    let short_id: String = old
+        .id
+        .clone()
+        .unwrap_or_default()
+        .chars()
+        .take(12)
+        .collect();
+    let mut endpoints: Vec<(String, EndpointSettings)> = old
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(net, e)| {
+            let aliases = e.aliases.map(|a| {
+                a.into_iter()
+                    .filter(|x| *x != short_id && *x != name)
+                    .collect::<Vec<_>>()
+            });
+            (
+                net,
+                EndpointSettings {
+                    aliases: aliases.filter(|a| !a.is_empty()),
+                    ipam_config: e.ipam_config,
+                    links: e.links,
+                    driver_opts: e.driver_opts,
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    endpoints.sort_by(|a, b| a.0.cmp(&b.0));
+    let primary = host_config
+        .network_mode
+        .clone()
+        .filter(|m| endpoints.iter().any(|(n, _)| n == m))
+        .or_else(|| endpoints.first().map(|(n, _)| n.clone()));
+    let (first, extra): (Vec<_>, Vec<_>) = endpoints
+        .into_iter()
+        .partition(|(n, _)| Some(n) == primary.as_ref());
+    let body = ContainerCreateBody {
+        hostname: None,
+        domainname: cfg.domainname.clone().filter(|d| !d.is_empty()),
+        user: unless_default(&cfg.user, &img.user),
+        attach_stdin: cfg.attach_stdin,
+        attach_stdout: cfg.attach_stdout,
+        attach_stderr: cfg.attach_stderr,
+        exposed_ports: without(&cfg.exposed_ports, &img.exposed_ports).filter(|p| !p.is_empty()),
+        tty: cfg.tty,
+        open_stdin: cfg.open_stdin,
+        stdin_once: cfg.stdin_once,
+        env,
+        cmd: if same(&cfg.cmd, &img.cmd) {
+            None
+        } else {
+            cfg.cmd.clone()
+        },
+        healthcheck: if cfg.healthcheck.is_some() && cfg.healthcheck == img.healthcheck {
+            None
+        } else {
+            cfg.healthcheck.clone()
+        },
+        args_escaped: None,
+        image: Some(image.to_string()),
+        volumes: without(&cfg.volumes, &img.volumes).filter(|v| !v.is_empty()),
+        working_dir: unless_default(&cfg.working_dir, &img.working_dir).filter(|w| !w.is_empty()),
+        entrypoint: if same(&cfg.entrypoint, &img.entrypoint) {
+            None
+        } else {
+            cfg.entrypoint.clone()
+        },
+        network_disabled: cfg.network_disabled,
+        on_build: None,
+        labels,
+        stop_signal: unless_default(&cfg.stop_signal, &img.stop_signal),
+        stop_timeout: cfg.stop_timeout,
+        shell: if same(&cfg.shell, &img.shell) {
+            None
+        } else {
+            cfg.shell.clone()
+        },
+        host_config: Some(host_config),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(first.into_iter().collect()),
+        }),
+    };
+    Ok(RecreateSpec {
+        name,
+        body,
+        extra_networks: extra,
+    })
+}
+
+/// A container replaced by one of another image; its predecessor is parked (stopped,
+/// renamed) until [`finish_recreate`] removes it or [`undo_recreate`] puts it back.
+#[derive(Debug, Clone)]
+pub struct Recreated {
+    pub name: String,
+    pub old_id: String,
+    /// The old container's image as it was named when created (`name:tag`).
+    pub old_image: String,
+    pub old_image_id: String,
+    pub new_id: String,
+    pub new_image: String,
+    /// The old container again, from its image, with the ports it had (a stopped
+    /// container started again would take a new "any free port").
+    restore: RecreateSpec,
+}
+
+/// Docker calls that wait for a container to stop or start get longer than listing.
+fn slow_for(docker: &Docker, grace_s: i32) -> Docker {
+    docker
+        .clone()
+        .with_timeout(Duration::from_secs(grace_s.max(0) as u64 + 60))
+}
+
+/// What a failed [`recreate_with_image`] left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Left {
+    /// Nothing was changed (the failure came before the old container was stopped).
+    Untouched,
+    /// The old container was stopped and is back, running as before.
+    Restored,
+    /// The old container could not be put back: the error says what to do by hand.
+    Broken,
+}
+
+/// A failed [`recreate_with_image`]: why, and in which state it left the container.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct RecreateFailed {
+    pub error: DockerError,
+    pub left: Left,
+}
+
+/// Recreates container `id` from `image` (which the host must have), keeping its name,
+/// configuration, volumes, networks and published ports ([`recreate_body`]). The old
+/// container is stopped (`grace_s` to stop cleanly) and parked under
+/// [`parked_name`]; if the new one cannot be created or started it is removed and the
+/// old one put back and started; the error says what it left ([`Left`]).
+pub async fn recreate_with_image(
+    docker: &Docker,
+    host: &str,
+    id: &str,
+    image: &str,
+    grace_s: i32,
+) -> Result<Recreated, RecreateFailed> {
+    let untouched = |error| RecreateFailed {
+        error,
+        left: Left::Untouched,
+    };
+    let d = slow_for(docker, grace_s);
+    let prepared = prepare_recreate(&d, host, id, image)
+        .await
+        .map_err(untouched)?;
+    let (spec, restore, old_id, old_image, old_image_id) = prepared;
+    let parked = parked_name(&spec.name);
+    swap(&d, host, &spec, &restore, &old_id, &parked, image, grace_s)
+        .await
+        .map(|new_id| Recreated {
+            name: spec.name.clone(),
+            old_id,
+            old_image,
+            old_image_id,
+            new_id,
+            new_image: image.to_string(),
+            restore,
+        })
+}
+
+/// What a recreate needs before touching anything: the new container's spec, the old
+/// one's (to put it back), the old id and image. Checks the image exists and that no
+/// container is parked already.
+async fn prepare_recreate(
+    d: &Docker,
+    host: &str,
+    id: &str,
+    image: &str,
+) -> Result<(RecreateSpec, RecreateSpec, String, String, String), DockerError> {
+    let old = d
+        .inspect_container(id, None::<InspectContainerOptions>)
+        .await
+        .map_err(api(host, "inspect the container"))?;
+    let old_id = old.id.clone().unwrap_or_else(|| id.to_string());
+    let old_image_id = old.image.clone().unwrap_or_default();
+    let old_image = old
+        .config
+        .as_ref()
+        .and_then(|c| c.image.clone())
+        .unwrap_or_else(|| old_image_id.clone());
+    if self::image(d, host, image).await?.is_none() {
+        return Err(DockerError::Api {
+            host: host.into(),
+            action: format!("find the image {image}"),
+            message: format!("the host has no image {image}; build it there (deploy/build-images.sh) or `docker load` it, then update again"),
+        });
+    }
+    let old_cfg = match self::image(d, host, &old_image_id).await? {
+        Some(i) => i.config,
+        None => None,
+    };
+    let spec = recreate_body(&old, old_cfg.as_ref(), image).map_err(|m| DockerError::Api {
+        host: host.into(),
+        action: "read the container's configuration".into(),
+        message: m,
+    })?;
+    // The image to put back: its tag if that still names the same image, else its id.
+    let back_to = match self::image(d, host, &old_image).await {
+        Ok(Some(i)) if i.id == old_image_id => old_image.clone(),
+        _ => old_image_id.clone(),
+    };
+    let restore =
+        recreate_body(&old, old_cfg.as_ref(), &back_to).map_err(|m| DockerError::Api {
+            host: host.into(),
+            action: "read the container's configuration".into(),
+            message: m,
+        })?;
+    let parked = parked_name(&spec.name);
+    if d.inspect_container(&parked, None::<InspectContainerOptions>)
+        .await
+        .is_ok()
+    {
+        return Err(DockerError::Api {
+            host: host.into(),
+            action: format!("park {} while it is replaced", spec.name),
+            message: format!("a container {parked} is left from an update that did not finish; check which of {parked} and {} holds the right image, remove the other (`docker rm`), and update again", spec.name),
+        });
+    }
+    Ok((spec, restore, old_id, old_image, old_image_id))
+}
+
+/// Stops and parks the old container, creates and starts the new one; on failure puts
+/// the old one back.
+#[allow(clippy::too_many_arguments)]
+async fn swap(
+    d: &Docker,
+    host: &str,
+    spec: &RecreateSpec,
+    restore: &RecreateSpec,
+    old_id: &str,
+    parked: &str,
+    image: &str,
+    grace_s: i32,
+) -> Result<String, RecreateFailed> {
+    use bollard::query_parameters::{
+        RenameContainerOptionsBuilder, StartContainerOptions, StopContainerOptionsBuilder,
+    };
+    let fail = |error, left| RecreateFailed { error, left };
+    match d
+        .stop_container(
+            old_id,
+            Some(StopContainerOptionsBuilder::default().t(grace_s).build()),
+        )
+        .await
+    {
+        Ok(()) => {}
+        Err(e) if not_modified(&e) => {}
+        Err(e) => {
+            // A stop that failed half way: make sure the old container runs.
+            let _ = d
+                .start_container(old_id, None::<StartContainerOptions>)
+                .await;
+            return Err(fail(api(host, "stop the container")(e), Left::Untouched));
+        }
+    }
+    if let Err(e) = d
+        .rename_container(
+            old_id,
+            RenameContainerOptionsBuilder::default()
+                .name(parked)
+                .build(),
+        )
+        .await
+    {
+        let e = api(host, "rename the stopped container")(e);
+        return Err(
+            match d
+                .start_container(old_id, None::<StartContainerOptions>)
+                .await
+            {
+                Ok(()) => fail(e, Left::Restored),
+                Err(e2) if not_modified(&e2) => fail(e, Left::Restored),
+                Err(e2) => fail(
+                    DockerError::Api {
+                        host: host.into(),
+                        action: "start the previous container again".into(),
+                        message: format!(
+                            "{e}; then starting it again failed too ({e2}): `docker start {}`",
+                            spec.name
+                        ),
+                    },
+                    Left::Broken,
+                ),
+            },
+        );
+    }
+    match create_and_start(d, host, spec, image).await {
+        Ok(new_id) => Ok(new_id),
+        Err(e) => {
+            // Back to how it was: the half-made container gone, the old one running.
+            let _ = remove_named_unless(d, &spec.name, old_id).await;
+            match put_back(d, host, old_id, restore).await {
+                Ok(()) => Err(fail(e, Left::Restored)),
+                Err(b) => Err(fail(
+                    DockerError::Api {
+                        host: host.into(),
+                        action: "put the previous container back".into(),
+                        message: format!("{e}; then {b}"),
+                    },
+                    Left::Broken,
+                )),
+            }
+        }
+    }
+}
+
+/// Creates a container from `spec`, connects its other networks, starts it.
+async fn create_and_start(
+    d: &Docker,
+    host: &str,
+    spec: &RecreateSpec,
+    image: &str,
+) -> Result<String, DockerError> {
+    use bollard::query_parameters::{CreateContainerOptionsBuilder, StartContainerOptions};
+    let c = d
+        .create_container(
+            Some(
+                CreateContainerOptionsBuilder::default()
+                    .name(&spec.name)
+                    .build(),
+            ),
+            spec.body.clone(),
+        )
+        .await
+        .map_err(api(host, &format!("create the container from {image}")))?;
+    for (net, ep) in &spec.extra_networks {
+        d.connect_network(
+            net,
+            bollard::models::NetworkConnectRequest {
+                container: c.id.clone(),
+                endpoint_config: Some(ep.clone()),
+            },
+        )
+        .await
+        .map_err(api(host, &format!("connect the new container to {net}")))?;
+    }
+    d.start_container(&c.id, None::<StartContainerOptions>)
+        .await
+        .map_err(api(host, &format!("start the container from {image}")))?;
+    Ok(c.id)
+}
+
+/// Removes the container called `name` unless it is `keep_id` (force: it may run).
+async fn remove_named_unless(
+    d: &Docker,
+    name: &str,
+    keep_id: &str,
+) -> Result<(), bollard::errors::Error> {
+    use bollard::query_parameters::RemoveContainerOptionsBuilder;
+    match d
+        .inspect_container(name, None::<InspectContainerOptions>)
+        .await
+    {
+        Ok(c) if c.id.as_deref() != Some(keep_id) => {
+            d.remove_container(
+                name,
+                Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+            )
+            .await
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Puts the previous container back under its name: recreated from its image with its
+/// configuration and the very host ports it had, then the parked one removed (its
+/// volumes stay: the restored container mounts them). Should that fail, the parked
+/// container itself is renamed back and started (its "any free port" bindings may then
+/// get other ports). The error says what is left to do.
+async fn put_back(
+    d: &Docker,
+    host: &str,
+    parked_id: &str,
+    restore: &RecreateSpec,
+) -> Result<(), DockerError> {
+    use bollard::query_parameters::RemoveContainerOptionsBuilder;
+    let name = &restore.name;
+    let image = restore.body.image.clone().unwrap_or_default();
+    match create_and_start(d, host, restore, &image).await {
+        Ok(_) => {
+            if let Err(e) = d
+                .remove_container(
+                    parked_id,
+                    Some(RemoveContainerOptionsBuilder::default().build()),
+                )
+                .await
+            {
+                if !not_found(&e) {
+                    tracing::warn!(host, container = %name, "the parked previous container could not be removed: {e}");
+                }
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let _ = remove_named_unless(d, name, parked_id).await;
+            restore_parked(d, host, parked_id, name).await.map_err(|b| DockerError::Api {
+                host: host.into(),
+                action: "put the previous container back".into(),
+                message: format!(
+                    "recreating it from {image} failed ({e}) and renaming the parked one back failed too ({b}); by hand: `docker rename {} {name} && docker start {name}`",
+                    parked_name(name)
+                ),
+            })?;
+            tracing::warn!(host, container = %name, "the previous container was restarted as it was (recreating it failed: {e}); a published \"any free port\" may have changed");
+            Ok(())
+        }
+    }
+}
+
+/// The parked container renamed back and started.
+async fn restore_parked(
+    d: &Docker,
+    host: &str,
+    old_id: &str,
+    name: &str,
+) -> Result<(), DockerError> {
+    use bollard::query_parameters::{RenameContainerOptionsBuilder, StartContainerOptions};
+    d.rename_container(
+        old_id,
+        RenameContainerOptionsBuilder::default().name(name).build(),
+    )
+    .await
+    .map_err(api(host, "rename the previous container back"))?;
+    match d
+        .start_container(old_id, None::<StartContainerOptions>)
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(e) if not_modified(&e) => Ok(()),
+        Err(e) => Err(api(host, "start the previous container")(e)),
+    }
+}
+
+/// Puts the previous container back: the new one stopped and removed (its volumes are
+/// the old one's, so they stay), the previous one recreated from its own image with its
+/// configuration, volumes and host ports ([`put_back`]).
+pub async fn undo_recreate(docker: &Docker, host: &str, r: &Recreated) -> Result<(), DockerError> {
+    use bollard::query_parameters::RemoveContainerOptionsBuilder;
+    let d = slow_for(docker, 10);
+    match d
+        .remove_container(
+            &r.new_id,
+            Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+        )
+        .await
+    {
+        Ok(()) => {}
+        Err(e) if not_found(&e) => {}
+        Err(e) => return Err(api(host, "remove the new container")(e)),
+    }
+    put_back(&d, host, &r.old_id, &r.restore).await
+}
+
+/// Keeps the new container: the parked one is removed (not its volumes).
+pub async fn finish_recreate(
+    docker: &Docker,
+    host: &str,
+    r: &Recreated,
+) -> Result<(), DockerError> {
+    use bollard::query_parameters::RemoveContainerOptionsBuilder;
+    match slow_for(docker, 10)
+        .remove_container(
+            &r.old_id,
+            Some(RemoveContainerOptionsBuilder::default().build()),
+        )
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(e) if not_found(&e) => Ok(()),
+        Err(e) => Err(api(host, "remove the previous container")(e)),
+    }
+}
+
+/// How a container is doing, as its health gate sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Liveness {
+    /// Running; healthy if it has a health check.
+    Healthy { has_healthcheck: bool },
+    /// Running, its health check has not passed yet.
+    Starting,
+    /// Running, and its health check failed (`retries` times in a row).
+    Unhealthy(String),
+    /// Not running: its exit code and the end of its log.
+    Down(String),
+}
+
+/// One look at a container for a health gate.
+pub async fn liveness(docker: &Docker, host: &str, id: &str) -> Result<Liveness, DockerError> {
+    use bollard::models::HealthStatusEnum;
+    let c = docker
+        .inspect_container(id, None::<InspectContainerOptions>)
+        .await
+        .map_err(api(host, "inspect the container"))?;
+    let st = c.state.unwrap_or_default();
+    if st.running != Some(true) || st.restarting == Some(true) {
+        let tail = log_tail_joined(docker, id, 5).await;
+        return Ok(Liveness::Down(format!(
+            "not running (exit code {}{}){}",
+            st.exit_code.unwrap_or_default(),
+            st.error
+                .filter(|e| !e.is_empty())
+                .map(|e| format!(", {e}"))
+                .unwrap_or_default(),
+            if tail.is_empty() {
+                String::new()
+            } else {
+                format!("; last log lines: {tail}")
+            }
+        )));
+    }
+    let health = st.health.unwrap_or_default();
+    Ok(match health.status {
+        None | Some(HealthStatusEnum::EMPTY) | Some(HealthStatusEnum::NONE) => Liveness::Healthy {
+            has_healthcheck: false,
+        },
+        Some(HealthStatusEnum::HEALTHY) => Liveness::Healthy {
+            has_healthcheck: true,
+        },
+        Some(HealthStatusEnum::STARTING) => Liveness::Starting,
+        Some(HealthStatusEnum::UNHEALTHY) => Liveness::Unhealthy(
+            health
+                .log
+                .and_then(|l| l.last().and_then(|r| r.output.clone()))
+                .map(|o| o.trim().chars().take(200).collect())
+                .unwrap_or_else(|| "its health check failed".into()),
+        ),
+    })
+}
+
+/// The last `n` log lines of a container, joined with ` | ` (empty when unreadable).
+async fn log_tail_joined(docker: &Docker, id: &str, n: u32) -> String {
+    let opts = LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .tail(&n.to_string())
+        .build();
+    let lines: Vec<String> = docker
+        .logs(id, Some(opts))
+        .filter_map(|l| async move { l.ok().map(|l| l.to_string().trim().to_string()) })
+        .collect()
+        .await;
+    lines
+        .into_iter()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.chars().take(300).collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -831,6 +1567,117 @@ mod tests {
         .unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         p
+    }
+
+    /// `docker inspect` of a tracker started like deploy/gen-compose.sh starts one.
+    fn inspected() -> (
+        bollard::models::ContainerInspectResponse,
+        bollard::models::ImageConfig,
+    ) {
+        let c = serde_json::json!({
+            "Id": "0123456789abcdef0123", "Name": "/acme-tracker", "Image": "sha256:old",
+            "Config": {
+                "Image": "mai-tracker:0.1.0",
+                "Env": ["MAI_ORG_ID=acme", "MAI_TRACKER_LISTEN=0.0.0.0:8080", "TMPDIR=/data"],
+                "Entrypoint": ["/mai-tracker"],
+                "Labels": {"mai.client": "acme", "mai.role": "tracker", "org.opencontainers.image.title": "mai-tracker", "mai.version": "0.1.0"},
+                "ExposedPorts": {"8080/tcp": {}},
+                "Volumes": {"/data": {}},
+                "User": "10001:10001"
+            },
+            "HostConfig": {
+                "Binds": ["/srv/secrets/acme.key:/run/secrets/key:ro"],
+                "PortBindings": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]},
+                "NetworkMode": "mai-acme",
+                "RestartPolicy": {"Name": "unless-stopped", "MaximumRetryCount": 0}
+            },
+            "Mounts": [
+                {"Type": "volume", "Name": "3f2a9c", "Source": "/var/lib/docker/volumes/3f2a9c/_data", "Destination": "/data", "RW": true},
+                {"Type": "bind", "Source": "/srv/secrets/acme.key", "Destination": "/run/secrets/key", "RW": false}
+            ],
+            "NetworkSettings": {
+                "Ports": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "49153"}]},
+                "Networks": {
+                    "mai-acme": {"Aliases": ["tracker", "0123456789ab", "acme-tracker"], "NetworkID": "n1", "IPAddress": "172.20.0.2"},
+                    "mai-shared": {"Aliases": ["acme-tracker"], "NetworkID": "n2"}
+                }
+            }
+        });
+        let img = serde_json::json!({
+            "Env": ["MAI_TRACKER_LISTEN=0.0.0.0:8080", "TMPDIR=/data"],
+            "Entrypoint": ["/mai-tracker"],
+            "Labels": {"mai.role": "tracker", "org.opencontainers.image.title": "mai-tracker", "mai.version": "0.1.0"},
+            "ExposedPorts": {"8080/tcp": {}},
+            "Volumes": {"/data": {}},
+            "User": "10001:10001"
+        });
+        (
+            serde_json::from_value(c).unwrap(),
+            serde_json::from_value(img).unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_recreated_container_keeps_its_own_settings_and_takes_the_new_images_defaults() {
+        let (c, img) = inspected();
+        let s = recreate_body(&c, Some(&img), "mai-tracker:0.2.0").unwrap();
+        assert_eq!(s.name, "acme-tracker");
+        let b = &s.body;
+        assert_eq!(b.image.as_deref(), Some("mai-tracker:0.2.0"));
+        // The container's own setting stays; the old image's defaults go.
+        assert_eq!(b.env.as_deref(), Some(&["MAI_ORG_ID=acme".to_string()][..]));
+        assert_eq!(b.entrypoint, None);
+        assert_eq!(b.user, None);
+        assert_eq!(b.exposed_ports, None);
+        let labels = b.labels.clone().unwrap();
+        assert_eq!(labels.get("mai.client").map(String::as_str), Some("acme"));
+        // mai.* labels are ours to find containers by: kept even when the image set them.
+        assert_eq!(labels.get("mai.role").map(String::as_str), Some("tracker"));
+        assert!(!labels.contains_key("org.opencontainers.image.title"));
+        let hc = b.host_config.clone().unwrap();
+        // The anonymous /data volume and the key file, both at the same place.
+        assert_eq!(
+            hc.binds.unwrap(),
+            ["/srv/secrets/acme.key:/run/secrets/key:ro", "3f2a9c:/data"]
+        );
+        // "Any free port" keeps the port it got, so the tracker's URL holds.
+        let pb = hc.port_bindings.unwrap();
+        assert_eq!(
+            pb["8080/tcp"].as_ref().unwrap()[0].host_port.as_deref(),
+            Some("49153")
+        );
+        assert_eq!(
+            hc.restart_policy
+                .unwrap()
+                .name
+                .map(|n| n.to_string())
+                .as_deref(),
+            Some("unless-stopped")
+        );
+        // The primary network at creation, with its alias (not the id or the name); the
+        // other connected before the start.
+        let eps = b
+            .networking_config
+            .clone()
+            .unwrap()
+            .endpoints_config
+            .unwrap();
+        assert_eq!(eps.len(), 1);
+        assert_eq!(
+            eps["mai-acme"].aliases.as_deref(),
+            Some(&["tracker".to_string()][..])
+        );
+        assert_eq!(eps["mai-acme"].ip_address, None);
+        assert_eq!(s.extra_networks.len(), 1);
+        assert_eq!(s.extra_networks[0].0, "mai-shared");
+        assert_eq!(s.extra_networks[0].1.aliases, None);
+        // Without the old image (deleted since), everything the container has is kept.
+        let s = recreate_body(&c, None, "mai-tracker:0.2.0").unwrap();
+        assert_eq!(s.body.env.unwrap().len(), 3);
+        assert_eq!(
+            s.body.entrypoint.as_deref(),
+            Some(&["/mai-tracker".to_string()][..])
+        );
     }
 
     #[tokio::test]

@@ -268,6 +268,42 @@ impl TrackerClient {
         Ok(l.label)
     }
 
+    /// One metered request through the tracker (`POST /api/v1/admin/probe`), answered
+    /// once it is in the tracker's ledger: the health gate of updates. The tracker waits
+    /// for OpenRouter and its ledger (up to 10 s), so this gets a longer timeout.
+    pub async fn probe(
+        &self,
+        model: Option<&str>,
+    ) -> Result<mai_wire::tracker::ProbeReport, TrackerError> {
+        let url = self.url("/api/v1/admin/probe");
+        let req = self.http.post(&url).json(&mai_wire::tracker::ProbeRequest {
+            model: model.map(str::to_owned),
+        });
+        self.send_admin(req, &url, self.timeout.max(Duration::from_secs(30)))
+            .await
+    }
+
+    /// `GET /readyz`: whether the tracker is ready to serve (its ledger writable).
+    pub async fn ready(&self) -> Result<(), TrackerError> {
+        let url = self.url("/readyz");
+        let r = tokio::time::timeout(self.timeout, self.http.get(&url).send())
+            .await
+            .map_err(|_| TrackerError::Timeout {
+                url: url.clone(),
+                timeout_ms: self.timeout.as_millis() as u64,
+            })?
+            .map_err(|e| send_error(&url, e))?;
+        if r.status().is_success() {
+            return Ok(());
+        }
+        let status = r.status().as_u16();
+        Err(TrackerError::Api {
+            url,
+            status,
+            message: r.text().await.unwrap_or_default().trim().to_string(),
+        })
+    }
+
     /// Erases one person's personal data on the tracker (GDPR art. 17). The tracker
     /// rebuilds its ledger file afterwards, so this gets a long timeout.
     pub async fn privacy_erase(

@@ -777,6 +777,142 @@ pub async fn put_terms(
 
 // ---------- privacy (GDPR art. 15 and 17) ----------
 
+/// How long `POST /api/v1/admin/probe` waits for its generation to reach the ledger:
+/// the writer batches every few milliseconds, so seconds mean the ledger is stuck.
+const PROBE_LEDGER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `POST /api/v1/admin/probe`: one chat completion (one output token) through the same
+/// path as the chat app's requests — identity, upstream lane, meter, crash journal,
+/// writer — answered once its event is in the ledger. After a deployment or an image
+/// update it shows that the whole chain works, not just that the process listens (what
+/// `/readyz` says). The identity is the operator's, [`mai_wire::tracker::PROBE_USER`]
+/// with task `mai_probe`, so reports tell it apart; it is never a chat user's, so it
+/// needs no signed Open WebUI token. It costs what one tiny request costs, billed like
+/// any other (a few millionths of a dollar).
+pub async fn probe(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    use mai_wire::tracker::{ProbeReport, ProbeRequest, DEFAULT_PROBE_MODEL, PROBE_USER};
+    auth!(st, headers, Role::Admin);
+    let req: ProbeRequest = if body.iter().all(|b| b.is_ascii_whitespace()) {
+        ProbeRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!("probe body rejected ({e}); send {{\"model\":\"{DEFAULT_PROBE_MODEL}\"}} or nothing"),
+                )
+            }
+        }
+    };
+    let model = req
+        .model
+        .map(|m| m.trim().to_owned())
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| DEFAULT_PROBE_MODEL.to_owned());
+    let chat = serde_json::json!({
+        "model": model,
+        "max_tokens": 1,
+        "messages": [{"role": "user", "content": "mAI Fleet health probe: reply with one word."}],
+    });
+    let uri: axum::http::Uri = "/v1/chat/completions".parse().expect("static URI");
+    let method = axum::http::Method::POST;
+    let route = match crate::endpoint::route(&method, &uri) {
+        Ok(r) => r,
+        Err(e) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let mut h = HeaderMap::new();
+    h.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    let ident = crate::identity::Identity {
+        user: UserRef {
+            id: Some(PROBE_USER.to_owned()),
+            email: None,
+            name: Some("mAI Fleet probe".to_owned()),
+        },
+        context: mai_core::usage::ChatContext {
+            chat_id: None,
+            task: Some("mai_probe".to_owned()),
+            groups: None,
+        },
+    };
+    let started = std::time::Instant::now();
+    let resp = crate::proxy::forward(
+        st.clone(),
+        route,
+        method,
+        uri,
+        h,
+        Bytes::from(chat.to_string()),
+        ident,
+    )
+    .await;
+    let status = resp.status();
+    let header_id = resp
+        .headers()
+        .get("x-generation-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = match axum::body::to_bytes(resp.into_body(), 1 << 20).await {
+        Ok(b) => b,
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_GATEWAY,
+                &format!("the probe's reply from OpenRouter was cut off ({e}); retry"),
+            )
+        }
+    };
+    let upstream_ms = started.elapsed().as_millis() as u64;
+    if !status.is_success() {
+        let text = String::from_utf8_lossy(&bytes);
+        return error_response(
+            StatusCode::BAD_GATEWAY,
+            &format!(
+                "the probe request to OpenRouter failed with {status}: {}; check the key (status), OPENROUTER_BASE_URL and the model {model:?}",
+                text.chars().take(300).collect::<String>()
+            ),
+        );
+    }
+    let id = header_id.or_else(|| {
+        serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned))
+    });
+    let Some(id) = id else {
+        return error_response(
+            StatusCode::BAD_GATEWAY,
+            "OpenRouter answered the probe without a generation id, so it cannot be metered; check OPENROUTER_BASE_URL",
+        );
+    };
+    let deadline = std::time::Instant::now() + PROBE_LEDGER_WAIT;
+    loop {
+        let (org, gid) = (st.cfg.org_id.clone(), id.clone());
+        match st.read(move |l| l.get(&org, &gid)).await {
+            Ok(Some(ev)) => {
+                return reply(ProbeReport {
+                    generation_id: id,
+                    upstream_ms,
+                    event: wire_event(ev),
+                })
+            }
+            Ok(None) if std::time::Instant::now() < deadline => {}
+            Ok(None) => {
+                return error_response(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    &format!(
+                        "the probe's generation {id} is not in the ledger after {} s: the ledger writer is behind or failing; see /readyz and /metrics",
+                        PROBE_LEDGER_WAIT.as_secs()
+                    ),
+                )
+            }
+            Err(e) => return ledger_error(e),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
 fn subject_or_400(
     s: &mai_core::ledger::PrivacySubject,
 ) -> Result<mai_core::ledger::PrivacySubject, Response> {

@@ -79,6 +79,8 @@ pub fn router(st: Arc<AppState>) -> Router {
     let admin_work = Router::new()
         .route("/api/v1/sync", post(api::sync))
         .route("/api/v1/admin/openrouter-key", put(api::put_key))
+        // One metered request upstream (a health check of the whole chain).
+        .route("/api/v1/admin/probe", post(api::probe))
         // Not upstream, but it rebuilds the ledger file (VACUUM): paced as well.
         .route("/api/v1/admin/privacy/erase", post(api::privacy_erase))
         .route(

@@ -377,6 +377,21 @@ pub async fn handle(
             );
         }
     };
+    forward(st, route, method, uri, headers, body, ident).await
+}
+
+/// Forwards a routed request on behalf of `ident` and meters it: the proxy's path after
+/// the identity decision, shared with the admin probe (`api::probe`), whose identity is
+/// the operator's and not a chat user's.
+pub(crate) async fn forward(
+    st: Arc<AppState>,
+    route: endpoint::Route,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+    ident: crate::identity::Identity,
+) -> Response {
     let (body, info) = match route.api {
         Some(api) => match endpoint::prepare_body(api, body, &ident.user) {
             Ok((b, mut info)) => {

@@ -19,6 +19,7 @@
 //! - no I/O and no dependency on other crates of ours: this crate is what the others
 //!   agree on.
 
+pub mod change;
 pub mod console;
 pub mod ksef;
 pub mod lifecycle;
@@ -26,6 +27,7 @@ pub mod money;
 pub mod pricing;
 pub mod tracker;
 pub mod ts;
+pub mod update;
 pub mod usage;
 
 pub use pricing::{

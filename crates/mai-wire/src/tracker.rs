@@ -537,6 +537,37 @@ pub struct PrivacyExport {
     pub events: Vec<Event>,
 }
 
+/// The model a probe asks when the console names none: a cheap one (the probe asks
+/// for one completion token, a few millionths of a dollar).
+pub const DEFAULT_PROBE_MODEL: &str = "openai/gpt-4o-mini";
+
+/// The user a probe's usage is recorded under, so reports can tell it from people's.
+pub const PROBE_USER: &str = "mai-probe";
+
+/// Body of `POST /api/v1/admin/probe` (admin): one metered request through the
+/// tracker's own proxy path, as a health check of the whole chain (key, upstream,
+/// metering, ledger) after a deployment or an image update.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeRequest {
+    /// Default [`DEFAULT_PROBE_MODEL`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub model: Option<String>,
+}
+
+/// Reply of `POST /api/v1/admin/probe`: the generation as the ledger holds it. The
+/// tracker answers only once the event is in its ledger (or says it is not, with 504).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeReport {
+    pub generation_id: String,
+    /// How long OpenRouter took to answer, in ms.
+    pub upstream_ms: u64,
+    /// The ledger's event (its `seq` finds it in `GET /api/v1/events?after=seq-1`).
+    pub event: Event,
+}
+
 /// The seed-compatible endpoints (`/api/v1/usage-tracking/...`), kept byte-compatible
 /// with the system the tracker replaces: their money is a JSON **number** written from
 /// the exact decimal text ([`crate::money::json_number`]), not our string convention.

@@ -6,7 +6,7 @@
 
 use ts_rs::{Config, TS};
 
-use crate::{console, ksef, lifecycle, pricing, tracker, usage};
+use crate::{change, console, ksef, lifecycle, pricing, tracker, update, usage};
 
 /// Appends `export type X = ...;` for each listed type.
 macro_rules! decls {
@@ -36,7 +36,7 @@ pub fn typescript() -> String {
         tracker::Month, tracker::Event, tracker::EventPage, tracker::SyncRequest,
         tracker::SyncStatus, tracker::SyncReport, tracker::KeyLabel,
         tracker::PrivacySubject, tracker::EraseRequest, tracker::ErasureReport,
-        tracker::PrivacyExport,
+        tracker::PrivacyExport, tracker::ProbeRequest, tracker::ProbeReport,
         // The console's IPC: command replies, struct arguments and event payloads.
         console::ClientRef, console::AppInfo, console::UpdateCheck,
         console::ContainerRole, console::ContainerState, console::ContainerHealth,
@@ -61,6 +61,15 @@ pub fn typescript() -> String {
         lifecycle::FieldError, lifecycle::LifecycleStep, lifecycle::StepState,
         lifecycle::LifecycleProgress, lifecycle::OnboardResult, lifecycle::BillingMonthCheck,
         lifecycle::OffboardCheck, lifecycle::OffboardResult,
+        // Changing a client and its audit history; fleet image updates.
+        change::ClientField, change::MarkupChange, change::FieldValue, change::ClientChange,
+        change::FieldError, change::FieldChange, change::ApplyState, change::ChangeReport,
+        change::ChangeCheck, change::ClientFacts,
+        change::AuditAction, change::AuditOutcome, change::HistoryEntry,
+        update::UpdatePlan, update::TargetState, update::ImageTarget,
+        update::ClientUpdatePreview, update::UpdatePreview, update::GateCheck,
+        update::GateResult, update::UpdatePhase, update::ClientOutcome,
+        update::ClientUpdateResult, update::UpdateSummary, update::UpdateProgress,
     );
     out
 }

@@ -106,6 +106,12 @@ const TABLE: &[(&str, usize, Check)] = &[
     ("PUT /api/v1/admin/terms", 0, check::<CommercialTerms>),
     ("PUT /api/v1/admin/terms", 1, check::<CommercialTerms>),
     (
+        "POST /api/v1/admin/probe",
+        0,
+        check::<tracker::ProbeRequest>,
+    ),
+    ("POST /api/v1/admin/probe", 1, check::<tracker::ProbeReport>),
+    (
         "POST /api/v1/admin/privacy/erase",
         0,
         check::<tracker::EraseRequest>,

@@ -11,6 +11,10 @@ import type {
 import type {
   FieldError, LifecycleProgress, OffboardCheck, OffboardResult, OnboardRequest, OnboardResult,
 } from './wire';
+import type {
+  ChangeCheck, ChangeReport, ClientChange, ClientFacts, HistoryEntry, UpdatePlan, UpdatePreview, UpdateProgress,
+  UpdateSummary,
+} from './wire';
 
 export const api = {
   appInfo: () => invoke<AppInfo>('app_info'),
@@ -48,6 +52,14 @@ export const api = {
   onboardClient: (request: OnboardRequest) => invoke<OnboardResult>('onboard_client', { request }),
   offboardCheck: (clientId: string) => invoke<OffboardCheck>('offboard_check', { clientId }),
   offboardClient: (clientId: string) => invoke<OffboardResult>('offboard_client', { clientId }),
+  // Changing a client (validated per field, audited) and its audit history.
+  clientFacts: (clientId: string) => invoke<ClientFacts>('client_facts', { clientId }),
+  clientChangeCheck: (clientId: string, change: ClientChange) => invoke<ChangeCheck>('client_change_check', { clientId, change }),
+  clientChange: (clientId: string, change: ClientChange) => invoke<ChangeReport>('client_change', { clientId, change }),
+  clientHistory: (clientId: string) => invoke<HistoryEntry[]>('client_history', { clientId }),
+  // The fleet's images: preview, then the update with its progress events.
+  fleetUpdatePreview: (plan: UpdatePlan) => invoke<UpdatePreview>('fleet_update_preview', { plan }),
+  fleetUpdate: (plan: UpdatePlan) => invoke<UpdateSummary>('fleet_update', { plan }),
 };
 
 export function onSyncProgress(cb: (p: SyncProgress) => void): Promise<UnlistenFn> {
@@ -64,6 +76,9 @@ export function onOnboardProgress(cb: (p: LifecycleProgress) => void): Promise<U
 }
 export function onOffboardProgress(cb: (p: LifecycleProgress) => void): Promise<UnlistenFn> {
   return listen<LifecycleProgress>('offboard-progress', (e) => cb(e.payload));
+}
+export function onUpdateProgress(cb: (p: UpdateProgress) => void): Promise<UnlistenFn> {
+  return listen<UpdateProgress>('fleet-update-progress', (e) => cb(e.payload));
 }
 export function onLogLine(cb: (p: LogLine) => void): Promise<UnlistenFn> {
   return listen<LogLine>('log-line', (e) => cb(e.payload));

@@ -215,6 +215,20 @@ raw_cost_usd: string,
  * Oldest first.
  */
 events: Array<Event>, };
+export type ProbeRequest = { 
+/**
+ * Default [`DEFAULT_PROBE_MODEL`].
+ */
+model?: string, };
+export type ProbeReport = { generation_id: string, 
+/**
+ * How long OpenRouter took to answer, in ms.
+ */
+upstream_ms: number, 
+/**
+ * The ledger's event (its `seq` finds it in `GET /api/v1/events?after=seq-1`).
+ */
+event: Event, };
 export type ClientRef = { id: string, legal_name: string, };
 export type AppInfo = { version: string, fleet_path: string | null, load_error: string | null, keychain_error: string | null, clients: Array<ClientRef>, update_endpoint: string | null, 
 /**
@@ -771,3 +785,135 @@ ledger_export: string | null, ledger_events: number, ledger_raw_cost_usd: string
  * The tracker's whole data volume, tar.gz.
  */
 archive: string | null, archive_bytes: number, warnings: Array<string>, audit_log: string, elapsed_ms: number, };
+export type ClientField = "markup" | "markup_from" | "monthly_limit_usd" | "legal_name" | "nip" | "vat_id" | "address" | "address_line2" | "country" | "invoice_currency" | "vat" | "invoice_lines" | "hosting_eur" | "invoice_email" | "tracker_image" | "chat_image";
+export type MarkupChange = { 
+/**
+ * Decimal text, e.g. `"1.4"` (+40%).
+ */
+rate: string, 
+/**
+ * `YYYY-MM-DD`: the first day priced at `rate`.
+ */
+from: string, };
+export type FieldValue = { field: ClientField, value: string, };
+export type ClientChange = { markup?: MarkupChange | null, 
+/**
+ * Decimal text in USD of client cost per month; `"none"` removes the limit.
+ */
+monthly_limit_usd?: string | null, invoice: Array<FieldValue>, };
+export type ChangeFieldError = { field: ClientField, message: string, };
+export type FieldChange = { field: ClientField, old: string | null, new: string | null, };
+export type ApplyState = "done" | "not_needed" | "failed";
+export type ChangeReport = { client_id: string, 
+/**
+ * Every fact changed, old → new (also in the audit log).
+ */
+changes: Array<FieldChange>, 
+/**
+ * The OpenRouter key's cap (PATCH /keys/{hash}), the limit's enforcer.
+ */
+openrouter_key: ApplyState, 
+/**
+ * The key's new cap in USD of OpenRouter cost (limit / today's markup), when set.
+ */
+key_limit_usd: string | null, 
+/**
+ * The fleet file, always written when anything changed.
+ */
+fleet_file: ApplyState, 
+/**
+ * The tracker's copy of the terms (markup and limit, `PUT /api/v1/admin/terms`).
+ */
+tracker: ApplyState, 
+/**
+ * What went wrong after the change was made, and what to do.
+ */
+warnings: Array<string>, 
+/**
+ * The audit log the change was written to.
+ */
+audit_log: string, };
+export type ChangeCheck = { errors: Array<ChangeFieldError>, changes: Array<FieldChange>, 
+/**
+ * What applying it would also do or mean (a repriced open month, a key cap to
+ * follow a future markup).
+ */
+warnings: Array<string>, };
+export type ClientFacts = { client_id: string, terms: CommercialTerms, 
+/**
+ * Every invoice field, as the file writes it (empty when not set).
+ */
+invoice: Array<FieldValue>, 
+/**
+ * The latest month with an issued invoice (`YYYY-MM`): a markup change must start
+ * after it.
+ */
+last_invoiced_month: string | null, };
+export type AuditAction = "client_change" | "image_update" | "privacy_erase" | "privacy_export" | "other";
+export type AuditOutcome = "ok" | "partial" | "failed" | "started" | "rolled_back";
+export type HistoryEntry = { at: string, 
+/**
+ * The OS user who did it.
+ */
+actor: string, action: AuditAction, outcome: AuditOutcome, 
+/**
+ * Facts changed, old → new (empty for actions that change none, e.g. an export).
+ */
+changes: Array<FieldChange>, error: string | null, };
+export type UpdatePlan = { 
+/**
+ * The trackers' new image (`name:tag` or an image id) as the hosts have it; no
+ * registry is asked. Absent: trackers are left as they are.
+ */
+tracker_image?: string | null, 
+/**
+ * The chat apps' new image. Absent: chat containers are left as they are.
+ */
+chat_image?: string | null, 
+/**
+ * Clients updated at once after the canary (1 to 32).
+ */
+parallelism: number, 
+/**
+ * Longest wait for one client's health gate, in ms.
+ */
+gate_timeout_ms: number, 
+/**
+ * Only these clients (ids); empty = every client of the fleet file.
+ */
+clients: Array<string>, 
+/**
+ * The client updated first, alone; default: the first one that needs the update.
+ */
+canary?: string | null, };
+export type TargetState = "update" | "up_to_date" | "no_container" | "image_missing" | "host_error";
+export type ImageTarget = { role: ContainerRole, container: string | null, 
+/**
+ * The image the container was created from, as named then (`name:tag`).
+ */
+current_image: string | null, 
+/**
+ * Its image id (`sha256:…`).
+ */
+current_id: string | null, target_image: string, target_id: string | null, state: TargetState, detail: string | null, };
+export type ClientUpdatePreview = { client_id: string, host: string, targets: Array<ImageTarget>, };
+export type UpdatePreview = { clients: Array<ClientUpdatePreview>, 
+/**
+ * The client that will be updated first.
+ */
+canary: string | null, };
+export type GateCheck = "tracker_ready" | "probe_metered" | "chat_healthy";
+export type GateResult = { check: GateCheck, passed: boolean, detail: string, elapsed_ms: number, };
+export type UpdatePhase = "waiting" | "recreating" | "gating" | "rolling_back" | "done";
+export type ClientOutcome = "updated" | "rolled_back" | "skipped" | "failed";
+export type ClientUpdateResult = { client_id: string, outcome: ClientOutcome, canary: boolean, 
+/**
+ * The images before and after, per recreated container.
+ */
+changes: Array<FieldChange>, gate: Array<GateResult>, detail: string, elapsed_ms: number, };
+export type UpdateSummary = { updated: number, rolled_back: number, skipped: number, failed: number, canary: string | null, 
+/**
+ * Why the rollout stopped before every client (a failed canary).
+ */
+stopped: string | null, clients: Array<ClientUpdateResult>, elapsed_ms: number, };
+export type UpdateProgress = { "event": "planned", preview: UpdatePreview, } | { "event": "phase", client_id: string, phase: UpdatePhase, detail: string, } | { "event": "gate", client_id: string, result: GateResult, } | { "event": "finished", result: ClientUpdateResult, };

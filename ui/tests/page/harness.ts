@@ -3,6 +3,7 @@ import { mockIPC } from '@tauri-apps/api/mocks';
 import { emit } from '@tauri-apps/api/event';
 import { fixtures } from './fixtures';
 import { lifecycleMock } from './lifecycle-mock';
+import { changeUpdateMock } from './mock_change_update';
 import type {
   ContainerInfo, ExportProgress, InvoiceExportRequest, InvoiceExportResult, KsefInvoiceRow, KsefSendProgress, KsefSendSummary,
   PrivacyErasure, PrivacyExportResult, SecretKind, SyncOutcome, SyncProgress, UpdateCheck,
@@ -165,6 +166,9 @@ mockIPC(
         // Onboarding and offboarding (issue 13): lifecycle-mock.ts.
         const r = await lifecycleMock(cmd, args, scenario);
         if (r !== undefined) return r;
+        // Changing a client, its history, fleet updates: mock_change_update.ts.
+        const c = await changeUpdateMock(cmd, args, scenario);
+        if (c !== undefined) return c;
         throw `unknown command ${cmd}`;
       }
     }

@@ -494,6 +494,8 @@ await test('narrow window: no page-level horizontal overflow, keyboard reaches e
 
 // Onboarding and offboarding (issue 13): lifecycle.mjs.
 await lifecycleTests({ test, base, out, text });
+// The client change dialog, audit history and Update view (issue 13).
+await (await import('./change_update.mjs')).default({ test, base, out, text });
 
 await browser.close();
 server.close();

@@ -26,6 +26,7 @@ use crate::refresh::TrackerSnapshot;
 use crate::tracker::{TrackerClient, TrackerError};
 
 pub mod billing;
+pub mod change;
 pub mod dashboard;
 pub mod fleet;
 pub mod keys;
@@ -33,6 +34,7 @@ pub mod ksef;
 pub mod lifecycle;
 pub mod privacy;
 pub mod sync;
+pub mod update;
 
 pub use billing::{
     default_invoice_dir, BillingFiles, BillingOverrides, ClientExport, InvoiceExportRequest,
@@ -101,6 +103,22 @@ pub enum OpsError {
     /// Onboarding or offboarding a client (ops::lifecycle); boxed, its messages are long.
     #[error(transparent)]
     Lifecycle(Box<lifecycle::LifecycleError>),
+    /// A client change with wrong fields; nothing was changed.
+    #[error("client {client}: nothing was changed: {}", .errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    InvalidChange {
+        client: String,
+        errors: Vec<mai_wire::change::FieldError>,
+    },
+    #[error("client {0}: nothing to change: give a new markup (with its first day), monthly limit or invoice field that differs from the current one")]
+    NothingToChange(String),
+    /// A client change that stopped; the message says what was and was not changed.
+    #[error("client {client}: {message}")]
+    Change { client: String, message: String },
+    #[error(transparent)]
+    FleetEdit(#[from] crate::fleet_change::FleetEditError),
+    /// A fleet update that cannot start as asked; nothing was changed.
+    #[error("fleet update: {0}")]
+    Update(String),
 }
 
 impl From<lifecycle::LifecycleError> for OpsError {

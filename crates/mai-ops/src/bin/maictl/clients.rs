@@ -35,6 +35,9 @@ pub enum ClientsCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Change a client (markup from a day, monthly limit, invoice data), its history.
+    #[command(flatten)]
+    Change(crate::fleet_ops::ClientsCmd),
 }
 
 /// The new client: from flags, or a TOML snippet (`--from`) that flags override.
@@ -295,6 +298,7 @@ fn confirm(question: &str) -> Result<bool, String> {
 
 pub async fn run(ops: &Ops, cmd: ClientsCmd) -> Result<u8, OpsError> {
     match cmd {
+        ClientsCmd::Change(c) => crate::fleet_ops::clients(ops, c).await,
         ClientsCmd::Add(a) => {
             let req = a.request().map_err(usage)?;
             let r = ops.onboard(&req, &print_progress).await?;

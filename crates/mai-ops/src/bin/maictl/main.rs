@@ -9,6 +9,7 @@
 
 mod clients;
 mod finance;
+mod fleet_ops;
 mod ksef;
 
 use std::io::Read;
@@ -103,6 +104,11 @@ enum Cmd {
     Clients {
         #[command(subcommand)]
         cmd: clients::ClientsCmd,
+    },
+    /// The fleet's images: update with a canary, health gates and automatic rollback.
+    Fleet {
+        #[command(subcommand)]
+        cmd: fleet_ops::FleetCmd,
     },
 }
 
@@ -210,6 +216,9 @@ fn code_for(e: &OpsError) -> u8 {
                     | mai_ops::ops::lifecycle::LifecycleError::Usage(_)
             ) =>
         {
+            EXIT_USAGE
+        }
+        OpsError::InvalidChange { .. } | OpsError::NothingToChange(_) | OpsError::Update(_) => {
             EXIT_USAGE
         }
         OpsError::Privacy(m) if m.contains("pass --yes") || m.contains("user id or e-mail") => {
@@ -630,6 +639,7 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
         } => ksef::token(ops, &cmd).await,
         Cmd::Privacy { cmd } => privacy(ops, cmd).await,
         Cmd::Clients { cmd } => clients::run(ops, cmd).await,
+        Cmd::Fleet { cmd } => fleet_ops::fleet(ops, cmd).await,
         Cmd::Usage { client, json } => {
             let d = ops.dashboard(&client).await?;
             if json {

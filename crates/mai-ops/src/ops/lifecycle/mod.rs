@@ -412,23 +412,6 @@ pub fn chat_body(pair: &ClientPair, cfg: &PairConfig, s: &PairSecrets) -> Contai
     }
 }
 
-impl crate::ops::Ops {
-    /// A new `Ops` over the fleet file as it is on disk now (after onboarding or
-    /// offboarding changed it), with this one's keychain and settings: what the console
-    /// swaps in so the new client shows at once.
-    pub fn reload(&self) -> Result<crate::ops::Ops, crate::ops::OpsError> {
-        let fleet = crate::fleet::Fleet::load(&self.fleet.path).map_err(LifecycleError::Reload)?;
-        let keychain = self.keychain.clone().ok_or_else(|| {
-            crate::keys::KeyError::Unavailable(self.keychain_error.clone().unwrap_or_default())
-        });
-        let mut o = crate::ops::Ops::new(fleet, keychain)?;
-        o.docker_enabled = self.docker_enabled;
-        o.billing_overrides = self.billing_overrides.clone();
-        o.today = self.today;
-        Ok(o)
-    }
-}
-
 /// Reports the steps of one action, with the time since it started.
 pub(crate) struct Reporter<'a> {
     client: String,
