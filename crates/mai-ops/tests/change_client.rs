@@ -476,23 +476,32 @@ async fn a_day_of_an_invoiced_month_is_refused() {
     .unwrap();
     ops.docker_enabled = false;
     ops.today = Some(day("2026-12-03"));
-    let out = dir.path().join("out");
-    let r = ops
-        .billing_export(
-            &mai_ops::ops::InvoiceExportRequest {
-                month: "2026-11".into(),
-                format: mai_billing::ExportFormat::Pdf,
-                client: None,
-                out_dir: Some(out),
-                dialect: Default::default(),
-                issue_date: None,
-                allow_unconfirmed: None,
-            },
-            &mut |_| {},
-        )
-        .await
+    // November's invoice numbered (prepared for KSeF): the month is invoiced from then on.
+    let cfg = mai_billing::config::BillingConfig::load(&dir.path().join("billing.toml"))
+        .unwrap()
+        .with_clients(ops.fleet.clients.iter().map(|c| c.invoice.clone()).collect())
         .unwrap();
-    let number = r.clients[0].invoice_number.clone().expect("issued");
+    let nbp_client = mai_core::nbp::NbpClient::new(mai_core::nbp::NbpConfig {
+        base_url: Some(nbp.base_url()),
+        ..Default::default()
+    })
+    .unwrap();
+    let prepared = mai_billing::service::Billing::new(
+        cfg,
+        nbp_client,
+        data.join("console-cache.sqlite"),
+        data.join("billing-store.sqlite"),
+    )
+    .with_today(day("2026-12-03"))
+    .prepare_for_ksef(&mai_billing::service::PrepareRequest {
+        month: "2026-11".parse().unwrap(),
+        client: None,
+        issue_date: None,
+        allow_unconfirmed: false,
+    })
+    .await
+    .unwrap();
+    let number = prepared.ready[0].number.clone();
     for from in ["2026-11-30", "2026-11-01", "2026-06-01"] {
         let e = ops
             .change_client("acme", &markup("1.5", from), "anna")
