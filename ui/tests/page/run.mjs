@@ -534,6 +534,22 @@ await test('dark theme: client view, chart and tables', async (page) => {
   await page.screenshot({ path: join(out, 'client-dark-by-user.png'), fullPage: true });
 }, undefined, dark);
 
+await test('dark theme: the chart redraws when the system setting flips', async (page) => {
+  await page.goto(base + '?scenario=small-costs');
+  await page.getByTestId('nav-client').click();
+  const canvas = page.locator('[data-testid="trend-chart"] canvas');
+  await canvas.waitFor();
+  const light = await canvas.evaluate((c) => c.toDataURL());
+  assert.ok(!(await isDark(page)));
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.waitForFunction((before) => {
+    const c = document.querySelector('[data-testid="trend-chart"] canvas');
+    return c && c.toDataURL() !== before;
+  }, light, { timeout: 5000 });
+  assert.ok(await isDark(page));
+  assert.equal(await page.locator('[data-testid="trend-chart"] canvas').count(), 1, 'one chart, not a second one');
+});
+
 await test('dark theme: sub-cent chart, PLN warning banner', async (page) => {
   await page.goto(base + '?scenario=small-costs');
   await page.getByTestId('nav-client').click();
