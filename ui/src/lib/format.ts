@@ -3,7 +3,11 @@ import type { PlnRate } from './wire';
 
 const CENT: Dec = { units: 1n, scale: 2 };
 
-/** Costs under one cent (or grosz) get 6 decimals, the rest 2. */
+/**
+ * The seed's rule for every cost the console shows (cards, tables, chart legends; maictl
+ * prints the same): under one cent (or grosz) 6 decimals so a cheap request is not
+ * "$0.00", otherwise 2; rounding half-up like the ledger, exactly (no floats).
+ */
 function places(a: Dec): number {
   return !isZero(a) && absLessThan(a, CENT) ? 6 : 2;
 }
@@ -18,6 +22,12 @@ export function usd(amount: string | null | undefined): string {
 export function pln(amount: Dec): string {
   // Polish style: non-breaking space groups, comma decimal mark.
   return formatFixed(amount, places(amount), '\u00a0', ',') + '\u00a0zł';
+}
+
+/** A PLN amount as the wire sends it (a decimal string); "—" when missing or unreadable. */
+export function plnAmount(amount: string | null | undefined): string {
+  const a = parseDec(amount);
+  return a ? pln(a) : '—';
 }
 
 /** "$12.50 (50,00 zł)"; without a rate only the USD part. */

@@ -59,7 +59,7 @@ export default async function changeUpdateTests({ test, base, out, text }) {
     await page.getByTestId('change-apply').click();
     await page.getByTestId('change-result').waitFor();
     const res = await text(page, '[data-testid="change-result"]');
-    assert.match(res, /Fleet file: done; OpenRouter key: done \(cap 148\.14 USD\); tracker: done/);
+    assert.match(res, /Fleet file: done; OpenRouter key: done \(cap \$148\.14\); tracker: done/);
     assert.match(res, /audit\.log/);
     await page.screenshot({ path: join(out, 'client-change-applied.png') });
     await page.getByTestId('change-close').click();

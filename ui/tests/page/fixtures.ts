@@ -36,6 +36,15 @@ export function fixtures(scenario: string) {
     return { date: d, requests: 40 + i * 3, tokens: 50000 + i * 1000, raw_cost_usd: (1 + i / 10).toFixed(4), client_cost_usd: ((1 + i / 10) * 1.3).toFixed(5) };
   });
   days[29].date = today;
+  if (scenario === 'small-costs') {
+    // A quiet client: 0.000300 to 0.002098 USD a day, a few requests (issue 14: uPlot's
+    // own axis printed "0.001, 0.001, 0.002, 0.002" here).
+    days.forEach((d, i) => {
+      d.client_cost_usd = '0.' + String(300 + i * 62).padStart(6, '0');
+      d.raw_cost_usd = '0.' + String(231 + i * 48).padStart(6, '0');
+      d.requests = 1 + (i % 4);
+    });
+  }
   const pln: PlnRate = scenario === 'no-pln'
     ? { available: false, rate: null, table_no: null, effective_date: null, stale: false, error: 'NBP did not answer within 8 s' }
     : { available: true, rate: '4.0000', table_no: '226/C/NBP/2026', effective_date: today, stale: false, error: null };

@@ -32,8 +32,8 @@ const browser = await chromium.launch({
 });
 
 const results = [];
-async function test(name, fn, viewport = { width: 1280, height: 800 }) {
-  const page = await browser.newPage({ viewport });
+async function test(name, fn, viewport = { width: 1280, height: 800 }, options = {}) {
+  const page = await browser.newPage({ viewport, ...options });
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   try {
@@ -491,6 +491,82 @@ await test('narrow window: no page-level horizontal overflow, keyboard reaches e
   assert.ok(o2 <= 0, `dashboard overflows by ${o2}px`);
   await page.screenshot({ path: join(out, 'client-narrow.png'), fullPage: true });
 }, { width: 420, height: 800 });
+
+await test('client trend at sub-cent costs: nice axis steps, no repeated labels, exact legend', async (page) => {
+  await page.goto(base + '?scenario=small-costs');
+  await page.getByTestId('nav-client').click();
+  const chart = page.getByTestId('trend-chart');
+  await chart.locator('canvas').waitFor();
+  const ticks = (await chart.getAttribute('data-usd-ticks')).split(' ');
+  assert.deepEqual(ticks, ['0.0000', '0.0005', '0.0010', '0.0015', '0.0020', '0.0025']);
+  assert.deepEqual((await chart.getAttribute('data-req-ticks')).split(' '), ['0', '1', '2', '3', '4']);
+  // Hovering the last day: the legend shows the day's cost by the seed's rule, exactly.
+  const box = await chart.locator('.u-over').boundingBox();
+  await page.mouse.move(box.x + box.width - 2, box.y + box.height / 2);
+  await page.locator('.u-legend .u-series:nth-child(2) .u-value').filter({ hasText: '$0.002098' }).waitFor();
+  assert.equal(await text(page, '.u-legend .u-series:nth-child(3) .u-value'), '2');
+  await page.screenshot({ path: join(out, 'client-trend-small.png'), fullPage: true });
+});
+
+// Dark theme (issue 14): the same views with the system set to dark.
+const dark = { colorScheme: 'dark' };
+const isDark = (page) => page.evaluate(() => {
+  const rgb = getComputedStyle(document.documentElement).backgroundColor.match(/\d+/g).map(Number);
+  return rgb[0] + rgb[1] + rgb[2] < 150;
+});
+await test('dark theme: fleet view follows the system setting', async (page) => {
+  await page.goto(base);
+  await page.getByTestId('row-acme').waitFor();
+  assert.ok(await isDark(page), 'the page background is dark');
+  assert.equal(await text(page, '[data-testid="row-tiny"] [data-testid="today-cost"]'), '$0.000864');
+  await page.screenshot({ path: join(out, 'fleet-dark.png'), fullPage: true });
+}, undefined, dark);
+
+await test('dark theme: client view, chart and tables', async (page) => {
+  await page.goto(base);
+  await page.getByTestId('row-acme').waitFor();
+  await page.locator('[data-testid="row-acme"] button', { hasText: 'Open' }).click();
+  await page.locator('[data-testid="trend-chart"] canvas').waitFor();
+  assert.ok(await isDark(page), 'the page background is dark');
+  await page.screenshot({ path: join(out, 'client-dark.png'), fullPage: true });
+  await page.locator('#tab-users').click();
+  await page.getByTestId('table-users').waitFor();
+  await page.screenshot({ path: join(out, 'client-dark-by-user.png'), fullPage: true });
+}, undefined, dark);
+
+await test('dark theme: the chart redraws when the system setting flips', async (page) => {
+  await page.goto(base + '?scenario=small-costs');
+  await page.getByTestId('nav-client').click();
+  const canvas = page.locator('[data-testid="trend-chart"] canvas');
+  await canvas.waitFor();
+  const light = await canvas.evaluate((c) => c.toDataURL());
+  assert.ok(!(await isDark(page)));
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.waitForFunction((before) => {
+    const c = document.querySelector('[data-testid="trend-chart"] canvas');
+    return c && c.toDataURL() !== before;
+  }, light, { timeout: 5000 });
+  assert.ok(await isDark(page));
+  assert.equal(await page.locator('[data-testid="trend-chart"] canvas').count(), 1, 'one chart, not a second one');
+});
+
+await test('dark theme: sub-cent chart, PLN warning banner', async (page) => {
+  await page.goto(base + '?scenario=small-costs');
+  await page.getByTestId('nav-client').click();
+  await page.locator('[data-testid="trend-chart"] canvas').waitFor();
+  await page.screenshot({ path: join(out, 'client-trend-small-dark.png'), fullPage: true });
+  await page.goto(base + '?scenario=no-pln');
+  await page.getByTestId('nav-client').click();
+  await page.getByTestId('pln-warning').waitFor();
+  await page.screenshot({ path: join(out, 'client-no-pln-dark.png'), fullPage: true });
+}, undefined, dark);
+
+await test('dark theme: billing report and KSeF rows', async (page) => {
+  await page.goto(base + '?scenario=billing-deadline');
+  await page.getByTestId('nav-billing').click();
+  await page.getByTestId('billing-table').waitFor();
+  await page.screenshot({ path: join(out, 'billing-dark.png'), fullPage: true });
+}, undefined, dark);
 
 // Onboarding and offboarding (issue 13): lifecycle.mjs.
 await lifecycleTests({ test, base, out, text });

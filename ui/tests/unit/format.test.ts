@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { age, int, margin, percent, share, taskLabel, usd, usdPln } from '../../src/lib/format';
+import { age, int, margin, percent, plnAmount, share, taskLabel, usd, usdPln } from '../../src/lib/format';
 import type { PlnRate } from '../../src/lib/wire';
 import { parseDec, round, formatFixed } from '../../src/lib/decimal';
 
@@ -36,6 +36,17 @@ describe('usdPln', () => {
   it('falls back to USD only when the rate is unavailable', () => {
     expect(usdPln('12.50', { ...rate('4'), available: false, rate: null })).toBe('$12.50');
     expect(usdPln('12.50', null)).toBe('$12.50');
+  });
+});
+
+describe('plnAmount', () => {
+  it('follows the same rule in PLN, with Polish grouping and a comma', () => {
+    expect(plnAmount('1287.95')).toBe('1\u00a0287,95\u00a0zł');
+    expect(plnAmount('54.49')).toBe('54,49\u00a0zł');
+    expect(plnAmount('0.00')).toBe('0,00\u00a0zł');
+    expect(plnAmount('0.0034535')).toBe('0,003454\u00a0zł');
+    expect(plnAmount('-12.345')).toBe('-12,35\u00a0zł');
+    expect(plnAmount(null)).toBe('—');
   });
 });
 
