@@ -424,14 +424,6 @@ impl Billing {
                 skip(&mut summary, &inv.statement.org_id, reason);
                 continue;
             }
-            if req.format == ExportFormat::Pdf && inv.kind == InvoiceKind::Kor {
-                let reason = format!(
-                    "correction {}: no PDF rendering of corrections yet; the KSeF XML export gives the document KSeF holds",
-                    inv.number
-                );
-                skip(&mut summary, &inv.statement.org_id, reason);
-                continue;
-            }
             to_write.push(inv);
         }
 
@@ -454,8 +446,9 @@ impl Billing {
             let path = tokio::task::spawn_blocking(move || {
                 let (ext, bytes) = match format {
                     ExportFormat::Pdf => {
-                        // An accepted invoice prints its KSeF number and the QR code over
-                        // the exact bytes KSeF holds; a legacy one (never sent) neither.
+                        // An accepted invoice or correction prints its KSeF number and the
+                        // QR code over the exact bytes KSeF holds; a legacy one (never
+                        // sent) neither.
                         let sent = BillingStore::open(&store_path)?.xml(&inv.number)?;
                         let receipt = match (
                             inv.ksef.as_ref().and_then(|k| k.ksef_number.as_ref()),

@@ -7,7 +7,7 @@ mod common;
 
 use base64::Engine as _;
 use chrono::{TimeZone, Utc};
-use common::{d, run};
+use common::{d, run, Env};
 use mai_billing::compute::{price, ModelUsage, PriceInput, SegmentUsage};
 use mai_billing::config::{ClientBilling, LineMode, Seller, VatTreatment, DEFAULT_PDF_FONT};
 use mai_billing::export::pdf::{
@@ -185,6 +185,30 @@ fn decode_qr(png_path: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// The first page of a PDF at 200 dpi (`pdftoppm`), written beside it.
+fn first_page_png(pdf: &std::path::Path) -> std::path::PathBuf {
+    let stem = pdf.with_extension("");
+    let (code, _, err) = run(
+        "pdftoppm",
+        &[
+            "-png",
+            "-r",
+            "200",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            "-singlefile",
+            pdf.to_str().unwrap(),
+            stem.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let png = stem.with_extension("png");
+    assert!(png.exists(), "pdftoppm wrote no {}", png.display());
+    png
+}
+
 #[test]
 fn accepted_invoice_shows_ksef_number_qr_units_and_vat_ue_ids() {
     let font = load_font(std::path::Path::new(DEFAULT_PDF_FONT)).unwrap();
@@ -227,26 +251,7 @@ fn accepted_invoice_shows_ksef_number_qr_units_and_vat_ue_ids() {
     assert!(text.contains("NIP VAT-UE: DE123456789"), "{text}");
 
     // The QR code, read back from the rendered page.
-    let (code, _, err) = run(
-        "pdftoppm",
-        &[
-            "-png",
-            "-r",
-            "200",
-            "-f",
-            "1",
-            "-l",
-            "1",
-            path.to_str().unwrap(),
-            dir.path().join("page").to_str().unwrap(),
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    let png_path = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "png"))
-        .expect("pdftoppm wrote a PNG");
+    let png_path = first_page_png(&path);
     let digest =
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(xml.as_bytes()));
     let expected = format!("https://qr-test.ksef.mf.gov.pl/invoice/1234563218/02-01-2026/{digest}");
@@ -345,4 +350,208 @@ fn a_ksef_number_of_another_seller_is_refused() {
     );
     let e = render(&inv, &font, Some(&receipt)).unwrap_err().to_string();
     assert!(e.contains("5265877635") && e.contains("1234563218"), "{e}");
+}
+
+/// A correction (KOR) prepared as `tests/invoices.rs` does (accepted December, late usage
+/// for acme, a lowered cost for beta, both corrections accepted by KSeF), exported as PDF:
+/// title, both numbers, the corrected invoice's KSeF number, lines before and after, the
+/// difference with "Do zapłaty" / "Do zwrotu", and KOD I over the KOR's own XML.
+#[tokio::test]
+async fn an_accepted_correction_is_exported_as_pdf_with_its_ksef_number_and_qr() {
+    use mai_billing::export::csv::CsvDialect;
+    use mai_billing::export::format_pl;
+    use mai_billing::{BillingStore, ExportFormat, ExportRequest, PrepareRequest};
+    use rust_decimal::Decimal;
+
+    let env = Env::new().await;
+    let month: mai_core::time::YearMonth = "2025-12".parse().unwrap();
+    let prep = PrepareRequest {
+        month,
+        client: None,
+        issue_date: None,
+        allow_unconfirmed: false,
+    };
+    let accept_ready = |billing: &mai_billing::Billing, numbers: Vec<String>, day: &str| {
+        let day = d(day);
+        let billing = billing.clone();
+        async move {
+            billing
+                .with_store(move |s| {
+                    Ok(numbers
+                        .iter()
+                        .map(|n| common::accept(s, n, day, common::next_n()))
+                        .collect::<Vec<_>>())
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let jan = env.billing("2026-01-05");
+    let out = jan.prepare_for_ksef(&prep).await.unwrap();
+    accept_ready(
+        &jan,
+        out.ready.iter().map(|r| r.number.clone()).collect(),
+        "2026-01-05",
+    )
+    .await;
+
+    // Late usage for acme (PLN, an increase); OpenRouter lowers one of beta's (USD).
+    let mut ledger = env.ledger();
+    ledger
+        .record(&common::event(
+            "acme",
+            "gen-late-1",
+            "openai/gpt-4o",
+            d("2025-12-20"),
+            Decimal::new(123_456_789, 9),
+        ))
+        .unwrap();
+    let mut lowered = common::december_events()
+        .into_iter()
+        .filter(|e| e.org_id == "beta")
+        .max_by_key(|e| e.cost_usd)
+        .unwrap();
+    lowered.cost_usd = Decimal::ZERO;
+    lowered.source = mai_core::usage::Source::Reconciliation;
+    ledger.record(&lowered).unwrap();
+    drop(ledger);
+
+    let feb = env.billing("2026-02-03");
+    let out = feb.prepare_for_ksef(&prep).await.unwrap();
+    let kor: Vec<String> = out.ready.iter().map(|r| r.number.clone()).collect();
+    assert_eq!(kor, vec!["KOR/2026/02/0001", "KOR/2026/02/0002"]);
+
+    // Before KSeF accepted them, the export skips them and writes nothing for them.
+    let dir = env.out("pdf-before");
+    let req = |out_dir| ExportRequest {
+        month,
+        format: ExportFormat::Pdf,
+        client: None,
+        out_dir,
+        dialect: CsvDialect::Polish,
+        issue_date: None,
+        allow_unconfirmed: false,
+    };
+    let early = feb.export(&req(dir.clone()), &mut |_| {}).await.unwrap();
+    assert!(!dir.join("KOR_2026_02_0001.pdf").exists());
+    assert!(
+        early
+            .skipped
+            .iter()
+            .any(|s| s.reason.contains("KOR/2026/02/0001")
+                && s.reason.contains("send it to KSeF first")),
+        "{:?}",
+        early.skipped
+    );
+
+    let kor_ksef = accept_ready(&feb, kor.clone(), "2026-02-03").await;
+    let dir = env.out("pdf");
+    let summary = feb.export(&req(dir.clone()), &mut |_| {}).await.unwrap();
+    assert!(
+        summary.skipped.iter().all(|s| !s.reason.contains("KOR/")),
+        "{:?}",
+        summary.skipped
+    );
+
+    let store = BillingStore::open(&env.store_path).unwrap();
+    let up = store.get(&kor[0]).unwrap().unwrap();
+    let down = store.get(&kor[1]).unwrap().unwrap();
+    let up_xml = store.xml(&kor[0]).unwrap().unwrap();
+    drop(store);
+
+    // The increase (acme, PLN).
+    let k = up.correction.as_ref().unwrap();
+    let diff = mai_billing::correction::difference(&k.before.amounts, &up.statement.amounts);
+    assert!(diff.gross > Decimal::ZERO);
+    let path = dir.join("KOR_2026_02_0001.pdf");
+    assert!(summary.files.contains(&path), "{:?}", summary.files);
+    let (code, text, err) = run("pdftotext", &["-layout", path.to_str().unwrap(), "-"]);
+    assert_eq!(code, 0, "{err}");
+    let original_ksef = k.corrected.ksef_number.clone().unwrap();
+    for part in [
+        "Faktura korygująca nr KOR/2026/02/0001".to_string(),
+        format!("Numer KSeF: {}", kor_ksef[0]),
+        format!(
+            "Faktura korygowana: nr {} z dnia {}",
+            k.corrected.number, k.corrected.issue_date
+        ),
+        format!("Numer KSeF faktury korygowanej: {original_ksef}"),
+        "Przyczyna korekty: Zużycie usług AI za grudzień 2025".to_string(),
+        "Typ korekty: 1".to_string(),
+        "Okres rozliczeniowy faktury korygowanej: 2025-12-01 – 2025-12-31".to_string(),
+        "Przed korektą:".to_string(),
+        "Po korekcie:".to_string(),
+        format!("{} PLN", format_pl(diff.net)),
+        format!("Do zapłaty: {} PLN", format_pl(diff.gross)),
+        up.statement.usd_rate.table_no.clone(),
+        "Forma płatności: przelew".to_string(),
+    ] {
+        assert!(text.contains(&part), "{part} missing:\n{text}");
+    }
+    assert_eq!(k.corrected.number, "FV/2026/01/0001");
+    assert!(!text.contains("TO NIE JEST FAKTURA"), "{text}");
+    assert!(!text.contains("Do zwrotu"), "{text}");
+    // The rows before and after carry the XML's unit price: each P_9A of the KOR's lines.
+    let xml = String::from_utf8(up_xml.clone()).unwrap();
+    for p9a in xml.split("<P_9A>").skip(1) {
+        let net: Decimal = p9a.split('<').next().unwrap().parse().unwrap();
+        let price = format_pl(net);
+        assert!(
+            text.lines()
+                .any(|l| l.contains("usł.") && l.contains(&price)),
+            "no line with usł. and {price}:\n{text}"
+        );
+    }
+
+    // KOD I over the KOR's own XML bytes, read back from the page.
+    let png = first_page_png(&path);
+    let digest = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(&up_xml));
+    let expected = format!("https://qr-test.ksef.mf.gov.pl/invoice/1234563218/03-02-2026/{digest}");
+    assert_eq!(decode_qr(&png), vec![expected.clone()]);
+    assert!(text.contains(&expected), "{text}");
+    if let Ok(keep) = std::env::var("MAI_KEEP_KOR_PNG") {
+        std::fs::copy(&png, keep).unwrap();
+    }
+
+    // The decrease (beta, USD): negative differences, "Do zwrotu", no payment terms.
+    let k = down.correction.as_ref().unwrap();
+    let diff = mai_billing::correction::difference(&k.before.amounts, &down.statement.amounts);
+    assert!(diff.gross < Decimal::ZERO);
+    let path = dir.join("KOR_2026_02_0002.pdf");
+    let (_, text, _) = run("pdftotext", &["-layout", path.to_str().unwrap(), "-"]);
+    for part in [
+        "Faktura korygująca nr KOR/2026/02/0002".to_string(),
+        format!("Numer KSeF: {}", kor_ksef[1]),
+        format!(
+            "Numer KSeF faktury korygowanej: {}",
+            k.corrected.ksef_number.clone().unwrap()
+        ),
+        "Przyczyna korekty: Obniżenie".to_string(),
+        format!("{} USD", format_pl(diff.net)),
+        format!("{} PLN", format_pl(diff.vat_pln)),
+        format!("Do zwrotu: {} USD", format_pl(-diff.gross)),
+    ] {
+        assert!(text.contains(&part), "{part} missing:\n{text}");
+    }
+    assert!(format_pl(diff.net).starts_with('-'));
+    assert!(
+        !text.contains("Do zapłaty") && !text.contains("Forma płatności"),
+        "{text}"
+    );
+    if let Ok(keep) = std::env::var("MAI_KEEP_KOR_DOWN_PNG") {
+        std::fs::copy(first_page_png(&path), keep).unwrap();
+    }
+
+    // Without KSeF's receipt a correction is marked as not an invoice, like a VAT one.
+    let font = load_font(std::path::Path::new(DEFAULT_PDF_FONT)).unwrap();
+    let draft = dir.join("draft.pdf");
+    std::fs::write(&draft, render(&up, &font, None).unwrap()).unwrap();
+    let (_, text, _) = run("pdftotext", &[draft.to_str().unwrap(), "-"]);
+    assert!(
+        text.contains("Faktura korygująca nr KOR/2026/02/0001"),
+        "{text}"
+    );
+    assert!(text.contains(NOT_ACCEPTED_MARK), "{text}");
+    assert!(!text.contains("ksef.mf.gov.pl"), "{text}");
+    env.sim.shutdown().await.unwrap();
 }

@@ -289,7 +289,7 @@ impl KsefSettings {
         let (environment, base_url) = match env_override.map(str::trim).filter(|s| !s.is_empty()) {
             Some(u) => {
                 let url = parse_ksef_url(u).map_err(|m| format!("KSEF_BASE_URL: {m}"))?;
-                (KsefEnvironment::of_base_url(url.as_str()), url)
+                (ksef_environment_of(url.as_str()), url)
             }
             None => (self.environment, self.base_url.clone()),
         };
@@ -300,6 +300,28 @@ impl KsefSettings {
             concurrency: self.concurrency,
         })
     }
+}
+
+/// The Ministry's KSeF a named environment is, `None` for `Custom`. mai-ksef owns the
+/// Ministry's URLs; the fleet file only names the environment.
+pub fn ministry_ksef(env: KsefEnvironment) -> Option<mai_ksef::Environment> {
+    match env {
+        KsefEnvironment::Test => Some(mai_ksef::Environment::Test),
+        KsefEnvironment::Demo => Some(mai_ksef::Environment::Demo),
+        KsefEnvironment::Prd => Some(mai_ksef::Environment::Prd),
+        KsefEnvironment::Custom => None,
+    }
+}
+
+/// The named environment a KSeF base URL is (trailing `/` ignored), else `Custom`: the
+/// Ministry's URL written out as `base_url` is that environment, so its token is the one
+/// stored for it.
+pub fn ksef_environment_of(url: &str) -> KsefEnvironment {
+    let url = url.trim_end_matches('/');
+    KsefEnvironment::NAMED
+        .into_iter()
+        .find(|e| ministry_ksef(*e).is_some_and(|m| m.api_base_url() == url))
+        .unwrap_or(KsefEnvironment::Custom)
 }
 
 /// A KSeF base URL: https, or plain http only to this machine (a simulator), since the
@@ -697,14 +719,14 @@ fn parse_ksef(k: RawKsef, section: std::ops::Range<usize>, base: &Path) -> Spann
                 .trim()
                 .parse()
                 .map_err(|v: mai_wire::UnknownVariant| (e.span(), format!("[ksef] {v}")))?;
-            let url = url::Url::parse(env.base_url().expect("a named environment has a URL"))
-                .expect("static URL");
+            let ministry = ministry_ksef(env).expect("a parsed environment is a named one");
+            let url = url::Url::parse(ministry.api_base_url()).expect("mai-ksef's URL parses");
             (env, url)
         }
         (None, Some(u)) => {
             let url = parse_ksef_url(u.get_ref())
                 .map_err(|m| (u.span(), format!("[ksef] base_url: {m}")))?;
-            (KsefEnvironment::of_base_url(url.as_str()), url)
+            (ksef_environment_of(url.as_str()), url)
         }
         (None, None) => {
             return Err((
@@ -1381,6 +1403,20 @@ tracker_token = "env:ACME_TOKEN"
         )
         .unwrap();
         assert_eq!(f.ksef.unwrap().environment, KsefEnvironment::Demo);
+    }
+
+    #[test]
+    fn ksef_environments_are_mai_ksefs_urls() {
+        for env in KsefEnvironment::NAMED {
+            let url = ministry_ksef(env).unwrap().api_base_url();
+            assert_eq!(ksef_environment_of(url), env);
+            assert_eq!(ksef_environment_of(&format!("{url}/")), env);
+        }
+        assert_eq!(ministry_ksef(KsefEnvironment::Custom), None);
+        assert_eq!(
+            ksef_environment_of("https://127.0.0.1:18443/v2"),
+            KsefEnvironment::Custom
+        );
     }
 
     #[test]

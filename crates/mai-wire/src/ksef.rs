@@ -19,7 +19,9 @@ use crate::usage::UnknownVariant;
 
 /// Which KSeF the fleet file sends to. `Custom` is any other base URL (a simulator, a
 /// proxy): a token stored for it is never sent to the Ministry's systems, and the other
-/// way round, because the keychain entry is keyed by the environment.
+/// way round, because the keychain entry is keyed by the environment. The Ministry's URLs
+/// are mai-ksef's (`mai_ksef::Environment`); mai-ops maps between the two and hands the
+/// URL to front ends as a string (`KsefTokenStatus::base_url`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "lowercase")]
 pub enum KsefEnvironment {
@@ -46,26 +48,6 @@ impl KsefEnvironment {
             KsefEnvironment::Prd => "prd",
             KsefEnvironment::Custom => "custom",
         }
-    }
-
-    /// The Ministry's API base of a named environment (`../shared/specs/ksef-api.md`,
-    /// "Environments"); `None` for `Custom`.
-    pub fn base_url(self) -> Option<&'static str> {
-        match self {
-            KsefEnvironment::Test => Some("https://api-test.ksef.mf.gov.pl/v2"),
-            KsefEnvironment::Demo => Some("https://api-demo.ksef.mf.gov.pl/v2"),
-            KsefEnvironment::Prd => Some("https://api.ksef.mf.gov.pl/v2"),
-            KsefEnvironment::Custom => None,
-        }
-    }
-
-    /// The named environment a base URL is (trailing `/` ignored), else `Custom`.
-    pub fn of_base_url(url: &str) -> KsefEnvironment {
-        let url = url.trim_end_matches('/');
-        Self::NAMED
-            .into_iter()
-            .find(|e| e.base_url() == Some(url))
-            .unwrap_or(KsefEnvironment::Custom)
     }
 }
 
@@ -385,7 +367,7 @@ mod tests {
     }
 
     #[test]
-    fn environments_by_name_and_by_url() {
+    fn environments_by_name() {
         assert_eq!("test".parse(), Ok(KsefEnvironment::Test));
         let e = "prod".parse::<KsefEnvironment>().unwrap_err().to_string();
         assert!(
@@ -394,14 +376,8 @@ mod tests {
         );
         assert!("custom".parse::<KsefEnvironment>().is_err());
         for env in KsefEnvironment::NAMED {
-            let url = env.base_url().unwrap();
-            assert_eq!(KsefEnvironment::of_base_url(url), env);
-            assert_eq!(KsefEnvironment::of_base_url(&format!("{url}/")), env);
+            assert_eq!(env.as_str().parse(), Ok(env));
         }
-        assert_eq!(
-            KsefEnvironment::of_base_url("https://127.0.0.1:18443/v2"),
-            KsefEnvironment::Custom
-        );
     }
 
     #[test]

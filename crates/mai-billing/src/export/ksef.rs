@@ -18,7 +18,7 @@ use mai_core::money::Currency;
 use super::fixed2;
 use crate::compute::{Amounts, InvoiceLine};
 use crate::config::{bank_account_digits, VatTreatment};
-use crate::correction::{difference, line_changes};
+use crate::correction::{difference, line_changes, Correction};
 use crate::nip::normalise_nip;
 use crate::store::{InvoiceKind, IssuedInvoice};
 use crate::BillingError;
@@ -237,7 +237,7 @@ pub fn render(inv: &IssuedInvoice) -> Result<String, BillingError> {
         let _ = writeln!(
             w,
             "    <PrzyczynaKorekty>{}</PrzyczynaKorekty>",
-            esc(&truncate(&k.reason, 256))
+            esc(&correction_reason(k))
         );
         let _ = writeln!(w, "    <TypKorekty>{}</TypKorekty>", k.effect.code());
         let _ = writeln!(w, "    <DaneFaKorygowanej>");
@@ -389,6 +389,12 @@ fn write_address(w: &mut String, country: &str, line1: &str, line2: Option<&str>
         let _ = writeln!(w, "      <AdresL2>{}</AdresL2>", esc(l2));
     }
     let _ = writeln!(w, "    </Adres>");
+}
+
+/// `PrzyczynaKorekty` as the XML carries it (the schema allows 256 characters), so the
+/// PDF prints the same text KSeF holds.
+pub(crate) fn correction_reason(k: &Correction) -> String {
+    truncate(&k.reason, 256)
 }
 
 fn truncate(s: &str, max_chars: usize) -> String {

@@ -22,11 +22,13 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::ksef::correction_reason;
 use super::{format_pl, LINE_QUANTITY, LINE_UNIT};
-use crate::compute::month_name_pl;
+use crate::compute::{month_name_pl, Statement};
 use crate::config::VatTreatment;
+use crate::correction::{difference, line_changes, Correction, CorrectionEffect};
 use crate::nip::normalise_nip;
-use crate::store::IssuedInvoice;
+use crate::store::{InvoiceKind, IssuedInvoice};
 use crate::validate::{needs_pl_prefix, vat_ue_id};
 use crate::BillingError;
 
@@ -197,6 +199,93 @@ impl Writer {
         self.layer.set_outline_thickness(0.5);
         self.layer.add_line(line);
     }
+    /// A new document with the title and, under it, the KSeF number or the mark of a
+    /// document KSeF has not accepted.
+    fn begin(
+        title: &str,
+        font_ttf: &[u8],
+        ksef: Option<&KsefReceiptForPdf>,
+    ) -> Result<Writer, BillingError> {
+        let doc_title = match ksef {
+            Some(r) => format!("{title} (KSeF {})", r.ksef_number),
+            None => format!("{title} — {NOT_ACCEPTED_MARK}"),
+        };
+        let (doc, page, layer) = PdfDocument::new(&doc_title, Mm(PAGE_W), Mm(PAGE_H), "Strona 1");
+        let font = doc
+            .add_external_font(std::io::Cursor::new(font_ttf))
+            .map_err(|e| BillingError::Font {
+                path: "(embedded)".into(),
+                detail: format!("printpdf cannot use it: {e}"),
+            })?;
+        let layer = doc.get_page(page).get_layer(layer);
+        let mut w = Writer {
+            doc,
+            layer,
+            font,
+            y: PAGE_H - 20.0,
+            pages: 1,
+        };
+        w.text(title, 16.0, LEFT);
+        w.down(7.0);
+        match ksef {
+            Some(r) => {
+                w.text(&format!("Numer KSeF: {}", r.ksef_number), 10.0, LEFT);
+                w.down(7.0);
+            }
+            None => {
+                w.layer.set_fill_color(red());
+                w.text(NOT_ACCEPTED_MARK, 12.0, LEFT);
+                w.down(5.0);
+                w.text(NOT_ACCEPTED_MARK_EN, 10.0, LEFT);
+                w.layer.set_fill_color(black());
+                w.down(7.0);
+            }
+        }
+        Ok(w)
+    }
+
+    /// KOD I with the KSeF number under it (kody-qr.md, "Oznaczenie pod kodem QR").
+    fn kod_i(
+        &mut self,
+        rc: &KsefReceiptForPdf,
+        seller_nip: &str,
+        issue_date: NaiveDate,
+    ) -> Result<(), BillingError> {
+        let url = kod_i_url(rc.environment, seller_nip, issue_date, &rc.xml_sha256);
+        let quiet = QR_QUIET_MODULES * QR_MODULE_MM;
+        // Version 7 at most (the URL is ~110 bytes): 45 modules.
+        let side_max = 45.0 * QR_MODULE_MM;
+        self.down(6.0);
+        self.keep(side_max + 2.0 * quiet + 8.0);
+        let x = LEFT + quiet;
+        let top = self.y - quiet;
+        let side = self.qr(&url, x, top)?;
+        let text_x = x + side + quiet + 2.0;
+        self.y = top - 4.0;
+        self.text("Weryfikacja faktury w KSeF", 10.0, text_x);
+        self.down(5.5);
+        self.text(&format!("Numer KSeF: {}", rc.ksef_number), 9.0, text_x);
+        self.down(5.0);
+        self.text(
+            "Zeskanuj kod QR lub otwórz adres, aby sprawdzić fakturę i pobrać jej XML:",
+            8.0,
+            text_x,
+        );
+        self.down(4.0);
+        self.text(&url, 6.5, text_x);
+        self.y = top - side - 3.5;
+        // Centred under the code, but never left of the margin (the number is wider).
+        let label = &rc.ksef_number;
+        let label_size = 6.5;
+        let cx = x + side / 2.0;
+        self.text(
+            label,
+            label_size,
+            (cx - text_width_mm(label, label_size) / 2.0).max(LEFT),
+        );
+        Ok(())
+    }
+
     /// Draws `url` as a QR code whose top-left corner (quiet zone excluded) is at
     /// (`x`, `y_top`): one filled rectangle per run of dark modules in a row, so the
     /// code is vector, sharp at any zoom and printer. Returns its side, mm.
@@ -287,66 +376,58 @@ fn check_receipt(
     Ok(())
 }
 
-/// Renders an issued invoice as PDF bytes. `ksef` is KSeF's acceptance of its FA(3)
-/// XML: with it the PDF prints the KSeF number and the KOD I QR code; without it the PDF
-/// is marked as not an invoice ([`NOT_ACCEPTED_MARK`]).
+/// Renders an issued invoice as PDF bytes: a VAT invoice, or a correction (KOR) with the
+/// corrected invoice, the reason, the changed lines before and after and the difference,
+/// as its FA(3) XML states them. `ksef` is KSeF's acceptance of that XML: with it the PDF
+/// prints the KSeF number and the KOD I QR code; without it the PDF is marked as not an
+/// invoice ([`NOT_ACCEPTED_MARK`]).
 pub fn render(
     inv: &IssuedInvoice,
     font_ttf: &[u8],
     ksef: Option<&KsefReceiptForPdf>,
 ) -> Result<Vec<u8>, BillingError> {
-    let s = &inv.statement;
-    let a = &s.amounts;
-    let ccy = a.currency;
     let seller_nip = normalise_nip(&inv.seller.nip)
         .map_err(|e| BillingError::InvalidData(format!("invoice {}: seller {e}", inv.number)))?;
     if let Some(r) = ksef {
         check_receipt(inv, &seller_nip, r)?;
     }
-    let title = format!("Faktura VAT nr {}", inv.number);
-    let doc_title = match ksef {
-        Some(r) => format!("{title} (KSeF {})", r.ksef_number),
-        None => format!("{title} — {NOT_ACCEPTED_MARK}"),
-    };
-    let (doc, page, layer) = PdfDocument::new(&doc_title, Mm(PAGE_W), Mm(PAGE_H), "Strona 1");
-    let font = doc
-        .add_external_font(std::io::Cursor::new(font_ttf))
-        .map_err(|e| BillingError::Font {
-            path: "(embedded)".into(),
-            detail: format!("printpdf cannot use it: {e}"),
-        })?;
-    let layer = doc.get_page(page).get_layer(layer);
-    let mut w = Writer {
-        doc,
-        layer,
-        font,
-        y: PAGE_H - 20.0,
-        pages: 1,
-    };
-
-    w.text(&title, 16.0, LEFT);
-    w.down(7.0);
-    match ksef {
-        Some(r) => {
-            w.text(&format!("Numer KSeF: {}", r.ksef_number), 10.0, LEFT);
-            w.down(7.0);
+    let correction = match (inv.kind, &inv.correction) {
+        (InvoiceKind::Kor, Some(k)) => Some(k),
+        (InvoiceKind::Kor, None) => {
+            return Err(BillingError::InvalidData(format!(
+                "correction {} has no corrected invoice recorded; it cannot be rendered",
+                inv.number
+            )))
         }
-        None => {
-            w.layer.set_fill_color(red());
-            w.text(NOT_ACCEPTED_MARK, 12.0, LEFT);
-            w.down(5.0);
-            w.text(NOT_ACCEPTED_MARK_EN, 10.0, LEFT);
-            w.layer.set_fill_color(black());
-            w.down(7.0);
-        }
+        (InvoiceKind::Vat, _) => None,
+    };
+    let title = match correction {
+        Some(_) => format!("Faktura korygująca nr {}", inv.number),
+        None => format!("Faktura VAT nr {}", inv.number),
+    };
+    let mut w = Writer::begin(&title, font_ttf, ksef)?;
+    match correction {
+        None => vat_body(&mut w, inv, &seller_nip),
+        Some(k) => correction_body(&mut w, inv, k, &seller_nip),
     }
+    if let Some(rc) = ksef {
+        w.kod_i(rc, &seller_nip, inv.issue_date)?;
+    }
+    w.doc.save_to_bytes().map_err(|e| BillingError::Export {
+        path: format!("{}.pdf", inv.file_stem()).into(),
+        detail: format!("PDF rendering failed: {e}"),
+    })
+}
+
+fn vat_body(w: &mut Writer, inv: &IssuedInvoice, seller_nip: &str) {
+    let s = &inv.statement;
+    let a = &s.amounts;
+    let ccy = a.currency;
     w.text(
         &format!(
-            "Data wystawienia: {}    Okres rozliczeniowy: {} – {} ({})",
+            "Data wystawienia: {}    Okres rozliczeniowy: {}",
             inv.issue_date,
-            s.month.first_day(),
-            s.month.last_day(),
-            month_name_pl(s.month)
+            period(s)
         ),
         9.0,
         LEFT,
@@ -362,10 +443,241 @@ pub fn render(
         LEFT,
     );
     w.down(10.0);
+    parties(w, inv, seller_nip);
 
-    // Parties, side by side. An EU reverse-charge invoice shows both VAT-UE numbers:
-    // the seller's is its NIP with PL in front (the same case FA(3) marks with
-    // PrefiksPodatnika), the buyer's with its own prefix (EL for Greece).
+    let rows: Vec<TableRow> = s
+        .lines
+        .iter()
+        .map(|l| TableRow {
+            no: l.no,
+            state: None,
+            description: &l.description,
+            net: l.net,
+        })
+        .collect();
+    line_table(w, s, &rows);
+
+    let mut totals: Vec<(String, String)> = vec![("Łącznie netto".into(), money(a.net, ccy))];
+    totals.push((vat_label(s.vat), money(a.vat, ccy)));
+    totals.push(("Wartość brutto ogółem".into(), money(a.gross, ccy)));
+    if ccy != Currency::Pln {
+        totals.push((
+            "Wartość netto w PLN".into(),
+            money(a.net_pln, Currency::Pln),
+        ));
+        totals.push((
+            "Kwota VAT w PLN (art. 106e ust. 11)".into(),
+            money(a.vat_pln, Currency::Pln),
+        ));
+    }
+    for (label, value) in &totals {
+        w.right(label, 10.0, 150.0);
+        w.right(value, 10.0, RIGHT);
+        w.down(5.5);
+    }
+    w.down(2.0);
+    w.text(
+        &format!("Należność do zapłaty: {}", money(a.gross, ccy)),
+        12.0,
+        LEFT,
+    );
+    w.down(9.0);
+    rate_notes(w, s);
+    unconfirmed(w, s);
+    w.down(3.0);
+    payment(w, inv);
+}
+
+/// A correction as its FA(3) states it: `DaneFaKorygowanej`, `PrzyczynaKorekty`,
+/// `TypKorekty`, the changed lines before (`StanPrzed`) and after under one number, the
+/// differences in the amounts (negative for a decrease, which is paid back), the
+/// original's period and rate.
+fn correction_body(w: &mut Writer, inv: &IssuedInvoice, k: &Correction, seller_nip: &str) {
+    let s = &inv.statement;
+    let before = &k.before.amounts;
+    let after = &s.amounts;
+    let diff = difference(before, after);
+    let ccy = after.currency;
+    w.text(&format!("Data wystawienia: {}", inv.issue_date), 9.0, LEFT);
+    w.down(5.0);
+    w.text(
+        &format!("Okres rozliczeniowy faktury korygowanej: {}", period(s)),
+        9.0,
+        LEFT,
+    );
+    w.down(7.0);
+    let c = &k.corrected;
+    w.text(
+        &format!(
+            "Faktura korygowana: nr {} z dnia {}",
+            c.number, c.issue_date
+        ),
+        10.0,
+        LEFT,
+    );
+    w.down(5.0);
+    match &c.ksef_number {
+        Some(n) => w.text(&format!("Numer KSeF faktury korygowanej: {n}"), 9.0, LEFT),
+        None => w.text(
+            "Faktura korygowana wystawiona poza KSeF (przed obowiązkiem KSeF)",
+            9.0,
+            LEFT,
+        ),
+    }
+    w.down(5.0);
+    if !k.earlier_corrections.is_empty() {
+        w.text(
+            &format!(
+                "Stan przed korektą: faktura {} po korektach {}",
+                c.number,
+                k.earlier_corrections.join(", ")
+            ),
+            9.0,
+            LEFT,
+        );
+        w.down(5.0);
+    }
+    let reason = wrap(&format!("Przyczyna korekty: {}", correction_reason(k)), 100);
+    for line in &reason {
+        w.text(line, 9.0, LEFT);
+        w.down(4.5);
+    }
+    w.text(
+        &format!(
+            "Typ korekty: {} — {}",
+            k.effect.code(),
+            effect_text(k.effect)
+        ),
+        9.0,
+        LEFT,
+    );
+    w.down(10.0);
+    parties(w, inv, seller_nip);
+
+    // The rows the XML has: before (StanPrzed) and after of each changed line; a line
+    // that is gone bills 0 after the correction.
+    let mut rows = Vec::new();
+    for ch in line_changes(&k.before, s) {
+        if let Some(b) = ch.before {
+            rows.push(TableRow {
+                no: ch.no,
+                state: Some(STATE_BEFORE),
+                description: &b.description,
+                net: b.net,
+            });
+        }
+        match (ch.after, ch.before) {
+            (Some(a), _) => rows.push(TableRow {
+                no: ch.no,
+                state: Some(STATE_AFTER),
+                description: &a.description,
+                net: a.net,
+            }),
+            (None, Some(b)) => rows.push(TableRow {
+                no: ch.no,
+                state: Some(STATE_AFTER),
+                description: &b.description,
+                net: Decimal::ZERO,
+            }),
+            (None, None) => {}
+        }
+    }
+    line_table(w, s, &rows);
+
+    // Before, after and the difference; the difference is what the XML's P_13/P_14/P_15
+    // carry.
+    const R_BEFORE: f32 = 125.0;
+    const R_AFTER: f32 = 160.0;
+    w.right("Przed korektą", 8.5, R_BEFORE);
+    w.right("Po korekcie", 8.5, R_AFTER);
+    w.right("Różnica", 8.5, RIGHT);
+    w.down(5.0);
+    let mut totals = vec![
+        (
+            "Wartość netto".to_string(),
+            before.net,
+            after.net,
+            diff.net,
+            ccy,
+        ),
+        (vat_label(s.vat), before.vat, after.vat, diff.vat, ccy),
+        (
+            "Wartość brutto".to_string(),
+            before.gross,
+            after.gross,
+            diff.gross,
+            ccy,
+        ),
+    ];
+    if ccy != Currency::Pln {
+        totals.push((
+            "Kwota VAT w PLN".to_string(),
+            before.vat_pln,
+            after.vat_pln,
+            diff.vat_pln,
+            Currency::Pln,
+        ));
+    }
+    for (label, b, a, d, c) in &totals {
+        w.text(label, 9.5, LEFT);
+        w.right(&money(*b, *c), 9.5, R_BEFORE);
+        w.right(&money(*a, *c), 9.5, R_AFTER);
+        w.right(&money(*d, *c), 9.5, RIGHT);
+        w.down(5.5);
+    }
+    w.down(2.0);
+    let pays = diff.gross > Decimal::ZERO;
+    let settle = if pays {
+        format!("Do zapłaty: {}", money(diff.gross, ccy))
+    } else if diff.gross < Decimal::ZERO {
+        format!("Do zwrotu: {}", money(-diff.gross, ccy))
+    } else {
+        format!("Kwota należności bez zmian: {}", money(diff.gross, ccy))
+    };
+    w.text(&settle, 12.0, LEFT);
+    w.down(9.0);
+    rate_notes(w, s);
+    unconfirmed(w, s);
+    // A decrease carries no payment terms (the XML has no `Platnosc` then).
+    if pays {
+        w.down(3.0);
+        payment(w, inv);
+    }
+}
+
+/// Row marks of a correction's table (FA(3) `StanPrzed` = 1, and the row after).
+const STATE_BEFORE: &str = "Przed korektą";
+const STATE_AFTER: &str = "Po korekcie";
+
+/// `TypKorekty` in words (the FA(3) schema's wording).
+fn effect_text(e: CorrectionEffect) -> &'static str {
+    match e {
+        CorrectionEffect::OriginalPeriod => "skutek w dacie ujęcia faktury pierwotnej",
+        CorrectionEffect::CorrectionDate => "skutek w dacie wystawienia faktury korygującej",
+        CorrectionEffect::Other => "skutek w innej dacie (pozycje w różne strony)",
+    }
+}
+
+fn period(s: &Statement) -> String {
+    format!(
+        "{} – {} ({})",
+        s.month.first_day(),
+        s.month.last_day(),
+        month_name_pl(s.month)
+    )
+}
+
+fn vat_label(vat: VatTreatment) -> String {
+    match vat {
+        VatTreatment::Rate(r) => format!("VAT {r}%"),
+        VatTreatment::ReverseCharge => "VAT (np)".into(),
+    }
+}
+
+/// Seller and buyer side by side. An EU reverse-charge invoice shows both VAT-UE
+/// numbers: the seller's is its NIP with PL in front (the same case FA(3) marks with
+/// PrefiksPodatnika), the buyer's with its own prefix (EL for Greece).
+fn parties(w: &mut Writer, inv: &IssuedInvoice, seller_nip: &str) {
     let seller = &inv.seller;
     let buyer = &inv.buyer;
     let mut left = vec![seller.name.clone(), seller.address_line1.clone()];
@@ -407,13 +719,24 @@ pub fn render(
         w.down(4.5);
     }
     w.down(6.0);
+}
 
-    // Lines: the same unit, quantity and unit price as FA(3)'s P_8A / P_8B / P_9A.
+/// One row of the lines table; `state` marks a correction's row before or after.
+struct TableRow<'a> {
+    no: u32,
+    state: Option<&'static str>,
+    description: &'a str,
+    net: Decimal,
+}
+
+/// The lines, with the same unit, quantity and unit price as FA(3)'s P_8A / P_8B / P_9A.
+fn line_table(w: &mut Writer, s: &Statement, rows: &[TableRow]) {
     const X_NAME: f32 = LEFT + 8.0;
     const X_UNIT: f32 = 110.0;
     const R_QTY: f32 = 130.0;
     const R_PRICE: f32 = 156.0;
     const R_RATE: f32 = 171.0;
+    let ccy = s.amounts.currency;
     w.text("Lp.", 8.0, LEFT);
     w.text("Nazwa usługi", 8.0, X_NAME);
     w.text("J.m.", 8.0, X_UNIT);
@@ -432,8 +755,10 @@ pub fn render(
         VatTreatment::Rate(r) => format!("{r}%"),
         VatTreatment::ReverseCharge => "np".to_string(),
     };
-    for l in &s.lines {
-        let parts = wrap(&l.description, 44);
+    for l in rows {
+        let mut parts = Vec::new();
+        parts.extend(l.state.map(|st| format!("{st}:")));
+        parts.extend(wrap(l.description, 44));
         w.keep(4.5 * parts.len() as f32);
         w.text(&format!("{}.", l.no), 9.0, LEFT);
         w.text(LINE_UNIT, 9.0, X_UNIT);
@@ -451,37 +776,11 @@ pub fn render(
     }
     w.rule();
     w.down(7.0);
+}
 
-    // Totals.
-    let mut totals: Vec<(String, String)> = vec![("Łącznie netto".into(), money(a.net, ccy))];
-    match s.vat {
-        VatTreatment::Rate(r) => totals.push((format!("VAT {r}%"), money(a.vat, ccy))),
-        VatTreatment::ReverseCharge => totals.push(("VAT (np)".into(), money(a.vat, ccy))),
-    }
-    totals.push(("Wartość brutto ogółem".into(), money(a.gross, ccy)));
-    if ccy != Currency::Pln {
-        totals.push((
-            "Wartość netto w PLN".into(),
-            money(a.net_pln, Currency::Pln),
-        ));
-        totals.push((
-            "Kwota VAT w PLN (art. 106e ust. 11)".into(),
-            money(a.vat_pln, Currency::Pln),
-        ));
-    }
-    for (label, value) in &totals {
-        w.right(label, 10.0, 150.0);
-        w.right(value, 10.0, RIGHT);
-        w.down(5.5);
-    }
-    w.down(2.0);
-    w.text(
-        &format!("Należność do zapłaty: {}", money(a.gross, ccy)),
-        12.0,
-        LEFT,
-    );
-    w.down(9.0);
-
+/// The NBP rate (the XML's `DodatkowyOpis` "Kurs NBP") and the notes on conversion and
+/// reverse charge.
+fn rate_notes(w: &mut Writer, s: &Statement) {
     let r = &s.usd_rate;
     let rate_lines = [
         format!(
@@ -500,7 +799,7 @@ pub fn render(
         w.text(l, 8.5, LEFT);
         w.down(4.5);
     }
-    if ccy == Currency::Pln {
+    if s.amounts.currency == Currency::Pln {
         w.text(
             "Ceny usług ustalone w USD i przeliczone na PLN po powyższym kursie.",
             8.5,
@@ -516,95 +815,60 @@ pub fn render(
         );
         w.down(4.5);
     }
-    if !s.unconfirmed.is_empty() {
-        // Issued over the refusal: the invoice says which usage OpenRouter had not
-        // confirmed and at what it is counted, never a silent $0.
-        w.down(2.0);
-        w.text(
-            &format!(
-                "Zużycie niepotwierdzone przez OpenRouter w dniu wystawienia ({} zdarzeń), ujęte według zapisu licznika:",
-                s.unconfirmed.len()
-            ),
-            8.5,
-            LEFT,
-        );
-        w.down(4.5);
-        for e in s.unconfirmed.iter().take(UNCONFIRMED_SHOWN) {
-            w.text(
-                &format!(
-                    "{}  {}  {}  {} USD",
-                    e.day,
-                    e.generation_id,
-                    e.model,
-                    e.cost_usd.to_string().replace('.', ",")
-                ),
-                8.0,
-                LEFT + 4.0,
-            );
-            w.down(4.0);
-        }
-        if s.unconfirmed.len() > UNCONFIRMED_SHOWN {
-            w.text(
-                &format!(
-                    "… oraz {} kolejnych (pełna lista w rejestrze faktur).",
-                    s.unconfirmed.len() - UNCONFIRMED_SHOWN
-                ),
-                8.0,
-                LEFT + 4.0,
-            );
-            w.down(4.0);
-        }
+}
+
+/// Issued over the refusal: the invoice says which usage OpenRouter had not confirmed
+/// and at what it is counted, never a silent $0.
+fn unconfirmed(w: &mut Writer, s: &Statement) {
+    if s.unconfirmed.is_empty() {
+        return;
     }
-    w.down(3.0);
+    w.down(2.0);
     w.text(
         &format!(
-            "Forma płatności: przelew na rachunek {} do dnia {}.",
-            seller.bank_account, inv.due_date
+            "Zużycie niepotwierdzone przez OpenRouter w dniu wystawienia ({} zdarzeń), ujęte według zapisu licznika:",
+            s.unconfirmed.len()
         ),
         8.5,
         LEFT,
     );
-
-    // KOD I with the KSeF number under it (kody-qr.md, "Oznaczenie pod kodem QR").
-    if let Some(rc) = ksef {
-        let url = kod_i_url(rc.environment, &seller_nip, inv.issue_date, &rc.xml_sha256);
-        let quiet = QR_QUIET_MODULES * QR_MODULE_MM;
-        // Version 7 at most (the URL is ~110 bytes): 45 modules.
-        let side_max = 45.0 * QR_MODULE_MM;
-        w.down(6.0);
-        w.keep(side_max + 2.0 * quiet + 8.0);
-        let x = LEFT + quiet;
-        let top = w.y - quiet;
-        let side = w.qr(&url, x, top)?;
-        let text_x = x + side + quiet + 2.0;
-        w.y = top - 4.0;
-        w.text("Weryfikacja faktury w KSeF", 10.0, text_x);
-        w.down(5.5);
-        w.text(&format!("Numer KSeF: {}", rc.ksef_number), 9.0, text_x);
-        w.down(5.0);
+    w.down(4.5);
+    for e in s.unconfirmed.iter().take(UNCONFIRMED_SHOWN) {
         w.text(
-            "Zeskanuj kod QR lub otwórz adres, aby sprawdzić fakturę i pobrać jej XML:",
+            &format!(
+                "{}  {}  {}  {} USD",
+                e.day,
+                e.generation_id,
+                e.model,
+                e.cost_usd.to_string().replace('.', ",")
+            ),
             8.0,
-            text_x,
+            LEFT + 4.0,
         );
         w.down(4.0);
-        w.text(&url, 6.5, text_x);
-        w.y = top - side - 3.5;
-        // Centred under the code, but never left of the margin (the number is wider).
-        let label = &rc.ksef_number;
-        let label_size = 6.5;
-        let cx = x + side / 2.0;
-        w.text(
-            label,
-            label_size,
-            (cx - text_width_mm(label, label_size) / 2.0).max(LEFT),
-        );
     }
+    if s.unconfirmed.len() > UNCONFIRMED_SHOWN {
+        w.text(
+            &format!(
+                "… oraz {} kolejnych (pełna lista w rejestrze faktur).",
+                s.unconfirmed.len() - UNCONFIRMED_SHOWN
+            ),
+            8.0,
+            LEFT + 4.0,
+        );
+        w.down(4.0);
+    }
+}
 
-    w.doc.save_to_bytes().map_err(|e| BillingError::Export {
-        path: format!("{}.pdf", inv.file_stem()).into(),
-        detail: format!("PDF rendering failed: {e}"),
-    })
+fn payment(w: &mut Writer, inv: &IssuedInvoice) {
+    w.text(
+        &format!(
+            "Forma płatności: przelew na rachunek {} do dnia {}.",
+            inv.seller.bank_account, inv.due_date
+        ),
+        8.5,
+        LEFT,
+    );
 }
 
 #[cfg(test)]

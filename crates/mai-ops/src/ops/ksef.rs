@@ -531,11 +531,7 @@ impl Ops {
 /// The KSeF client's environment for the fleet's: a custom URL is the simulator or a
 /// proxy of the test system, so it is paced with TEST's published limits.
 pub fn client_environment(env: KsefEnvironment) -> mai_ksef::Environment {
-    match env {
-        KsefEnvironment::Test | KsefEnvironment::Custom => mai_ksef::Environment::Test,
-        KsefEnvironment::Demo => mai_ksef::Environment::Demo,
-        KsefEnvironment::Prd => mai_ksef::Environment::Prd,
-    }
+    crate::fleet::ministry_ksef(env).unwrap_or(mai_ksef::Environment::Test)
 }
 
 /// The QR host a PDF prints for invoices sent to `env`.
