@@ -479,7 +479,13 @@ async fn a_day_of_an_invoiced_month_is_refused() {
     // November's invoice numbered (prepared for KSeF): the month is invoiced from then on.
     let cfg = mai_billing::config::BillingConfig::load(&dir.path().join("billing.toml"))
         .unwrap()
-        .with_clients(ops.fleet.clients.iter().map(|c| c.invoice.clone()).collect())
+        .with_clients(
+            ops.fleet
+                .clients
+                .iter()
+                .map(|c| c.invoice.clone())
+                .collect(),
+        )
         .unwrap();
     let nbp_client = mai_core::nbp::NbpClient::new(mai_core::nbp::NbpConfig {
         base_url: Some(nbp.base_url()),
