@@ -7,7 +7,6 @@ pub mod audit;
 pub mod cache;
 pub mod docker;
 pub mod fleet;
-pub mod fleet_change;
 pub mod fleet_edit;
 pub mod keys;
 pub mod ksef_token;

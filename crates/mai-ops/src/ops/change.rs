@@ -6,7 +6,7 @@
 //! 2. the OpenRouter key's cap, when the limit (or today's markup) changes: the key cap
 //!    is what enforces the limit, so it goes first; refused → nothing else is changed;
 //! 3. the fleet file, the owner of the facts (in place, comments kept,
-//!    [`crate::fleet_change`]); if it cannot be written the key's cap is put back;
+//!    [`crate::fleet_edit`]); if it cannot be written the key's cap is put back;
 //! 4. the tracker's copy of the terms (`PUT /api/v1/admin/terms`), which only prices its
 //!    own reports: if it is unreachable the change stands and the report says so (the
 //!    console pushes the terms again at its next refresh or sync);
@@ -27,7 +27,7 @@ use rust_decimal::Decimal;
 use super::{blocking, Ops, OpsError};
 use crate::audit::{AuditLog, AuditRecord};
 use crate::fleet::{Client, Fleet, FleetError};
-use crate::fleet_change::FleetDoc;
+use crate::fleet_edit::FleetDoc;
 use crate::keys::SecretKind;
 
 pub use mai_wire::change::{
@@ -557,7 +557,7 @@ impl Ops {
     /// A client's changeable facts as the fleet file has them now (not as this process
     /// loaded it), for the change dialog.
     pub async fn client_facts(&self, id: &str) -> Result<ClientFacts, OpsError> {
-        let mut doc = FleetDoc::open(&self.fleet.path)?;
+        let mut doc = FleetDoc::load(&self.fleet.path)?;
         let fleet =
             Fleet::parse(doc.original(), &self.fleet.path).map_err(|e| OpsError::Change {
                 client: id.to_string(),
@@ -594,7 +594,7 @@ impl Ops {
         if change.is_empty() {
             return Err(OpsError::NothingToChange(id.to_string()));
         }
-        let mut doc = FleetDoc::open(&self.fleet.path)?;
+        let mut doc = FleetDoc::load(&self.fleet.path)?;
         let fleet =
             Fleet::parse(doc.original(), &self.fleet.path).map_err(|e| OpsError::Change {
                 client: id.to_string(),
@@ -734,7 +734,7 @@ impl Ops {
             key = Some(k);
         }
         // 3. The fleet file.
-        if let Err(e) = doc.write() {
+        if let Err(e) = doc.save() {
             let mut message = format!("{e}");
             if let Some((or, hash)) = &key {
                 let undo = UpdateKeyRequest {

@@ -114,8 +114,9 @@ pub enum OpsError {
     /// A client change that stopped; the message says what was and was not changed.
     #[error("client {client}: {message}")]
     Change { client: String, message: String },
+    /// An in-place edit of the fleet file that could not be made; nothing was written.
     #[error(transparent)]
-    FleetEdit(#[from] crate::fleet_change::FleetEditError),
+    FleetEdit(#[from] crate::fleet_edit::FleetEditError),
     /// A fleet update that cannot start as asked; nothing was changed.
     #[error("fleet update: {0}")]
     Update(String),
