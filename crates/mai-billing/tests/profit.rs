@@ -176,7 +176,7 @@ credits_usd = "10"
     let p = profit(&r, "acme");
     // $100 × 6.30 / 110 = $5.727272…; × 4 = 22.909… → 22.91 PLN
     assert_eq!(
-        p.fees.credit_purchase_usd.round_dp(6),
+        mai_core::money::round_half_up(p.fees.credit_purchase_usd, 6),
         dec!(5.727273),
         "{}",
         p.fees.credit_purchase_usd

@@ -330,7 +330,7 @@ fn wire_name<T: serde::Serialize>(v: T) -> String {
 }
 
 fn money(d: Option<rust_decimal::Decimal>) -> String {
-    use rust_decimal::{Decimal, RoundingStrategy};
+    use rust_decimal::Decimal;
     // Same rule as the console: under one cent 6 decimals, else 2; half-up.
     d.map(|d| {
         let dp = if d.abs() < Decimal::new(1, 2) && !d.is_zero() {
@@ -338,7 +338,7 @@ fn money(d: Option<rust_decimal::Decimal>) -> String {
         } else {
             2
         };
-        let r = d.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero);
+        let r = mai_core::money::round_half_up(d, dp);
         format!("${r:.prec$}", prec = dp as usize)
     })
     .unwrap_or_else(|| "-".into())
