@@ -20,6 +20,8 @@ PACKAGES=(
   # Tauri 2 on Linux (WebKitGTK 4.1) and its WebDriver
   libwebkit2gtk-4.1-dev libxdo-dev libayatana-appindicator3-dev librsvg2-dev webkit2gtk-driver
   xvfb xauth dbus
+  # a real org.freedesktop.Notifications server for the console's alert notifications (e2e)
+  dunst
   # keychain: a real Secret Service
   gnome-keyring libsecret-tools
   # page tests, invoice checks, updater signatures, fonts with Polish glyphs

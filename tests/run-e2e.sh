@@ -5,7 +5,8 @@
 #   2. the real console binary under Xvfb driven over WebDriver (tauri-driver 2.1.0 +
 #      WebKitWebDriver) inside a D-Bus session with an unlocked gnome-keyring: the fleet
 #      table shows every client with today's cost = simulator truth x markup, a sync runs,
-#      a restart shows, a key is set and masked; screenshots in test-output/e2e/;
+#      a restart shows, a key is set and masked; a stopped tracker raises its alerts
+#      (debounced) and they clear when it is started again; screenshots in test-output/e2e/;
 #   3. Docker over SSH: maictl lists the same containers through a local sshd on loopback.
 # Installs/starts what it needs (idempotent). Exits non-zero on any failure.
 set -euo pipefail
@@ -42,7 +43,13 @@ dbus-run-session -- "$ROOT/scripts/with-keyring.sh" xvfb-run -a -s "-screen 0 12
   DRIVER=$!
   trap "kill $DRIVER 2>/dev/null || true" EXIT
   for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/4444) 2>/dev/null && break; sleep 0.1; done
+  # A real notification server, and a record of what the console asks it to show.
+  dunst >"$E2E_OUT/dunst.log" 2>&1 &
+  dbus-monitor --session "interface=org.freedesktop.Notifications,member=Notify" >"$E2E_OUT/notifications.log" 2>&1 &
+  export E2E_NOTIFY_LOG="$E2E_OUT/notifications.log"
   cargo test --workspace --locked --test e2e -- --nocapture
+  # Alerts (issue 14): a tracker container stopped and started, the alerts follow.
+  cargo test --workspace --locked --test e2e_alerts -- --nocapture
 '
 
 # ---- 3. Docker over SSH through a local sshd on loopback

@@ -21,6 +21,7 @@ use mai_wire::update::{UpdatePlan, UpdatePreview, UpdateProgress, UpdateSummary}
 use tauri::{Emitter, Manager, Runtime, State};
 use tauri_plugin_updater::UpdaterExt;
 
+pub mod alerts;
 pub mod lifecycle;
 pub mod update;
 
@@ -562,6 +563,9 @@ pub fn builder<R: Runtime>(b: tauri::Builder<R>, console: Console) -> tauri::Bui
             client_history,
             fleet_update_preview,
             fleet_update,
+            alerts::alerts_list,
+            alerts::alert_ack,
+            alerts::alert_mute,
         ])
 }
 
@@ -586,10 +590,14 @@ pub fn run() {
         tracing::error!("{e}");
     }
     builder(tauri::Builder::<tauri::Wry>::new(), console)
+        // Desktop notifications of raised alerts (only in the real app: the command
+        // tests' mock runtime has no notification server).
+        .plugin(tauri_plugin_notification::init())
         .setup(|app| {
             if let Some(w) = app.get_webview_window("main") {
                 let _ = w.set_title("mAI Fleet Console");
             }
+            alerts::start(app.handle().clone());
             Ok(())
         })
         .run(tauri::generate_context!())

@@ -230,6 +230,35 @@ pub struct ConsoleSettings {
     pub docker_timeout_ms: u64,
 }
 
+/// When the console raises alerts and where it sends them (`[alerts]`; every key optional).
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertSettings {
+    /// A client's month at this share of its monthly limit (percent) raises a warning.
+    pub limit_warning_percent: Decimal,
+    /// ... and at this share, "limit reached".
+    pub limit_reached_percent: Decimal,
+    /// OpenRouter's month minus the ledger's (absolute, USD) above this raises a drift alert.
+    pub drift_usd: Decimal,
+    /// Slack-compatible incoming webhook (`{"text": ...}`), told when an alert is raised
+    /// or cleared. Never logged (such URLs hold a token).
+    #[serde(skip)]
+    pub webhook_url: Option<url::Url>,
+    /// How often the console refreshes the fleet for alerts when no view does (seconds).
+    pub refresh_seconds: u64,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        AlertSettings {
+            limit_warning_percent: Decimal::from(80),
+            limit_reached_percent: Decimal::from(100),
+            drift_usd: Decimal::ONE,
+            webhook_url: None,
+            refresh_seconds: 30,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct OpenRouterSettings {
     #[serde(serialize_with = "ser_url")]
@@ -348,6 +377,8 @@ pub struct Fleet {
     pub billing: Option<BillingSettings>,
     /// Sending invoices to KSeF, when billing does that too (needs `billing`).
     pub ksef: Option<KsefSettings>,
+    /// Alert thresholds and the outgoing webhook (`[alerts]`; defaults when absent).
+    pub alerts: AlertSettings,
     pub hosts: Vec<Host>,
     pub clients: Vec<Client>,
 }
@@ -616,9 +647,14 @@ impl Fleet {
             }
             None => None,
         };
+        let alerts = match raw.alerts {
+            Some(a) => parse_alerts(a).map_err(|(span, m)| err_at(span, m))?,
+            None => AlertSettings::default(),
+        };
         Ok(Fleet {
             billing,
             ksef,
+            alerts,
             path: path.to_path_buf(),
             console,
             openrouter,
@@ -783,6 +819,78 @@ fn decimal_value(v: &toml::Value) -> Result<Decimal, String> {
 }
 
 type Spanned2<T> = Result<T, (std::ops::Range<usize>, String)>;
+
+/// The `[alerts]` section: percentages and the drift threshold as exact decimals.
+fn parse_alerts(a: RawAlerts) -> Spanned2<AlertSettings> {
+    let d = AlertSettings::default();
+    let dec =
+        |v: &Option<Spanned<toml::Value>>, what: &str, default: Decimal| -> Spanned2<Decimal> {
+            match v {
+                None => Ok(default),
+                Some(v) => {
+                    let x = decimal_value(v.get_ref())
+                        .map_err(|e| (v.span(), format!("[alerts] {what}: {e}")))?;
+                    if x <= Decimal::ZERO {
+                        return Err((
+                            v.span(),
+                            format!("[alerts] {what} must be positive, got {x}"),
+                        ));
+                    }
+                    Ok(x)
+                }
+            }
+        };
+    let warn = dec(
+        &a.limit_warning_percent,
+        "limit_warning_percent",
+        d.limit_warning_percent,
+    )?;
+    let reached = dec(
+        &a.limit_reached_percent,
+        "limit_reached_percent",
+        d.limit_reached_percent,
+    )?;
+    if warn >= reached {
+        let span = a
+            .limit_warning_percent
+            .as_ref()
+            .or(a.limit_reached_percent.as_ref())
+            .map(|v| v.span())
+            .unwrap_or(0..0);
+        return Err((span, format!("[alerts] limit_warning_percent ({warn}) must be below limit_reached_percent ({reached}); e.g. 80 and 100")));
+    }
+    let drift_usd = dec(&a.drift_usd, "drift_usd", d.drift_usd)?;
+    let webhook_url = match &a.webhook_url {
+        Some(u) => Some(parse_url(u.get_ref()).map_err(|_| {
+            // The URL may hold a token: the message names the key, not the value.
+            (
+                u.span(),
+                "[alerts] webhook_url is not an http:// or https:// URL; write the incoming webhook's URL, e.g. \"https://hooks.slack.com/services/...\"".to_string(),
+            )
+        })?),
+        None => None,
+    };
+    let refresh_seconds = match a.refresh_seconds {
+        Some(v) if !(1..=3600).contains(v.get_ref()) => {
+            return Err((
+                v.span(),
+                format!(
+                    "[alerts] refresh_seconds {} is out of range; use 1 to 3600",
+                    v.get_ref()
+                ),
+            ))
+        }
+        Some(v) => *v.get_ref() as u64,
+        None => d.refresh_seconds,
+    };
+    Ok(AlertSettings {
+        limit_warning_percent: warn,
+        limit_reached_percent: reached,
+        drift_usd,
+        webhook_url,
+        refresh_seconds,
+    })
+}
 
 /// The markup schedule and monthly limit of one `[[clients]]` entry.
 fn parse_terms(c: &RawClient, id: &str) -> Spanned2<CommercialTerms> {
@@ -977,6 +1085,16 @@ struct RawKsef {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawAlerts {
+    limit_warning_percent: Option<Spanned<toml::Value>>,
+    limit_reached_percent: Option<Spanned<toml::Value>>,
+    drift_usd: Option<Spanned<toml::Value>>,
+    webhook_url: Option<Spanned<String>>,
+    refresh_seconds: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawNbp {
     base_url: String,
 }
@@ -1057,6 +1175,7 @@ struct RawFleet {
     nbp: Option<RawNbp>,
     billing: Option<RawBilling>,
     ksef: Option<Spanned<RawKsef>>,
+    alerts: Option<RawAlerts>,
     #[serde(default)]
     hosts: Vec<RawHost>,
     #[serde(default)]
@@ -1208,6 +1327,50 @@ tracker_token = "env:ACME_TOKEN"
             } => (line, column, message),
             other => panic!("{other}"),
         }
+    }
+
+    #[test]
+    fn alerts_section_defaults_values_and_errors() {
+        let f = Fleet::parse(GOOD, Path::new("f.toml")).unwrap();
+        assert_eq!(f.alerts.limit_warning_percent, Decimal::from(80));
+        assert_eq!(f.alerts.limit_reached_percent, Decimal::from(100));
+        let f = Fleet::parse(
+            &format!("[alerts]\nlimit_warning_percent = \"75.5\"\ndrift_usd = \"0.25\"\nwebhook_url = \"https://hooks.example/T/B/x\"\nrefresh_seconds = 10\n{GOOD}"),
+            Path::new("f.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            f.alerts.limit_warning_percent,
+            "75.5".parse::<Decimal>().unwrap()
+        );
+        assert_eq!(f.alerts.drift_usd, "0.25".parse::<Decimal>().unwrap());
+        assert_eq!(
+            f.alerts.webhook_url.as_ref().unwrap().host_str(),
+            Some("hooks.example")
+        );
+        assert_eq!(f.alerts.refresh_seconds, 10);
+        let (line, _, msg) = err(&format!(
+            "[alerts]\nlimit_warning_percent = \"100\"\n{GOOD}"
+        ));
+        assert_eq!(line, 2);
+        assert!(
+            msg.contains("must be below limit_reached_percent (100)"),
+            "{msg}"
+        );
+        let (_, _, msg) = err(&format!("[alerts]\ndrift_usd = \"-1\"\n{GOOD}"));
+        assert!(msg.contains("drift_usd must be positive"), "{msg}");
+        // A webhook URL may hold a token: the error names the key, never the value.
+        let (_, _, msg) = err(&format!(
+            "[alerts]\nwebhook_url = \"hooks/T0/B0/s3cr3t\"\n{GOOD}"
+        ));
+        assert!(
+            msg.contains("webhook_url") && !msg.contains("s3cr3t"),
+            "{msg}"
+        );
+        let (_, _, msg) = err(&format!("[alerts]\nrefresh_seconds = 0\n{GOOD}"));
+        assert!(msg.contains("use 1 to 3600"), "{msg}");
+        let (_, _, msg) = err(&format!("[alerts]\nlimits = 1\n{GOOD}"));
+        assert!(msg.contains("unknown field"), "{msg}");
     }
 
     #[test]
@@ -1507,5 +1670,12 @@ mod example_file {
         let k = f.ksef.as_ref().unwrap();
         assert_eq!(k.environment, super::KsefEnvironment::Prd);
         assert_eq!(k.concurrency, Some(4));
+        // [alerts] lists the defaults.
+        let d = super::AlertSettings::default();
+        assert_eq!(f.alerts.limit_warning_percent, d.limit_warning_percent);
+        assert_eq!(f.alerts.limit_reached_percent, d.limit_reached_percent);
+        assert_eq!(f.alerts.drift_usd, d.drift_usd);
+        assert_eq!(f.alerts.refresh_seconds, d.refresh_seconds);
+        assert!(f.alerts.webhook_url.is_none());
     }
 }

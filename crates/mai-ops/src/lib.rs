@@ -3,6 +3,7 @@
 //! Pure logic (fleet file, row assembly, formatting of alerts) is kept apart from the
 //! adapters (tracker HTTP, Docker, keychain, SQLite cache).
 
+pub mod alerts;
 pub mod audit;
 pub mod cache;
 pub mod docker;

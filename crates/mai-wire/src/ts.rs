@@ -6,7 +6,7 @@
 
 use ts_rs::{Config, TS};
 
-use crate::{change, console, ksef, lifecycle, pricing, tracker, update, usage};
+use crate::{alerts, change, console, ksef, lifecycle, pricing, tracker, update, usage};
 
 /// Appends `export type X = ...;` for each listed type.
 macro_rules! decls {
@@ -71,5 +71,7 @@ pub fn typescript() -> String {
         update::GateResult, update::UpdatePhase, update::ClientOutcome,
         update::ClientUpdateResult, update::UpdateSummary, update::UpdateProgress,
     );
+    // Alerts (issue 14).
+    decls!(out, cfg; alerts::AlertKind, alerts::ActiveAlert, alerts::AlertsView, alerts::MuteRequest);
     out
 }

@@ -11,6 +11,7 @@ import type {
 import type {
   FieldError, LifecycleProgress, OffboardCheck, OffboardResult, OnboardRequest, OnboardResult,
 } from './wire';
+import type { AlertsView, MuteRequest } from './wire';
 import type {
   ChangeCheck, ChangeReport, ClientChange, ClientFacts, HistoryEntry, UpdatePlan, UpdatePreview, UpdateProgress,
   UpdateSummary,
@@ -60,6 +61,10 @@ export const api = {
   // The fleet's images: preview, then the update with its progress events.
   fleetUpdatePreview: (plan: UpdatePlan) => invoke<UpdatePreview>('fleet_update_preview', { plan }),
   fleetUpdate: (plan: UpdatePlan) => invoke<UpdateSummary>('fleet_update', { plan }),
+  // Alerts (issue 14): as the last refresh left them; ack until cleared, mute for a period.
+  alertsList: () => invoke<AlertsView>('alerts_list'),
+  alertAck: (id: string) => invoke<AlertsView>('alert_ack', { id }),
+  alertMute: (request: MuteRequest) => invoke<AlertsView>('alert_mute', { request }),
 };
 
 export function onSyncProgress(cb: (p: SyncProgress) => void): Promise<UnlistenFn> {
@@ -79,6 +84,9 @@ export function onOffboardProgress(cb: (p: LifecycleProgress) => void): Promise<
 }
 export function onUpdateProgress(cb: (p: UpdateProgress) => void): Promise<UnlistenFn> {
   return listen<UpdateProgress>('fleet-update-progress', (e) => cb(e.payload));
+}
+export function onAlertsChanged(cb: (v: AlertsView) => void): Promise<UnlistenFn> {
+  return listen<AlertsView>('alerts-changed', (e) => cb(e.payload));
 }
 export function onLogLine(cb: (p: LogLine) => void): Promise<UnlistenFn> {
   return listen<LogLine>('log-line', (e) => cb(e.payload));

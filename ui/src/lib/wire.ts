@@ -917,3 +917,60 @@ export type UpdateSummary = { updated: number, rolled_back: number, skipped: num
  */
 stopped: string | null, clients: Array<ClientUpdateResult>, elapsed_ms: number, };
 export type UpdateProgress = { "event": "planned", preview: UpdatePreview, } | { "event": "phase", client_id: string, phase: UpdatePhase, detail: string, } | { "event": "gate", client_id: string, result: GateResult, } | { "event": "finished", result: ClientUpdateResult, };
+export type AlertKind = "limit_warning" | "limit_reached" | "key_limit" | "tracker_unreachable" | "chat_container" | "tracker_container" | "drift" | "reconciliation" | "nbp_stale" | "ksef_rejected";
+export type ActiveAlert = { 
+/**
+ * Stable: `<kind>:<client>` (or `<kind>`); what ack and mute take.
+ */
+id: string, kind: AlertKind, severity: AlertLevel, 
+/**
+ * The client's id; `null` for a fleet-wide alert (the NBP rate).
+ */
+client: string | null, 
+/**
+ * What is wrong and what to do.
+ */
+message: string, 
+/**
+ * When this alert was first raised (since it last cleared).
+ */
+first_seen: string, 
+/**
+ * Seconds since `first_seen`, at the evaluation that produced this view.
+ */
+age_seconds: number, 
+/**
+ * Acknowledged by the operator; stays so until the alert clears.
+ */
+acked: boolean, 
+/**
+ * Muted until then (no notification, webhook or exit code while muted).
+ */
+muted_until: string | null, 
+/**
+ * When the cause went away (cleared alerts only).
+ */
+cleared_at: string | null, };
+export type AlertsView = { 
+/**
+ * Worst first, then oldest first.
+ */
+active: Array<ActiveAlert>, 
+/**
+ * Recently cleared, newest first (at most 50).
+ */
+cleared: Array<ActiveAlert>, 
+/**
+ * Active alerts needing attention (not acknowledged, not muted) per client id: the
+ * count a fleet row shows. Fleet-wide alerts are not in it.
+ */
+attention_by_client: { [key in string]: number }, 
+/**
+ * Active alerts needing attention, fleet-wide ones included: the nav badge.
+ */
+attention: number, 
+/**
+ * The evaluation this view comes from; `null` before the first refresh.
+ */
+evaluated_at: string | null, };
+export type MuteRequest = { id: string, seconds: number, };

@@ -4,6 +4,7 @@ import { emit } from '@tauri-apps/api/event';
 import { fixtures } from './fixtures';
 import { lifecycleMock } from './lifecycle-mock';
 import { changeUpdateMock } from './mock_change_update';
+import { alertsMock } from './mock_alerts';
 import type {
   ContainerInfo, ExportProgress, InvoiceExportRequest, InvoiceExportResult, KsefInvoiceRow, KsefSendProgress, KsefSendSummary,
   PrivacyErasure, PrivacyExportResult, SecretKind, SyncOutcome, SyncProgress, UpdateCheck,
@@ -28,6 +29,7 @@ window.__calls = [];
 const scenario = new URLSearchParams(location.search).get('scenario') ?? 'default';
 window.__scenario = scenario;
 const data = fixtures(scenario);
+const alerts = alertsMock(scenario);
 
 mockIPC(
   async (cmd, args) => {
@@ -169,6 +171,9 @@ mockIPC(
         // Changing a client, its history, fleet updates: mock_change_update.ts.
         const c = await changeUpdateMock(cmd, args, scenario);
         if (c !== undefined) return c;
+        // Alerts (issue 14): mock_alerts.ts.
+        const al = await alerts(cmd, args);
+        if (al !== undefined) return al;
         throw `unknown command ${cmd}`;
       }
     }

@@ -860,6 +860,9 @@ impl Ops {
         o.docker_enabled = self.docker_enabled;
         o.billing_overrides = self.billing_overrides.clone();
         o.today = self.today;
+        if let Some(sink) = self.alert_sink() {
+            o.set_alert_sink(sink);
+        }
         Ok(o)
     }
 

@@ -50,14 +50,16 @@ impl Ops {
             }
         }
         let last_good = self.last_good.read().await.clone();
-        let (rows, fresh) = refresh::refresh_all(refresh::RefreshInput {
-            fleet: &fleet,
-            trackers: &trackers,
-            last_good: &last_good,
-            docker: self.docker_enabled,
-            today: self.today(),
-        })
-        .await;
+        let ((rows, fresh), nbp) = tokio::join!(
+            refresh::refresh_all(refresh::RefreshInput {
+                fleet: &fleet,
+                trackers: &trackers,
+                last_good: &last_good,
+                docker: self.docker_enabled,
+                today: self.today(),
+            }),
+            self.alert_nbp()
+        );
         // Persist last-good snapshots so a console restarted while a host is down still
         // shows that host's last numbers with their age.
         let mut lg = self.last_good.write().await;
@@ -66,6 +68,12 @@ impl Ops {
                 let _ = self.cache.set_meta(&last_good_key(&id), &j).await;
             }
             lg.insert(id, snap);
+        }
+        // Every refresh is an alert evaluation (the debounce counts refreshes).
+        let latest = lg.clone();
+        drop(lg);
+        if let Err(e) = self.evaluate_alerts(&rows, &latest, nbp).await {
+            tracing::warn!("alerts could not be evaluated: {e}");
         }
         rows
     }

@@ -11,6 +11,7 @@
 //! - [`privacy`] — one person's erasure and export (GDPR), audited;
 //! - [`ksef`] — the KSeF token (keychain, audited) and the month's invoices in KSeF.
 //! - [`lifecycle`] — onboarding and offboarding a client on a Docker host, audited.
+//! - [`alerts`] — every refresh evaluated into alerts (kept in the cache), ack, mute, webhook.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::keys::{KeyError, Keychain, SecretKind};
 use crate::refresh::TrackerSnapshot;
 use crate::tracker::{TrackerClient, TrackerError};
 
+pub mod alerts;
 pub mod billing;
 pub mod change;
 pub mod dashboard;
@@ -120,6 +122,9 @@ pub enum OpsError {
     /// A fleet update that cannot start as asked; nothing was changed.
     #[error("fleet update: {0}")]
     Update(String),
+    /// An alert action that cannot be done as asked (unknown id, bad period).
+    #[error("alerts: {0}")]
+    Alert(String),
 }
 
 impl From<lifecycle::LifecycleError> for OpsError {
@@ -145,6 +150,13 @@ pub struct Ops {
     /// A fixed Warsaw day instead of the clock's: which month is "this month" for the
     /// fleet row, the dashboard and billing (tests, re-running a past close).
     pub today: Option<chrono::NaiveDate>,
+    /// Told about raised and cleared alerts (the console's notifications); kept by
+    /// [`Ops::reloaded`]. Set with [`Ops::set_alert_sink`].
+    alert_sink: std::sync::RwLock<Option<alerts::AlertSink>>,
+    /// One alert evaluation at a time (read, evaluate, write the cache's state).
+    alert_lock: tokio::sync::Mutex<()>,
+    /// Webhook deliveries in flight ([`Ops::flush_alert_webhooks`]).
+    webhook_tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Ops {
@@ -201,6 +213,9 @@ impl Ops {
             nbp,
             billing_overrides: BillingOverrides::default(),
             today: None,
+            alert_sink: Default::default(),
+            alert_lock: Default::default(),
+            webhook_tasks: Default::default(),
         }
     }
 

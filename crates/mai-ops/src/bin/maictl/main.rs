@@ -3,10 +3,11 @@
 //! Every command, finance included, goes through the same `Ops` calls as the console and
 //! finds its files through the fleet file; the argument parsing (clap) lives here only.
 //!
-//! Exit codes: 0 ok; 1 operation failed; 2 usage or fleet-file error;
+//! Exit codes: 0 ok; 1 operation failed (`alerts`: some alert needs attention); 2 usage or fleet-file error;
 //! 3 partial (some clients failed, e.g. unreachable trackers; some invoices not accepted by
 //! KSeF); 4 keychain unavailable or locked.
 
+mod alerts;
 mod clients;
 mod finance;
 mod fleet_ops;
@@ -110,6 +111,9 @@ enum Cmd {
         #[command(subcommand)]
         cmd: fleet_ops::FleetCmd,
     },
+    /// Alerts after one refresh of the fleet (exit 0: none needs attention, 1: some);
+    /// `alerts ack ID`, `alerts mute ID --for 2h`.
+    Alerts(alerts::AlertsArgs),
 }
 
 /// Who: the person's e-mail, their Open WebUI user id, or both.
@@ -218,9 +222,10 @@ fn code_for(e: &OpsError) -> u8 {
         {
             EXIT_USAGE
         }
-        OpsError::InvalidChange { .. } | OpsError::NothingToChange(_) | OpsError::Update(_) => {
-            EXIT_USAGE
-        }
+        OpsError::InvalidChange { .. }
+        | OpsError::NothingToChange(_)
+        | OpsError::Update(_)
+        | OpsError::Alert(_) => EXIT_USAGE,
         OpsError::Privacy(m) if m.contains("pass --yes") || m.contains("user id or e-mail") => {
             EXIT_USAGE
         }
@@ -409,7 +414,11 @@ async fn main() -> ExitCode {
         Cmd::Ksef { cmd } => cmd.overrides(),
         _ => Default::default(),
     };
-    match run(&ops, cli.cmd).await {
+    let result = run(&ops, cli.cmd).await;
+    // Alert webhook posts a refresh started (status, alerts) finish before the exit.
+    ops.flush_alert_webhooks(std::time::Duration::from_secs(20))
+        .await;
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("maictl: {e}");
@@ -420,6 +429,7 @@ async fn main() -> ExitCode {
 
 async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
     match cmd {
+        Cmd::Alerts(a) => alerts::alerts(ops, a).await,
         Cmd::Status { json } => {
             let rows = ops.refresh().await;
             let unreachable = rows.iter().filter(|r| !r.tracker_reachable).count();

@@ -1,0 +1,249 @@
+//! End to end, alerts (issue 14): the real console under Xvfb over WebDriver on the demo
+//! fleet's real tracker containers. A tracker container is stopped: the Alerts view shows
+//! "tracker unreachable" for it once the debounce (three failed refreshes in a row) has
+//! passed, with the container alert first; started again, the alerts clear by themselves.
+//! Screenshots at 1280x800 and in a narrow window. Run by tests/run-e2e.sh (E2E_STATE,
+//! E2E_FLEET, E2E_APP, E2E_OUT); skipped, saying so, under a plain `cargo test`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+fn env(k: &str) -> String {
+    std::env::var(k)
+        .unwrap_or_else(|_| panic!("{k} is not set; run this test through tests/run-e2e.sh"))
+}
+
+fn e2e_enabled() -> bool {
+    if std::env::var_os("E2E_STATE").is_some() {
+        return true;
+    }
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED alerts_appear_and_clear_on_a_real_fleet: needs the demo fleet, Xvfb and \
+         tauri-driver; run it through tests/run-e2e.sh (./test.sh does)"
+    );
+    false
+}
+
+fn docker(args: &[&str]) -> String {
+    let o = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
+    assert!(
+        o.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+async fn text_of(c: &Client, sel: &str) -> Option<String> {
+    match c.find(Locator::Css(sel)).await {
+        Ok(e) => e.text().await.ok(),
+        Err(_) => None,
+    }
+}
+
+/// Polls `f` every 500 ms until it returns `Some`, failing with the page's text after
+/// `timeout`.
+async fn wait_for<F, Fut, T>(c: &Client, what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if start.elapsed() > timeout {
+            let body = text_of(c, "body").await.unwrap_or_default();
+            panic!("timed out after {timeout:?} waiting for {what}; page text:\n{body}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await; // polling interval
+    }
+}
+
+async fn shot(c: &Client, out: &std::path::Path, name: &str) {
+    match tokio::time::timeout(Duration::from_secs(15), c.screenshot()).await {
+        Ok(Ok(png)) => std::fs::write(out.join(format!("{name}.png")), png).unwrap(),
+        Ok(Err(e)) => eprintln!("e2e-alerts: WARNING: screenshot {name} failed: {e}"),
+        Err(_) => eprintln!("e2e-alerts: WARNING: screenshot {name} timed out"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alerts_appear_and_clear_on_a_real_fleet() {
+    if !e2e_enabled() {
+        return;
+    }
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(env("E2E_STATE")).unwrap()).unwrap();
+    let out = PathBuf::from(env("E2E_OUT"));
+    std::fs::create_dir_all(&out).unwrap();
+    let id = state["clients"][0]["id"].as_str().unwrap().to_string();
+
+    // The demo fleet with its own console data (a fresh alert history) and a 2 s
+    // background refresh, so the debounce passes in seconds.
+    let fleet_in = PathBuf::from(env("E2E_FLEET"));
+    let text = std::fs::read_to_string(&fleet_in).unwrap();
+    let data = fleet_in.parent().unwrap().join("console-alerts");
+    let _ = std::fs::remove_dir_all(&data);
+    let mut text = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("data_dir") {
+                format!("data_dir = {:?}", data.to_string_lossy())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    text = format!("[alerts]\nrefresh_seconds = 2\n\n{text}\n");
+    let fleet = fleet_in.with_file_name("fleet-alerts.toml");
+    std::fs::write(&fleet, text).unwrap();
+
+    let tracker = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=mai.client={id}"),
+        "--filter",
+        "label=mai.role=tracker",
+    ]);
+    assert!(
+        !tracker.is_empty() && !tracker.contains('\n'),
+        "one tracker container of {id}: {tracker:?}"
+    );
+
+    let caps: serde_json::Map<String, Value> = serde_json::from_value(json!({
+        "tauri:options": {"application": env("E2E_APP"), "args": ["--fleet", fleet.to_string_lossy()]}
+    }))
+    .unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let c = ClientBuilder::rustls()
+        .expect("TLS roots for the WebDriver client")
+        .capabilities(caps)
+        .connect("http://127.0.0.1:4444")
+        .await
+        .expect("tauri-driver on 4444");
+
+    // Whatever happens below, the tracker runs again afterwards for the other tests.
+    let _restart = StartOnDrop(tracker.clone());
+    let unreachable = format!("[data-testid='alert-tracker_unreachable:{id}']");
+    let container = format!("[data-testid='alert-tracker_container:{id}']");
+    {
+        wait_for(&c, "the Alerts entry", Duration::from_secs(60), || async {
+            c.find(Locator::Css("[data-testid='nav-alerts']"))
+                .await
+                .ok()
+        })
+        .await
+        .click()
+        .await
+        .unwrap();
+        // The fleet is healthy at first: no tracker alert for the client.
+        wait_for(
+            &c,
+            "the first evaluation",
+            Duration::from_secs(60),
+            || async {
+                text_of(&c, "[data-testid='alerts-summary']")
+                    .await
+                    .filter(|t| t.contains("checked"))
+            },
+        )
+        .await;
+        assert!(text_of(&c, &unreachable).await.is_none());
+        shot(&c, &out, "alerts-01-healthy").await;
+
+        // Stop the tracker: the container alert at once, "unreachable" only after three
+        // failed refreshes in a row.
+        let stopped_at = Instant::now();
+        docker(&["stop", "-t", "2", &tracker]);
+        let msg = wait_for(
+            &c,
+            "the debounced tracker alert",
+            Duration::from_secs(120),
+            || text_of(&c, &unreachable),
+        )
+        .await;
+        println!(
+            "e2e-alerts: tracker_unreachable:{id} shown {:.1}s after the stop: {msg}",
+            stopped_at.elapsed().as_secs_f64()
+        );
+        assert!(
+            msg.contains("Tracker unreachable") && msg.contains("3 refreshes in a row"),
+            "{msg}"
+        );
+        let ct = text_of(&c, &container).await.unwrap_or_default();
+        assert!(
+            ct.contains("Tracker container") && ct.contains("is exited"),
+            "{ct}"
+        );
+        // A desktop notification went to the session's notification server (dunst),
+        // recorded by dbus-monitor in tests/run-e2e.sh.
+        if let Ok(log) = std::env::var("E2E_NOTIFY_LOG") {
+            wait_for(
+                &c,
+                "the desktop notification",
+                Duration::from_secs(30),
+                || async {
+                    let l = std::fs::read_to_string(&log).unwrap_or_default();
+                    l.contains(&format!("mAI Fleet: {id}")).then_some(())
+                },
+            )
+            .await;
+            println!("e2e-alerts: notification of {id} seen on the session bus");
+        }
+        let badge = text_of(&c, "[data-testid='alerts-badge']")
+            .await
+            .unwrap_or_default();
+        assert!(
+            badge.parse::<u32>().is_ok_and(|n| n >= 2),
+            "badge {badge:?}"
+        );
+        shot(&c, &out, "alerts-02-tracker-down").await;
+        c.set_window_size(480, 800).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await; // let the narrow layout paint
+        shot(&c, &out, "alerts-03-tracker-down-narrow").await;
+        c.set_window_size(1280, 800).await.unwrap();
+
+        // Start it again: both alerts clear themselves and are listed as cleared.
+        docker(&["start", &tracker]);
+        wait_for(
+            &c,
+            "the alerts to clear",
+            Duration::from_secs(120),
+            || async {
+                let gone = text_of(&c, &unreachable).await.is_none()
+                    && text_of(&c, &container).await.is_none();
+                let cleared = text_of(
+                    &c,
+                    &format!("[data-testid='cleared-tracker_unreachable:{id}']"),
+                )
+                .await
+                .is_some();
+                (gone && cleared).then_some(())
+            },
+        )
+        .await;
+        shot(&c, &out, "alerts-04-cleared").await;
+    }
+    c.close().await.unwrap();
+}
+
+struct StartOnDrop(String);
+
+impl Drop for StartOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["start", &self.0]).output();
+    }
+}
