@@ -512,10 +512,12 @@ pub async fn post_webhook(
             Ok(r) if r.status().is_server_error() || r.status().as_u16() == 429 => {
                 last = format!("{host} answered {}", r.status());
             }
-            Ok(r) => return Err(format!(
+            Ok(r) => {
+                return Err(format!(
                 "the alert webhook on {host} refused the message ({}); check [alerts] webhook_url",
                 r.status()
-            )),
+            ))
+            }
             Err(e) => {
                 last = format!(
                     "{host} did not answer ({})",
