@@ -34,6 +34,16 @@ use crate::refresh::TrackerSnapshot;
 pub const TRACKER_DEBOUNCE: u32 = 3;
 /// Cleared alerts kept for the view.
 pub const CLEARED_KEPT: usize = 50;
+/// A container Docker restarted (its restart count grew) stays an alert this long after
+/// the last restart: a crash loop spends most of its time "running".
+pub const RESTART_WINDOW_MINUTES: i64 = 15;
+
+/// A container's restart count as last seen, and when it last grew.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartSeen {
+    pub count: i64,
+    pub last_increase: Option<DateTime<Utc>>,
+}
 
 /// The alert state between refreshes (the console cache's `alerts:memory`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +51,9 @@ pub struct AlertMemory {
     /// Failed tracker refreshes in a row, per client.
     #[serde(default)]
     pub tracker_failures: BTreeMap<String, u32>,
+    /// Restart counts of the containers, by `<client>/<role>`.
+    #[serde(default)]
+    pub restarts: BTreeMap<String, RestartSeen>,
     /// Active alerts by id.
     #[serde(default)]
     pub active: BTreeMap<String, ActiveAlert>,
@@ -138,14 +151,21 @@ fn container_problem(c: &ContainerInfo) -> Option<String> {
 
 /// The causes one row shows, and the ids whose facts it could not observe (kept as
 /// they were).
+#[allow(clippy::too_many_arguments)]
 fn row_causes(
     row: &FleetRow,
     snap: Option<&TrackerSnapshot>,
     failures: u32,
     settings: &AlertSettings,
+    restarts: (
+        &BTreeMap<String, RestartSeen>,
+        &mut BTreeMap<String, RestartSeen>,
+    ),
+    now: DateTime<Utc>,
     out: &mut Vec<Cause>,
     unobserved: &mut BTreeSet<String>,
 ) {
+    let (seen, next_seen) = restarts;
     let id = &row.client_id;
     let client = Some(id.clone());
     let mut push = |kind, severity, message: String| {
@@ -203,6 +223,12 @@ fn row_causes(
         // The host did not answer: nothing is known about the containers this time.
         unobserved.insert(AlertKind::ChatContainer.id(Some(id)));
         unobserved.insert(AlertKind::TrackerContainer.id(Some(id)));
+        for role in ["chat", "tracker"] {
+            let key = format!("{id}/{role}");
+            if let Some(r) = seen.get(&key) {
+                next_seen.insert(key, r.clone());
+            }
+        }
     } else {
         for (kind, role, c) in [
             (AlertKind::ChatContainer, "chat", &row.container),
@@ -212,13 +238,43 @@ fn row_causes(
                 &row.tracker_container,
             ),
         ] {
-            if let Some(p) = c.as_ref().and_then(container_problem) {
-                let name = &c.as_ref().expect("checked").name;
+            let Some(c) = c.as_ref() else { continue };
+            // Docker's restart count: growing means Docker restarted it (a crash loop
+            // is "running" most of the time); a recreated container starts again at 0.
+            let key = format!("{id}/{role}");
+            let restarted = c.restart_count.and_then(|n| {
+                let last_increase = match seen.get(&key) {
+                    Some(prev) if n > prev.count => Some(now),
+                    Some(prev) if n == prev.count => prev.last_increase,
+                    _ => None,
+                };
+                next_seen.insert(
+                    key,
+                    RestartSeen {
+                        count: n,
+                        last_increase,
+                    },
+                );
+                last_increase
+                    .filter(|t| now - *t < chrono::Duration::minutes(RESTART_WINDOW_MINUTES))
+                    .map(|t| (n, t))
+            });
+            let name = &c.name;
+            if let Some(p) = container_problem(c) {
                 push(
                     kind,
                     AlertLevel::Critical,
                     format!(
                         "{role} container {name} is {p}; read its logs (maictl logs {id} --role {role}) and restart it (maictl restart {id} --role {role})"
+                    ),
+                );
+            } else if let Some((n, t)) = restarted {
+                push(
+                    kind,
+                    AlertLevel::Warning,
+                    format!(
+                        "{role} container {name} was restarted by Docker (restart count {n}, last at {} UTC): it keeps failing; read its logs (maictl logs {id} --role {role})",
+                        t.format("%Y-%m-%d %H:%M")
                     ),
                 );
             }
@@ -287,6 +343,8 @@ pub fn evaluate(
             obs.snapshots.get(&row.client_id),
             failures,
             settings,
+            (&memory.restarts, &mut next.restarts),
+            now,
             &mut causes,
             &mut unobserved,
         );
@@ -803,6 +861,39 @@ mod tests {
         let v = view(&m, t("13:02:00"));
         assert_eq!((v.attention, v.attention_by_client["acme"]), (1, 1));
         assert_eq!(v.active[0].muted_until, None);
+    }
+
+    #[test]
+    fn a_container_docker_keeps_restarting_is_an_alert_for_a_while() {
+        let with_count = |n: i64| {
+            let mut r = row("acme");
+            r.container.as_mut().unwrap().restart_count = Some(n);
+            r
+        };
+        // First sight of a count: nothing to compare with, no alert.
+        let (m, _) = eval(&AlertMemory::default(), &[with_count(4)], t("12:00:00"));
+        assert!(m.active.is_empty());
+        let (m, c) = eval(&m, &[with_count(5)], t("12:00:30"));
+        assert_eq!(ids(&m), ["chat_container:acme"]);
+        let a = &m.active["chat_container:acme"];
+        assert_eq!(a.severity, AlertLevel::Warning);
+        assert!(
+            a.message
+                .contains("restarted by Docker (restart count 5, last at 2026-12-07 12:00 UTC)"),
+            "{}",
+            a.message
+        );
+        assert_eq!(c.len(), 1);
+        // Running since: the alert stays for the window after the last restart, then clears.
+        let (m, c) = eval(&m, &[with_count(5)], t("12:14:00"));
+        assert!(c.is_empty() && m.active.len() == 1);
+        let (m, c) = eval(&m, &[with_count(5)], t("12:15:30"));
+        assert!(m.active.is_empty());
+        assert!(matches!(&c[..], [AlertChange::Cleared(_)]));
+        // Recreated (count back to 0): no alert.
+        let (m, _) = eval(&m, &[with_count(0)], t("12:16:00"));
+        assert!(m.active.is_empty());
+        assert_eq!(m.restarts["acme/chat"].count, 0);
     }
 
     #[test]
