@@ -19,6 +19,7 @@
 //! - no I/O and no dependency on other crates of ours: this crate is what the others
 //!   agree on.
 
+pub mod backup;
 pub mod change;
 pub mod console;
 pub mod ksef;

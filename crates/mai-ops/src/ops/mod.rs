@@ -11,6 +11,7 @@
 //! - [`privacy`] — one person's erasure and export (GDPR), audited;
 //! - [`ksef`] — the KSeF token (keychain, audited) and the month's invoices in KSeF.
 //! - [`lifecycle`] — onboarding and offboarding a client on a Docker host, audited.
+//! - [`backup`] — ledger backups, their restore onto a new tracker, rebuilds without one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::keys::{KeyError, Keychain, SecretKind};
 use crate::refresh::TrackerSnapshot;
 use crate::tracker::{TrackerClient, TrackerError};
 
+pub mod backup;
 pub mod billing;
 pub mod change;
 pub mod dashboard;
@@ -117,6 +119,10 @@ pub enum OpsError {
     /// An in-place edit of the fleet file that could not be made; nothing was written.
     #[error(transparent)]
     FleetEdit(#[from] crate::fleet_edit::FleetEditError),
+    /// A backup, restore or rebuild that could not be done; the message says what and
+    /// what to do.
+    #[error("backup: {0}")]
+    Backup(String),
     /// A fleet update that cannot start as asked; nothing was changed.
     #[error("fleet update: {0}")]
     Update(String),

@@ -7,6 +7,7 @@
 //! 3 partial (some clients failed, e.g. unreachable trackers; some invoices not accepted by
 //! KSeF); 4 keychain unavailable or locked.
 
+mod backup;
 mod clients;
 mod finance;
 mod fleet_ops;
@@ -109,6 +110,11 @@ enum Cmd {
     Fleet {
         #[command(subcommand)]
         cmd: fleet_ops::FleetCmd,
+    },
+    /// Ledger backups: run, list, restore onto a new tracker, rebuild without a backup.
+    Backup {
+        #[command(subcommand)]
+        cmd: backup::BackupCmd,
     },
 }
 
@@ -218,6 +224,7 @@ fn code_for(e: &OpsError) -> u8 {
         {
             EXIT_USAGE
         }
+        OpsError::Backup(m) if m.starts_with("no backup folder") => EXIT_USAGE,
         OpsError::InvalidChange { .. } | OpsError::NothingToChange(_) | OpsError::Update(_) => {
             EXIT_USAGE
         }
@@ -640,6 +647,7 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
         Cmd::Privacy { cmd } => privacy(ops, cmd).await,
         Cmd::Clients { cmd } => clients::run(ops, cmd).await,
         Cmd::Fleet { cmd } => fleet_ops::fleet(ops, cmd).await,
+        Cmd::Backup { cmd } => backup::run(ops, cmd).await,
         Cmd::Usage { client, json } => {
             let d = ops.dashboard(&client).await?;
             if json {
