@@ -21,6 +21,7 @@ use mai_wire::update::{UpdatePlan, UpdatePreview, UpdateProgress, UpdateSummary}
 use tauri::{Emitter, Manager, Runtime, State};
 use tauri_plugin_updater::UpdaterExt;
 
+pub mod backup;
 pub mod lifecycle;
 pub mod update;
 
@@ -562,6 +563,10 @@ pub fn builder<R: Runtime>(b: tauri::Builder<R>, console: Console) -> tauri::Bui
             client_history,
             fleet_update_preview,
             fleet_update,
+            backup::backup_list,
+            backup::backup_now,
+            backup::backup_restore,
+            backup::backup_rebuild,
         ])
 }
 
@@ -590,6 +595,7 @@ pub fn run() {
             if let Some(w) = app.get_webview_window("main") {
                 let _ = w.set_title("mAI Fleet Console");
             }
+            tauri::async_runtime::spawn(backup::schedule(app.handle().clone()));
             Ok(())
         })
         .run(tauri::generate_context!())

@@ -4,6 +4,7 @@ import { emit } from '@tauri-apps/api/event';
 import { fixtures } from './fixtures';
 import { lifecycleMock } from './lifecycle-mock';
 import { changeUpdateMock } from './mock_change_update';
+import { backupMock } from './mock_backup';
 import type {
   ContainerInfo, ExportProgress, InvoiceExportRequest, InvoiceExportResult, KsefInvoiceRow, KsefSendProgress, KsefSendSummary,
   PrivacyErasure, PrivacyExportResult, SecretKind, SyncOutcome, SyncProgress, UpdateCheck,
@@ -169,6 +170,9 @@ mockIPC(
         // Changing a client, its history, fleet updates: mock_change_update.ts.
         const c = await changeUpdateMock(cmd, args, scenario);
         if (c !== undefined) return c;
+        // Ledger backups (issue 14): mock_backup.ts.
+        const b = await backupMock(cmd, args, scenario);
+        if (b !== undefined) return b;
         throw `unknown command ${cmd}`;
       }
     }

@@ -572,6 +572,8 @@ await test('dark theme: billing report and KSeF rows', async (page) => {
 await lifecycleTests({ test, base, out, text });
 // The client change dialog, audit history and Update view (issue 13).
 await (await import('./change_update.mjs')).default({ test, base, out, text });
+// The Backups panel of a client (issue 14).
+await (await import('./backup.mjs')).default({ test, base, out, text });
 
 await browser.close();
 server.close();

@@ -48,7 +48,7 @@ fn backup_err(m: impl Into<String>) -> OpsError {
 
 /// `<client>-<UTC time>.db` (`-rebuilt` for a rebuild): sorts by time.
 pub fn backup_file_name(client: &str, at: DateTime<Utc>, kind: BackupKind) -> String {
-    let t = at.format("%Y%m%dT%H%M%SZ");
+    let t = at.format("%Y%m%dT%H%M%S%3fZ");
     match kind {
         BackupKind::Tracker => format!("{client}-{t}.db"),
         BackupKind::Rebuilt => format!("{client}-{t}-rebuilt.db"),
@@ -521,6 +521,11 @@ impl Ops {
             .collect()
     }
 
+    /// [`Ops::backups_due`] at the clock's time.
+    pub fn backups_due_now(&self) -> Vec<String> {
+        self.backups_due(Utc::now())
+    }
+
     /// Restores a backup (`file`, else the client's newest) onto the client's tracker,
     /// which must be new (its ledger empty; else the tracker refuses with 409).
     pub async fn backup_restore(
@@ -847,11 +852,11 @@ mod tests {
             std::fs::write(manifest_path(&f), serde_json::to_vec(&m).unwrap()).unwrap();
         }
         let gone = prune(dir.path(), 2);
-        assert_eq!(gone, vec!["acme-20261201T000000Z.db".to_string()]);
+        assert_eq!(gone, vec!["acme-20261201T000000000Z.db".to_string()]);
         let (left, problems) = list_backups(dir.path());
         assert_eq!(left.len(), 2);
         assert!(problems.is_empty());
-        assert_eq!(left[0].file, "acme-20261203T000000Z.db");
+        assert_eq!(left[0].file, "acme-20261203T000000000Z.db");
         verify(&left[0], Path::new(&left[0].path)).unwrap();
         // A changed file no longer matches its manifest.
         std::fs::write(&left[0].path, b"not a ledger").unwrap();
