@@ -46,6 +46,8 @@ docker = "unix:///nonexistent/docker.sock"
 [[clients]]
 id = "acme"
 legal_name = "ACME Sp. z o.o."
+nip = "526-104-08-28"
+address = "ul. Prosta 1"
 host = "h1"
 markup = "1.3"
 tracker_url = "{tracker_url}"
@@ -176,7 +178,11 @@ async fn maictl_backs_up_keeps_n_and_restores_onto_a_new_tracker_only() {
     let f = fleet(dir.path(), &c.base_url(), true);
     let o = maictl(&f, &["backup", "restore", "--client", "acme"]).await;
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o.stderr).contains("its manifest says"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("its manifest says"),
+        "{}",
+        text(&o.stderr)
+    );
     assert_eq!(month(&c.base_url()).await.requests, 0);
     b.shutdown().await.unwrap();
     c.shutdown().await.unwrap();

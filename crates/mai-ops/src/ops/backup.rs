@@ -23,7 +23,9 @@ use chrono::{DateTime, Duration as Days, NaiveDate, TimeZone, Utc};
 use mai_core::ledger::{inspect_file, sha256_file, Ledger};
 use mai_core::openrouter::{key_hash, ActivityRow, OpenRouterClient, SecretKey};
 use mai_core::time::YearMonth;
-use mai_core::usage::{exact_add, ChatContext, EventState, Source, Tokens, UsageEvent, UserRef};
+use mai_core::usage::{
+    exact_add, exact_sub, ChatContext, EventState, Source, Tokens, UsageEvent, UserRef,
+};
 use rust_decimal::Decimal;
 
 pub use mai_wire::backup::{
@@ -270,9 +272,9 @@ pub fn plan_rebuild(
         let a = act.entry((r.date, r.model.clone())).or_default();
         a.0 += r.requests;
         a.1 = exact_add(a.1, r.usage).ok_or("an /activity total overflows")?;
-        a.2.prompt += r.prompt_tokens;
-        a.2.completion += r.completion_tokens;
-        a.2.reasoning += r.reasoning_tokens;
+        a.2.prompt = a.2.prompt.saturating_add(r.prompt_tokens);
+        a.2.completion = a.2.completion.saturating_add(r.completion_tokens);
+        a.2.reasoning = a.2.reasoning.saturating_add(r.reasoning_tokens);
     }
     let mut events = Vec::new();
     let mut days = Vec::new();
@@ -286,9 +288,9 @@ pub fn plan_rebuild(
             let m = per_model.entry(e.model.as_str()).or_default();
             m.0 += 1;
             m.1 = exact_add(m.1, e.cost_usd).ok_or("a day's cost overflows")?;
-            m.2.prompt += e.tokens.prompt;
-            m.2.completion += e.tokens.completion;
-            m.2.reasoning += e.tokens.reasoning;
+            m.2.prompt = m.2.prompt.saturating_add(e.tokens.prompt);
+            m.2.completion = m.2.completion.saturating_add(e.tokens.completion);
+            m.2.reasoning = m.2.reasoning.saturating_add(e.tokens.reasoning);
             let mut ev = (*e).clone();
             ev.org_id = org.to_string();
             events.push(ev);
@@ -303,7 +305,8 @@ pub fn plan_rebuild(
                 .collect();
             for (model, (req, usd, tok)) in rows {
                 let have = per_model.get(model.as_str()).copied().unwrap_or_default();
-                let missing_usd = usd - have.1;
+                let missing_usd =
+                    exact_sub(usd, have.1).ok_or("an /activity difference overflows")?;
                 let missing_req = req.saturating_sub(have.0);
                 if missing_usd <= Decimal::ZERO && missing_req == 0 {
                     continue;
@@ -602,9 +605,21 @@ impl Ops {
         month: Option<YearMonth>,
         dir: Option<&Path>,
     ) -> Result<RebuildReport, OpsError> {
+        self.backup_rebuild_on(id, month, dir, Utc::now().date_naive())
+            .await
+    }
+
+    /// [`Ops::backup_rebuild`] as if the current UTC day were `today` (the last day
+    /// `/activity` does not cover yet); tests pair it with the simulator's clock.
+    pub async fn backup_rebuild_on(
+        &self,
+        id: &str,
+        month: Option<YearMonth>,
+        dir: Option<&Path>,
+        today: NaiveDate,
+    ) -> Result<RebuildReport, OpsError> {
         let (root, _) = self.backup_root(dir)?;
         let c = self.client(id)?.clone();
-        let today = Utc::now().date_naive();
         let cache_from = {
             let cid = c.id.clone();
             self.cache
