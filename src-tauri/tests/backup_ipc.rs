@@ -82,7 +82,10 @@ async fn tracker(file: Vec<u8>, sha: String) -> std::net::SocketAddr {
                     if *done {
                         return (
                             StatusCode::CONFLICT,
-                            Json(ErrorBody::new(409, "this tracker's ledger already holds 3 events")),
+                            Json(ErrorBody::new(
+                                409,
+                                "this tracker's ledger already holds 3 events",
+                            )),
                         )
                             .into_response();
                     }
@@ -155,24 +158,33 @@ tracker_read_token = "env:BACKUP_IPC_TOKEN"
         }
     };
 
-    let empty: ClientBackups =
-        serde_json::from_value(call("backup_list", json!({"clientId": "acme"})).await.unwrap())
-            .unwrap();
+    let empty: ClientBackups = serde_json::from_value(
+        call("backup_list", json!({"clientId": "acme"}))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert!(empty.backups.is_empty());
     assert_eq!(empty.every_seconds, Some(86_400));
     assert_eq!(empty.keep, 3);
 
-    let o: BackupOutcome =
-        serde_json::from_value(call("backup_now", json!({"clientId": "acme"})).await.unwrap())
-            .unwrap();
+    let o: BackupOutcome = serde_json::from_value(
+        call("backup_now", json!({"clientId": "acme"}))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(o.error, None);
     let m = o.manifest.unwrap();
     assert_eq!((m.events, m.sha256.as_str()), (3, sha.as_str()));
     assert_eq!(m.cost_usd.to_string(), "0.000369");
 
-    let l: ClientBackups =
-        serde_json::from_value(call("backup_list", json!({"clientId": "acme"})).await.unwrap())
-            .unwrap();
+    let l: ClientBackups = serde_json::from_value(
+        call("backup_list", json!({"clientId": "acme"}))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(l.backups.len(), 1);
 
     let r: RestoreResult = serde_json::from_value(
@@ -192,7 +204,10 @@ tracker_read_token = "env:BACKUP_IPC_TOKEN"
     )
     .await
     .unwrap_err();
-    assert!(e.as_str().unwrap().contains("already holds 3 events"), "{e}");
+    assert!(
+        e.as_str().unwrap().contains("already holds 3 events"),
+        "{e}"
+    );
 
     // No OpenRouter management key in the keychain: the rebuild says so and is cache-only.
     let rep: RebuildReport = serde_json::from_value(
@@ -203,9 +218,12 @@ tracker_read_token = "env:BACKUP_IPC_TOKEN"
     .unwrap();
     assert!(rep.activity_error.is_some());
     assert_eq!(rep.manifest.events, 0);
-    let e = call("backup_rebuild", json!({"clientId": "acme", "month": "12-2026"}))
-        .await
-        .unwrap_err();
+    let e = call(
+        "backup_rebuild",
+        json!({"clientId": "acme", "month": "12-2026"}),
+    )
+    .await
+    .unwrap_err();
     assert!(e.as_str().unwrap().contains("YYYY-MM"), "{e}");
     drop(w);
 }

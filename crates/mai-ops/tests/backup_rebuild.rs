@@ -153,7 +153,9 @@ async fn a_lost_ledger_rebuilt_from_cache_and_activity_restores_to_the_truth() {
     // days only; every earlier day of the month is checked against /activity.
     // (On a month's last day the month ends before it.)
     assert!(
-        r.unrecoverable.iter().all(|d| *d == today + Duration::days(1)),
+        r.unrecoverable
+            .iter()
+            .all(|d| *d == today + Duration::days(1)),
         "{:?}",
         r.unrecoverable
     );
