@@ -22,6 +22,7 @@ use tauri::{Emitter, Manager, Runtime, State};
 use tauri_plugin_updater::UpdaterExt;
 
 pub mod alerts;
+pub mod backup;
 pub mod lifecycle;
 pub mod update;
 
@@ -566,6 +567,10 @@ pub fn builder<R: Runtime>(b: tauri::Builder<R>, console: Console) -> tauri::Bui
             alerts::alerts_list,
             alerts::alert_ack,
             alerts::alert_mute,
+            backup::backup_list,
+            backup::backup_now,
+            backup::backup_restore,
+            backup::backup_rebuild,
         ])
 }
 
@@ -598,6 +603,7 @@ pub fn run() {
                 let _ = w.set_title("mAI Fleet Console");
             }
             alerts::start(app.handle().clone());
+            tauri::async_runtime::spawn(backup::schedule(app.handle().clone()));
             Ok(())
         })
         .run(tauri::generate_context!())

@@ -279,6 +279,46 @@ pub struct BillingSettings {
     pub store: PathBuf,
 }
 
+/// Backups of the clients' ledgers (`[backup]`; `mai_ops::ops::backup`).
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupSettings {
+    /// The folder; each client's backups go to `<dir>/<client>/`.
+    pub dir: PathBuf,
+    /// How often the console backs every active client up; `None`: only on demand.
+    pub every: Option<std::time::Duration>,
+    /// Backups kept per client (older ones are deleted after a new one is verified).
+    pub keep: u32,
+}
+
+/// The default of `[backup] keep`.
+pub const DEFAULT_BACKUP_KEEP: u32 = 14;
+
+/// A duration as the fleet file writes it: a whole number and a unit, `s`, `m`, `h` or `d`
+/// (`"30m"`, `"24h"`, `"7d"`), at least one minute.
+pub fn parse_every(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration; write e.g. \"24h\", \"30m\" or \"7d\""))?;
+    let secs = match unit {
+        "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        "d" => n.checked_mul(86_400),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        format!("{s:?} is not a duration; write e.g. \"24h\", \"30m\" or \"7d\" (units s, m, h, d)")
+    })?;
+    if secs < 60 {
+        return Err(format!(
+            "{s:?} is shorter than a minute; back up at most once a minute"
+        ));
+    }
+    Ok(std::time::Duration::from_secs(secs))
+}
+
 /// Where and how invoices are sent to KSeF (`[ksef]`). The seller, i.e. the KSeF context
 /// and the NIP the token is for, is the billing file's seller: one owner, not repeated here.
 #[derive(Debug, Clone, Serialize)]
@@ -379,6 +419,8 @@ pub struct Fleet {
     pub ksef: Option<KsefSettings>,
     /// Alert thresholds and the outgoing webhook (`[alerts]`; defaults when absent).
     pub alerts: AlertSettings,
+    /// Ledger backups (`[backup]`): where, how often, how many kept.
+    pub backup: Option<BackupSettings>,
     pub hosts: Vec<Host>,
     pub clients: Vec<Client>,
 }
@@ -651,10 +693,38 @@ impl Fleet {
             Some(a) => parse_alerts(a).map_err(|(span, m)| err_at(span, m))?,
             None => AlertSettings::default(),
         };
+        let backup = match raw.backup {
+            Some(b) => {
+                let every = match &b.every {
+                    Some(e) => Some(
+                        parse_every(e.get_ref())
+                            .map_err(|m| err_at(e.span(), format!("[backup] every: {m}")))?,
+                    ),
+                    None => None,
+                };
+                let keep = match &b.keep {
+                    Some(k) if !(1..=10_000).contains(k.get_ref()) => {
+                        return Err(err_at(
+                            k.span(),
+                            format!("[backup] keep = {} is out of range; keep 1 to 10000 backups per client", k.get_ref()),
+                        ))
+                    }
+                    Some(k) => *k.get_ref() as u32,
+                    None => DEFAULT_BACKUP_KEEP,
+                };
+                Some(BackupSettings {
+                    dir: resolve(&base, &b.dir),
+                    every,
+                    keep,
+                })
+            }
+            None => None,
+        };
         Ok(Fleet {
             billing,
             ksef,
             alerts,
+            backup,
             path: path.to_path_buf(),
             console,
             openrouter,
@@ -1076,6 +1146,14 @@ struct RawBilling {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawBackup {
+    dir: PathBuf,
+    every: Option<Spanned<String>>,
+    keep: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawKsef {
     environment: Option<Spanned<String>>,
     base_url: Option<Spanned<String>>,
@@ -1176,6 +1254,7 @@ struct RawFleet {
     billing: Option<RawBilling>,
     ksef: Option<Spanned<RawKsef>>,
     alerts: Option<RawAlerts>,
+    backup: Option<RawBackup>,
     #[serde(default)]
     hosts: Vec<RawHost>,
     #[serde(default)]

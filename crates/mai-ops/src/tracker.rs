@@ -28,6 +28,8 @@ pub enum TrackerError {
     },
     #[error("cannot do an admin action on tracker {url}: {message}; set the client's tracker_admin_token")]
     NoAdminToken { url: String, message: String },
+    #[error("backup from tracker {url} is not usable: {message}")]
+    Backup { url: String, message: String },
 }
 
 impl TrackerError {
@@ -46,6 +48,38 @@ pub use mai_wire::tracker::{
 };
 pub use mai_wire::tracker::{EraseRequest, ErasureReport, PrivacyExport, PrivacySubject};
 use mai_wire::tracker::{ErrorBody, KeyHandover, KeyLabel, SyncRequest};
+pub use mai_wire::tracker::{
+    RestoreReport, BACKUP_EVENTS_HEADER, BACKUP_ORG_HEADER, BACKUP_SHA256_HEADER,
+};
+
+/// What [`TrackerClient::backup_to`] wrote, verified against the tracker's headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupDownload {
+    pub sha256: String,
+    pub size_bytes: u64,
+    /// Events in the backup, as the tracker counted them.
+    pub events: u64,
+    pub org_id: String,
+}
+
+/// A file as a stream of 64 KiB chunks (an upload body).
+fn tokio_util_stream(
+    f: tokio::fs::File,
+) -> impl futures::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static {
+    use tokio::io::AsyncReadExt;
+    futures::stream::unfold(Some(f), |f| async move {
+        let mut f = f?;
+        let mut buf = vec![0u8; 64 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(buf), Some(f)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    })
+}
 use mai_wire::CommercialTerms;
 
 /// How long the console waits for a key hand-over's reply: longer than the tracker's own
@@ -302,6 +336,143 @@ impl TrackerClient {
             status,
             message: r.text().await.unwrap_or_default().trim().to_string(),
         })
+    }
+
+    /// Downloads the tracker's ledger backup (`GET /api/v1/admin/backup`) into `dest`,
+    /// which must not exist, streaming to disk and hashing on the way; `progress` gets
+    /// (bytes so far, total). The file is synced and kept only when its SHA-256 and size
+    /// equal the reply's headers (else it is removed and the error says so).
+    pub async fn backup_to(
+        &self,
+        dest: &std::path::Path,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<BackupDownload, TrackerError> {
+        use sha2::Digest;
+        use tokio::io::AsyncWriteExt;
+        let url = self.url("/api/v1/admin/backup");
+        let token = self.admin_token(&url)?.to_string();
+        let bad = |message: String| TrackerError::Backup {
+            url: url.clone(),
+            message,
+        };
+        let resp = tokio::time::timeout(
+            self.timeout.max(Duration::from_secs(120)),
+            self.http.get(&url).bearer_auth(&token).send(),
+        )
+        .await
+        .map_err(|_| TrackerError::Timeout {
+            url: url.clone(),
+            timeout_ms: self.timeout.max(Duration::from_secs(120)).as_millis() as u64,
+        })?
+        .map_err(|e| send_error(&url, e))?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(TrackerError::Unauthorized { url });
+        }
+        if !status.is_success() {
+            let bytes = resp.bytes().await.unwrap_or_default();
+            let message = serde_json::from_slice::<ErrorBody>(&bytes)
+                .map(|b| b.error.message)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).chars().take(300).collect());
+            return Err(TrackerError::Api {
+                url,
+                status: status.as_u16(),
+                message,
+            });
+        }
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let want_sha = header(BACKUP_SHA256_HEADER)
+            .ok_or_else(|| bad(format!("the reply has no {BACKUP_SHA256_HEADER} header; is the tracker older than backups?")))?;
+        let want_size = resp
+            .content_length()
+            .ok_or_else(|| bad("the reply has no Content-Length".into()))?;
+        let events = header(BACKUP_EVENTS_HEADER)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let org = header(BACKUP_ORG_HEADER).unwrap_or_default();
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dest)
+            .await
+            .map_err(|e| bad(format!("cannot create {}: {e}", dest.display())))?;
+        let mut hasher = sha2::Sha256::new();
+        let mut size = 0u64;
+        let mut resp = resp;
+        let idle = self.timeout.max(Duration::from_secs(30));
+        let outcome: Result<(), TrackerError> = async {
+            loop {
+                let chunk = tokio::time::timeout(idle, resp.chunk())
+                    .await
+                    .map_err(|_| TrackerError::Timeout {
+                        url: url.clone(),
+                        timeout_ms: idle.as_millis() as u64,
+                    })?
+                    .map_err(|e| bad(format!("the download broke off after {size} bytes: {}", e.without_url())))?;
+                let Some(chunk) = chunk else { break };
+                hasher.update(&chunk);
+                size += chunk.len() as u64;
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| bad(format!("writing {}: {e}", dest.display())))?;
+                progress(size, want_size);
+            }
+            file.sync_all()
+                .await
+                .map_err(|e| bad(format!("syncing {}: {e}", dest.display())))?;
+            let got = hex::encode(hasher.finalize_reset());
+            if size != want_size || !got.eq_ignore_ascii_case(&want_sha) {
+                return Err(bad(format!(
+                    "received {size} bytes with SHA-256 {got}, the tracker announced {want_size} bytes with SHA-256 {want_sha}; the file was damaged on the way: run the backup again"
+                )));
+            }
+            Ok(())
+        }
+        .await;
+        drop(file);
+        if let Err(e) = outcome {
+            let _ = tokio::fs::remove_file(dest).await;
+            return Err(e);
+        }
+        Ok(BackupDownload {
+            sha256: want_sha.to_ascii_lowercase(),
+            size_bytes: size,
+            events,
+            org_id: org,
+        })
+    }
+
+    /// Uploads a backup file onto this tracker (`POST /api/v1/admin/restore`), streamed,
+    /// with its SHA-256 for the tracker to verify. The tracker refuses (409) when its
+    /// ledger already holds events.
+    pub async fn restore_from(
+        &self,
+        file: &std::path::Path,
+        sha256: &str,
+    ) -> Result<RestoreReport, TrackerError> {
+        let url = self.url("/api/v1/admin/restore");
+        let f = tokio::fs::File::open(file)
+            .await
+            .map_err(|e| TrackerError::Backup {
+                url: url.clone(),
+                message: format!("cannot read {}: {e}", file.display()),
+            })?;
+        let len = f.metadata().await.map(|m| m.len()).unwrap_or(0);
+        let stream = tokio_util_stream(f);
+        let req = self
+            .http
+            .post(&url)
+            .header(BACKUP_SHA256_HEADER, sha256)
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .header(reqwest::header::CONTENT_TYPE, "application/vnd.sqlite3")
+            .body(reqwest::Body::wrap_stream(stream));
+        self.send_admin(req, &url, self.timeout.max(Duration::from_secs(600)))
+            .await
     }
 
     /// Erases one person's personal data on the tracker (GDPR art. 17). The tracker

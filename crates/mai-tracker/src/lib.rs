@@ -9,6 +9,7 @@
 pub mod alloc;
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod endpoint;
 pub mod handover;
@@ -91,6 +92,8 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route_layer(role(Role::Admin));
     let admin = Router::new()
         .route("/api/v1/admin/terms", put(api::put_terms))
+        .route("/api/v1/admin/backup", get(backup::backup))
+        .route("/api/v1/admin/restore", post(backup::restore))
         .route("/api/v1/admin/privacy/export", get(api::privacy_export))
         .route(
             "/api/v1/usage-tracking/usage/manual-record",

@@ -49,6 +49,8 @@ pub struct AppState {
     pub handover_lock: tokio::sync::Mutex<()>,
     /// Serialises reconciliation runs (periodic and on demand).
     pub sync_lock: tokio::sync::Mutex<()>,
+    /// Serialises backups and restores ([`crate::backup`]).
+    pub backup_lock: tokio::sync::Mutex<()>,
     /// Paces the admin endpoints that start work upstream ([`crate::limits`]).
     pub admin_bucket: crate::limits::TokenBucket,
     pub started: Instant,
@@ -126,6 +128,7 @@ impl AppState {
             metrics: Metrics::default(),
             identity,
             sync_lock: tokio::sync::Mutex::new(()),
+            backup_lock: tokio::sync::Mutex::new(()),
             handover_lock: tokio::sync::Mutex::new(()),
             refused: std::sync::atomic::AtomicBool::new(false),
             admin_bucket,

@@ -89,6 +89,26 @@ enum Cmd {
         reply: oneshot::Sender<Result<Erasure, String>>,
     },
     Flush(oneshot::Sender<()>),
+    /// A restore: the staged ledger file (checked by the caller) replaces the live one,
+    /// only while the live one holds no event. See [`LedgerWriter::swap_in_blocking`].
+    Swap {
+        staged: std::path::PathBuf,
+        reply: oneshot::Sender<Result<u64, SwapError>>,
+    },
+}
+
+/// Why a restore's swap did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum SwapError {
+    /// The live ledger holds events: a restore never overwrites a ledger in use.
+    #[error("this tracker's ledger already holds {0} events")]
+    HasEvents(u64),
+    #[error("events are waiting to be written (the ledger is failing); restore when /readyz answers 200")]
+    Busy,
+    #[error("the ledger writer has stopped (see the earlier log lines); restart the tracker")]
+    Stopped,
+    #[error("swapping in the restored ledger failed: {0}")]
+    Failed(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -255,6 +275,19 @@ impl LedgerWriter {
         rx.await
             .map_err(|_| WriterError::Stopped)?
             .map_err(WriterError::Ledger)
+    }
+
+    /// Puts the ledger file `staged` (same directory, already checked: integrity, org,
+    /// schema) in place of the live ledger, atomically (rename), if the live one holds no
+    /// event, and reopens the writer's connection on it. Blocking: call from a blocking
+    /// task, with every other connection to the ledger closed (the reader's). Returns the
+    /// restored ledger's events.
+    pub fn swap_in_blocking(&self, staged: std::path::PathBuf) -> Result<u64, SwapError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Swap { staged, reply })
+            .map_err(|_| SwapError::Stopped)?;
+        rx.blocking_recv().map_err(|_| SwapError::Stopped)?
     }
 
     /// Returns once everything queued before the call is committed (or given up on).
@@ -643,8 +676,78 @@ impl Worker {
                 let a = self.attempt(|l| l.erase_user(&org, &subject, Some(&pseudonym), &actor));
                 let _ = reply.send(done(a, self));
             }
+            Cmd::Swap { staged, reply } => {
+                let _ = reply.send(self.swap_in(&staged));
+            }
             Cmd::Record(_) | Cmd::Flush(_) => unreachable!("queued, not served"),
         }
+    }
+
+    /// See [`LedgerWriter::swap_in_blocking`]. The check for events and the rename happen
+    /// here, on the one writer, so no event can be written in between.
+    fn swap_in(&mut self, staged: &std::path::Path) -> Result<u64, SwapError> {
+        if !self.queue.is_empty() {
+            return Err(SwapError::Busy);
+        }
+        let live = self
+            .ledger
+            .event_count(None)
+            .map_err(|e| SwapError::Failed(e.to_string()))?;
+        if live > 0 {
+            return Err(SwapError::HasEvents(live));
+        }
+        let path = self.ledger.path().to_path_buf();
+        let caps = self.ledger.caps();
+        if let Err(e) = self.ledger.checkpoint() {
+            return Err(SwapError::Failed(format!(
+                "checkpoint of the empty ledger: {e}"
+            )));
+        }
+        // Close the live connection (its WAL is folded in and removed), then rename.
+        let placeholder = Ledger::open_in_memory().map_err(|e| SwapError::Failed(e.to_string()))?;
+        drop(std::mem::replace(&mut self.ledger, placeholder));
+        let moved = (|| -> std::io::Result<()> {
+            for side in ["-wal", "-shm"] {
+                let mut p = path.clone().into_os_string();
+                p.push(side);
+                match std::fs::remove_file(&p) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+            std::fs::rename(staged, &path)?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })();
+        // Reopen whichever file is in place now (the restored one, or the old one).
+        match Ledger::open(&path) {
+            Ok(mut l) => {
+                l.set_caps(caps);
+                self.ledger = l;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, path = %path.display(), "reopening the ledger after a restore failed; restart the tracker");
+                return Err(SwapError::Failed(format!(
+                    "reopening {}: {e}",
+                    path.display()
+                )));
+            }
+        }
+        moved.map_err(|e| {
+            SwapError::Failed(format!(
+                "renaming {} to {}: {e}",
+                staged.display(),
+                path.display()
+            ))
+        })?;
+        let n = self
+            .ledger
+            .event_count(None)
+            .map_err(|e| SwapError::Failed(e.to_string()))?;
+        tracing::info!(events = n, path = %path.display(), "ledger restored from a backup");
+        Ok(n)
     }
 }
 

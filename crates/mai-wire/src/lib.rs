@@ -20,6 +20,7 @@
 //!   agree on.
 
 pub mod alerts;
+pub mod backup;
 pub mod change;
 pub mod console;
 pub mod ksef;

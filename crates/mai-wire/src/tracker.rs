@@ -693,3 +693,26 @@ pub mod seed {
         pub duplicates: u64,
     }
 }
+
+/// Header of `GET /api/v1/admin/backup`'s reply and `POST /api/v1/admin/restore`'s
+/// request: the SHA-256 (lower-case hex) of the body, the ledger file. The size is the
+/// `Content-Length`. A client hashes what it received and compares both before it keeps
+/// the file.
+pub const BACKUP_SHA256_HEADER: &str = "x-mai-backup-sha256";
+/// Header of `GET /api/v1/admin/backup`'s reply: events in the backed-up ledger.
+pub const BACKUP_EVENTS_HEADER: &str = "x-mai-backup-events";
+/// Header of `GET /api/v1/admin/backup`'s reply: the org the ledger belongs to.
+pub const BACKUP_ORG_HEADER: &str = "x-mai-backup-org";
+
+/// Reply of `POST /api/v1/admin/restore` (admin): the ledger now in use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreReport {
+    pub org_id: String,
+    /// Events of the restored ledger.
+    pub events: u64,
+    /// SHA-256 of the received file, as verified.
+    pub sha256: String,
+    pub size_bytes: u64,
+    pub restored_at: DateTime<Utc>,
+}

@@ -6,7 +6,7 @@
 
 use ts_rs::{Config, TS};
 
-use crate::{alerts, change, console, ksef, lifecycle, pricing, tracker, update, usage};
+use crate::{alerts, backup, change, console, ksef, lifecycle, pricing, tracker, update, usage};
 
 /// Appends `export type X = ...;` for each listed type.
 macro_rules! decls {
@@ -36,7 +36,7 @@ pub fn typescript() -> String {
         tracker::Month, tracker::Event, tracker::EventPage, tracker::SyncRequest,
         tracker::SyncStatus, tracker::SyncReport, tracker::KeyLabel,
         tracker::PrivacySubject, tracker::EraseRequest, tracker::ErasureReport,
-        tracker::PrivacyExport, tracker::ProbeRequest, tracker::ProbeReport,
+        tracker::PrivacyExport, tracker::ProbeRequest, tracker::ProbeReport, tracker::RestoreReport,
         // The console's IPC: command replies, struct arguments and event payloads.
         console::ClientRef, console::AppInfo, console::UpdateCheck,
         console::ContainerRole, console::ContainerState, console::ContainerHealth,
@@ -70,6 +70,10 @@ pub fn typescript() -> String {
         update::ClientUpdatePreview, update::UpdatePreview, update::GateCheck,
         update::GateResult, update::UpdatePhase, update::ClientOutcome,
         update::ClientUpdateResult, update::UpdateSummary, update::UpdateProgress,
+        // Ledger backups, restores and rebuilds.
+        backup::BackupKind, backup::MonthTotals, backup::BackupManifest, backup::ClientBackups,
+        backup::BackupOutcome, backup::RestoreResult, backup::DaySource, backup::RebuildDay,
+        backup::RebuildReport,
     );
     // Alerts (issue 14).
     decls!(out, cfg; alerts::AlertKind, alerts::ActiveAlert, alerts::AlertsView, alerts::MuteRequest);

@@ -122,6 +122,11 @@ const TABLE: &[(&str, usize, Check)] = &[
         check::<tracker::ErasureReport>,
     ),
     (
+        "POST /api/v1/admin/restore",
+        0,
+        check::<tracker::RestoreReport>,
+    ),
+    (
         "GET /api/v1/admin/privacy/export",
         0,
         check::<tracker::PrivacyExport>,

@@ -12,6 +12,7 @@ import type {
   FieldError, LifecycleProgress, OffboardCheck, OffboardResult, OnboardRequest, OnboardResult,
 } from './wire';
 import type { AlertsView, MuteRequest } from './wire';
+import type { BackupOutcome, ClientBackups, RebuildReport, RestoreResult } from './wire';
 import type {
   ChangeCheck, ChangeReport, ClientChange, ClientFacts, HistoryEntry, UpdatePlan, UpdatePreview, UpdateProgress,
   UpdateSummary,
@@ -65,7 +66,17 @@ export const api = {
   alertsList: () => invoke<AlertsView>('alerts_list'),
   alertAck: (id: string) => invoke<AlertsView>('alert_ack', { id }),
   alertMute: (request: MuteRequest) => invoke<AlertsView>('alert_mute', { request }),
+  // Ledger backups (issue 14): list, back up now, restore onto a new tracker, rebuild.
+  backupList: (clientId: string) => invoke<ClientBackups>('backup_list', { clientId }),
+  backupNow: (clientId: string) => invoke<BackupOutcome>('backup_now', { clientId }),
+  backupRestore: (clientId: string, file: string) => invoke<RestoreResult>('backup_restore', { clientId, file }),
+  backupRebuild: (clientId: string, month: string | null) => invoke<RebuildReport>('backup_rebuild', { clientId, month }),
 };
+
+/** `backup-progress`: [client, bytes so far, total bytes] of a running backup. */
+export function onBackupProgress(cb: (p: [string, number, number]) => void): Promise<UnlistenFn> {
+  return listen<[string, number, number]>('backup-progress', (e) => cb(e.payload));
+}
 
 export function onSyncProgress(cb: (p: SyncProgress) => void): Promise<UnlistenFn> {
   return listen<SyncProgress>('sync-progress', (e) => cb(e.payload));

@@ -229,6 +229,15 @@ upstream_ms: number,
  * The ledger's event (its `seq` finds it in `GET /api/v1/events?after=seq-1`).
  */
 event: Event, };
+export type RestoreReport = { org_id: string, 
+/**
+ * Events of the restored ledger.
+ */
+events: number, 
+/**
+ * SHA-256 of the received file, as verified.
+ */
+sha256: string, size_bytes: number, restored_at: string, };
 export type ClientRef = { id: string, legal_name: string, };
 export type AppInfo = { version: string, fleet_path: string | null, load_error: string | null, keychain_error: string | null, clients: Array<ClientRef>, update_endpoint: string | null, 
 /**
@@ -917,6 +926,87 @@ export type UpdateSummary = { updated: number, rolled_back: number, skipped: num
  */
 stopped: string | null, clients: Array<ClientUpdateResult>, elapsed_ms: number, };
 export type UpdateProgress = { "event": "planned", preview: UpdatePreview, } | { "event": "phase", client_id: string, phase: UpdatePhase, detail: string, } | { "event": "gate", client_id: string, result: GateResult, } | { "event": "finished", result: ClientUpdateResult, };
+export type BackupKind = "tracker" | "rebuilt";
+export type MonthTotals = { 
+/**
+ * `YYYY-MM`.
+ */
+month: string, events: number, cost_usd: string, };
+export type BackupManifest = { client_id: string, 
+/**
+ * The org of the ledger's events (the tracker's `MAI_ORG_ID`).
+ */
+org_id: string, kind: BackupKind, 
+/**
+ * The backup's file name (in the same folder as this manifest).
+ */
+file: string, 
+/**
+ * Full path of the backup file (as found when listed).
+ */
+path: string, taken_at: string, 
+/**
+ * SHA-256, lower-case hex, of the file.
+ */
+sha256: string, size_bytes: number, events: number, cost_usd: string, 
+/**
+ * Per month, oldest first.
+ */
+months: Array<MonthTotals>, };
+export type ClientBackups = { client_id: string, 
+/**
+ * `<dir>/<client>`, `None` when the fleet file has no `[backup]`.
+ */
+dir: string | null, 
+/**
+ * Newest first.
+ */
+backups: Array<BackupManifest>, 
+/**
+ * The schedule (`[backup] every`, seconds), `None`: on demand only.
+ */
+every_seconds: number | null, keep: number, 
+/**
+ * Files in the folder that are not usable backups (no or unreadable manifest).
+ */
+problems: Array<string>, };
+export type BackupOutcome = { client_id: string, manifest: BackupManifest | null, 
+/**
+ * What failed and what to do; `None` on success.
+ */
+error: string | null, 
+/**
+ * Older backups deleted by the retention (`keep`).
+ */
+pruned: Array<string>, };
+export type RestoreResult = { client_id: string, file: string, sha256: string, 
+/**
+ * Events the tracker holds now.
+ */
+events: number, restored_at: string, };
+export type DaySource = "cache" | "activity" | "cache_unverified" | "unrecoverable";
+export type RebuildDay = { date: string, source: DaySource, 
+/**
+ * Events taken from the cache.
+ */
+cached_events: number, cached_usd: string, 
+/**
+ * Requests and cost added from `/activity` (as aggregate events).
+ */
+activity_requests: number, activity_usd: string, };
+export type RebuildReport = { client_id: string, from: string, to: string, 
+/**
+ * Days, oldest first.
+ */
+days: Array<RebuildDay>, 
+/**
+ * The days that could not be recovered (a summary of `days`).
+ */
+unrecoverable: Array<string>, 
+/**
+ * Why `/activity` could not be asked, if it could not (then every day is cache-only).
+ */
+activity_error: string | null, manifest: BackupManifest, };
 export type AlertKind = "limit_warning" | "limit_reached" | "key_limit" | "tracker_unreachable" | "chat_container" | "tracker_container" | "drift" | "reconciliation" | "nbp_stale" | "ksef_rejected";
 export type ActiveAlert = { 
 /**

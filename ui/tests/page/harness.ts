@@ -5,6 +5,7 @@ import { fixtures } from './fixtures';
 import { lifecycleMock } from './lifecycle-mock';
 import { changeUpdateMock } from './mock_change_update';
 import { alertsMock } from './mock_alerts';
+import { backupMock } from './mock_backup';
 import type {
   ContainerInfo, ExportProgress, InvoiceExportRequest, InvoiceExportResult, KsefInvoiceRow, KsefSendProgress, KsefSendSummary,
   PrivacyErasure, PrivacyExportResult, SecretKind, SyncOutcome, SyncProgress, UpdateCheck,
@@ -174,6 +175,9 @@ mockIPC(
         // Alerts (issue 14): mock_alerts.ts.
         const al = await alerts(cmd, args);
         if (al !== undefined) return al;
+        // Ledger backups (issue 14): mock_backup.ts.
+        const b = await backupMock(cmd, args, scenario);
+        if (b !== undefined) return b;
         throw `unknown command ${cmd}`;
       }
     }

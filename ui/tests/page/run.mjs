@@ -574,6 +574,8 @@ await lifecycleTests({ test, base, out, text });
 await (await import('./change_update.mjs')).default({ test, base, out, text });
 // Alerts (issue 14).
 await (await import('./alerts.mjs')).default({ test, base, out, text });
+// The Backups panel of a client (issue 14).
+await (await import('./backup.mjs')).default({ test, base, out, text });
 
 await browser.close();
 server.close();

@@ -17,6 +17,7 @@
 //! All methods are synchronous; async callers use a dedicated writer thread or
 //! `spawn_blocking`.
 
+mod backup;
 mod privacy;
 mod query;
 mod schema;
@@ -30,6 +31,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+pub use backup::{inspect_file, sha256_file, FileFacts};
 pub use privacy::{
     new_pseudonym, normalize_subject, subject_hash, Erasure, PrivacySubject, UserExport,
     ERASED_USER_PREFIX,

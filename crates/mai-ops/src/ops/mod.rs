@@ -12,6 +12,7 @@
 //! - [`ksef`] — the KSeF token (keychain, audited) and the month's invoices in KSeF.
 //! - [`lifecycle`] — onboarding and offboarding a client on a Docker host, audited.
 //! - [`alerts`] — every refresh evaluated into alerts (kept in the cache), ack, mute, webhook.
+//! - [`backup`] — ledger backups, their restore onto a new tracker, rebuilds without one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use crate::refresh::TrackerSnapshot;
 use crate::tracker::{TrackerClient, TrackerError};
 
 pub mod alerts;
+pub mod backup;
 pub mod billing;
 pub mod change;
 pub mod dashboard;
@@ -119,6 +121,10 @@ pub enum OpsError {
     /// An in-place edit of the fleet file that could not be made; nothing was written.
     #[error(transparent)]
     FleetEdit(#[from] crate::fleet_edit::FleetEditError),
+    /// A backup, restore or rebuild that could not be done; the message says what and
+    /// what to do.
+    #[error("backup: {0}")]
+    Backup(String),
     /// A fleet update that cannot start as asked; nothing was changed.
     #[error("fleet update: {0}")]
     Update(String),

@@ -8,6 +8,7 @@
 //! KSeF); 4 keychain unavailable or locked.
 
 mod alerts;
+mod backup;
 mod clients;
 mod finance;
 mod fleet_ops;
@@ -114,6 +115,11 @@ enum Cmd {
     /// Alerts after one refresh of the fleet (exit 0: none needs attention, 1: some);
     /// `alerts ack ID`, `alerts mute ID --for 2h`.
     Alerts(alerts::AlertsArgs),
+    /// Ledger backups: run, list, restore onto a new tracker, rebuild without a backup.
+    Backup {
+        #[command(subcommand)]
+        cmd: backup::BackupCmd,
+    },
 }
 
 /// Who: the person's e-mail, their Open WebUI user id, or both.
@@ -226,6 +232,7 @@ fn code_for(e: &OpsError) -> u8 {
         | OpsError::NothingToChange(_)
         | OpsError::Update(_)
         | OpsError::Alert(_) => EXIT_USAGE,
+        OpsError::Backup(m) if m.starts_with("no backup folder") => EXIT_USAGE,
         OpsError::Privacy(m) if m.contains("pass --yes") || m.contains("user id or e-mail") => {
             EXIT_USAGE
         }
@@ -650,6 +657,7 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
         Cmd::Privacy { cmd } => privacy(ops, cmd).await,
         Cmd::Clients { cmd } => clients::run(ops, cmd).await,
         Cmd::Fleet { cmd } => fleet_ops::fleet(ops, cmd).await,
+        Cmd::Backup { cmd } => backup::run(ops, cmd).await,
         Cmd::Usage { client, json } => {
             let d = ops.dashboard(&client).await?;
             if json {
