@@ -6,7 +6,7 @@
 
 use ts_rs::{Config, TS};
 
-use crate::{change, console, ksef, lifecycle, pricing, tracker, update, usage};
+use crate::{change, console, ksef, lifecycle, overview, pricing, tracker, update, usage};
 
 /// Appends `export type X = ...;` for each listed type.
 macro_rules! decls {
@@ -70,6 +70,12 @@ pub fn typescript() -> String {
         update::ClientUpdatePreview, update::UpdatePreview, update::GateCheck,
         update::GateResult, update::UpdatePhase, update::ClientOutcome,
         update::ClientUpdateResult, update::UpdateSummary, update::UpdateProgress,
+    );
+    // The fleet overview: totals, projections, usage exports.
+    decls!(out, cfg;
+        overview::Projection, overview::UsdPln, overview::AccountCredits, overview::FleetTotals,
+        overview::FleetOverview, overview::UsageExportKind, overview::UsageExportFormat,
+        overview::UsageExportRequest, overview::UsageExportResult, overview::UsageExportProgress,
     );
     out
 }
