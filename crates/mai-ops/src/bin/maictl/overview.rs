@@ -9,7 +9,7 @@ use mai_ops::ops::overview::{Projection, UsdPln};
 use mai_ops::ops::usage_export::{ExportTarget, UsageExportFormat, UsageExportKind};
 use mai_ops::{Ops, OpsError};
 
-use crate::{money, EXIT_PARTIAL};
+use crate::{money, EXIT_PARTIAL, EXIT_USAGE};
 
 #[derive(clap::Subcommand)]
 pub enum UsageCmd {
@@ -52,7 +52,10 @@ pub async fn usage(ops: &Ops, cmd: UsageCmd) -> Result<u8, OpsError> {
         format,
         out,
     } = cmd;
-    let ym: YearMonth = month.parse().map_err(|_| OpsError::BadMonth(month.clone()))?;
+    let Ok(ym) = month.parse::<YearMonth>() else {
+        eprintln!("maictl: {}", OpsError::BadMonth(month));
+        return Ok(EXIT_USAGE);
+    };
     let kind = match kind {
         KindArg::Events => UsageExportKind::Events,
         KindArg::Daily => UsageExportKind::Daily,
