@@ -5,7 +5,9 @@
 #   2. the real console binary under Xvfb driven over WebDriver (tauri-driver 2.1.0 +
 #      WebKitWebDriver) inside a D-Bus session with an unlocked gnome-keyring: the fleet
 #      table shows every client with today's cost = simulator truth x markup, a sync runs,
-#      a restart shows, a key is set and masked; screenshots in test-output/e2e/;
+#      a restart shows, a key is set and masked; then (e2e_overview.rs) the table sorted by
+#      today's cost both ways, searched and filtered, and the totals strip; screenshots in
+#      test-output/e2e/;
 #   3. Docker over SSH: maictl lists the same containers through a local sshd on loopback.
 # Installs/starts what it needs (idempotent). Exits non-zero on any failure.
 set -euo pipefail
@@ -43,6 +45,8 @@ dbus-run-session -- "$ROOT/scripts/with-keyring.sh" xvfb-run -a -s "-screen 0 12
   trap "kill $DRIVER 2>/dev/null || true" EXIT
   for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/4444) 2>/dev/null && break; sleep 0.1; done
   cargo test --workspace --locked --test e2e -- --nocapture
+  # The fleet overview: sorting and filtering in the real window (issue 14).
+  cargo test --workspace --locked --test e2e_overview -- --nocapture
 '
 
 # ---- 3. Docker over SSH through a local sshd on loopback
