@@ -118,7 +118,10 @@ async fn rows_become(c: &Client, what: &str, want: &[String]) {
         }
     })
     .await;
-    assert!(ok.is_ok(), "{what}: expected rows {want:?}, the table shows {last:?}");
+    assert!(
+        ok.is_ok(),
+        "{what}: expected rows {want:?}, the table shows {last:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -203,17 +206,21 @@ async fn fleet_overview_sort_and_filter() {
     for (id, cost) in &priced {
         let want = usd(*cost);
         let sel = format!("[data-testid='row-{id}'] [data-testid='today-cost']");
-        wait_for(&format!("{id}'s today cost {want}"), Duration::from_secs(60), || {
-            let c = c.clone();
-            let t = text_of(sel.clone());
-            let want = want.clone();
-            async move {
-                if let Ok(b) = c.find(Locator::Css("[data-testid='refresh']")).await {
-                    let _ = b.click().await;
+        wait_for(
+            &format!("{id}'s today cost {want}"),
+            Duration::from_secs(60),
+            || {
+                let c = c.clone();
+                let t = text_of(sel.clone());
+                let want = want.clone();
+                async move {
+                    if let Ok(b) = c.find(Locator::Css("[data-testid='refresh']")).await {
+                        let _ = b.click().await;
+                    }
+                    t.await.filter(|t| *t == want)
                 }
-                t.await.filter(|t| *t == want)
-            }
-        })
+            },
+        )
         .await;
     }
     shot("overview-01-fleet").await;
@@ -223,15 +230,23 @@ async fn fleet_overview_sort_and_filter() {
     let today = text_of("[data-testid='totals-today-client']".into())
         .await
         .unwrap_or_default();
-    assert!(today.contains(&usd(total)), "totals today {today:?}, want {}", usd(total));
+    assert!(
+        today.contains(&usd(total)),
+        "totals today {today:?}, want {}",
+        usd(total)
+    );
     let month = text_of("[data-testid='totals-month-client']".into())
         .await
         .unwrap_or_default();
-    assert!(month.contains(&usd(total)), "totals month {month:?}, want {}", usd(total));
+    assert!(
+        month.contains(&usd(total)),
+        "totals month {month:?}, want {}",
+        usd(total)
+    );
 
     // Sort by today's cost: ascending by the exact truth, then descending (ties by id are
     // left in table order, so compare only distinct costs' order).
-    priced.sort_by(|a, b| a.1.cmp(&b.1));
+    priced.sort_by_key(|a| a.1);
     let asc: Vec<String> = priced.iter().map(|(id, _)| id.clone()).collect();
     click(&c, "[data-testid='sort-today']").await;
     rows_become(&c, "sorted by today ascending", &asc).await;
@@ -257,7 +272,9 @@ async fn fleet_overview_sort_and_filter() {
     select(&c, "[data-testid='filter-host']", "").await;
     select(&c, "[data-testid='filter-state']", "running").await;
     rows_become(&c, "state running", &desc).await;
-    let count = text_of("[data-testid='fleet-count']".into()).await.unwrap_or_default();
+    let count = text_of("[data-testid='fleet-count']".into())
+        .await
+        .unwrap_or_default();
     assert_eq!(count, format!("{n} of {n} clients", n = desc.len()));
     shot("overview-05-filtered").await;
 

@@ -37,7 +37,9 @@ fn event(id: &str, at: &str, cost: &str, name: &str) -> UsageEvent {
         cost_usd: dec(cost),
         source: Source::Proxy,
         state: EventState::Confirmed,
-        created_at: DateTime::parse_from_rfc3339(at).unwrap().with_timezone(&Utc),
+        created_at: DateTime::parse_from_rfc3339(at)
+            .unwrap()
+            .with_timezone(&Utc),
         context: ChatContext {
             chat_id: Some("chat-1".into()),
             task: Some("chat".into()),
@@ -51,7 +53,12 @@ fn events() -> Vec<UsageEvent> {
     vec![
         // 00:30 on 1 December in Warsaw, still November in UTC: December.
         event("g-early", "2025-11-30T23:30:00Z", "0.000000007", "Anna"),
-        event("g1", "2025-12-02T12:00:00Z", "12.345678901", "Nowak, \"Anna\"\nline 2"),
+        event(
+            "g1",
+            "2025-12-02T12:00:00Z",
+            "12.345678901",
+            "Nowak, \"Anna\"\nline 2",
+        ),
         event("g2", "2025-12-20T08:15:30.250Z", "0.000123", "Jan"),
         event("g3", "2025-12-31T22:59:59Z", "3", "Jan"),
         // 00:30 on 1 January in Warsaw: not December.
@@ -121,7 +128,10 @@ fn parse_csv(s: &str) -> Vec<Vec<String>> {
             _ => field.push(c),
         }
     }
-    assert!(field.is_empty() && row.is_empty(), "the last record ends with CRLF");
+    assert!(
+        field.is_empty() && row.is_empty(),
+        "the last record ends with CRLF"
+    );
     rows
 }
 
@@ -145,14 +155,19 @@ async fn events_csv_sums_to_the_ledger_exactly() {
     let f = f.to_str().unwrap();
     let o = maictl(
         dir.path(),
-        &["--fleet", f, "usage", "export", "--client", "acme", "--month", "2025-12"],
+        &[
+            "--fleet", f, "usage", "export", "--client", "acme", "--month", "2025-12",
+        ],
     )
     .await;
     let err = String::from_utf8_lossy(&o.stderr);
     // The tracker is not running: exported from the cache, said so, exit 3 (partial).
     assert_eq!(o.status.code(), Some(3), "stderr: {err}");
     assert!(err.contains("could not be pulled"), "{err}");
-    assert!(err.contains("exporting: 4/4 rows"), "progress on stderr: {err}");
+    assert!(
+        err.contains("exporting: 4/4 rows"),
+        "progress on stderr: {err}"
+    );
     let rows = parse_csv(std::str::from_utf8(&o.stdout).unwrap());
     assert_eq!(rows[0], mai_ops::ops::usage_export::EVENT_COLUMNS);
     assert_eq!(rows.len(), 1 + 4, "header + December's four events");
@@ -182,12 +197,29 @@ async fn daily_json_to_a_file_sums_to_the_ledger() {
     let o = maictl(
         dir.path(),
         &[
-            "--fleet", f, "usage", "export", "--client", "acme", "--month", "2025-12",
-            "--kind", "daily", "--format", "json", "--out", out.to_str().unwrap(),
+            "--fleet",
+            f,
+            "usage",
+            "export",
+            "--client",
+            "acme",
+            "--month",
+            "2025-12",
+            "--kind",
+            "daily",
+            "--format",
+            "json",
+            "--out",
+            out.to_str().unwrap(),
         ],
     )
     .await;
-    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(o.stdout.is_empty(), "the file, not stdout");
     assert!(!dir.path().join("acme-dec.json.part").exists());
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
@@ -213,21 +245,30 @@ async fn bad_input_says_what_to_do() {
     let f = f.to_str().unwrap();
     let o = maictl(
         dir.path(),
-        &["--fleet", f, "usage", "export", "--client", "acme", "--month", "2025-13"],
+        &[
+            "--fleet", f, "usage", "export", "--client", "acme", "--month", "2025-13",
+        ],
     )
     .await;
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("use YYYY-MM"));
     let o = maictl(
         dir.path(),
-        &["--fleet", f, "usage", "export", "--client", "nobody", "--month", "2025-12"],
+        &[
+            "--fleet", f, "usage", "export", "--client", "nobody", "--month", "2025-12",
+        ],
     )
     .await;
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not in the fleet file"));
     // The dashboard form still works: `maictl usage CLIENT`.
     let o = maictl(dir.path(), &["--fleet", f, "usage", "acme", "--json"]).await;
-    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["client_id"], "acme");
 }
@@ -237,8 +278,17 @@ async fn fleet_totals_name_what_they_leave_out() {
     let dir = tempfile::tempdir().unwrap();
     let f = fleet(dir.path());
     let f = f.to_str().unwrap();
-    let o = maictl(dir.path(), &["--fleet", f, "--no-docker", "fleet", "totals", "--json"]).await;
-    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = maictl(
+        dir.path(),
+        &["--fleet", f, "--no-docker", "fleet", "totals", "--json"],
+    )
+    .await;
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let t = &v["totals"];
     assert_eq!(t["clients"], 1);
@@ -247,8 +297,15 @@ async fn fleet_totals_name_what_they_leave_out() {
     assert_eq!(t["month_client_cost"]["usd"], "0");
     assert_eq!(t["credits"]["available"], false);
     assert!(t["credits"]["error"].as_str().unwrap().len() > 10);
-    let o = maictl(dir.path(), &["--fleet", f, "--no-docker", "fleet", "totals"]).await;
+    let o = maictl(
+        dir.path(),
+        &["--fleet", f, "--no-docker", "fleet", "totals"],
+    )
+    .await;
     let s = String::from_utf8_lossy(&o.stdout);
-    assert!(s.contains("fleet totals,") && s.contains("OpenRouter cost"), "{s}");
+    assert!(
+        s.contains("fleet totals,") && s.contains("OpenRouter cost"),
+        "{s}"
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("not counted (no current numbers): acme"));
 }

@@ -520,11 +520,18 @@ impl Ledger {
     }
 
     /// How many events of `org` fall on the Warsaw days `from..=to`.
-    pub fn count_events(&self, org: &str, from: NaiveDate, to: NaiveDate) -> Result<u64, LedgerError> {
+    pub fn count_events(
+        &self,
+        org: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<u64, LedgerError> {
         check_range(from, to)?;
         let n: i64 = self
             .conn
-            .prepare_cached("SELECT COUNT(*) FROM events WHERE org_id = ?1 AND day BETWEEN ?2 AND ?3")
+            .prepare_cached(
+                "SELECT COUNT(*) FROM events WHERE org_id = ?1 AND day BETWEEN ?2 AND ?3",
+            )
             .map_err(|e| self.sql(e))?
             .query_row(params![org, from.to_string(), to.to_string()], |r| r.get(0))
             .map_err(|e| self.sql(e))?;
@@ -549,7 +556,10 @@ impl Ledger {
             ))
             .map_err(|e| self.sql(e))?;
         let rows = st
-            .query_map(params![org, from.to_string(), to.to_string()], read_event_row)
+            .query_map(
+                params![org, from.to_string(), to.to_string()],
+                read_event_row,
+            )
             .map_err(|e| self.sql(e))?;
         for row in rows {
             f(row.map_err(|e| self.sql(e))?.into_stored()?)?;

@@ -23,8 +23,8 @@ use rust_decimal::Decimal;
 use super::{blocking, Ops};
 use crate::refresh::FleetRow;
 
-pub use mai_wire::overview::{AccountCredits, FleetOverview, FleetTotals, Projection, UsdPln};
 use mai_wire::console::PlnRate;
+pub use mai_wire::overview::{AccountCredits, FleetOverview, FleetTotals, Projection, UsdPln};
 
 /// The Warsaw month containing `now`: its first instant and the next month's.
 pub fn month_bounds(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
@@ -37,11 +37,7 @@ pub fn month_bounds(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
 
 /// Month-end projection of a client's (or the fleet's) client cost; see the module's
 /// rule.
-pub fn project(
-    month_to_date: Decimal,
-    limit: Option<Decimal>,
-    now: DateTime<Utc>,
-) -> Projection {
+pub fn project(month_to_date: Decimal, limit: Option<Decimal>, now: DateTime<Utc>) -> Projection {
     let (start, end) = month_bounds(now);
     let elapsed = (now - start).num_seconds().max(0);
     let length = (end - start).num_seconds();
@@ -144,11 +140,7 @@ pub fn fleet_totals(
         usd,
         pln: pln(usd, &rate),
     };
-    let projection = project(
-        month_client,
-        limit_sum.filter(|_| counted > 0),
-        now,
-    );
+    let projection = project(month_client, limit_sum.filter(|_| counted > 0), now);
     FleetTotals {
         day,
         month: YearMonth::of(day).to_string(),
@@ -299,7 +291,10 @@ mod tests {
     fn zero_and_reached_limits() {
         let now = at("2026-11-15T23:00:00Z");
         let p = project(d("0"), Some(d("0")), now);
-        assert!(p.limit_reached, "a zero limit is reached at once, as limit_state says");
+        assert!(
+            p.limit_reached,
+            "a zero limit is reached at once, as limit_state says"
+        );
         assert_eq!(p.projected_percent_of_limit, None);
         assert_eq!(p.exceeds_on, None);
         let p = project(d("0.01"), Some(d("0")), now);

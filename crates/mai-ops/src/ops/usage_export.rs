@@ -27,8 +27,7 @@ use rust_decimal::Decimal;
 use super::{Ops, OpsError};
 
 pub use mai_wire::overview::{
-    UsageExportFormat, UsageExportKind, UsageExportProgress, UsageExportRequest,
-    UsageExportResult,
+    UsageExportFormat, UsageExportKind, UsageExportProgress, UsageExportRequest, UsageExportResult,
 };
 
 /// Columns of an events export, in order.
@@ -322,7 +321,7 @@ pub fn export_month<W: Write>(
                 add(e.event.cost_usd, c)?;
                 w.row(&cells).map_err(werr)?;
                 done += 1;
-                if done % PROGRESS_EVERY == 0 {
+                if done.is_multiple_of(PROGRESS_EVERY) {
                     progress(done, total);
                 }
                 Ok::<_, UsageExportError>(())
@@ -369,7 +368,10 @@ pub fn export_path(
     kind: UsageExportKind,
     format: UsageExportFormat,
 ) -> PathBuf {
-    let home_join = |rest: &Path| home.clone().map_or_else(|| rest.to_path_buf(), |h| h.join(rest));
+    let home_join = |rest: &Path| {
+        home.clone()
+            .map_or_else(|| rest.to_path_buf(), |h| h.join(rest))
+    };
     match typed.filter(|p| !p.as_os_str().is_empty()) {
         Some(p) => match p.strip_prefix("~") {
             Ok(rest) => home_join(rest),
@@ -527,7 +529,14 @@ mod tests {
             PathBuf::from("/home/anna/mai-usage/acme-2026-11-daily.json")
         );
         assert_eq!(
-            export_path(None, None, "acme", ym, UsageExportKind::Events, UsageExportFormat::Csv),
+            export_path(
+                None,
+                None,
+                "acme",
+                ym,
+                UsageExportKind::Events,
+                UsageExportFormat::Csv
+            ),
             PathBuf::from("mai-usage/acme-2026-11-events.csv")
         );
         assert_eq!(
@@ -535,7 +544,14 @@ mod tests {
             PathBuf::from("/home/anna/x/a.csv")
         );
         assert_eq!(
-            export_path(home.clone(), Some(Path::new("/tmp/a.csv")), "acme", ym, k, f),
+            export_path(
+                home.clone(),
+                Some(Path::new("/tmp/a.csv")),
+                "acme",
+                ym,
+                k,
+                f
+            ),
             PathBuf::from("/tmp/a.csv")
         );
         assert_eq!(
@@ -556,14 +572,9 @@ mod tests {
 
     fn write(format: UsageExportFormat, rows: &[Vec<Cell>]) -> String {
         let ym: YearMonth = "2026-11".parse().unwrap();
-        let mut w = UsageWriter::begin(
-            Vec::new(),
-            format,
-            UsageExportKind::Daily,
-            "acme \"x\"",
-            ym,
-        )
-        .unwrap();
+        let mut w =
+            UsageWriter::begin(Vec::new(), format, UsageExportKind::Daily, "acme \"x\"", ym)
+                .unwrap();
         for r in rows {
             w.row(r).unwrap();
         }
@@ -588,7 +599,10 @@ mod tests {
     fn csv_has_a_header_crlf_and_exact_text() {
         let s = write(
             UsageExportFormat::Csv,
-            &[day_row("2026-11-01", "0.000000007"), day_row("2026-11-02", "12.5")],
+            &[
+                day_row("2026-11-01", "0.000000007"),
+                day_row("2026-11-02", "12.5"),
+            ],
         );
         assert_eq!(
             s,
@@ -600,7 +614,10 @@ mod tests {
 
     #[test]
     fn json_is_one_object_with_string_money() {
-        let s = write(UsageExportFormat::Json, &[day_row("2026-11-01", "0.000000007")]);
+        let s = write(
+            UsageExportFormat::Json,
+            &[day_row("2026-11-01", "0.000000007")],
+        );
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v["client"], "acme \"x\"");
         assert_eq!(v["month"], "2026-11");

@@ -186,5 +186,9 @@ pub async fn totals(ops: &Ops, json: bool) -> Result<u8, OpsError> {
             );
         }
     }
-    Ok(if t.missing.is_empty() { 0 } else { EXIT_PARTIAL })
+    Ok(if t.missing.is_empty() {
+        0
+    } else {
+        EXIT_PARTIAL
+    })
 }
