@@ -175,12 +175,14 @@ async fn fleet_overview_sort_and_filter() {
     }))
     .unwrap();
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // tests/run-e2e.sh starts tauri-driver on 4444; E2E_DRIVER_PORT names another.
+    let driver = std::env::var("E2E_DRIVER_PORT").unwrap_or_else(|_| "4444".into());
     let c = ClientBuilder::rustls()
         .expect("TLS roots for the WebDriver client")
         .capabilities(caps)
-        .connect("http://127.0.0.1:4444")
+        .connect(&format!("http://127.0.0.1:{driver}"))
         .await
-        .expect("tauri-driver on 4444");
+        .unwrap_or_else(|e| panic!("tauri-driver on {driver}: {e}"));
     let shot = |name: &'static str| {
         let c = c.clone();
         let out = out.clone();
