@@ -32,6 +32,7 @@ export async function overviewTests({ test, base, out, text }) {
     assert.match(rate, /NBP table C ask 4\.0000 \(table 236\/C\/NBP\/2026/);
     assert.doesNotMatch(rate, /STALE/);
     assert.match(rate, /2 of 3 clients counted; without current numbers: gone/);
+    assert.ok(!(await page.getByTestId('sort-select').isVisible()), 'wide windows sort by the column headers');
     await page.screenshot({ path: join(out, 'overview-fleet.png') });
   });
 
@@ -128,9 +129,14 @@ export async function overviewTests({ test, base, out, text }) {
     await page.screenshot({ path: join(out, 'overview-fleet-200-filtered.png') });
   });
 
-  await test('200 rows, narrow window', async (page) => {
+  await test('200 rows, narrow window: filter, and sort without column headers', async (page) => {
     await page.goto(base + '?scenario=fleet-200');
     await page.getByTestId('row-client-200').waitFor();
+    assert.ok(await page.getByTestId('sort-select').isVisible());
+    await page.getByTestId('sort-select').selectOption('month');
+    await page.getByTestId('sort-dir').click();
+    const months = await page.locator('[data-testid^="row-"] [data-label="Month / limit"]').evaluateAll((els) => els.map((e) => e.firstChild.textContent.trim()));
+    for (let i = 1; i < months.length; i++) assert.ok(micros(months[i - 1]) >= micros(months[i]), `${months[i - 1]} >= ${months[i]}`);
     await page.getByTestId('filter-alerts').selectOption('warning');
     await page.screenshot({ path: join(out, 'overview-fleet-200-narrow.png') });
   }, narrow);
