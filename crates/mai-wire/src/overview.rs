@@ -83,8 +83,8 @@ impl AccountCredits {
 
 /// Totals across the fleet's clients (`ops::overview::fleet_totals`). Profit is the
 /// client cost minus the OpenRouter cost, before OpenRouter's fees and hosting (billing
-/// shows those). Only rows with all four figures are summed; the others are named in
-/// `missing`.
+/// shows those). Only rows with all four figures from a snapshot of today's Warsaw day
+/// are summed; the others are named in `missing`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct FleetTotals {
     /// The Warsaw day "today" means.
