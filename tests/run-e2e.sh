@@ -7,6 +7,9 @@
 #      table shows every client with today's cost = simulator truth x markup, a sync runs,
 #      a restart shows, a key is set and masked; a stopped tracker raises its alerts
 #      (debounced) and they clear when it is started again; screenshots in test-output/e2e/;
+#      a restart shows, a key is set and masked; then (e2e_overview.rs) the table sorted by
+#      today's cost both ways, searched and filtered, and the totals strip; screenshots in
+#      test-output/e2e/;
 #   3. Docker over SSH: maictl lists the same containers through a local sshd on loopback.
 # Installs/starts what it needs (idempotent). Exits non-zero on any failure.
 set -euo pipefail
@@ -50,6 +53,8 @@ dbus-run-session -- "$ROOT/scripts/with-keyring.sh" xvfb-run -a -s "-screen 0 12
   cargo test --workspace --locked --test e2e -- --nocapture
   # Alerts (issue 14): a tracker container stopped and started, the alerts follow.
   cargo test --workspace --locked --test e2e_alerts -- --nocapture
+  # The fleet overview: sorting and filtering in the real window (issue 14).
+  cargo test --workspace --locked --test e2e_overview -- --nocapture
 '
 
 # ---- 3. Docker over SSH through a local sshd on loopback

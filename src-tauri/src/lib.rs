@@ -136,6 +136,40 @@ async fn fleet_status(state: State<'_, Console>) -> Result<Vec<FleetRow>, String
     Ok(state.ops()?.refresh().await)
 }
 
+/// The fleet table and its totals (today, month to date, PLN, credits, projections)
+/// from one refresh.
+#[tauri::command]
+async fn fleet_overview(
+    state: State<'_, Console>,
+) -> Result<mai_wire::overview::FleetOverview, String> {
+    Ok(state.ops()?.fleet_overview().await)
+}
+
+/// Exports one client's month of usage (CSV/JSON) to a file; progress goes out as
+/// `usage-export-progress` events (`UsageExportProgress`).
+#[tauri::command]
+async fn usage_export<R: Runtime>(
+    app: tauri::AppHandle<R>,
+    state: State<'_, Console>,
+    request: mai_wire::overview::UsageExportRequest,
+) -> Result<mai_wire::overview::UsageExportResult, String> {
+    let client = request.client.clone();
+    state
+        .ops()?
+        .usage_export_request(&request, move |done, total| {
+            let _ = app.emit(
+                "usage-export-progress",
+                mai_wire::overview::UsageExportProgress {
+                    client: client.clone(),
+                    done,
+                    total,
+                },
+            );
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
 #[tauri::command]
 async fn client_dashboard(
     state: State<'_, Console>,
@@ -532,6 +566,8 @@ pub fn builder<R: Runtime>(b: tauri::Builder<R>, console: Console) -> tauri::Bui
         .invoke_handler(tauri::generate_handler![
             app_info,
             fleet_status,
+            fleet_overview,
+            usage_export,
             client_dashboard,
             sync_clients,
             restart_container,

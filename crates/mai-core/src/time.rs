@@ -15,6 +15,25 @@ pub fn warsaw_day(at: DateTime<Utc>) -> NaiveDate {
     at.with_timezone(&Warsaw).date_naive()
 }
 
+/// The first instant of a Warsaw day (Warsaw's clocks change at 02:00/03:00, never at
+/// midnight, so there is exactly one).
+pub fn warsaw_midnight(day: NaiveDate) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    let local = day.and_hms_opt(0, 0, 0).expect("midnight exists");
+    Warsaw
+        .from_local_datetime(&local)
+        .earliest()
+        .expect("Warsaw midnight is never skipped")
+        .with_timezone(&Utc)
+}
+
+/// An instant as Warsaw local time with its offset, RFC 3339 (`2026-11-05T14:03:07.250+01:00`):
+/// what a person reading an export expects, and still one exact instant.
+pub fn warsaw_rfc3339(at: DateTime<Utc>) -> String {
+    at.with_timezone(&Warsaw)
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+}
+
 /// Today in Warsaw.
 pub fn warsaw_today() -> NaiveDate {
     warsaw_day(Utc::now())

@@ -633,6 +633,8 @@ mod tests {
             today_raw_cost_usd: None,
             today_client_cost_usd: None,
             month_client_cost_usd: None,
+            month_raw_cost_usd: None,
+            projection: None,
             limit: None,
             key_state: Some(KeyState::Ok),
             key_label: None,

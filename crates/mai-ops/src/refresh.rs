@@ -132,7 +132,9 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
         today_raw_cost_usd: None,
         today_client_cost_usd: None,
         month_client_cost_usd: None,
+        month_raw_cost_usd: None,
         limit: None,
+        projection: None,
         key_state: None,
         key_label: None,
         key_limit_remaining_usd: None,
@@ -230,8 +232,19 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
             });
         }
         row.today_client_cost_usd = today_price.ok();
+        row.month_raw_cost_usd = s.month_days.as_ref().and_then(|m| {
+            m.days
+                .iter()
+                .try_fold(Decimal::ZERO, |a, d| a.checked_add(d.raw_cost_usd))
+                .map(|x| x.normalize())
+        });
         if let Ok(Some(month)) = month_price {
             row.month_client_cost_usd = Some(month);
+            row.projection = Some(crate::ops::overview::project(
+                month,
+                client.monthly_limit_usd(),
+                now,
+            ));
             if let Some(limit) = client.monthly_limit_usd() {
                 let st = limit_state(limit, month);
                 match st.level {

@@ -271,8 +271,15 @@ pub struct FleetRow {
     #[serde(with = "rust_decimal::serde::str_option")]
     #[ts(type = "string | null")]
     pub month_client_cost_usd: Option<Decimal>,
+    /// The Warsaw month so far, raw (OpenRouter) cost.
+    #[serde(default, with = "rust_decimal::serde::str_option")]
+    #[ts(type = "string | null")]
+    pub month_raw_cost_usd: Option<Decimal>,
     /// The month's client cost against the fleet file's monthly limit, if it has one.
     pub limit: Option<LimitState>,
+    /// Month-end client cost at the month's pace so far, against the limit.
+    #[serde(default)]
+    pub projection: Option<crate::overview::Projection>,
     pub key_state: Option<KeyState>,
     pub key_label: Option<String>,
     #[serde(with = "rust_decimal::serde::str_option")]

@@ -26,6 +26,7 @@ pub mod console;
 pub mod ksef;
 pub mod lifecycle;
 pub mod money;
+pub mod overview;
 pub mod pricing;
 pub mod tracker;
 pub mod ts;

@@ -6,7 +6,9 @@
 
 use ts_rs::{Config, TS};
 
-use crate::{alerts, backup, change, console, ksef, lifecycle, pricing, tracker, update, usage};
+use crate::{
+    alerts, backup, change, console, ksef, lifecycle, overview, pricing, tracker, update, usage,
+};
 
 /// Appends `export type X = ...;` for each listed type.
 macro_rules! decls {
@@ -77,5 +79,11 @@ pub fn typescript() -> String {
     );
     // Alerts (issue 14).
     decls!(out, cfg; alerts::AlertKind, alerts::ActiveAlert, alerts::AlertsView, alerts::MuteRequest);
+    // The fleet overview: totals, projections, usage exports.
+    decls!(out, cfg;
+        overview::Projection, overview::UsdPln, overview::AccountCredits, overview::FleetTotals,
+        overview::FleetOverview, overview::UsageExportKind, overview::UsageExportFormat,
+        overview::UsageExportRequest, overview::UsageExportResult, overview::UsageExportProgress,
+    );
     out
 }

@@ -13,6 +13,7 @@ import type {
 } from './wire';
 import type { AlertsView, MuteRequest } from './wire';
 import type { BackupOutcome, ClientBackups, RebuildReport, RestoreResult } from './wire';
+import type { FleetOverview, UsageExportProgress, UsageExportRequest, UsageExportResult } from './wire';
 import type {
   ChangeCheck, ChangeReport, ClientChange, ClientFacts, HistoryEntry, UpdatePlan, UpdatePreview, UpdateProgress,
   UpdateSummary,
@@ -21,6 +22,10 @@ import type {
 export const api = {
   appInfo: () => invoke<AppInfo>('app_info'),
   fleetStatus: () => invoke<FleetRow[]>('fleet_status'),
+  // The fleet table and its totals (today, month to date, PLN, credits, projections).
+  fleetOverview: () => invoke<FleetOverview>('fleet_overview'),
+  // One client's month of usage as CSV or JSON, to a file; progress events below.
+  usageExport: (request: UsageExportRequest) => invoke<UsageExportResult>('usage_export', { request }),
   dashboard: (clientId: string) => invoke<Dashboard>('client_dashboard', { clientId }),
   sync: (clientIds: string[]) => invoke<SyncOutcome[]>('sync_clients', { clientIds }),
   restart: (clientId: string, role: ContainerRole = 'chat') => invoke<ContainerInfo>('restart_container', { clientId, role }),
@@ -98,6 +103,9 @@ export function onUpdateProgress(cb: (p: UpdateProgress) => void): Promise<Unlis
 }
 export function onAlertsChanged(cb: (v: AlertsView) => void): Promise<UnlistenFn> {
   return listen<AlertsView>('alerts-changed', (e) => cb(e.payload));
+}
+export function onUsageExportProgress(cb: (p: UsageExportProgress) => void): Promise<UnlistenFn> {
+  return listen<UsageExportProgress>('usage-export-progress', (e) => cb(e.payload));
 }
 export function onLogLine(cb: (p: LogLine) => void): Promise<UnlistenFn> {
   return listen<LogLine>('log-line', (e) => cb(e.payload));

@@ -274,9 +274,17 @@ markup: string,
  */
 container: ContainerInfo | null, tracker_container: ContainerInfo | null, docker_error: string | null, uptime_seconds: number | null, tracker_reachable: boolean, tracker_error: string | null, tracker_version: string | null, last_sync_state: SyncView, last_sync_at: string | null, last_sync_error: string | null, today_requests: number | null, today_tokens: number | null, today_raw_cost_usd: string | null, today_client_cost_usd: string | null, month_client_cost_usd: string | null, 
 /**
+ * The Warsaw month so far, raw (OpenRouter) cost.
+ */
+month_raw_cost_usd: string | null, 
+/**
  * The month's client cost against the fleet file's monthly limit, if it has one.
  */
-limit: LimitState | null, key_state: KeyState | null, key_label: string | null, key_limit_remaining_usd: string | null, 
+limit: LimitState | null, 
+/**
+ * Month-end client cost at the month's pace so far, against the limit.
+ */
+projection: Projection | null, key_state: KeyState | null, key_label: string | null, key_limit_remaining_usd: string | null, 
 /**
  * Worst first.
  */
@@ -1064,3 +1072,91 @@ attention: number,
  */
 evaluated_at: string | null, };
 export type MuteRequest = { id: string, seconds: number, };
+export type Projection = { 
+/**
+ * Client cost (USD) of the Warsaw month so far.
+ */
+month_to_date_usd: string, 
+/**
+ * Month-end client cost at the pace so far, USD rounded half up to 6 decimals;
+ * `null` at the very first instant of the month (no pace yet).
+ */
+projected_usd: string | null, monthly_limit_usd: string | null, 
+/**
+ * `projected / limit × 100`, two decimals; `null` without a limit, a zero limit or a
+ * projection.
+ */
+projected_percent_of_limit: string | null, 
+/**
+ * The limit is already used up (a zero limit with any spend included).
+ */
+limit_reached: boolean, 
+/**
+ * The Warsaw day the limit will be reached at the pace so far, when that falls in
+ * this month and the limit is not reached yet.
+ */
+exceeds_on: string | null, };
+export type UsdPln = { usd: string, pln: string | null, };
+export type AccountCredits = { available: boolean, total_credits_usd: string | null, total_usage_usd: string | null, 
+/**
+ * `total_credits − total_usage` (OpenRouter has no balance field).
+ */
+remaining_usd: string | null, 
+/**
+ * Why there are no credits figures (no management key, OpenRouter's answer, ...).
+ */
+error: string | null, };
+export type FleetTotals = { 
+/**
+ * The Warsaw day "today" means.
+ */
+day: string, 
+/**
+ * `YYYY-MM`, the Warsaw month "month to date" means.
+ */
+month: string, clients: number, 
+/**
+ * Clients whose numbers are summed (the others have none yet or a pricing error).
+ */
+clients_counted: number, 
+/**
+ * Client ids left out of the sums.
+ */
+missing: Array<string>, today_client_cost: UsdPln, today_openrouter_cost: UsdPln, today_profit: UsdPln, month_client_cost: UsdPln, month_openrouter_cost: UsdPln, month_profit: UsdPln, 
+/**
+ * The display rate used for every `pln` above (NBP table C ask, date, stale flag).
+ */
+pln: PlnRate, credits: AccountCredits, 
+/**
+ * The fleet's month-end client cost at its pace so far; its limit is the sum of the
+ * clients' limits when every counted client has one.
+ */
+projection: Projection, };
+export type FleetOverview = { rows: Array<FleetRow>, totals: FleetTotals, };
+export type UsageExportKind = "events" | "daily";
+export type UsageExportFormat = "csv" | "json";
+export type UsageExportRequest = { client: string, 
+/**
+ * `YYYY-MM` (Warsaw month).
+ */
+month: string, kind: UsageExportKind, format: UsageExportFormat, 
+/**
+ * The file to write (the user picked it). Default:
+ * `~/mai-usage/<client>-<YYYY-MM>-<kind>.<csv|json>`.
+ */
+path?: string | null, };
+export type UsageExportResult = { client: string, month: string, kind: UsageExportKind, format: UsageExportFormat, path: string | null, rows: number, 
+/**
+ * Sum of the rows' raw (OpenRouter) cost, exact.
+ */
+raw_cost_usd: string, 
+/**
+ * Sum of the rows' client cost, exact.
+ */
+client_cost_usd: string, 
+/**
+ * The tracker could not be asked for new events first: the export is what the
+ * console cache held.
+ */
+pull_error: string | null, };
+export type UsageExportProgress = { client: string, done: number, total: number, };

@@ -7,14 +7,16 @@ import type {
 const today = new Date().toISOString().slice(0, 10);
 const now = new Date().toISOString();
 
-function row(id: string, over: Partial<FleetRow> = {}): FleetRow {
+export function row(id: string, over: Partial<FleetRow> = {}): FleetRow {
   return {
     client_id: id, legal_name: id.toUpperCase() + ' Sp. z o.o.', host: 'hel1', markup: '1.3',
     container: { id: 'c-' + id, name: 'mai-' + id + '-chat', client: id, role: 'chat', image: 'ghcr.io/open-webui/open-webui:0.6', version: '0.6',
       state: 'running', health: 'healthy', started_at: now, restart_count: 0 },
     tracker_container: null, docker_error: null, uptime_seconds: 7260, tracker_reachable: true, tracker_error: null,
     tracker_version: '0.1.0', last_sync_state: 'ok', last_sync_at: now, last_sync_error: null, today_requests: 1234,
-    today_tokens: 1234567, today_raw_cost_usd: '9.615384615', today_client_cost_usd: '12.5', month_client_cost_usd: '321.987',
+    today_tokens: 1234567, today_raw_cost_usd: '9.615384615', today_client_cost_usd: '12.5', month_client_cost_usd: '321.987', month_raw_cost_usd: '247.682',
+    projection: { month_to_date_usd: '321.987', projected_usd: '1395.277', monthly_limit_usd: '500', projected_percent_of_limit: '279.06',
+      limit_reached: false, exceeds_on: '2026-12-12' },
     limit: { monthly_limit_usd: '500', used_usd: '321.987', percent_used: '64.40', level: 'ok' }, key_state: 'ok',
     key_label: 'sk-or-v1-…abcd', key_limit_remaining_usd: '150.25', alerts: [], data_fetched_at: now, data_age_seconds: 0,
     refreshed_at: now, ...over,

@@ -6,6 +6,7 @@ import { lifecycleMock } from './lifecycle-mock';
 import { changeUpdateMock } from './mock_change_update';
 import { alertsMock } from './mock_alerts';
 import { backupMock } from './mock_backup';
+import { overviewMock } from './mock_overview';
 import type {
   ContainerInfo, ExportProgress, InvoiceExportRequest, InvoiceExportResult, KsefInvoiceRow, KsefSendProgress, KsefSendSummary,
   PrivacyErasure, PrivacyExportResult, SecretKind, SyncOutcome, SyncProgress, UpdateCheck,
@@ -169,6 +170,9 @@ mockIPC(
         // Onboarding and offboarding (issue 13): lifecycle-mock.ts.
         const r = await lifecycleMock(cmd, args, scenario);
         if (r !== undefined) return r;
+        // The fleet overview (totals, projections) and usage exports: mock_overview.ts.
+        const o = await overviewMock(cmd, args, scenario, data.rows);
+        if (o !== undefined) return o;
         // Changing a client, its history, fleet updates: mock_change_update.ts.
         const c = await changeUpdateMock(cmd, args, scenario);
         if (c !== undefined) return c;

@@ -570,6 +570,8 @@ await test('dark theme: billing report and KSeF rows', async (page) => {
 
 // Onboarding and offboarding (issue 13): lifecycle.mjs.
 await lifecycleTests({ test, base, out, text });
+// The fleet overview: totals, sort/filter/search, projections, usage export (issue 14).
+await (await import('./overview.mjs')).overviewTests({ test, base, out, text });
 // The client change dialog, audit history and Update view (issue 13).
 await (await import('./change_update.mjs')).default({ test, base, out, text });
 // Alerts (issue 14).

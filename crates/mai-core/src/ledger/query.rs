@@ -519,6 +519,54 @@ impl Ledger {
         Ok(out)
     }
 
+    /// How many events of `org` fall on the Warsaw days `from..=to`.
+    pub fn count_events(
+        &self,
+        org: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<u64, LedgerError> {
+        check_range(from, to)?;
+        let n: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM events WHERE org_id = ?1 AND day BETWEEN ?2 AND ?3",
+            )
+            .map_err(|e| self.sql(e))?
+            .query_row(params![org, from.to_string(), to.to_string()], |r| r.get(0))
+            .map_err(|e| self.sql(e))?;
+        Ok(n as u64)
+    }
+
+    /// Every event of `org` on the Warsaw days `from..=to`, oldest first (creation time,
+    /// then generation id), handed to `f` one at a time without holding them all: a
+    /// month of any size streams. Stops at `f`'s first error.
+    pub fn for_each_event<E: From<LedgerError>>(
+        &self,
+        org: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+        mut f: impl FnMut(StoredEvent) -> Result<(), E>,
+    ) -> Result<(), E> {
+        check_range(from, to)?;
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE org_id = ?1 AND day BETWEEN ?2 AND ?3 ORDER BY created_at, generation_id"
+            ))
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(
+                params![org, from.to_string(), to.to_string()],
+                read_event_row,
+            )
+            .map_err(|e| self.sql(e))?;
+        for row in rows {
+            f(row.map_err(|e| self.sql(e))?.into_stored()?)?;
+        }
+        Ok(())
+    }
+
     /// Raw events changed after `cursor` (a previous `next_cursor`, or 0), in change order.
     pub fn events_since(&self, cursor: i64, limit: usize) -> Result<EventPage, LedgerError> {
         let limit = limit.clamp(1, 10_000);

@@ -36,9 +36,11 @@ pub mod fleet;
 pub mod keys;
 pub mod ksef;
 pub mod lifecycle;
+pub mod overview;
 pub mod privacy;
 pub mod sync;
 pub mod update;
+pub mod usage_export;
 
 pub use billing::{
     default_invoice_dir, BillingFiles, BillingOverrides, ClientExport, InvoiceExportRequest,
@@ -61,6 +63,8 @@ pub enum OpsError {
     Docker(#[from] DockerError),
     #[error(transparent)]
     Cache(#[from] CacheError),
+    #[error(transparent)]
+    UsageExport(#[from] usage_export::UsageExportError),
     #[error("cannot read the tracker token of {client}: {message}")]
     Token { client: String, message: String },
     #[error("OpenRouter {step} failed for {client}: {message}")]

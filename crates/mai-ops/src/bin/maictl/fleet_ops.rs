@@ -209,6 +209,13 @@ pub enum FleetCmd {
     /// then the rest with bounded parallelism. A client whose gate fails is rolled back
     /// to its previous container (same volumes); a failed canary stops the rollout.
     Update(UpdateArgs),
+    /// Totals across clients: today and month to date, client cost, OpenRouter cost,
+    /// profit (USD exact, PLN at the display rate), the account's remaining credits,
+    /// and the month-end projection per client and for the fleet.
+    Totals {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -239,7 +246,10 @@ pub struct UpdateArgs {
 }
 
 pub async fn fleet(ops: &Ops, cmd: FleetCmd) -> Result<u8, OpsError> {
-    let FleetCmd::Update(a) = cmd;
+    let a = match cmd {
+        FleetCmd::Update(a) => a,
+        FleetCmd::Totals { json } => return crate::overview::totals(ops, json).await,
+    };
     let plan = UpdatePlan {
         tracker_image: a.tracker_image.clone(),
         chat_image: a.chat_image.clone(),

@@ -13,6 +13,7 @@ mod clients;
 mod finance;
 mod fleet_ops;
 mod ksef;
+mod overview;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -75,9 +76,14 @@ enum Cmd {
         #[arg(long, default_value = "chat")]
         role: ContainerRole,
     },
-    /// Client usage dashboard data (today, month, 30 days, by user, by model).
+    /// Client usage dashboard data (today, month, 30 days, by user, by model);
+    /// `usage export`: a client's month as CSV or JSON for spreadsheets.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Usage {
-        client: String,
+        #[command(subcommand)]
+        cmd: Option<overview::UsageCmd>,
+        #[arg(required = true)]
+        client: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -341,7 +347,7 @@ fn wire_name<T: serde::Serialize>(v: T) -> String {
         .unwrap_or_default()
 }
 
-fn money(d: Option<rust_decimal::Decimal>) -> String {
+pub(crate) fn money(d: Option<rust_decimal::Decimal>) -> String {
     use rust_decimal::Decimal;
     // Same rule as the console: under one cent 6 decimals, else 2; half-up.
     d.map(|d| {
@@ -658,7 +664,13 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
         Cmd::Clients { cmd } => clients::run(ops, cmd).await,
         Cmd::Fleet { cmd } => fleet_ops::fleet(ops, cmd).await,
         Cmd::Backup { cmd } => backup::run(ops, cmd).await,
-        Cmd::Usage { client, json } => {
+        Cmd::Usage { cmd: Some(cmd), .. } => overview::usage(ops, cmd).await,
+        Cmd::Usage {
+            cmd: None,
+            client,
+            json,
+        } => {
+            let client = client.expect("clap requires it without a subcommand");
             let d = ops.dashboard(&client).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&d).expect("serialize"));

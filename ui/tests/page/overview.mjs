@@ -1,0 +1,190 @@
+// Page tests of the fleet overview (issue 14): the totals strip (with and without the
+// account's credits, a stale or missing PLN rate), sorting / filtering / search of 200
+// rows, month-end projections, and the client view's usage export with its progress.
+// Called by run.mjs with its helpers; screenshots at 1280x800 and 420 px wide.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+
+/** A displayed USD amount ("$1,234.56", "$0.000864") as integer micro-dollars, exactly. */
+function micros(s) {
+  const m = /^(-?)\$([\d,]+)\.(\d+)$/.exec(s.trim());
+  assert.ok(m, `not a USD amount: ${s}`);
+  const frac = m[3].padEnd(6, '0');
+  return BigInt(m[1] + m[2].replaceAll(',', '') + frac);
+}
+
+export async function overviewTests({ test, base, out, text }) {
+  const narrow = { width: 420, height: 800 };
+  const rowIds = (page) => page.locator('[data-testid^="row-"]').evaluateAll((els) => els.map((e) => e.dataset.testid.slice(4)));
+
+  await test('fleet totals: today, month, profit in USD and PLN, credits, projection', async (page) => {
+    await page.goto(base);
+    await page.getByTestId('fleet-totals').waitFor();
+    const today = await text(page, '[data-testid="totals-today-client"]');
+    assert.match(today, /\$25\.00/);
+    assert.match(today, /100,00\s*zł/);
+    assert.match(await text(page, '[data-testid="totals-today-profit"]'), /\$5\.77[\s\S]*23,08\s*zł/);
+    assert.match(await text(page, '[data-testid="totals-month-openrouter"]'), /\$495\.36[\s\S]*1\s981,46\s*zł/);
+    assert.equal(await text(page, '[data-testid="credits-remaining"]'), '$487.56');
+    assert.equal(await text(page, '[data-testid="projection-value"]'), '$2,790.55');
+    assert.match(await text(page, '[data-testid="projection-limit"]'), /276\.3% of \$1,010\.00 .*will exceed on \d{4}-\d\d-12/);
+    const rate = await text(page, '[data-testid="totals-rate"]');
+    assert.match(rate, /NBP table C ask 4\.0000 \(table 236\/C\/NBP\/2026/);
+    assert.doesNotMatch(rate, /STALE/);
+    assert.match(rate, /2 of 3 clients counted; without current numbers: gone/);
+    assert.ok(!(await page.getByTestId('sort-select').isVisible()), 'wide windows sort by the column headers');
+    await page.screenshot({ path: join(out, 'overview-fleet.png') });
+  });
+
+  await test('fleet totals: no management key, stale rate', async (page) => {
+    await page.goto(base + '?scenario=no-credits');
+    await page.getByTestId('credits-why').waitFor();
+    assert.match(await text(page, '[data-testid="credits-why"]'), /no OpenRouter management key in the keychain; set it with `maictl keys set-management`/);
+    await page.goto(base + '?scenario=totals-stale');
+    await page.getByTestId('totals-rate').waitFor();
+    assert.match(await text(page, '[data-testid="totals-rate"]'), /STALE: last known rate, NBP unreachable/);
+    await page.screenshot({ path: join(out, 'overview-stale-rate.png') });
+  });
+
+  await test('fleet totals: no PLN rate shows USD only', async (page) => {
+    await page.goto(base + '?scenario=no-pln');
+    await page.getByTestId('totals-rate').waitFor();
+    assert.match(await text(page, '[data-testid="totals-rate"]'), /PLN unavailable: NBP did not answer within 8 s/);
+    assert.doesNotMatch(await text(page, '[data-testid="totals-month"]'), /zł/);
+  });
+
+  await test('fleet totals and table, narrow window', async (page) => {
+    await page.goto(base + '?scenario=no-credits');
+    await page.getByTestId('row-acme').waitFor();
+    const box = await page.getByTestId('fleet-totals').boundingBox();
+    assert.ok(box.width <= 420, `the totals fit the window (${box.width}px)`);
+    assert.match(await text(page, '[data-testid="row-acme"] [data-testid="projection"]'), /\$1,395\.28/);
+    await page.screenshot({ path: join(out, 'overview-fleet-narrow.png'), fullPage: true });
+  }, narrow);
+
+  await test('projection per client: month end, limit and the day it is exceeded', async (page) => {
+    await page.goto(base);
+    await page.getByTestId('row-acme').waitFor();
+    const p = await text(page, '[data-testid="row-acme"] [data-testid="projection"]');
+    assert.match(p, /\$1,395\.28/);
+    assert.match(p, /exceeds on 2026-12-12/);
+  });
+
+  await test('200 rows: all rendered; sort by exact decimals both ways, stable', async (page) => {
+    await page.goto(base + '?scenario=fleet-200');
+    await page.getByTestId('row-client-200').waitFor();
+    assert.equal(await page.locator('[data-testid^="row-"]').count(), 200);
+    assert.equal(await text(page, '[data-testid="fleet-count"]'), '200 of 200 clients');
+    await page.getByTestId('sort-today').click();
+    assert.equal(await page.locator('th[aria-sort="ascending"]').count(), 1);
+    let costs = await page.locator('[data-testid="today-cost"]').allInnerTexts();
+    assert.equal(costs.length, 200);
+    // $0.00 before $0.000864 before $0.01...: decimals, not text or float rounding.
+    assert.deepEqual(costs.slice(0, 2), ['$0.00', '$0.000864']);
+    for (let i = 1; i < costs.length; i++) assert.ok(micros(costs[i - 1]) <= micros(costs[i]), `${costs[i - 1]} <= ${costs[i]}`);
+    await page.getByTestId('sort-today').click();
+    assert.equal(await page.locator('th[aria-sort="descending"]').count(), 1);
+    costs = await page.locator('[data-testid="today-cost"]').allInnerTexts();
+    for (let i = 1; i < costs.length; i++) assert.ok(micros(costs[i - 1]) >= micros(costs[i]), `${costs[i - 1]} >= ${costs[i]}`);
+    assert.deepEqual(costs.slice(-2), ['$0.000864', '$0.00']);
+    // Ties keep their order: every row has the same key state, so sorting by it is the identity.
+    await page.getByTestId('sort-key').click();
+    const ids = await rowIds(page);
+    assert.deepEqual(ids, [...ids].sort());
+    assert.equal(ids[0], 'client-001');
+    await page.getByTestId('sort-client').click();
+    await page.getByTestId('sort-client').click();
+    assert.equal((await rowIds(page))[0], 'client-200');
+    await page.screenshot({ path: join(out, 'overview-fleet-200-sorted.png') });
+  });
+
+  await test('200 rows: filter by host, state and alerts; search; clear', async (page) => {
+    await page.goto(base + '?scenario=fleet-200');
+    await page.getByTestId('row-client-200').waitFor();
+    await page.getByTestId('filter-host').selectOption('waw1');
+    assert.equal(await page.locator('[data-testid^="row-"]').count(), 67);
+    assert.equal(await text(page, '[data-testid="fleet-count"]'), '67 of 200 clients');
+    await page.getByTestId('filter-alerts').selectOption('critical');
+    assert.deepEqual(await rowIds(page), ['client-011', 'client-041', 'client-071', 'client-101', 'client-131', 'client-161', 'client-191']);
+    await page.getByTestId('filter-clear').click();
+    assert.equal(await page.locator('[data-testid^="row-"]').count(), 200);
+    await page.getByTestId('filter-state').selectOption('exited');
+    assert.equal(await page.locator('[data-testid^="row-"]').count(), 8);
+    await page.getByTestId('filter-state').selectOption('');
+    await page.getByTestId('fleet-search').fill('client-19');
+    assert.deepEqual(await rowIds(page), Array.from({ length: 10 }, (_, i) => `client-19${i}`));
+    await page.getByTestId('fleet-search').fill('FIRMA 42 ');
+    assert.deepEqual(await rowIds(page), ['client-042']);
+    await page.getByTestId('fleet-search').fill('nobody');
+    assert.equal(await text(page, '[data-testid="fleet-empty"]'), 'No client matches the filters.');
+    await page.screenshot({ path: join(out, 'overview-fleet-200-no-match.png') });
+    // Sorting applies to what the filter leaves.
+    await page.getByTestId('fleet-search').fill('');
+    await page.getByTestId('filter-host').selectOption('fra1');
+    await page.getByTestId('sort-client').click();
+    await page.getByTestId('sort-client').click();
+    const ids = await rowIds(page);
+    assert.equal(ids.length, 66);
+    assert.equal(ids[0], 'client-198');
+    await page.screenshot({ path: join(out, 'overview-fleet-200-filtered.png') });
+  });
+
+  await test('200 rows, narrow window: filter, and sort without column headers', async (page) => {
+    await page.goto(base + '?scenario=fleet-200');
+    await page.getByTestId('row-client-200').waitFor();
+    assert.ok(await page.getByTestId('sort-select').isVisible());
+    await page.getByTestId('sort-select').selectOption('month');
+    await page.getByTestId('sort-dir').click();
+    const months = await page.locator('[data-testid^="row-"] [data-label="Month / limit"]').evaluateAll((els) => els.map((e) => e.firstChild.textContent.trim()));
+    for (let i = 1; i < months.length; i++) assert.ok(micros(months[i - 1]) >= micros(months[i]), `${months[i - 1]} >= ${months[i]}`);
+    await page.getByTestId('filter-alerts').selectOption('warning');
+    await page.screenshot({ path: join(out, 'overview-fleet-200-narrow.png') });
+  }, narrow);
+
+  const openClient = async (page, scenario = '') => {
+    await page.goto(base + scenario);
+    await page.getByTestId('row-acme').waitFor();
+    await page.locator('[data-testid="row-acme"] button', { hasText: 'Open' }).click();
+    await page.getByTestId('usage-export-toggle').click();
+    await page.getByTestId('usage-export').waitFor();
+  };
+
+  await test('usage export: progress while it runs, then the file and its sums', async (page) => {
+    await openClient(page);
+    assert.match(await page.getByTestId('ux-path').getAttribute('placeholder'), /^~\/mai-usage\/acme-\d{4}-\d\d-events\.csv$/);
+    await page.getByTestId('ux-month').fill('2026-11');
+    await page.getByTestId('ux-run').click();
+    await page.getByTestId('ux-progress').filter({ hasText: '1000/2400 rows' }).waitFor();
+    assert.equal(await page.getByTestId('ux-run').innerText(), 'Exporting…');
+    await page.screenshot({ path: join(out, 'overview-export-progress.png') });
+    await page.evaluate(() => window.__releaseUsageExport());
+    await page.getByTestId('ux-result').waitFor();
+    const r = await text(page, '[data-testid="ux-result"]');
+    assert.match(r, /2400 rows written to \/home\/anna\/mai-usage\/acme-2026-11-events\.csv/);
+    assert.match(r, /raw \$247\.68, client \$321\.99/);
+    const call = await page.evaluate(() => window.__calls.find((c) => c.cmd === 'usage_export').args.request);
+    assert.deepEqual(call, { client: 'acme', month: '2026-11', kind: 'events', format: 'csv', path: null });
+    await page.screenshot({ path: join(out, 'overview-export-done.png') });
+  });
+
+  await test('usage export: daily JSON to a typed path; a failure says why', async (page) => {
+    await openClient(page);
+    await page.getByTestId('ux-kind').selectOption('daily');
+    await page.getByTestId('ux-format').selectOption('json');
+    await page.getByTestId('ux-path').fill('/tmp/acme.json');
+    await page.getByTestId('ux-run').click();
+    await page.getByTestId('ux-progress').filter({ hasText: '31/31 rows' }).waitFor();
+    await page.evaluate(() => window.__releaseUsageExport());
+    await page.getByTestId('ux-result').filter({ hasText: '31 rows written to /tmp/acme.json' }).waitFor();
+    await openClient(page, '?scenario=usage-export-fail');
+    await page.getByTestId('ux-path').fill('/root/x.csv');
+    await page.getByTestId('ux-run').click();
+    await page.getByTestId('ux-error').waitFor();
+    assert.match(await text(page, '[data-testid="ux-error"]'), /writing \/root\/x\.csv failed: Permission denied .*check the path/);
+  });
+
+  await test('usage export, narrow window', async (page) => {
+    await openClient(page);
+    await page.screenshot({ path: join(out, 'overview-export-narrow.png'), fullPage: true });
+  }, narrow);
+}
