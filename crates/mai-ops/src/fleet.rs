@@ -109,6 +109,60 @@ pub struct Host {
     pub docker: DockerEndpoint,
     /// Per-host Docker call timeout.
     pub timeout_ms: u64,
+    /// How clients run on this host: plain containers, or services of the Docker Swarm
+    /// this engine manages (`mode = "swarm"`; see `crate::swarm`).
+    pub mode: HostMode,
+}
+
+/// `[[hosts]] mode`: plain containers or Swarm services (the IPC type; parsed here).
+pub use mai_wire::console::HostMode;
+
+/// Reads `[[hosts]] mode`.
+pub fn parse_host_mode(s: &str) -> Result<HostMode, String> {
+    match s.trim() {
+        "plain" => Ok(HostMode::Plain),
+        "swarm" => Ok(HostMode::Swarm),
+        other => Err(format!(
+            "mode {other:?} is not a host mode; write mode = \"plain\" (standalone engine, the default) or mode = \"swarm\" (the engine is a Docker Swarm manager)"
+        )),
+    }
+}
+
+/// Checks one Swarm placement constraint (`node.hostname==x`, `node.labels.zone!=b`,
+/// `node.role==manager`, …): a key, `==` or `!=`, a value, as `docker service create
+/// --constraint` takes it. The message says what is wrong and the form to write.
+pub fn check_placement(c: &str) -> Result<(), String> {
+    let (k, v) = c
+        .split_once("==")
+        .or_else(|| c.split_once("!="))
+        .ok_or_else(|| {
+            format!(
+                "placement {c:?} is not a constraint: write KEY==VALUE or KEY!=VALUE, e.g. \"node.hostname==worker-1\" or \"node.labels.zone==a\""
+            )
+        })?;
+    let (k, v) = (k.trim(), v.trim());
+    let known = [
+        "node.id",
+        "node.hostname",
+        "node.role",
+        "node.platform.os",
+        "node.platform.arch",
+    ];
+    let key_ok = known.contains(&k)
+        || k.strip_prefix("node.labels.")
+            .or_else(|| k.strip_prefix("engine.labels."))
+            .is_some_and(|l| !l.is_empty());
+    if !key_ok {
+        return Err(format!(
+            "placement {c:?}: {k:?} is not a Swarm node attribute; use node.id, node.hostname, node.role, node.platform.os, node.platform.arch, node.labels.<label> or engine.labels.<label>"
+        ));
+    }
+    if v.is_empty() || v.contains("==") || v.contains("!=") {
+        return Err(format!(
+            "placement {c:?} has no single value after the operator; write e.g. \"{k}==value\""
+        ));
+    }
+    Ok(())
 }
 
 /// A tracker certificate's SHA-256 fingerprint (of its DER encoding), as the tracker
@@ -209,6 +263,9 @@ pub struct Client {
     /// `offboarded = "YYYY-MM-DD"`: the Warsaw day the client left. The entry stays so
     /// past months still bill and report; discovery, the fleet table and sync skip it.
     pub offboarded: Option<NaiveDate>,
+    /// `placement = ["node.hostname==x", …]`: Swarm placement constraints of the client's
+    /// services (only on a `mode = "swarm"` host; empty: anywhere in the swarm).
+    pub placement: Vec<String>,
 }
 
 impl Client {
@@ -453,10 +510,16 @@ impl Fleet {
                     ));
                 }
             }
+            let mode = match &h.mode {
+                None => HostMode::Plain,
+                Some(m) => parse_host_mode(m.get_ref())
+                    .map_err(|e| err_at(m.span(), format!("host {:?}: {e}", h.name.get_ref())))?,
+            };
             hosts.push(Host {
                 name: h.name.into_inner(),
                 docker,
                 timeout_ms: h.timeout_ms.unwrap_or(console.docker_timeout_ms),
+                mode,
             });
         }
 
@@ -489,6 +552,28 @@ impl Fleet {
                     ),
                 ));
             }
+            let placement = match &c.placement {
+                None => Vec::new(),
+                Some(p) => {
+                    let swarm = hosts
+                        .iter()
+                        .any(|h| &h.name == c.host.get_ref() && h.mode == HostMode::Swarm);
+                    if !swarm {
+                        return Err(err_at(
+                            p.span(),
+                            format!(
+                                "client {id:?} has a placement, but its host {:?} is not a Swarm manager; placement constraints apply only on a host with mode = \"swarm\": remove placement or set the host's mode",
+                                c.host.get_ref()
+                            ),
+                        ));
+                    }
+                    for x in p.get_ref() {
+                        check_placement(x)
+                            .map_err(|e| err_at(p.span(), format!("client {id:?}: {e}")))?;
+                    }
+                    p.get_ref().iter().map(|x| x.trim().to_string()).collect()
+                }
+            };
             let terms = parse_terms(&c, id).map_err(|(span, m)| err_at(span, m))?;
             let offboarded = match &c.offboarded {
                 Some(v) => Some(parse_day(v.get_ref()).ok_or_else(|| {
@@ -594,6 +679,7 @@ impl Fleet {
                 tracker_timeout_ms: c.tracker_timeout_ms.unwrap_or(console.tracker_timeout_ms),
                 warnings,
                 offboarded,
+                placement,
             });
         }
         let billing = raw.billing.map(|b| BillingSettings {
@@ -997,6 +1083,8 @@ struct RawHost {
     timeout_ms: Option<u64>,
     /// `tcp://` without `tls`, accepted knowingly (see the check in `Fleet::parse`).
     docker_insecure_tcp: Option<bool>,
+    /// `plain` (default) or `swarm`.
+    mode: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -1019,6 +1107,8 @@ struct RawClient {
     monthly_limit_usd: Option<Spanned<toml::Value>>,
     invoice_currency: Option<Spanned<String>>,
     tracker_url: Spanned<String>,
+    /// Swarm placement constraints (only on a `mode = "swarm"` host).
+    placement: Option<Spanned<Vec<String>>>,
     /// The old name of `tracker_admin_token` (still read).
     tracker_token: Option<Spanned<String>>,
     tracker_admin_token: Option<Spanned<String>>,
