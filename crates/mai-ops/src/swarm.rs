@@ -816,23 +816,32 @@ pub async fn remove_network_when_free(
     }
 }
 
-/// The gateway of the node's `docker_gwbridge` (how a task's container reaches its own
-/// node, e.g. an OpenRouter stand-in there): Swarm services have no `host-gateway`.
+/// The node's own address as its containers reach it: the gateway of `docker_gwbridge`
+/// (a service task's way out), else of the default `bridge` (how a task reaches, say, an
+/// OpenRouter stand-in on its own node): Swarm services have no `host-gateway`.
 pub async fn node_gateway(d: &Docker, host: &str) -> Result<Option<String>, DockerError> {
-    match d
-        .inspect_network(
-            "docker_gwbridge",
-            None::<bollard::query_parameters::InspectNetworkOptions>,
-        )
-        .await
-    {
-        Ok(n) => Ok(n
-            .ipam
-            .and_then(|i| i.config)
-            .and_then(|c| c.into_iter().find_map(|c| c.gateway))),
-        Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(api(host, "inspect the network docker_gwbridge")(e)),
+    for net in ["docker_gwbridge", "bridge"] {
+        match d
+            .inspect_network(
+                net,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+        {
+            Ok(n) => {
+                let gw = n
+                    .ipam
+                    .and_then(|i| i.config)
+                    .and_then(|c| c.into_iter().find_map(|c| c.gateway));
+                if gw.is_some() {
+                    return Ok(gw);
+                }
+            }
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(api(host, &format!("inspect the network {net}"))(e)),
+        }
     }
+    Ok(None)
 }
 
 #[cfg(test)]
