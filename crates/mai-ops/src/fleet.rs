@@ -1583,13 +1583,75 @@ tracker_token = "env:ACME_TOKEN"
 }
 
 #[cfg(test)]
+mod swarm_keys {
+    use super::*;
+
+    fn fleet(host_mode: &str, placement: &str) -> Result<Fleet, FleetError> {
+        Fleet::parse(
+            &format!(
+                "[[hosts]]\nname = \"s\"\ndocker = \"unix:///var/run/docker.sock\"\n{host_mode}\n\n\
+                 [[clients]]\nid = \"acme\"\nlegal_name = \"ACME\"\nnip = \"526-104-08-28\"\n\
+                 address = \"ul. Prosta 1\"\nhost = \"s\"\n{placement}\n\
+                 tracker_url = \"http://127.0.0.1:9001\"\ntracker_read_token = \"env:R\"\n\
+                 tracker_admin_token = \"env:A\"\n"
+            ),
+            Path::new("f.toml"),
+        )
+    }
+
+    #[test]
+    fn a_swarm_host_and_its_clients_placement() {
+        let f = fleet(
+            "mode = \"swarm\"",
+            "placement = [\"node.hostname==w1\", \" node.labels.zone!=b \"]",
+        )
+        .unwrap();
+        assert_eq!(f.hosts[0].mode, HostMode::Swarm);
+        assert_eq!(
+            f.clients[0].placement,
+            ["node.hostname==w1", "node.labels.zone!=b"]
+        );
+        let f = fleet("", "").unwrap();
+        assert_eq!(f.hosts[0].mode, HostMode::Plain);
+        assert!(f.clients[0].placement.is_empty());
+    }
+
+    #[test]
+    fn bad_modes_and_placements_say_what_to_write() {
+        let e = fleet("mode = \"kubernetes\"", "").unwrap_err().to_string();
+        assert!(
+            e.contains("mode = \"swarm\"") && e.contains("line 4"),
+            "{e}"
+        );
+        let e = fleet("", "placement = [\"node.hostname==w1\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a Swarm manager"), "{e}");
+        let e = fleet("mode = \"swarm\"", "placement = [\"hostname=w1\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("KEY==VALUE"), "{e}");
+        let e = fleet("mode = \"swarm\"", "placement = [\"node.name==w1\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a Swarm node attribute"), "{e}");
+        assert!(check_placement("node.labels.zone==a").is_ok());
+        assert!(check_placement("engine.labels.ssd==true").is_ok());
+        assert!(check_placement("node.labels.==a").is_err());
+        assert!(check_placement("node.role==").is_err());
+    }
+}
+
+#[cfg(test)]
 mod example_file {
     #[test]
     fn fleet_example_toml_parses() {
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fleet.example.toml");
         let f = super::Fleet::load(&path).unwrap();
-        assert_eq!(f.hosts.len(), 3);
+        assert_eq!(f.hosts.len(), 4);
+        assert_eq!(f.hosts[0].mode, super::HostMode::Plain);
+        assert_eq!(f.hosts[3].mode, super::HostMode::Swarm);
         assert_eq!(f.clients.len(), 2);
         assert!(f.updater.is_some());
         assert!(f.billing.as_ref().unwrap().config.ends_with("billing.toml"));

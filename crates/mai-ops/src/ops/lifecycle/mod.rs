@@ -510,7 +510,7 @@ fn service_spec(
 ) -> bollard::models::ServiceSpec {
     use bollard::models::{
         EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
-        EndpointSpec, NetworkAttachmentConfig, ServiceSpec, ServiceSpecMode,
+        EndpointSpec, EndpointSpecModeEnum, NetworkAttachmentConfig, ServiceSpec, ServiceSpecMode,
         ServiceSpecModeReplicated, TaskSpec, TaskSpecPlacement, TaskSpecRestartPolicy,
         TaskSpecRestartPolicyConditionEnum,
     };
@@ -543,7 +543,11 @@ fn service_spec(
         }),
         update_config: Some(update),
         rollback_config: Some(rollback),
+        // DNS round robin: `tracker` resolves to the task's own address on the overlay
+        // network (no virtual IP through IPVS, which not every kernel offers; ports are
+        // published in host mode, which needs no routing mesh).
         endpoint_spec: Some(EndpointSpec {
+            mode: Some(EndpointSpecModeEnum::DNSRR),
             ports: Some(vec![EndpointPortConfig {
                 protocol: Some(EndpointPortConfigProtocolEnum::TCP),
                 target_port: Some(target as i64),
@@ -551,7 +555,6 @@ fn service_spec(
                 publish_mode: Some(EndpointPortConfigPublishModeEnum::HOST),
                 ..Default::default()
             }]),
-            ..Default::default()
         }),
         ..Default::default()
     }
