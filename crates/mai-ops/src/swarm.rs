@@ -465,13 +465,15 @@ pub async fn running_container(
 pub enum Converged {
     /// A task of the spec's image runs and the last update (if any) completed.
     Running { container_id: Option<String> },
-    /// Swarm rolled the update back by itself (its failure action): the message.
+    /// Swarm rolls (or rolled) the update back by itself (its failure action): the
+    /// message. [`wait_rolled_back`] waits for the end of it.
     RolledBack(String),
 }
 
 /// Until the service runs one task of its spec's image and its update finished; fails at
-/// once on a task Swarm cannot place (no node matches the placement), and after
-/// `within` with the tasks' last words.
+/// once on a task Swarm cannot place because no node matches its placement constraints,
+/// and after `within` with the tasks' last words. (A task pending for a host-mode port
+/// its predecessor still holds while it stops is waited for.)
 pub async fn wait_converged(
     d: &Docker,
     host: &str,
@@ -494,7 +496,7 @@ pub async fn wait_converged(
                 && t.state == Some(TaskState::PENDING)
                 && t.error
                     .as_deref()
-                    .is_some_and(|e| e.contains("no suitable node"))
+                    .is_some_and(|e| e.contains("scheduling constraints not satisfied"))
         }) {
             return Err(err(
                 host,
@@ -506,7 +508,9 @@ pub async fn wait_converged(
             ));
         }
         match upd {
-            Some(UpdState::ROLLBACK_COMPLETED) => return Ok(Converged::RolledBack(upd_msg)),
+            Some(UpdState::ROLLBACK_STARTED) | Some(UpdState::ROLLBACK_COMPLETED) => {
+                return Ok(Converged::RolledBack(upd_msg))
+            }
             Some(UpdState::PAUSED) | Some(UpdState::ROLLBACK_PAUSED) => {
                 return Err(err(
                     host,

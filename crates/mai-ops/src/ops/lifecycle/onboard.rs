@@ -749,7 +749,11 @@ impl Ops {
                 ),
                 Err(e) => {
                     let logs = swarm::log_tail(d, host, name, 15).await;
-                    return Err(format!("{e}; its last log lines:\n{logs}"));
+                    return Err(if logs.is_empty() {
+                        e.to_string()
+                    } else {
+                        format!("{e}; its last log lines:\n{logs}")
+                    });
                 }
             }
         }
