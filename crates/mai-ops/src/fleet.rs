@@ -1620,7 +1620,7 @@ mod swarm_keys {
     fn bad_modes_and_placements_say_what_to_write() {
         let e = fleet("mode = \"kubernetes\"", "").unwrap_err().to_string();
         assert!(
-            e.contains("mode = \"swarm\"") && e.contains("line 4"),
+            e.contains("mode = \"swarm\"") && e.contains("f.toml:4:"),
             "{e}"
         );
         let e = fleet("", "placement = [\"node.hostname==w1\"]")
