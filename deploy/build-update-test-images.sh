@@ -8,13 +8,30 @@
 #   mai-tracker:TAG-broken      a tracker that exits at once: an update whose canary fails
 #                               its health gate (its entry point is the healthcheck, which
 #                               finds nothing listening)
-#   deploy/build-update-test-images.sh [TAG]      (default tag: dev)
+#   deploy/build-update-test-images.sh [--tracker-only] [TAG]      (default tag: dev)
+# --tracker-only builds only the two tracker variants (mai-chat-standin:TAG, e.g. the
+# lifecycle tests' own stand-in from deploy/build-images.sh, is left as it is).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+tracker_only=0
+if [ "${1:-}" = "--tracker-only" ]; then tracker_only=1; shift; fi
 tag="${1:-dev}"
 if ! docker image inspect "mai-tracker:$tag" >/dev/null 2>&1; then
   echo "build-update-test-images: no image mai-tracker:$tag; run deploy/build-images.sh $tag first" >&2
   exit 1
+fi
+tracker_variants() {
+  printf 'FROM mai-tracker:%s\nLABEL mai.version="%s-next"\n' "$tag" "$tag" \
+    | docker build -q -t "mai-tracker:$tag-next" - >/dev/null
+  printf 'FROM mai-tracker:%s\nLABEL mai.version="%s-broken"\nENTRYPOINT ["/mai-tracker", "healthcheck"]\n' "$tag" "$tag" \
+    | docker build -q -t "mai-tracker:$tag-broken" - >/dev/null
+}
+if [ "$tracker_only" = 1 ]; then
+  tracker_variants
+  for i in "mai-tracker:$tag-next" "mai-tracker:$tag-broken"; do
+    echo "build-update-test-images: $i ($(docker image inspect -f '{{.Id}}' "$i" | cut -c1-19))"
+  done
+  exit 0
 fi
 ctx="$(mktemp -d)"
 trap 'rm -rf "$ctx"' EXIT
@@ -27,10 +44,7 @@ cp "$here/chat-standin/Dockerfile" "$ctx/Dockerfile"
 docker build -q -t "mai-chat-standin:$tag" "$ctx" >/dev/null
 printf 'FROM mai-chat-standin:%s\nLABEL mai.version="%s-next"\n' "$tag" "$tag" \
   | docker build -q -t "mai-chat-standin:$tag-next" - >/dev/null
-printf 'FROM mai-tracker:%s\nLABEL mai.version="%s-next"\n' "$tag" "$tag" \
-  | docker build -q -t "mai-tracker:$tag-next" - >/dev/null
-printf 'FROM mai-tracker:%s\nLABEL mai.version="%s-broken"\nENTRYPOINT ["/mai-tracker", "healthcheck"]\n' "$tag" "$tag" \
-  | docker build -q -t "mai-tracker:$tag-broken" - >/dev/null
+tracker_variants
 for i in "mai-chat-standin:$tag" "mai-chat-standin:$tag-next" "mai-tracker:$tag-next" "mai-tracker:$tag-broken"; do
   echo "build-update-test-images: $i ($(docker image inspect -f '{{.Id}}' "$i" | cut -c1-19))"
 done

@@ -613,6 +613,7 @@ mod tests {
             client_id: id.into(),
             legal_name: format!("{id} Sp. z o.o."),
             host: "hel1".into(),
+            host_mode: None,
             markup: Decimal::new(13, 1),
             container: Some(container(id, ContainerRole::Chat, ContainerState::Running)),
             tracker_container: Some(container(

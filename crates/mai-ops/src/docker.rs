@@ -307,6 +307,18 @@ pub async fn list_client_containers(
     Ok(inspects)
 }
 
+/// The clients' containers of a plain host, or the clients' services of a swarm host
+/// (one row per service, [`crate::swarm::list_client_services`]): what the fleet table
+/// and the update preview discover, by the same labels.
+pub async fn list_clients(docker: &Docker, host: &Host) -> Result<Vec<ContainerInfo>, DockerError> {
+    match host.mode {
+        crate::fleet::HostMode::Plain => list_client_containers(docker, &host.name).await,
+        crate::fleet::HostMode::Swarm => {
+            crate::swarm::list_client_services(docker, &host.name).await
+        }
+    }
+}
+
 async fn find(
     docker: &Docker,
     host: &str,
@@ -745,11 +757,18 @@ pub struct ClientObjects {
     pub containers: Vec<String>,
     pub networks: Vec<String>,
     pub volumes: Vec<String>,
+    /// Swarm services and secrets (empty on an engine that is no swarm manager).
+    pub services: Vec<String>,
+    pub secrets: Vec<String>,
 }
 
 impl ClientObjects {
     pub fn is_empty(&self) -> bool {
-        self.containers.is_empty() && self.networks.is_empty() && self.volumes.is_empty()
+        self.containers.is_empty()
+            && self.networks.is_empty()
+            && self.volumes.is_empty()
+            && self.services.is_empty()
+            && self.secrets.is_empty()
     }
 }
 
@@ -802,14 +821,20 @@ pub async fn list_client_objects(
         .into_iter()
         .map(|v| v.name)
         .collect();
+    let (services, secrets) =
+        crate::swarm::client_services_and_secrets(docker, host, client).await?;
     let mut o = ClientObjects {
         containers,
         networks,
         volumes,
+        services,
+        secrets,
     };
     o.containers.sort();
     o.networks.sort();
     o.volumes.sort();
+    o.services.sort();
+    o.secrets.sort();
     Ok(o)
 }
 

@@ -109,6 +109,60 @@ pub struct Host {
     pub docker: DockerEndpoint,
     /// Per-host Docker call timeout.
     pub timeout_ms: u64,
+    /// How clients run on this host: plain containers, or services of the Docker Swarm
+    /// this engine manages (`mode = "swarm"`; see `crate::swarm`).
+    pub mode: HostMode,
+}
+
+/// `[[hosts]] mode`: plain containers or Swarm services (the IPC type; parsed here).
+pub use mai_wire::console::HostMode;
+
+/// Reads `[[hosts]] mode`.
+pub fn parse_host_mode(s: &str) -> Result<HostMode, String> {
+    match s.trim() {
+        "plain" => Ok(HostMode::Plain),
+        "swarm" => Ok(HostMode::Swarm),
+        other => Err(format!(
+            "mode {other:?} is not a host mode; write mode = \"plain\" (standalone engine, the default) or mode = \"swarm\" (the engine is a Docker Swarm manager)"
+        )),
+    }
+}
+
+/// Checks one Swarm placement constraint (`node.hostname==x`, `node.labels.zone!=b`,
+/// `node.role==manager`, …): a key, `==` or `!=`, a value, as `docker service create
+/// --constraint` takes it. The message says what is wrong and the form to write.
+pub fn check_placement(c: &str) -> Result<(), String> {
+    let (k, v) = c
+        .split_once("==")
+        .or_else(|| c.split_once("!="))
+        .ok_or_else(|| {
+            format!(
+                "placement {c:?} is not a constraint: write KEY==VALUE or KEY!=VALUE, e.g. \"node.hostname==worker-1\" or \"node.labels.zone==a\""
+            )
+        })?;
+    let (k, v) = (k.trim(), v.trim());
+    let known = [
+        "node.id",
+        "node.hostname",
+        "node.role",
+        "node.platform.os",
+        "node.platform.arch",
+    ];
+    let key_ok = known.contains(&k)
+        || k.strip_prefix("node.labels.")
+            .or_else(|| k.strip_prefix("engine.labels."))
+            .is_some_and(|l| !l.is_empty());
+    if !key_ok {
+        return Err(format!(
+            "placement {c:?}: {k:?} is not a Swarm node attribute; use node.id, node.hostname, node.role, node.platform.os, node.platform.arch, node.labels.<label> or engine.labels.<label>"
+        ));
+    }
+    if v.is_empty() || v.contains("==") || v.contains("!=") {
+        return Err(format!(
+            "placement {c:?} has no single value after the operator; write e.g. \"{k}==value\""
+        ));
+    }
+    Ok(())
 }
 
 /// A tracker certificate's SHA-256 fingerprint (of its DER encoding), as the tracker
@@ -209,6 +263,9 @@ pub struct Client {
     /// `offboarded = "YYYY-MM-DD"`: the Warsaw day the client left. The entry stays so
     /// past months still bill and report; discovery, the fleet table and sync skip it.
     pub offboarded: Option<NaiveDate>,
+    /// `placement = ["node.hostname==x", …]`: Swarm placement constraints of the client's
+    /// services (only on a `mode = "swarm"` host; empty: anywhere in the swarm).
+    pub placement: Vec<String>,
 }
 
 impl Client {
@@ -526,10 +583,16 @@ impl Fleet {
                     ));
                 }
             }
+            let mode = match &h.mode {
+                None => HostMode::Plain,
+                Some(m) => parse_host_mode(m.get_ref())
+                    .map_err(|e| err_at(m.span(), format!("host {:?}: {e}", h.name.get_ref())))?,
+            };
             hosts.push(Host {
                 name: h.name.into_inner(),
                 docker,
                 timeout_ms: h.timeout_ms.unwrap_or(console.docker_timeout_ms),
+                mode,
             });
         }
 
@@ -562,6 +625,28 @@ impl Fleet {
                     ),
                 ));
             }
+            let placement = match &c.placement {
+                None => Vec::new(),
+                Some(p) => {
+                    let swarm = hosts
+                        .iter()
+                        .any(|h| &h.name == c.host.get_ref() && h.mode == HostMode::Swarm);
+                    if !swarm {
+                        return Err(err_at(
+                            p.span(),
+                            format!(
+                                "client {id:?} has a placement, but its host {:?} is not a Swarm manager; placement constraints apply only on a host with mode = \"swarm\": remove placement or set the host's mode",
+                                c.host.get_ref()
+                            ),
+                        ));
+                    }
+                    for x in p.get_ref() {
+                        check_placement(x)
+                            .map_err(|e| err_at(p.span(), format!("client {id:?}: {e}")))?;
+                    }
+                    p.get_ref().iter().map(|x| x.trim().to_string()).collect()
+                }
+            };
             let terms = parse_terms(&c, id).map_err(|(span, m)| err_at(span, m))?;
             let offboarded = match &c.offboarded {
                 Some(v) => Some(parse_day(v.get_ref()).ok_or_else(|| {
@@ -667,6 +752,7 @@ impl Fleet {
                 tracker_timeout_ms: c.tracker_timeout_ms.unwrap_or(console.tracker_timeout_ms),
                 warnings,
                 offboarded,
+                placement,
             });
         }
         let billing = raw.billing.map(|b| BillingSettings {
@@ -1193,6 +1279,8 @@ struct RawHost {
     timeout_ms: Option<u64>,
     /// `tcp://` without `tls`, accepted knowingly (see the check in `Fleet::parse`).
     docker_insecure_tcp: Option<bool>,
+    /// `plain` (default) or `swarm`.
+    mode: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -1215,6 +1303,8 @@ struct RawClient {
     monthly_limit_usd: Option<Spanned<toml::Value>>,
     invoice_currency: Option<Spanned<String>>,
     tracker_url: Spanned<String>,
+    /// Swarm placement constraints (only on a `mode = "swarm"` host).
+    placement: Option<Spanned<Vec<String>>>,
     /// The old name of `tracker_admin_token` (still read).
     tracker_token: Option<Spanned<String>>,
     tracker_admin_token: Option<Spanned<String>>,
@@ -1735,13 +1825,75 @@ tracker_token = "env:ACME_TOKEN"
 }
 
 #[cfg(test)]
+mod swarm_keys {
+    use super::*;
+
+    fn fleet(host_mode: &str, placement: &str) -> Result<Fleet, FleetError> {
+        Fleet::parse(
+            &format!(
+                "[[hosts]]\nname = \"s\"\ndocker = \"unix:///var/run/docker.sock\"\n{host_mode}\n\n\
+                 [[clients]]\nid = \"acme\"\nlegal_name = \"ACME\"\nnip = \"526-104-08-28\"\n\
+                 address = \"ul. Prosta 1\"\nhost = \"s\"\n{placement}\n\
+                 tracker_url = \"http://127.0.0.1:9001\"\ntracker_read_token = \"env:R\"\n\
+                 tracker_admin_token = \"env:A\"\n"
+            ),
+            Path::new("f.toml"),
+        )
+    }
+
+    #[test]
+    fn a_swarm_host_and_its_clients_placement() {
+        let f = fleet(
+            "mode = \"swarm\"",
+            "placement = [\"node.hostname==w1\", \" node.labels.zone!=b \"]",
+        )
+        .unwrap();
+        assert_eq!(f.hosts[0].mode, HostMode::Swarm);
+        assert_eq!(
+            f.clients[0].placement,
+            ["node.hostname==w1", "node.labels.zone!=b"]
+        );
+        let f = fleet("", "").unwrap();
+        assert_eq!(f.hosts[0].mode, HostMode::Plain);
+        assert!(f.clients[0].placement.is_empty());
+    }
+
+    #[test]
+    fn bad_modes_and_placements_say_what_to_write() {
+        let e = fleet("mode = \"kubernetes\"", "").unwrap_err().to_string();
+        assert!(
+            e.contains("mode = \"swarm\"") && e.contains("f.toml:4:"),
+            "{e}"
+        );
+        let e = fleet("", "placement = [\"node.hostname==w1\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a Swarm manager"), "{e}");
+        let e = fleet("mode = \"swarm\"", "placement = [\"hostname=w1\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("KEY==VALUE"), "{e}");
+        let e = fleet("mode = \"swarm\"", "placement = [\"node.name==w1\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a Swarm node attribute"), "{e}");
+        assert!(check_placement("node.labels.zone==a").is_ok());
+        assert!(check_placement("engine.labels.ssd==true").is_ok());
+        assert!(check_placement("node.labels.==a").is_err());
+        assert!(check_placement("node.role==").is_err());
+    }
+}
+
+#[cfg(test)]
 mod example_file {
     #[test]
     fn fleet_example_toml_parses() {
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fleet.example.toml");
         let f = super::Fleet::load(&path).unwrap();
-        assert_eq!(f.hosts.len(), 3);
+        assert_eq!(f.hosts.len(), 4);
+        assert_eq!(f.hosts[0].mode, super::HostMode::Plain);
+        assert_eq!(f.hosts[3].mode, super::HostMode::Swarm);
         assert_eq!(f.clients.len(), 2);
         assert!(f.updater.is_some());
         assert!(f.billing.as_ref().unwrap().config.ends_with("billing.toml"));

@@ -59,6 +59,7 @@ const CLIENT_KEY_ORDER: &[&str] = &[
     "address_line2",
     "country",
     "host",
+    "placement",
     "markup",
     "markup_changes",
     "monthly_limit_usd",
@@ -206,6 +207,18 @@ impl FleetDoc {
             .map(plain_text))
     }
 
+    /// Sets the client's Swarm placement constraints (`placement = [...]`; empty removes
+    /// the key). [`placement_value`] is the one way they are written.
+    pub fn set_placement(&mut self, id: &str, placement: &[String]) -> Result<(), FleetEditError> {
+        let t = self.client_mut(id)?;
+        if placement.is_empty() {
+            t.remove("placement");
+        } else {
+            set_value(t, "placement", placement_value(placement));
+        }
+        Ok(())
+    }
+
     /// Sets (or with `None` removes) a string value of the client's entry.
     pub fn set_string(
         &mut self,
@@ -325,6 +338,11 @@ fn value_day(v: &Value) -> Option<NaiveDate> {
         _ => return None,
     };
     NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok()
+}
+
+/// `placement` as the fleet file writes it: an inline array of constraint strings.
+pub fn placement_value(placement: &[String]) -> Value {
+    Value::Array(placement.iter().map(|p| p.trim()).collect())
 }
 
 fn toml_date(d: NaiveDate) -> toml_edit::Datetime {

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod ksef_token;
 pub mod ops;
 pub mod refresh;
+pub mod swarm;
 pub mod tracker;
 
 pub use fleet::Fleet;

@@ -112,6 +112,7 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
         client_id: client.id.clone(),
         legal_name: client.legal_name.clone(),
         host: client.host.clone(),
+        host_mode: None,
         markup: client.markup_on(mai_core::time::warsaw_day(now)),
         uptime_seconds: container
             .as_ref()
@@ -347,7 +348,7 @@ pub async fn refresh_all(
             let _p = sem.acquire().await;
             let fut = async {
                 let d = docker::connect(&h).await.map_err(|e| e.to_string())?;
-                docker::list_client_containers(&d, &h.name)
+                docker::list_clients(&d, &h)
                     .await
                     .map_err(|e| e.to_string())
             };
@@ -400,7 +401,9 @@ pub async fn refresh_all(
                 tracker,
                 last_good: input.last_good.get(&c.id).cloned(),
             };
-            build_row(c, g, now)
+            let mut row = build_row(c, g, now);
+            row.host_mode = fleet.host(&c.host).map(|h| h.mode);
+            row
         })
         .collect();
     (rows, fresh)

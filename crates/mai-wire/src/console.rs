@@ -238,6 +238,27 @@ pub enum SyncView {
     Unknown,
 }
 
+/// How clients run on a Docker host (`[[hosts]] mode` of the fleet file).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum HostMode {
+    /// Standalone engine: a client is two containers. The default.
+    #[default]
+    Plain,
+    /// The engine is a Docker Swarm manager: a client is two services, its secrets are
+    /// Docker secrets, placed by the client's `placement` constraints.
+    Swarm,
+}
+
+impl HostMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostMode::Plain => "plain",
+            HostMode::Swarm => "swarm",
+        }
+    }
+}
+
 /// One client in the fleet table (`fleet_status`). Every price is computed by the
 /// console from the fleet file's terms; only raw (OpenRouter) costs come from trackers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -245,6 +266,10 @@ pub struct FleetRow {
     pub client_id: String,
     pub legal_name: String,
     pub host: String,
+    /// The host's mode (absent: plain); the table marks Swarm clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub host_mode: Option<HostMode>,
     /// Today's markup rate (the fleet file's schedule).
     #[serde(with = "rust_decimal::serde::str")]
     #[ts(type = "string")]

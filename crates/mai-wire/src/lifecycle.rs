@@ -64,6 +64,9 @@ pub struct Deployment {
     /// OpenRouter's API base as the tracker container reaches it; the fleet file's
     /// `[openrouter] base_url` when empty.
     pub tracker_openrouter_url: Option<String>,
+    /// Swarm placement constraints of the client's services (`node.hostname==x`,
+    /// `node.labels.zone==a`); only on a `mode = "swarm"` host, empty: anywhere.
+    pub placement: Vec<String>,
 }
 
 impl Default for Deployment {
@@ -77,6 +80,7 @@ impl Default for Deployment {
             tracker_image: None,
             signed_identity: true,
             tracker_openrouter_url: None,
+            placement: Vec::new(),
         }
     }
 }

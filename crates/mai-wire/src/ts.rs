@@ -43,7 +43,7 @@ pub fn typescript() -> String {
         console::ClientRef, console::AppInfo, console::UpdateCheck,
         console::ContainerRole, console::ContainerState, console::ContainerHealth,
         console::ContainerInfo, console::AlertLevel, console::Alert, console::SyncView,
-        console::FleetRow, console::LogLine,
+        console::HostMode, console::FleetRow, console::LogLine,
         console::SyncOutcomeStatus, console::SyncOutcome, console::SyncProgress,
         console::SecretKind, console::MaskedKey, console::Rotation,
         console::PrivacyErasure, console::PrivacyExportResult,

@@ -264,7 +264,12 @@ version: string | null, state: ContainerState, health: ContainerHealth | null, s
 export type AlertLevel = "info" | "warning" | "critical";
 export type Alert = { level: AlertLevel, message: string, };
 export type SyncView = "ok" | "error" | "running" | "unknown";
+export type HostMode = "plain" | "swarm";
 export type FleetRow = { client_id: string, legal_name: string, host: string, 
+/**
+ * The host's mode (absent: plain); the table marks Swarm clients.
+ */
+host_mode?: HostMode, 
 /**
  * Today's markup rate (the fleet file's schedule).
  */
@@ -744,7 +749,12 @@ signed_identity: boolean,
  * OpenRouter's API base as the tracker container reaches it; the fleet file's
  * `[openrouter] base_url` when empty.
  */
-tracker_openrouter_url: string | null, };
+tracker_openrouter_url: string | null, 
+/**
+ * Swarm placement constraints of the client's services (`node.hostname==x`,
+ * `node.labels.zone==a`); only on a `mode = "swarm"` host, empty: anywhere.
+ */
+placement: Array<string>, };
 export type OnboardRequest = { client: NewClient, deploy: Deployment, };
 export type FieldError = { field: string, message: string, };
 export type LifecycleStep = "validate" | "preflight" | "create_key" | "store_secrets" | "create_network" | "create_volumes" | "start_tracker" | "start_chat" | "wait_healthy" | "probe" | "push_terms" | "write_fleet" | "undo_containers" | "undo_network" | "undo_volumes" | "undo_key" | "undo_secrets" | "final_sync" | "billing_check" | "disable_key" | "stop_containers" | "export_ledger" | "archive_volume" | "remove_containers" | "remove_network" | "remove_volumes" | "forget_secrets" | "mark_offboarded";

@@ -26,7 +26,7 @@ export function row(id: string, over: Partial<FleetRow> = {}): FleetRow {
 export function fixtures(scenario: string) {
   const rows = [
     row('acme'),
-    row('tiny', { today_client_cost_usd: '0.000863525', today_requests: 2, today_tokens: 150,
+    row('tiny', { host: 'swarm1', host_mode: 'swarm', today_client_cost_usd: '0.000863525', today_requests: 2, today_tokens: 150,
       limit: { monthly_limit_usd: '10', used_usd: '9.1', percent_used: '91.00', level: 'warning' },
       alerts: [{ level: 'warning', message: '91.00% of the monthly limit used' }] }),
     row('gone', { tracker_reachable: false, tracker_error: 'tracker http://10.0.0.9:8080 did not answer within 3000 ms',

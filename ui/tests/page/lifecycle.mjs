@@ -75,7 +75,7 @@ export async function lifecycleTests({ test, base, out, text }) {
     assert.deepEqual(req.client.markup, '1.25');
     assert.deepEqual(req.deploy, {
       host: 'local', tracker_port: 18100, chat_port: 18101, publish_address: null, chat_image: null,
-      tracker_image: null, signed_identity: true, tracker_openrouter_url: null,
+      tracker_image: null, signed_identity: true, tracker_openrouter_url: null, placement: [],
     });
     // The shell reloads its client list (the new client shows in the menus).
     const idx = calls.findIndex((c) => c.cmd === 'onboard_client');

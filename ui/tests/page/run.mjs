@@ -61,6 +61,9 @@ await test('fleet table: rows, exact costs, unreachable tracker with data age', 
   assert.match(gone, /unreachable/);
   assert.match(gone, /data 30m old/);
   assert.match(await text(page, '[data-testid="row-acme"]'), /1,234,567/);
+  // A client on a Docker Swarm host is marked; one on a plain host is not.
+  assert.equal(await text(page, '[data-testid="row-tiny"] [data-testid="swarm-badge"]'), 'swarm');
+  assert.equal(await page.locator('[data-testid="row-acme"] [data-testid="swarm-badge"]').count(), 0);
   assert.match(await text(page, '[data-testid="last-updated"]'), /Last updated: \d/);
   await page.screenshot({ path: join(out, 'fleet.png'), fullPage: true });
 });

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 
 use super::{Ops, OpsError};
 use crate::docker::{self, ContainerInfo, ContainerRole, DockerError};
@@ -82,6 +82,14 @@ impl Ops {
         let c = self.client(id)?;
         let host = self.fleet.host(&c.host).expect("validated at parse");
         let d = docker::connect(host).await?;
+        if host.mode == crate::fleet::HostMode::Swarm {
+            // `docker service update --force`: Swarm replaces the task (stop-first).
+            let svc = swarm_service(&d, host, &c.id, role).await?;
+            crate::swarm::force_update(&d, &host.name, &svc.name).await?;
+            crate::swarm::wait_converged(&d, &host.name, &svc.name, crate::swarm::CONVERGE_WITHIN)
+                .await?;
+            return Ok(swarm_service(&d, host, &c.id, role).await?);
+        }
         Ok(docker::restart(&d, &host.name, &c.id, role, 10).await?)
     }
 
@@ -95,6 +103,30 @@ impl Ops {
         let c = self.client(id)?;
         let host = self.fleet.host(&c.host).expect("validated at parse");
         let d = docker::connect(host).await?;
-        Ok(docker::logs(&d, &host.name, &c.id, role, tail, follow).await?)
+        if host.mode == crate::fleet::HostMode::Swarm {
+            let svc = swarm_service(&d, host, &c.id, role).await?;
+            return Ok(crate::swarm::logs(&d, &host.name, &svc.name, tail, follow).boxed());
+        }
+        Ok(docker::logs(&d, &host.name, &c.id, role, tail, follow)
+            .await?
+            .boxed())
     }
+}
+
+/// The client's service of `role` on a swarm host (found by its labels).
+async fn swarm_service(
+    d: &bollard::Docker,
+    host: &crate::fleet::Host,
+    client: &str,
+    role: ContainerRole,
+) -> Result<ContainerInfo, DockerError> {
+    crate::swarm::list_client_services(d, &host.name)
+        .await?
+        .into_iter()
+        .find(|s| s.client == client && s.role == role)
+        .ok_or_else(|| DockerError::NotFound {
+            host: host.name.clone(),
+            client: client.to_string(),
+            role,
+        })
 }

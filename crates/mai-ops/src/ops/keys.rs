@@ -280,6 +280,19 @@ impl Ops {
         if in_use {
             blocking(move || kc4.set(SecretKind::OpenRouter, &cid, &nk)).await?;
         }
+        // On a swarm the tracker's Docker secret follows: secrets are immutable, so the
+        // new key is a new secret version mounted under the same file name.
+        if seen == Handover::Confirmed {
+            if let Err(e) = self.swarm_key_secret(&c, &new_key).await {
+                let w = format!(
+                    "the tracker uses the new key, but its Docker secret was not renewed ({e}); the tracker keeps the key on its data volume, so it survives a restart"
+                );
+                warning = Some(match warning {
+                    Some(x) => format!("{x}; {w}"),
+                    None => w,
+                });
+            }
+        }
         let mut old_disabled = false;
         match &seen {
             Handover::Confirmed => {
@@ -336,6 +349,91 @@ impl Ops {
             .await?;
         tracing::info!(client = %c.id, new = %rot.new_label, old = ?rot.old_label, "OpenRouter key rotated");
         Ok(rot)
+    }
+
+    /// A client on a swarm host: its tracker service gets the new key as the next version
+    /// of its `openrouter-key` secret (`mai-<id>-openrouter-key-v<N+1>`, same file name),
+    /// Swarm replaces the task, the tracker answers again, and the old version is removed.
+    /// A plain host: nothing to do (the key lives in the tracker's secrets volume and the
+    /// hand-over file).
+    async fn swarm_key_secret(
+        &self,
+        c: &crate::fleet::Client,
+        new_key: &str,
+    ) -> Result<(), String> {
+        use crate::ops::lifecycle::{secret_labels, ClientPair, SECRET_OPENROUTER_KEY};
+        use crate::swarm;
+        let host = self.fleet.host(&c.host).expect("validated at parse");
+        if host.mode != crate::fleet::HostMode::Swarm {
+            return Ok(());
+        }
+        let d = crate::docker::connect(host)
+            .await
+            .map_err(|e| e.to_string())?;
+        let pair = ClientPair::of(&c.id);
+        let svc = swarm::service(&d, &host.name, &pair.tracker_container)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no service {} on {}", pair.tracker_container, host.name))?;
+        let current = swarm::secret_refs(&svc)
+            .into_iter()
+            .find(|r| {
+                r.file.as_ref().and_then(|f| f.name.as_deref()) == Some(SECRET_OPENROUTER_KEY)
+            })
+            .and_then(|r| r.secret_name);
+        let version = current
+            .as_deref()
+            .and_then(swarm::secret_version)
+            .unwrap_or(1)
+            + 1;
+        let name = swarm::secret_name(&c.id, SECRET_OPENROUTER_KEY, version);
+        let id = swarm::create_secret(
+            &d,
+            &host.name,
+            &name,
+            new_key,
+            secret_labels(&pair, SECRET_OPENROUTER_KEY, version),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        if let Err(e) = swarm::swap_secret(
+            &d,
+            &host.name,
+            &pair.tracker_container,
+            SECRET_OPENROUTER_KEY,
+            &id,
+            &name,
+        )
+        .await
+        {
+            let _ = swarm::remove_secret(&d, &host.name, &name).await;
+            return Err(e.to_string());
+        }
+        swarm::wait_converged(
+            &d,
+            &host.name,
+            &pair.tracker_container,
+            swarm::CONVERGE_WITHIN,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let t = self.tracker(&c.id).await.map_err(|e| e.to_string())?;
+        let deadline = tokio::time::Instant::now() + swarm::CONVERGE_WITHIN;
+        while let Err(e) = t.ready().await {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "the tracker is not ready after the secret update: {e}"
+                ));
+            }
+            tokio::time::sleep(CONFIRM_POLL).await;
+        }
+        if let Some(old) = current.filter(|o| o != &name) {
+            swarm::remove_secret(&d, &host.name, &old)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        tracing::info!(client = %c.id, secret = %name, "the tracker service mounts the new key's secret");
+        Ok(())
     }
 
     pub async fn rotations(&self, id: &str) -> Result<Vec<Rotation>, OpsError> {

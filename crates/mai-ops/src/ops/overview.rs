@@ -316,6 +316,7 @@ mod tests {
             client_id: id.into(),
             legal_name: id.into(),
             host: "h1".into(),
+            host_mode: None,
             markup: d("1.3"),
             container: None,
             tracker_container: None,

@@ -25,6 +25,7 @@ use super::{Ops, OpsError};
 use crate::audit::os_user;
 use crate::docker::{self, ContainerRole, Liveness, Recreated};
 use crate::fleet::Client;
+use crate::swarm;
 
 pub use mai_wire::change::{AuditOutcome, ClientField, FieldChange};
 pub use mai_wire::update::{
@@ -44,6 +45,14 @@ const GATE_POLL: Duration = Duration::from_millis(200);
 /// Where progress goes (the console's event, maictl's stderr); called from the
 /// concurrent updates.
 pub type Progress<'a> = &'a (dyn Fn(UpdateProgress) + Send + Sync);
+
+/// The gate check that stands for a container of `role` failing to run.
+fn gate_check_of(role: ContainerRole) -> GateCheck {
+    match role {
+        ContainerRole::Tracker => GateCheck::TrackerReady,
+        ContainerRole::Chat => GateCheck::ChatHealthy,
+    }
+}
 
 fn field_of(role: ContainerRole) -> ClientField {
     match role {
@@ -188,13 +197,22 @@ impl Ops {
             let host = self.fleet.host(&c.host).expect("validated at parse");
             let view = async {
                 let d = docker::connect(host).await?;
-                let containers = docker::list_client_containers(&d, &host.name).await?;
+                let containers = docker::list_clients(&d, host).await?;
                 let mut images = HashMap::new();
                 for (_, img) in &targets {
                     images.insert(img.clone(), docker::image(&d, &host.name, img).await?);
                 }
                 let mut image_ids = HashMap::new();
                 for ct in &containers {
+                    if host.mode == crate::fleet::HostMode::Swarm {
+                        // A service's row: the image id its spec runs.
+                        if let Ok(Some(svc)) = swarm::service(&d, &host.name, &ct.name).await {
+                            if let Some(img) = swarm::spec_image(&svc) {
+                                image_ids.insert(ct.id.clone(), img);
+                            }
+                        }
+                        continue;
+                    }
                     if let Ok(i) = d
                         .inspect_container(
                             &ct.id,
@@ -459,6 +477,193 @@ impl Ops {
                 Vec::new(),
                 format!("not updated: {e}"),
             );
+        }
+        if self
+            .fleet
+            .host(&p.host)
+            .is_some_and(|h| h.mode == crate::fleet::HostMode::Swarm)
+        {
+            // Swarm: each service updated by Swarm (its update config), gated by us, and
+            // on a failed gate rolled back by Swarm (`service update --rollback`).
+            let mut updated: Vec<(ContainerRole, String, Option<String>)> = Vec::new();
+            let mut failed: Option<GateResult> = None;
+            for t in &todo {
+                let svc = t.container.clone().unwrap_or_default();
+                phase(
+                    UpdatePhase::Recreating,
+                    format!(
+                        "{} service {svc}: {} → {}",
+                        t.role,
+                        t.current_image.as_deref().unwrap_or("?"),
+                        t.target_image
+                    ),
+                );
+                let before = match swarm::service(d, &p.host, &svc).await {
+                    Ok(s) => s.as_ref().and_then(swarm::spec_image),
+                    Err(e) => {
+                        return finish(
+                            ClientOutcome::Failed,
+                            AuditOutcome::Failed,
+                            Vec::new(),
+                            format!("not updated: {e}; nothing was changed"),
+                        )
+                    }
+                };
+                let t0 = Instant::now();
+                if let Err(e) = swarm::update_image(d, &p.host, &svc, &t.target_image).await {
+                    if updated.is_empty() {
+                        return finish(
+                            ClientOutcome::Failed,
+                            AuditOutcome::Failed,
+                            Vec::new(),
+                            format!("not updated: {e}; nothing was changed"),
+                        );
+                    }
+                    failed = Some(GateResult {
+                        check: gate_check_of(t.role),
+                        passed: false,
+                        detail: e.to_string(),
+                        elapsed_ms: ms(t0.elapsed()),
+                    });
+                    break;
+                }
+                updated.push((t.role, svc.clone(), before));
+                match swarm::wait_converged(d, &p.host, &svc, gate_timeout).await {
+                    Ok(swarm::Converged::Running { .. }) => {}
+                    Ok(swarm::Converged::RolledBack(m)) => {
+                        failed = Some(GateResult {
+                            check: gate_check_of(t.role),
+                            passed: false,
+                            detail: format!(
+                                "the new task failed and Swarm rolled the service back itself ({m})"
+                            ),
+                            elapsed_ms: ms(t0.elapsed()),
+                        });
+                        break;
+                    }
+                    Err(e) => {
+                        failed = Some(GateResult {
+                            check: gate_check_of(t.role),
+                            passed: false,
+                            detail: e.to_string(),
+                            elapsed_ms: ms(t0.elapsed()),
+                        });
+                        break;
+                    }
+                }
+            }
+            let gate = match failed {
+                Some(g) => {
+                    progress(UpdateProgress::Gate {
+                        client_id: id.to_string(),
+                        result: g.clone(),
+                    });
+                    vec![g]
+                }
+                None => {
+                    phase(
+                        UpdatePhase::Gating,
+                        format!("health gate, up to {} s", gate_timeout.as_secs()),
+                    );
+                    let chat_svc = crate::ops::lifecycle::ClientPair::of(id).chat_container;
+                    let chat_c = swarm::running_container(d, &p.host, &chat_svc)
+                        .await
+                        .ok()
+                        .flatten();
+                    let (passed, gate) = self
+                        .gate(
+                            id,
+                            d,
+                            &p.host,
+                            None,
+                            chat_c.as_deref(),
+                            gate_timeout,
+                            progress,
+                        )
+                        .await;
+                    if passed {
+                        return finish(
+                            ClientOutcome::Updated,
+                            AuditOutcome::Ok,
+                            gate,
+                            "updated by Swarm; health gate passed".into(),
+                        );
+                    }
+                    gate
+                }
+            };
+            let why = gate
+                .iter()
+                .find(|g| !g.passed)
+                .map(|g| g.detail.clone())
+                .unwrap_or_default();
+            phase(UpdatePhase::RollingBack, why.clone());
+            let mut errors = Vec::new();
+            for (role, svc, before) in updated.iter().rev() {
+                let res = async {
+                    if !swarm::rolling_back(d, &p.host, svc).await? {
+                        swarm::rollback(d, &p.host, svc).await?;
+                    }
+                    swarm::wait_rolled_back(d, &p.host, svc, swarm::CONVERGE_WITHIN).await?;
+                    let now = swarm::service(d, &p.host, svc)
+                        .await?
+                        .as_ref()
+                        .and_then(swarm::spec_image);
+                    if &now != before {
+                        return Err(docker::DockerError::Api {
+                            host: p.host.clone(),
+                            action: format!("roll back the service {svc}"),
+                            message: format!(
+                                "it runs {} after the rollback, not the previous {}",
+                                now.as_deref().unwrap_or("?"),
+                                before.as_deref().unwrap_or("?")
+                            ),
+                        });
+                    }
+                    Ok(())
+                }
+                .await;
+                if let Err(e) = res {
+                    errors.push(format!(
+                        "rolling the {role} service back failed ({e}): `docker service update --rollback {svc}`"
+                    ));
+                }
+            }
+            if !errors.is_empty() {
+                return finish(
+                    ClientOutcome::Failed,
+                    AuditOutcome::Failed,
+                    gate,
+                    format!("health gate failed ({why}); {}", errors.join("; ")),
+                );
+            }
+            let ready = match self.tracker(id).await {
+                Ok(t) => {
+                    let deadline = Instant::now() + gate_timeout;
+                    loop {
+                        match t.ready().await {
+                            Ok(()) => break Ok(()),
+                            Err(e) if Instant::now() >= deadline => break Err(e.to_string()),
+                            Err(_) => tokio::time::sleep(GATE_POLL).await,
+                        }
+                    }
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            return match ready {
+                Ok(()) => finish(
+                    ClientOutcome::RolledBack,
+                    AuditOutcome::RolledBack,
+                    gate,
+                    format!("health gate failed ({why}); Swarm rolled the service back to the previous image, the tracker is ready again"),
+                ),
+                Err(e) => finish(
+                    ClientOutcome::Failed,
+                    AuditOutcome::Failed,
+                    gate,
+                    format!("health gate failed ({why}); Swarm rolled back but the tracker is not ready ({e}): look at its logs (`maictl logs {id} --role tracker`)"),
+                ),
+            };
         }
         // Recreate each container (tracker first: the chat app talks to it).
         let mut done: Vec<(ContainerRole, Recreated)> = Vec::new();

@@ -41,9 +41,28 @@ fn repo_root() -> PathBuf {
 }
 
 /// The tracker and chat stand-in images from this checkout, built once per test binary.
+/// With `MAI_TEST_REUSE_IMAGES=1` images already on the engine under this tag are used
+/// as they are (a quicker rerun; the tag is the tests' own).
 pub fn build_images() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
+        let present = |i: &str| {
+            Command::new("docker")
+                .args(["image", "inspect", i])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if std::env::var("MAI_TEST_REUSE_IMAGES").is_ok_and(|v| v == "1")
+            && present(&tracker_image())
+            && present(&chat_image())
+        {
+            eprintln!(
+                "reusing {} and {} (MAI_TEST_REUSE_IMAGES=1)",
+                tracker_image(),
+                chat_image()
+            );
+            return;
+        }
         let out = Command::new(repo_root().join("deploy/build-images.sh"))
             .arg(TAG)
             .output()
@@ -55,6 +74,64 @@ pub fn build_images() {
             String::from_utf8_lossy(&out.stderr)
         );
     });
+}
+
+/// `mai-tracker:<TAG>-next` (passes its gate) and `-broken` (exits at once), on top of
+/// [`tracker_image`] (deploy/build-update-test-images.sh --tracker-only).
+pub fn build_tracker_variants() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        build_images();
+        let out = Command::new(repo_root().join("deploy/build-update-test-images.sh"))
+            .args(["--tracker-only", TAG])
+            .output()
+            .expect("running deploy/build-update-test-images.sh");
+        assert!(
+            out.status.success(),
+            "deploy/build-update-test-images.sh failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
+/// Makes the local engine a one-node swarm (`docker swarm init --advertise-addr
+/// 127.0.0.1`) unless it is one, and leaves it so (other tests share the engine).
+/// Idempotent and safe against a concurrent init: "already part of a swarm" is success,
+/// and it waits until the node is an active manager.
+pub fn ensure_swarm() {
+    let state = || {
+        Command::new("docker")
+            .args([
+                "info",
+                "--format",
+                "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    if state() == "active true" {
+        return;
+    }
+    let out = Command::new("docker")
+        .args(["swarm", "init", "--advertise-addr", "127.0.0.1"])
+        .output()
+        .expect("running docker swarm init");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() || err.contains("already part of a swarm"),
+        "docker swarm init failed: {err}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while state() != "active true" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the engine is not an active swarm manager: {}",
+            state()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 pub fn tracker_image() -> String {
@@ -97,6 +174,11 @@ impl Env {
     /// The simulator listens on every address, so tracker containers reach it on the
     /// host (`host.docker.internal`, Docker's host gateway); the console on loopback.
     pub async fn new(docker_socket: &str) -> Env {
+        Env::with_mode(docker_socket, "plain").await
+    }
+
+    /// A fleet whose host `local` has `mode` (`plain` or `swarm`).
+    pub async fn with_mode(docker_socket: &str, mode: &str) -> Env {
         let sim = OpenRouterSim::spawn_on(
             std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
             SimConfig {
@@ -124,6 +206,7 @@ name = "local"
 # the test's engine
 docker = "unix://{docker_socket}"
 timeout_ms = 5000
+mode = "{mode}"
 "#,
                 console_url(&sim)
             ),
@@ -272,6 +355,25 @@ impl Drop for Cleanup {
         };
         for c in list(&["ps", "-aq", "--filter", &label]) {
             let _ = Command::new("docker").args(["rm", "-f", &c]).output();
+        }
+        for n in list(&["network", "ls", "-q", "--filter", &label]) {
+            let _ = Command::new("docker").args(["network", "rm", &n]).output();
+        }
+        for s in list(&["service", "ls", "-q", "--filter", &label]) {
+            let _ = Command::new("docker").args(["service", "rm", &s]).output();
+        }
+        // Service tasks stop asynchronously.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !list(&["ps", "-aq", "--filter", &label]).is_empty()
+            && std::time::Instant::now() < deadline
+        {
+            for c in list(&["ps", "-aq", "--filter", &label]) {
+                let _ = Command::new("docker").args(["rm", "-f", &c]).output();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        for s in list(&["secret", "ls", "-q", "--filter", &label]) {
+            let _ = Command::new("docker").args(["secret", "rm", &s]).output();
         }
         for n in list(&["network", "ls", "-q", "--filter", &label]) {
             let _ = Command::new("docker").args(["network", "rm", &n]).output();

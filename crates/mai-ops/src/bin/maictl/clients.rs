@@ -100,6 +100,10 @@ pub struct AddArgs {
     /// file's [openrouter] base_url).
     #[arg(long)]
     tracker_openrouter_url: Option<String>,
+    /// A Swarm placement constraint of the client's services (a `mode = "swarm"` host
+    /// only), e.g. `node.hostname==worker-1`; repeat for more.
+    #[arg(long)]
+    placement: Vec<String>,
     #[arg(long)]
     json: bool,
 }
@@ -213,6 +217,9 @@ impl AddArgs {
         }
         if self.unsigned_identity {
             d.signed_identity = false;
+        }
+        if !self.placement.is_empty() {
+            d.placement = self.placement.clone();
         }
         Ok(r)
     }

@@ -477,7 +477,10 @@ async fn run(ops: &Ops, cmd: Cmd) -> Result<u8, OpsError> {
                     println!(
                         "{:<18} {:<8} {:<10} {:<8} {:>7} {:>10} {:>12} {:>12} {:>7} {:<13} {}",
                         r.client_id,
-                        r.host,
+                        match r.host_mode {
+                            Some(mai_ops::fleet::HostMode::Swarm) => format!("{}[swarm]", r.host),
+                            _ => r.host.clone(),
+                        },
                         r.container
                             .as_ref()
                             .map(|c| c.state.as_str())

@@ -136,6 +136,9 @@ pub struct ClientPair {
     /// A container that is created (never started) only to write the secret files into
     /// the secrets volume, then removed.
     pub secrets_init_container: String,
+    /// On a swarm host: a container created (never started) at offboarding only to read
+    /// the tracker's volume, then removed.
+    pub archive_container: String,
     pub tracker_volume: String,
     pub chat_volume: String,
     pub secrets_volume: String,
@@ -150,6 +153,7 @@ impl ClientPair {
             tracker_container: format!("{p}-tracker"),
             chat_container: format!("{p}-chat"),
             secrets_init_container: format!("{p}-secrets-init"),
+            archive_container: format!("{p}-archive"),
             tracker_volume: format!("{p}-tracker-data"),
             chat_volume: format!("{p}-chat-data"),
             secrets_volume: format!("{p}-secrets"),
@@ -312,10 +316,9 @@ fn on_network(pair: &ClientPair, aliases: Vec<String>) -> NetworkingConfig {
     }
 }
 
-/// The tracker container. Every secret is a `*_FILE` path; plain HTTP is served because
-/// the port is published on the host's loopback and the chat app talks to it on the
-/// client's private network (crates/mai-tracker/README.md, TLS).
-pub fn tracker_body(pair: &ClientPair, cfg: &PairConfig) -> ContainerCreateBody {
+/// The tracker's environment (plain container and Swarm service alike): every secret a
+/// `*_FILE` path in [`SECRETS_DIR`].
+pub fn tracker_env(pair: &ClientPair, cfg: &PairConfig) -> Vec<String> {
     let file = |name: &str| format!("{SECRETS_DIR}/{name}");
     let mut env = vec![
         format!("OPENROUTER_API_KEY_FILE={}", file(SECRET_OPENROUTER_KEY)),
@@ -334,6 +337,14 @@ pub fn tracker_body(pair: &ClientPair, cfg: &PairConfig) -> ContainerCreateBody 
             file(SECRET_JWT)
         ));
     }
+    env
+}
+
+/// The tracker container. Every secret is a `*_FILE` path; plain HTTP is served because
+/// the port is published on the host's loopback and the chat app talks to it on the
+/// client's private network (crates/mai-tracker/README.md, TLS).
+pub fn tracker_body(pair: &ClientPair, cfg: &PairConfig) -> ContainerCreateBody {
+    let env = tracker_env(pair, cfg);
     ContainerCreateBody {
         image: Some(cfg.tracker_image.clone()),
         env: Some(env),
@@ -377,10 +388,8 @@ pub fn secrets_init_body(pair: &ClientPair, tracker_image: &str) -> ContainerCre
     }
 }
 
-/// The chat app container (Open WebUI's settings; docs: ../shared/specs/openwebui.md).
-/// Open WebUI reads its settings only from the environment, so the proxy token and, in
-/// signed mode, the JWT secret are there: both allow only what the chat app itself does.
-pub fn chat_body(pair: &ClientPair, cfg: &PairConfig, s: &PairSecrets) -> ContainerCreateBody {
+/// The chat app's environment (container and service alike).
+pub fn chat_env(cfg: &PairConfig, s: &PairSecrets) -> Vec<String> {
     let mut env = vec![
         format!("OPENAI_API_BASE_URL=http://{TRACKER_ALIAS}:{TRACKER_PORT}/v1"),
         format!("OPENAI_API_KEY={}", s.proxy_token),
@@ -392,6 +401,14 @@ pub fn chat_body(pair: &ClientPair, cfg: &PairConfig, s: &PairSecrets) -> Contai
     if let Some(j) = &s.jwt_secret {
         env.push(format!("FORWARD_USER_INFO_HEADER_JWT_SECRET={j}"));
     }
+    env
+}
+
+/// The chat app container (Open WebUI's settings; docs: ../shared/specs/openwebui.md).
+/// Open WebUI reads its settings only from the environment, so the proxy token and, in
+/// signed mode, the JWT secret are there: both allow only what the chat app itself does.
+pub fn chat_body(pair: &ClientPair, cfg: &PairConfig, s: &PairSecrets) -> ContainerCreateBody {
+    let env = chat_env(cfg, s);
     ContainerCreateBody {
         image: Some(cfg.chat_image.clone()),
         env: Some(env),
@@ -408,6 +425,255 @@ pub fn chat_body(pair: &ClientPair, cfg: &PairConfig, s: &PairSecrets) -> Contai
             ..Default::default()
         }),
         networking_config: Some(on_network(pair, vec!["chat".to_string()])),
+        ..Default::default()
+    }
+}
+
+// ---- The same pair as Swarm services (a `mode = "swarm"` host; crate::swarm).
+
+/// A Docker secret a tracker service mounts: the file name in [`SECRETS_DIR`] and the
+/// secret (name and id) holding it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountedSecret {
+    pub file: String,
+    pub name: String,
+    pub id: String,
+}
+
+/// The labels of the client's Docker secret for `file` at `version`.
+pub fn secret_labels(pair: &ClientPair, file: &str, version: u32) -> HashMap<String, String> {
+    client_labels(
+        &pair.client,
+        &[
+            (crate::swarm::LABEL_SECRET, file),
+            (crate::swarm::LABEL_SECRET_VERSION, &version.to_string()),
+        ],
+    )
+}
+
+/// How long Swarm watches a new task before it calls an update done (and a failure
+/// within it rolls the update back by Swarm's own failure action).
+pub const SWARM_MONITOR: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// One task at a time, stop-first (the tracker's SQLite ledger must never have two
+/// writers; host-mode ports cannot be held twice), rolled back by Swarm when a new task
+/// fails within [`SWARM_MONITOR`]; its rollback likewise, pausing if that fails too.
+fn update_configs() -> (
+    bollard::models::ServiceSpecUpdateConfig,
+    bollard::models::ServiceSpecRollbackConfig,
+) {
+    use bollard::models::{
+        ServiceSpecRollbackConfig, ServiceSpecRollbackConfigFailureActionEnum as RbFail,
+        ServiceSpecRollbackConfigOrderEnum as RbOrder, ServiceSpecUpdateConfig,
+        ServiceSpecUpdateConfigFailureActionEnum as UpFail,
+        ServiceSpecUpdateConfigOrderEnum as UpOrder,
+    };
+    let monitor = SWARM_MONITOR.as_nanos() as i64;
+    (
+        ServiceSpecUpdateConfig {
+            parallelism: Some(1),
+            delay: Some(0),
+            failure_action: Some(UpFail::ROLLBACK),
+            monitor: Some(monitor),
+            max_failure_ratio: Some(0.0),
+            order: Some(UpOrder::STOP_FIRST),
+        },
+        ServiceSpecRollbackConfig {
+            parallelism: Some(1),
+            delay: Some(0),
+            failure_action: Some(RbFail::PAUSE),
+            monitor: Some(monitor),
+            max_failure_ratio: Some(0.0),
+            order: Some(RbOrder::STOP_FIRST),
+        },
+    )
+}
+
+fn service_labels(pair: &ClientPair, role: &str, image: &str) -> HashMap<String, String> {
+    let mut l = labels(pair, role, image);
+    l.insert(crate::swarm::LABEL_IMAGE.to_string(), image.to_string());
+    l
+}
+
+/// The parts both services share: one replica, Swarm's update and rollback settings,
+/// the client's overlay network with `aliases`, the published port in host mode (Swarm
+/// publishes on every address of the node: `publish_address` does not apply), the
+/// placement constraints, a restart policy.
+fn service_spec(
+    pair: &ClientPair,
+    name: &str,
+    container: bollard::models::TaskSpecContainerSpec,
+    aliases: &[&str],
+    published: u16,
+    target: u16,
+    placement: &[String],
+) -> bollard::models::ServiceSpec {
+    use bollard::models::{
+        EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
+        EndpointSpec, EndpointSpecModeEnum, NetworkAttachmentConfig, ServiceSpec, ServiceSpecMode,
+        ServiceSpecModeReplicated, TaskSpec, TaskSpecPlacement, TaskSpecRestartPolicy,
+        TaskSpecRestartPolicyConditionEnum,
+    };
+    let (update, rollback) = update_configs();
+    ServiceSpec {
+        name: Some(name.to_string()),
+        labels: container.labels.clone(),
+        task_template: Some(TaskSpec {
+            container_spec: Some(container),
+            restart_policy: Some(TaskSpecRestartPolicy {
+                condition: Some(TaskSpecRestartPolicyConditionEnum::ANY),
+                delay: Some(2_000_000_000),
+                max_attempts: None,
+                window: None,
+            }),
+            placement: (!placement.is_empty()).then(|| TaskSpecPlacement {
+                constraints: Some(placement.to_vec()),
+                ..Default::default()
+            }),
+            networks: Some(vec![NetworkAttachmentConfig {
+                target: Some(pair.network.clone()),
+                aliases: Some(aliases.iter().map(|a| a.to_string()).collect()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        mode: Some(ServiceSpecMode {
+            replicated: Some(ServiceSpecModeReplicated { replicas: Some(1) }),
+            ..Default::default()
+        }),
+        update_config: Some(update),
+        rollback_config: Some(rollback),
+        // DNS round robin: `tracker` resolves to the task's own address on the overlay
+        // network (no virtual IP through IPVS, which not every kernel offers; ports are
+        // published in host mode, which needs no routing mesh).
+        endpoint_spec: Some(EndpointSpec {
+            mode: Some(EndpointSpecModeEnum::DNSRR),
+            ports: Some(vec![EndpointPortConfig {
+                protocol: Some(EndpointPortConfigProtocolEnum::TCP),
+                target_port: Some(target as i64),
+                published_port: Some(published as i64),
+                publish_mode: Some(EndpointPortConfigPublishModeEnum::HOST),
+                ..Default::default()
+            }]),
+        }),
+        ..Default::default()
+    }
+}
+
+fn volume_mount_labelled(source: &str, target: &str, labels: HashMap<String, String>) -> Mount {
+    Mount {
+        volume_options: Some(bollard::models::MountVolumeOptions {
+            labels: Some(labels),
+            ..Default::default()
+        }),
+        ..volume_mount(source, target, false)
+    }
+}
+
+/// The tracker as a Swarm service running `image_id` (`sha256:…`: never pulled): the
+/// same environment as [`tracker_body`], its secrets mounted from Docker secrets as the
+/// same files (owner the tracker's user, mode 0400), its ledger on the named volume.
+/// `gateway`: the node's address for [`HOST_GATEWAY_NAME`] (services have no
+/// `host-gateway`).
+pub fn tracker_service(
+    pair: &ClientPair,
+    cfg: &PairConfig,
+    image_id: &str,
+    secrets: &[MountedSecret],
+    placement: &[String],
+    gateway: Option<&str>,
+) -> bollard::models::ServiceSpec {
+    use bollard::models::{
+        TaskSpecContainerSpec, TaskSpecContainerSpecFile, TaskSpecContainerSpecSecrets,
+    };
+    let l = service_labels(pair, "tracker", &cfg.tracker_image);
+    let container = TaskSpecContainerSpec {
+        image: Some(image_id.to_string()),
+        labels: Some(l),
+        env: Some(tracker_env(pair, cfg)),
+        mounts: Some(vec![volume_mount_labelled(
+            &pair.tracker_volume,
+            TRACKER_DATA_DIR,
+            pair.volume_labels("tracker-data"),
+        )]),
+        secrets: Some(
+            secrets
+                .iter()
+                .map(|s| TaskSpecContainerSpecSecrets {
+                    file: Some(TaskSpecContainerSpecFile {
+                        name: Some(s.file.clone()),
+                        uid: Some(TRACKER_UID.to_string()),
+                        gid: Some(TRACKER_UID.to_string()),
+                        mode: Some(0o400),
+                    }),
+                    secret_id: Some(s.id.clone()),
+                    secret_name: Some(s.name.clone()),
+                })
+                .collect(),
+        ),
+        hosts: gateway.map(|g| vec![format!("{g} {HOST_GATEWAY_NAME}")]),
+        stop_grace_period: Some(30_000_000_000),
+        ..Default::default()
+    };
+    service_spec(
+        pair,
+        &pair.tracker_container,
+        container,
+        &[TRACKER_ALIAS],
+        cfg.tracker_port,
+        TRACKER_PORT,
+        placement,
+    )
+}
+
+/// The chat app as a Swarm service running `image_id`: the environment of
+/// [`chat_body`], its data on the named volume.
+pub fn chat_service(
+    pair: &ClientPair,
+    cfg: &PairConfig,
+    s: &PairSecrets,
+    image_id: &str,
+    placement: &[String],
+) -> bollard::models::ServiceSpec {
+    let container = bollard::models::TaskSpecContainerSpec {
+        image: Some(image_id.to_string()),
+        labels: Some(service_labels(pair, "chat", &cfg.chat_image)),
+        env: Some(chat_env(cfg, s)),
+        mounts: Some(vec![volume_mount_labelled(
+            &pair.chat_volume,
+            CHAT_DATA_DIR,
+            pair.volume_labels("chat-data"),
+        )]),
+        stop_grace_period: Some(10_000_000_000),
+        ..Default::default()
+    };
+    service_spec(
+        pair,
+        &pair.chat_container,
+        container,
+        &["chat"],
+        cfg.chat_port,
+        CHAT_PORT,
+        placement,
+    )
+}
+
+/// A container that is created (never started) on the manager only to read the
+/// tracker's data volume when offboarding a Swarm client (its service is gone by then).
+pub fn archive_body(pair: &ClientPair, tracker_image: &str) -> ContainerCreateBody {
+    ContainerCreateBody {
+        image: Some(tracker_image.to_string()),
+        labels: Some(labels(pair, "archive", tracker_image)),
+        network_disabled: Some(true),
+        host_config: Some(HostConfig {
+            mounts: Some(vec![volume_mount(
+                &pair.tracker_volume,
+                TRACKER_DATA_DIR,
+                true,
+            )]),
+            network_mode: Some("none".into()),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }

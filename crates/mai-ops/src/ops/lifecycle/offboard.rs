@@ -17,6 +17,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use chrono::Utc;
 use mai_core::openrouter::{
@@ -27,16 +28,17 @@ use rust_decimal::Decimal;
 use serde_json::json;
 
 use super::{
-    step_name, BillingMonthCheck, ClientPair, LifecycleError, LifecycleProgress,
+    archive_body, step_name, BillingMonthCheck, ClientPair, LifecycleError, LifecycleProgress,
     LifecycleStep as S, OffboardCheck, OffboardResult, Reporter, StepState, TRACKER_DATA_DIR,
     TRACKER_LEDGER_FILE,
 };
 use crate::audit::{os_user, AuditLog, AuditRecord};
 use crate::docker;
-use crate::fleet::{Client, Fleet};
+use crate::fleet::{Client, Fleet, HostMode};
 use crate::fleet_edit::FleetDoc;
 use crate::keys::{mask, SecretKind};
 use crate::ops::{blocking, Ops, OpsError};
+use crate::swarm;
 use bollard::Docker;
 
 /// How long the tracker gets to drain and close its ledger when stopped.
@@ -237,7 +239,11 @@ impl Ops {
             host: c.host.clone(),
             offboarded: c.offboarded,
             billing: self.billing_check(id).await,
-            containers: objects.containers,
+            containers: objects
+                .containers
+                .into_iter()
+                .chain(objects.services.iter().map(|s| format!("service {s}")))
+                .collect(),
             networks: objects.networks,
             volumes: objects.volumes,
             key_label,
@@ -444,24 +450,76 @@ impl Ops {
             }
         }
 
-        let objects = docker::list_client_objects(&d, &host.name, id)
+        let mut objects = docker::list_client_objects(&d, &host.name, id)
             .await
             .map_err(|e| (S::StopContainers, e.to_string()))?;
         r.start(S::StopContainers);
-        for name in [&pair.chat_container, &pair.tracker_container] {
-            if objects.containers.contains(name) {
-                let grace = if name == &pair.tracker_container {
-                    TRACKER_STOP_GRACE_S
-                } else {
-                    10
-                };
-                docker::stop_container(&d, &host.name, name, grace)
-                    .await
-                    .map_err(|e| (S::StopContainers, e.to_string()))?;
+        // Where the tracker's volume is read from: the stopped tracker container, or on a
+        // swarm a container created (never started) for that once its service is gone.
+        let mut ledger_source = pair.tracker_container.clone();
+        if host.mode == HostMode::Swarm {
+            let tracker_image = match swarm::service(&d, &host.name, &pair.tracker_container)
+                .await
+                .map_err(|e| (S::StopContainers, e.to_string()))?
+            {
+                Some(svc) => swarm::spec_image(&svc),
+                None => None,
+            };
+            for name in [&pair.chat_container, &pair.tracker_container] {
+                if objects.services.contains(name) {
+                    swarm::remove_service(&d, &host.name, name)
+                        .await
+                        .map_err(|e| (S::StopContainers, e.to_string()))?;
+                }
             }
+            // The tracker drains and closes its ledger within its stop grace period.
+            swarm::wait_containers_gone(
+                &d,
+                &host.name,
+                id,
+                &[],
+                Duration::from_secs(TRACKER_STOP_GRACE_S as u64 + 60),
+            )
+            .await
+            .map_err(|e| (S::StopContainers, e.to_string()))?;
+            done.push(format!("services removed: {}", objects.services.join(", ")));
+            if let (Some(image), true) = (
+                tracker_image,
+                objects.volumes.contains(&pair.tracker_volume),
+            ) {
+                docker::create_container(
+                    &d,
+                    &host.name,
+                    &pair.archive_container,
+                    archive_body(&pair, &image),
+                )
+                .await
+                .map_err(|e| (S::StopContainers, e.to_string()))?;
+                ledger_source = pair.archive_container.clone();
+            }
+            objects = docker::list_client_objects(&d, &host.name, id)
+                .await
+                .map_err(|e| (S::StopContainers, e.to_string()))?;
+            r.done(
+                S::StopContainers,
+                Some(format!("services removed; {ledger_source}")),
+            );
+        } else {
+            for name in [&pair.chat_container, &pair.tracker_container] {
+                if objects.containers.contains(name) {
+                    let grace = if name == &pair.tracker_container {
+                        TRACKER_STOP_GRACE_S
+                    } else {
+                        10
+                    };
+                    docker::stop_container(&d, &host.name, name, grace)
+                        .await
+                        .map_err(|e| (S::StopContainers, e.to_string()))?;
+                }
+            }
+            done.push("containers stopped".into());
+            r.done(S::StopContainers, Some(objects.containers.join(", ")));
         }
-        done.push("containers stopped".into());
-        r.done(S::StopContainers, Some(objects.containers.join(", ")));
 
         // The archive and the export, from the stopped tracker's volume.
         let now = Utc::now();
@@ -473,7 +531,7 @@ impl Ops {
         };
         let mut archive = None;
         let mut archive_bytes = 0;
-        if objects.containers.contains(&pair.tracker_container) {
+        if objects.containers.contains(&ledger_source) {
             r.start(S::ArchiveVolume);
             std::fs::create_dir_all(&dir).map_err(|e| {
                 (
@@ -489,15 +547,9 @@ impl Ops {
                 )
             })?;
             let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
-            docker::download_tar(
-                &d,
-                &host.name,
-                &pair.tracker_container,
-                TRACKER_DATA_DIR,
-                &mut gz,
-            )
-            .await
-            .map_err(|e| (S::ArchiveVolume, e.to_string()))?;
+            docker::download_tar(&d, &host.name, &ledger_source, TRACKER_DATA_DIR, &mut gz)
+                .await
+                .map_err(|e| (S::ArchiveVolume, e.to_string()))?;
             let file = gz
                 .finish()
                 .and_then(|mut f| f.flush().and(f.sync_all()).map(|_| f))
@@ -559,7 +611,7 @@ impl Ops {
         r.done(S::RemoveContainers, Some(objects.containers.join(", ")));
         r.start(S::RemoveNetwork);
         for n in &objects.networks {
-            docker::remove_network(&d, &host.name, n)
+            swarm::remove_network_when_free(&d, &host.name, n, Duration::from_secs(30))
                 .await
                 .map_err(|e| (S::RemoveNetwork, e.to_string()))?;
         }
@@ -574,6 +626,12 @@ impl Ops {
                 .await
                 .map_err(|e| (S::RemoveVolumes, e.to_string()))?;
             removed_volumes.push(v.clone());
+        }
+        for sec in &objects.secrets {
+            swarm::remove_secret(&d, &host.name, sec)
+                .await
+                .map_err(|e| (S::RemoveVolumes, e.to_string()))?;
+            removed_volumes.push(format!("secret {sec}"));
         }
         done.push("network and volumes removed".into());
         r.done(S::RemoveVolumes, Some(removed_volumes.join(", ")));

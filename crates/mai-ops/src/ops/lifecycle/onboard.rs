@@ -22,16 +22,18 @@ use serde_json::json;
 use super::probe::probe;
 use super::validate::{validate, ValidRequest};
 use super::{
-    chat_body, secret_files, secret_uploads, secrets_init_body, step_name, tracker_body,
-    ClientPair, FieldError, LifecycleError, LifecycleProgress, LifecycleStep as S, OnboardRequest,
-    OnboardResult, PairConfig, PairSecrets, Reporter, StepState, SECRETS_DIR,
+    chat_body, chat_service, secret_files, secret_labels, secret_uploads, secrets_init_body,
+    step_name, tracker_body, tracker_service, ClientPair, FieldError, LifecycleError,
+    LifecycleProgress, LifecycleStep as S, MountedSecret, OnboardRequest, OnboardResult,
+    PairConfig, PairSecrets, Reporter, StepState, SECRETS_DIR,
 };
 use crate::audit::{os_user, AuditLog, AuditRecord};
 use crate::docker::{self, ContainerHealth, ContainerState};
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, HostMode};
 use crate::fleet_edit::{ClientEntry, FleetDoc, FleetEditError};
 use crate::keys::{mask, SecretKind};
 use crate::ops::{blocking, Ops, OpsError};
+use crate::swarm;
 use crate::tracker::TrackerClient;
 use bollard::Docker;
 
@@ -51,6 +53,9 @@ struct Created {
     network: Option<String>,
     volumes: Vec<String>,
     containers: Vec<String>,
+    /// Swarm services and secrets.
+    services: Vec<String>,
+    secrets: Vec<String>,
 }
 
 /// One onboarding per client id at a time (console and maictl share the data dir): a
@@ -246,6 +251,11 @@ impl Ops {
         let d = docker::connect(&v.host).await.map_err(|e| {
             format!("Docker host {host} does not answer ({e}); nothing was created")
         })?;
+        if v.host.mode == HostMode::Swarm {
+            swarm::ensure_manager(&d, host)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         for (field, image) in [
             ("tracker_image", &v.tracker_image),
             ("chat_image", &v.chat_image),
@@ -279,8 +289,8 @@ impl Ops {
             .map_err(|e| e.to_string())?;
         if !left.is_empty() {
             return Err(format!(
-                "host {host} already has objects labelled mai.client={}: containers {:?}, networks {:?}, volumes {:?}; they belong to an earlier deployment of this id: remove them (docker rm -f / docker network rm / docker volume rm) or choose another id",
-                v.id, left.containers, left.networks, left.volumes
+                "host {host} already has objects labelled mai.client={}: containers {:?}, networks {:?}, volumes {:?}, services {:?}, secrets {:?}; they belong to an earlier deployment of this id: remove them (docker rm -f / docker network rm / docker volume rm / docker service rm / docker secret rm) or choose another id",
+                v.id, left.containers, left.networks, left.volumes, left.services, left.secrets
             ));
         }
         Ok((d, or))
@@ -348,54 +358,6 @@ impl Ops {
             Some("OpenRouter key and tracker tokens in the keychain".into()),
         );
 
-        r.start(S::CreateNetwork);
-        created.network = Some(pair.network.clone());
-        docker::create_network(d, host, &pair.network, docker::client_labels(&v.id, &[]))
-            .await
-            .map_err(|e| (S::CreateNetwork, e.to_string()))?;
-        r.done(S::CreateNetwork, Some(pair.network.clone()));
-
-        r.start(S::CreateVolumes);
-        for (name, kind) in [
-            (&pair.tracker_volume, "tracker-data"),
-            (&pair.chat_volume, "chat-data"),
-            (&pair.secrets_volume, "secrets"),
-        ] {
-            created.volumes.push(name.clone());
-            docker::create_volume(d, host, name, pair.volume_labels(kind))
-                .await
-                .map_err(|e| (S::CreateVolumes, e.to_string()))?;
-        }
-        // The secret files: written into the secrets volume through a container that is
-        // created (never started) only for that, then removed; the tracker mounts the
-        // volume read-only.
-        created.containers.push(pair.secrets_init_container.clone());
-        docker::create_container(
-            d,
-            host,
-            &pair.secrets_init_container,
-            secrets_init_body(&pair, &v.tracker_image),
-        )
-        .await
-        .map_err(|e| (S::CreateVolumes, e.to_string()))?;
-        let files = secret_files(&secrets);
-        docker::upload_files(
-            d,
-            host,
-            &pair.secrets_init_container,
-            SECRETS_DIR,
-            &secret_uploads(&files),
-        )
-        .await
-        .map_err(|e| (S::CreateVolumes, e.to_string()))?;
-        docker::remove_container(d, host, &pair.secrets_init_container)
-            .await
-            .map_err(|e| (S::CreateVolumes, e.to_string()))?;
-        created
-            .containers
-            .retain(|c| c != &pair.secrets_init_container);
-        r.done(S::CreateVolumes, Some(pair.volumes().join(", ")));
-
         let cfg = PairConfig {
             tracker_image: v.tracker_image.clone(),
             chat_image: v.chat_image.clone(),
@@ -411,46 +373,16 @@ impl Ops {
             key_name: key_name.clone(),
             signed_identity: v.signed_identity,
         };
-        let addr = v.publish_address.to_string();
-        let mut start = |step: S, name: String, body, port: u16, field: &'static str| {
-            let addr = addr.clone();
-            created.containers.push(name.clone());
-            async move {
-                docker::create_container(d, host, &name, body)
-                    .await
-                    .map_err(|e| (step, e.to_string()))?;
-                docker::start_container(d, host, &name).await.map_err(|e| {
-                    let m = e.to_string();
-                    (step, port_advice(&m, &addr, port, field).unwrap_or(m))
-                })
+        match v.host.mode {
+            HostMode::Plain => {
+                self.deploy_plain(v, d, &pair, &secrets, &cfg, r, created)
+                    .await?
             }
-        };
-        r.start(S::StartTracker);
-        start(
-            S::StartTracker,
-            pair.tracker_container.clone(),
-            tracker_body(&pair, &cfg),
-            v.tracker_port,
-            "tracker port",
-        )
-        .await?;
-        r.done(
-            S::StartTracker,
-            Some(format!("{} ({})", pair.tracker_container, v.tracker_image)),
-        );
-        r.start(S::StartChat);
-        start(
-            S::StartChat,
-            pair.chat_container.clone(),
-            chat_body(&pair, &cfg, &secrets),
-            v.chat_port,
-            "chat port",
-        )
-        .await?;
-        r.done(
-            S::StartChat,
-            Some(format!("{} ({})", pair.chat_container, v.chat_image)),
-        );
+            HostMode::Swarm => {
+                self.deploy_swarm(v, d, &pair, &secrets, &cfg, r, created)
+                    .await?
+            }
+        }
 
         r.start(S::WaitHealthy);
         let tracker_url = v.tracker_url.as_str().trim_end_matches('/').to_string();
@@ -461,9 +393,17 @@ impl Ops {
             Duration::from_secs(5),
         )
         .with_admin_token(Ok(secrets.admin_token.clone()));
-        self.wait_healthy(d, &pair, host, &tracker_url, v.chat_url.as_str(), r)
-            .await
-            .map_err(fail(S::WaitHealthy))?;
+        match v.host.mode {
+            HostMode::Plain => {
+                self.wait_healthy(d, &pair, host, &tracker_url, v.chat_url.as_str(), r)
+                    .await
+            }
+            HostMode::Swarm => {
+                self.wait_healthy_swarm(d, &pair, host, &tracker_url, v.chat_url.as_str(), r)
+                    .await
+            }
+        }
+        .map_err(fail(S::WaitHealthy))?;
         r.done(
             S::WaitHealthy,
             Some("tracker ready, chat app answering".into()),
@@ -481,7 +421,10 @@ impl Ops {
         {
             Ok(id) => id,
             Err(e) => {
-                let logs = docker::log_tail(d, &pair.tracker_container, 15).await;
+                let logs = match v.host.mode {
+                    HostMode::Plain => docker::log_tail(d, &pair.tracker_container, 15).await,
+                    HostMode::Swarm => swarm::log_tail(d, host, &pair.tracker_container, 15).await,
+                };
                 return Err((
                     S::Probe,
                     format!("{e}; the tracker's last log lines:\n{logs}"),
@@ -536,7 +479,7 @@ impl Ops {
             tracker_container: pair.tracker_container.clone(),
             chat_container: pair.chat_container.clone(),
             network: pair.network.clone(),
-            volumes: pair.volumes().iter().map(|s| s.to_string()).collect(),
+            volumes: created.volumes.clone(),
             key_label: mask(&secrets.openrouter_key),
             key_hash,
             key_name,
@@ -550,6 +493,299 @@ impl Ops {
                 .to_string(),
             elapsed_ms: r.elapsed_ms(),
         })
+    }
+
+    /// The pair as containers on a plain host: network, volumes, secret files, the two
+    /// containers.
+    #[allow(clippy::too_many_arguments)]
+    async fn deploy_plain(
+        &self,
+        v: &ValidRequest,
+        d: &Docker,
+        pair: &ClientPair,
+        secrets: &PairSecrets,
+        cfg: &PairConfig,
+        r: &Reporter<'_>,
+        created: &mut Created,
+    ) -> Result<(), StepError> {
+        let host = v.host.name.as_str();
+        r.start(S::CreateNetwork);
+        created.network = Some(pair.network.clone());
+        docker::create_network(d, host, &pair.network, docker::client_labels(&v.id, &[]))
+            .await
+            .map_err(|e| (S::CreateNetwork, e.to_string()))?;
+        r.done(S::CreateNetwork, Some(pair.network.clone()));
+
+        r.start(S::CreateVolumes);
+        for (name, kind) in [
+            (&pair.tracker_volume, "tracker-data"),
+            (&pair.chat_volume, "chat-data"),
+            (&pair.secrets_volume, "secrets"),
+        ] {
+            created.volumes.push(name.clone());
+            docker::create_volume(d, host, name, pair.volume_labels(kind))
+                .await
+                .map_err(|e| (S::CreateVolumes, e.to_string()))?;
+        }
+        // The secret files: written into the secrets volume through a container that is
+        // created (never started) only for that, then removed; the tracker mounts the
+        // volume read-only.
+        created.containers.push(pair.secrets_init_container.clone());
+        docker::create_container(
+            d,
+            host,
+            &pair.secrets_init_container,
+            secrets_init_body(pair, &v.tracker_image),
+        )
+        .await
+        .map_err(|e| (S::CreateVolumes, e.to_string()))?;
+        let files = secret_files(secrets);
+        docker::upload_files(
+            d,
+            host,
+            &pair.secrets_init_container,
+            SECRETS_DIR,
+            &secret_uploads(&files),
+        )
+        .await
+        .map_err(|e| (S::CreateVolumes, e.to_string()))?;
+        docker::remove_container(d, host, &pair.secrets_init_container)
+            .await
+            .map_err(|e| (S::CreateVolumes, e.to_string()))?;
+        created
+            .containers
+            .retain(|c| c != &pair.secrets_init_container);
+        r.done(S::CreateVolumes, Some(pair.volumes().join(", ")));
+
+        let addr = v.publish_address.to_string();
+        let mut start = |step: S, name: String, body, port: u16, field: &'static str| {
+            let addr = addr.clone();
+            created.containers.push(name.clone());
+            async move {
+                docker::create_container(d, host, &name, body)
+                    .await
+                    .map_err(|e| (step, e.to_string()))?;
+                docker::start_container(d, host, &name).await.map_err(|e| {
+                    let m = e.to_string();
+                    (step, port_advice(&m, &addr, port, field).unwrap_or(m))
+                })
+            }
+        };
+        r.start(S::StartTracker);
+        start(
+            S::StartTracker,
+            pair.tracker_container.clone(),
+            tracker_body(pair, cfg),
+            v.tracker_port,
+            "tracker port",
+        )
+        .await?;
+        r.done(
+            S::StartTracker,
+            Some(format!("{} ({})", pair.tracker_container, v.tracker_image)),
+        );
+        r.start(S::StartChat);
+        start(
+            S::StartChat,
+            pair.chat_container.clone(),
+            chat_body(pair, cfg, secrets),
+            v.chat_port,
+            "chat port",
+        )
+        .await?;
+        r.done(
+            S::StartChat,
+            Some(format!("{} ({})", pair.chat_container, v.chat_image)),
+        );
+
+        Ok(())
+    }
+
+    /// The pair as Swarm services: an attachable overlay network, the named volumes, the
+    /// tracker's secrets as Docker secrets (version 1), the two services running the
+    /// images by id (never pulled), placed by the request's constraints.
+    #[allow(clippy::too_many_arguments)]
+    async fn deploy_swarm(
+        &self,
+        v: &ValidRequest,
+        d: &Docker,
+        pair: &ClientPair,
+        secrets: &PairSecrets,
+        cfg: &PairConfig,
+        r: &Reporter<'_>,
+        created: &mut Created,
+    ) -> Result<(), StepError> {
+        let host = v.host.name.as_str();
+        r.start(S::CreateNetwork);
+        created.network = Some(pair.network.clone());
+        swarm::create_overlay_network(d, host, &pair.network, docker::client_labels(&v.id, &[]))
+            .await
+            .map_err(|e| (S::CreateNetwork, e.to_string()))?;
+        r.done(
+            S::CreateNetwork,
+            Some(format!("{} (overlay, attachable)", pair.network)),
+        );
+
+        r.start(S::CreateVolumes);
+        for (name, kind) in [
+            (&pair.tracker_volume, "tracker-data"),
+            (&pair.chat_volume, "chat-data"),
+        ] {
+            created.volumes.push(name.clone());
+            docker::create_volume(d, host, name, pair.volume_labels(kind))
+                .await
+                .map_err(|e| (S::CreateVolumes, e.to_string()))?;
+        }
+        let mut mounted = Vec::new();
+        for (file, value) in secret_files(secrets) {
+            let name = swarm::secret_name(&v.id, file, 1);
+            created.secrets.push(name.clone());
+            let id = swarm::create_secret(d, host, &name, value, secret_labels(pair, file, 1))
+                .await
+                .map_err(|e| (S::CreateVolumes, e.to_string()))?;
+            mounted.push(MountedSecret {
+                file: file.to_string(),
+                name,
+                id,
+            });
+        }
+        r.done(
+            S::CreateVolumes,
+            Some(format!(
+                "{}, {}; secrets {}",
+                pair.tracker_volume,
+                pair.chat_volume,
+                mounted
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        );
+
+        let id_of = |image: &str, field: &str| {
+            let image = image.to_string();
+            let field = field.to_string();
+            async move {
+                swarm::image_id(d, host, &image)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| {
+                        format!("the image {image} is not on host {host} (deploy.{field})")
+                    })
+            }
+        };
+        let gateway = swarm::node_gateway(d, host)
+            .await
+            .map_err(|e| (S::StartTracker, e.to_string()))?;
+        r.start(S::StartTracker);
+        let tracker_id = id_of(&v.tracker_image, "tracker_image")
+            .await
+            .map_err(fail(S::StartTracker))?;
+        created.services.push(pair.tracker_container.clone());
+        swarm::create_service(
+            d,
+            host,
+            tracker_service(
+                pair,
+                cfg,
+                &tracker_id,
+                &mounted,
+                &v.placement,
+                gateway.as_deref(),
+            ),
+        )
+        .await
+        .map_err(|e| (S::StartTracker, e.to_string()))?;
+        r.done(
+            S::StartTracker,
+            Some(format!(
+                "service {} ({})",
+                pair.tracker_container, v.tracker_image
+            )),
+        );
+        r.start(S::StartChat);
+        let chat_id = id_of(&v.chat_image, "chat_image")
+            .await
+            .map_err(fail(S::StartChat))?;
+        created.services.push(pair.chat_container.clone());
+        swarm::create_service(
+            d,
+            host,
+            chat_service(pair, cfg, secrets, &chat_id, &v.placement),
+        )
+        .await
+        .map_err(|e| (S::StartChat, e.to_string()))?;
+        r.done(
+            S::StartChat,
+            Some(format!(
+                "service {} ({})",
+                pair.chat_container, v.chat_image
+            )),
+        );
+        Ok(())
+    }
+
+    /// [`Self::wait_healthy`] for Swarm services: each runs a task of its image (a task
+    /// Swarm cannot place fails at once), then the tracker is ready and the chat app
+    /// answers on their published ports.
+    async fn wait_healthy_swarm(
+        &self,
+        d: &Docker,
+        pair: &ClientPair,
+        host: &str,
+        tracker_url: &str,
+        chat_url: &str,
+        r: &Reporter<'_>,
+    ) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + HEALTHY_WITHIN;
+        for name in [&pair.tracker_container, &pair.chat_container] {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match swarm::wait_converged(d, host, name, left).await {
+                Ok(_) => r.report(
+                    S::WaitHealthy,
+                    StepState::Started,
+                    Some(format!("service {name} runs")),
+                ),
+                Err(e) => {
+                    let logs = swarm::log_tail(d, host, name, 15).await;
+                    return Err(if logs.is_empty() {
+                        e.to_string()
+                    } else {
+                        format!("{e}; its last log lines:\n{logs}")
+                    });
+                }
+            }
+        }
+        for (name, url) in [
+            (&pair.tracker_container, format!("{tracker_url}/readyz")),
+            (
+                &pair.chat_container,
+                format!("{}/health", chat_url.trim_end_matches('/')),
+            ),
+        ] {
+            loop {
+                let ok = self
+                    .http
+                    .get(&url)
+                    .timeout(Duration::from_secs(3))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                if ok {
+                    break;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    let logs = swarm::log_tail(d, host, name, 15).await;
+                    return Err(format!(
+                        "the service {name} did not answer {url} within {} s; its last log lines:\n{logs}",
+                        HEALTHY_WITHIN.as_secs()
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        }
+        Ok(())
     }
 
     /// Until the tracker is ready (`/readyz`) and the chat app answers (`/health`, or
@@ -654,6 +890,28 @@ impl Ops {
         let host = v.host.name.as_str();
         let mut done = Vec::new();
         let mut left = Vec::new();
+        if !created.services.is_empty() {
+            r.start(S::UndoContainers);
+            for svc in created.services.iter().rev() {
+                match swarm::remove_service(d, host, svc).await {
+                    Ok(()) => done.push(format!("service {svc} removed")),
+                    Err(e) => left.push(format!("service {svc} ({e}): `docker service rm {svc}`")),
+                }
+            }
+            // The tasks' containers go asynchronously; volumes and the network after them.
+            if let Err(e) =
+                swarm::wait_containers_gone(d, host, &v.id, &[], Duration::from_secs(60)).await
+            {
+                left.push(format!("containers of the services: {e}"));
+            }
+            r.done(S::UndoContainers, Some(created.services.join(", ")));
+        }
+        for sec in created.secrets.iter().rev() {
+            match swarm::remove_secret(d, host, sec).await {
+                Ok(()) => done.push(format!("secret {sec} removed")),
+                Err(e) => left.push(format!("secret {sec} ({e}): `docker secret rm {sec}`")),
+            }
+        }
         if !created.containers.is_empty() {
             r.start(S::UndoContainers);
             for c in created.containers.iter().rev() {
@@ -666,7 +924,7 @@ impl Ops {
         }
         if let Some(n) = &created.network {
             r.start(S::UndoNetwork);
-            match docker::remove_network(d, host, n).await {
+            match swarm::remove_network_when_free(d, host, n, Duration::from_secs(30)).await {
                 Ok(()) => done.push(format!("network {n} removed")),
                 Err(e) => left.push(format!("network {n} ({e}): `docker network rm {n}`")),
             }
@@ -759,6 +1017,12 @@ fn fleet_entry(
         }
     }
     fields.push(("host", s(&v.host.name)));
+    if !v.placement.is_empty() {
+        fields.push((
+            "placement",
+            crate::fleet_edit::placement_value(&v.placement),
+        ));
+    }
     fields.push((
         "markup",
         s(&v.terms.markup.rate_on(today).normalize().to_string()),

@@ -37,6 +37,8 @@ pub struct ValidRequest {
     pub tracker_url: url::Url,
     /// Where the chat app is published.
     pub chat_url: url::Url,
+    /// Swarm placement constraints (a swarm host only), trimmed.
+    pub placement: Vec<String>,
 }
 
 fn trimmed(s: &Option<String>) -> Option<&str> {
@@ -295,6 +297,29 @@ pub fn validate(req: &OnboardRequest, fleet: &Fleet) -> Result<ValidRequest, Vec
             );
         }
     }
+    // Placement applies to Swarm services only; each constraint as the fleet file checks it.
+    let placement: Vec<String> = d
+        .placement
+        .iter()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    if let Some(h) = &host {
+        if !placement.is_empty() && h.mode != crate::fleet::HostMode::Swarm {
+            bad(
+                "deploy.placement",
+                format!(
+                    "host {:?} is not a Swarm manager (mode = \"plain\"); placement constraints apply only to a host with mode = \"swarm\": leave placement empty or choose a swarm host",
+                    h.name
+                ),
+            );
+        }
+    }
+    for p in &placement {
+        if let Err(e) = crate::fleet::check_placement(p) {
+            bad("deploy.placement", e);
+        }
+    }
     let image =
         |field: &str, v: &Option<String>, default: &str, bad: &mut dyn FnMut(&str, String)| {
             let i = trimmed(v).unwrap_or(default).to_string();
@@ -370,6 +395,7 @@ pub fn validate(req: &OnboardRequest, fleet: &Fleet) -> Result<ValidRequest, Vec
         tracker_openrouter_url,
         tracker_url: http_url(publish_address, d.tracker_port),
         chat_url: http_url(publish_address, d.chat_port),
+        placement,
     })
 }
 
