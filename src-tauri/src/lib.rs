@@ -131,7 +131,15 @@ fn app_info(state: State<'_, Console>) -> AppInfo {
 
 #[tauri::command]
 async fn fleet_status(state: State<'_, Console>) -> Result<Vec<FleetRow>, String> {
-    Ok(state.ops()?.refresh().await)
+    static REFRESHES: AtomicU32 = AtomicU32::new(0);
+    let rows = state.ops()?.refresh().await;
+    let n = REFRESHES.fetch_add(1, Ordering::Relaxed) + 1;
+    mark(&format!(
+        "console_refresh n={n} rows={} ms={}",
+        rows.len(),
+        since_process_start().as_millis()
+    ));
+    Ok(rows)
 }
 
 #[tauri::command]
@@ -381,15 +389,53 @@ async fn fleet_update<R: Runtime>(
         .map_err(|e| e.to_string())
 }
 
-/// Called once by the UI when the fleet table first painted with data.
+/// Called once by the UI after the fleet table first painted its rows; returns the
+/// milliseconds since the process started (see [`since_process_start`]).
 #[tauri::command]
 fn first_paint(rows: usize) -> u64 {
-    let ms = STARTED
-        .get()
-        .map(|s| s.elapsed().as_millis() as u64)
-        .unwrap_or(0);
+    let ms = since_process_start().as_millis() as u64;
     tracing::info!(rows, ms, "first fleet view painted {ms} ms after start");
+    mark(&format!("console_first_paint rows={rows} ms={ms}"));
     ms
+}
+
+/// With `MAI_CONSOLE_MARKS` set, prints one line on stdout per benchmark mark
+/// (`console_first_paint`, `console_refresh`), read by deploy/bench/console-footprint.sh.
+fn mark(line: &str) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("MAI_CONSOLE_MARKS").is_some()) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+/// Time since the kernel started this process (`/proc/self/stat` start time against
+/// `/proc/uptime`, both since boot, in 10 ms steps), so dynamic linking and everything
+/// before `main` count; since [`run`] began where `/proc` cannot tell.
+pub fn since_process_start() -> std::time::Duration {
+    fn from_proc() -> Option<std::time::Duration> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Field 22 (starttime, clock ticks since boot); the fields after the command
+        // name's closing parenthesis start at field 3.
+        let ticks: u64 = stat
+            .rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(22 - 3)?
+            .parse()
+            .ok()?;
+        let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
+        // "12345.67 ...": seconds since boot with two decimals.
+        let (secs, centis) = uptime.split_whitespace().next()?.split_once('.')?;
+        let up_ms = secs.parse::<u64>().ok()? * 1000 + centis.parse::<u64>().ok()? * 10;
+        // USER_HZ, the unit of /proc's tick counts, is 100 on Linux.
+        up_ms
+            .checked_sub(ticks * 10)
+            .map(std::time::Duration::from_millis)
+    }
+    from_proc().unwrap_or_else(|| STARTED.get().map(|s| s.elapsed()).unwrap_or_default())
 }
 
 /// The month report as the Billing view shows it (mai-billing's `MonthReport`, converted
