@@ -34,7 +34,12 @@ pub struct Console {
     /// (a client change); commands in flight keep the one they started with.
     pub ops: std::sync::RwLock<Option<Arc<Ops>>>,
     pub fleet_path: Option<PathBuf>,
-    pub load_error: Option<String>,
+    load_error: std::sync::RwLock<Option<String>>,
+    /// [`Console::from_env`] opens the fleet (fleet file, the cache with its integrity
+    /// check over the whole file, keychain) on its own thread while the window and WebKit
+    /// start; the first command that needs it waits for that thread ([`Console::opened`]).
+    opening: Mutex<Option<std::thread::JoinHandle<Result<Ops, String>>>>,
+    opened: tokio::sync::OnceCell<()>,
     logs: Mutex<HashMap<u32, tokio::task::AbortHandle>>,
     next_log: AtomicU32,
 }
@@ -48,13 +53,16 @@ impl Console {
         Console {
             ops: std::sync::RwLock::new(ops),
             fleet_path,
-            load_error,
+            load_error: std::sync::RwLock::new(load_error),
+            opening: Mutex::new(None),
+            opened: tokio::sync::OnceCell::new(),
             logs: Mutex::new(HashMap::new()),
             next_log: AtomicU32::new(1),
         }
     }
 
-    /// Loads the fleet named by `--fleet FILE` or `MAI_FLEET`.
+    /// Loads the fleet named by `--fleet FILE` or `MAI_FLEET`, on a thread of its own
+    /// (see [`Console::opening`]).
     pub fn from_env() -> Console {
         let mut args = std::env::args().skip(1);
         let mut path = std::env::var_os("MAI_FLEET").map(PathBuf::from);
@@ -71,14 +79,68 @@ impl Console {
                 None,
             );
         };
-        let ops = Fleet::load(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|f| Ops::new(f, Keychain::secret_service()).map_err(|e| e.to_string()))
-            .map(|mut o| {
-                o.docker_enabled = std::env::var("MAI_NO_DOCKER").is_err();
-                o
-            });
-        Console::new(ops, Some(path))
+        Console::open_in_background(path, Keychain::secret_service)
+    }
+
+    /// Opens the fleet file at `path` and its `Ops` (the console cache with its integrity
+    /// check, the keychain from `keychain`) on a thread of its own; commands wait for it
+    /// ([`Console::opened`]).
+    pub fn open_in_background<K>(path: PathBuf, keychain: K) -> Console
+    where
+        K: FnOnce() -> Result<Keychain, mai_ops::keys::KeyError> + Send + 'static,
+    {
+        let file = path.clone();
+        let open = move || {
+            Fleet::load(&file)
+                .map_err(|e| e.to_string())
+                .and_then(|f| Ops::new(f, keychain()).map_err(|e| e.to_string()))
+                .map(|mut o| {
+                    o.docker_enabled = std::env::var("MAI_NO_DOCKER").is_err();
+                    o
+                })
+        };
+        let console = Console::new(Err("the fleet is still being opened".into()), Some(path));
+        let handle = std::thread::Builder::new()
+            .name("open-fleet".into())
+            .spawn(open)
+            .expect("the console could not start a thread to open the fleet (out of memory or threads?)");
+        *console.opening.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        console
+    }
+
+    /// Waits until the fleet opened by [`Console::from_env`] is there (or failed to open).
+    pub async fn opened(&self) {
+        self.opened
+            .get_or_init(|| async {
+                let handle = self
+                    .opening
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take();
+                let Some(handle) = handle else { return };
+                let opened = match tokio::task::spawn_blocking(move || handle.join()).await {
+                    Ok(Ok(r)) => r,
+                    _ => Err("opening the fleet stopped unexpectedly (a bug); restart the console, and report it if it happens again".into()),
+                };
+                let (ops, error) = match opened {
+                    Ok(o) => (Some(Arc::new(o)), None),
+                    Err(e) => {
+                        tracing::error!("{e}");
+                        (None, Some(e))
+                    }
+                };
+                *self.ops.write().unwrap_or_else(|p| p.into_inner()) = ops;
+                *self.load_error.write().unwrap_or_else(|p| p.into_inner()) = error;
+            })
+            .await;
+    }
+
+    /// Why the fleet is not loaded, if it is not.
+    pub fn load_error(&self) -> Option<String> {
+        self.load_error
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The operator library now (see [`Console::ops`]'s field).
@@ -94,23 +156,24 @@ impl Console {
         Ok(())
     }
 
-    fn ops(&self) -> Result<Arc<Ops>, String> {
+    async fn ops(&self) -> Result<Arc<Ops>, String> {
+        self.opened().await;
         self.current().ok_or_else(|| {
-            self.load_error
-                .clone()
+            self.load_error()
                 .unwrap_or_else(|| "the fleet is not loaded".into())
         })
     }
 }
 
 #[tauri::command]
-fn app_info(state: State<'_, Console>) -> AppInfo {
+async fn app_info(state: State<'_, Console>) -> Result<AppInfo, String> {
+    state.opened().await;
     let current = state.current();
     let ops = current.as_deref();
-    AppInfo {
+    Ok(AppInfo {
         version: env!("CARGO_PKG_VERSION").into(),
         fleet_path: state.fleet_path.as_ref().map(|p| p.display().to_string()),
-        load_error: state.load_error.clone(),
+        load_error: state.load_error(),
         keychain_error: ops.and_then(|o| o.keychain_error().map(String::from)),
         clients: ops
             .map(|o| {
@@ -126,13 +189,13 @@ fn app_info(state: State<'_, Console>) -> AppInfo {
         update_endpoint: ops.and_then(|o| o.fleet.updater.as_ref().map(|u| u.endpoint.clone())),
         billing_available: ops.is_some_and(|o| o.fleet.billing.is_some()),
         ksef_available: ops.is_some_and(|o| o.fleet.ksef.is_some()),
-    }
+    })
 }
 
 #[tauri::command]
 async fn fleet_status(state: State<'_, Console>) -> Result<Vec<FleetRow>, String> {
     static REFRESHES: AtomicU32 = AtomicU32::new(0);
-    let rows = state.ops()?.refresh().await;
+    let rows = state.ops().await?.refresh().await;
     let n = REFRESHES.fetch_add(1, Ordering::Relaxed) + 1;
     mark(&format!(
         "console_refresh n={n} rows={} ms={}",
@@ -148,7 +211,8 @@ async fn client_dashboard(
     client_id: String,
 ) -> Result<Dashboard, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .dashboard(&client_id)
         .await
         .map_err(|e| e.to_string())
@@ -160,7 +224,7 @@ async fn sync_clients<R: Runtime>(
     state: State<'_, Console>,
     client_ids: Vec<String>,
 ) -> Result<Vec<SyncOutcome>, String> {
-    let ops = state.ops()?;
+    let ops = state.ops().await?;
     for id in &client_ids {
         ops.client(id).map_err(|e| e.to_string())?;
     }
@@ -178,7 +242,8 @@ async fn restart_container(
     role: Option<ContainerRole>,
 ) -> Result<ContainerInfo, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .restart(&client_id, role.unwrap_or_default())
         .await
         .map_err(|e| e.to_string())
@@ -192,7 +257,7 @@ async fn logs_start<R: Runtime>(
     client_id: String,
     role: Option<ContainerRole>,
 ) -> Result<u32, String> {
-    let ops = state.ops()?;
+    let ops = state.ops().await?;
     let mut s = Box::pin(
         ops.logs(&client_id, role.unwrap_or_default(), 200, true)
             .await
@@ -232,7 +297,12 @@ fn logs_stop(state: State<'_, Console>, stream: u32) {
 
 #[tauri::command]
 async fn keys_list(state: State<'_, Console>) -> Result<Vec<MaskedKey>, String> {
-    state.ops()?.keys_list().await.map_err(|e| e.to_string())
+    state
+        .ops()
+        .await?
+        .keys_list()
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// The secret crosses IPC once, goes to the keychain, and only its mask comes back.
@@ -244,7 +314,8 @@ async fn key_set(
     secret: String,
 ) -> Result<String, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .key_set(&client_id, kind, secret)
         .await
         .map_err(|e| e.to_string())
@@ -257,7 +328,8 @@ async fn key_delete(
     kind: SecretKind,
 ) -> Result<(), String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .key_delete(&client_id, kind)
         .await
         .map_err(|e| e.to_string())
@@ -266,7 +338,8 @@ async fn key_delete(
 #[tauri::command]
 async fn key_rotate(state: State<'_, Console>, client_id: String) -> Result<Rotation, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .rotate(&client_id)
         .await
         .map_err(|e| e.to_string())
@@ -282,7 +355,8 @@ async fn privacy_erase(
 ) -> Result<PrivacyErasure, String> {
     let who = mai_wire::tracker::PrivacySubject { id: user_id, email };
     state
-        .ops()?
+        .ops()
+        .await?
         .privacy_erase(&client_id, &who)
         .await
         .map_err(|e| e.to_string())
@@ -298,7 +372,8 @@ async fn privacy_export(
 ) -> Result<PrivacyExportResult, String> {
     let who = mai_wire::tracker::PrivacySubject { id: user_id, email };
     state
-        .ops()?
+        .ops()
+        .await?
         .privacy_export(&client_id, &who)
         .await
         .map_err(|e| e.to_string())
@@ -308,7 +383,8 @@ async fn privacy_export(
 #[tauri::command]
 async fn client_facts(state: State<'_, Console>, client_id: String) -> Result<ClientFacts, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .client_facts(&client_id)
         .await
         .map_err(|e| e.to_string())
@@ -322,7 +398,8 @@ async fn client_change_check(
     change: ClientChange,
 ) -> Result<ChangeCheck, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .check_client_change(&client_id, &change)
         .await
         .map_err(|e| e.to_string())
@@ -335,7 +412,7 @@ async fn client_change(
     client_id: String,
     change: ClientChange,
 ) -> Result<ChangeReport, String> {
-    let ops = state.ops()?;
+    let ops = state.ops().await?;
     let mut r = ops
         .change_client(&client_id, &change, &mai_ops::audit::os_user())
         .await
@@ -354,7 +431,8 @@ async fn client_history(
     client_id: String,
 ) -> Result<Vec<HistoryEntry>, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .client_history(&client_id)
         .map_err(|e| e.to_string())
 }
@@ -366,7 +444,8 @@ async fn fleet_update_preview(
     plan: UpdatePlan,
 ) -> Result<UpdatePreview, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .update_preview(&plan)
         .await
         .map_err(|e| e.to_string())
@@ -380,7 +459,7 @@ async fn fleet_update<R: Runtime>(
     state: State<'_, Console>,
     plan: UpdatePlan,
 ) -> Result<UpdateSummary, String> {
-    let ops = state.ops()?;
+    let ops = state.ops().await?;
     let progress = move |p: UpdateProgress| {
         let _ = app.emit("fleet-update-progress", &p);
     };
@@ -443,7 +522,8 @@ pub fn since_process_start() -> std::time::Duration {
 #[tauri::command]
 async fn billing_report(state: State<'_, Console>, month: String) -> Result<BillingReport, String> {
     let r = state
-        .ops()?
+        .ops()
+        .await?
         .billing_report(&month)
         .await
         .map_err(|e| e.to_string())?;
@@ -458,7 +538,7 @@ async fn billing_export<R: Runtime>(
     state: State<'_, Console>,
     request: InvoiceExportRequest,
 ) -> Result<InvoiceExportResult, String> {
-    let ops = state.ops()?;
+    let ops = state.ops().await?;
     ops.billing_export(&request, &mut |p| {
         let _ = app.emit("billing-export-progress", &p);
     })
@@ -473,7 +553,8 @@ async fn ksef_status(
     month: String,
 ) -> Result<Vec<KsefInvoiceRow>, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .ksef_status(&month)
         .await
         .map_err(|e| e.to_string())
@@ -488,7 +569,7 @@ async fn ksef_send<R: Runtime>(
     month: String,
     client_id: Option<String>,
 ) -> Result<KsefSendSummary, String> {
-    let ops = state.ops()?;
+    let ops = state.ops().await?;
     ops.ksef_send(&month, client_id.as_deref(), &mut |p| {
         let _ = app.emit("ksef-send-progress", &p);
     })
@@ -506,7 +587,8 @@ async fn ksef_upo(
     out_dir: Option<PathBuf>,
 ) -> Result<PathBuf, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .ksef_upo(
             &month,
             &ksef_number,
@@ -519,7 +601,8 @@ async fn ksef_upo(
 #[tauri::command]
 async fn ksef_token_status(state: State<'_, Console>) -> Result<KsefTokenStatus, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .ksef_token_status()
         .await
         .map_err(|e| e.to_string())
@@ -532,7 +615,8 @@ async fn ksef_token_set(
     token: String,
 ) -> Result<KsefTokenStatus, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .ksef_token_set(token)
         .await
         .map_err(|e| e.to_string())
@@ -541,7 +625,8 @@ async fn ksef_token_set(
 #[tauri::command]
 async fn ksef_token_delete(state: State<'_, Console>) -> Result<KsefTokenStatus, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .ksef_token_delete()
         .await
         .map_err(|e| e.to_string())
@@ -552,6 +637,7 @@ async fn check_update<R: Runtime>(
     app: tauri::AppHandle<R>,
     state: State<'_, Console>,
 ) -> Result<UpdateCheck, String> {
+    state.opened().await;
     let cfg = state.current().and_then(|o| o.fleet.updater.clone());
     let mut b = app.updater_builder();
     if let Some(u) = cfg {
@@ -621,6 +707,13 @@ pub fn run() {
     }) {
         std::env::set_var("LANG", "en_US.UTF-8");
     }
+    // WebKitGTK's accelerated compositing renders the page through OpenGL; without a GPU
+    // (Xvfb, VMs, remote desktops) that is Mesa's llvmpipe, whose buffers and threads made
+    // up a third of the web process (issue 14: ~95 MiB of 300 MiB). A table-and-charts UI
+    // paints as fast without it. `WEBKIT_DISABLE_COMPOSITING_MODE=0` brings it back.
+    if std::env::var_os("WEBKIT_DISABLE_COMPOSITING_MODE").is_none() {
+        std::env::set_var("WEBKIT_DISABLE_COMPOSITING_MODE", "1");
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MAI_LOG")
@@ -628,7 +721,10 @@ pub fn run() {
         )
         .init();
     let console = Console::from_env();
-    if let Some(e) = &console.load_error {
+    if let Some(e) = console
+        .load_error()
+        .filter(|_| console.fleet_path.is_none())
+    {
         tracing::error!("{e}");
     }
     builder(tauri::Builder::<tauri::Wry>::new(), console)
