@@ -88,15 +88,19 @@ if [ -z "${NO_BUILD:-}" ]; then
 fi
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
+# The bench writes the fleet file (its data_dir names the folder) into a new folder
+# .tmpXXXX under FOOTPRINT_KEEP_DIR; a kept one is found there again.
+kept() { ls -d "$1"/.tmp*/fleet.toml 2>/dev/null | head -n1 | xargs -r dirname; }
 if [ -n "${FOOTPRINT_DIR:-}" ] && [ -f "$FOOTPRINT_DIR/fleet.toml" ]; then
   DIR="$FOOTPRINT_DIR"
+elif [ -n "${FOOTPRINT_DIR:-}" ] && [ -n "$(kept "$FOOTPRINT_DIR")" ]; then
+  DIR="$(kept "$FOOTPRINT_DIR")"
 else
   KEEP="${FOOTPRINT_DIR:-$TMP/cache}"
   mkdir -p "$KEEP"
   # The same build as every test stage (scripts/env.sh), so nothing compiles twice.
   (cd "$ROOT" && FOOTPRINT_KEEP_DIR="$KEEP" cargo bench -q --workspace --locked --profile dev --bench footprint | grep footprint)
-  DIR="$(ls -d "$KEEP"/.tmp*)"
-  if [ -n "${FOOTPRINT_DIR:-}" ]; then mv "$DIR"/* "$FOOTPRINT_DIR"/ && DIR="$FOOTPRINT_DIR"; fi
+  DIR="$(kept "$KEEP")"
 fi
 export DIR RESULTS="$TMP/results"
 : >"$RESULTS"
