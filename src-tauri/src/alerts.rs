@@ -17,7 +17,7 @@ pub const ALERTS_EVENT: &str = "alerts-changed";
 
 #[tauri::command]
 pub async fn alerts_list(state: State<'_, Console>) -> Result<AlertsView, String> {
-    state.ops()?.alerts().await.map_err(|e| e.to_string())
+    state.ops().await?.alerts().await.map_err(|e| e.to_string())
 }
 
 #[tauri::command]
@@ -26,7 +26,7 @@ pub async fn alert_ack<R: Runtime>(
     state: State<'_, Console>,
     id: String,
 ) -> Result<AlertsView, String> {
-    let ops = state.ops()?;
+    let ops = state.ops().await?;
     ops.alert_ack(&id).await.map_err(|e| e.to_string())?;
     let v = ops.alerts().await.map_err(|e| e.to_string())?;
     let _ = app.emit(ALERTS_EVENT, &v);
@@ -39,7 +39,7 @@ pub async fn alert_mute<R: Runtime>(
     state: State<'_, Console>,
     request: MuteRequest,
 ) -> Result<AlertsView, String> {
-    let ops = state.ops()?;
+    let ops = state.ops().await?;
     ops.alert_mute(&request.id, chrono::Duration::seconds(request.seconds))
         .await
         .map_err(|e| e.to_string())?;
@@ -61,18 +61,28 @@ pub fn start(app: AppHandle<tauri::Wry>) {
     let sink: mai_ops::ops::alerts::AlertSink = Arc::new(move |changes: &[AlertChange]| {
         notify(&sink_app, changes);
     });
-    let console = app.state::<Console>();
-    let Some(ops) = console.current() else {
-        return;
-    };
-    ops.set_alert_sink(sink);
     tauri::async_runtime::spawn(async move {
+        // The fleet is opened in the background (Console::from_env): wait for it.
+        app.state::<Console>().opened().await;
+        let Some(ops) = app.state::<Console>().current() else {
+            return;
+        };
+        ops.set_alert_sink(sink);
+        drop(ops);
         loop {
+            let Some(every) = app
+                .state::<Console>()
+                .current()
+                .map(|o| o.fleet.alerts.refresh_seconds)
+            else {
+                return;
+            };
+            let every = Duration::from_secs(every);
+            tokio::time::sleep(every).await;
+            // After the sleep: a change or onboarding may have reloaded the fleet meanwhile.
             let Some(ops) = app.state::<Console>().current() else {
                 return;
             };
-            let every = Duration::from_secs(ops.fleet.alerts.refresh_seconds);
-            tokio::time::sleep(every).await;
             let last = ops.alerts().await.ok().and_then(|v| v.evaluated_at);
             let due = last.is_none_or(|t| {
                 (chrono::Utc::now() - t).to_std().unwrap_or_default() + Duration::from_secs(1)

@@ -11,9 +11,13 @@ use crate::Console;
 const SCHEDULE_TICK: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[tauri::command]
-pub fn backup_list(state: State<'_, Console>, client_id: String) -> Result<ClientBackups, String> {
+pub async fn backup_list(
+    state: State<'_, Console>,
+    client_id: String,
+) -> Result<ClientBackups, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .backups(&client_id, None)
         .map_err(|e| e.to_string())
 }
@@ -25,7 +29,7 @@ pub async fn backup_now<R: Runtime>(
     state: State<'_, Console>,
     client_id: String,
 ) -> Result<BackupOutcome, String> {
-    let ops = state.ops()?;
+    let ops = state.ops().await?;
     let out = ops
         .backup_run(Some(&client_id), None, |c, b, t| {
             let _ = app.emit("backup-progress", (c, b, t));
@@ -45,7 +49,8 @@ pub async fn backup_restore(
     file: String,
 ) -> Result<RestoreResult, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .backup_restore(&client_id, Some(std::path::Path::new(&file)), None)
         .await
         .map_err(|e| e.to_string())
@@ -66,7 +71,8 @@ pub async fn backup_rebuild(
         None => None,
     };
     state
-        .ops()?
+        .ops()
+        .await?
         .backup_rebuild(&client_id, month, None)
         .await
         .map_err(|e| e.to_string())

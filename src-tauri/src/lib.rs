@@ -36,7 +36,12 @@ pub struct Console {
     /// (a client change); commands in flight keep the one they started with.
     pub ops: std::sync::RwLock<Option<Arc<Ops>>>,
     pub fleet_path: Option<PathBuf>,
-    pub load_error: Option<String>,
+    load_error: std::sync::RwLock<Option<String>>,
+    /// [`Console::from_env`] opens the fleet (fleet file, the cache with its integrity
+    /// check over the whole file, keychain) on its own thread while the window and WebKit
+    /// start; the first command that needs it waits for that thread ([`Console::opened`]).
+    opening: Mutex<Option<std::thread::JoinHandle<Result<Ops, String>>>>,
+    opened: tokio::sync::OnceCell<()>,
     logs: Mutex<HashMap<u32, tokio::task::AbortHandle>>,
     next_log: AtomicU32,
 }
@@ -50,13 +55,16 @@ impl Console {
         Console {
             ops: std::sync::RwLock::new(ops),
             fleet_path,
-            load_error,
+            load_error: std::sync::RwLock::new(load_error),
+            opening: Mutex::new(None),
+            opened: tokio::sync::OnceCell::new(),
             logs: Mutex::new(HashMap::new()),
             next_log: AtomicU32::new(1),
         }
     }
 
-    /// Loads the fleet named by `--fleet FILE` or `MAI_FLEET`.
+    /// Loads the fleet named by `--fleet FILE` or `MAI_FLEET`, on a thread of its own
+    /// (see [`Console::opening`]).
     pub fn from_env() -> Console {
         let mut args = std::env::args().skip(1);
         let mut path = std::env::var_os("MAI_FLEET").map(PathBuf::from);
@@ -73,14 +81,68 @@ impl Console {
                 None,
             );
         };
-        let ops = Fleet::load(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|f| Ops::new(f, Keychain::secret_service()).map_err(|e| e.to_string()))
-            .map(|mut o| {
-                o.docker_enabled = std::env::var("MAI_NO_DOCKER").is_err();
-                o
-            });
-        Console::new(ops, Some(path))
+        Console::open_in_background(path, Keychain::secret_service)
+    }
+
+    /// Opens the fleet file at `path` and its `Ops` (the console cache with its integrity
+    /// check, the keychain from `keychain`) on a thread of its own; commands wait for it
+    /// ([`Console::opened`]).
+    pub fn open_in_background<K>(path: PathBuf, keychain: K) -> Console
+    where
+        K: FnOnce() -> Result<Keychain, mai_ops::keys::KeyError> + Send + 'static,
+    {
+        let file = path.clone();
+        let open = move || {
+            Fleet::load(&file)
+                .map_err(|e| e.to_string())
+                .and_then(|f| Ops::new(f, keychain()).map_err(|e| e.to_string()))
+                .map(|mut o| {
+                    o.docker_enabled = std::env::var("MAI_NO_DOCKER").is_err();
+                    o
+                })
+        };
+        let console = Console::new(Err("the fleet is still being opened".into()), Some(path));
+        let handle = std::thread::Builder::new()
+            .name("open-fleet".into())
+            .spawn(open)
+            .expect("the console could not start a thread to open the fleet (out of memory or threads?)");
+        *console.opening.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        console
+    }
+
+    /// Waits until the fleet opened by [`Console::from_env`] is there (or failed to open).
+    pub async fn opened(&self) {
+        self.opened
+            .get_or_init(|| async {
+                let handle = self
+                    .opening
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take();
+                let Some(handle) = handle else { return };
+                let opened = match tokio::task::spawn_blocking(move || handle.join()).await {
+                    Ok(Ok(r)) => r,
+                    _ => Err("opening the fleet stopped unexpectedly (a bug); restart the console, and report it if it happens again".into()),
+                };
+                let (ops, error) = match opened {
+                    Ok(o) => (Some(Arc::new(o)), None),
+                    Err(e) => {
+                        tracing::error!("{e}");
+                        (None, Some(e))
+                    }
+                };
+                *self.ops.write().unwrap_or_else(|p| p.into_inner()) = ops;
+                *self.load_error.write().unwrap_or_else(|p| p.into_inner()) = error;
+            })
+            .await;
+    }
+
+    /// Why the fleet is not loaded, if it is not.
+    pub fn load_error(&self) -> Option<String> {
+        self.load_error
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The operator library now (see [`Console::ops`]'s field).
@@ -96,23 +158,24 @@ impl Console {
         Ok(())
     }
 
-    fn ops(&self) -> Result<Arc<Ops>, String> {
+    async fn ops(&self) -> Result<Arc<Ops>, String> {
+        self.opened().await;
         self.current().ok_or_else(|| {
-            self.load_error
-                .clone()
+            self.load_error()
                 .unwrap_or_else(|| "the fleet is not loaded".into())
         })
     }
 }
 
 #[tauri::command]
-fn app_info(state: State<'_, Console>) -> AppInfo {
+async fn app_info(state: State<'_, Console>) -> Result<AppInfo, String> {
+    state.opened().await;
     let current = state.current();
     let ops = current.as_deref();
-    AppInfo {
+    Ok(AppInfo {
         version: env!("CARGO_PKG_VERSION").into(),
         fleet_path: state.fleet_path.as_ref().map(|p| p.display().to_string()),
-        load_error: state.load_error.clone(),
+        load_error: state.load_error(),
         keychain_error: ops.and_then(|o| o.keychain_error().map(String::from)),
         clients: ops
             .map(|o| {
@@ -128,12 +191,20 @@ fn app_info(state: State<'_, Console>) -> AppInfo {
         update_endpoint: ops.and_then(|o| o.fleet.updater.as_ref().map(|u| u.endpoint.clone())),
         billing_available: ops.is_some_and(|o| o.fleet.billing.is_some()),
         ksef_available: ops.is_some_and(|o| o.fleet.ksef.is_some()),
-    }
+    })
 }
 
 #[tauri::command]
 async fn fleet_status(state: State<'_, Console>) -> Result<Vec<FleetRow>, String> {
-    Ok(state.ops()?.refresh().await)
+    static REFRESHES: AtomicU32 = AtomicU32::new(0);
+    let rows = state.ops().await?.refresh().await;
+    let n = REFRESHES.fetch_add(1, Ordering::Relaxed) + 1;
+    mark(&format!(
+        "console_refresh n={n} rows={} ms={}",
+        rows.len(),
+        since_process_start().as_millis()
+    ));
+    Ok(rows)
 }
 
 /// The fleet table and its totals (today, month to date, PLN, credits, projections)
@@ -142,7 +213,7 @@ async fn fleet_status(state: State<'_, Console>) -> Result<Vec<FleetRow>, String
 async fn fleet_overview(
     state: State<'_, Console>,
 ) -> Result<mai_wire::overview::FleetOverview, String> {
-    Ok(state.ops()?.fleet_overview().await)
+    Ok(state.ops().await?.fleet_overview().await)
 }
 
 /// Exports one client's month of usage (CSV/JSON) to a file; progress goes out as
@@ -155,7 +226,8 @@ async fn usage_export<R: Runtime>(
 ) -> Result<mai_wire::overview::UsageExportResult, String> {
     let client = request.client.clone();
     state
-        .ops()?
+        .ops()
+        .await?
         .usage_export_request(&request, move |done, total| {
             let _ = app.emit(
                 "usage-export-progress",
@@ -176,7 +248,8 @@ async fn client_dashboard(
     client_id: String,
 ) -> Result<Dashboard, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .dashboard(&client_id)
         .await
         .map_err(|e| e.to_string())
@@ -188,7 +261,7 @@ async fn sync_clients<R: Runtime>(
     state: State<'_, Console>,
     client_ids: Vec<String>,
 ) -> Result<Vec<SyncOutcome>, String> {
-    let ops = state.ops()?;
+    let ops = state.ops().await?;
     for id in &client_ids {
         ops.client(id).map_err(|e| e.to_string())?;
     }
@@ -206,7 +279,8 @@ async fn restart_container(
     role: Option<ContainerRole>,
 ) -> Result<ContainerInfo, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .restart(&client_id, role.unwrap_or_default())
         .await
         .map_err(|e| e.to_string())
@@ -220,7 +294,7 @@ async fn logs_start<R: Runtime>(
     client_id: String,
     role: Option<ContainerRole>,
 ) -> Result<u32, String> {
-    let ops = state.ops()?;
+    let ops = state.ops().await?;
     let mut s = Box::pin(
         ops.logs(&client_id, role.unwrap_or_default(), 200, true)
             .await
@@ -260,7 +334,12 @@ fn logs_stop(state: State<'_, Console>, stream: u32) {
 
 #[tauri::command]
 async fn keys_list(state: State<'_, Console>) -> Result<Vec<MaskedKey>, String> {
-    state.ops()?.keys_list().await.map_err(|e| e.to_string())
+    state
+        .ops()
+        .await?
+        .keys_list()
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// The secret crosses IPC once, goes to the keychain, and only its mask comes back.
@@ -272,7 +351,8 @@ async fn key_set(
     secret: String,
 ) -> Result<String, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .key_set(&client_id, kind, secret)
         .await
         .map_err(|e| e.to_string())
@@ -285,7 +365,8 @@ async fn key_delete(
     kind: SecretKind,
 ) -> Result<(), String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .key_delete(&client_id, kind)
         .await
         .map_err(|e| e.to_string())
@@ -294,7 +375,8 @@ async fn key_delete(
 #[tauri::command]
 async fn key_rotate(state: State<'_, Console>, client_id: String) -> Result<Rotation, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .rotate(&client_id)
         .await
         .map_err(|e| e.to_string())
@@ -310,7 +392,8 @@ async fn privacy_erase(
 ) -> Result<PrivacyErasure, String> {
     let who = mai_wire::tracker::PrivacySubject { id: user_id, email };
     state
-        .ops()?
+        .ops()
+        .await?
         .privacy_erase(&client_id, &who)
         .await
         .map_err(|e| e.to_string())
@@ -326,7 +409,8 @@ async fn privacy_export(
 ) -> Result<PrivacyExportResult, String> {
     let who = mai_wire::tracker::PrivacySubject { id: user_id, email };
     state
-        .ops()?
+        .ops()
+        .await?
         .privacy_export(&client_id, &who)
         .await
         .map_err(|e| e.to_string())
@@ -336,7 +420,8 @@ async fn privacy_export(
 #[tauri::command]
 async fn client_facts(state: State<'_, Console>, client_id: String) -> Result<ClientFacts, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .client_facts(&client_id)
         .await
         .map_err(|e| e.to_string())
@@ -350,7 +435,8 @@ async fn client_change_check(
     change: ClientChange,
 ) -> Result<ChangeCheck, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .check_client_change(&client_id, &change)
         .await
         .map_err(|e| e.to_string())
@@ -363,7 +449,7 @@ async fn client_change(
     client_id: String,
     change: ClientChange,
 ) -> Result<ChangeReport, String> {
-    let ops = state.ops()?;
+    let ops = state.ops().await?;
     let mut r = ops
         .change_client(&client_id, &change, &mai_ops::audit::os_user())
         .await
@@ -382,7 +468,8 @@ async fn client_history(
     client_id: String,
 ) -> Result<Vec<HistoryEntry>, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .client_history(&client_id)
         .map_err(|e| e.to_string())
 }
@@ -394,7 +481,8 @@ async fn fleet_update_preview(
     plan: UpdatePlan,
 ) -> Result<UpdatePreview, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .update_preview(&plan)
         .await
         .map_err(|e| e.to_string())
@@ -408,7 +496,7 @@ async fn fleet_update<R: Runtime>(
     state: State<'_, Console>,
     plan: UpdatePlan,
 ) -> Result<UpdateSummary, String> {
-    let ops = state.ops()?;
+    let ops = state.ops().await?;
     let progress = move |p: UpdateProgress| {
         let _ = app.emit("fleet-update-progress", &p);
     };
@@ -417,15 +505,53 @@ async fn fleet_update<R: Runtime>(
         .map_err(|e| e.to_string())
 }
 
-/// Called once by the UI when the fleet table first painted with data.
+/// Called once by the UI after the fleet table first painted its rows; returns the
+/// milliseconds since the process started (see [`since_process_start`]).
 #[tauri::command]
 fn first_paint(rows: usize) -> u64 {
-    let ms = STARTED
-        .get()
-        .map(|s| s.elapsed().as_millis() as u64)
-        .unwrap_or(0);
+    let ms = since_process_start().as_millis() as u64;
     tracing::info!(rows, ms, "first fleet view painted {ms} ms after start");
+    mark(&format!("console_first_paint rows={rows} ms={ms}"));
     ms
+}
+
+/// With `MAI_CONSOLE_MARKS` set, prints one line on stdout per benchmark mark
+/// (`console_first_paint`, `console_refresh`), read by deploy/bench/console-footprint.sh.
+fn mark(line: &str) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("MAI_CONSOLE_MARKS").is_some()) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+/// Time since the kernel started this process (`/proc/self/stat` start time against
+/// `/proc/uptime`, both since boot, in 10 ms steps), so dynamic linking and everything
+/// before `main` count; since [`run`] began where `/proc` cannot tell.
+pub fn since_process_start() -> std::time::Duration {
+    fn from_proc() -> Option<std::time::Duration> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Field 22 (starttime, clock ticks since boot); the fields after the command
+        // name's closing parenthesis start at field 3.
+        let ticks: u64 = stat
+            .rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(22 - 3)?
+            .parse()
+            .ok()?;
+        let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
+        // "12345.67 ...": seconds since boot with two decimals.
+        let (secs, centis) = uptime.split_whitespace().next()?.split_once('.')?;
+        let up_ms = secs.parse::<u64>().ok()? * 1000 + centis.parse::<u64>().ok()? * 10;
+        // USER_HZ, the unit of /proc's tick counts, is 100 on Linux.
+        up_ms
+            .checked_sub(ticks * 10)
+            .map(std::time::Duration::from_millis)
+    }
+    from_proc().unwrap_or_else(|| STARTED.get().map(|s| s.elapsed()).unwrap_or_default())
 }
 
 /// The month report as the Billing view shows it (mai-billing's `MonthReport`, converted
@@ -433,7 +559,8 @@ fn first_paint(rows: usize) -> u64 {
 #[tauri::command]
 async fn billing_report(state: State<'_, Console>, month: String) -> Result<BillingReport, String> {
     let r = state
-        .ops()?
+        .ops()
+        .await?
         .billing_report(&month)
         .await
         .map_err(|e| e.to_string())?;
@@ -448,7 +575,7 @@ async fn billing_export<R: Runtime>(
     state: State<'_, Console>,
     request: InvoiceExportRequest,
 ) -> Result<InvoiceExportResult, String> {
-    let ops = state.ops()?;
+    let ops = state.ops().await?;
     ops.billing_export(&request, &mut |p| {
         let _ = app.emit("billing-export-progress", &p);
     })
@@ -463,7 +590,8 @@ async fn ksef_status(
     month: String,
 ) -> Result<Vec<KsefInvoiceRow>, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .ksef_status(&month)
         .await
         .map_err(|e| e.to_string())
@@ -478,7 +606,7 @@ async fn ksef_send<R: Runtime>(
     month: String,
     client_id: Option<String>,
 ) -> Result<KsefSendSummary, String> {
-    let ops = state.ops()?;
+    let ops = state.ops().await?;
     ops.ksef_send(&month, client_id.as_deref(), &mut |p| {
         let _ = app.emit("ksef-send-progress", &p);
     })
@@ -496,7 +624,8 @@ async fn ksef_upo(
     out_dir: Option<PathBuf>,
 ) -> Result<PathBuf, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .ksef_upo(
             &month,
             &ksef_number,
@@ -509,7 +638,8 @@ async fn ksef_upo(
 #[tauri::command]
 async fn ksef_token_status(state: State<'_, Console>) -> Result<KsefTokenStatus, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .ksef_token_status()
         .await
         .map_err(|e| e.to_string())
@@ -522,7 +652,8 @@ async fn ksef_token_set(
     token: String,
 ) -> Result<KsefTokenStatus, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .ksef_token_set(token)
         .await
         .map_err(|e| e.to_string())
@@ -531,7 +662,8 @@ async fn ksef_token_set(
 #[tauri::command]
 async fn ksef_token_delete(state: State<'_, Console>) -> Result<KsefTokenStatus, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .ksef_token_delete()
         .await
         .map_err(|e| e.to_string())
@@ -542,6 +674,7 @@ async fn check_update<R: Runtime>(
     app: tauri::AppHandle<R>,
     state: State<'_, Console>,
 ) -> Result<UpdateCheck, String> {
+    state.opened().await;
     let cfg = state.current().and_then(|o| o.fleet.updater.clone());
     let mut b = app.updater_builder();
     if let Some(u) = cfg {
@@ -620,6 +753,22 @@ pub fn run() {
     }) {
         std::env::set_var("LANG", "en_US.UTF-8");
     }
+    // The web process's memory (issue 14, deploy/bench/console-footprint.sh); each is
+    // kept as the operator sets it. WebKitGTK's accelerated compositing renders the page
+    // through OpenGL; without a GPU (Xvfb, VMs, remote desktops) that is Mesa's llvmpipe,
+    // whose buffers and threads were ~95 MiB of the web process's 300 MiB, and a
+    // table-and-charts UI paints as fast without it (`WEBKIT_DISABLE_COMPOSITING_MODE=0`
+    // brings it back). JavaScriptCore's JIT compilers keep executable memory and compiled
+    // code (~15 MiB PSS); the UI's scripts are small and run as fast interpreted
+    // (`JSC_useJIT=1` brings them back).
+    for (var, value) in [
+        ("WEBKIT_DISABLE_COMPOSITING_MODE", "1"),
+        ("JSC_useJIT", "0"),
+    ] {
+        if std::env::var_os(var).is_none() {
+            std::env::set_var(var, value);
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MAI_LOG")
@@ -627,7 +776,10 @@ pub fn run() {
         )
         .init();
     let console = Console::from_env();
-    if let Some(e) = &console.load_error {
+    if let Some(e) = console
+        .load_error()
+        .filter(|_| console.fleet_path.is_none())
+    {
         tracing::error!("{e}");
     }
     builder(tauri::Builder::<tauri::Wry>::new(), console)

@@ -12,9 +12,10 @@ use crate::Console;
 
 /// The fleet file's hosts, for the form's host list.
 #[tauri::command]
-pub fn fleet_hosts(state: State<'_, Console>) -> Result<Vec<String>, String> {
+pub async fn fleet_hosts(state: State<'_, Console>) -> Result<Vec<String>, String> {
     Ok(state
-        .ops()?
+        .ops()
+        .await?
         .fleet
         .hosts
         .iter()
@@ -25,11 +26,11 @@ pub fn fleet_hosts(state: State<'_, Console>) -> Result<Vec<String>, String> {
 /// The form's field errors against the fleet file as it is now; empty = valid. Creates
 /// nothing.
 #[tauri::command]
-pub fn onboard_validate(
+pub async fn onboard_validate(
     state: State<'_, Console>,
     request: OnboardRequest,
 ) -> Result<Vec<FieldError>, String> {
-    Ok(state.ops()?.onboard_validate(&request))
+    Ok(state.ops().await?.onboard_validate(&request))
 }
 
 #[tauri::command]
@@ -38,7 +39,7 @@ pub async fn onboard_client<R: Runtime>(
     state: State<'_, Console>,
     request: OnboardRequest,
 ) -> Result<OnboardResult, String> {
-    let ops = state.ops()?;
+    let ops = state.ops().await?;
     let sink = move |p| {
         let _ = app.emit("onboard-progress", &p);
     };
@@ -58,7 +59,8 @@ pub async fn offboard_check(
     client_id: String,
 ) -> Result<OffboardCheck, String> {
     state
-        .ops()?
+        .ops()
+        .await?
         .offboard_check(&client_id)
         .await
         .map_err(|e| e.to_string())
@@ -70,7 +72,7 @@ pub async fn offboard_client<R: Runtime>(
     state: State<'_, Console>,
     client_id: String,
 ) -> Result<OffboardResult, String> {
-    let ops = state.ops()?;
+    let ops = state.ops().await?;
     let sink = move |p| {
         let _ = app.emit("offboard-progress", &p);
     };

@@ -128,8 +128,12 @@ async fn fake_tracker() -> std::net::SocketAddr {
 }
 
 fn fleet(addr: std::net::SocketAddr, dir: &std::path::Path) -> Fleet {
+    Fleet::parse(&fleet_text(addr, dir), &dir.join("fleet.toml")).unwrap()
+}
+
+fn fleet_text(addr: std::net::SocketAddr, dir: &std::path::Path) -> String {
     unsafe { std::env::set_var("CONSOLE_TEST_TOKEN", "x") };
-    let text = format!(
+    format!(
         r#"[console]
 data_dir = {dir:?}
 [nbp]
@@ -148,8 +152,44 @@ tracker_url = "http://{addr}"
 tracker_read_token = "env:CONSOLE_TEST_TOKEN"
 tracker_admin_token = "env:CONSOLE_TEST_TOKEN"
 "#
+    )
+}
+
+/// The console opens the fleet (fleet file, the cache with its integrity check over the
+/// whole file, keychain) on a thread of its own while the window starts (issue 14: the
+/// check of a year's cache delayed the first paint); the first commands wait for it, and
+/// a fleet file that fails to load is reported by them as before.
+#[test]
+fn a_fleet_opened_in_the_background_is_waited_for() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _g = rt.enter();
+    let addr = rt.block_on(fake_tracker());
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("fleet.toml");
+    std::fs::write(&p, fleet_text(addr, dir.path())).unwrap();
+    let mock = || {
+        Ok(Keychain::with_store(
+            keyring_core::mock::Store::new().unwrap(),
+        ))
+    };
+    let (_app, w) = app_with(Console::open_in_background(p, mock));
+    let info: AppInfo = typed(invoke(&w, "app_info", json!({})).unwrap());
+    assert_eq!(info.load_error, None);
+    assert_eq!(info.clients.len(), 1);
+    let rows = invoke(&w, "fleet_status", json!({})).unwrap();
+    assert_eq!(rows[0]["client_id"], "acme");
+    assert_eq!(rows[0]["today_tokens"], 1234);
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[clients]]\nid = 5\n").unwrap();
+    let (_app, w) = app_with(Console::open_in_background(bad, mock));
+    let e = invoke(&w, "fleet_status", json!({})).unwrap_err();
+    assert!(e.as_str().unwrap().contains("bad.toml"), "{e}");
+    let info = invoke(&w, "app_info", json!({})).unwrap();
+    assert!(
+        info["load_error"].as_str().unwrap().contains("bad.toml"),
+        "{info}"
     );
-    Fleet::parse(&text, &dir.join("fleet.toml")).unwrap()
 }
 
 #[test]

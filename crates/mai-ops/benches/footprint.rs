@@ -4,7 +4,7 @@
 //! prints the process's peak RSS. `cargo bench -p mai-ops --bench footprint`
 //! (FOOTPRINT_EVENTS_PER_DAY, default 20, scales the cache). With FOOTPRINT_KEEP_DIR=DIR
 //! the fleet file and the filled cache are written to DIR and kept, so the desktop app
-//! can be measured on them too (`tests/bench-console-memory.sh`).
+//! can be measured on them too (`deploy/bench/console-footprint.sh`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
