@@ -5,132 +5,35 @@
 //! plain `cargo test`) it says on the terminal that it was skipped and why; the Docker
 //! tests (crates/mai-tracker/tests/fleet_e2e.rs) are gated the same way.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use fantoccini::{ClientBuilder, Locator};
-use rust_decimal::{Decimal, RoundingStrategy};
-use serde_json::{json, Value};
+use fantoccini::Locator;
+use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
-fn env(k: &str) -> String {
-    std::env::var(k)
-        .unwrap_or_else(|_| panic!("{k} is not set; run this test through tests/run-e2e.sh"))
-}
-
-/// Same rule as the UI: under one cent 6 decimals, else 2; thousands separators.
-fn usd(d: Decimal) -> String {
-    let dp = if !d.is_zero() && d.abs() < Decimal::new(1, 2) {
-        6
-    } else {
-        2
-    };
-    let r = d.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero);
-    let s = format!("{r:.prec$}", prec = dp as usize);
-    let (int, frac) = s.split_once('.').unwrap();
-    let mut g = String::new();
-    for (i, ch) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            g.push(',');
-        }
-        g.push(ch);
-    }
-    format!("${g}.{frac}")
-}
-
-async fn wait_for<F, Fut, T>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await; // polling interval, not synchronisation
-    }
-}
-
-/// The gate: the test runs when tests/run-e2e.sh has set up what it needs, and otherwise
-/// says so on the terminal (past the test harness's capture).
-fn e2e_enabled() -> bool {
-    if std::env::var_os("E2E_STATE").is_some() {
-        return true;
-    }
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED console_against_real_trackers: needs the demo fleet, Xvfb and tauri-driver; \
-         run it through tests/run-e2e.sh (./test.sh does)"
-    );
-    false
-}
+mod e2e_support;
+use e2e_support::{env, open_console, raw_cost_by_key_hash, usd, wait_for};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn console_against_real_trackers() {
-    if !e2e_enabled() {
+    if !e2e_support::enabled("console_against_real_trackers") {
         return;
     }
-    let state: Value =
-        serde_json::from_str(&std::fs::read_to_string(env("E2E_STATE")).unwrap()).unwrap();
+    let state = e2e_support::state();
     let out = PathBuf::from(env("E2E_OUT"));
     std::fs::create_dir_all(&out).unwrap();
 
     // Ground truth: what the OpenRouter simulator charged each client's key.
-    let truth: Value = reqwest::get(format!(
-        "{}/__sim/truth",
-        state["openrouter"].as_str().unwrap()
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    let mut raw_by_hash: HashMap<String, Decimal> = HashMap::new();
-    for g in truth["generations"].as_array().unwrap() {
-        let cost = Decimal::from_str(
-            &g["cost"]
-                .as_str()
-                .map(String::from)
-                .unwrap_or_else(|| g["cost"].to_string()),
-        )
-        .unwrap();
-        *raw_by_hash
-            .entry(g["key_hash"].as_str().unwrap().to_string())
-            .or_default() += cost;
-    }
+    let raw_by_hash = raw_cost_by_key_hash(state["openrouter"].as_str().unwrap()).await;
     let clients = state["clients"].as_array().unwrap();
 
-    let caps: serde_json::Map<String, Value> = serde_json::from_value(json!({
-        "tauri:options": {"application": env("E2E_APP"), "args": ["--fleet", env("E2E_FLEET")]}
-    }))
-    .unwrap();
-    // Both rustls backends are in the dependency graph: pick one for this process.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let c = ClientBuilder::rustls()
-        .expect("TLS roots for the WebDriver client")
-        .capabilities(caps)
-        .connect("http://127.0.0.1:4444")
-        .await
-        .expect("tauri-driver on 4444");
+    let c = open_console(&env("E2E_FLEET")).await;
     let shot = |name: &'static str| {
         let c = c.clone();
         let out = out.clone();
-        async move {
-            // A screenshot waits for a paint; never let a stalled one hang the test.
-            match tokio::time::timeout(Duration::from_secs(15), c.screenshot()).await {
-                Ok(Ok(png)) => std::fs::write(out.join(format!("{name}.png")), png).unwrap(),
-                Ok(Err(e)) => eprintln!("e2e: WARNING: screenshot {name} failed: {e}"),
-                Err(_) => eprintln!("e2e: WARNING: screenshot {name} timed out"),
-            }
-        }
+        async move { e2e_support::shot(&c, &out, name).await }
     };
     let text_of = |sel: String| {
         let c = c.clone();

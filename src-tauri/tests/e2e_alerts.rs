@@ -9,26 +9,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
-use serde_json::{json, Value};
+use fantoccini::{Client, Locator};
 
-fn env(k: &str) -> String {
-    std::env::var(k)
-        .unwrap_or_else(|_| panic!("{k} is not set; run this test through tests/run-e2e.sh"))
-}
-
-fn e2e_enabled() -> bool {
-    if std::env::var_os("E2E_STATE").is_some() {
-        return true;
-    }
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED alerts_appear_and_clear_on_a_real_fleet: needs the demo fleet, Xvfb and \
-         tauri-driver; run it through tests/run-e2e.sh (./test.sh does)"
-    );
-    false
-}
+mod e2e_support;
+use e2e_support::{env, shot};
 
 fn docker(args: &[&str]) -> String {
     let o = Command::new("docker")
@@ -70,21 +54,12 @@ where
     }
 }
 
-async fn shot(c: &Client, out: &std::path::Path, name: &str) {
-    match tokio::time::timeout(Duration::from_secs(15), c.screenshot()).await {
-        Ok(Ok(png)) => std::fs::write(out.join(format!("{name}.png")), png).unwrap(),
-        Ok(Err(e)) => eprintln!("e2e-alerts: WARNING: screenshot {name} failed: {e}"),
-        Err(_) => eprintln!("e2e-alerts: WARNING: screenshot {name} timed out"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn alerts_appear_and_clear_on_a_real_fleet() {
-    if !e2e_enabled() {
+    if !e2e_support::enabled("alerts_appear_and_clear_on_a_real_fleet") {
         return;
     }
-    let state: Value =
-        serde_json::from_str(&std::fs::read_to_string(env("E2E_STATE")).unwrap()).unwrap();
+    let state = e2e_support::state();
     let out = PathBuf::from(env("E2E_OUT"));
     std::fs::create_dir_all(&out).unwrap();
     let id = state["clients"][0]["id"].as_str().unwrap().to_string();
@@ -123,17 +98,7 @@ async fn alerts_appear_and_clear_on_a_real_fleet() {
         "one tracker container of {id}: {tracker:?}"
     );
 
-    let caps: serde_json::Map<String, Value> = serde_json::from_value(json!({
-        "tauri:options": {"application": env("E2E_APP"), "args": ["--fleet", fleet.to_string_lossy()]}
-    }))
-    .unwrap();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let c = ClientBuilder::rustls()
-        .expect("TLS roots for the WebDriver client")
-        .capabilities(caps)
-        .connect("http://127.0.0.1:4444")
-        .await
-        .expect("tauri-driver on 4444");
+    let c = e2e_support::open_console(&fleet.to_string_lossy()).await;
 
     // Whatever happens below, the tracker runs again afterwards for the other tests.
     let _restart = StartOnDrop(tracker.clone());

@@ -5,72 +5,16 @@
 //! host and state filters leave the rows they should; the totals strip sums the clients.
 //! Without E2E_STATE it says on the terminal that it was skipped and why.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
-use rust_decimal::{Decimal, RoundingStrategy};
-use serde_json::{json, Value};
+use fantoccini::{Client, Locator};
+use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
-fn env(k: &str) -> String {
-    std::env::var(k)
-        .unwrap_or_else(|_| panic!("{k} is not set; run this test through tests/run-e2e.sh"))
-}
-
-/// The UI's rule (ui/src/lib/format.ts): under one cent 6 decimals, else 2; separators.
-fn usd(d: Decimal) -> String {
-    let dp = if !d.is_zero() && d.abs() < Decimal::new(1, 2) {
-        6
-    } else {
-        2
-    };
-    let r = d.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero);
-    let s = format!("{r:.prec$}", prec = dp as usize);
-    let (int, frac) = s.split_once('.').unwrap();
-    let mut g = String::new();
-    for (i, ch) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            g.push(',');
-        }
-        g.push(ch);
-    }
-    format!("${g}.{frac}")
-}
-
-/// Polls `f` until it gives a value, or fails after `timeout` naming `what`.
-async fn wait_for<F, Fut, T>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await; // polling interval, not synchronisation
-    }
-}
-
-fn e2e_enabled() -> bool {
-    if std::env::var_os("E2E_STATE").is_some() {
-        return true;
-    }
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED fleet_overview_sort_and_filter: needs the demo fleet, Xvfb and tauri-driver; \
-         run it through tests/run-e2e.sh (./test.sh does)"
-    );
-    false
-}
+mod e2e_support;
+use e2e_support::{env, open_console, raw_cost_by_key_hash, usd, wait_for};
 
 /// The client ids of the table's rows, top to bottom.
 async fn row_ids(c: &Client) -> Vec<String> {
@@ -126,37 +70,15 @@ async fn rows_become(c: &Client, what: &str, want: &[String]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fleet_overview_sort_and_filter() {
-    if !e2e_enabled() {
+    if !e2e_support::enabled("fleet_overview_sort_and_filter") {
         return;
     }
-    let state: Value =
-        serde_json::from_str(&std::fs::read_to_string(env("E2E_STATE")).unwrap()).unwrap();
+    let state = e2e_support::state();
     let out = PathBuf::from(env("E2E_OUT"));
     std::fs::create_dir_all(&out).unwrap();
 
     // Ground truth: what the simulator charged each key, priced at the client's markup.
-    let truth: Value = reqwest::get(format!(
-        "{}/__sim/truth",
-        state["openrouter"].as_str().unwrap()
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    let mut raw_by_hash: HashMap<String, Decimal> = HashMap::new();
-    for g in truth["generations"].as_array().unwrap() {
-        let cost = Decimal::from_str(
-            &g["cost"]
-                .as_str()
-                .map(String::from)
-                .unwrap_or_else(|| g["cost"].to_string()),
-        )
-        .unwrap();
-        *raw_by_hash
-            .entry(g["key_hash"].as_str().unwrap().to_string())
-            .or_default() += cost;
-    }
+    let raw_by_hash = raw_cost_by_key_hash(state["openrouter"].as_str().unwrap()).await;
     let mut priced: Vec<(String, Decimal)> = state["clients"]
         .as_array()
         .unwrap()
@@ -170,29 +92,11 @@ async fn fleet_overview_sort_and_filter() {
         .collect();
     assert!(priced.len() >= 2, "the demo fleet has several clients");
 
-    let caps: serde_json::Map<String, Value> = serde_json::from_value(json!({
-        "tauri:options": {"application": env("E2E_APP"), "args": ["--fleet", env("E2E_FLEET")]}
-    }))
-    .unwrap();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    // tests/run-e2e.sh starts tauri-driver on 4444; E2E_DRIVER_PORT names another.
-    let driver = std::env::var("E2E_DRIVER_PORT").unwrap_or_else(|_| "4444".into());
-    let c = ClientBuilder::rustls()
-        .expect("TLS roots for the WebDriver client")
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{driver}"))
-        .await
-        .unwrap_or_else(|e| panic!("tauri-driver on {driver}: {e}"));
+    let c = open_console(&env("E2E_FLEET")).await;
     let shot = |name: &'static str| {
         let c = c.clone();
         let out = out.clone();
-        async move {
-            match tokio::time::timeout(Duration::from_secs(15), c.screenshot()).await {
-                Ok(Ok(png)) => std::fs::write(out.join(format!("{name}.png")), png).unwrap(),
-                Ok(Err(e)) => eprintln!("e2e: WARNING: screenshot {name} failed: {e}"),
-                Err(_) => eprintln!("e2e: WARNING: screenshot {name} timed out"),
-            }
-        }
+        async move { e2e_support::shot(&c, &out, name).await }
     };
     let text_of = |sel: String| {
         let c = c.clone();

@@ -1,0 +1,133 @@
+//! What the WebDriver tests (`e2e*.rs`, run by tests/run-e2e.sh) share: their gate, the
+//! variables run-e2e.sh sets, the simulator's truth, the WebDriver session with the real
+//! console, polling and screenshots. One copy, so the tests agree on how they read
+//! the fleet and the UI's money format.
+#![allow(dead_code)] // each test target uses its own subset
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder};
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+
+/// A variable tests/run-e2e.sh sets.
+pub fn env(k: &str) -> String {
+    std::env::var(k)
+        .unwrap_or_else(|_| panic!("{k} is not set; run this test through tests/run-e2e.sh"))
+}
+
+/// The gate: the test runs when tests/run-e2e.sh has set up what it needs, and otherwise
+/// says so on the terminal (past the test harness's capture).
+pub fn enabled(test: &str) -> bool {
+    if std::env::var_os("E2E_STATE").is_some() {
+        return true;
+    }
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: needs the demo fleet, Xvfb and tauri-driver; \
+         run it through tests/run-e2e.sh (./test.sh does)"
+    );
+    false
+}
+
+/// The demo fleet's state file (tests/run-e2e.sh: E2E_STATE).
+pub fn state() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(env("E2E_STATE")).unwrap()).unwrap()
+}
+
+/// The UI's rule (ui/src/lib/format.ts): under one cent 6 decimals, else 2; separators;
+/// half-up, the one rounding rule (`mai_core::money::round_half_up`).
+pub fn usd(d: Decimal) -> String {
+    let dp = if !d.is_zero() && d.abs() < Decimal::new(1, 2) {
+        6
+    } else {
+        2
+    };
+    let r = mai_core::money::round_half_up(d, dp);
+    let s = format!("{r:.prec$}", prec = dp as usize);
+    let (int, frac) = s.split_once('.').unwrap();
+    let mut g = String::new();
+    for (i, ch) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            g.push(',');
+        }
+        g.push(ch);
+    }
+    format!("${g}.{frac}")
+}
+
+/// Polls `f` until it gives a value, or fails after `timeout` naming `what`.
+pub async fn wait_for<F, Fut, T>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await; // polling interval, not synchronisation
+    }
+}
+
+/// What the OpenRouter simulator charged, per key hash (SHA-256 hex of the key): the
+/// ground truth the console's figures are checked against.
+pub async fn raw_cost_by_key_hash(openrouter: &str) -> HashMap<String, Decimal> {
+    let truth: Value = reqwest::get(format!("{openrouter}/__sim/truth"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut raw_by_hash: HashMap<String, Decimal> = HashMap::new();
+    for g in truth["generations"].as_array().unwrap() {
+        let cost = Decimal::from_str(
+            &g["cost"]
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| g["cost"].to_string()),
+        )
+        .unwrap();
+        *raw_by_hash
+            .entry(g["key_hash"].as_str().unwrap().to_string())
+            .or_default() += cost;
+    }
+    raw_by_hash
+}
+
+/// A WebDriver session with the real console on `fleet`, through tauri-driver
+/// (tests/run-e2e.sh starts it on 4444; E2E_DRIVER_PORT names another).
+pub async fn open_console(fleet: &str) -> Client {
+    let caps: serde_json::Map<String, Value> = serde_json::from_value(json!({
+        "tauri:options": {"application": env("E2E_APP"), "args": ["--fleet", fleet]}
+    }))
+    .unwrap();
+    // Both rustls backends are in the dependency graph: pick one for this process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let driver = std::env::var("E2E_DRIVER_PORT").unwrap_or_else(|_| "4444".into());
+    ClientBuilder::rustls()
+        .expect("TLS roots for the WebDriver client")
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{driver}"))
+        .await
+        .unwrap_or_else(|e| panic!("tauri-driver on {driver}: {e}"))
+}
+
+/// A screenshot into `out/<name>.png`. A screenshot waits for a paint; a stalled one
+/// only warns, never hangs the test.
+pub async fn shot(c: &Client, out: &Path, name: &str) {
+    match tokio::time::timeout(Duration::from_secs(15), c.screenshot()).await {
+        Ok(Ok(png)) => std::fs::write(out.join(format!("{name}.png")), png).unwrap(),
+        Ok(Err(e)) => eprintln!("e2e: WARNING: screenshot {name} failed: {e}"),
+        Err(_) => eprintln!("e2e: WARNING: screenshot {name} timed out"),
+    }
+}
