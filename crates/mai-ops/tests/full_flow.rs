@@ -134,6 +134,18 @@ async fn full_flow(mode: &str) {
     assert_eq!(done.last(), Some(&S::WriteFleet), "{done:?}");
     let o = env.objects(&id).await;
     assert_eq!(o.networks, [format!("mai-{id}")]);
+    // A swarm publishes on every node's address: HTTPS with the pinned certificate
+    // onboarding made (invariant 22); the local loopback host stays plain HTTP.
+    let fleet_ops = env.ops();
+    let c = fleet_ops.client(&id).unwrap();
+    let swarm = mode == "swarm";
+    assert_eq!(
+        c.tracker_url.scheme(),
+        if swarm { "https" } else { "http" },
+        "{}",
+        c.tracker_url
+    );
+    assert_eq!(c.tracker_cert_sha256.is_some(), swarm);
     if mode == "swarm" {
         assert_eq!(
             o.services,

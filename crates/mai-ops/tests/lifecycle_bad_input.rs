@@ -1,6 +1,6 @@
 //! Onboarding with bad input (issue 13): an invalid NIP, a host that does not answer, a
 //! port clash, an image that is not on the host, a key creation refused by OpenRouter
-//! (403 and 402). Each is a clear error, and nothing is left half-created: no container,
+//! (403 and 402), a remote host without its address or not answering. Each is a clear error, and nothing is left half-created: no container,
 //! network or volume labelled with the client, no new enabled key on the account (a key
 //! created before the failure is disabled), no keychain entry, the fleet file unchanged
 //! to the byte. The first two need no Docker engine; the others run when
@@ -99,6 +99,47 @@ async fn a_host_that_does_not_answer_stops_before_anything_is_created() {
     assert!(matches!(e, LifecycleError::NotStarted { .. }), "{msg}");
     assert!(
         msg.contains("Docker host local does not answer") && msg.contains("nothing was created"),
+        "{msg}"
+    );
+    assert_eq!(progress.events().last().unwrap().step, S::Preflight);
+    nothing_left(&env, &id, &before, 0, false).await;
+    assert!(env.keys().await.is_empty(), "no key may be created");
+}
+
+/// A remote host: its address for the console is required (a field error), and one that
+/// does not answer stops before anything is created.
+#[tokio::test]
+async fn a_remote_host_needs_its_address_and_one_that_does_not_answer_leaves_nothing() {
+    let env = Env::new("/var/run/docker.sock").await;
+    // A TCP endpoint where nothing listens (plain TCP allowed for the test only).
+    let dead = free_port();
+    let mut f = String::from_utf8(env.fleet_bytes()).unwrap();
+    f.push_str(&format!(
+        "\n[[hosts]]\nname = \"far\"\ndocker = \"tcp://127.0.0.1:{dead}\"\ndocker_insecure_tcp = true\ntimeout_ms = 2000\n"
+    ));
+    std::fs::write(&env.fleet_path, &f).unwrap();
+    let id = client_id("far");
+    let mut req = env.request(&id);
+    req.deploy.host = "far".into();
+    let before = env.fleet_bytes();
+    let ops = env.ops();
+    let fields = ops.onboard_validate(&req);
+    assert_eq!(fields.len(), 1, "{fields:?}");
+    assert_eq!(fields[0].field, "deploy.publish_address");
+    assert!(
+        fields[0].message.contains("required for host \"far\""),
+        "{}",
+        fields[0].message
+    );
+    req.deploy.publish_address = Some("192.0.2.10".into());
+    assert!(ops.onboard_validate(&req).is_empty());
+    let progress = Progress::default();
+    let e = lifecycle(ops.onboard(&req, &progress.sink()).await.unwrap_err());
+    let msg = e.to_string();
+    println!("{msg}");
+    assert!(matches!(e, LifecycleError::NotStarted { .. }), "{msg}");
+    assert!(
+        msg.contains("Docker host far does not answer") && msg.contains("nothing was created"),
         "{msg}"
     );
     assert_eq!(progress.events().last().unwrap().step, S::Preflight);

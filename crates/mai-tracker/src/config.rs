@@ -69,6 +69,9 @@ pub struct Config {
     pub org_id: String,
     pub org_name: String,
     pub listen: SocketAddr,
+    /// `MAI_TRACKER_INTERNAL_LISTEN`: a second, plain-HTTP listener for the chat app on
+    /// the client's private network when the main one serves HTTPS (never published).
+    pub internal_listen: Option<SocketAddr>,
     pub db_path: PathBuf,
     /// HTTPS on the listener ([`crate::tls`]); `None` = plain HTTP.
     pub tls: Option<crate::tls::TlsSource>,
@@ -209,6 +212,16 @@ impl Config {
                     format!("{e}; use host:port such as 0.0.0.0:8080"),
                 )
             })?,
+        };
+        let internal_listen = match var("MAI_TRACKER_INTERNAL_LISTEN") {
+            None => None,
+            Some(v) => Some(SocketAddr::from_str(&v).map_err(|e| {
+                invalid(
+                    "MAI_TRACKER_INTERNAL_LISTEN",
+                    &v,
+                    format!("{e}; use host:port such as 0.0.0.0:8081 (plain HTTP for the chat app on the private network)"),
+                )
+            })?),
         };
         let db_path = PathBuf::from(
             var("MAI_TRACKER_DB").unwrap_or_else(|| "/data/tracker.sqlite".to_owned()),
@@ -495,6 +508,7 @@ impl Config {
             org_id,
             org_name,
             listen,
+            internal_listen,
             db_path,
             tls,
             proxy_token: Secret(proxy_token),
@@ -565,12 +579,19 @@ mod tests {
         let c = parse(&m).unwrap();
         assert_eq!(c.caps.max_cost_usd.to_string(), "2500.5");
         assert_eq!(c.caps.max_tokens, 5000);
+        assert_eq!(c.internal_listen, None);
+        m.insert("MAI_TRACKER_INTERNAL_LISTEN", "0.0.0.0:8081".into());
+        assert_eq!(
+            parse(&m).unwrap().internal_listen,
+            Some(SocketAddr::from(([0, 0, 0, 0], 8081)))
+        );
     }
 
     #[test]
     fn each_bad_setting_is_named() {
         for (name, value) in [
             ("MAI_TRACKER_LISTEN", "localhost"),
+            ("MAI_TRACKER_INTERNAL_LISTEN", "8081"),
             ("OPENROUTER_USAGE_SYNC_INTERVAL", "10m"),
             ("OPENROUTER_USAGE_SYNC_DAYS_BACK", "0"),
             ("OPENROUTER_BASE_URL", "openrouter.ai"),

@@ -360,13 +360,30 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<Tracker> {
         .await
         .with_context(|| format!("binding {listen} (MAI_TRACKER_LISTEN)"))?;
     let addr = listener.local_addr()?;
+    // The chat app's plain-HTTP listener on the client's private network, when the main
+    // one serves HTTPS to the console (onboarding publishes only the main one).
+    let internal = match st.cfg.internal_listen {
+        Some(a) => {
+            let l = tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding {a} (MAI_TRACKER_INTERNAL_LISTEN)"))?;
+            tracing::info!(addr = %l.local_addr()?, "plain-HTTP listener for the private network");
+            Some(l)
+        }
+        None => None,
+    };
     let (trigger, shutdown) = shutdown::channel();
     // The route table is resolved once, not per connection (it is ~10 KB).
     let app = router(st.clone()).with_state(());
     let sd = shutdown.clone();
     let server = tokio::spawn(async move {
+        let internal = async {
+            if let Some(l) = internal {
+                server::serve(l, app.clone(), sd.clone(), limits.clone(), None).await
+            }
+        };
         tokio::select! {
-            _ = server::serve(listener, app, sd.clone(), limits, tls_config) => {}
+            _ = async { tokio::join!(server::serve(listener, app.clone(), sd.clone(), limits.clone(), tls_config), internal) } => {}
             _ = async { sd.wait().await; tokio::time::sleep(drain).await } => {
                 tracing::warn!(drain_s = drain.as_secs(), "drain timeout: in-flight streams cut; their ids are in the crash journal and will be reconciled");
             }

@@ -53,7 +53,9 @@ pub struct Deployment {
     /// Host port the chat app is published on (the users' way in, usually behind a
     /// TLS reverse proxy).
     pub chat_port: u16,
-    /// Host address both ports are published on; `127.0.0.1` when empty.
+    /// Host address both ports are published on; `127.0.0.1` when empty (required for
+    /// a host that is not the local engine). Off loopback the tracker serves HTTPS with
+    /// a pinned certificate.
     pub publish_address: Option<String>,
     /// The chat app's image, already on the host; the Open WebUI image when empty.
     pub chat_image: Option<String>,

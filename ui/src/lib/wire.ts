@@ -730,7 +730,9 @@ tracker_port: number,
  */
 chat_port: number, 
 /**
- * Host address both ports are published on; `127.0.0.1` when empty.
+ * Host address both ports are published on; `127.0.0.1` when empty (required for
+ * a host that is not the local engine). Off loopback the tracker serves HTTPS with
+ * a pinned certificate.
  */
 publish_address: string | null, 
 /**

@@ -112,6 +112,9 @@ pub const CHAT_PORT: u16 = 8080;
 pub const CHAT_DATA_DIR: &str = "/app/backend/data";
 /// The tracker's listening port inside its container (Dockerfile.tracker).
 pub const TRACKER_PORT: u16 = 8080;
+/// The tracker's plain-HTTP listener for the chat app on the client's private network
+/// when [`TRACKER_PORT`] serves HTTPS ([`PairConfig::tls`]); never published.
+pub const TRACKER_INTERNAL_PORT: u16 = 8081;
 /// The tracker's data directory (ledger, journal, handed-over key, TLS files).
 pub const TRACKER_DATA_DIR: &str = "/data";
 /// The tracker's ledger inside its data directory (Dockerfile.tracker's MAI_TRACKER_DB).
@@ -180,6 +183,9 @@ pub const SECRET_PROXY_TOKEN: &str = "proxy-token";
 pub const SECRET_READ_TOKEN: &str = "read-token";
 pub const SECRET_ADMIN_TOKEN: &str = "admin-token";
 pub const SECRET_JWT: &str = "openwebui-jwt-secret";
+/// The tracker's TLS certificate and key (PEM) when it serves HTTPS ([`TrackerCert`]).
+pub const SECRET_TLS_CERT: &str = "tracker-tls-cert.pem";
+pub const SECRET_TLS_KEY: &str = "tracker-tls-key.pem";
 
 /// The secrets of one new client. Never logged, never serialized.
 pub struct PairSecrets {
@@ -191,6 +197,41 @@ pub struct PairSecrets {
     pub jwt_secret: Option<String>,
     /// Open WebUI's own session secret (`WEBUI_SECRET_KEY`).
     pub webui_secret: String,
+    /// The tracker's certificate when it serves HTTPS ([`PairConfig::tls`]).
+    pub tls: Option<TrackerCert>,
+}
+
+/// A self-signed certificate the console makes for a tracker that serves HTTPS, handed
+/// to it as secret files like its tokens: the console knows the pin before the tracker
+/// starts, so nothing is trusted on first use over the network.
+pub struct TrackerCert {
+    pub cert_pem: String,
+    pub key_pem: String,
+    /// SHA-256 of the certificate's DER: the fleet file's `tracker_cert_sha256`.
+    pub pin: crate::fleet::CertFingerprint,
+}
+
+impl TrackerCert {
+    /// ECDSA P-256, named for `address` (where the console reaches the tracker),
+    /// [`TRACKER_ALIAS`] and loopback; the console checks the pin, not the names.
+    pub fn generate(address: std::net::IpAddr) -> Result<TrackerCert, String> {
+        use sha2::{Digest, Sha256};
+        let mut names = vec![
+            address.to_string(),
+            TRACKER_ALIAS.to_string(),
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+        ];
+        names.sort();
+        names.dedup();
+        let ck = rcgen::generate_simple_self_signed(names)
+            .map_err(|e| format!("making the tracker's TLS certificate: {e}"))?;
+        Ok(TrackerCert {
+            cert_pem: ck.cert.pem(),
+            key_pem: ck.key_pair.serialize_pem(),
+            pin: crate::fleet::CertFingerprint(Sha256::digest(ck.cert.der()).into()),
+        })
+    }
 }
 
 impl std::fmt::Debug for PairSecrets {
@@ -218,6 +259,7 @@ impl PairSecrets {
             admin_token: random_token("mai-admin-"),
             jwt_secret: signed_identity.then(|| random_token("")),
             webui_secret: random_token(""),
+            tls: None,
         }
     }
 }
@@ -232,6 +274,10 @@ pub fn secret_files(s: &PairSecrets) -> Vec<(&'static str, &str)> {
     ];
     if let Some(j) = &s.jwt_secret {
         v.push((SECRET_JWT, j.as_str()));
+    }
+    if let Some(t) = &s.tls {
+        v.push((SECRET_TLS_CERT, t.cert_pem.as_str()));
+        v.push((SECRET_TLS_KEY, t.key_pem.as_str()));
     }
     v
 }
@@ -264,6 +310,10 @@ pub struct PairConfig {
     /// The OpenRouter key's name (the tracker reports it and filters Broadcast spans by it).
     pub key_name: String,
     pub signed_identity: bool,
+    /// HTTPS on the published port with the certificate in [`PairSecrets::tls`], plain
+    /// HTTP for the chat app on [`TRACKER_INTERNAL_PORT`]: whenever the port is reachable
+    /// off this machine (a remote host, a non-loopback address, a swarm's every node).
+    pub tls: bool,
 }
 
 fn volume_mount(source: &str, target: &str, read_only: bool) -> Mount {
@@ -329,8 +379,17 @@ pub fn tracker_env(pair: &ClientPair, cfg: &PairConfig) -> Vec<String> {
         format!("MAI_TRACKER_PROXY_TOKEN_FILE={}", file(SECRET_PROXY_TOKEN)),
         format!("MAI_TRACKER_READ_TOKEN_FILE={}", file(SECRET_READ_TOKEN)),
         format!("MAI_TRACKER_ADMIN_TOKEN_FILE={}", file(SECRET_ADMIN_TOKEN)),
-        "MAI_TRACKER_TLS=off".to_string(),
     ];
+    if cfg.tls {
+        env.push("MAI_TRACKER_TLS=on".to_string());
+        env.push(format!("MAI_TRACKER_TLS_CERT={}", file(SECRET_TLS_CERT)));
+        env.push(format!("MAI_TRACKER_TLS_KEY={}", file(SECRET_TLS_KEY)));
+        env.push(format!(
+            "MAI_TRACKER_INTERNAL_LISTEN=0.0.0.0:{TRACKER_INTERNAL_PORT}"
+        ));
+    } else {
+        env.push("MAI_TRACKER_TLS=off".to_string());
+    }
     if cfg.signed_identity {
         env.push(format!(
             "MAI_OPENWEBUI_JWT_SECRET_FILE={}",
@@ -340,8 +399,9 @@ pub fn tracker_env(pair: &ClientPair, cfg: &PairConfig) -> Vec<String> {
     env
 }
 
-/// The tracker container. Every secret is a `*_FILE` path; plain HTTP is served because
-/// the port is published on the host's loopback and the chat app talks to it on the
+/// The tracker container. Every secret is a `*_FILE` path; plain HTTP is served when the
+/// port is published on the local engine's loopback, HTTPS with the console's pinned
+/// certificate otherwise ([`PairConfig::tls`]); the chat app talks plain HTTP to it on the
 /// client's private network (crates/mai-tracker/README.md, TLS).
 pub fn tracker_body(pair: &ClientPair, cfg: &PairConfig) -> ContainerCreateBody {
     let env = tracker_env(pair, cfg);
@@ -391,7 +451,14 @@ pub fn secrets_init_body(pair: &ClientPair, tracker_image: &str) -> ContainerCre
 /// The chat app's environment (container and service alike).
 pub fn chat_env(cfg: &PairConfig, s: &PairSecrets) -> Vec<String> {
     let mut env = vec![
-        format!("OPENAI_API_BASE_URL=http://{TRACKER_ALIAS}:{TRACKER_PORT}/v1"),
+        format!(
+            "OPENAI_API_BASE_URL=http://{TRACKER_ALIAS}:{}/v1",
+            if cfg.tls {
+                TRACKER_INTERNAL_PORT
+            } else {
+                TRACKER_PORT
+            }
+        ),
         format!("OPENAI_API_KEY={}", s.proxy_token),
         "ENABLE_OLLAMA_API=false".to_string(),
         "ENABLE_FORWARD_USER_INFO_HEADERS=true".to_string(),
@@ -740,6 +807,7 @@ mod tests {
             openrouter_base_url: "https://openrouter.ai/api/v1".into(),
             key_name: "mai-acme-20261124120000".into(),
             signed_identity: true,
+            tls: false,
         }
     }
 

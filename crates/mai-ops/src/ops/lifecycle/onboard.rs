@@ -25,7 +25,7 @@ use super::{
     chat_body, chat_service, secret_files, secret_labels, secret_uploads, secrets_init_body,
     step_name, tracker_body, tracker_service, ClientPair, FieldError, LifecycleError,
     LifecycleProgress, LifecycleStep as S, MountedSecret, OnboardRequest, OnboardResult,
-    PairConfig, PairSecrets, Reporter, StepState, SECRETS_DIR,
+    PairConfig, PairSecrets, Reporter, StepState, TrackerCert, SECRETS_DIR,
 };
 use crate::audit::{os_user, AuditLog, AuditRecord};
 use crate::docker::{self, ContainerHealth, ContainerState};
@@ -334,7 +334,11 @@ impl Ops {
         );
 
         r.start(S::StoreSecrets);
-        let secrets = PairSecrets::generate(key, v.signed_identity);
+        let mut secrets = PairSecrets::generate(key, v.signed_identity);
+        if v.tracker_tls {
+            secrets.tls =
+                Some(TrackerCert::generate(v.publish_address).map_err(fail(S::StoreSecrets))?);
+        }
         let kc = self
             .keychain("storing the new key")
             .map_err(|e| (S::StoreSecrets, e.to_string()))?
@@ -372,6 +376,7 @@ impl Ops {
                 .to_string(),
             key_name: key_name.clone(),
             signed_identity: v.signed_identity,
+            tls: v.tracker_tls,
         };
         match v.host.mode {
             HostMode::Plain => {
@@ -386,8 +391,19 @@ impl Ops {
 
         r.start(S::WaitHealthy);
         let tracker_url = v.tracker_url.as_str().trim_end_matches('/').to_string();
+        // An https:// tracker is reached only with the certificate made above pinned.
+        let tracker_http = match &secrets.tls {
+            Some(t) => crate::tracker::pinned_http_client(t.pin, crate::ops::http_builder())
+                .map_err(|e| {
+                    (
+                        S::WaitHealthy,
+                        format!("setting up HTTPS to {tracker_url}: {e}"),
+                    )
+                })?,
+            None => self.http.clone(),
+        };
         let tracker = TrackerClient::new(
-            self.http.clone(),
+            tracker_http.clone(),
             v.tracker_url.clone(),
             secrets.read_token.clone(),
             Duration::from_secs(5),
@@ -395,12 +411,26 @@ impl Ops {
         .with_admin_token(Ok(secrets.admin_token.clone()));
         match v.host.mode {
             HostMode::Plain => {
-                self.wait_healthy(d, &pair, host, &tracker_url, v.chat_url.as_str(), r)
-                    .await
+                self.wait_healthy(
+                    d,
+                    &pair,
+                    host,
+                    (&tracker_http, &tracker_url),
+                    v.chat_url.as_str(),
+                    r,
+                )
+                .await
             }
             HostMode::Swarm => {
-                self.wait_healthy_swarm(d, &pair, host, &tracker_url, v.chat_url.as_str(), r)
-                    .await
+                self.wait_healthy_swarm(
+                    d,
+                    &pair,
+                    host,
+                    (&tracker_http, &tracker_url),
+                    v.chat_url.as_str(),
+                    r,
+                )
+                .await
             }
         }
         .map_err(fail(S::WaitHealthy))?;
@@ -411,7 +441,7 @@ impl Ops {
 
         r.start(S::Probe);
         let probe_id = match probe(
-            &self.http,
+            &tracker_http,
             &tracker,
             &secrets.proxy_token,
             secrets.jwt_secret.as_deref(),
@@ -441,7 +471,8 @@ impl Ops {
         r.done(S::PushTerms, None);
 
         r.start(S::WriteFleet);
-        let entry = fleet_entry(v, &tracker_url, &pair, today);
+        let pin = secrets.tls.as_ref().map(|t| t.pin);
+        let entry = fleet_entry(v, (&tracker_url, pin), &pair, today);
         let mut doc = doc;
         let mut saved = None;
         for _ in 0..2 {
@@ -734,7 +765,7 @@ impl Ops {
         d: &Docker,
         pair: &ClientPair,
         host: &str,
-        tracker_url: &str,
+        (tracker_http, tracker_url): (&reqwest::Client, &str),
         chat_url: &str,
         r: &Reporter<'_>,
     ) -> Result<(), String> {
@@ -757,16 +788,20 @@ impl Ops {
                 }
             }
         }
-        for (name, url) in [
-            (&pair.tracker_container, format!("{tracker_url}/readyz")),
+        for (name, http, url) in [
+            (
+                &pair.tracker_container,
+                tracker_http,
+                format!("{tracker_url}/readyz"),
+            ),
             (
                 &pair.chat_container,
+                &self.http,
                 format!("{}/health", chat_url.trim_end_matches('/')),
             ),
         ] {
             loop {
-                let ok = self
-                    .http
+                let ok = http
                     .get(&url)
                     .timeout(Duration::from_secs(3))
                     .send()
@@ -796,13 +831,13 @@ impl Ops {
         d: &Docker,
         pair: &ClientPair,
         host: &str,
-        tracker_url: &str,
+        (tracker_http, tracker_url): (&reqwest::Client, &str),
         chat_url: &str,
         r: &Reporter<'_>,
     ) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + HEALTHY_WITHIN;
-        let ok = |url: String| {
-            let http = self.http.clone();
+        let ok = |http: &reqwest::Client, url: String| {
+            let http = http.clone();
             async move {
                 http.get(url)
                     .timeout(Duration::from_secs(3))
@@ -842,7 +877,7 @@ impl Ops {
                     *ok_now = true;
                 }
             }
-            if !tracker_ok && ok(format!("{tracker_url}/readyz")).await {
+            if !tracker_ok && ok(tracker_http, format!("{tracker_url}/readyz")).await {
                 tracker_ok = true;
                 r.report(
                     S::WaitHealthy,
@@ -850,7 +885,13 @@ impl Ops {
                     Some("tracker ready".into()),
                 );
             }
-            if !chat_ok && ok(format!("{}/health", chat_url.trim_end_matches('/'))).await {
+            if !chat_ok
+                && ok(
+                    &self.http,
+                    format!("{}/health", chat_url.trim_end_matches('/')),
+                )
+                .await
+            {
                 chat_ok = true;
                 r.report(
                     S::WaitHealthy,
@@ -998,7 +1039,7 @@ impl Ops {
 /// The new `[[clients]]` entry, keys in fleet.example.toml's order.
 fn fleet_entry(
     v: &ValidRequest,
-    tracker_url: &str,
+    (tracker_url, pin): (&str, Option<crate::fleet::CertFingerprint>),
     pair: &ClientPair,
     today: chrono::NaiveDate,
 ) -> ClientEntry {
@@ -1036,6 +1077,9 @@ fn fleet_entry(
         }
     }
     fields.push(("tracker_url", s(tracker_url)));
+    if let Some(p) = pin {
+        fields.push(("tracker_cert_sha256", s(&p.to_string())));
+    }
     fields.push(("tracker_read_token", s("keychain")));
     fields.push(("tracker_admin_token", s("keychain")));
     ClientEntry {

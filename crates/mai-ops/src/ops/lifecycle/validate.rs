@@ -33,8 +33,12 @@ pub struct ValidRequest {
     pub tracker_image: String,
     pub signed_identity: bool,
     pub tracker_openrouter_url: url::Url,
-    /// How the console will reach the tracker (the fleet entry's `tracker_url`).
+    /// How the console will reach the tracker (the fleet entry's `tracker_url`):
+    /// `https://` when [`Self::tracker_tls`].
     pub tracker_url: url::Url,
+    /// The tracker serves HTTPS with a certificate onboarding makes and pins: its port
+    /// is reachable off this machine (a remote host, a non-loopback address, a swarm).
+    pub tracker_tls: bool,
     /// Where the chat app is published.
     pub chat_url: url::Url,
     /// Swarm placement constraints (a swarm host only), trimmed.
@@ -46,11 +50,15 @@ fn trimmed(s: &Option<String>) -> Option<&str> {
 }
 
 fn http_url(addr: IpAddr, port: u16) -> url::Url {
+    url_of("http", addr, port)
+}
+
+fn url_of(scheme: &str, addr: IpAddr, port: u16) -> url::Url {
     let host = match addr {
         IpAddr::V4(a) => a.to_string(),
         IpAddr::V6(a) => format!("[{a}]"),
     };
-    url::Url::parse(&format!("http://{host}:{port}")).expect("an address and a port")
+    url::Url::parse(&format!("{scheme}://{host}:{port}")).expect("an address and a port")
 }
 
 /// Checks `req` against the fleet it will join. Every problem is reported, not only the
@@ -278,24 +286,29 @@ pub fn validate(req: &OnboardRequest, fleet: &Fleet) -> Result<ValidRequest, Vec
             }
         },
     };
-    // The tracker serves plain HTTP (its chat app reaches it on the client's private
-    // network), so the console may reach it only on this machine's loopback: the host
-    // must be the local engine and the port published on loopback.
+    // A tracker the console reaches on this machine's loopback (the local engine, a
+    // loopback address, a plain host) serves plain HTTP as before; any other is reached
+    // only over HTTPS with the certificate onboarding makes and pins (invariant 27).
+    let mut tracker_tls = false;
     if let Some(h) = &host {
-        if !matches!(h.docker, DockerEndpoint::Unix { .. }) {
+        let local = matches!(h.docker, DockerEndpoint::Unix { .. });
+        if !local && trimmed(&d.publish_address).is_none() {
             bad(
-                "deploy.host",
+                "deploy.publish_address",
                 format!(
-                    "host {:?} is reached over {}; onboarding publishes the tracker on the host's loopback over plain HTTP, which the console reaches only on the machine it runs on. For a remote host run the console there (or reach the tracker through TLS: see crates/mai-tracker/README.md) and add the client by hand",
+                    "required for host {:?} (reached over {}): the host's IP address where the console reaches the tracker (over HTTPS) and users the chat app, e.g. 10.0.0.5",
                     h.name, h.docker
                 ),
             );
-        } else if !publish_address.is_loopback() {
+        }
+        if publish_address.is_unspecified() {
             bad(
                 "deploy.publish_address",
-                format!("{publish_address} is not a loopback address; the tracker's plain-HTTP port must stay on this machine (127.0.0.1). Publish the chat app to users through a TLS reverse proxy instead"),
+                format!("{publish_address} is every address of the host, not one the console can reach; give the host's own address, e.g. 10.0.0.5 (or 127.0.0.1 for this machine only)"),
             );
         }
+        tracker_tls =
+            !local || !publish_address.is_loopback() || h.mode == crate::fleet::HostMode::Swarm;
     }
     // Placement applies to Swarm services only; each constraint as the fleet file checks it.
     let placement: Vec<String> = d
@@ -393,7 +406,12 @@ pub fn validate(req: &OnboardRequest, fleet: &Fleet) -> Result<ValidRequest, Vec
         tracker_image,
         signed_identity: d.signed_identity,
         tracker_openrouter_url,
-        tracker_url: http_url(publish_address, d.tracker_port),
+        tracker_url: url_of(
+            if tracker_tls { "https" } else { "http" },
+            publish_address,
+            d.tracker_port,
+        ),
+        tracker_tls,
         chat_url: http_url(publish_address, d.chat_port),
         placement,
     })
@@ -504,16 +522,37 @@ offboarded = "2026-10-31"
     }
 
     #[test]
-    fn a_remote_host_or_a_public_address_is_refused_for_the_plain_tracker() {
+    fn a_tracker_off_loopback_is_reached_over_https() {
+        // Loopback on the local engine: plain HTTP as before.
+        let v = validate(&good(), &fleet()).unwrap();
+        assert!(!v.tracker_tls);
+        assert_eq!(v.tracker_url.scheme(), "http");
+        // A remote host needs the address the console reaches it on.
         let mut r = good();
         r.deploy.host = "hel1".into();
+        r.deploy.publish_address = None;
         let e = fields(validate(&r, &fleet()));
-        assert_eq!(e[0].0, "deploy.host");
+        assert_eq!(e[0].0, "deploy.publish_address");
+        assert!(e[0].1.contains("required for host \"hel1\""), "{}", e[0].1);
         assert!(e[0].1.contains("ssh://deploy@hel1"), "{}", e[0].1);
+        r.deploy.publish_address = Some("10.0.0.5".into());
+        let v = validate(&r, &fleet()).unwrap();
+        assert!(v.tracker_tls);
+        assert_eq!(
+            v.tracker_url.as_str(),
+            format!("https://10.0.0.5:{}/", r.deploy.tracker_port)
+        );
+        assert_eq!(v.chat_url.scheme(), "http");
+        // A non-loopback address on the local engine: HTTPS too.
+        let mut r = good();
+        r.deploy.publish_address = Some("172.17.0.1".into());
+        assert!(validate(&r, &fleet()).unwrap().tracker_tls);
+        // Every address is none the console can use.
         let mut r = good();
         r.deploy.publish_address = Some("0.0.0.0".into());
         let e = fields(validate(&r, &fleet()));
         assert_eq!(e[0].0, "deploy.publish_address");
+        assert!(e[0].1.contains("every address"), "{}", e[0].1);
         let mut r = good();
         r.deploy.host = "nowhere".into();
         assert!(fields(validate(&r, &fleet()))[0].1.contains("local, hel1"));
