@@ -581,6 +581,8 @@ await (await import('./change_update.mjs')).default({ test, base, out, text });
 await (await import('./alerts.mjs')).default({ test, base, out, text });
 // The Backups panel of a client (issue 14).
 await (await import('./backup.mjs')).default({ test, base, out, text });
+// Every view at 1280x800 and narrow, light and dark (issue 14).
+await (await import('./views.mjs')).default({ test, base, out, text });
 
 await browser.close();
 server.close();
