@@ -82,14 +82,6 @@ fn percent(dialect: CsvDialect, p: Option<Decimal>) -> String {
     p.map(|p| dialect.money(p)).unwrap_or_default()
 }
 
-fn field(s: &str, sep: char) -> String {
-    if s.contains(sep) || s.contains('"') || s.contains('\n') || s.contains('\r') {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 /// Renders the report. Exact USD values are written unrounded so they sum to the
 /// ledger; invoice amounts with two decimals.
 pub fn render(report: &MonthReport, dialect: CsvDialect) -> String {
@@ -101,7 +93,7 @@ pub fn render(report: &MonthReport, dialect: CsvDialect) -> String {
     let line = |cells: Vec<String>| -> String {
         let mut l = cells
             .iter()
-            .map(|c| field(c, sep))
+            .map(|c| mai_core::csv::field(c, sep))
             .collect::<Vec<_>>()
             .join(&sep.to_string());
         l.push_str("\r\n");
@@ -117,7 +109,8 @@ pub fn render(report: &MonthReport, dialect: CsvDialect) -> String {
         let mut cells = vec![
             month.clone(),
             r.org_id.clone(),
-            r.name.clone().unwrap_or_default(),
+            // The buyer's name is text (numbers here are data and keep their minus).
+            mai_core::csv::defuse(r.name.as_deref().unwrap_or_default()).into_owned(),
             status,
             r.invoice_number.clone().unwrap_or_default(),
             r.currency.to_string(),

@@ -105,15 +105,6 @@ impl From<Option<String>> for Cell {
     }
 }
 
-/// Quotes a CSV field per RFC 4180 when it needs it.
-pub fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\"")).into()
-    } else {
-        s.into()
-    }
-}
-
 /// The streaming writer of one export: header, rows, end.
 pub struct UsageWriter<W: Write> {
     out: W,
@@ -171,7 +162,9 @@ impl<W: Write> UsageWriter<W> {
                         self.out.write_all(b",")?;
                     }
                     match c {
-                        Cell::Text(s) => self.out.write_all(csv_field(s).as_bytes())?,
+                        Cell::Text(s) => self
+                            .out
+                            .write_all(mai_core::csv::text_field(s, ',').as_bytes())?,
                         Cell::Count(n) => write!(self.out, "{n}")?,
                         Cell::Money(d) => write!(self.out, "{d}")?,
                         Cell::Null => {}
@@ -561,13 +554,19 @@ mod tests {
     }
 
     #[test]
-    fn csv_quotes_only_what_needs_it() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
-        assert_eq!(csv_field("cr\r"), "\"cr\r\"");
-        assert_eq!(csv_field(""), "");
+    fn csv_text_is_defused_numbers_are_not() {
+        // A chat user's name is text from outside the operator's hands: a spreadsheet
+        // must not run it; a negative amount stays a number.
+        let mut row = day_row("=HYPERLINK(\"http://x\")", "-0.5");
+        row[8] = Cell::Text("-1 refund".into());
+        let s = write(UsageExportFormat::Csv, &[row]);
+        let line = s.lines().nth(1).unwrap();
+        assert!(
+            line.starts_with("\"'=HYPERLINK(\"\"http://x\"\")\","),
+            "{line}"
+        );
+        assert!(line.contains(",-0.5,"), "{line}");
+        assert!(line.ends_with(",'-1 refund"), "{line}");
     }
 
     fn write(format: UsageExportFormat, rows: &[Vec<Cell>]) -> String {
