@@ -21,7 +21,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use mai_wire::alerts::{ActiveAlert, AlertKind, AlertsView};
 use mai_wire::console::{
-    AlertLevel, ContainerHealth, ContainerInfo, ContainerState, FleetRow, PlnRate, SyncView,
+    Alert, AlertLevel, ContainerHealth, ContainerInfo, ContainerState, FleetRow, PlnRate, SyncView,
 };
 use mai_wire::tracker::KeyState;
 use rust_decimal::Decimal;
@@ -478,6 +478,25 @@ pub fn mute(
     Ok(a.clone())
 }
 
+/// Adds each client's active alerts to its fleet row, worst first: the row's own notes
+/// ([`crate::refresh::build_row`]) leave these conditions to this module, so the fleet
+/// table and the Alerts view say the same thing with the same debounce and thresholds.
+pub fn attach(rows: &mut [FleetRow], memory: &AlertMemory) {
+    for row in rows {
+        row.alerts.extend(
+            memory
+                .active
+                .values()
+                .filter(|a| a.client.as_deref() == Some(row.client_id.as_str()))
+                .map(|a| Alert {
+                    level: a.severity,
+                    message: a.message.clone(),
+                }),
+        );
+        row.alerts.sort_by_key(|a| std::cmp::Reverse(a.level));
+    }
+}
+
 /// The view of a memory at `now`: active worst first then oldest first, ages at `now`.
 pub fn view(memory: &AlertMemory, now: DateTime<Utc>) -> AlertsView {
     let mut active: Vec<ActiveAlert> = memory
@@ -729,6 +748,38 @@ mod tests {
             matches!(&c8[..], [AlertChange::Cleared(x)] if x.cleared_at == Some(t("12:03:30")))
         );
         assert_eq!(m8.cleared.len(), 1);
+    }
+
+    #[test]
+    fn rows_show_their_clients_active_alerts_worst_first_and_nothing_else() {
+        let mut down = row("acme");
+        down.tracker_reachable = false;
+        down.tracker_error = Some("connection refused".into());
+        down.alerts = vec![Alert {
+            level: AlertLevel::Info,
+            message: "a note of the row's own".into(),
+        }];
+        let mut m = AlertMemory::default();
+        for at in ["12:00:00", "12:00:30", "12:01:00"] {
+            m = eval(&m, &[down.clone(), row("beta")], t(at)).0;
+        }
+        let mut rows = [down, row("beta")];
+        attach(&mut rows, &m);
+        let a = &m.active["tracker_unreachable:acme"];
+        assert_eq!(
+            rows[0].alerts,
+            [
+                Alert {
+                    level: AlertLevel::Critical,
+                    message: a.message.clone(),
+                },
+                Alert {
+                    level: AlertLevel::Info,
+                    message: "a note of the row's own".into(),
+                },
+            ]
+        );
+        assert!(rows[1].alerts.is_empty(), "{:?}", rows[1].alerts);
     }
 
     #[test]

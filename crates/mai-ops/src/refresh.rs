@@ -9,13 +9,13 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use mai_core::pricing::{self, limit_state, LimitLevel, MarkupSchedule};
+use mai_core::pricing::{self, limit_state, MarkupSchedule};
 use mai_core::usage::Totals;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use crate::docker::{self, ContainerHealth, ContainerInfo, ContainerRole, ContainerState};
+use crate::docker::{self, ContainerInfo, ContainerRole, ContainerState};
 use crate::fleet::{Client, Fleet};
 use crate::tracker::{Daily, KeyState, Status, Today, TrackerClient};
 
@@ -46,7 +46,12 @@ pub struct Gathered {
     pub last_good: Option<TrackerSnapshot>,
 }
 
-/// Pure: turns what was gathered into the row and its alerts.
+/// Pure: turns what was gathered into the row and its notes. A condition the alerts
+/// module owns (an [`mai_wire::alerts::AlertKind`]: a container down, the tracker
+/// unreachable, reconciliation failing, a key or monthly limit reached) is not noted
+/// here: `Ops::refresh` adds the client's active alerts to the row
+/// ([`crate::alerts::attach`]), so each condition has one message, debounced, with one
+/// threshold.
 pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
     // What the fleet file allows but weakens (plain HTTP to another machine, polling
     // with the admin token) is shown on every refresh, not only at load.
@@ -87,26 +92,12 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
                     client.id, client.host
                 ),
             }),
-            Some(c) if c.state != ContainerState::Running => alerts.push(Alert {
-                level: AlertLevel::Critical,
-                message: format!("chat container {} is {}", c.name, c.state),
-            }),
-            Some(c) if c.health == Some(ContainerHealth::Unhealthy) => alerts.push(Alert {
-                level: AlertLevel::Critical,
-                message: format!("chat container {} is unhealthy", c.name),
-            }),
             _ => {}
         }
     }
     let (snapshot, tracker_reachable, tracker_error) = match g.tracker {
         Ok(s) => (Some(s), true, None),
-        Err(e) => {
-            alerts.push(Alert {
-                level: AlertLevel::Critical,
-                message: format!("tracker unreachable: {e}"),
-            });
-            (g.last_good, false, Some(e))
-        }
+        Err(e) => (g.last_good, false, Some(e)),
     };
     let mut row = FleetRow {
         client_id: client.id.clone(),
@@ -160,12 +151,6 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
         } else {
             SyncView::Unknown
         };
-        if let Some(e) = &sync.last_error {
-            alerts.push(Alert {
-                level: AlertLevel::Warning,
-                message: format!("last sync failed: {e}"),
-            });
-        }
         if let Some(ok) = sync.last_success {
             let iv = sync.interval_seconds;
             if iv > 0 && (now - ok).num_seconds() > 3 * iv as i64 {
@@ -194,10 +179,6 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
         row.key_label = Some(k.label.clone());
         row.key_limit_remaining_usd = k.limit_remaining;
         match k.state {
-            KeyState::LimitReached => alerts.push(Alert {
-                level: AlertLevel::Critical,
-                message: "OpenRouter key's own spending cap reached (403 \"Key limit exceeded\"): raise this client's monthly_limit_usd in the fleet file and rotate the key (its cap follows the limit), or raise the key's limit on openrouter.ai".into(),
-            }),
             KeyState::AccountOutOfCredits => alerts.push(Alert {
                 level: AlertLevel::Critical,
                 message: "OpenRouter account out of credits (402 \"Insufficient credits\"): every client's key has stopped; top up the credits at openrouter.ai/credits".into(),
@@ -213,7 +194,8 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
                     k.error.clone().unwrap_or_default()
                 ),
             }),
-            KeyState::Ok | KeyState::Unknown => {}
+            // LimitReached is the alerts module's (`AlertKind::KeyLimit`).
+            KeyState::Ok | KeyState::Unknown | KeyState::LimitReached => {}
         }
         row.today_requests = Some(s.today.requests);
         row.today_tokens = Some(s.today.tokens.total);
@@ -247,19 +229,7 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
                 now,
             ));
             if let Some(limit) = client.monthly_limit_usd() {
-                let st = limit_state(limit, month);
-                match st.level {
-                    LimitLevel::Warning => alerts.push(Alert {
-                        level: AlertLevel::Warning,
-                        message: format!("{}% of the monthly limit used", st.percent_used),
-                    }),
-                    LimitLevel::Reached => alerts.push(Alert {
-                        level: AlertLevel::Critical,
-                        message: format!("monthly limit ${limit} reached ({}%)", st.percent_used),
-                    }),
-                    LimitLevel::Ok => {}
-                }
-                row.limit = Some(st);
+                row.limit = Some(limit_state(limit, month));
             }
         }
     }
@@ -493,35 +463,18 @@ tracker_admin_token = "env:ACME_TOKEN"
     }
 
     #[test]
-    fn a_chat_container_that_is_not_running_is_critical_and_has_no_uptime() {
+    fn a_chat_container_down_is_left_to_the_alerts_module() {
+        // Exited or unhealthy is `AlertKind::ChatContainer`'s: one message, with the
+        // restart-loop memory, attached by `Ops::refresh` (`alerts::attach`).
         let r = row(vec![container(
             "acme",
             ContainerRole::Chat,
             ContainerState::Exited,
         )]);
         assert_eq!(r.uptime_seconds, None);
-        assert_eq!(
-            container_alerts(&r),
-            [(
-                AlertLevel::Critical,
-                "chat container mai-acme-chat is exited"
-            )]
-        );
-    }
-
-    #[test]
-    fn an_unhealthy_chat_container_is_critical_a_starting_one_is_not() {
+        assert!(container_alerts(&r).is_empty(), "{:?}", r.alerts);
         let mut c = container("acme", ContainerRole::Chat, ContainerState::Running);
-        c.health = Some(ContainerHealth::Unhealthy);
-        let r = row(vec![c.clone()]);
-        assert_eq!(
-            container_alerts(&r),
-            [(
-                AlertLevel::Critical,
-                "chat container mai-acme-chat is unhealthy"
-            )]
-        );
-        c.health = Some(ContainerHealth::Starting);
+        c.health = Some(crate::docker::ContainerHealth::Unhealthy);
         assert!(container_alerts(&row(vec![c])).is_empty());
     }
 
@@ -569,10 +522,15 @@ tracker_admin_token = "env:ACME_TOKEN"
     }
 
     #[test]
-    fn alerts_come_worst_first() {
+    fn an_unreachable_tracker_is_the_rows_state_and_the_alerts_modules_alert() {
+        // No chat container is the row's own note; the tracker not answering is shown by
+        // `tracker_reachable`/`tracker_error` at once, and as an alert only when the alerts
+        // module's debounce says so (worst-first order: `alerts::attach`).
         let r = row(vec![]);
         let levels: Vec<_> = r.alerts.iter().map(|a| a.level).collect();
-        assert_eq!(levels, [AlertLevel::Critical, AlertLevel::Warning]);
+        assert_eq!(levels, [AlertLevel::Warning]);
+        assert!(!r.tracker_reachable);
+        assert_eq!(r.tracker_error.as_deref(), Some("not asked in this test"));
         assert_eq!(r.last_sync_state, SyncView::Unknown);
     }
 }

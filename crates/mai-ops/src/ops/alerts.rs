@@ -90,13 +90,14 @@ impl Ops {
     }
 
     /// Evaluates one refresh's rows (called by [`Ops::refresh`]); evaluations are one at
-    /// a time, so two refreshes at once cannot lose a failure count.
+    /// a time, so two refreshes at once cannot lose a failure count. Returns the new
+    /// memory (the rows show its active alerts) and what changed.
     pub(crate) async fn evaluate_alerts(
         &self,
         rows: &[FleetRow],
         snapshots: &HashMap<String, TrackerSnapshot>,
         nbp: Option<PlnRate>,
-    ) -> Result<Vec<AlertChange>, OpsError> {
+    ) -> Result<(AlertMemory, Vec<AlertChange>), OpsError> {
         let ksef = self.alert_ksef_rejected().await;
         let _one = self.alert_lock.lock().await;
         let memory = self.alert_memory().await?;
@@ -129,7 +130,7 @@ impl Ops {
             }
             self.send_webhook(&changes, now);
         }
-        Ok(changes)
+        Ok((next, changes))
     }
 
     /// Posts the loud changes to `[alerts] webhook_url` in the background.

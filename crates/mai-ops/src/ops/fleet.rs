@@ -72,8 +72,10 @@ impl Ops {
         // Every refresh is an alert evaluation (the debounce counts refreshes).
         let latest = lg.clone();
         drop(lg);
-        if let Err(e) = self.evaluate_alerts(&rows, &latest, nbp).await {
-            tracing::warn!("alerts could not be evaluated: {e}");
+        let mut rows = rows;
+        match self.evaluate_alerts(&rows, &latest, nbp).await {
+            Ok((memory, _)) => crate::alerts::attach(&mut rows, &memory),
+            Err(e) => tracing::warn!("alerts could not be evaluated: {e}"),
         }
         rows
     }
