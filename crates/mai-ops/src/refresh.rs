@@ -83,17 +83,14 @@ pub fn build_row(client: &Client, g: Gathered, now: DateTime<Utc>) -> FleetRow {
             level: AlertLevel::Warning,
             message: format!("Docker host {} unreachable: {e}", client.host),
         });
-    } else {
-        match &container {
-            None => alerts.push(Alert {
-                level: AlertLevel::Warning,
-                message: format!(
-                    "no chat container labelled mai.client={} on {}",
-                    client.id, client.host
-                ),
-            }),
-            _ => {}
-        }
+    } else if container.is_none() {
+        alerts.push(Alert {
+            level: AlertLevel::Warning,
+            message: format!(
+                "no chat container labelled mai.client={} on {}",
+                client.id, client.host
+            ),
+        });
     }
     let (snapshot, tracker_reachable, tracker_error) = match g.tracker {
         Ok(s) => (Some(s), true, None),
