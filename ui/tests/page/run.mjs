@@ -467,11 +467,14 @@ await test('ksef send with KSeF unreachable: the rows stay, the message says wha
   await page.screenshot({ path: join(out, 'ksef-down.png'), fullPage: true });
 });
 
-await test('ksef narrow window: the table scrolls inside its box, not the page', async (page) => {
+await test('ksef narrow window: one card per invoice, the rejection readable, no page-level sideways scroll', async (page) => {
   await openKsef(page, 'billing');
   await page.getByTestId('ksef-table').waitFor();
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   assert.ok(overflow <= 0, `page overflows by ${overflow}px`);
+  // The rejection's "what to do" lies inside the window, not off to the right.
+  const fix = await page.getByTestId('ksef-fix').boundingBox();
+  assert.ok(fix && fix.x >= 0 && fix.x + fix.width <= 420, JSON.stringify(fix));
   await page.screenshot({ path: join(out, 'ksef-narrow.png'), fullPage: true });
 }, { width: 420, height: 800 });
 
