@@ -8,8 +8,11 @@
 #      a restart shows, a key is set and masked; a stopped tracker raises its alerts
 #      (debounced) and they clear when it is started again; screenshots in test-output/e2e/;
 #      a restart shows, a key is set and masked; then (e2e_overview.rs) the table sorted by
-#      today's cost both ways, searched and filtered, and the totals strip; screenshots in
-#      test-output/e2e/;
+#      today's cost both ways, searched and filtered, and the totals strip; last
+#      (e2e_backup.rs, it replaces a tracker) a client's ledger backed up from its Backups
+#      panel, more usage, the tracker's container and Docker volume deleted, a new tracker
+#      on an empty volume (demo-fleet.sh tracker), the restore (backup + the cache's later
+#      events) and the month = simulator truth x markup; screenshots in test-output/e2e/;
 #   3. Docker over SSH: maictl lists the same containers through a local sshd on loopback.
 # Installs/starts what it needs (idempotent). Exits non-zero on any failure.
 set -euo pipefail
@@ -55,6 +58,8 @@ dbus-run-session -- "$ROOT/scripts/with-keyring.sh" xvfb-run -a -s "-screen 0 12
   cargo test --workspace --locked --test e2e_alerts -- --nocapture
   # The fleet overview: sorting and filtering in the real window (issue 14).
   cargo test --workspace --locked --test e2e_overview -- --nocapture
+  # Backup, a lost volume, restore (issue 14); last: it replaces a tracker container.
+  cargo test --workspace --locked --test e2e_backup -- --nocapture
 '
 
 # ---- 3. Docker over SSH through a local sshd on loopback
