@@ -80,12 +80,26 @@ where
     }
 }
 
+/// Clicks `sel` once it is there, scrolled to the middle of the window first (the
+/// toolbar sticks to the top and would take a click at the edge).
 async fn click(c: &Client, sel: &str) {
-    let e = wait(c, sel, || async {
-        c.find(Locator::Css(sel)).await.ok()
+    let e = wait(c, sel, || async { c.find(Locator::Css(sel)).await.ok() }).await;
+    let arg = serde_json::to_value(&e).unwrap();
+    c.execute("arguments[0].scrollIntoView({block: 'center'})", vec![arg])
+        .await
+        .unwrap();
+    e.click().await.unwrap();
+}
+
+/// Screenshots of the panel (or dialog) `sel` once the view's refresh has finished.
+async fn shots(c: &Client, out: &Path, name: &str, sel: &str) {
+    wait(c, "the view's refresh to finish", || async {
+        text_of(c, "[data-testid='dash-refresh']")
+            .await
+            .filter(|t| t == "Refresh")
     })
     .await;
-    e.click().await.unwrap();
+    shots_wide_and_narrow(c, out, name, sel).await;
 }
 
 /// The tracker's month (its own API, read with the demo's admin token).
@@ -143,7 +157,10 @@ async fn backup_volume_lost_restore_on_a_real_fleet() {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    let text = format!("[backup]\ndir = {:?}\nkeep = 5\n\n{text}\n", backups.to_string_lossy());
+    let text = format!(
+        "[backup]\ndir = {:?}\nkeep = 5\n\n{text}\n",
+        backups.to_string_lossy()
+    );
     let fleet = fleet_in.with_file_name("fleet-backup.toml");
     std::fs::write(&fleet, text).unwrap();
 
@@ -200,24 +217,44 @@ async fn backup_volume_lost_restore_on_a_real_fleet() {
         .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     let (sha, size) = mai_core::ledger::sha256_file(&files[0]).unwrap();
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(format!("{}.json", files[0].display())).unwrap(),
-    )
-    .unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{}.json", files[0].display())).unwrap())
+            .unwrap();
     assert_eq!(manifest["sha256"].as_str(), Some(sha.as_str()));
     assert_eq!(manifest["size_bytes"].as_u64(), Some(size));
     assert_eq!(manifest["events"].as_u64(), Some(n0));
-    assert!(row.contains(&sha[..12]), "checksum {sha} not in the row {row:?}");
-    assert!(row.contains(&format!("{n0}")) && row.contains("KiB"), "{row}");
+    assert!(
+        row.contains(&sha[..12]),
+        "checksum {sha} not in the row {row:?}"
+    );
+    assert!(
+        row.contains(&format!("{n0}")) && row.contains("KiB"),
+        "{row}"
+    );
     println!("e2e-backup: {id}: backed up {n0} events, {size} bytes, sha256 {sha}");
-    shots_wide_and_narrow(&c, &out, "backup-01-backed-up", "[data-testid='backups-panel']").await;
+    shots(
+        &c,
+        &out,
+        "backup-01-backed-up",
+        "[data-testid='backups-panel']",
+    )
+    .await;
 
     // 2. More usage after the backup (mid-month), pulled into the console cache: the
     // backup alone is no longer the month's truth.
     run(Command::new("python3")
         .arg(root().join("crates/mai-ops/scripts/traffic.py"))
         .arg(env("E2E_STATE"))
-        .args(["--client", &id, "--requests", "9", "--rate", "0", "--seed", "14"]));
+        .args([
+            "--client",
+            &id,
+            "--requests",
+            "9",
+            "--rate",
+            "0",
+            "--seed",
+            "14",
+        ]));
     let (n1, raw1) = truth_by_key_hash(&openrouter)
         .await
         .get(&hash)
@@ -275,7 +312,13 @@ async fn backup_volume_lost_restore_on_a_real_fleet() {
             && ledger.contains(&format!("cache: {n1} events")),
         "{ledger}"
     );
-    shots_wide_and_narrow(&c, &out, "backup-02-tracker-lost", "[data-testid='backups-panel']").await;
+    shots(
+        &c,
+        &out,
+        "backup-02-tracker-lost",
+        "[data-testid='backups-panel']",
+    )
+    .await;
 
     // 5. Restore, through the confirmation, with the cache's later events.
     click(&c, "[data-testid='restore-0']").await;
@@ -292,7 +335,13 @@ async fn backup_volume_lost_restore_on_a_real_fleet() {
         check.prop("checked").await.unwrap().as_deref(),
         Some("true")
     );
-    shots_wide_and_narrow(&c, &out, "backup-03-restore-confirm", "[data-testid='restore-dialog']").await;
+    shots(
+        &c,
+        &out,
+        "backup-03-restore-confirm",
+        "[data-testid='restore-dialog']",
+    )
+    .await;
     click(&c, "[data-testid='restore-confirm']").await;
     let msg = wait(&c, "the restore's message", || async {
         match text_of(&c, "[data-testid='backup-message']").await {
@@ -314,11 +363,17 @@ async fn backup_volume_lost_restore_on_a_real_fleet() {
     let m = tracker_month(&tracker_url, &admin, &month).await;
     assert_eq!(m["requests"].as_u64(), Some(n1), "{m}");
     assert_eq!(dec(&m["raw_cost_usd"]), raw1.normalize(), "{m}");
-    assert_eq!(dec(&m["client_cost_usd"]), (raw1 * markup).normalize(), "{m}");
+    assert_eq!(
+        dec(&m["client_cost_usd"]),
+        (raw1 * markup).normalize(),
+        "{m}"
+    );
     wait(&c, "the restored ledger in the panel", || async {
         let l = text_of(&c, "[data-testid='backup-ledger']").await?;
         (l.contains(&format!("on the tracker: {n1} events, {}", usd(raw1)))
-            && text_of(&c, "[data-testid='backup-ledger-behind']").await.is_none())
+            && text_of(&c, "[data-testid='backup-ledger-behind']")
+                .await
+                .is_none())
         .then_some(())
     })
     .await;
@@ -329,9 +384,7 @@ async fn backup_volume_lost_restore_on_a_real_fleet() {
             .filter(|t| t.starts_with(&want1))
     })
     .await;
-    println!(
-        "e2e-backup: {id}: restored {n1} events; month {want1} = truth {raw1} x {markup}"
-    );
+    println!("e2e-backup: {id}: restored {n1} events; month {want1} = truth {raw1} x {markup}");
     // The history lists both actions (the audit log).
     let hist = wait(&c, "backup and restore in the history", || async {
         text_of(&c, "[data-testid='client-history']")
@@ -340,7 +393,13 @@ async fn backup_volume_lost_restore_on_a_real_fleet() {
     })
     .await;
     assert!(!hist.contains("never finished"), "{hist}");
-    shots_wide_and_narrow(&c, &out, "backup-04-restored", "[data-testid='backups-panel']").await;
+    shots(
+        &c,
+        &out,
+        "backup-04-restored",
+        "[data-testid='backups-panel']",
+    )
+    .await;
     let audit: Vec<serde_json::Value> = std::fs::read_to_string(data.join("audit.log"))
         .unwrap()
         .lines()
@@ -349,7 +408,12 @@ async fn backup_volume_lost_restore_on_a_real_fleet() {
     let seen: Vec<(&str, &str)> = audit
         .iter()
         .filter(|r| r["client"] == id.as_str())
-        .map(|r| (r["action"].as_str().unwrap(), r["outcome"].as_str().unwrap()))
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         seen,

@@ -279,8 +279,12 @@ async fn a_backup_restored_with_the_caches_later_events_gives_the_truth() {
         .into_iter()
         .map(|r| (r.action, r.outcome))
         .collect();
-    let want = [("backup", "ok"), ("backup_restore", "started"), ("backup_restore", "ok")]
-        .map(|(a, b)| (a.to_string(), b.to_string()));
+    let want = [
+        ("backup", "ok"),
+        ("backup_restore", "started"),
+        ("backup_restore", "ok"),
+    ]
+    .map(|(a, b)| (a.to_string(), b.to_string()));
     assert_eq!(audit, want);
     b.shutdown().await.unwrap();
 }

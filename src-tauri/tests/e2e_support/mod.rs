@@ -183,13 +183,34 @@ pub async fn window_size(c: &Client, width: u32, height: u32) {
     }
 }
 
-/// Screenshots of `sel` scrolled into view at 1280x800 (`<name>.png`) and in a narrow
+/// Scrolls `sel`'s bottom to the window's bottom and waits until it stays there for a
+/// frame (a view re-rendering meanwhile, e.g. a chart rebuilt, can reset the scroll).
+pub async fn scroll_into_view(c: &Client, sel: &str) {
+    let js = format!(
+        "const done = arguments[arguments.length - 1]; \
+         const e = document.querySelector({sel:?}); \
+         if (!e) {{ done(false); return; }} \
+         e.scrollIntoView({{block: 'end'}}); \
+         requestAnimationFrame(() => requestAnimationFrame(() => {{ \
+           const r = e.getBoundingClientRect(); \
+           done(r.bottom > 0 && r.bottom <= window.innerHeight + 1); }}));"
+    );
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if c.execute_async(&js, vec![]).await.ok() == Some(Value::Bool(true)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await; // polling interval
+    }
+    eprintln!("e2e: WARNING: {sel} did not stay in view");
+}
+
+/// Screenshots with `sel` scrolled into view at 1280x800 (`<name>.png`) and in a narrow
 /// window, 700x800 (`<name>-narrow.png`); the window is 1280x800 again afterwards.
 pub async fn shots_wide_and_narrow(c: &Client, out: &Path, name: &str, sel: &str) {
-    let scroll = format!("document.querySelector({sel:?})?.scrollIntoView({{block: 'start'}})");
     for (w, suffix) in [(1280, ""), (700, "-narrow")] {
         window_size(c, w, 800).await;
-        let _ = c.execute(&scroll, vec![]).await;
+        scroll_into_view(c, sel).await;
         shot(c, out, &format!("{name}{suffix}")).await;
     }
     window_size(c, 1280, 800).await;

@@ -29,8 +29,8 @@ use mai_core::usage::{
 use rust_decimal::Decimal;
 
 pub use mai_wire::backup::{
-    BackupKind, BackupManifest, BackupOutcome, ClientBackups, DaySource, LedgerCheck,
-    MonthTotals, RebuildDay, RebuildReport, RestoreResult,
+    BackupKind, BackupManifest, BackupOutcome, ClientBackups, DaySource, LedgerCheck, MonthTotals,
+    RebuildDay, RebuildReport, RestoreResult,
 };
 use mai_wire::change::{AuditAction, AuditOutcome};
 
@@ -242,7 +242,7 @@ pub fn verify(m: &BackupManifest, file: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Writes to `out` (must not exist) the ledger `backup` plus the events of `cached` it
+/// Writes to `out` (replaced) the ledger `backup` plus the events of `cached` it
 /// lacks or holds with less authority (as the ledger's own upsert decides), every one
 /// given `org`; returns how many were added. A standalone file like a backup's, so the
 /// tracker takes it as one.
@@ -265,8 +265,13 @@ pub fn with_cache_events(
     cleanup(&work);
     let _ = std::fs::remove_file(out);
     let r = (|| {
-        std::fs::copy(backup, &work)
-            .map_err(|e| format!("cannot copy {} to {}: {e}", backup.display(), work.display()))?;
+        std::fs::copy(backup, &work).map_err(|e| {
+            format!(
+                "cannot copy {} to {}: {e}",
+                backup.display(),
+                work.display()
+            )
+        })?;
         let mut l = Ledger::open(&work).map_err(|e| e.to_string())?;
         let mut added = 0u64;
         let events: Vec<UsageEvent> = cached
@@ -528,7 +533,11 @@ impl Ops {
                     "events": m.events, "pruned": pruned}),
                 None,
             ),
-            Err(e) => (AuditOutcome::Failed, serde_json::json!({}), Some(e.to_string())),
+            Err(e) => (
+                AuditOutcome::Failed,
+                serde_json::json!({}),
+                Some(e.to_string()),
+            ),
         };
         // A backup is not held back by its record: a failed append is logged instead.
         if let Err(e) = self.audit_log().append(&audit_record(
@@ -689,7 +698,9 @@ impl Ops {
             serde_json::json!({"file": file.map(|f| f.display().to_string()), "with_cache": with_cache}),
             None,
         ))?;
-        let r = self.backup_restore_unaudited(id, file, dir, with_cache).await;
+        let r = self
+            .backup_restore_unaudited(id, file, dir, with_cache)
+            .await;
         let (outcome, detail, error) = match &r {
             Ok(r) => (
                 AuditOutcome::Ok,
@@ -767,11 +778,7 @@ impl Ops {
             let cached = self
                 .cache
                 .with(move |l| {
-                    l.events_between(
-                        &cid,
-                        utc_day(EARLIEST),
-                        Utc::now() + Days::days(2),
-                    )
+                    l.events_between(&cid, utc_day(EARLIEST), Utc::now() + Days::days(2))
                 })
                 .await?;
             let name = path
@@ -780,17 +787,16 @@ impl Ops {
                 .unwrap_or_else(|| "backup.db".into());
             let staged = path.with_file_name(format!(".restore-{name}.partial"));
             let (p2, s2) = (path.clone(), staged.clone());
-            let added = tokio::task::spawn_blocking(move || {
-                with_cache_events(&p2, &org, &cached, &s2)
-            })
-            .await
-            .map_err(|e| backup_err(e.to_string()))?
-            .map_err(|e| {
-                backup_err(format!(
-                    "the backup {} with the cache's events of {id} could not be made: {e}",
-                    path.display()
-                ))
-            })?;
+            let added =
+                tokio::task::spawn_blocking(move || with_cache_events(&p2, &org, &cached, &s2))
+                    .await
+                    .map_err(|e| backup_err(e.to_string()))?
+                    .map_err(|e| {
+                        backup_err(format!(
+                            "the backup {} with the cache's events of {id} could not be made: {e}",
+                            path.display()
+                        ))
+                    })?;
             (Some(staged), added)
         } else {
             (None, 0)
