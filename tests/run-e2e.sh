@@ -43,12 +43,15 @@ MAI_DEMO_TRACKER_TOKEN="$(python3 -c 'import json,sys;print(json.load(open(sys.a
 # ---- 2. WebDriver session against the real app
 export E2E_STATE="$DEMO_DIR/state.json" E2E_FLEET="$DEMO_DIR/fleet.toml" E2E_APP="$CARGO_TARGET_DIR/debug/mai-console" E2E_OUT="$OUT"
 export NO_AT_BRIDGE=1
+# tauri-driver's port (its native port is the next one); another run on this machine
+# needs its own (e2e_support reads E2E_DRIVER_PORT too).
+export E2E_DRIVER_PORT="${E2E_DRIVER_PORT:-4444}"
 dbus-run-session -- "$ROOT/scripts/with-keyring.sh" xvfb-run -a -s "-screen 0 1280x800x24" bash -c '
   set -euo pipefail
-  tauri-driver --port 4444 --native-port 4445 >"$E2E_OUT/tauri-driver.log" 2>&1 &
+  tauri-driver --port "$E2E_DRIVER_PORT" --native-port $((E2E_DRIVER_PORT + 1)) >"$E2E_OUT/tauri-driver.log" 2>&1 &
   DRIVER=$!
   trap "kill $DRIVER 2>/dev/null || true" EXIT
-  for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/4444) 2>/dev/null && break; sleep 0.1; done
+  for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$E2E_DRIVER_PORT") 2>/dev/null && break; sleep 0.1; done
   # A real notification server, and a record of what the console asks it to show.
   dunst >"$E2E_OUT/dunst.log" 2>&1 &
   dbus-monitor --session "interface=org.freedesktop.Notifications,member=Notify" >"$E2E_OUT/notifications.log" 2>&1 &

@@ -44,11 +44,14 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The one tracker container of `id`.
-fn tracker_container(id: &str) -> String {
+/// The one tracker container of `id` in the demo fleet `tag` (demo-fleet.sh labels its
+/// containers `mai.demo=<basename of DEMO_DIR>`; other fleets may share the engine).
+fn tracker_container(tag: &str, id: &str) -> String {
     let t = docker(&[
         "ps",
         "-aq",
+        "--filter",
+        &format!("label=mai.demo={tag}"),
         "--filter",
         &format!("label=mai.client={id}"),
         "--filter",
@@ -141,6 +144,7 @@ async fn backup_volume_lost_restore_on_a_real_fleet() {
     // The demo fleet with its own console data (cache and audit log) and a backup folder.
     let fleet_in = PathBuf::from(env("E2E_FLEET"));
     let base = fleet_in.parent().unwrap().to_path_buf();
+    let tag = base.file_name().unwrap().to_string_lossy().into_owned();
     let data = base.join("console-backup");
     let backups = base.join("backups");
     let _ = std::fs::remove_dir_all(&data);
@@ -271,7 +275,7 @@ async fn backup_volume_lost_restore_on_a_real_fleet() {
     .await;
 
     // 3. The tracker's volume is lost: container removed, its volume deleted.
-    let old = tracker_container(&id);
+    let old = tracker_container(&tag, &id);
     let volume = docker(&[
         "inspect",
         "-f",
@@ -293,7 +297,7 @@ async fn backup_volume_lost_restore_on_a_real_fleet() {
     );
     // ... and a new tracker on a new, empty volume, made as the fleet's first was.
     run(Command::new(root().join("crates/mai-ops/scripts/demo-fleet.sh")).args(["tracker", &id]));
-    let new = tracker_container(&id);
+    let new = tracker_container(&tag, &id);
     assert_ne!(new, old);
     let m = tracker_month(&tracker_url, &admin, &month).await;
     assert_eq!(m["requests"].as_u64(), Some(0), "{m}");
@@ -422,6 +426,42 @@ async fn backup_volume_lost_restore_on_a_real_fleet() {
             ("backup_restore", "started"),
             ("backup_restore", "ok")
         ]
+    );
+
+    // 7. The restored tracker goes on counting: usage after the restore reaches the
+    // tracker, the console cache and the window.
+    run(Command::new("python3")
+        .arg(root().join("crates/mai-ops/scripts/traffic.py"))
+        .arg(env("E2E_STATE"))
+        .args([
+            "--client",
+            &id,
+            "--requests",
+            "3",
+            "--rate",
+            "0",
+            "--seed",
+            "15",
+        ]));
+    let (n2, raw2) = truth_by_key_hash(&openrouter)
+        .await
+        .get(&hash)
+        .copied()
+        .unwrap_or_default();
+    assert_eq!(n2, n1 + 3);
+    let want2 = usd(raw2 * markup);
+    wait(&c, "the usage after the restore in the window", || async {
+        click(&c, "[data-testid='dash-refresh']").await;
+        let month = text_of(&c, "[data-testid='card-month']").await?;
+        let cache = text_of(&c, "[data-testid='backup-ledger-cache']").await?;
+        (month.starts_with(&want2) && cache.starts_with(&format!("{n2} events"))).then_some(())
+    })
+    .await;
+    let m = tracker_month(&tracker_url, &admin, &month).await;
+    assert_eq!(m["requests"].as_u64(), Some(n2), "{m}");
+    assert_eq!(dec(&m["raw_cost_usd"]), raw2.normalize(), "{m}");
+    println!(
+        "e2e-backup: {id}: after the restore {n2} events; month {want2} = truth {raw2} x {markup}"
     );
     c.close().await.unwrap();
 }
