@@ -19,22 +19,10 @@ use fantoccini::{Client, Locator};
 use rust_decimal::Decimal;
 
 mod e2e_support;
-use e2e_support::{env, key_hash, shots_wide_and_narrow, text_of, truth_by_key_hash, usd};
-
-fn run(cmd: &mut Command) -> String {
-    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        o.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-fn docker(args: &[&str]) -> String {
-    run(Command::new("docker").args(args))
-}
+use e2e_support::{
+    docker, env, key_hash, run, shots_wide_and_narrow, text_of, tracker_container,
+    truth_by_key_hash, usd,
+};
 
 /// The repository's root (src-tauri's parent).
 fn root() -> PathBuf {
@@ -42,26 +30,6 @@ fn root() -> PathBuf {
         .parent()
         .unwrap()
         .to_path_buf()
-}
-
-/// The one tracker container of `id` in the demo fleet `tag` (demo-fleet.sh labels its
-/// containers `mai.demo=<basename of DEMO_DIR>`; other fleets may share the engine).
-fn tracker_container(tag: &str, id: &str) -> String {
-    let t = docker(&[
-        "ps",
-        "-aq",
-        "--filter",
-        &format!("label=mai.demo={tag}"),
-        "--filter",
-        &format!("label=mai.client={id}"),
-        "--filter",
-        "label=mai.role=tracker",
-    ]);
-    assert!(
-        !t.is_empty() && !t.contains('\n'),
-        "one tracker container of {id}: {t:?}"
-    );
-    t
 }
 
 async fn wait<F, Fut, T>(c: &Client, what: &str, f: F) -> T
@@ -144,7 +112,6 @@ async fn backup_volume_lost_restore_on_a_real_fleet() {
     // The demo fleet with its own console data (cache and audit log) and a backup folder.
     let fleet_in = PathBuf::from(env("E2E_FLEET"));
     let base = fleet_in.parent().unwrap().to_path_buf();
-    let tag = base.file_name().unwrap().to_string_lossy().into_owned();
     let data = base.join("console-backup");
     let backups = base.join("backups");
     let _ = std::fs::remove_dir_all(&data);
@@ -275,7 +242,7 @@ async fn backup_volume_lost_restore_on_a_real_fleet() {
     .await;
 
     // 3. The tracker's volume is lost: container removed, its volume deleted.
-    let old = tracker_container(&tag, &id);
+    let old = tracker_container(&id);
     let volume = docker(&[
         "inspect",
         "-f",
@@ -297,7 +264,7 @@ async fn backup_volume_lost_restore_on_a_real_fleet() {
     );
     // ... and a new tracker on a new, empty volume, made as the fleet's first was.
     run(Command::new(root().join("crates/mai-ops/scripts/demo-fleet.sh")).args(["tracker", &id]));
-    let new = tracker_container(&tag, &id);
+    let new = tracker_container(&id);
     assert_ne!(new, old);
     let m = tracker_month(&tracker_url, &admin, &month).await;
     assert_eq!(m["requests"].as_u64(), Some(0), "{m}");

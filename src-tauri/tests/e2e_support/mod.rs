@@ -215,3 +215,48 @@ pub async fn shots_wide_and_narrow(c: &Client, out: &Path, name: &str, sel: &str
     }
     window_size(c, 1280, 800).await;
 }
+
+/// Runs `cmd`, failing the test with its output unless it succeeds; its stdout, trimmed.
+pub fn run(cmd: &mut std::process::Command) -> String {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// The docker CLI.
+pub fn docker(args: &[&str]) -> String {
+    run(std::process::Command::new("docker").args(args))
+}
+
+/// The one tracker container of client `id` in this run's demo fleet: demo-fleet.sh
+/// labels its containers `mai.demo=<basename of DEMO_DIR>` (the directory of
+/// E2E_STATE), and other fleets may share the engine.
+pub fn tracker_container(id: &str) -> String {
+    let state = std::path::PathBuf::from(env("E2E_STATE"));
+    let tag = state
+        .parent()
+        .and_then(|d| d.file_name())
+        .expect("E2E_STATE is in the demo's directory")
+        .to_string_lossy()
+        .into_owned();
+    let t = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=mai.demo={tag}"),
+        "--filter",
+        &format!("label=mai.client={id}"),
+        "--filter",
+        "label=mai.role=tracker",
+    ]);
+    assert!(
+        !t.is_empty() && !t.contains('\n'),
+        "one tracker container of {id} in the demo fleet {tag}: {t:?}"
+    );
+    t
+}
