@@ -8,8 +8,11 @@
 #      a restart shows, a key is set and masked; a stopped tracker raises its alerts
 #      (debounced) and they clear when it is started again; screenshots in test-output/e2e/;
 #      a restart shows, a key is set and masked; then (e2e_overview.rs) the table sorted by
-#      today's cost both ways, searched and filtered, and the totals strip; screenshots in
-#      test-output/e2e/;
+#      today's cost both ways, searched and filtered, and the totals strip; last
+#      (e2e_backup.rs, it replaces a tracker) a client's ledger backed up from its Backups
+#      panel, more usage, the tracker's container and Docker volume deleted, a new tracker
+#      on an empty volume (demo-fleet.sh tracker), the restore (backup + the cache's later
+#      events) and the month = simulator truth x markup; screenshots in test-output/e2e/;
 #   3. Docker over SSH: maictl lists the same containers through a local sshd on loopback.
 # Installs/starts what it needs (idempotent). Exits non-zero on any failure.
 set -euo pipefail
@@ -40,12 +43,15 @@ MAI_DEMO_TRACKER_TOKEN="$(python3 -c 'import json,sys;print(json.load(open(sys.a
 # ---- 2. WebDriver session against the real app
 export E2E_STATE="$DEMO_DIR/state.json" E2E_FLEET="$DEMO_DIR/fleet.toml" E2E_APP="$CARGO_TARGET_DIR/debug/mai-console" E2E_OUT="$OUT"
 export NO_AT_BRIDGE=1
+# tauri-driver's port (its native port is the next one); another run on this machine
+# needs its own (e2e_support reads E2E_DRIVER_PORT too).
+export E2E_DRIVER_PORT="${E2E_DRIVER_PORT:-4444}"
 dbus-run-session -- "$ROOT/scripts/with-keyring.sh" xvfb-run -a -s "-screen 0 1280x800x24" bash -c '
   set -euo pipefail
-  tauri-driver --port 4444 --native-port 4445 >"$E2E_OUT/tauri-driver.log" 2>&1 &
+  tauri-driver --port "$E2E_DRIVER_PORT" --native-port $((E2E_DRIVER_PORT + 1)) >"$E2E_OUT/tauri-driver.log" 2>&1 &
   DRIVER=$!
   trap "kill $DRIVER 2>/dev/null || true" EXIT
-  for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/4444) 2>/dev/null && break; sleep 0.1; done
+  for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$E2E_DRIVER_PORT") 2>/dev/null && break; sleep 0.1; done
   # A real notification server, and a record of what the console asks it to show.
   dunst >"$E2E_OUT/dunst.log" 2>&1 &
   dbus-monitor --session "interface=org.freedesktop.Notifications,member=Notify" >"$E2E_OUT/notifications.log" 2>&1 &
@@ -55,6 +61,8 @@ dbus-run-session -- "$ROOT/scripts/with-keyring.sh" xvfb-run -a -s "-screen 0 12
   cargo test --workspace --locked --test e2e_alerts -- --nocapture
   # The fleet overview: sorting and filtering in the real window (issue 14).
   cargo test --workspace --locked --test e2e_overview -- --nocapture
+  # Backup, a lost volume, restore (issue 14); last: it replaces a tracker container.
+  cargo test --workspace --locked --test e2e_backup -- --nocapture
 '
 
 # ---- 3. Docker over SSH through a local sshd on loopback

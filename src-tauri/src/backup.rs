@@ -18,7 +18,8 @@ pub async fn backup_list(
     state
         .ops()
         .await?
-        .backups(&client_id, None)
+        .backups_with_ledger(&client_id)
+        .await
         .map_err(|e| e.to_string())
 }
 
@@ -41,17 +42,24 @@ pub async fn backup_now<R: Runtime>(
         .ok_or_else(|| format!("no backup was made of {client_id}"))
 }
 
-/// Restores `file` (a path from `backup_list`) onto the client's (new) tracker.
+/// Restores `file` (a path from `backup_list`) onto the client's (new) tracker, with the
+/// cache's later events when `with_cache`.
 #[tauri::command]
 pub async fn backup_restore(
     state: State<'_, Console>,
     client_id: String,
     file: String,
+    with_cache: bool,
 ) -> Result<RestoreResult, String> {
     state
         .ops()
         .await?
-        .backup_restore(&client_id, Some(std::path::Path::new(&file)), None)
+        .backup_restore(
+            &client_id,
+            Some(std::path::Path::new(&file)),
+            None,
+            with_cache,
+        )
         .await
         .map_err(|e| e.to_string())
 }

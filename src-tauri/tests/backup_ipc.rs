@@ -167,6 +167,10 @@ tracker_read_token = "env:BACKUP_IPC_TOKEN"
     assert!(empty.backups.is_empty());
     assert_eq!(empty.every_seconds, Some(86_400));
     assert_eq!(empty.keep, 3);
+    // The ledger check: an empty cache, and a tracker without the month endpoint said so.
+    let lc = empty.ledger.unwrap();
+    assert_eq!(lc.cache_events, 0);
+    assert!(lc.tracker_error.is_some());
 
     let o: BackupOutcome = serde_json::from_value(
         call("backup_now", json!({"clientId": "acme"}))
@@ -190,7 +194,7 @@ tracker_read_token = "env:BACKUP_IPC_TOKEN"
     let r: RestoreResult = serde_json::from_value(
         call(
             "backup_restore",
-            json!({"clientId": "acme", "file": l.backups[0].path}),
+            json!({"clientId": "acme", "file": l.backups[0].path, "withCache": false}),
         )
         .await
         .unwrap(),
@@ -200,13 +204,31 @@ tracker_read_token = "env:BACKUP_IPC_TOKEN"
     // The tracker now holds events: the refusal reaches the UI as the tracker words it.
     let e = call(
         "backup_restore",
-        json!({"clientId": "acme", "file": l.backups[0].path}),
+        json!({"clientId": "acme", "file": l.backups[0].path, "withCache": false}),
     )
     .await
     .unwrap_err();
     assert!(
         e.as_str().unwrap().contains("already holds 3 events"),
         "{e}"
+    );
+    // Backup and restores are in the audit log, the refused restore as failed.
+    let audit = mai_ops::audit::AuditLog::in_dir(&dir.path().join("console"))
+        .read()
+        .unwrap();
+    let seen: Vec<(&str, &str)> = audit
+        .iter()
+        .map(|r| (r.action.as_str(), r.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("backup", "ok"),
+            ("backup_restore", "started"),
+            ("backup_restore", "ok"),
+            ("backup_restore", "started"),
+            ("backup_restore", "failed"),
+        ]
     );
 
     // No OpenRouter management key in the keychain: the rebuild says so and is cache-only.

@@ -12,20 +12,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, Locator};
 
 mod e2e_support;
-use e2e_support::{env, shot};
-
-fn docker(args: &[&str]) -> String {
-    let o = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker CLI");
-    assert!(
-        o.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
+use e2e_support::{docker, env, shot, tracker_container};
 
 async fn text_of(c: &Client, sel: &str) -> Option<String> {
     match c.find(Locator::Css(sel)).await {
@@ -85,18 +72,7 @@ async fn alerts_appear_and_clear_on_a_real_fleet() {
     let fleet = fleet_in.with_file_name("fleet-alerts.toml");
     std::fs::write(&fleet, text).unwrap();
 
-    let tracker = docker(&[
-        "ps",
-        "-aq",
-        "--filter",
-        &format!("label=mai.client={id}"),
-        "--filter",
-        "label=mai.role=tracker",
-    ]);
-    assert!(
-        !tracker.is_empty() && !tracker.contains('\n'),
-        "one tracker container of {id}: {tracker:?}"
-    );
+    let tracker = tracker_container(&id);
 
     let c = e2e_support::open_console(&fleet.to_string_lossy()).await;
 

@@ -9,8 +9,11 @@
 #   $DEMO_DIR/keys/<client>.key    each client's (simulated) OpenRouter key
 #   $DEMO_DIR/keys/management.key  the simulator's management key, for key rotation
 #
-#   demo-fleet.sh up      start everything (idempotent: stops an earlier run first)
-#   demo-fleet.sh down    stop everything this script started
+#   demo-fleet.sh up            start everything (idempotent: stops an earlier run first)
+#   demo-fleet.sh down          stop everything this script started
+#   demo-fleet.sh tracker ID    start client ID's tracker again after its container (and,
+#                               in Docker, its data volume) was removed: the same container
+#                               as `up` made, on a new empty volume (the e2e backup test)
 #
 # Env: DEMO_DIR (/tmp/mai-demo), DEMO_CLIENTS (4), DEMO_MODE (auto|docker|process),
 #      DEMO_PORT_BASE (18100), CARGO_TARGET_DIR.
@@ -51,6 +54,36 @@ down() {
   if docker_ok; then
     ids=$(docker ps -aq --filter label=mai.demo=$TAG || true)
     [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1 || true
+    vols=$(docker volume ls -q --filter label=mai.demo=$TAG || true)
+    [ -n "$vols" ] && docker volume rm $vols >/dev/null 2>&1 || true
+  fi
+}
+
+# Client $1's tracker (index into IDS): a container on a data volume of its own (labelled,
+# so `down` removes it) in docker mode, else a process; `up` and `tracker` both start it.
+start_tracker() {
+  local i=$1 id=${IDS[$1]} port=$((TR_BASE + $1)) key ver
+  key="sk-or-v1-$(printf '%064x' $((0xdead0000 + i)))"
+  # Markup and limit are not the tracker's settings: they are the fleet file's, pushed to
+  # each tracker by the console (PUT /api/v1/admin/terms).
+  local env=(-e MAI_ORG_ID="$id" -e MAI_ORG_NAME="${NAMES[$i]}"
+    -e MAI_TRACKER_LISTEN="127.0.0.1:$port" -e MAI_TRACKER_PROXY_TOKEN="$PROXY_TOKEN"
+    -e MAI_TRACKER_READ_TOKEN="$READ_TOKEN" -e MAI_TRACKER_ADMIN_TOKEN="$ADMIN_TOKEN"
+    -e OPENROUTER_API_KEY="$key" -e OPENROUTER_BASE_URL="http://127.0.0.1:$OR_PORT/api/v1"
+    -e OPENROUTER_USAGE_SYNC_INTERVAL=60)
+  if [ "$MODE" = docker ]; then
+    ver=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
+    docker volume create --label mai.demo=$TAG --label mai.client="$id" "$TAG-$id-tracker-data" >/dev/null
+    docker run -d --name "$TAG-$id-tracker" --network host --label mai.demo=$TAG \
+      --label mai.client="$id" --label mai.role=tracker --label mai.version="$ver" \
+      -v "$TAG-$id-tracker-data:/data" \
+      "${env[@]}" -e MAI_TRACKER_DB=/data/tracker.sqlite "mai-demo-tracker:$ver" /bin/mai-tracker >/dev/null
+  else
+    mkdir -p "$DEMO_DIR/$id"
+    (for e in "${env[@]}"; do [ "$e" = -e ] || export "$e"; done
+     export MAI_TRACKER_DB="$DEMO_DIR/$id/tracker.sqlite"
+     exec "$BIN/mai-tracker") >>"$DEMO_DIR/$id.tracker.log" 2>&1 &
+    echo $! >>"$DEMO_DIR/pids"
   fi
 }
 
@@ -167,26 +200,11 @@ TOML
     local id=${IDS[$i]} port=$((TR_BASE + i)) key
     key="sk-or-v1-$(printf '%064x' $((0xdead0000 + i)))"
     (umask 077; printf '%s\n' "$key" >"$DEMO_DIR/keys/$id.key")
-    # Markup and limit are not the tracker's settings: they are the fleet file's (below),
-    # pushed to each tracker by the console (PUT /api/v1/admin/terms).
-    local env=(-e MAI_ORG_ID="$id" -e MAI_ORG_NAME="${NAMES[$i]}"
-      -e MAI_TRACKER_LISTEN="127.0.0.1:$port" -e MAI_TRACKER_PROXY_TOKEN="$PROXY_TOKEN"
-      -e MAI_TRACKER_READ_TOKEN="$READ_TOKEN" -e MAI_TRACKER_ADMIN_TOKEN="$ADMIN_TOKEN"
-      -e OPENROUTER_API_KEY="$key" -e OPENROUTER_BASE_URL="http://127.0.0.1:$OR_PORT/api/v1"
-      -e OPENROUTER_USAGE_SYNC_INTERVAL=60)
+    start_tracker "$i"
     if [ "$MODE" = docker ]; then
-      docker run -d --name "$TAG-$id-tracker" --network host --label mai.demo=$TAG \
-        --label mai.client="$id" --label mai.role=tracker --label mai.version="$ver" \
-        "${env[@]}" -e MAI_TRACKER_DB=/data/tracker.sqlite "mai-demo-tracker:$ver" /bin/mai-tracker >/dev/null
       docker run -d --name "$TAG-$id-chat" --network none --label mai.demo=$TAG \
         --label mai.client="$id" --label mai.role=chat --label mai.version=demo-1 \
         mai-demo-busybox:1 sh -c 'while true; do echo "$(date -u) chat: heartbeat"; sleep 5; done' >/dev/null
-    else
-      mkdir -p "$DEMO_DIR/$id"
-      (for e in "${env[@]}"; do [ "$e" = -e ] || export "$e"; done
-       export MAI_TRACKER_DB="$DEMO_DIR/$id/tracker.sqlite"
-       exec "$BIN/mai-tracker") >"$DEMO_DIR/$id.tracker.log" 2>&1 &
-      echo $! >>"$DEMO_DIR/pids"
     fi
     cat >>"$fleet" <<TOML
 
@@ -216,8 +234,24 @@ JSON
   log "up: fleet file $fleet (maictl --fleet $fleet status)"
 }
 
+# `tracker ID`: the client's tracker again, in the mode `up` used (state.json).
+tracker() {
+  local id=$1 i
+  MODE=$(python3 -c 'import json,sys;print(json.load(open(sys.argv[1]))["mode"])' "$DEMO_DIR/state.json")
+  for i in "${!IDS[@]}"; do
+    if [ "${IDS[$i]}" = "$id" ]; then
+      start_tracker "$i"
+      wait_http "http://127.0.0.1:$((TR_BASE + i))/readyz" "tracker $id"
+      log "tracker of $id started"
+      return 0
+    fi
+  done
+  log "no demo client $id"; return 2
+}
+
 case "${1:-up}" in
   up) up ;;
   down) down ;;
-  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+  tracker) tracker "${2:?usage: $0 tracker CLIENT_ID}" ;;
+  *) echo "usage: $0 up|down|tracker ID" >&2; exit 2 ;;
 esac

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Synthetic chat traffic through the trackers: several users per client, several models.
 
-usage: traffic.py FLEET_STATE_JSON [--requests N] [--rate PER_SECOND] [--seed S]
+usage: traffic.py FLEET_STATE_JSON [--requests N] [--rate PER_SECOND] [--seed S] [--client ID]
 Runs until N requests were sent (0 = forever). Prints one line per 20 requests.
 """
 import json, random, sys, time, urllib.request, urllib.error, argparse
@@ -11,8 +11,13 @@ p.add_argument("state")
 p.add_argument("--requests", type=int, default=0)
 p.add_argument("--rate", type=float, default=3.0)
 p.add_argument("--seed", type=int, default=7)
+p.add_argument("--client", help="only this client's tracker")
 a = p.parse_args()
 state = json.load(open(a.state))
+if a.client:
+    state["clients"] = [c for c in state["clients"] if c["id"] == a.client]
+    if not state["clients"]:
+        sys.exit(f"traffic: no client {a.client} in {a.state}")
 rng = random.Random(a.seed)
 MODELS = ["openai/gpt-4o-mini", "deepseek/deepseek-chat-v3-0324", "anthropic/claude-3.5-sonnet",
           "google/gemini-2.5-flash", "meta-llama/llama-3.3-70b-instruct"]

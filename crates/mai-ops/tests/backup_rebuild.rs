@@ -2,7 +2,8 @@
 //! before the loss, missing the last requests) plus OpenRouter's `/activity` (the
 //! simulator's, per UTC day and model), restored onto a new tracker: the month's total
 //! equals the simulator's truth exactly; the report says which days came from where and
-//! which could not be recovered.
+//! which could not be recovered. And a lost tracker with a backup: the backup plus the
+//! cache's events after it, restored onto a new tracker, equal the truth too.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -169,7 +170,7 @@ async fn a_lost_ledger_rebuilt_from_cache_and_activity_restores_to_the_truth() {
     let b = tracker(&sim.base_url(), &dir.path().join("b")).await;
     let o = ops(dir.path(), &sim.base_url(), &b.base_url(), &kc);
     let res = o
-        .backup_restore("acme", Some(Path::new(&r.manifest.path)), None)
+        .backup_restore("acme", Some(Path::new(&r.manifest.path)), None, false)
         .await
         .unwrap();
     assert_eq!(res.events, r.manifest.events);
@@ -216,5 +217,74 @@ async fn a_lost_ledger_rebuilt_from_cache_and_activity_restores_to_the_truth() {
     assert!(!r.unrecoverable.is_empty());
     assert!(r.days.iter().all(|d| d.source == DaySource::Unrecoverable));
     assert_eq!(r.manifest.events, 0);
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_restored_with_the_caches_later_events_gives_the_truth() {
+    // SAFETY: set before any thread reads them; the other test sets the same values.
+    unsafe {
+        std::env::set_var("REBUILD_TEST_READ", READ);
+        std::env::set_var("REBUILD_TEST_ADMIN", ADMIN);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sim = OpenRouterSim::spawn(SimConfig::fast()).await.unwrap();
+    let kc = Keychain::with_store(keyring_core::mock::Store::new().unwrap());
+    let a_dir = dir.path().join("a");
+    let a = tracker(&sim.base_url(), &a_dir).await;
+    let o = ops(dir.path(), &sim.base_url(), &a.base_url(), &kc);
+    for _ in 0..3 {
+        chat(&a.base_url(), "alice@acme.pl", "openai/gpt-4o-mini").await;
+    }
+    a.state.writer.flush().await.unwrap();
+    let (m, _) = o.backup_client("acme", None, |_, _| {}).await.unwrap();
+    assert_eq!(m.events, 3);
+    // Usage after the backup, pulled into the cache; then the volume is lost.
+    chat(&a.base_url(), "bob@acme.pl", "openai/gpt-4o-mini").await;
+    chat(&a.base_url(), "bob@acme.pl", "google/gemini-2.5-flash").await;
+    a.state.writer.flush().await.unwrap();
+    assert_eq!(o.pull("acme").await.unwrap().pulled, 5);
+    a.shutdown().await.unwrap();
+    std::fs::remove_dir_all(&a_dir).unwrap();
+    let truth = sim.key_totals(KEY);
+    assert_eq!(truth.generations, 5);
+
+    let b = tracker(&sim.base_url(), &dir.path().join("b")).await;
+    let o = ops(dir.path(), &sim.base_url(), &b.base_url(), &kc);
+    // The new tracker's empty ledger shows against the cache.
+    let lc = o.ledger_check("acme").await.unwrap();
+    assert_eq!((lc.tracker_events, lc.cache_events), (Some(0), 5));
+    assert_eq!(lc.cache_cost_usd, truth.cost.normalize());
+    let r = o
+        .backup_restore("acme", Some(Path::new(&m.path)), None, true)
+        .await
+        .unwrap();
+    assert_eq!((r.events, r.from_cache), (5, 2));
+    let lc = o.ledger_check("acme").await.unwrap();
+    assert_eq!(lc.tracker_events, Some(5));
+    assert_eq!(lc.tracker_cost_usd, Some(truth.cost.normalize()));
+    // The staged copy is gone; the backup itself is unchanged (still its manifest's).
+    let left: Vec<_> = std::fs::read_dir(Path::new(&m.path).parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    mai_ops::ops::backup::verify(&m, Path::new(&m.path)).unwrap();
+    // Both are in the audit log.
+    let audit: Vec<(String, String)> = o
+        .audit_log()
+        .read()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.action, r.outcome))
+        .collect();
+    let want = [
+        ("backup", "ok"),
+        ("backup_restore", "started"),
+        ("backup_restore", "ok"),
+    ]
+    .map(|(a, b)| (a.to_string(), b.to_string()));
+    assert_eq!(audit, want);
     b.shutdown().await.unwrap();
 }

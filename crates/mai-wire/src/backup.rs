@@ -68,6 +68,30 @@ pub struct ClientBackups {
     pub keep: u32,
     /// Files in the folder that are not usable backups (no or unreadable manifest).
     pub problems: Vec<String>,
+    /// This month on the tracker against the console cache (the console asks; `maictl
+    /// backup list` does not): how a lost or replaced ledger shows before a restore.
+    #[serde(default)]
+    pub ledger: Option<LedgerCheck>,
+}
+
+/// One month of a client on its tracker and in the console cache. A tracker holding
+/// fewer events than the cache lost them (a new volume): restore a backup, with the
+/// cache's later events, onto it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerCheck {
+    /// `YYYY-MM` (Warsaw).
+    pub month: String,
+    /// `None` when the tracker did not answer (`tracker_error` says why).
+    pub tracker_events: Option<u64>,
+    #[serde(with = "rust_decimal::serde::str_option")]
+    #[ts(type = "string | null")]
+    pub tracker_cost_usd: Option<Decimal>,
+    pub tracker_error: Option<String>,
+    pub cache_events: u64,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[ts(type = "string")]
+    pub cache_cost_usd: Decimal,
 }
 
 /// One client's outcome of a backup run.
@@ -92,6 +116,10 @@ pub struct RestoreResult {
     /// Events the tracker holds now.
     pub events: u64,
     pub restored_at: DateTime<Utc>,
+    /// Events taken from the console cache because the backup lacks them (usage after
+    /// the backup was taken, pulled before the ledger was lost); 0 without `with_cache`.
+    #[serde(default)]
+    pub from_cache: u64,
 }
 
 /// Where a rebuilt day's usage came from.

@@ -233,6 +233,10 @@ pub enum AuditAction {
     ImageUpdate,
     PrivacyErase,
     PrivacyExport,
+    /// A ledger backed up (mai-ops `ops::backup`).
+    Backup,
+    /// A backup restored onto a tracker.
+    BackupRestore,
     /// An action this console does not know (a newer one's); see [`AuditAction::parse`].
     Other,
 }
@@ -244,6 +248,8 @@ impl AuditAction {
             AuditAction::ImageUpdate => "image_update",
             AuditAction::PrivacyErase => "privacy_erase",
             AuditAction::PrivacyExport => "privacy_export",
+            AuditAction::Backup => "backup",
+            AuditAction::BackupRestore => "backup_restore",
             AuditAction::Other => "other",
         }
     }
@@ -255,6 +261,8 @@ impl AuditAction {
             AuditAction::ImageUpdate,
             AuditAction::PrivacyErase,
             AuditAction::PrivacyExport,
+            AuditAction::Backup,
+            AuditAction::BackupRestore,
         ]
         .into_iter()
         .find(|a| a.as_str() == s)

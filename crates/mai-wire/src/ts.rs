@@ -73,7 +73,7 @@ pub fn typescript() -> String {
         update::GateResult, update::UpdatePhase, update::ClientOutcome,
         update::ClientUpdateResult, update::UpdateSummary, update::UpdateProgress,
         // Ledger backups, restores and rebuilds.
-        backup::BackupKind, backup::MonthTotals, backup::BackupManifest, backup::ClientBackups,
+        backup::BackupKind, backup::MonthTotals, backup::BackupManifest, backup::ClientBackups, backup::LedgerCheck,
         backup::BackupOutcome, backup::RestoreResult, backup::DaySource, backup::RebuildDay,
         backup::RebuildReport,
     );

@@ -82,13 +82,28 @@ where
 /// What the OpenRouter simulator charged, per key hash (SHA-256 hex of the key): the
 /// ground truth the console's figures are checked against.
 pub async fn raw_cost_by_key_hash(openrouter: &str) -> HashMap<String, Decimal> {
+    truth_by_key_hash(openrouter)
+        .await
+        .into_iter()
+        .map(|(k, (_, cost))| (k, cost))
+        .collect()
+}
+
+/// The SHA-256 hex of a key, as the simulator's truth names keys.
+pub fn key_hash(key: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(key.as_bytes()))
+}
+
+/// Per key hash: how many generations the simulator served and what it charged.
+pub async fn truth_by_key_hash(openrouter: &str) -> HashMap<String, (u64, Decimal)> {
     let truth: Value = reqwest::get(format!("{openrouter}/__sim/truth"))
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let mut raw_by_hash: HashMap<String, Decimal> = HashMap::new();
+    let mut raw_by_hash: HashMap<String, (u64, Decimal)> = HashMap::new();
     for g in truth["generations"].as_array().unwrap() {
         let cost = Decimal::from_str(
             &g["cost"]
@@ -97,9 +112,11 @@ pub async fn raw_cost_by_key_hash(openrouter: &str) -> HashMap<String, Decimal> 
                 .unwrap_or_else(|| g["cost"].to_string()),
         )
         .unwrap();
-        *raw_by_hash
+        let e = raw_by_hash
             .entry(g["key_hash"].as_str().unwrap().to_string())
-            .or_default() += cost;
+            .or_default();
+        e.0 += 1;
+        e.1 += cost;
     }
     raw_by_hash
 }
@@ -130,4 +147,116 @@ pub async fn shot(c: &Client, out: &Path, name: &str) {
         Ok(Err(e)) => eprintln!("e2e: WARNING: screenshot {name} failed: {e}"),
         Err(_) => eprintln!("e2e: WARNING: screenshot {name} timed out"),
     }
+}
+
+/// The text of the first element matching `sel`, `None` when there is none.
+pub async fn text_of(c: &Client, sel: &str) -> Option<String> {
+    match c.find(fantoccini::Locator::Css(sel)).await {
+        Ok(e) => e.text().await.ok(),
+        Err(_) => None,
+    }
+}
+
+/// Resizes the window and waits until the page reports the new width and a frame was
+/// drawn after it (a window manager may refuse a size: then it warns and goes on).
+pub async fn window_size(c: &Client, width: u32, height: u32) {
+    c.set_window_size(width, height).await.unwrap();
+    let start = Instant::now();
+    loop {
+        let w = c
+            .execute_async(
+                "const done = arguments[arguments.length - 1]; \
+                 requestAnimationFrame(() => done(window.outerWidth));",
+                vec![],
+            )
+            .await
+            .ok()
+            .and_then(|v| v.as_u64());
+        if w == Some(u64::from(width)) {
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            eprintln!("e2e: WARNING: the window is {w:?} px wide, not {width}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await; // polling interval
+    }
+}
+
+/// Scrolls `sel`'s bottom to the window's bottom and waits until it stays there for a
+/// frame (a view re-rendering meanwhile, e.g. a chart rebuilt, can reset the scroll).
+pub async fn scroll_into_view(c: &Client, sel: &str) {
+    let js = format!(
+        "const done = arguments[arguments.length - 1]; \
+         const e = document.querySelector({sel:?}); \
+         if (!e) {{ done(false); return; }} \
+         e.scrollIntoView({{block: 'end'}}); \
+         requestAnimationFrame(() => requestAnimationFrame(() => {{ \
+           const r = e.getBoundingClientRect(); \
+           done(r.bottom > 0 && r.bottom <= window.innerHeight + 1); }}));"
+    );
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if c.execute_async(&js, vec![]).await.ok() == Some(Value::Bool(true)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await; // polling interval
+    }
+    eprintln!("e2e: WARNING: {sel} did not stay in view");
+}
+
+/// Screenshots with `sel` scrolled into view at 1280x800 (`<name>.png`) and in a narrow
+/// window, 700x800 (`<name>-narrow.png`); the window is 1280x800 again afterwards.
+pub async fn shots_wide_and_narrow(c: &Client, out: &Path, name: &str, sel: &str) {
+    for (w, suffix) in [(1280, ""), (700, "-narrow")] {
+        window_size(c, w, 800).await;
+        scroll_into_view(c, sel).await;
+        shot(c, out, &format!("{name}{suffix}")).await;
+    }
+    window_size(c, 1280, 800).await;
+}
+
+/// Runs `cmd`, failing the test with its output unless it succeeds; its stdout, trimmed.
+pub fn run(cmd: &mut std::process::Command) -> String {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// The docker CLI.
+pub fn docker(args: &[&str]) -> String {
+    run(std::process::Command::new("docker").args(args))
+}
+
+/// The one tracker container of client `id` in this run's demo fleet: demo-fleet.sh
+/// labels its containers `mai.demo=<basename of DEMO_DIR>` (the directory of
+/// E2E_STATE), and other fleets may share the engine.
+pub fn tracker_container(id: &str) -> String {
+    let state = std::path::PathBuf::from(env("E2E_STATE"));
+    let tag = state
+        .parent()
+        .and_then(|d| d.file_name())
+        .expect("E2E_STATE is in the demo's directory")
+        .to_string_lossy()
+        .into_owned();
+    let t = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=mai.demo={tag}"),
+        "--filter",
+        &format!("label=mai.client={id}"),
+        "--filter",
+        "label=mai.role=tracker",
+    ]);
+    assert!(
+        !t.is_empty() && !t.contains('\n'),
+        "one tracker container of {id} in the demo fleet {tag}: {t:?}"
+    );
+    t
 }

@@ -74,7 +74,8 @@ export const api = {
   // Ledger backups (issue 14): list, back up now, restore onto a new tracker, rebuild.
   backupList: (clientId: string) => invoke<ClientBackups>('backup_list', { clientId }),
   backupNow: (clientId: string) => invoke<BackupOutcome>('backup_now', { clientId }),
-  backupRestore: (clientId: string, file: string) => invoke<RestoreResult>('backup_restore', { clientId, file }),
+  backupRestore: (clientId: string, file: string, withCache: boolean) =>
+    invoke<RestoreResult>('backup_restore', { clientId, file, withCache }),
   backupRebuild: (clientId: string, month: string | null) => invoke<RebuildReport>('backup_rebuild', { clientId, month }),
 };
 

@@ -878,7 +878,7 @@ invoice: Array<FieldValue>,
  * after it.
  */
 last_invoiced_month: string | null, };
-export type AuditAction = "client_change" | "image_update" | "privacy_erase" | "privacy_export" | "other";
+export type AuditAction = "client_change" | "image_update" | "privacy_erase" | "privacy_export" | "backup" | "backup_restore" | "other";
 export type AuditOutcome = "ok" | "partial" | "failed" | "started" | "rolled_back";
 export type HistoryEntry = { at: string, 
 /**
@@ -989,7 +989,21 @@ every_seconds: number | null, keep: number,
 /**
  * Files in the folder that are not usable backups (no or unreadable manifest).
  */
-problems: Array<string>, };
+problems: Array<string>, 
+/**
+ * This month on the tracker against the console cache (the console asks; `maictl
+ * backup list` does not): how a lost or replaced ledger shows before a restore.
+ */
+ledger: LedgerCheck | null, };
+export type LedgerCheck = { 
+/**
+ * `YYYY-MM` (Warsaw).
+ */
+month: string, 
+/**
+ * `None` when the tracker did not answer (`tracker_error` says why).
+ */
+tracker_events: number | null, tracker_cost_usd: string | null, tracker_error: string | null, cache_events: number, cache_cost_usd: string, };
 export type BackupOutcome = { client_id: string, manifest: BackupManifest | null, 
 /**
  * What failed and what to do; `None` on success.
@@ -1003,7 +1017,12 @@ export type RestoreResult = { client_id: string, file: string, sha256: string,
 /**
  * Events the tracker holds now.
  */
-events: number, restored_at: string, };
+events: number, restored_at: string, 
+/**
+ * Events taken from the console cache because the backup lacks them (usage after
+ * the backup was taken, pulled before the ledger was lost); 0 without `with_cache`.
+ */
+from_cache: number, };
 export type DaySource = "cache" | "activity" | "cache_unverified" | "unrecoverable";
 export type RebuildDay = { date: string, source: DaySource, 
 /**

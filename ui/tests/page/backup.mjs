@@ -42,9 +42,25 @@ export default async function backupTests({ test, base, out, text }) {
     await page.getByTestId('restore-1').click();
     await page.getByTestId('restore-confirm').click();
     await page.getByTestId('backup-message').waitFor();
-    assert.match(await text(page, '[data-testid="backup-message"]'), /Restored 1150 events onto the tracker of acme/);
-    calls = await page.evaluate(() => window.__calls.filter((c) => c.cmd === 'backup_restore').map((c) => c.args.file));
-    assert.deepEqual(calls, ['/home/anna/mai-backups/acme/acme-20261205T020000Z.db']);
+    assert.match(await text(page, '[data-testid="backup-message"]'),
+      /Restored 1240 events onto the tracker of acme \(1150 from the backup, 90 from the console's cache\)/);
+    calls = await page.evaluate(() => window.__calls.filter((c) => c.cmd === 'backup_restore').map((c) => [c.args.file, c.args.withCache]));
+    assert.deepEqual(calls, [['/home/anna/mai-backups/acme/acme-20261205T020000Z.db', true]]);
+  });
+
+  await test('backups: a lost ledger shows as an empty tracker against the cache, restored with the cache', async (page) => {
+    await open(page, 'backup-lost');
+    assert.match(await text(page, '[data-testid="backup-ledger"]'), /on the tracker: 0 events, \$0\.00; in the console's cache: 1240 events, \$320\.50/);
+    assert.match(await text(page, '[data-testid="backup-ledger-behind"]'), /ledger is empty/);
+    await page.getByTestId('restore-0').click();
+    assert.ok(await page.getByTestId('restore-with-cache').isChecked());
+    await page.getByTestId('restore-with-cache').uncheck();
+    await page.getByTestId('restore-confirm').click();
+    await page.getByTestId('backup-message').waitFor();
+    assert.match(await text(page, '[data-testid="backup-message"]'), /^Restored 1204 events onto the tracker of acme$/);
+    const args = await page.evaluate(() => window.__calls.find((c) => c.cmd === 'backup_restore').args);
+    assert.equal(args.withCache, false);
+    await page.getByTestId('backup-ledger-behind').waitFor({ state: 'detached' });
   });
 
   await test('backups: a tracker in use refuses the restore, and says what to do', async (page) => {

@@ -1,6 +1,7 @@
 // Mock replies of the Backups panel's commands (issue 14), typed with the generated wire
 // types. Scenarios: `backup-none` (no [backup] in the fleet file), `backup-refused` (the
-// tracker already holds events: the restore is refused as the Rust side words it).
+// tracker already holds events: the restore is refused as the Rust side words it),
+// `backup-lost` (the tracker's ledger is empty while the cache holds the month).
 import { emit } from '@tauri-apps/api/event';
 import type { BackupManifest, BackupOutcome, ClientBackups, RebuildReport, RestoreResult } from '../../src/lib/wire';
 
@@ -14,18 +15,24 @@ const manifest = (at: string, events: number, cost: string, kind: 'tracker' | 'r
   };
 };
 
+let restored = false;
 let list: BackupManifest[] = [
   manifest('2026-12-06T02:00:00Z', 1204, '312.418822'),
   manifest('2026-12-05T02:00:00Z', 1150, '298.1'),
 ];
 
 export async function backupMock(cmd: string, args: unknown, scenario: string): Promise<unknown> {
-  const a = args as { clientId: string; file?: string; month?: string | null };
+  const a = args as { clientId: string; file?: string; month?: string | null; withCache?: boolean };
   switch (cmd) {
     case 'backup_list': {
+      const ledger = {
+        month: '2026-12', tracker_events: scenario === 'backup-lost' && !restored ? 0 : 1240,
+        tracker_cost_usd: scenario === 'backup-lost' && !restored ? '0' : '320.5', tracker_error: null,
+        cache_events: 1240, cache_cost_usd: '320.5',
+      };
       const r: ClientBackups = scenario === 'backup-none'
-        ? { client_id: a.clientId, dir: null, backups: [], every_seconds: null, keep: 14, problems: [] }
-        : { client_id: a.clientId, dir: `/home/anna/mai-backups/${a.clientId}`, backups: list, every_seconds: 86400, keep: 14, problems: [] };
+        ? { client_id: a.clientId, dir: null, backups: [], every_seconds: null, keep: 14, problems: [], ledger: null }
+        : { client_id: a.clientId, dir: `/home/anna/mai-backups/${a.clientId}`, backups: list, every_seconds: 86400, keep: 14, problems: [], ledger };
       return r;
     }
     case 'backup_now': {
@@ -41,9 +48,12 @@ export async function backupMock(cmd: string, args: unknown, scenario: string): 
         throw 'backup: tracker http://127.0.0.1:18100/ answered 409: this tracker\'s ledger already holds 1204 events; a restore never overwrites a ledger in use: deploy a new tracker for this client (an empty data volume) and restore onto it';
       }
       const m = list.find((b) => b.path === a.file);
+      const fromCache = a.withCache ? 1240 - (m?.events ?? 0) : 0;
       const r: RestoreResult = {
-        client_id: a.clientId, file: a.file ?? '', sha256: m?.sha256 ?? '', events: m?.events ?? 0, restored_at: '2026-12-07T02:12:00Z',
+        client_id: a.clientId, file: a.file ?? '', sha256: m?.sha256 ?? '', events: (m?.events ?? 0) + fromCache,
+        restored_at: '2026-12-07T02:12:00Z', from_cache: fromCache,
       };
+      restored = true;
       return r;
     }
     case 'backup_rebuild': {

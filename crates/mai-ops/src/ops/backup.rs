@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use chrono::{DateTime, Duration as Days, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration as Days, NaiveDate, TimeZone, Utc};
 use mai_core::ledger::{inspect_file, sha256_file, Ledger};
 use mai_core::openrouter::{key_hash, ActivityRow, OpenRouterClient, SecretKey};
 use mai_core::time::YearMonth;
@@ -29,11 +29,14 @@ use mai_core::usage::{
 use rust_decimal::Decimal;
 
 pub use mai_wire::backup::{
-    BackupKind, BackupManifest, BackupOutcome, ClientBackups, DaySource, MonthTotals, RebuildDay,
-    RebuildReport, RestoreResult,
+    BackupKind, BackupManifest, BackupOutcome, ClientBackups, DaySource, LedgerCheck, MonthTotals,
+    RebuildDay, RebuildReport, RestoreResult,
 };
+use mai_wire::change::{AuditAction, AuditOutcome};
 
+use super::change::audit_record;
 use super::lifecycle::offboard::summarize_ledger;
+use crate::audit::os_user;
 use crate::keys::SecretKind;
 use crate::ops::{blocking, Ops, OpsError};
 
@@ -239,6 +242,63 @@ pub fn verify(m: &BackupManifest, file: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Writes to `out` (replaced) the ledger `backup` plus the events of `cached` it
+/// lacks or holds with less authority (as the ledger's own upsert decides), every one
+/// given `org`; returns how many were added. A standalone file like a backup's, so the
+/// tracker takes it as one.
+pub fn with_cache_events(
+    backup: &Path,
+    org: &str,
+    cached: &[UsageEvent],
+    out: &Path,
+) -> Result<u64, String> {
+    let mut work = out.as_os_str().to_owned();
+    work.push(".work");
+    let work = PathBuf::from(work);
+    let cleanup = |p: &Path| {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut f = p.as_os_str().to_owned();
+            f.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(f));
+        }
+    };
+    cleanup(&work);
+    let _ = std::fs::remove_file(out);
+    let r = (|| {
+        std::fs::copy(backup, &work).map_err(|e| {
+            format!(
+                "cannot copy {} to {}: {e}",
+                backup.display(),
+                work.display()
+            )
+        })?;
+        let mut l = Ledger::open(&work).map_err(|e| e.to_string())?;
+        let mut added = 0u64;
+        let events: Vec<UsageEvent> = cached
+            .iter()
+            .map(|e| UsageEvent {
+                org_id: org.to_string(),
+                ..e.clone()
+            })
+            .collect();
+        for chunk in events.chunks(500) {
+            added += l
+                .record_batch(chunk)
+                .map_err(|e| e.to_string())?
+                .iter()
+                .filter(|o| matches!(o, mai_core::ledger::RecordOutcome::Inserted))
+                .count() as u64;
+        }
+        l.backup_to(out).map_err(|e| e.to_string())?;
+        Ok(added)
+    })();
+    cleanup(&work);
+    if r.is_err() {
+        let _ = std::fs::remove_file(out);
+    }
+    r
+}
+
 /// What a rebuild is made of: the cache's events plus, per UTC day and model, what
 /// `/activity` counts beyond them, as one aggregate event (no user).
 pub struct RebuildPlan {
@@ -402,6 +462,7 @@ impl Ops {
                     every_seconds,
                     keep: crate::fleet::DEFAULT_BACKUP_KEEP,
                     problems: Vec::new(),
+                    ledger: None,
                 })
             }
         };
@@ -414,11 +475,85 @@ impl Ops {
             every_seconds,
             keep,
             problems,
+            ledger: None,
         })
     }
 
-    /// Backs one client's ledger up; `progress` gets (bytes, total).
+    /// [`Ops::backups`] with this month on the tracker against the cache
+    /// ([`Ops::ledger_check`]): what the console's Backups panel shows.
+    pub async fn backups_with_ledger(&self, id: &str) -> Result<ClientBackups, OpsError> {
+        let mut b = self.backups(id, None)?;
+        b.ledger = Some(self.ledger_check(id).await?);
+        Ok(b)
+    }
+
+    /// This (Warsaw) month of a client on its tracker and in the console cache. A
+    /// tracker that does not answer is reported, not an error.
+    pub async fn ledger_check(&self, id: &str) -> Result<LedgerCheck, OpsError> {
+        let c = self.client(id)?;
+        let today = self.today();
+        let first = today.with_day(1).expect("day 1 exists");
+        let month = today.format("%Y-%m").to_string();
+        let org = c.id.clone();
+        let cached = self
+            .cache
+            .with(move |l| l.range(&org, first, today))
+            .await?;
+        let tracker = match self.tracker(id).await {
+            Ok(t) => t.month(&month).await.map_err(OpsError::from),
+            Err(e) => Err(e),
+        };
+        let (tracker_events, tracker_cost_usd, tracker_error) = match tracker {
+            Ok(m) => (Some(m.requests), Some(m.raw_cost_usd.normalize()), None),
+            Err(e) => (None, None, Some(e.to_string())),
+        };
+        Ok(LedgerCheck {
+            month,
+            tracker_events,
+            tracker_cost_usd,
+            tracker_error,
+            cache_events: cached.requests,
+            cache_cost_usd: cached.cost_usd.normalize(),
+        })
+    }
+
+    /// Backs one client's ledger up; `progress` gets (bytes, total). Audited
+    /// (`backup`), made or failed.
     pub async fn backup_client(
+        &self,
+        id: &str,
+        dir: Option<&Path>,
+        progress: impl FnMut(u64, u64),
+    ) -> Result<(BackupManifest, Vec<String>), OpsError> {
+        let r = self.backup_client_unaudited(id, dir, progress).await;
+        let (outcome, detail, error) = match &r {
+            Ok((m, pruned)) => (
+                AuditOutcome::Ok,
+                serde_json::json!({"file": m.path, "sha256": m.sha256, "size_bytes": m.size_bytes,
+                    "events": m.events, "pruned": pruned}),
+                None,
+            ),
+            Err(e) => (
+                AuditOutcome::Failed,
+                serde_json::json!({}),
+                Some(e.to_string()),
+            ),
+        };
+        // A backup is not held back by its record: a failed append is logged instead.
+        if let Err(e) = self.audit_log().append(&audit_record(
+            &os_user(),
+            AuditAction::Backup.as_str(),
+            id,
+            outcome,
+            detail,
+            error,
+        )) {
+            tracing::warn!(client = id, error = %e, "the backup is not in the audit log");
+        }
+        r
+    }
+
+    async fn backup_client_unaudited(
         &self,
         id: &str,
         dir: Option<&Path>,
@@ -530,14 +665,68 @@ impl Ops {
     }
 
     /// Restores a backup (`file`, else the client's newest) onto the client's tracker,
-    /// which must be new (its ledger empty; else the tracker refuses with 409).
+    /// which must be new (its ledger empty; else the tracker refuses with 409). With
+    /// `with_cache`, the console cache's events of the client that the backup lacks (the
+    /// usage after it was taken, pulled before the ledger was lost) are added to a copy
+    /// of it ([`with_cache_events`]) and that copy is sent: the tracker then holds
+    /// everything the console saw, not only what the backup did. Audited
+    /// (`backup_restore`): a `started` record first (an unwritable log stops the
+    /// restore), then the outcome.
     pub async fn backup_restore(
         &self,
         id: &str,
         file: Option<&Path>,
         dir: Option<&Path>,
+        with_cache: bool,
     ) -> Result<RestoreResult, OpsError> {
         self.client(id)?;
+        let log = self.audit_log();
+        let op = super::change::op_id();
+        let record = |outcome, mut detail: serde_json::Value, error| {
+            detail["op"] = serde_json::json!(op);
+            audit_record(
+                &os_user(),
+                AuditAction::BackupRestore.as_str(),
+                id,
+                outcome,
+                detail,
+                error,
+            )
+        };
+        log.append(&record(
+            AuditOutcome::Started,
+            serde_json::json!({"file": file.map(|f| f.display().to_string()), "with_cache": with_cache}),
+            None,
+        ))?;
+        let r = self
+            .backup_restore_unaudited(id, file, dir, with_cache)
+            .await;
+        let (outcome, detail, error) = match &r {
+            Ok(r) => (
+                AuditOutcome::Ok,
+                serde_json::json!({"file": r.file, "sha256": r.sha256, "events": r.events,
+                    "from_cache": r.from_cache, "with_cache": with_cache}),
+                None,
+            ),
+            Err(e) => (
+                AuditOutcome::Failed,
+                serde_json::json!({"with_cache": with_cache}),
+                Some(e.to_string()),
+            ),
+        };
+        if let Err(e) = log.append(&record(outcome, detail, error)) {
+            tracing::warn!(client = id, error = %e, "the restore's outcome is not in the audit log");
+        }
+        r
+    }
+
+    async fn backup_restore_unaudited(
+        &self,
+        id: &str,
+        file: Option<&Path>,
+        dir: Option<&Path>,
+        with_cache: bool,
+    ) -> Result<RestoreResult, OpsError> {
         let (path, manifest) = match file {
             Some(f) => {
                 let m = std::fs::read(manifest_path(f))
@@ -569,30 +758,72 @@ impl Ops {
         }
         let p2 = path.clone();
         let m2 = manifest.clone();
-        let sha = tokio::task::spawn_blocking(move || -> Result<String, String> {
+        let org = tokio::task::spawn_blocking(move || -> Result<String, String> {
             match &m2 {
-                Some(m) => verify(m, &p2).map(|()| m.sha256.clone()),
+                Some(m) => verify(m, &p2).map(|()| m.org_id.clone()),
                 None => {
                     // A file without a manifest: checked here, then sent with its hash.
-                    inspect_file(&p2).map_err(|e| e.to_string())?;
-                    sha256_file(&p2)
-                        .map(|(s, _)| s)
-                        .map_err(|e| format!("cannot read {}: {e}", p2.display()))
+                    let facts = inspect_file(&p2).map_err(|e| e.to_string())?;
+                    Ok(facts.orgs.into_iter().next().unwrap_or_default())
                 }
             }
         })
         .await
         .map_err(|e| backup_err(e.to_string()))?
         .map_err(backup_err)?;
-        let t = self.tracker(id).await?;
-        let r = t.restore_from(&path, &sha).await?;
-        tracing::info!(client = id, file = %path.display(), events = r.events, "ledger restored onto the tracker");
+        let org = if org.is_empty() { id.to_string() } else { org };
+        // What is sent: the backup itself, or a copy with the cache's later events.
+        let (send, from_cache) = if with_cache {
+            let cid = id.to_string();
+            let cached = self
+                .cache
+                .with(move |l| {
+                    l.events_between(&cid, utc_day(EARLIEST), Utc::now() + Days::days(2))
+                })
+                .await?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "backup.db".into());
+            let staged = path.with_file_name(format!(".restore-{name}.partial"));
+            let (p2, s2) = (path.clone(), staged.clone());
+            let added =
+                tokio::task::spawn_blocking(move || with_cache_events(&p2, &org, &cached, &s2))
+                    .await
+                    .map_err(|e| backup_err(e.to_string()))?
+                    .map_err(|e| {
+                        backup_err(format!(
+                            "the backup {} with the cache's events of {id} could not be made: {e}",
+                            path.display()
+                        ))
+                    })?;
+            (Some(staged), added)
+        } else {
+            (None, 0)
+        };
+        let sent = send.clone().unwrap_or_else(|| path.clone());
+        let r = async {
+            let s2 = sent.clone();
+            let sha = tokio::task::spawn_blocking(move || sha256_file(&s2).map(|(s, _)| s))
+                .await
+                .map_err(|e| backup_err(e.to_string()))?
+                .map_err(|e| backup_err(format!("cannot read {}: {e}", sent.display())))?;
+            let t = self.tracker(id).await?;
+            Ok::<_, OpsError>(t.restore_from(&sent, &sha).await?)
+        }
+        .await;
+        if let Some(s) = &send {
+            let _ = std::fs::remove_file(s);
+        }
+        let r = r?;
+        tracing::info!(client = id, file = %path.display(), events = r.events, from_cache, "ledger restored onto the tracker");
         Ok(RestoreResult {
             client_id: id.to_string(),
             file: path.display().to_string(),
             sha256: r.sha256,
             events: r.events,
             restored_at: r.restored_at,
+            from_cache,
         })
     }
 

@@ -38,6 +38,10 @@ pub enum BackupCmd {
         client: String,
         #[arg(long)]
         file: Option<PathBuf>,
+        /// Add the console cache's events of the client that the backup lacks (the usage
+        /// after it was taken, pulled before the ledger was lost).
+        #[arg(long)]
+        with_cache: bool,
         #[arg(long)]
         dir: Option<PathBuf>,
         #[arg(long)]
@@ -157,19 +161,20 @@ pub async fn run(ops: &Ops, cmd: BackupCmd) -> Result<u8, OpsError> {
         BackupCmd::Restore {
             client,
             file,
+            with_cache,
             dir,
             json,
         } => {
             eprintln!("restoring onto the tracker of {client} ...");
             let r = ops
-                .backup_restore(&client, file.as_deref(), dir.as_deref())
+                .backup_restore(&client, file.as_deref(), dir.as_deref(), with_cache)
                 .await?;
             if json {
                 json_out(&r);
             } else {
                 println!(
-                    "{}: restored {} ({} events, sha256 {})",
-                    r.client_id, r.file, r.events, r.sha256
+                    "{}: restored {} ({} events, {} of them from the console cache, sha256 {})",
+                    r.client_id, r.file, r.events, r.from_cache, r.sha256
                 );
             }
             Ok(0)
