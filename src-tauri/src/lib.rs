@@ -787,7 +787,7 @@ pub fn run() {
     // through OpenGL; without a GPU (Xvfb, VMs, remote desktops) that is Mesa's llvmpipe,
     // ~110 MiB PSS of the web process, and a table-and-charts UI paints as fast without
     // it (`WEBKIT_DISABLE_COMPOSITING_MODE=0` brings it back). JavaScriptCore's JIT keeps
-    // executable memory and compiled code (~12 MiB PSS); the UI's scripts are small
+    // executable memory and compiled code (~15 MiB PSS); the UI's scripts are small
     // (`JSC_useJIT=1` brings it back). Both are inherited by WebKit's processes, so they
     // are set before any thread starts.
     for (var, value) in [
