@@ -59,13 +59,17 @@ if [ "${1:-}" = "--inside" ]; then
     [ "$rows" = 100 ] || echo "console-footprint: first paint had $rows rows, not 100" >&2
     sleep 1 # a benchmark's settling time before a sample, not synchronisation
     read -r rss1 pss1 < <(memory "$P")
-    wait_for "$LOG" "console_refresh n=$REFRESHES " $((30 * REFRESHES + 30))
+    # n=1 is the view's first load; its refreshes follow, one every 30 s.
+    wait_for "$LOG" "console_refresh n=$((REFRESHES + 1)) " $((30 * REFRESHES + 30))
     sleep 1
     read -r rss2 pss2 < <(memory "$P")
     printf 'console-footprint: run %d: first paint %5d ms; after it RSS %4d MiB PSS %4d MiB; after %d refreshes RSS %4d MiB PSS %4d MiB\n' \
       "$run" "$ms" $((rss1 / 1024)) $((pss1 / 1024)) "$REFRESHES" $((rss2 / 1024)) $((pss2 / 1024))
     echo "$ms $((rss1 / 1024)) $((pss1 / 1024)) $((rss2 / 1024)) $((pss2 / 1024))" >>"$OUT"
     if [ -n "${VERBOSE:-}" ]; then
+      # where the start went: main, window created, first IPC, fleet opened, first overview
+      sed -n 's/^console_mark \([a-z_]*\) ms=\([0-9]*\)$/\1 \2/p; s/^console_refresh n=1 rows=[0-9]* ms=\([0-9]*\)$/first_overview \1/p' "$LOG" |
+        awk '{ printf "  %s %s ms", $1, $2 } END { print "" }'
       for p in $(descendants "$P"); do
         printf '  %-22s RSS %4d MiB PSS %4d MiB\n' "$(cat /proc/"$p"/comm)" \
           $(($(awk '/^VmRSS:/{print $2}' /proc/"$p"/status) / 1024)) \

@@ -133,6 +133,13 @@ impl Console {
                 };
                 *self.ops.write().unwrap_or_else(|p| p.into_inner()) = ops;
                 *self.load_error.write().unwrap_or_else(|p| p.into_inner()) = error;
+                mark(&format!(
+                    "console_mark fleet_opened ms={}",
+                    since_process_start().as_millis()
+                ));
+                // The opening (the integrity check over the whole cache, the fleet
+                // file, the keychain) freed what it allocated; give it back to the OS.
+                trim_heap();
             })
             .await;
     }
@@ -169,6 +176,10 @@ impl Console {
 
 #[tauri::command]
 async fn app_info(state: State<'_, Console>) -> Result<AppInfo, String> {
+    mark(&format!(
+        "console_mark first_ipc ms={}",
+        since_process_start().as_millis()
+    ));
     state.opened().await;
     let current = state.current();
     let ops = current.as_deref();
@@ -196,15 +207,7 @@ async fn app_info(state: State<'_, Console>) -> Result<AppInfo, String> {
 
 #[tauri::command]
 async fn fleet_status(state: State<'_, Console>) -> Result<Vec<FleetRow>, String> {
-    static REFRESHES: AtomicU32 = AtomicU32::new(0);
-    let rows = state.ops().await?.refresh().await;
-    let n = REFRESHES.fetch_add(1, Ordering::Relaxed) + 1;
-    mark(&format!(
-        "console_refresh n={n} rows={} ms={}",
-        rows.len(),
-        since_process_start().as_millis()
-    ));
-    Ok(rows)
+    Ok(state.ops().await?.refresh().await)
 }
 
 /// The fleet table and its totals (today, month to date, PLN, credits, projections)
@@ -213,7 +216,29 @@ async fn fleet_status(state: State<'_, Console>) -> Result<Vec<FleetRow>, String
 async fn fleet_overview(
     state: State<'_, Console>,
 ) -> Result<mai_wire::overview::FleetOverview, String> {
-    Ok(state.ops().await?.fleet_overview().await)
+    static REFRESHES: AtomicU32 = AtomicU32::new(0);
+    let overview = state.ops().await?.fleet_overview().await;
+    // The fleet view's refreshes (the first one included), for the footprint benchmark.
+    let n = REFRESHES.fetch_add(1, Ordering::Relaxed) + 1;
+    mark(&format!(
+        "console_refresh n={n} rows={} ms={}",
+        overview.rows.len(),
+        since_process_start().as_millis()
+    ));
+    // A refresh of every client (HTTP clients, JSON, snapshots) frees what it allocated,
+    // spread over the runtime's threads' malloc arenas; glibc keeps it unless asked.
+    trim_heap();
+    Ok(overview)
+}
+
+/// Returns the free pages of every malloc arena to the OS (issue 14: ~3 MiB of the
+/// console's PSS after the opening and each refresh; a few ms).
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own arenas under their locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Exports one client's month of usage (CSV/JSON) to a file; progress goes out as
@@ -745,6 +770,10 @@ pub fn builder<R: Runtime>(b: tauri::Builder<R>, console: Console) -> tauri::Bui
 
 pub fn run() {
     STARTED.get_or_init(std::time::Instant::now);
+    mark(&format!(
+        "console_mark main ms={}",
+        since_process_start().as_millis()
+    ));
     // WebKit derives navigator.language from LANG; "C"/"POSIX" is not a valid BCP 47 tag
     // and makes Intl.NumberFormat throw (uPlot calls it at load), leaving a blank window.
     // Set before any thread starts.
@@ -753,11 +782,22 @@ pub fn run() {
     }) {
         std::env::set_var("LANG", "en_US.UTF-8");
     }
-    // WebKit's memory settings (issue 14, deploy/bench/console-footprint.sh) stay as the
-    // operator's environment sets them: `WEBKIT_DISABLE_COMPOSITING_MODE=1` saves ~95 MiB
-    // of the web process without a GPU (Mesa's llvmpipe) and `JSC_useJIT=0` ~15 MiB PSS,
-    // but with compositing off WebKitWebDriver's screenshots never complete and the
-    // console's WebDriver tests hang (seen under Xvfb), so neither is a default.
+    // The web process's memory (issue 14, deploy/bench/console-footprint.sh); each is
+    // kept as the operator's environment sets it. Accelerated compositing renders the page
+    // through OpenGL; without a GPU (Xvfb, VMs, remote desktops) that is Mesa's llvmpipe,
+    // ~110 MiB PSS of the web process, and a table-and-charts UI paints as fast without
+    // it (`WEBKIT_DISABLE_COMPOSITING_MODE=0` brings it back). JavaScriptCore's JIT keeps
+    // executable memory and compiled code (~15 MiB PSS); the UI's scripts are small
+    // (`JSC_useJIT=1` brings it back). Both are inherited by WebKit's processes, so they
+    // are set before any thread starts.
+    for (var, value) in [
+        ("WEBKIT_DISABLE_COMPOSITING_MODE", "1"),
+        ("JSC_useJIT", "0"),
+    ] {
+        if std::env::var_os(var).is_none() {
+            std::env::set_var(var, value);
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MAI_LOG")
@@ -776,6 +816,10 @@ pub fn run() {
         // tests' mock runtime has no notification server).
         .plugin(tauri_plugin_notification::init())
         .setup(|app| {
+            mark(&format!(
+                "console_mark window_created ms={}",
+                since_process_start().as_millis()
+            ));
             if let Some(w) = app.get_webview_window("main") {
                 let _ = w.set_title("mAI Fleet Console");
             }

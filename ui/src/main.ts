@@ -1,6 +1,5 @@
 import { mount } from 'svelte';
 import './app.css';
-import 'uplot/dist/uPlot.min.css';
 import App from './App.svelte';
 
 const app = mount(App, { target: document.getElementById('app')! });
