@@ -668,3 +668,27 @@ async fn same_generation_id_from_two_trackers_keeps_both_clients_events() {
     assert_eq!(ea.unwrap().event.user.id.as_deref(), Some("anna"));
     assert_eq!(eb.unwrap().event.user.id.as_deref(), Some("jan"));
 }
+
+/// The display rate is asked of NBP once for callers at the same moment and reused while
+/// fresh: the fleet view's refresh (totals and alerts) every 30 s is not two NBP requests.
+#[tokio::test]
+async fn the_display_rate_is_one_nbp_request_while_fresh() {
+    use mai_sim::nbp::{NbpConfig, NbpSim};
+    setup_env();
+    let nbp = NbpSim::spawn(NbpConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = fleet_text(dir.path(), &[], None).replace(
+        "base_url = \"http://127.0.0.1:9\"",
+        &format!("base_url = \"{}\"", nbp.base_url()),
+    );
+    let o = ops(dir.path(), &text, mock_keychain());
+    let (a, b) = tokio::join!(o.pln_rate(), o.pln_rate());
+    assert!(a.available && !a.stale, "{a:?}");
+    assert_eq!(a, b);
+    let served = nbp.requests_served();
+    assert_eq!(served, 1, "one request for both: {:?}", nbp.requests());
+    // NBP down now: the fresh answer is still the one shown, without a request.
+    nbp.set_fault(mai_sim::nbp::Fault::status(503));
+    assert_eq!(o.pln_rate().await, a);
+    assert_eq!(nbp.requests_served(), served, "{:?}", nbp.requests());
+}

@@ -176,9 +176,35 @@ pub fn usage_view(
     })
 }
 
+/// How long a fresh display rate is reused ([`Ops::pln_rate`]).
+pub const PLN_RATE_REUSE: Duration = Duration::from_secs(10 * 60);
+/// How long a stale or missing display rate is kept before NBP is asked again.
+pub const PLN_RATE_RETRY: Duration = Duration::from_secs(60);
+
 impl Ops {
-    /// USD→PLN display rate (NBP table C ask), or why it is unavailable.
+    /// USD→PLN display rate (NBP table C ask), or why it is unavailable. Table C is
+    /// published once a working day while the fleet view asks every 30 s, twice (its
+    /// totals and the alerts): an answer is reused for [`PLN_RATE_REUSE`] (a stale or
+    /// missing rate for [`PLN_RATE_RETRY`], so NBP's return is seen within a minute), and
+    /// callers at the same moment wait for one request.
     pub async fn pln_rate(&self) -> PlnRate {
+        let mut memo = self.pln_memo.lock().await;
+        if let Some((at, rate)) = memo.as_ref() {
+            let reuse = if rate.available && !rate.stale {
+                PLN_RATE_REUSE
+            } else {
+                PLN_RATE_RETRY
+            };
+            if at.elapsed() < reuse {
+                return rate.clone();
+            }
+        }
+        let rate = self.fetch_pln_rate().await;
+        *memo = Some((std::time::Instant::now(), rate.clone()));
+        rate
+    }
+
+    async fn fetch_pln_rate(&self) -> PlnRate {
         let Some(nbp) = &self.nbp else {
             return PlnRate::unavailable("NBP client not configured".into());
         };

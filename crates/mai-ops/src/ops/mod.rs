@@ -165,6 +165,8 @@ pub struct Ops {
     alert_sink: std::sync::RwLock<Option<alerts::AlertSink>>,
     /// One alert evaluation at a time (read, evaluate, write the cache's state).
     alert_lock: tokio::sync::Mutex<()>,
+    /// The last display rate asked of NBP and when ([`Ops::pln_rate`]).
+    pln_memo: tokio::sync::Mutex<Option<(std::time::Instant, PlnRate)>>,
     /// Webhook deliveries in flight ([`Ops::flush_alert_webhooks`]).
     webhook_tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -225,6 +227,7 @@ impl Ops {
             today: None,
             alert_sink: Default::default(),
             alert_lock: Default::default(),
+            pln_memo: Default::default(),
             webhook_tasks: Default::default(),
         }
     }
