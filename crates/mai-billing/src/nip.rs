@@ -20,7 +20,8 @@ pub fn normalise_nip(input: &str) -> Result<String, NipError> {
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '-')
         .collect();
-    if s.len() >= 2 && s[..2].eq_ignore_ascii_case("PL") {
+    // `get`, not indexing: the first two bytes may split a character (`1Β…`, fuzzing).
+    if s.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("PL")) {
         s = s[2..].to_string();
     }
     if s.len() != 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -46,6 +47,16 @@ pub fn is_valid_nip(input: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_character_across_the_first_two_bytes_is_an_error_not_a_panic() {
+        // Found by the fleet_file fuzz target: a Greek capital beta in second place.
+        assert!(matches!(
+            normalise_nip("1\u{392}4563218"),
+            Err(NipError::Length(_))
+        ));
+        assert!(matches!(normalise_nip("\u{f3}"), Err(NipError::Length(_))));
+    }
 
     #[test]
     fn spec_test_vectors() {

@@ -658,10 +658,12 @@ pub fn check_bank_account(raw: &str) -> Result<String, String> {
             ))
         };
     }
-    let looks_iban = s.len() >= 5
-        && s[..2].bytes().all(|b| b.is_ascii_uppercase())
-        && s[2..4].bytes().all(|b| b.is_ascii_digit())
-        && s[4..].bytes().all(|b| b.is_ascii_alphanumeric());
+    // On bytes: a string slice at 2 or 4 could split a character (`€…`) and panic.
+    let b = s.as_bytes();
+    let looks_iban = b.len() >= 5
+        && b[..2].iter().all(u8::is_ascii_uppercase)
+        && b[2..4].iter().all(u8::is_ascii_digit)
+        && b[4..].iter().all(u8::is_ascii_alphanumeric);
     if !looks_iban {
         return Err(format!(
             "`{raw}` is neither an IBAN (two letters, two check digits, the account: PL61 1090 1014 0000 0712 1981 2874) \
@@ -763,6 +765,13 @@ mod tests {
         let nl = by_iso("NL").unwrap();
         assert!(nl.accepts("123456789B01"));
         assert!(!nl.accepts("123456789A01"));
+    }
+
+    #[test]
+    fn an_account_with_a_wide_character_is_refused_not_a_panic() {
+        for raw in ["\u{20ac}1234567", "P\u{20ac}345678", "PL1\u{20ac}45678"] {
+            assert!(check_bank_account(raw).is_err(), "{raw}");
+        }
     }
 
     #[test]

@@ -132,6 +132,12 @@ pub enum OtlpError {
         key: &'static str,
         value: String,
     },
+    #[error("span {id}: attribute {key} = {value} is below zero; a cost cannot be negative, so the span is refused")]
+    NegativeCost {
+        id: String,
+        key: &'static str,
+        value: String,
+    },
     #[error("span {id}: {detail}")]
     Overflow { id: String, detail: String },
 }
@@ -218,17 +224,29 @@ fn parse_span(
                 }),
         }
     };
+    // A cost below zero is not a price: refused here, naming the attribute, rather than
+    // summed into a negative event (fuzzing: input_cost -0.00036 + output_cost 0.0003).
+    let amount = |key: &'static str| -> Result<Option<Decimal>, OtlpError> {
+        match number(key)? {
+            Some(d) if d.is_sign_negative() && !d.is_zero() => Err(OtlpError::NegativeCost {
+                id: span_name.clone(),
+                key,
+                value: d.to_string(),
+            }),
+            other => Ok(other),
+        }
+    };
     let cost = match (
-        number(TOTAL_COST)?,
-        number(INPUT_COST)?,
-        number(OUTPUT_COST)?,
+        amount(TOTAL_COST)?,
+        amount(INPUT_COST)?,
+        amount(OUTPUT_COST)?,
     ) {
         (Some(t), _, _) => Some(t),
         (None, Some(i), Some(o)) => Some(i.checked_add(o).ok_or_else(|| OtlpError::Overflow {
             id: span_name.clone(),
             detail: format!("input_cost {i} + output_cost {o} overflows"),
         })?),
-        _ => number(LEGACY_COST)?,
+        _ => amount(LEGACY_COST)?,
     };
     let tokens = Tokens {
         prompt: count(PROMPT)?,
@@ -332,6 +350,34 @@ mod tests {
             r#"{"key":"gen_ai.response.id","value":{"stringValue":"gen-4"}},{"key":"gen_ai.usage.input_tokens","value":{"intValue":"3"}}"#,
         );
         assert_eq!(s.event.unwrap().state, EventState::Provisional);
+    }
+
+    #[test]
+    fn a_negative_cost_refuses_the_span_naming_the_attribute() {
+        // Found by the otlp_export fuzz target (seed regression-crash-7853f03b): a negative
+        // input_cost summed into a negative event, which validation refused only later.
+        for (key, other) in [
+            (
+                "gen_ai.usage.input_cost",
+                r#",{"key":"gen_ai.usage.output_cost","value":{"doubleValue":0.0003}}"#,
+            ),
+            ("gen_ai.usage.total_cost", ""),
+            ("gen_ai.usage.cost", ""),
+        ] {
+            let body = format!(
+                r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"attributes":[{{"key":"gen_ai.response.id","value":{{"stringValue":"gen-1"}}}},{{"key":"{key}","value":{{"doubleValue":-0.00036}}}}{other}]}}]}}]}}]}}"#
+            );
+            let e = parse_export(body.as_bytes(), "a").unwrap_err().to_string();
+            assert!(
+                e.contains(key) && e.contains("-0.00036") && e.contains("below zero"),
+                "{e}"
+            );
+        }
+        // Zero is a price (a free model).
+        let s = one(
+            r#"{"key":"gen_ai.response.id","value":{"stringValue":"gen-5"}},{"key":"gen_ai.usage.total_cost","value":{"doubleValue":0}}"#,
+        );
+        assert!(s.event.unwrap().cost_usd.is_zero());
     }
 
     #[test]
