@@ -4,29 +4,12 @@
 // updated table has been painted): the first render, sorting by today's cost both ways,
 // a search keystroke and a filter. Prints min / median / max over RUNS. Figures only.
 //   deploy/bench/fleet-table.sh            (builds the harness, then runs this)
-import { chromium } from 'playwright-core';
-import { createServer } from 'node:http';
-import { readFile } from 'node:fs/promises';
-import { extname, join, resolve } from 'node:path';
+import { launchChromium, serveHarness } from '../page/serve.mjs';
 
 const RUNS = Number(process.env.RUNS ?? 15);
-const dist = resolve(import.meta.dirname, '../../../test-output/ui-harness');
-const types = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
-const server = createServer(async (req, res) => {
-  const path = new URL(req.url, 'http://x').pathname;
-  try {
-    const body = await readFile(join(dist, path === '/' ? 'harness.html' : path));
-    res.writeHead(200, { 'content-type': types[extname(path)] ?? 'application/octet-stream' }).end(body);
-  } catch {
-    res.writeHead(404).end();
-  }
-});
-await new Promise((r) => server.listen(0, '127.0.0.1', r));
-const url = `http://127.0.0.1:${server.address().port}/harness.html?scenario=fleet-200`;
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-dev-shm-usage', '--no-first-run'],
-});
+const server = await serveHarness();
+const url = `${server.base}?scenario=fleet-200`;
+const browser = await launchChromium();
 
 // Runs `act` in the page and resolves after two animation frames: the frame that
 // applied the change and the one after it was painted.

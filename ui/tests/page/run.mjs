@@ -1,35 +1,17 @@
 // Page tests of the built UI in headless Chromium (Debian's /usr/bin/chromium via
 // playwright-core), with Tauri's mockIPC standing in for the Rust side.
 // Screenshots go to ../test-output/ui/. Exit code 1 on any failure.
-import { chromium } from 'playwright-core';
-import { createServer } from 'node:http';
-import { readFile, mkdir } from 'node:fs/promises';
-import { extname, join, resolve } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import assert from 'node:assert/strict';
 import { lifecycleTests } from './lifecycle.mjs';
+import { launchChromium, serveHarness } from './serve.mjs';
 
-const dist = resolve(import.meta.dirname, '../../../test-output/ui-harness');
 const out = resolve(import.meta.dirname, '../../../test-output/ui');
 await mkdir(out, { recursive: true });
-const types = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml' };
-const server = createServer(async (req, res) => {
-  const path = new URL(req.url, 'http://x').pathname;
-  try {
-    const body = await readFile(join(dist, path === '/' ? 'harness.html' : path));
-    res.writeHead(200, { 'content-type': types[extname(path)] ?? 'application/octet-stream' });
-    res.end(body);
-  } catch {
-    res.writeHead(404).end();
-  }
-});
-await new Promise((r) => server.listen(0, '127.0.0.1', r));
-const base = `http://127.0.0.1:${server.address().port}/harness.html`;
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-dev-shm-usage',
-    '--no-first-run', '--disable-extensions', '--disable-sync', '--metrics-recording-only', '--mute-audio'],
-});
+const server = await serveHarness();
+const base = server.base;
+const browser = await launchChromium();
 
 const results = [];
 async function test(name, fn, viewport = { width: 1280, height: 800 }, options = {}) {

@@ -50,7 +50,7 @@ impl Ops {
             }
         }
         let last_good = self.last_good.read().await.clone();
-        let ((rows, fresh), nbp) = tokio::join!(
+        let ((mut rows, fresh), nbp) = tokio::join!(
             refresh::refresh_all(refresh::RefreshInput {
                 fleet: &fleet,
                 trackers: &trackers,
@@ -72,7 +72,6 @@ impl Ops {
         // Every refresh is an alert evaluation (the debounce counts refreshes).
         let latest = lg.clone();
         drop(lg);
-        let mut rows = rows;
         match self.evaluate_alerts(&rows, &latest, nbp).await {
             Ok((memory, _)) => crate::alerts::attach(&mut rows, &memory),
             Err(e) => tracing::warn!("alerts could not be evaluated: {e}"),
