@@ -823,6 +823,12 @@ pub async fn remove_network_when_free(
 /// The node's own address as its containers reach it: the gateway of `docker_gwbridge`
 /// (a service task's way out), else of the default `bridge` (how a task reaches, say, an
 /// OpenRouter stand-in on its own node): Swarm services have no `host-gateway`.
+///
+/// On a swarm that has never run a task, `docker_gwbridge` does not exist yet (the first
+/// task makes it), and the default bridge's IPAM config may list only its subnet (seen on
+/// Debian's docker.io 20.10): the gateway is then the subnet's first address, as Docker
+/// assigns it. Without this the first service on a new swarm had no address for
+/// `host.docker.internal`.
 pub async fn node_gateway(d: &Docker, host: &str) -> Result<Option<String>, DockerError> {
     for net in ["docker_gwbridge", "bridge"] {
         match d
@@ -833,10 +839,13 @@ pub async fn node_gateway(d: &Docker, host: &str) -> Result<Option<String>, Dock
             .await
         {
             Ok(n) => {
-                let gw = n
-                    .ipam
-                    .and_then(|i| i.config)
-                    .and_then(|c| c.into_iter().find_map(|c| c.gateway));
+                let gw = n.ipam.and_then(|i| i.config).and_then(|c| {
+                    c.into_iter().find_map(|c| {
+                        c.gateway
+                            .filter(|g| !g.is_empty())
+                            .or_else(|| c.subnet.as_deref().and_then(first_host_v4))
+                    })
+                });
                 if gw.is_some() {
                     return Ok(gw);
                 }
@@ -848,9 +857,31 @@ pub async fn node_gateway(d: &Docker, host: &str) -> Result<Option<String>, Dock
     Ok(None)
 }
 
+/// The first host address of an IPv4 subnet (`172.17.0.0/16` → `172.17.0.1`): Docker's
+/// gateway when a network's IPAM config names none. `None` for IPv6 or a subnet with no
+/// room for hosts.
+fn first_host_v4(subnet: &str) -> Option<String> {
+    let (addr, len) = subnet.split_once('/')?;
+    let addr: std::net::Ipv4Addr = addr.parse().ok()?;
+    let len: u32 = len.parse().ok().filter(|l| *l <= 30)?;
+    let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+    Some(std::net::Ipv4Addr::from((u32::from(addr) & mask) + 1).to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gateway_from_a_subnet_alone() {
+        assert_eq!(first_host_v4("172.17.0.0/16").as_deref(), Some("172.17.0.1"));
+        assert_eq!(first_host_v4("10.1.2.128/25").as_deref(), Some("10.1.2.129"));
+        assert_eq!(first_host_v4("10.1.2.3/8").as_deref(), Some("10.0.0.1"));
+        assert_eq!(first_host_v4("0.0.0.0/0").as_deref(), Some("0.0.0.1"));
+        assert_eq!(first_host_v4("10.0.0.0/31"), None);
+        assert_eq!(first_host_v4("fd00::/64"), None);
+        assert_eq!(first_host_v4("nonsense"), None);
+    }
 
     #[test]
     fn secret_versions_are_in_their_names() {
