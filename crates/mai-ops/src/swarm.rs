@@ -874,8 +874,14 @@ mod tests {
 
     #[test]
     fn a_gateway_from_a_subnet_alone() {
-        assert_eq!(first_host_v4("172.17.0.0/16").as_deref(), Some("172.17.0.1"));
-        assert_eq!(first_host_v4("10.1.2.128/25").as_deref(), Some("10.1.2.129"));
+        assert_eq!(
+            first_host_v4("172.17.0.0/16").as_deref(),
+            Some("172.17.0.1")
+        );
+        assert_eq!(
+            first_host_v4("10.1.2.128/25").as_deref(),
+            Some("10.1.2.129")
+        );
         assert_eq!(first_host_v4("10.1.2.3/8").as_deref(), Some("10.0.0.1"));
         assert_eq!(first_host_v4("0.0.0.0/0").as_deref(), Some("0.0.0.1"));
         assert_eq!(first_host_v4("10.0.0.0/31"), None);
