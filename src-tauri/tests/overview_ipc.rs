@@ -68,7 +68,11 @@ fn usage_export_and_fleet_overview_over_ipc() {
     let _g = rt.enter();
     let dir = tempfile::tempdir().unwrap();
     std::env::set_var("UNUSED", "t");
-    let (app, w) = app_with(Console::new(Ok(ops(dir.path())), None));
+    let ops = ops(dir.path());
+    // The console's overview takes NBP's and OpenRouter's answers only if they are in
+    // when its rows are (else `pending`): asked here first, the answers are kept.
+    rt.block_on(async { tokio::join!(ops.pln_rate(), ops.credits()) });
+    let (app, w) = app_with(Console::new(Ok(ops), None));
     let events: Arc<Mutex<Vec<Value>>> = Arc::default();
     let ev = events.clone();
     app.listen_any("usage-export-progress", move |e| {
@@ -123,6 +127,8 @@ fn usage_export_and_fleet_overview_over_ipc() {
     assert_eq!(o["rows"].as_array().unwrap().len(), 1);
     assert_eq!(o["totals"]["missing"], json!(["acme"]));
     assert_eq!(o["totals"]["pln"]["available"], false);
+    assert_eq!(o["totals"]["pln"]["pending"], false, "{o}");
+    assert_eq!(o["totals"]["credits"]["pending"], false, "{o}");
     assert_eq!(o["totals"]["credits"]["available"], false);
     assert!(
         o["totals"]["credits"]["error"]

@@ -350,6 +350,10 @@ pub fn evaluate(
         );
     }
     match obs.nbp {
+        // Not answered yet: not checked.
+        Some(r) if r.pending => {
+            unobserved.insert(AlertKind::NbpStale.id(None));
+        }
         Some(r) if r.stale || !r.available => causes.push(Cause {
             kind: AlertKind::NbpStale,
             client: None,
@@ -960,6 +964,7 @@ mod tests {
             effective_date: Some("2026-12-01".parse().unwrap()),
             stale: true,
             error: None,
+            pending: false,
         };
         let rejected: BTreeMap<String, Vec<String>> =
             [("acme".to_string(), vec!["FV/1/12/2026".to_string()])].into();

@@ -692,3 +692,39 @@ async fn the_display_rate_is_one_nbp_request_while_fresh() {
     assert_eq!(o.pln_rate().await, a);
     assert_eq!(nbp.requests_served(), served, "{:?}", nbp.requests());
 }
+
+/// The console's fleet view does not hold its rows back for NBP (issue 14, the first
+/// paint): the overview says the rate is pending while NBP is slow, the request goes on
+/// by itself, and its answer is the next overview's, from the one request.
+#[tokio::test]
+async fn the_fleet_overview_shows_rows_before_a_slow_nbp_answers() {
+    use mai_ops::ops::overview::OutsideAnswers;
+    use mai_sim::nbp::{Fault, NbpConfig, NbpSim};
+    setup_env();
+    let nbp = NbpSim::spawn(NbpConfig::default()).await.unwrap();
+    nbp.set_fault(Fault::latency(Duration::from_secs(2)).times(1));
+    let dir = tempfile::tempdir().unwrap();
+    let text = fleet_text(dir.path(), &[], None).replace(
+        "base_url = \"http://127.0.0.1:9\"",
+        &format!("base_url = \"{}\"", nbp.base_url()),
+    );
+    let o = ops(dir.path(), &text, mock_keychain());
+    let first = o.fleet_overview(OutsideAnswers::IfReady).await;
+    assert!(
+        first.totals.pln.pending && !first.totals.pln.available,
+        "{:?}",
+        first.totals.pln
+    );
+    assert_eq!(first.totals.today_client_cost.pln, None);
+    // Waiting for the rate waits for the request already on its way, not a new one.
+    let rate = o.pln_rate().await;
+    assert!(rate.available && !rate.pending, "{rate:?}");
+    assert_eq!(nbp.requests_served(), 1, "{:?}", nbp.requests());
+    let next = o.fleet_overview(OutsideAnswers::IfReady).await;
+    assert_eq!(next.totals.pln, rate);
+    assert_eq!(next.totals.today_client_cost.pln, Some(Decimal::ZERO));
+    // maictl's overview waits for the answers: never pending.
+    let full = o.fleet_overview(OutsideAnswers::Await).await;
+    assert!(!full.totals.pln.pending && !full.totals.credits.pending);
+    assert_eq!(nbp.requests_served(), 1);
+}

@@ -533,6 +533,10 @@ pub struct PlnRate {
     /// The last known rate, NBP being unreachable now.
     pub stale: bool,
     pub error: Option<String>,
+    /// NBP has not answered yet (the fleet view shows its rows without waiting for it,
+    /// and asks again shortly); `available` is false.
+    #[serde(default)]
+    pub pending: bool,
 }
 
 impl PlnRate {
@@ -544,6 +548,15 @@ impl PlnRate {
             effective_date: None,
             stale: false,
             error: Some(error),
+            pending: false,
+        }
+    }
+
+    /// NBP asked, its answer not in yet.
+    pub fn pending() -> PlnRate {
+        PlnRate {
+            pending: true,
+            ..PlnRate::unavailable("asking NBP for the display rate".into())
         }
     }
 }

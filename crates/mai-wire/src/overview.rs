@@ -67,6 +67,10 @@ pub struct AccountCredits {
     pub remaining_usd: Option<Decimal>,
     /// Why there are no credits figures (no management key, OpenRouter's answer, ...).
     pub error: Option<String>,
+    /// OpenRouter has not answered yet (the fleet view shows its rows without waiting
+    /// for it, and asks again shortly); `available` is false.
+    #[serde(default)]
+    pub pending: bool,
 }
 
 impl AccountCredits {
@@ -77,6 +81,15 @@ impl AccountCredits {
             total_usage_usd: None,
             remaining_usd: None,
             error: Some(error),
+            pending: false,
+        }
+    }
+
+    /// OpenRouter asked, its answer not in yet.
+    pub fn pending() -> AccountCredits {
+        AccountCredits {
+            pending: true,
+            ..AccountCredits::unavailable("asking OpenRouter for the account's credits".into())
         }
     }
 }

@@ -366,7 +366,12 @@ export type PlnRate = { available: boolean, rate: string | null, table_no: strin
 /**
  * The last known rate, NBP being unreachable now.
  */
-stale: boolean, error: string | null, };
+stale: boolean, error: string | null, 
+/**
+ * NBP has not answered yet (the fleet view shows its rows without waiting for it,
+ * and asks again shortly); `available` is false.
+ */
+pending: boolean, };
 export type Dashboard = { client_id: string, legal_name: string, 
 /**
  * Today's markup rate; days and breakdowns are priced at their own days' rates.
@@ -1136,7 +1141,12 @@ remaining_usd: string | null,
 /**
  * Why there are no credits figures (no management key, OpenRouter's answer, ...).
  */
-error: string | null, };
+error: string | null, 
+/**
+ * OpenRouter has not answered yet (the fleet view shows its rows without waiting
+ * for it, and asks again shortly); `available` is false.
+ */
+pending: boolean, };
 export type FleetTotals = { 
 /**
  * The Warsaw day "today" means.

@@ -48,8 +48,8 @@ export function fixtures(scenario: string) {
     });
   }
   const pln: PlnRate = scenario === 'no-pln'
-    ? { available: false, rate: null, table_no: null, effective_date: null, stale: false, error: 'NBP did not answer within 8 s' }
-    : { available: true, rate: '4.0000', table_no: '226/C/NBP/2026', effective_date: today, stale: false, error: null };
+    ? { available: false, rate: null, table_no: null, effective_date: null, stale: false, error: 'NBP did not answer within 8 s', pending: false }
+    : { available: true, rate: '4.0000', table_no: '226/C/NBP/2026', effective_date: today, stale: false, error: null, pending: false };
   const dashboard = (id: string): Dashboard => ({
     client_id: id, legal_name: id.toUpperCase() + ' Sp. z o.o.', markup: '1.3', live: true, pull_error: null, updated_at: now,
     today: { date: today, requests: 1234, tokens: 1234567, raw_cost_usd: '9.615384615', client_cost_usd: '12.5' },

@@ -1,7 +1,8 @@
 // Mock replies of the fleet overview (issue 14): `fleet_overview` (rows + totals) and
 // `usage_export` with its progress events. Scenarios: `fleet-200` (200 clients on three
 // hosts), `totals-stale` (the display rate is the last known one), `no-credits` (no
-// management key), `usage-export-fail`.
+// management key), `usage-export-fail`, `outside-pending` (the first overview came before
+// NBP's and OpenRouter's answers; the next one has them).
 import { emit } from '@tauri-apps/api/event';
 import { row } from './fixtures';
 import type {
@@ -36,14 +37,22 @@ export function manyRows(): FleetRow[] {
   });
 }
 
+let overviews = 0;
+
 function totals(scenario: string, rows: FleetRow[]): FleetTotals {
-  const pln: PlnRate = scenario === 'no-pln'
-    ? { available: false, rate: null, table_no: null, effective_date: null, stale: false, error: 'NBP did not answer within 8 s' }
-    : { available: true, rate: '4.0000', table_no: '236/C/NBP/2026', effective_date: today, stale: scenario === 'totals-stale', error: null };
-  const credits: AccountCredits = scenario === 'no-credits'
+  const pending = scenario === 'outside-pending' && overviews === 1;
+  const pln: PlnRate = pending
+    ? { available: false, rate: null, table_no: null, effective_date: null, stale: false, error: 'asking NBP for the display rate', pending: true }
+    : scenario === 'no-pln'
+    ? { available: false, rate: null, table_no: null, effective_date: null, stale: false, error: 'NBP did not answer within 8 s', pending: false }
+    : { available: true, rate: '4.0000', table_no: '236/C/NBP/2026', effective_date: today, stale: scenario === 'totals-stale', error: null, pending: false };
+  const credits: AccountCredits = pending
     ? { available: false, total_credits_usd: null, total_usage_usd: null, remaining_usd: null,
-        error: 'no OpenRouter management key in the keychain; set it with `maictl keys set-management` (key from stdin)' }
-    : { available: true, total_credits_usd: '1500', total_usage_usd: '1012.4375', remaining_usd: '487.5625', error: null };
+        error: 'asking OpenRouter for the account\'s credits', pending: true }
+    : scenario === 'no-credits'
+    ? { available: false, total_credits_usd: null, total_usage_usd: null, remaining_usd: null,
+        error: 'no OpenRouter management key in the keychain; set it with `maictl keys set-management` (key from stdin)', pending: false }
+    : { available: true, total_credits_usd: '1500', total_usage_usd: '1012.4375', remaining_usd: '487.5625', error: null, pending: false };
   const a = (usd: string, plnV: string) => ({ usd, pln: pln.available ? plnV : null });
   return {
     day: today, month: today.slice(0, 7), clients: rows.length, clients_counted: rows.length - 1,
@@ -60,6 +69,7 @@ function totals(scenario: string, rows: FleetRow[]): FleetTotals {
 export async function overviewMock(cmd: string, args: unknown, scenario: string, rows: FleetRow[]): Promise<unknown> {
   switch (cmd) {
     case 'fleet_overview': {
+      overviews += 1;
       const r = scenario === 'fleet-200' ? manyRows() : rows;
       const o: FleetOverview = { rows: r, totals: totals(scenario, r) };
       return o;

@@ -53,6 +53,19 @@ export async function overviewTests({ test, base, out, text }) {
     assert.doesNotMatch(await text(page, '[data-testid="totals-month"]'), /zł/);
   });
 
+  await test('fleet rows before NBP and OpenRouter answer; the totals fill in at the next ask', async (page) => {
+    await page.goto(base + '?scenario=outside-pending');
+    await page.getByTestId('totals-rate-pending').waitFor();
+    assert.ok(await page.getByTestId('row-acme').isVisible(), 'the rows are shown without the outside answers');
+    assert.match(await text(page, '[data-testid="credits-why"]'), /asking OpenRouter/);
+    assert.doesNotMatch(await text(page, '[data-testid="totals-month"]'), /zł/);
+    await page.screenshot({ path: join(out, 'overview-outside-pending.png') });
+    // The view asks again shortly (not in 30 s): the rate and the credits are in.
+    await page.getByTestId('credits-remaining').waitFor({ timeout: 5000 });
+    assert.match(await text(page, '[data-testid="totals-rate"]'), /NBP table C ask 4\.0000/);
+    assert.match(await text(page, '[data-testid="totals-month"]'), /zł/);
+  });
+
   await test('fleet totals and table, narrow window', async (page) => {
     await page.goto(base + '?scenario=no-credits');
     await page.getByTestId('row-acme').waitFor();

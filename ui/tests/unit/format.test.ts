@@ -3,7 +3,7 @@ import { age, int, margin, percent, plnAmount, share, taskLabel, usd, usdPln } f
 import type { PlnRate } from '../../src/lib/wire';
 import { parseDec, round, formatFixed } from '../../src/lib/decimal';
 
-const rate = (r: string): PlnRate => ({ available: true, rate: r, table_no: '226/C/NBP/2026', effective_date: '2026-11-23', stale: false, error: null });
+const rate = (r: string): PlnRate => ({ available: true, rate: r, table_no: '226/C/NBP/2026', effective_date: '2026-11-23', stale: false, error: null, pending: false });
 
 describe('usd', () => {
   it('uses 2 decimals from one cent and thousands separators', () => {

@@ -181,45 +181,48 @@ pub const PLN_RATE_REUSE: Duration = Duration::from_secs(10 * 60);
 /// How long a stale or missing display rate is kept before NBP is asked again.
 pub const PLN_RATE_RETRY: Duration = Duration::from_secs(60);
 
+fn rate_reuse(rate: &PlnRate) -> Duration {
+    if rate.available && !rate.stale {
+        PLN_RATE_REUSE
+    } else {
+        PLN_RATE_RETRY
+    }
+}
+
+async fn fetch_pln_rate(nbp: Option<mai_core::nbp::NbpClient>) -> PlnRate {
+    let Some(nbp) = nbp else {
+        return PlnRate::unavailable("NBP client not configured".into());
+    };
+    match tokio::time::timeout(Duration::from_secs(8), nbp.display_rate("USD")).await {
+        Ok(Ok(r)) => PlnRate {
+            available: true,
+            rate: Some(r.ask),
+            table_no: Some(r.table_no),
+            effective_date: Some(r.effective_date),
+            stale: r.stale,
+            error: None,
+            pending: false,
+        },
+        Ok(Err(e)) => PlnRate::unavailable(e.to_string()),
+        Err(_) => PlnRate::unavailable("NBP did not answer within 8 s".into()),
+    }
+}
+
 impl Ops {
     /// USD→PLN display rate (NBP table C ask), or why it is unavailable. Table C is
     /// published once a working day while the fleet view asks every 30 s, twice (its
     /// totals and the alerts): an answer is reused for [`PLN_RATE_REUSE`] (a stale or
     /// missing rate for [`PLN_RATE_RETRY`], so NBP's return is seen within a minute), and
-    /// callers at the same moment wait for one request.
+    /// callers at the same moment wait for one request ([`super::memo`]).
     pub async fn pln_rate(&self) -> PlnRate {
-        let mut memo = self.pln_memo.lock().await;
-        if let Some((at, rate)) = memo.as_ref() {
-            let reuse = if rate.available && !rate.stale {
-                PLN_RATE_REUSE
-            } else {
-                PLN_RATE_RETRY
-            };
-            if at.elapsed() < reuse {
-                return rate.clone();
-            }
-        }
-        let rate = self.fetch_pln_rate().await;
-        *memo = Some((std::time::Instant::now(), rate.clone()));
-        rate
+        self.ask_pln_rate().answer().await
     }
 
-    async fn fetch_pln_rate(&self) -> PlnRate {
-        let Some(nbp) = &self.nbp else {
-            return PlnRate::unavailable("NBP client not configured".into());
-        };
-        match tokio::time::timeout(Duration::from_secs(8), nbp.display_rate("USD")).await {
-            Ok(Ok(r)) => PlnRate {
-                available: true,
-                rate: Some(r.ask),
-                table_no: Some(r.table_no),
-                effective_date: Some(r.effective_date),
-                stale: r.stale,
-                error: None,
-            },
-            Ok(Err(e)) => PlnRate::unavailable(e.to_string()),
-            Err(_) => PlnRate::unavailable("NBP did not answer within 8 s".into()),
-        }
+    pub(crate) fn ask_pln_rate(&self) -> super::memo::Asked<PlnRate> {
+        self.pln_memo
+            .ask(rate_reuse, fetch_pln_rate(self.nbp.clone()), || {
+                PlnRate::unavailable("asking NBP failed (a bug); try again".into())
+            })
     }
 
     /// Client dashboard: pull (best effort), then read the cache.

@@ -36,6 +36,7 @@ pub mod fleet;
 pub mod keys;
 pub mod ksef;
 pub mod lifecycle;
+mod memo;
 pub mod overview;
 pub mod privacy;
 pub mod sync;
@@ -166,7 +167,9 @@ pub struct Ops {
     /// One alert evaluation at a time (read, evaluate, write the cache's state).
     alert_lock: tokio::sync::Mutex<()>,
     /// The last display rate asked of NBP and when ([`Ops::pln_rate`]).
-    pln_memo: tokio::sync::Mutex<Option<(std::time::Instant, PlnRate)>>,
+    pln_memo: memo::Memo<PlnRate>,
+    /// The OpenRouter account's last credits and when ([`Ops::credits`]).
+    credits_memo: memo::Memo<mai_wire::overview::AccountCredits>,
     /// Webhook deliveries in flight ([`Ops::flush_alert_webhooks`]).
     webhook_tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -228,6 +231,7 @@ impl Ops {
             alert_sink: Default::default(),
             alert_lock: Default::default(),
             pln_memo: Default::default(),
+            credits_memo: Default::default(),
             webhook_tasks: Default::default(),
         }
     }

@@ -159,46 +159,113 @@ pub fn fleet_totals(
     }
 }
 
+/// How long the OpenRouter account's credits are reused ([`Ops::credits`]): the fleet
+/// view refreshes every 30 s and the figure moves with the fleet's spending.
+pub const CREDITS_REUSE: Duration = Duration::from_secs(60);
+/// How long a failed credits answer (no management key, OpenRouter down) is kept before
+/// asking again, so a key just stored shows soon.
+pub const CREDITS_RETRY: Duration = Duration::from_secs(15);
+
+fn credits_reuse(c: &AccountCredits) -> Duration {
+    if c.available {
+        CREDITS_REUSE
+    } else {
+        CREDITS_RETRY
+    }
+}
+
+/// `GET /credits` with the management key from `keychain` (or why not).
+async fn fetch_credits(
+    keychain: Result<crate::keys::Keychain, String>,
+    http: reqwest::Client,
+    base_url: String,
+) -> AccountCredits {
+    let kc = match keychain {
+        Ok(k) => k,
+        Err(e) => return AccountCredits::unavailable(e),
+    };
+    let mgmt = match blocking(move || kc.management_key()).await {
+        Ok(k) => k,
+        Err(e) => return AccountCredits::unavailable(e.to_string()),
+    };
+    let or = match mai_core::openrouter::OpenRouterClient::with_http(
+        http,
+        base_url.as_str(),
+        mai_core::openrouter::SecretKey::new(mgmt),
+    ) {
+        Ok(c) => c,
+        Err(e) => return AccountCredits::unavailable(format!("OpenRouter client: {e}")),
+    };
+    match tokio::time::timeout(Duration::from_secs(8), or.credits()).await {
+        Ok(Ok(c)) => AccountCredits {
+            available: true,
+            total_credits_usd: Some(c.total_credits),
+            total_usage_usd: Some(c.total_usage),
+            remaining_usd: Some(c.balance().normalize()),
+            error: None,
+            pending: false,
+        },
+        Ok(Err(e)) => {
+            AccountCredits::unavailable(format!("GET /credits with the management key failed: {e}"))
+        }
+        Err(_) => AccountCredits::unavailable(
+            "OpenRouter's /credits did not answer within 8 s; try again".into(),
+        ),
+    }
+}
+
+/// Whether [`Ops::fleet_overview`] waits for the outside services' answers (NBP's rate,
+/// OpenRouter's credits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutsideAnswers {
+    /// Wait for them (maictl: one answer, complete).
+    Await,
+    /// Take them if they are in when the rows are, else the last ones kept, else say
+    /// they are pending (the console: rows first; the fleet view asks again shortly).
+    IfReady,
+}
+
 impl Ops {
     /// The OpenRouter account's credits, read with the management key; without a
-    /// keychain or key, or when OpenRouter does not answer, why not.
+    /// keychain or key, or when OpenRouter does not answer, why not. Reused for
+    /// [`CREDITS_REUSE`] ([`CREDITS_RETRY`] when unavailable); callers at the same
+    /// moment wait for one request.
     pub async fn credits(&self) -> AccountCredits {
-        let kc = match self.keychain("reading the OpenRouter credits") {
-            Ok(k) => k.clone(),
-            Err(e) => return AccountCredits::unavailable(e.to_string()),
-        };
-        let mgmt = match blocking(move || kc.management_key()).await {
-            Ok(k) => k,
-            Err(e) => return AccountCredits::unavailable(e.to_string()),
-        };
-        let or = match mai_core::openrouter::OpenRouterClient::with_http(
-            self.http.clone(),
-            self.fleet.openrouter.base_url.as_str(),
-            mai_core::openrouter::SecretKey::new(mgmt),
-        ) {
-            Ok(c) => c,
-            Err(e) => return AccountCredits::unavailable(format!("OpenRouter client: {e}")),
-        };
-        match tokio::time::timeout(Duration::from_secs(8), or.credits()).await {
-            Ok(Ok(c)) => AccountCredits {
-                available: true,
-                total_credits_usd: Some(c.total_credits),
-                total_usage_usd: Some(c.total_usage),
-                remaining_usd: Some(c.balance().normalize()),
-                error: None,
-            },
-            Ok(Err(e)) => AccountCredits::unavailable(format!(
-                "GET /credits with the management key failed: {e}"
-            )),
-            Err(_) => AccountCredits::unavailable(
-                "OpenRouter's /credits did not answer within 8 s; try again".into(),
-            ),
-        }
+        self.ask_credits().answer().await
     }
 
-    /// The fleet table and its totals, from one refresh.
-    pub async fn fleet_overview(&self) -> FleetOverview {
-        let (rows, rate, credits) = tokio::join!(self.refresh(), self.pln_rate(), self.credits());
+    fn ask_credits(&self) -> super::memo::Asked<AccountCredits> {
+        let keychain = self
+            .keychain("reading the OpenRouter credits")
+            .cloned()
+            .map_err(|e| e.to_string());
+        self.credits_memo.ask(
+            credits_reuse,
+            fetch_credits(
+                keychain,
+                self.http.clone(),
+                self.fleet.openrouter.base_url.to_string(),
+            ),
+            || AccountCredits::unavailable("asking OpenRouter failed (a bug); try again".into()),
+        )
+    }
+
+    /// The fleet table and its totals, from one refresh; see [`OutsideAnswers`] for how
+    /// long the PLN rate and the credits are waited for.
+    pub async fn fleet_overview(&self, outside: OutsideAnswers) -> FleetOverview {
+        // Asked before the refresh so they run beside it.
+        let (rate, credits) = (self.ask_pln_rate(), self.ask_credits());
+        let rows = self.refresh().await;
+        let (rate, credits) = match outside {
+            OutsideAnswers::Await => (rate.answer().await, credits.answer().await),
+            OutsideAnswers::IfReady => (
+                rate.if_ready().await.unwrap_or_else(PlnRate::pending),
+                credits
+                    .if_ready()
+                    .await
+                    .unwrap_or_else(AccountCredits::pending),
+            ),
+        };
         let totals = fleet_totals(&rows, rate, credits, Utc::now());
         FleetOverview { rows, totals }
     }
@@ -354,6 +421,7 @@ mod tests {
             effective_date: Some("2026-11-13".parse().unwrap()),
             stale,
             error: None,
+            pending: false,
         }
     }
 

@@ -125,7 +125,9 @@ fn projection(p: &Projection) -> String {
 }
 
 pub async fn totals(ops: &Ops, json: bool) -> Result<u8, OpsError> {
-    let o = ops.fleet_overview().await;
+    let o = ops
+        .fleet_overview(mai_ops::ops::overview::OutsideAnswers::Await)
+        .await;
     let t = &o.totals;
     if json {
         println!("{}", serde_json::to_string_pretty(&o).expect("serialize"));
