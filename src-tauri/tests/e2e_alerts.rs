@@ -9,37 +9,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, Locator};
+use fantoccini::Locator;
 
 mod e2e_support;
-use e2e_support::{docker, env, shot, tracker_container};
-
-async fn text_of(c: &Client, sel: &str) -> Option<String> {
-    match c.find(Locator::Css(sel)).await {
-        Ok(e) => e.text().await.ok(),
-        Err(_) => None,
-    }
-}
-
-/// Polls `f` every 500 ms until it returns `Some`, failing with the page's text after
-/// `timeout`.
-async fn wait_for<F, Fut, T>(c: &Client, what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        if start.elapsed() > timeout {
-            let body = text_of(c, "body").await.unwrap_or_default();
-            panic!("timed out after {timeout:?} waiting for {what}; page text:\n{body}");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await; // polling interval
-    }
-}
+use e2e_support::{docker, env, shot, text_of, tracker_container, wait_on_page as wait_for};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn alerts_appear_and_clear_on_a_real_fleet() {
@@ -53,24 +26,11 @@ async fn alerts_appear_and_clear_on_a_real_fleet() {
 
     // The demo fleet with its own console data (a fresh alert history) and a 2 s
     // background refresh, so the debounce passes in seconds.
-    let fleet_in = PathBuf::from(env("E2E_FLEET"));
-    let text = std::fs::read_to_string(&fleet_in).unwrap();
-    let data = fleet_in.parent().unwrap().join("console-alerts");
-    let _ = std::fs::remove_dir_all(&data);
-    let mut text = text
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("data_dir") {
-                format!("data_dir = {:?}", data.to_string_lossy())
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    text = format!("[alerts]\nrefresh_seconds = 2\n\n{text}\n");
-    let fleet = fleet_in.with_file_name("fleet-alerts.toml");
-    std::fs::write(&fleet, text).unwrap();
+    let (fleet, _) = e2e_support::fleet_copy(
+        "fleet-alerts.toml",
+        "console-alerts",
+        "[alerts]\nrefresh_seconds = 2\n",
+    );
 
     let tracker = tracker_container(&id);
 

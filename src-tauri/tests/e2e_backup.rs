@@ -37,18 +37,7 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let r = tokio::time::timeout(
-        Duration::from_secs(120),
-        e2e_support::wait_for(what, Duration::from_secs(119), f),
-    )
-    .await;
-    match r {
-        Ok(v) => v,
-        Err(_) => panic!(
-            "timed out waiting for {what}; page text:\n{}",
-            text_of(c, "body").await.unwrap_or_default()
-        ),
-    }
+    e2e_support::wait_on_page(c, what, Duration::from_secs(120), f).await
 }
 
 /// Clicks `sel` once it is there, scrolled to the middle of the window first (the
@@ -88,6 +77,28 @@ async fn tracker_month(url: &str, token: &str, month: &str) -> serde_json::Value
         .unwrap()
 }
 
+/// `requests` chats of client `id` through its real chat app and tracker
+/// (crates/mai-ops/scripts/traffic.py, seeded), then the simulator's truth for its key:
+/// requests served and their raw cost.
+async fn traffic(
+    id: &str,
+    requests: u32,
+    seed: u32,
+    openrouter: &str,
+    hash: &str,
+) -> (u64, Decimal) {
+    run(Command::new("python3")
+        .arg(root().join("crates/mai-ops/scripts/traffic.py"))
+        .arg(env("E2E_STATE"))
+        .args(["--client", id, "--requests", &requests.to_string()])
+        .args(["--rate", "0", "--seed", &seed.to_string()]));
+    truth_by_key_hash(openrouter)
+        .await
+        .get(hash)
+        .copied()
+        .unwrap_or_default()
+}
+
 fn dec(v: &serde_json::Value) -> Decimal {
     Decimal::from_str(v.as_str().unwrap()).unwrap().normalize()
 }
@@ -110,30 +121,19 @@ async fn backup_volume_lost_restore_on_a_real_fleet() {
     let month = mai_core::time::warsaw_today().format("%Y-%m").to_string();
 
     // The demo fleet with its own console data (cache and audit log) and a backup folder.
-    let fleet_in = PathBuf::from(env("E2E_FLEET"));
-    let base = fleet_in.parent().unwrap().to_path_buf();
-    let data = base.join("console-backup");
-    let backups = base.join("backups");
-    let _ = std::fs::remove_dir_all(&data);
-    let _ = std::fs::remove_dir_all(&backups);
-    let text = std::fs::read_to_string(&fleet_in)
+    let backups = PathBuf::from(env("E2E_FLEET"))
+        .parent()
         .unwrap()
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("data_dir") {
-                format!("data_dir = {:?}", data.to_string_lossy())
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let text = format!(
-        "[backup]\ndir = {:?}\nkeep = 5\n\n{text}\n",
-        backups.to_string_lossy()
+        .join("backups");
+    let _ = std::fs::remove_dir_all(&backups);
+    let (fleet, data) = e2e_support::fleet_copy(
+        "fleet-backup.toml",
+        "console-backup",
+        &format!(
+            "[backup]\ndir = {:?}\nkeep = 5\n",
+            backups.to_string_lossy()
+        ),
     );
-    let fleet = fleet_in.with_file_name("fleet-backup.toml");
-    std::fs::write(&fleet, text).unwrap();
 
     let c = e2e_support::open_console(&fleet.to_string_lossy()).await;
 
@@ -213,24 +213,7 @@ async fn backup_volume_lost_restore_on_a_real_fleet() {
 
     // 2. More usage after the backup (mid-month), pulled into the console cache: the
     // backup alone is no longer the month's truth.
-    run(Command::new("python3")
-        .arg(root().join("crates/mai-ops/scripts/traffic.py"))
-        .arg(env("E2E_STATE"))
-        .args([
-            "--client",
-            &id,
-            "--requests",
-            "9",
-            "--rate",
-            "0",
-            "--seed",
-            "14",
-        ]));
-    let (n1, raw1) = truth_by_key_hash(&openrouter)
-        .await
-        .get(&hash)
-        .copied()
-        .unwrap_or_default();
+    let (n1, raw1) = traffic(&id, 9, 14, &openrouter, &hash).await;
     assert_eq!(n1, n0 + 9, "the simulator served the 9 requests");
     let want1 = usd(raw1 * markup);
     wait(&c, "the later usage in the cache", || async {
@@ -397,24 +380,7 @@ async fn backup_volume_lost_restore_on_a_real_fleet() {
 
     // 7. The restored tracker goes on counting: usage after the restore reaches the
     // tracker, the console cache and the window.
-    run(Command::new("python3")
-        .arg(root().join("crates/mai-ops/scripts/traffic.py"))
-        .arg(env("E2E_STATE"))
-        .args([
-            "--client",
-            &id,
-            "--requests",
-            "3",
-            "--rate",
-            "0",
-            "--seed",
-            "15",
-        ]));
-    let (n2, raw2) = truth_by_key_hash(&openrouter)
-        .await
-        .get(&hash)
-        .copied()
-        .unwrap_or_default();
+    let (n2, raw2) = traffic(&id, 3, 15, &openrouter, &hash).await;
     assert_eq!(n2, n1 + 3);
     let want2 = usd(raw2 * markup);
     wait(&c, "the usage after the restore in the window", || async {

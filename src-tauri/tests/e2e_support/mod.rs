@@ -5,7 +5,7 @@
 #![allow(dead_code)] // each test target uses its own subset
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,31 @@ use serde_json::{json, Value};
 pub fn env(k: &str) -> String {
     std::env::var(k)
         .unwrap_or_else(|_| panic!("{k} is not set; run this test through tests/run-e2e.sh"))
+}
+
+/// A copy of the demo fleet file (`E2E_FLEET`) named `name` beside it, with its own
+/// console data under `data_dir_name` (emptied first: a fresh cache, alert history and
+/// audit log) and `sections` (TOML) before the rest. Returns the copy's path and its
+/// data dir.
+pub fn fleet_copy(name: &str, data_dir_name: &str, sections: &str) -> (PathBuf, PathBuf) {
+    let fleet_in = PathBuf::from(env("E2E_FLEET"));
+    let data = fleet_in.parent().unwrap().join(data_dir_name);
+    let _ = std::fs::remove_dir_all(&data);
+    let text = std::fs::read_to_string(&fleet_in)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("data_dir") {
+                format!("data_dir = {:?}", data.to_string_lossy())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let fleet = fleet_in.with_file_name(name);
+    std::fs::write(&fleet, format!("{sections}\n{text}\n")).unwrap();
+    (fleet, data)
 }
 
 /// The gate: the test runs when tests/run-e2e.sh has set up what it needs, and otherwise
@@ -150,6 +175,26 @@ pub async fn shot(c: &Client, out: &Path, name: &str) {
 }
 
 /// The text of the first element matching `sel`, `None` when there is none.
+/// Polls `f` every 500 ms until it returns `Some`, failing after `timeout` with the
+/// page's text (what the window showed instead).
+pub async fn wait_on_page<F, Fut, T>(c: &Client, what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if start.elapsed() > timeout {
+            let body = text_of(c, "body").await.unwrap_or_default();
+            panic!("timed out after {timeout:?} waiting for {what}; page text:\n{body}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await; // polling interval
+    }
+}
+
 pub async fn text_of(c: &Client, sel: &str) -> Option<String> {
     match c.find(fantoccini::Locator::Css(sel)).await {
         Ok(e) => e.text().await.ok(),
