@@ -80,3 +80,22 @@ export function taskLabel(key: string): string {
 export function toChartNumber(amount: string): number {
   return Number(amount);
 }
+
+// One formatter each, made once: `Date.prototype.toLocaleTimeString` and friends build a
+// new ICU date formatter on every call, and the web process keeps them until its GC runs
+// (the fleet table's 100 "last sync" times cost ~25 MiB of the console's memory; issue 14,
+// deploy/bench/console-footprint.sh). Same output as the methods without arguments.
+const TIME = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: 'numeric', second: 'numeric' });
+const DATE_TIME = new Intl.DateTimeFormat(undefined, {
+  year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric',
+});
+
+/** A time of day in the operator's locale, as `toLocaleTimeString()` writes it. */
+export function localTime(at: string | Date): string {
+  return TIME.format(typeof at === 'string' ? new Date(at) : at);
+}
+
+/** A date and time in the operator's locale, as `toLocaleString()` writes it. */
+export function localDateTime(at: string | Date): string {
+  return DATE_TIME.format(typeof at === 'string' ? new Date(at) : at);
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { age, int, margin, percent, plnAmount, share, taskLabel, usd, usdPln } from '../../src/lib/format';
+import { age, int, localDateTime, localTime, margin, percent, plnAmount, share, taskLabel, usd, usdPln } from '../../src/lib/format';
 import type { PlnRate } from '../../src/lib/wire';
 import { parseDec, round, formatFixed } from '../../src/lib/decimal';
 
@@ -89,5 +89,16 @@ describe('margin', () => {
     expect(margin('-4.5')).toBe('-4.50%');
     expect(margin('0')).toBe('0.00%');
     expect(margin(null)).toBe('—');
+  });
+});
+
+describe('local times', () => {
+  it('write what toLocaleTimeString / toLocaleString write, from one formatter each', () => {
+    for (const iso of ['2026-12-07T06:53:08Z', '2026-03-29T00:59:59.999Z', '2026-10-25T01:30:00Z']) {
+      const d = new Date(iso);
+      expect(localTime(iso)).toBe(d.toLocaleTimeString());
+      expect(localTime(d)).toBe(d.toLocaleTimeString());
+      expect(localDateTime(iso)).toBe(d.toLocaleString());
+    }
   });
 });
