@@ -86,7 +86,18 @@ pub fn usd(d: Decimal) -> String {
 }
 
 /// Polls `f` until it gives a value, or fails after `timeout` naming `what`.
-pub async fn wait_for<F, Fut, T>(what: &str, timeout: Duration, mut f: F) -> T
+pub async fn wait_for<F, Fut, T>(what: &str, timeout: Duration, f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    poll(timeout, f)
+        .await
+        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+/// `f`'s first value, asked every 200 ms; `None` once `timeout` has passed without one.
+async fn poll<F, Fut, T>(timeout: Duration, mut f: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -94,12 +105,11 @@ where
     let start = Instant::now();
     loop {
         if let Some(v) = f().await {
-            return v;
+            return Some(v);
         }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        if start.elapsed() >= timeout {
+            return None;
+        }
         tokio::time::sleep(Duration::from_millis(200)).await; // polling interval, not synchronisation
     }
 }
@@ -174,27 +184,23 @@ pub async fn shot(c: &Client, out: &Path, name: &str) {
     }
 }
 
-/// The text of the first element matching `sel`, `None` when there is none.
-/// Polls `f` every 500 ms until it returns `Some`, failing after `timeout` with the
-/// page's text (what the window showed instead).
-pub async fn wait_on_page<F, Fut, T>(c: &Client, what: &str, timeout: Duration, mut f: F) -> T
+/// Polls `f` until it gives a value, failing after `timeout` with the page's text (what
+/// the window showed instead).
+pub async fn wait_on_page<F, Fut, T>(c: &Client, what: &str, timeout: Duration, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        if start.elapsed() > timeout {
+    match poll(timeout, f).await {
+        Some(v) => v,
+        None => {
             let body = text_of(c, "body").await.unwrap_or_default();
             panic!("timed out after {timeout:?} waiting for {what}; page text:\n{body}");
         }
-        tokio::time::sleep(Duration::from_millis(500)).await; // polling interval
     }
 }
 
+/// The text of the first element matching `sel`, `None` when there is none.
 pub async fn text_of(c: &Client, sel: &str) -> Option<String> {
     match c.find(fantoccini::Locator::Css(sel)).await {
         Ok(e) => e.text().await.ok(),
