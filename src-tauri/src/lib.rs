@@ -133,13 +133,11 @@ impl Console {
                 };
                 *self.ops.write().unwrap_or_else(|p| p.into_inner()) = ops;
                 *self.load_error.write().unwrap_or_else(|p| p.into_inner()) = error;
-                mark(&format!(
-                    "console_mark fleet_opened ms={}",
-                    since_process_start().as_millis()
-                ));
+                mark_step("fleet_opened");
                 // The opening (the integrity check over the whole cache, the fleet
-                // file, the keychain) freed what it allocated; give it back to the OS.
-                trim_heap();
+                // file, the keychain) freed what it allocated; give it back to the OS
+                // (issue 14: ~3 MiB of the console's PSS, a few ms).
+                mai_core::alloc::trim();
             })
             .await;
     }
@@ -176,10 +174,7 @@ impl Console {
 
 #[tauri::command]
 async fn app_info(state: State<'_, Console>) -> Result<AppInfo, String> {
-    mark(&format!(
-        "console_mark first_ipc ms={}",
-        since_process_start().as_millis()
-    ));
+    mark_step("first_ipc");
     state.opened().await;
     let current = state.current();
     let ops = current.as_deref();
@@ -224,25 +219,17 @@ async fn fleet_overview(
         .await;
     // The fleet view's refreshes (the first one included), for the footprint benchmark.
     let n = REFRESHES.fetch_add(1, Ordering::Relaxed) + 1;
-    mark(&format!(
-        "console_refresh n={n} rows={} ms={}",
-        overview.rows.len(),
-        since_process_start().as_millis()
-    ));
+    mark(|| {
+        format!(
+            "console_refresh n={n} rows={} ms={}",
+            overview.rows.len(),
+            since_process_start().as_millis()
+        )
+    });
     // A refresh of every client (HTTP clients, JSON, snapshots) frees what it allocated,
     // spread over the runtime's threads' malloc arenas; glibc keeps it unless asked.
-    trim_heap();
+    mai_core::alloc::trim();
     Ok(overview)
-}
-
-/// Returns the free pages of every malloc arena to the OS (issue 14: ~3 MiB of the
-/// console's PSS after the opening and each refresh; a few ms).
-fn trim_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks glibc's own arenas under their locks.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 /// Exports one client's month of usage (CSV/JSON) to a file; progress goes out as
@@ -540,20 +527,32 @@ async fn fleet_update<R: Runtime>(
 fn first_paint(rows: usize) -> u64 {
     let ms = since_process_start().as_millis() as u64;
     tracing::info!(rows, ms, "first fleet view painted {ms} ms after start");
-    mark(&format!("console_first_paint rows={rows} ms={ms}"));
+    mark(|| format!("console_first_paint rows={rows} ms={ms}"));
     ms
 }
 
 /// With `MAI_CONSOLE_MARKS` set, prints one line on stdout per benchmark mark
-/// (`console_first_paint`, `console_refresh`), read by deploy/bench/console-footprint.sh.
-fn mark(line: &str) {
+/// (`console_mark`, `console_first_paint`, `console_refresh`), read by
+/// deploy/bench/console-footprint.sh. The line is only made (and `/proc` only read) when
+/// marks are on: refreshes run every 30 s.
+fn mark(line: impl FnOnce() -> String) {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if *ON.get_or_init(|| std::env::var_os("MAI_CONSOLE_MARKS").is_some()) {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
+        let _ = writeln!(out, "{}", line());
         let _ = out.flush();
     }
+}
+
+/// A start-up mark: `console_mark {step} ms=…` since the process started.
+fn mark_step(step: &str) {
+    mark(|| {
+        format!(
+            "console_mark {step} ms={}",
+            since_process_start().as_millis()
+        )
+    });
 }
 
 /// Time since the kernel started this process (`/proc/self/stat` start time against
@@ -774,10 +773,7 @@ pub fn builder<R: Runtime>(b: tauri::Builder<R>, console: Console) -> tauri::Bui
 
 pub fn run() {
     STARTED.get_or_init(std::time::Instant::now);
-    mark(&format!(
-        "console_mark main ms={}",
-        since_process_start().as_millis()
-    ));
+    mark_step("main");
     // WebKit derives navigator.language from LANG; "C"/"POSIX" is not a valid BCP 47 tag
     // and makes Intl.NumberFormat throw (uPlot calls it at load), leaving a blank window.
     // Set before any thread starts.
@@ -820,10 +816,7 @@ pub fn run() {
         // tests' mock runtime has no notification server).
         .plugin(tauri_plugin_notification::init())
         .setup(|app| {
-            mark(&format!(
-                "console_mark window_created ms={}",
-                since_process_start().as_millis()
-            ));
+            mark_step("window_created");
             if let Some(w) = app.get_webview_window("main") {
                 let _ = w.set_title("mAI Fleet Console");
             }

@@ -5,6 +5,7 @@
 //! here is used by the tracker (one per client) and by the operator side (console,
 //! maictl, billing), so it holds the invariants they all rely on — see ARCHITECTURE.md.
 
+pub mod alloc;
 pub mod csv;
 pub mod ledger;
 pub mod money;

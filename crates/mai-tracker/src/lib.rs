@@ -6,7 +6,6 @@
 //! Background: [`recon`] (confirm provisional records, measure drift), stopped with the
 //! rest through [`shutdown`]. Read side: [`api`] (docs/tracker-api.md).
 
-pub mod alloc;
 pub mod api;
 pub mod auth;
 pub mod backup;
@@ -413,7 +412,7 @@ pub async fn start(mut cfg: Config) -> anyhow::Result<Tracker> {
                     .load(std::sync::atomic::Ordering::Relaxed)
                     == 0
                 {
-                    let _ = tokio::task::spawn_blocking(alloc::trim).await;
+                    let _ = tokio::task::spawn_blocking(mai_core::alloc::trim).await;
                 }
             }
         });

@@ -28,7 +28,7 @@ fn main() -> anyhow::Result<()> {
             .with_writer(std::io::stderr)
             .init(),
     }
-    mai_tracker::alloc::limit_arenas();
+    mai_core::alloc::limit_arenas();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

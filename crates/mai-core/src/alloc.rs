@@ -1,8 +1,8 @@
-//! glibc malloc tuning for a daemon whose memory comes in bursts of streams.
-//!
-//! Each stream holds a few buffers (hyper's per-connection read/write buffers on both
-//! sides). After a burst, glibc keeps the freed memory in its arenas, so RSS stays at
-//! the burst's peak unless it is handed back explicitly. No-ops on other allocators.
+//! glibc malloc tuning for programs whose memory comes in bursts: the tracker's streams
+//! (hyper's per-connection buffers on both sides) and the console's refreshes of every
+//! client (HTTP clients, JSON, snapshots) and its opening of the cache. After a burst,
+//! glibc keeps the freed memory in its arenas, so RSS stays at the burst's peak unless
+//! it is handed back explicitly. No-ops on other allocators.
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod imp {
