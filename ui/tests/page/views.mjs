@@ -39,4 +39,19 @@ export default async function ({ test, base, out }) {
       }, viewport, options);
     }
   }
+
+  await test('a view whose code cannot be loaded says so instead of staying blank', async (page) => {
+    // The non-fleet views are chunks loaded when first opened (issue 14); a missing one
+    // (an interrupted update, a broken install) must not leave an empty window.
+    await page.route(/\/assets\/ClientView-[^/]*\.js$/, (r) => r.abort());
+    await page.goto(base);
+    await page.getByTestId('nav-fleet').waitFor();
+    await page.getByTestId('nav-client').click();
+    const banner = page.getByRole('alert').filter({ hasText: 'Cannot load this view' });
+    await banner.waitFor();
+    assert.match(await banner.innerText(), /Cannot load this view: .*ClientView/);
+    // The other views still load.
+    await page.getByTestId('nav-keys').click();
+    await page.getByTestId('key-save').waitFor();
+  });
 }
