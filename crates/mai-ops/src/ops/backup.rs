@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, Duration as Days, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration as Days, NaiveDate, TimeZone, Utc};
 use mai_core::ledger::{inspect_file, sha256_file, Ledger};
 use mai_core::openrouter::{key_hash, ActivityRow, OpenRouterClient, SecretKey};
 use mai_core::time::YearMonth;
@@ -492,8 +492,8 @@ impl Ops {
     pub async fn ledger_check(&self, id: &str) -> Result<LedgerCheck, OpsError> {
         let c = self.client(id)?;
         let today = self.today();
-        let first = today.with_day(1).expect("day 1 exists");
-        let month = today.format("%Y-%m").to_string();
+        let ym = YearMonth::of(today);
+        let (first, month) = (ym.first_day(), ym.to_string());
         let org = c.id.clone();
         let cached = self
             .cache
