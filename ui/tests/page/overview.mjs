@@ -16,6 +16,41 @@ function micros(s) {
 export async function overviewTests({ test, base, out, text }) {
   const narrow = { width: 420, height: 800 };
   const rowIds = (page) => page.locator('[data-testid^="row-"]').evaluateAll((els) => els.map((e) => e.dataset.testid.slice(4)));
+  const rowCount = async (page) => Number(await page.getByTestId('fleet-table').getAttribute('aria-rowcount')) - 1;
+  // The table renders only the rows in view (lib/rowWindow.ts): scroll through the page
+  // and collect every row by its aria-rowindex, asserting that none is skipped. Each step
+  // waits two frames: the scroll's re-render and the measuring after it.
+  const allRows = async (page) => {
+    const byIndex = new Map();
+    await page.evaluate(() => window.scrollTo(0, 0));
+    for (;;) {
+      const { seen, atEnd } = await page.evaluate(async () => {
+        await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+        const seen = [...document.querySelectorAll('[data-testid^="row-"]')].map((tr) => ({
+          index: Number(tr.getAttribute('aria-rowindex')),
+          id: tr.dataset.client,
+          today: tr.querySelector('[data-testid="today-cost"]').innerText.trim(),
+          month: tr.querySelector('[data-label="Month / limit"]').firstChild.textContent.trim(),
+        }));
+        const atEnd = window.scrollY + window.innerHeight >= document.documentElement.scrollHeight - 1;
+        window.scrollBy(0, Math.round(window.innerHeight * 0.7));
+        return { seen, atEnd };
+      });
+      for (const r of seen) {
+        const had = byIndex.get(r.index);
+        assert.ok(!had || had.id === r.id, `row ${r.index} was ${had?.id}, then ${r.id}`);
+        byIndex.set(r.index, r);
+      }
+      if (atEnd) break;
+    }
+    const n = await rowCount(page);
+    assert.equal(byIndex.size, n, 'every row is rendered once scrolled to, and no other');
+    await page.evaluate(() => window.scrollTo(0, 0));
+    return Array.from({ length: n }, (_, i) => {
+      assert.ok(byIndex.has(i + 2), `row ${i + 2} was never rendered`);
+      return byIndex.get(i + 2);
+    });
+  };
 
   await test('fleet totals: today, month, profit in USD and PLN, credits, projection', async (page) => {
     await page.goto(base);
@@ -83,26 +118,38 @@ export async function overviewTests({ test, base, out, text }) {
     assert.match(p, /exceeds on 2026-12-12/);
   });
 
-  await test('200 rows: all rendered; sort by exact decimals both ways, stable', async (page) => {
+  await test('200 rows: only those in view are rendered; scrolled through, each once; sort by exact decimals both ways, stable', async (page) => {
     await page.goto(base + '?scenario=fleet-200');
-    await page.getByTestId('row-client-200').waitFor();
-    assert.equal(await page.locator('[data-testid^="row-"]').count(), 200);
+    await page.getByTestId('row-client-001').waitFor();
     assert.equal(await text(page, '[data-testid="fleet-count"]'), '200 of 200 clients');
+    assert.equal(await rowCount(page), 200);
+    const rendered = await page.locator('[data-testid^="row-"]').count();
+    assert.ok(rendered >= 8 && rendered <= 40, `rendered ${rendered} of 200 rows`);
+    assert.equal(await page.getByTestId('rows-before').count(), 0);
+    assert.ok(await page.getByTestId('rows-after').isVisible());
+    assert.deepEqual((await allRows(page)).map((r) => r.id), Array.from({ length: 200 }, (_, i) => `client-${String(i + 1).padStart(3, '0')}`));
+    // Scrolled to the bottom: the last rows, with a spacer above instead of the first.
+    await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+    await page.getByTestId('row-client-200').waitFor();
+    assert.equal(await page.getByTestId('row-client-001').count(), 0);
+    await page.screenshot({ path: join(out, 'overview-fleet-200-bottom.png') });
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.getByTestId('row-client-001').waitFor();
     await page.getByTestId('sort-today').click();
     assert.equal(await page.locator('th[aria-sort="ascending"]').count(), 1);
-    let costs = await page.locator('[data-testid="today-cost"]').allInnerTexts();
+    let costs = (await allRows(page)).map((r) => r.today);
     assert.equal(costs.length, 200);
     // $0.00 before $0.000864 before $0.01...: decimals, not text or float rounding.
     assert.deepEqual(costs.slice(0, 2), ['$0.00', '$0.000864']);
     for (let i = 1; i < costs.length; i++) assert.ok(micros(costs[i - 1]) <= micros(costs[i]), `${costs[i - 1]} <= ${costs[i]}`);
     await page.getByTestId('sort-today').click();
     assert.equal(await page.locator('th[aria-sort="descending"]').count(), 1);
-    costs = await page.locator('[data-testid="today-cost"]').allInnerTexts();
+    costs = (await allRows(page)).map((r) => r.today);
     for (let i = 1; i < costs.length; i++) assert.ok(micros(costs[i - 1]) >= micros(costs[i]), `${costs[i - 1]} >= ${costs[i]}`);
     assert.deepEqual(costs.slice(-2), ['$0.000864', '$0.00']);
     // Ties keep their order: every row has the same key state, so sorting by it is the identity.
     await page.getByTestId('sort-key').click();
-    const ids = await rowIds(page);
+    const ids = (await allRows(page)).map((r) => r.id);
     assert.deepEqual(ids, [...ids].sort());
     assert.equal(ids[0], 'client-001');
     await page.getByTestId('sort-client').click();
@@ -113,15 +160,17 @@ export async function overviewTests({ test, base, out, text }) {
 
   await test('200 rows: filter by host, state and alerts; search; clear', async (page) => {
     await page.goto(base + '?scenario=fleet-200');
-    await page.getByTestId('row-client-200').waitFor();
+    await page.getByTestId('row-client-001').waitFor();
     await page.getByTestId('filter-host').selectOption('waw1');
-    assert.equal(await page.locator('[data-testid^="row-"]').count(), 67);
+    assert.equal(await rowCount(page), 67);
     assert.equal(await text(page, '[data-testid="fleet-count"]'), '67 of 200 clients');
+    assert.equal((await allRows(page)).length, 67);
     await page.getByTestId('filter-alerts').selectOption('critical');
     assert.deepEqual(await rowIds(page), ['client-011', 'client-041', 'client-071', 'client-101', 'client-131', 'client-161', 'client-191']);
     await page.getByTestId('filter-clear').click();
-    assert.equal(await page.locator('[data-testid^="row-"]').count(), 200);
+    assert.equal(await rowCount(page), 200);
     await page.getByTestId('filter-state').selectOption('exited');
+    assert.equal(await rowCount(page), 8);
     assert.equal(await page.locator('[data-testid^="row-"]').count(), 8);
     await page.getByTestId('filter-state').selectOption('');
     await page.getByTestId('fleet-search').fill('client-19');
@@ -136,19 +185,21 @@ export async function overviewTests({ test, base, out, text }) {
     await page.getByTestId('filter-host').selectOption('fra1');
     await page.getByTestId('sort-client').click();
     await page.getByTestId('sort-client').click();
-    const ids = await rowIds(page);
+    const ids = (await allRows(page)).map((r) => r.id);
     assert.equal(ids.length, 66);
     assert.equal(ids[0], 'client-198');
     await page.screenshot({ path: join(out, 'overview-fleet-200-filtered.png') });
   });
 
-  await test('200 rows, narrow window: filter, and sort without column headers', async (page) => {
+  await test('200 rows, narrow window: cards rendered as scrolled to; filter, and sort without column headers', async (page) => {
     await page.goto(base + '?scenario=fleet-200');
-    await page.getByTestId('row-client-200').waitFor();
+    await page.getByTestId('row-client-001').waitFor();
     assert.ok(await page.getByTestId('sort-select').isVisible());
+    assert.ok((await page.locator('[data-testid^="row-"]').count()) < 30, 'cards are rendered as they come into view');
     await page.getByTestId('sort-select').selectOption('month');
     await page.getByTestId('sort-dir').click();
-    const months = await page.locator('[data-testid^="row-"] [data-label="Month / limit"]').evaluateAll((els) => els.map((e) => e.firstChild.textContent.trim()));
+    const months = (await allRows(page)).map((r) => r.month);
+    assert.equal(months.length, 200);
     for (let i = 1; i < months.length; i++) assert.ok(micros(months[i - 1]) >= micros(months[i]), `${months[i - 1]} >= ${months[i]}`);
     await page.getByTestId('filter-alerts').selectOption('warning');
     await page.screenshot({ path: join(out, 'overview-fleet-200-narrow.png') });
