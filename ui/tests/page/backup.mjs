@@ -63,6 +63,18 @@ export default async function backupTests({ test, base, out, text }) {
     await page.getByTestId('backup-ledger-behind').waitFor({ state: 'detached' });
   });
 
+  await test('backups: a ledger lost after a backup: the next reload drops the "Backed up" message and warns', async (page) => {
+    await open(page, 'backup-lost-later');
+    await page.getByTestId('backup-now').click();
+    await page.getByTestId('backup-message').waitFor();
+    assert.equal(await page.getByTestId('backup-ledger-behind').count(), 0);
+    await page.evaluate(() => { window.__ledgerLost = true; });
+    await page.getByTestId('dash-refresh').click();
+    await page.getByTestId('backup-ledger-behind').waitFor();
+    await page.getByTestId('backup-message').waitFor({ state: 'detached' });
+    assert.match(await text(page, '[data-testid="backup-ledger"]'), /on the tracker: 0 events/);
+  });
+
   await test('backups: a tracker in use refuses the restore, and says what to do', async (page) => {
     await open(page, 'backup-refused');
     await page.getByTestId('restore-0').click();

@@ -51,7 +51,9 @@ export function fixtures(scenario: string) {
     ? { available: false, rate: null, table_no: null, effective_date: null, stale: false, error: 'NBP did not answer within 8 s', pending: false }
     : { available: true, rate: '4.0000', table_no: '226/C/NBP/2026', effective_date: today, stale: false, error: null, pending: false };
   const dashboard = (id: string): Dashboard => ({
-    client_id: id, legal_name: id.toUpperCase() + ' Sp. z o.o.', markup: '1.3', live: true, pull_error: null, updated_at: now,
+    client_id: id, legal_name: id.toUpperCase() + ' Sp. z o.o.', markup: '1.3', live: true, pull_error: null,
+    // `backup-lost-later`: each reload is a new one, so the Backups panel reads its list again.
+    updated_at: scenario === 'backup-lost-later' ? new Date().toISOString() : now,
     today: { date: today, requests: 1234, tokens: 1234567, raw_cost_usd: '9.615384615', client_cost_usd: '12.5' },
     month_requests: 23456, month_tokens: 98765432, month_raw_cost_usd: '247.682', month_client_cost_usd: '321.987',
     daily_average_client_cost_usd: '13.999434782609', monthly_limit_usd: '500', days,

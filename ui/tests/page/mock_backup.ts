@@ -1,7 +1,8 @@
 // Mock replies of the Backups panel's commands (issue 14), typed with the generated wire
 // types. Scenarios: `backup-none` (no [backup] in the fleet file), `backup-refused` (the
 // tracker already holds events: the restore is refused as the Rust side words it),
-// `backup-lost` (the tracker's ledger is empty while the cache holds the month).
+// `backup-lost` (the tracker's ledger is empty while the cache holds the month),
+// `backup-lost-later` (the ledger is lost when the test sets `window.__ledgerLost`).
 import { emit } from '@tauri-apps/api/event';
 import type { BackupManifest, BackupOutcome, ClientBackups, RebuildReport, RestoreResult } from '../../src/lib/wire';
 
@@ -25,9 +26,11 @@ export async function backupMock(cmd: string, args: unknown, scenario: string): 
   const a = args as { clientId: string; file?: string; month?: string | null; withCache?: boolean };
   switch (cmd) {
     case 'backup_list': {
+      const lostLater = scenario === 'backup-lost-later' && (window as { __ledgerLost?: boolean }).__ledgerLost === true;
+      const lost = (scenario === 'backup-lost' && !restored) || lostLater;
       const ledger = {
-        month: '2026-12', tracker_events: scenario === 'backup-lost' && !restored ? 0 : 1240,
-        tracker_cost_usd: scenario === 'backup-lost' && !restored ? '0' : '320.5', tracker_error: null,
+        month: '2026-12', tracker_events: lost ? 0 : 1240,
+        tracker_cost_usd: lost ? '0' : '320.5', tracker_error: null,
         cache_events: 1240, cache_cost_usd: '320.5',
       };
       const r: ClientBackups = scenario === 'backup-none'
