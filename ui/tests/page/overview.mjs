@@ -18,39 +18,78 @@ export async function overviewTests({ test, base, out, text }) {
   const rowIds = (page) => page.locator('[data-testid^="row-"]').evaluateAll((els) => els.map((e) => e.dataset.testid.slice(4)));
   const rowCount = async (page) => Number(await page.getByTestId('fleet-table').getAttribute('aria-rowcount')) - 1;
   // The table renders only the rows in view (lib/rowWindow.ts): scroll through the page
-  // and collect every row by its aria-rowindex, asserting that none is skipped. Each step
-  // waits two frames: the scroll's re-render and the measuring after it.
+  // and collect every row by its aria-rowindex, asserting at each step that
+  // - the rendered rows cover the part of the table in view (no blank spacer shows),
+  // - a row in view moved by exactly the distance scrolled (nothing jumps: the view's
+  //   own correction is tested, the browser's scroll anchoring being off for the table),
+  // and at the end that no row was skipped and nothing raised an error (ResizeObserver
+  // loops are reported as window errors, not page errors: see `watchErrors`).
   const allRows = async (page) => {
     const byIndex = new Map();
     await page.evaluate(() => window.scrollTo(0, 0));
-    for (;;) {
-      const { seen, atEnd } = await page.evaluate(async () => {
-        await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
-        const seen = [...document.querySelectorAll('[data-testid^="row-"]')].map((tr) => ({
+    let ref = null;
+    for (let step = 0; ; step++) {
+      const r = await page.evaluate(async (ref) => {
+        // Until the page stops changing: the scroll's re-render, the measuring after it
+        // and any correction of the position settle within a few frames.
+        const state = () => `${window.scrollY}|${[...document.querySelectorAll('[data-testid^="row-"]')].map((tr) => tr.dataset.client + tr.getBoundingClientRect().top).join()}`;
+        let last = '';
+        for (let i = 0; i < 60; i++) {
+          await new Promise((r) => requestAnimationFrame(r));
+          const now = state();
+          if (now === last) break;
+          last = now;
+        }
+        const trs = [...document.querySelectorAll('[data-testid^="row-"]')];
+        const seen = trs.map((tr) => ({
           index: Number(tr.getAttribute('aria-rowindex')),
           id: tr.dataset.client,
           today: tr.querySelector('[data-testid="today-cost"]').innerText.trim(),
           month: tr.querySelector('[data-label="Month / limit"]').firstChild.textContent.trim(),
         }));
+        const tb = document.querySelector('[data-testid="fleet-table"] tbody').getBoundingClientRect();
+        const need = [Math.max(0, tb.top), Math.min(window.innerHeight, tb.bottom)];
+        const have = trs.length ? [trs[0].getBoundingClientRect().top, trs.at(-1).getBoundingClientRect().bottom] : need;
+        let moved = null;
+        if (ref) {
+          const el = document.querySelector(`[data-client="${ref.id}"]`);
+          moved = el ? { by: ref.top - el.getBoundingClientRect().top, scrolled: window.scrollY - ref.y } : { gone: ref.id };
+        }
+        // A row low in view now: still in view after the scroll below.
+        const next = trs.find((tr) => tr.getBoundingClientRect().top >= window.innerHeight * 0.7);
+        const nextRef = next ? { id: next.dataset.client, top: next.getBoundingClientRect().top, y: window.scrollY } : null;
         const atEnd = window.scrollY + window.innerHeight >= document.documentElement.scrollHeight - 1;
         window.scrollBy(0, Math.round(window.innerHeight * 0.7));
-        return { seen, atEnd };
-      });
-      for (const r of seen) {
-        const had = byIndex.get(r.index);
-        assert.ok(!had || had.id === r.id, `row ${r.index} was ${had?.id}, then ${r.id}`);
-        byIndex.set(r.index, r);
+        return { seen, need, have, moved, nextRef, atEnd };
+      }, ref);
+      assert.ok(r.have[0] <= r.need[0] + 1 && r.have[1] >= r.need[1] - 1,
+        `step ${step}: rows cover ${r.have.map(Math.round)} of the table's ${r.need.map(Math.round)} in view`);
+      if (r.moved) {
+        assert.ok(!r.moved.gone, `step ${step}: row ${r.moved.gone}, in view, is no longer rendered`);
+        assert.ok(Math.abs(r.moved.by - r.moved.scrolled) <= 1, `step ${step}: a row moved ${r.moved.by} px for ${r.moved.scrolled} px scrolled`);
       }
-      if (atEnd) break;
+      for (const x of r.seen) {
+        const had = byIndex.get(x.index);
+        assert.ok(!had || had.id === x.id, `row ${x.index} was ${had?.id}, then ${x.id}`);
+        byIndex.set(x.index, x);
+      }
+      ref = r.nextRef;
+      if (r.atEnd) break;
     }
     const n = await rowCount(page);
     assert.equal(byIndex.size, n, 'every row is rendered once scrolled to, and no other');
+    assert.deepEqual(await page.evaluate(() => window.__errors), [], 'no window errors');
     await page.evaluate(() => window.scrollTo(0, 0));
     return Array.from({ length: n }, (_, i) => {
       assert.ok(byIndex.has(i + 2), `row ${i + 2} was never rendered`);
       return byIndex.get(i + 2);
     });
   };
+  // Window errors (a ResizeObserver loop among them) are kept for `allRows` to check.
+  const watchErrors = (page) => page.addInitScript(() => {
+    window.__errors = [];
+    window.addEventListener('error', (e) => window.__errors.push(e.message));
+  });
 
   await test('fleet totals: today, month, profit in USD and PLN, credits, projection', async (page) => {
     await page.goto(base);
@@ -119,6 +158,7 @@ export async function overviewTests({ test, base, out, text }) {
   });
 
   await test('200 rows: only those in view are rendered; scrolled through, each once; sort by exact decimals both ways, stable', async (page) => {
+    await watchErrors(page);
     await page.goto(base + '?scenario=fleet-200');
     await page.getByTestId('row-client-001').waitFor();
     assert.equal(await text(page, '[data-testid="fleet-count"]'), '200 of 200 clients');
@@ -159,6 +199,7 @@ export async function overviewTests({ test, base, out, text }) {
   });
 
   await test('200 rows: filter by host, state and alerts; search; clear', async (page) => {
+    await watchErrors(page);
     await page.goto(base + '?scenario=fleet-200');
     await page.getByTestId('row-client-001').waitFor();
     await page.getByTestId('filter-host').selectOption('waw1');
@@ -192,6 +233,7 @@ export async function overviewTests({ test, base, out, text }) {
   });
 
   await test('200 rows, narrow window: cards rendered as scrolled to; filter, and sort without column headers', async (page) => {
+    await watchErrors(page);
     await page.goto(base + '?scenario=fleet-200');
     await page.getByTestId('row-client-001').waitFor();
     assert.ok(await page.getByTestId('sort-select').isVisible());
