@@ -30,16 +30,7 @@ export async function overviewTests({ test, base, out, text }) {
     let ref = null;
     for (let step = 0; ; step++) {
       const r = await page.evaluate(async (ref) => {
-        // Until the page stops changing: the scroll's re-render, the measuring after it
-        // and any correction of the position settle within a few frames.
-        const state = () => `${window.scrollY}|${[...document.querySelectorAll('[data-testid^="row-"]')].map((tr) => tr.dataset.client + tr.getBoundingClientRect().top).join()}`;
-        let last = '';
-        for (let i = 0; i < 60; i++) {
-          await new Promise((r) => requestAnimationFrame(r));
-          const now = state();
-          if (now === last) break;
-          last = now;
-        }
+        await window.__settle();
         const trs = [...document.querySelectorAll('[data-testid^="row-"]')];
         const seen = trs.map((tr) => ({
           index: Number(tr.getAttribute('aria-rowindex')),
@@ -47,9 +38,7 @@ export async function overviewTests({ test, base, out, text }) {
           today: tr.querySelector('[data-testid="today-cost"]').innerText.trim(),
           month: tr.querySelector('[data-label="Month / limit"]').firstChild.textContent.trim(),
         }));
-        const tb = document.querySelector('[data-testid="fleet-table"] tbody').getBoundingClientRect();
-        const need = [Math.max(0, tb.top), Math.min(window.innerHeight, tb.bottom)];
-        const have = trs.length ? [trs[0].getBoundingClientRect().top, trs.at(-1).getBoundingClientRect().bottom] : need;
+        const { need, have } = window.__cover();
         let moved = null;
         if (ref) {
           const el = document.querySelector(`[data-client="${ref.id}"]`);
@@ -85,11 +74,37 @@ export async function overviewTests({ test, base, out, text }) {
       return byIndex.get(i + 2);
     });
   };
-  // Window errors (a ResizeObserver loop among them) are kept for `allRows` to check.
+  // In the page, for `allRows` and the tests: window errors (a ResizeObserver loop among
+  // them) kept; `__settle()` waits until the page stops changing (the scroll's re-render,
+  // the measuring after it and any correction of the position settle within a few
+  // frames); `__cover()` is the part of the table in view (`need`) and the span of the
+  // rendered rows (`have`), in viewport px.
   const watchErrors = (page) => page.addInitScript(() => {
     window.__errors = [];
     window.addEventListener('error', (e) => window.__errors.push(e.message));
+    const rowsNow = () => [...document.querySelectorAll('[data-testid^="row-"]')];
+    window.__settle = async () => {
+      const state = () => `${window.scrollY}|${window.innerWidth}|${rowsNow().map((tr) => tr.dataset.client + tr.getBoundingClientRect().top).join()}`;
+      let last = '';
+      for (let i = 0; i < 60; i++) {
+        await new Promise((r) => requestAnimationFrame(r));
+        const now = state();
+        if (now === last) return;
+        last = now;
+      }
+    };
+    window.__cover = () => {
+      const trs = rowsNow();
+      const tb = document.querySelector('[data-testid="fleet-table"] tbody').getBoundingClientRect();
+      const need = [Math.max(0, tb.top), Math.min(window.innerHeight, tb.bottom)];
+      const have = trs.length ? [trs[0].getBoundingClientRect().top, trs.at(-1).getBoundingClientRect().bottom] : need;
+      return { need, have };
+    };
   });
+  const assertCovered = async (page, what) => {
+    const { need, have } = await page.evaluate(async () => { await window.__settle(); return window.__cover(); });
+    assert.ok(have[0] <= need[0] + 1 && have[1] >= need[1] - 1, `${what}: rows cover ${have.map(Math.round)} of the table's ${need.map(Math.round)} in view`);
+  };
 
   await test('fleet totals: today, month, profit in USD and PLN, credits, projection', async (page) => {
     await page.goto(base);
@@ -246,6 +261,23 @@ export async function overviewTests({ test, base, out, text }) {
     await page.getByTestId('filter-alerts').selectOption('warning');
     await page.screenshot({ path: join(out, 'overview-fleet-200-narrow.png') });
   }, narrow);
+
+  await test('200 rows: scrolled halfway, the window follows the window being narrowed to cards and widened again', async (page) => {
+    await watchErrors(page);
+    await page.goto(base + '?scenario=fleet-200');
+    await page.getByTestId('row-client-001').waitFor();
+    await page.evaluate(() => window.scrollTo(0, 6000));
+    await assertCovered(page, 'wide, scrolled');
+    // Cards are ~7 times as tall as rows: heights measured wide would leave the view blank.
+    await page.setViewportSize(narrow);
+    await assertCovered(page, 'narrowed');
+    await page.evaluate(() => window.scrollBy(0, 3000));
+    await assertCovered(page, 'narrow, scrolled');
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await assertCovered(page, 'widened again');
+    assert.ok((await page.locator('[data-testid^="row-"]').count()) <= 40);
+    assert.deepEqual(await page.evaluate(() => window.__errors), []);
+  });
 
   const openClient = async (page, scenario = '') => {
     await page.goto(base + scenario);
