@@ -2,7 +2,8 @@
 // `usage_export` with its progress events. Scenarios: `fleet-200` (200 clients on three
 // hosts), `totals-stale` (the display rate is the last known one), `no-credits` (no
 // management key), `usage-export-fail`, `outside-pending` (the first overview came before
-// NBP's and OpenRouter's answers; the next one has them).
+// NBP's and OpenRouter's answers; the next one has them), `widest-states` (the longest
+// badge of every column: the fleet table's columns have fixed widths).
 import { emit } from '@tauri-apps/api/event';
 import { row } from './fixtures';
 import type {
@@ -17,6 +18,20 @@ declare global {
 }
 
 const today = new Date().toISOString().slice(0, 10);
+
+/** The longest state of each badged column, one row each way of being long. */
+function widestRows(): FleetRow[] {
+  const base = row('restarting-client');
+  return [
+    row('restarting-client', {
+      container: { ...base.container!, state: 'restarting', health: 'unhealthy', restart_count: 1234 },
+      tracker_reachable: false, tracker_error: 'did not answer within 3000 ms', data_age_seconds: 93784,
+      last_sync_state: 'running', key_state: 'account_out_of_credits',
+    }),
+    row('another-client', { container: null, docker_error: 'ssh: connect to host hel1 port 22: Connection refused', last_sync_state: 'unknown', key_state: 'limit_reached' }),
+    row('third-client', { last_sync_state: 'error', key_state: 'unknown' }),
+  ];
+}
 
 /** 200 clients: hosts, states, costs and alerts varied so every sort and filter bites. */
 export function manyRows(): FleetRow[] {
@@ -70,7 +85,7 @@ export async function overviewMock(cmd: string, args: unknown, scenario: string,
   switch (cmd) {
     case 'fleet_overview': {
       overviews += 1;
-      const r = scenario === 'fleet-200' ? manyRows() : rows;
+      const r = scenario === 'fleet-200' ? manyRows() : scenario === 'widest-states' ? widestRows() : rows;
       const o: FleetOverview = { rows: r, totals: totals(scenario, r) };
       return o;
     }

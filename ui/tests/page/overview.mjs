@@ -172,6 +172,29 @@ export async function overviewTests({ test, base, out, text }) {
     assert.match(p, /exceeds on 2026-12-12/);
   });
 
+  await test('fixed columns: the longest state badges wrap between words inside their cells at 1280, 1000, 1450 and 1600 px', async (page) => {
+    await page.goto(base + '?scenario=widest-states');
+    await page.getByTestId('row-restarting-client').waitFor();
+    const overflowing = () => page.evaluate(() => [...document.querySelectorAll('[data-testid="fleet-table"] td .badge')]
+      .filter((b) => b.getBoundingClientRect().right > b.closest('td').getBoundingClientRect().right + 0.5)
+      .map((b) => b.textContent.trim()));
+    // Words stay whole: a one-word badge ("unreachable") is one line, as high as the lowest badge.
+    const brokenWords = () => page.evaluate(() => {
+      const badges = [...document.querySelectorAll('[data-testid="fleet-table"] td .badge')];
+      const line = Math.min(...badges.map((b) => b.getBoundingClientRect().height));
+      return badges.filter((b) => !/\s/.test(b.textContent.trim()) && b.getBoundingClientRect().height > line + 0.5).map((b) => b.textContent.trim());
+    });
+    assert.match(await text(page, '[data-testid="row-restarting-client"]'), /restarting · unhealthy[\s\S]*account out of credits/);
+    assert.deepEqual(await overflowing(), []);
+    assert.deepEqual(await brokenWords(), []);
+    await page.screenshot({ path: join(out, 'overview-widest-states.png') });
+    for (const width of [1000, 1450, 1600]) {
+      await page.setViewportSize({ width, height: 800 });
+      assert.deepEqual(await overflowing(), [], `at ${width} px`);
+      assert.deepEqual(await brokenWords(), [], `at ${width} px`);
+    }
+  });
+
   await test('200 rows: only those in view are rendered; scrolled through, each once; sort by exact decimals both ways, stable', async (page) => {
     await watchErrors(page);
     await page.goto(base + '?scenario=fleet-200');
